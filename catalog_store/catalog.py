@@ -1,0 +1,518 @@
+"""The public catalog API: series metadata, observations, batches and history.
+
+``AsyncCatalog`` is the engine's face for async code (the gateway);
+:class:`catalog_store.sync.Catalog` wraps it for scripts and crawlers. Every
+method that changes something is one atomic commit (see :mod:`catalog_store.commit`)
+and is safe while any number of other processes write to the same store.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import datetime as dt
+import logging
+import uuid
+from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pyarrow as pa
+
+from catalog_store import keys
+from catalog_store.changes import ChangeSet
+from catalog_store.commit import Committer, RetryPolicy, utc_now
+from catalog_store.datafiles import read_record
+from catalog_store.errors import (
+    AlreadyExistsError,
+    CatalogStoreError,
+    FormatError,
+    NotFoundError,
+    SeriesNotFoundError,
+    ValidationError,
+)
+from catalog_store.listing import Page, SeriesFilter, decode_cursor, iter_records, page
+from catalog_store.models import Series, SeriesSpec, check_series_id, parse_spec
+from catalog_store.observations import COLUMNS, bound, check_mode, normalize
+from catalog_store.operations import (
+    CompactSeries,
+    CreateSeries,
+    DeleteSeries,
+    Operation,
+    UpdateSeries,
+    WriteObservations,
+)
+from catalog_store.records import Manifest, StoreMarker, encode_json, to_series
+from catalog_store.snapshot import Snapshot, StoreReader
+from catalog_store.storage import Store, open_store
+from catalog_store.vintages import revisions
+
+log = logging.getLogger(__name__)
+
+AsOf = int | dt.datetime | None
+DEFAULT_SHARDS = 64
+DEFAULT_CACHE_BYTES = 256 * 2**20
+
+
+@dataclass(frozen=True)
+class CatalogOptions:
+    """Tuning of one open catalog. Every field has a safe default."""
+
+    #: Shards of a new store (fixed at ``init``); lookups read one shard.
+    shard_count: int = DEFAULT_SHARDS
+    #: Byte bound of the cache of decoded immutable objects.
+    cache_bytes: int = DEFAULT_CACHE_BYTES
+    #: How long "which version is latest" may be reused without asking the store.
+    #: 0 means every read sees every commit that landed before it started.
+    max_staleness: float = 0.0
+    #: A partition with more files than this is compacted after a write.
+    compact_threshold: int = 16
+    retry: RetryPolicy = field(default_factory=RetryPolicy)
+
+
+@dataclass(frozen=True)
+class VersionInfo:
+    """One entry of the catalog's history."""
+
+    version: int
+    committed_at: dt.datetime
+    commit_id: str
+    message: str
+    changes: Sequence[tuple[str, str]]
+    series_count: int
+    observation_count: int
+
+
+def version_info(manifest: Manifest) -> VersionInfo:
+    return VersionInfo(
+        manifest.version,
+        manifest.committed_at,
+        manifest.commit_id,
+        manifest.message,
+        manifest.changes,
+        manifest.series_count,
+        manifest.observation_count,
+    )
+
+
+class AsyncCatalog:
+    """A catalog of time series in one store. Use one instance per event loop."""
+
+    def __init__(self, store: Store, options: CatalogOptions | None = None) -> None:
+        self.options = options or CatalogOptions()
+        self.store = store
+        self.reader = StoreReader(store, self.options.cache_bytes, self.options.max_staleness)
+        self.committer = Committer(self.reader, self.options.retry)
+
+    # -- opening -----------------------------------------------------------------
+
+    @classmethod
+    async def open(
+        cls,
+        url: str | Path,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        create: bool = False,
+        options: CatalogOptions | None = None,
+    ) -> AsyncCatalog:
+        """Open the catalog at ``url``; with ``create=True`` initialise it if absent.
+
+        Raises FormatError if the store holds no catalog (and ``create`` is false)
+        or one of an unknown format. Concurrent creators are safe: the format
+        marker and version 0 are each created with put-if-absent.
+        """
+        catalog = cls(open_store(url, storage_options), options)
+        try:
+            try:
+                await catalog.reader.read_marker()
+            except FormatError:
+                if not create or await catalog.store.exists(keys.FORMAT_MARKER):
+                    raise
+                await catalog._initialise()
+            await catalog.reader.latest_version(refresh=True)
+        except BaseException:
+            await catalog.store.close()
+            raise
+        return catalog
+
+    async def _initialise(self) -> None:
+        marker = StoreMarker(
+            store_id=uuid.uuid4().hex, created_at=utc_now(), shard_count=self.options.shard_count
+        )
+        # Another process may initialise it at the same moment; then we use theirs.
+        with contextlib.suppress(AlreadyExistsError):
+            await self.store.put_if_absent(keys.FORMAT_MARKER, encode_json(marker))
+        marker = await self.reader.read_marker()
+        empty = Manifest(
+            version=0,
+            parent=None,
+            commit_id=marker.store_id,
+            committed_at=marker.created_at,
+            message="initialise catalog",
+            shard_count=marker.shard_count,
+            shards=[None] * marker.shard_count,
+            xid_shards=[None] * marker.shard_count,
+        )
+        with contextlib.suppress(AlreadyExistsError):
+            await self.store.put_if_absent(keys.manifest_key(0), encode_json(empty))
+
+    async def close(self) -> None:
+        """Finish background work and release the store's connections."""
+        await self.committer.drain()
+        await self.store.close()
+
+    # -- versions ----------------------------------------------------------------
+
+    async def version(self, refresh: bool = True) -> int:
+        """The newest committed version."""
+        return await self.reader.latest_version(refresh=refresh)
+
+    async def snapshot(self, as_of: AsOf = None) -> Snapshot:
+        """The catalog at ``as_of``: a version number, a UTC instant, or None for latest.
+
+        Raises ValidationError for a naive datetime or a negative version and
+        VersionNotFoundError for a version that does not exist.
+        """
+        if as_of is None:
+            version = await self.reader.latest_version()
+        elif isinstance(as_of, bool) or not isinstance(as_of, int | dt.datetime):
+            raise ValidationError("must be a version number or a UTC datetime", "as_of")
+        elif isinstance(as_of, int):
+            if as_of < 0:
+                raise ValidationError("a version is a non-negative integer", "as_of")
+            version = as_of
+        else:
+            if as_of.tzinfo is None:
+                raise ValidationError("naive datetime; give a UTC instant", "as_of")
+            version = await self.reader.version_at(as_of.astimezone(dt.UTC))
+        return Snapshot(self.reader, await self.reader.manifest(version))
+
+    async def history(self, limit: int = 50, before: int | None = None) -> list[VersionInfo]:
+        """Catalog versions, newest first: up to ``limit`` below ``before`` (exclusive)."""
+        if limit < 1:
+            raise ValidationError("must be at least 1", "limit")
+        top = await self.version() if before is None else before - 1
+        out = []
+        for version in range(top, max(top - limit, -1), -1):
+            out.append(version_info(await self.reader.manifest(version)))
+        return out
+
+    async def version_details(self, version: int) -> VersionInfo:
+        return version_info(await self.reader.manifest(version))
+
+    # -- metadata ------------------------------------------------------------------
+
+    async def create(self, spec: SeriesSpec | Mapping[str, Any], message: str = "") -> Series:
+        """Create a series. Raises ValidationError, SeriesExistsError, ExternalIdTakenError."""
+        op = CreateSeries(parse_spec(spec))
+        manifest = await self._commit([op], message or f"create {op.series_id}")
+        return await self._series_at(manifest, op.series_id)
+
+    async def get(self, series_id: str, as_of: AsOf = None) -> Series:
+        """The series at ``as_of``. Raises SeriesNotFoundError."""
+        check_series_id(series_id)
+        snapshot = await self.snapshot(as_of)
+        record = await snapshot.record(series_id)
+        if record is None:
+            raise SeriesNotFoundError(series_id, snapshot.version)
+        return to_series(record)
+
+    async def update(
+        self,
+        series_id: str,
+        changes: Mapping[str, Any],
+        expected_version: int | None = None,
+        message: str = "",
+    ) -> Series:
+        """Change metadata fields. With ``expected_version``, only if the series is still
+        at that version (else VersionMismatchError, a ConflictError)."""
+        check_series_id(series_id)
+        op = UpdateSeries(series_id, dict(changes), expected_version)
+        manifest = await self._commit([op], message or f"update {series_id}")
+        return await self._series_at(manifest, series_id)
+
+    async def delete(
+        self, series_id: str, expected_version: int | None = None, message: str = ""
+    ) -> int:
+        """Delete a series (its history stays readable as of earlier versions).
+
+        Returns the new catalog version. Raises SeriesNotFoundError, VersionMismatchError.
+        """
+        check_series_id(series_id)
+        op = DeleteSeries(series_id, expected_version)
+        return (await self._commit([op], message or f"delete {series_id}")).version
+
+    async def list(
+        self,
+        *,
+        source: str | None = None,
+        frequency: str | None = None,
+        tags: Iterable[str] = (),
+        text: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        as_of: AsOf = None,
+    ) -> Page:
+        """One page of series matching every given filter; ``next_cursor`` continues it.
+
+        A cursor pins the version its listing started at (and overrides ``as_of``).
+        Raises ValidationError for a bad limit, frequency or cursor.
+        """
+        flt = SeriesFilter(source, frequency, tuple(tags), text)
+        if cursor:
+            as_of = decode_cursor(cursor)[0]
+        return await page(await self.snapshot(as_of), flt, limit, cursor)
+
+    async def iter_series(
+        self, flt: SeriesFilter | None = None, as_of: AsOf = None
+    ) -> AsyncIterator[Series]:
+        """Stream every matching series at one version, one shard in memory at a time."""
+        snapshot = await self.snapshot(as_of)
+        async for _shard, record in iter_records(snapshot, flt or SeriesFilter()):
+            yield to_series(record)
+
+    async def find_by_external_id(
+        self, provider: str, external_id: str, as_of: AsOf = None
+    ) -> Series:
+        """The series carrying this external id. Raises SeriesNotFoundError."""
+        snapshot = await self.snapshot(as_of)
+        owner = await snapshot.owner_of(provider, external_id)
+        record = await snapshot.record(owner) if owner else None
+        if record is None:
+            raise SeriesNotFoundError(f"{provider}:{external_id}", snapshot.version)
+        return to_series(record)
+
+    # -- observations ----------------------------------------------------------------
+
+    async def write(
+        self,
+        series_id: str,
+        observations: Any = None,
+        mode: str = "append",
+        *,
+        start: dt.date | dt.datetime | None = None,
+        end: dt.date | dt.datetime | None = None,
+        expected_version: int | None = None,
+        message: str = "",
+    ) -> Series:
+        """Write observations of one series as one commit; return the series after it.
+
+        Modes: ``append`` (every date after the last one, else AppendOrderError),
+        ``upsert`` (rows replace earlier rows of the same date), ``replace_range``
+        (delete ``[start, end]`` then insert rows that lie inside it) and
+        ``delete_range``. Raises ValidationError (nothing written) for bad input.
+        """
+        check_series_id(series_id)
+        op = await self._write_op(series_id, observations, mode, start, end, expected_version, None)
+        manifest = await self._commit([op], message or f"{mode} {series_id}")
+        await self._maybe_compact([series_id], manifest)
+        return await self._series_at(manifest, series_id)
+
+    async def _write_op(
+        self,
+        series_id: str,
+        observations: Any,
+        mode: str,
+        start: dt.date | dt.datetime | None,
+        end: dt.date | dt.datetime | None,
+        expected_version: int | None,
+        frequency: str | None,
+    ) -> WriteObservations:
+        check_mode(mode)
+        if frequency is None:
+            frequency = (await self.get(series_id)).frequency
+        ranged = mode in ("replace_range", "delete_range")
+        if not ranged and (start is not None or end is not None):
+            raise ValidationError(
+                f"start and end apply to replace_range and delete_range, not {mode}", "start"
+            )
+        low, high = bound(start, frequency, False), bound(end, frequency, True)
+        if low is not None and high is not None and low > high:
+            raise ValidationError("start is after end", "start")
+        if mode == "delete_range":
+            if observations is not None:
+                raise ValidationError("delete_range takes no observations", "observations")
+            table = normalize(([], []), frequency)
+        else:
+            if observations is None:
+                raise ValidationError("observations are required", "observations")
+            table = normalize(observations, frequency)
+        if mode == "replace_range" and table.num_rows:
+            from catalog_store.observations import date_ints
+
+            ints = date_ints(table)
+            if (low is not None and ints[0] < low) or (high is not None and ints[-1] > high):
+                raise ValidationError(
+                    "every date of a replace_range must lie in [start, end]", "dates"
+                )
+        return WriteObservations(series_id, mode, table, frequency, low, high, expected_version)
+
+    async def read(
+        self,
+        series_id: str,
+        start: dt.date | dt.datetime | None = None,
+        end: dt.date | dt.datetime | None = None,
+        as_of: AsOf = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        """Observations in ``[start, end]`` as a table sorted by date, one row per date.
+
+        ``as_of`` (a version or UTC instant) gives the series exactly as it was then.
+        Raises SeriesNotFoundError, ValidationError, IntegrityError (damaged file).
+        """
+        check_series_id(series_id)
+        if columns is not None:
+            unknown = [c for c in columns if c not in COLUMNS]
+            if unknown:
+                raise ValidationError(f"unknown column {unknown[0]!r}", "columns")
+        snapshot = await self.snapshot(as_of)
+        record = await snapshot.record(series_id)
+        if record is None:
+            raise SeriesNotFoundError(series_id, snapshot.version)
+        low = bound(start, record.frequency, False)
+        high = bound(end, record.frequency, True)
+        table = await read_record(self.reader, record, low, high)
+        return table.select(list(columns)) if columns is not None else table
+
+    async def revisions(
+        self,
+        series_id: str,
+        start: dt.date | dt.datetime | None = None,
+        end: dt.date | dt.datetime | None = None,
+        first_release_only: bool = False,
+    ) -> pa.Table:
+        """Every value each date in ``[start, end]`` has had, with ``realtime_start`` and
+        ``realtime_end`` (null while current): the ALFRED view. Raises SeriesNotFoundError."""
+        check_series_id(series_id)
+        snapshot = await self.snapshot()
+        record = await snapshot.record(series_id)
+        frequency = record.frequency if record else "daily"
+        low, high = bound(start, frequency, False), bound(end, frequency, True)
+        return await revisions(self.reader, record, series_id, low, high, first_release_only)
+
+    async def compact(self, series_id: str, min_files: int = 2) -> int | None:
+        """Rewrite each partition of the series with ``min_files`` or more files into one.
+
+        Changes no value. Returns the new version, or None if nothing needed it.
+        """
+        check_series_id(series_id)
+        await self.get(series_id)
+        op = CompactSeries(series_id, min_files)
+        manifest = await self._commit([op], f"compact {series_id}", allow_empty=False)
+        return manifest.version if manifest else None
+
+    async def _maybe_compact(self, series_ids: Iterable[str], manifest: Manifest) -> None:
+        snapshot = Snapshot(self.reader, manifest)
+        crowded = []
+        for series_id in series_ids:
+            record = await snapshot.record(series_id)
+            if record is None:
+                continue
+            counts: dict[str, int] = {}
+            for f in record.files:
+                counts[f.partition] = counts.get(f.partition, 0) + 1
+            if counts and max(counts.values()) > self.options.compact_threshold:
+                crowded.append(CompactSeries(series_id, self.options.compact_threshold))
+        if not crowded:
+            return
+        try:
+            await self._commit(crowded, "compact", allow_empty=False)
+        except CatalogStoreError as exc:  # the write itself has landed; compaction can wait
+            log.warning("compaction after write skipped: %s", exc)
+
+    # -- batches -------------------------------------------------------------------
+
+    @asynccontextmanager
+    async def batch(self, message: str = "") -> AsyncIterator[Batch]:
+        """Collect changes to many series and commit them atomically on exit.
+
+        Nothing is visible until the block ends without an exception; then all of
+        it is, as one version. An exception inside the block commits nothing.
+        """
+        batch = Batch(self)
+        yield batch
+        if batch.operations:
+            manifest = await self._commit(
+                batch.operations, message or f"batch of {len(batch.operations)}"
+            )
+            batch.version = manifest.version
+            written = [op.series_id for op in batch.operations if isinstance(op, WriteObservations)]
+            await self._maybe_compact(dict.fromkeys(written), manifest)
+
+    # -- internals -------------------------------------------------------------------
+
+    async def _commit(
+        self, operations: Sequence[Operation], message: str, allow_empty: bool = True
+    ) -> Manifest:
+        written: dict[str, Any] = {}
+
+        async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Manifest:
+            changes = ChangeSet(base, commit_id, at, written)
+            for op in operations:
+                await op.apply(changes)
+            if not changes.changes and not allow_empty:
+                raise _NothingToCommit
+            return await changes.finish(message)
+
+        try:
+            return await self.committer.commit(build)
+        except _NothingToCommit:
+            return None  # type: ignore[return-value]
+
+    async def _series_at(self, manifest: Manifest, series_id: str) -> Series:
+        record = await Snapshot(self.reader, manifest).record(series_id)
+        if record is None:
+            raise NotFoundError(series_id)
+        return to_series(record)
+
+
+class _NothingToCommit(Exception):
+    pass
+
+
+class Batch:
+    """Changes gathered by :meth:`AsyncCatalog.batch`; validated as they are added."""
+
+    def __init__(self, catalog: AsyncCatalog) -> None:
+        self._catalog = catalog
+        self.operations: list[Operation] = []
+        self._created: dict[str, str] = {}
+        self.version: int | None = None
+
+    def create(self, spec: SeriesSpec | Mapping[str, Any]) -> None:
+        op = CreateSeries(parse_spec(spec))
+        self._created[op.series_id] = op.spec.frequency
+        self.operations.append(op)
+
+    def update(
+        self, series_id: str, changes: Mapping[str, Any], expected_version: int | None = None
+    ) -> None:
+        check_series_id(series_id)
+        self.operations.append(UpdateSeries(series_id, dict(changes), expected_version))
+
+    def delete(self, series_id: str, expected_version: int | None = None) -> None:
+        check_series_id(series_id)
+        self.operations.append(DeleteSeries(series_id, expected_version))
+
+    async def write(
+        self,
+        series_id: str,
+        observations: Any = None,
+        mode: str = "append",
+        *,
+        start: dt.date | dt.datetime | None = None,
+        end: dt.date | dt.datetime | None = None,
+        expected_version: int | None = None,
+    ) -> None:
+        check_series_id(series_id)
+        op = await self._catalog._write_op(
+            series_id,
+            observations,
+            mode,
+            start,
+            end,
+            expected_version,
+            self._created.get(series_id),
+        )
+        self.operations.append(op)

@@ -1,0 +1,156 @@
+"""A change set: the new state of the series one commit touches, built on a base.
+
+Operations (see :mod:`catalog_store.operations`) read and replace records through
+a :class:`ChangeSet`; :meth:`ChangeSet.finish` writes the touched shards as new
+immutable objects and returns the manifest of the next version. Untouched shards
+are carried over by reference, so a commit costs in proportion to its change.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from catalog_store import keys
+from catalog_store.records import (
+    Manifest,
+    SeriesRecord,
+    ShardRef,
+    encode_shard,
+    encode_xid_shard,
+    xid_key,
+)
+from catalog_store.snapshot import Snapshot
+from catalog_store.storage import Store
+
+
+class ChangeSet:
+    """Records changed by one commit attempt on top of ``base``."""
+
+    def __init__(
+        self,
+        base: Snapshot,
+        commit_id: str,
+        committed_at: dt.datetime,
+        written: dict[str, ShardRef],
+    ) -> None:
+        self.base = base
+        self.reader = base.reader
+        self.store: Store = base.reader.store
+        self.version = base.version + 1
+        self.commit_id = commit_id
+        self.committed_at = committed_at
+        self.shard_count = base.manifest.shard_count
+        self.changes: list[tuple[str, str]] = []
+        self.series_delta = 0
+        self.observation_delta = 0
+        self._records: dict[int, dict[str, SeriesRecord]] = {}
+        self._xids: dict[int, dict[str, str]] = {}
+        self._written = written  # sha256 -> ref, reused across attempts of one commit
+
+    async def _shard(self, series_id: str) -> dict[str, SeriesRecord]:
+        shard = keys.shard_of(series_id, self.shard_count)
+        if shard not in self._records:
+            base = await self.reader.records(self.base.manifest.shards[shard])
+            self._records[shard] = dict(base)
+        return self._records[shard]
+
+    async def get(self, series_id: str) -> SeriesRecord | None:
+        """The series as this change set has it so far, or None."""
+        return (await self._shard(series_id)).get(series_id)
+
+    async def put(self, record: SeriesRecord, operation: str, before: SeriesRecord | None) -> None:
+        """Store ``record``; ``before`` is what it replaces (None for a new series)."""
+        (await self._shard(record.id))[record.id] = record
+        self.changes.append((operation, record.id))
+        if before is None:
+            self.series_delta += 1
+        self.observation_delta += record.observation_count - (
+            before.observation_count if before else 0
+        )
+
+    async def remove(self, record: SeriesRecord, operation: str) -> None:
+        del (await self._shard(record.id))[record.id]
+        self.changes.append((operation, record.id))
+        self.series_delta -= 1
+        self.observation_delta -= record.observation_count
+
+    def stamp(self, record: SeriesRecord, **fields: Any) -> SeriesRecord:
+        """A new state of ``record`` changed in this commit."""
+        return msgspec.structs.replace(
+            record,
+            **fields,
+            version=self.version,
+            updated_at=self.committed_at,
+            previous_version=record.version,
+        )
+
+    async def _xid_shard(self, key: str) -> dict[str, str]:
+        shard = keys.shard_of(key, self.shard_count)
+        if shard not in self._xids:
+            base = await self.reader.xids(self.base.manifest.xid_shards[shard])
+            self._xids[shard] = dict(base)
+        return self._xids[shard]
+
+    async def xid_owner(self, provider: str, external_id: str) -> str | None:
+        key = xid_key(provider, external_id)
+        return (await self._xid_shard(key)).get(key)
+
+    async def set_xid(self, provider: str, external_id: str, owner: str | None) -> None:
+        key = xid_key(provider, external_id)
+        shard = await self._xid_shard(key)
+        if owner is None:
+            shard.pop(key, None)
+        else:
+            shard[key] = owner
+
+    async def _write(self, kind: str, shard: int, data: bytes, count: int) -> ShardRef | None:
+        if count == 0:
+            return None
+        digest = keys.checksum(data)
+        ref = self._written.get(digest)
+        if ref is None:
+            path = keys.shard_file_key(kind, shard)
+            await self.store.put(path, data)
+            ref = ShardRef(path=path, size=len(data), sha256=digest, count=count)
+            self._written[digest] = ref
+        return ref
+
+    async def finish(self, message: str) -> Manifest:
+        """Write the touched shards and return the manifest of ``self.version``."""
+        shards = list(self.base.manifest.shards)
+        xid_shards = list(self.base.manifest.xid_shards)
+
+        async def write_meta(shard: int, records: dict[str, SeriesRecord]) -> None:
+            ordered = [records[k] for k in sorted(records)]
+            shards[shard] = await self._write(
+                keys.META_DIR, shard, encode_shard(ordered), len(ordered)
+            )
+
+        async def write_xid(shard: int, pairs: dict[str, str]) -> None:
+            ordered = sorted(pairs.items())
+            xid_shards[shard] = await self._write(
+                keys.XID_DIR, shard, encode_xid_shard(ordered), len(ordered)
+            )
+
+        await asyncio.gather(
+            *(write_meta(s, r) for s, r in self._records.items()),
+            *(write_xid(s, p) for s, p in self._xids.items()),
+        )
+        base = self.base.manifest
+        return Manifest(
+            version=self.version,
+            parent=base.version,
+            commit_id=self.commit_id,
+            committed_at=self.committed_at,
+            message=message,
+            changes=self.changes,
+            series_count=base.series_count + self.series_delta,
+            observation_count=base.observation_count + self.observation_delta,
+            shard_count=self.shard_count,
+            shards=shards,
+            xid_shards=xid_shards,
+        )

@@ -1,0 +1,186 @@
+"""The commit protocol: immutable files first, then put-if-absent of manifest N+1.
+
+Whoever creates manifest ``N+1`` first has committed. A loser reloads, rebuilds its
+changes on the new state (each operation re-checks its own preconditions and raises
+a ConflictError when they no longer hold), and tries ``N+2``. This module holds the
+one retry loop of the engine: backoff with full jitter, bounded in attempts and in
+time. Every manifest carries a commit id, so a commit whose conditional put landed
+but whose response was lost is recognised when it is read back.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import logging
+import random
+import time
+import uuid
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from catalog_store import keys
+from catalog_store.errors import (
+    AlreadyExistsError,
+    CommitRetriesExhaustedError,
+    CommitStateUnknownError,
+    IntegrityError,
+    ObjectNotFoundError,
+    StorageError,
+    StorageUnavailableError,
+)
+from catalog_store.records import Manifest, decode_manifest, encode_json
+from catalog_store.snapshot import Snapshot, StoreReader
+
+log = logging.getLogger(__name__)
+
+#: Builds the manifest of ``base.version + 1`` from a base snapshot. It may write
+#: immutable objects; it raises ConflictError (or another typed error) to give up.
+Builder = Callable[[Snapshot, str, dt.datetime], Awaitable[Manifest]]
+
+
+@dataclass(frozen=True)
+class RetryPolicy:
+    """Limits of the commit retry loop."""
+
+    max_attempts: int = 200
+    max_seconds: float = 120.0
+    base_delay: float = 0.002
+    max_delay: float = 0.2
+
+    def delay(self, attempt: int) -> float:
+        """Full-jitter exponential backoff (uniform in [0, min(cap, base * 2^n)])."""
+        return random.uniform(0.0, min(self.max_delay, self.base_delay * 2 ** min(attempt, 16)))
+
+
+@dataclass
+class CommitStats:
+    """Counters a process can export as metrics."""
+
+    commits: int = 0
+    lost_races: int = 0
+    retries: int = 0
+    unknown_outcomes: int = 0
+    gave_up: int = 0
+    durations: list[float] = field(default_factory=list)
+
+
+def utc_now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class Committer:
+    """Runs commits against one store through its reader."""
+
+    def __init__(self, reader: StoreReader, policy: RetryPolicy | None = None) -> None:
+        self.reader = reader
+        self.store = reader.store
+        self.policy = policy or RetryPolicy()
+        self.stats = CommitStats()
+        self._hint_tasks: set[asyncio.Task[None]] = set()
+
+    async def commit(self, build: Builder) -> Manifest:
+        """Commit what ``build`` makes, retrying lost races; return the landed manifest.
+
+        Raises what ``build`` raises (ConflictError and subclasses when a
+        precondition no longer holds; nothing is then visible),
+        CommitRetriesExhaustedError when the limits are reached,
+        CommitStateUnknownError when a write failed and the outcome could not be
+        read back, and StorageError for permanent storage failures.
+        """
+        commit_id = uuid.uuid4().hex
+        started = time.monotonic()
+        unknown: set[int] = set()
+        attempt = 0
+        while True:
+            attempt += 1
+            landed = await self._settle_unknown(unknown, commit_id)
+            if landed is not None:
+                return self._landed(landed, started)
+            latest = await self.reader.latest_version(refresh=attempt > 1)
+            base = Snapshot(self.reader, await self.reader.manifest(latest))
+            committed_at = max(utc_now(), base.manifest.committed_at)
+            manifest = await build(base, commit_id, committed_at)
+            version = base.version + 1
+            key = keys.manifest_key(version)
+            try:
+                await self.store.put_if_absent(key, encode_json(manifest))
+                return self._landed(manifest, started)
+            except AlreadyExistsError:
+                ours = await self._read_if_ours(version, commit_id)
+                if ours is not None:
+                    return self._landed(ours, started)
+                self.stats.lost_races += 1
+                reason = f"lost the race for version {version} {attempt} times"
+            except StorageUnavailableError as exc:
+                self.stats.unknown_outcomes += 1
+                unknown.add(version)
+                reason = f"storage unavailable while writing version {version}: {exc}"
+            elapsed = time.monotonic() - started
+            if attempt >= self.policy.max_attempts or elapsed >= self.policy.max_seconds:
+                if unknown:
+                    landed = await self._settle_unknown(unknown, commit_id)
+                    if landed is not None:
+                        return self._landed(landed, started)
+                self.stats.gave_up += 1
+                if unknown:
+                    raise CommitStateUnknownError(
+                        f"commit {commit_id}: outcome of version(s) {sorted(unknown)} unknown "
+                        f"after {attempt} attempts; {reason}"
+                    )
+                raise CommitRetriesExhaustedError(
+                    f"{reason} ({attempt} attempts in {elapsed:.1f}s, "
+                    f"limits {self.policy.max_attempts} and {self.policy.max_seconds}s)"
+                )
+            self.stats.retries += 1
+            await asyncio.sleep(self.policy.delay(attempt))
+
+    async def _read_if_ours(self, version: int, commit_id: str) -> Manifest | None:
+        key = keys.manifest_key(version)
+        data = await self.store.get(key)
+        manifest = decode_manifest(data, key)
+        return manifest if manifest.commit_id == commit_id else None
+
+    async def _settle_unknown(self, unknown: set[int], commit_id: str) -> Manifest | None:
+        """Resolve versions whose write outcome is unknown: ours, someone else's, or absent.
+
+        An absent version stays a candidate only until we retry it: the next attempt
+        targets the same key (the latest is still below it), so a delayed write of
+        ours can never land beside a second copy of the same commit.
+        """
+        for version in sorted(unknown):
+            try:
+                ours = await self._read_if_ours(version, commit_id)
+            except ObjectNotFoundError:
+                unknown.discard(version)
+                continue
+            except (StorageError, IntegrityError):
+                continue
+            if ours is not None:
+                return ours
+            unknown.discard(version)
+        return None
+
+    def _landed(self, manifest: Manifest, started: float) -> Manifest:
+        self.stats.commits += 1
+        self.stats.durations.append(time.monotonic() - started)
+        if len(self.stats.durations) > 1000:
+            del self.stats.durations[:500]
+        self.reader.note_latest(manifest.version)
+        self.reader.cache_manifest(manifest)
+        task = asyncio.ensure_future(self._write_hint(manifest.version))
+        self._hint_tasks.add(task)
+        task.add_done_callback(self._hint_tasks.discard)
+        return manifest
+
+    async def _write_hint(self, version: int) -> None:
+        # Advisory only: readers probe forward from it, so a stale or lost hint is harmless.
+        try:
+            await self.store.put(keys.LATEST_HINT, str(version).encode())
+        except Exception as exc:  # noqa: BLE001 - best effort by design
+            log.debug("could not write the latest hint: %s", exc)
+
+    async def drain(self) -> None:
+        """Wait for background hint writes (before closing the store)."""
+        if self._hint_tasks:
+            await asyncio.gather(*self._hint_tasks, return_exceptions=True)

@@ -1,0 +1,162 @@
+"""The one error tree of fincat.
+
+Every error the engine raises derives from :class:`CatalogStoreError`. Backend
+exceptions (``OSError``, botocore) are translated at the storage boundary and never
+leak upward. Where a builtin with the same meaning exists, the error subclasses it
+too, so callers may catch either::
+
+    CatalogStoreError
+    ├── NotFoundError (LookupError)
+    │   ├── ObjectNotFoundError (FileNotFoundError)
+    │   ├── SeriesNotFoundError (KeyError)
+    │   └── VersionNotFoundError
+    ├── AlreadyExistsError (FileExistsError)
+    │   ├── SeriesExistsError
+    │   └── ExternalIdTakenError
+    ├── ValidationError (ValueError)            field at fault in ``.field``
+    ├── ConflictError                           the commit certainly did not land
+    │   ├── VersionMismatchError                stale expected version
+    │   ├── AppendOrderError                    append no longer follows the last date
+    │   └── CommitRetriesExhaustedError         too many lost races, ``.reason`` says why
+    ├── CommitStateUnknownError                 the commit may or may not have landed
+    ├── IntegrityError                          size or checksum mismatch, unparseable object
+    ├── StorageError
+    │   ├── StorageUnavailableError             transient: network, 5xx, timeouts
+    │   ├── StorageFullError                    ENOSPC, quota
+    │   ├── StoragePermissionError              403, EACCES, read-only file system
+    │   └── UnsupportedOperationError           the backend cannot do it atomically
+    └── FormatError                             unknown store format or version
+"""
+
+from __future__ import annotations
+
+
+class CatalogStoreError(Exception):
+    """Root of every error raised by fincat's storage engine."""
+
+
+class NotFoundError(CatalogStoreError, LookupError):
+    """Something asked for does not exist."""
+
+
+class ObjectNotFoundError(NotFoundError, FileNotFoundError):
+    """A key is absent from the store."""
+
+    def __init__(self, key: str) -> None:
+        super().__init__(f"object not found: {key}")
+        self.key = key
+
+
+class SeriesNotFoundError(NotFoundError, KeyError):
+    """No series with this id exists at the version read."""
+
+    def __init__(self, series_id: str, version: int | None = None) -> None:
+        at = f" at version {version}" if version is not None else ""
+        super().__init__(f"series not found: {series_id!r}{at}")
+        self.series_id = series_id
+        self.version = version
+
+    def __str__(self) -> str:  # KeyError would repr() the message
+        return str(self.args[0])
+
+
+class VersionNotFoundError(NotFoundError):
+    """The catalog has no version matching the request."""
+
+
+class AlreadyExistsError(CatalogStoreError, FileExistsError):
+    """A put-if-absent found the key taken, or an id is already in use."""
+
+
+class SeriesExistsError(AlreadyExistsError):
+    """A series with this id already exists."""
+
+    def __init__(self, series_id: str) -> None:
+        super().__init__(f"series already exists: {series_id!r}")
+        self.series_id = series_id
+
+
+class ExternalIdTakenError(AlreadyExistsError):
+    """An external id (provider, id) is already attached to another series."""
+
+    def __init__(self, provider: str, external_id: str, owner: str) -> None:
+        super().__init__(
+            f"external id {provider}:{external_id} already belongs to series {owner!r}"
+        )
+        self.field = f"external_ids.{provider}"
+        self.owner = owner
+
+
+class ValidationError(CatalogStoreError, ValueError):
+    """Bad input. ``field`` names the field at fault (dotted path), if any."""
+
+    def __init__(self, message: str, field: str | None = None) -> None:
+        super().__init__(f"{field}: {message}" if field else message)
+        self.field = field
+        self.message = message
+
+
+class ConflictError(CatalogStoreError):
+    """The commit lost to a concurrent one and certainly did not land."""
+
+
+class VersionMismatchError(ConflictError):
+    """An expected version no longer matches: someone else changed the series."""
+
+    def __init__(self, series_id: str, expected: int, actual: int | None) -> None:
+        super().__init__(f"series {series_id!r} is at version {actual}, expected {expected}")
+        self.series_id = series_id
+        self.expected = expected
+        self.actual = actual
+
+
+class AppendOrderError(ConflictError):
+    """An append's first date does not follow the series' last date."""
+
+    def __init__(self, series_id: str, first_new: object, last_existing: object) -> None:
+        super().__init__(
+            f"append to {series_id!r} starts at {first_new}, "
+            f"not after the last observation {last_existing}"
+        )
+        self.series_id = series_id
+        self.field = "dates"
+
+
+class CommitRetriesExhaustedError(ConflictError):
+    """The commit lost the race too often or for too long and gave up."""
+
+    def __init__(self, reason: str) -> None:
+        super().__init__(f"commit gave up: {reason}")
+        self.reason = reason
+
+
+class CommitStateUnknownError(CatalogStoreError):
+    """The commit write failed in a way that leaves its outcome unknown."""
+
+
+class IntegrityError(CatalogStoreError):
+    """An object's size or checksum does not match its record, or it cannot be parsed."""
+
+
+class StorageError(CatalogStoreError):
+    """The storage backend failed."""
+
+
+class StorageUnavailableError(StorageError):
+    """A transient failure: network error, timeout, 5xx. Safe to retry."""
+
+
+class StorageFullError(StorageError):
+    """The storage has no space left (ENOSPC, quota)."""
+
+
+class StoragePermissionError(StorageError, PermissionError):
+    """Access denied or the storage is read-only."""
+
+
+class UnsupportedOperationError(StorageError):
+    """The backend cannot perform the operation atomically, so it refuses."""
+
+
+class FormatError(CatalogStoreError):
+    """The store's format marker is missing, unknown or newer than this code."""

@@ -1,0 +1,54 @@
+"""Where things live in a store: key layout and stable hashing.
+
+See docs/storage-format.md. Series ids are case-sensitive but some file systems are
+not, so every path derived from an id carries a hash of the exact id: ``GDP`` and
+``gdp`` never share a directory.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+
+FORMAT_MARKER = "fincat.json"
+MANIFEST_DIR = "_manifests"
+LATEST_HINT = f"{MANIFEST_DIR}/_latest"
+META_DIR = "meta"
+XID_DIR = "xid"
+DATA_DIR = "data"
+
+
+def stable_hash(text: str) -> int:
+    """A 64-bit hash that is the same in every process, on every machine."""
+    return int.from_bytes(hashlib.blake2b(text.encode(), digest_size=8).digest(), "big")
+
+
+def shard_of(key: str, shard_count: int) -> int:
+    """The metadata shard that holds ``key``."""
+    return stable_hash(key) % shard_count
+
+
+def manifest_key(version: int) -> str:
+    """Key of the manifest of ``version``; zero-padded so keys sort by version."""
+    return f"{MANIFEST_DIR}/{version:020d}.json"
+
+
+def series_dir(series_id: str) -> str:
+    """Directory of a series' observation files, unique even on case-folding disks."""
+    return f"{DATA_DIR}/{series_id}~{stable_hash(series_id):016x}"
+
+
+def data_file_key(series_id: str, partition: str) -> str:
+    """A new, unique key for an observation file in ``partition`` (Hive-style)."""
+    middle = f"{partition}/" if partition else ""
+    return f"{series_dir(series_id)}/{middle}part-{uuid.uuid4().hex}.parquet"
+
+
+def shard_file_key(kind: str, shard: int) -> str:
+    """A new, unique key for one metadata or index shard object."""
+    return f"{kind}/{shard:05d}/{uuid.uuid4().hex}.msgpack"
+
+
+def checksum(data: bytes) -> str:
+    """The checksum recorded for every object a manifest references."""
+    return hashlib.sha256(data).hexdigest()

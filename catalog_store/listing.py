@@ -1,0 +1,125 @@
+"""Filtering and cursor pagination over metadata shards, one shard at a time.
+
+A listing walks shards in order and records within a shard by id, so memory grows
+with one shard and one page, never with the catalog. The cursor pins the version
+it started at: paging through a large catalog sees one consistent snapshot even
+while writers commit.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import json
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+
+from catalog_store.errors import ValidationError
+from catalog_store.models import FREQUENCIES, Series
+from catalog_store.records import SeriesRecord, to_series
+from catalog_store.snapshot import Snapshot
+
+MAX_PAGE = 1000
+
+
+@dataclass(frozen=True)
+class SeriesFilter:
+    """All given conditions must hold; ``tags`` must all be present."""
+
+    source: str | None = None
+    frequency: str | None = None
+    tags: tuple[str, ...] = ()
+    text: str | None = None
+    external_provider: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.frequency is not None and self.frequency not in FREQUENCIES:
+            raise ValidationError(
+                f"unknown frequency {self.frequency!r}; one of {', '.join(FREQUENCIES)}",
+                "frequency",
+            )
+        if self.text is not None:
+            object.__setattr__(self, "text", self.text.casefold())
+
+    def matches(self, record: SeriesRecord) -> bool:
+        if self.source is not None and record.source != self.source:
+            return False
+        if self.frequency is not None and record.frequency != self.frequency:
+            return False
+        if self.tags and not all(tag in record.tags for tag in self.tags):
+            return False
+        if self.external_provider is not None and self.external_provider not in record.external_ids:
+            return False
+        if self.text:
+            return (
+                self.text in record.id.casefold()
+                or self.text in record.title.casefold()
+                or self.text in record.description.casefold()
+            )
+        return True
+
+
+@dataclass(frozen=True)
+class Page:
+    """One page of a listing; pass ``next_cursor`` back for the next, None at the end."""
+
+    items: Sequence[Series]
+    next_cursor: str | None
+    version: int
+
+
+def encode_cursor(version: int, shard: int, after: str) -> str:
+    raw = json.dumps([version, shard, after], separators=(",", ":")).encode()
+    return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def decode_cursor(cursor: str) -> tuple[int, int, str]:
+    """Raises ValidationError (field ``cursor``) for anything this code did not make."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        version, shard, after = json.loads(base64.urlsafe_b64decode(padded.encode()))
+        if not (isinstance(version, int) and isinstance(shard, int) and isinstance(after, str)):
+            raise ValueError
+        if version < 0 or shard < 0:
+            raise ValueError
+    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
+        raise ValidationError("invalid cursor", "cursor") from None
+    return version, shard, after
+
+
+async def iter_records(
+    snapshot: Snapshot, flt: SeriesFilter, start_shard: int = 0, after: str = ""
+) -> AsyncIterator[tuple[int, SeriesRecord]]:
+    """Matching records from ``(start_shard, after)`` on, with their shard number."""
+    manifest = snapshot.manifest
+    for shard in range(start_shard, manifest.shard_count):
+        ref = manifest.shards[shard]
+        if ref is None:
+            continue
+        records = await snapshot.reader.records(ref)
+        for series_id in sorted(records) if shard == start_shard and after else records:
+            if shard == start_shard and after and series_id <= after:
+                continue
+            record = records[series_id]
+            if flt.matches(record):
+                yield shard, record
+
+
+async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | None) -> Page:
+    """One page of matching series at the snapshot's version."""
+    if not 1 <= limit <= MAX_PAGE:
+        raise ValidationError(f"must be between 1 and {MAX_PAGE}", "limit")
+    start_shard, after = 0, ""
+    if cursor:
+        _version, start_shard, after = decode_cursor(cursor)
+        if start_shard >= snapshot.manifest.shard_count:
+            raise ValidationError("invalid cursor", "cursor")
+    items: list[Series] = []
+    last: tuple[int, str] | None = None
+    async for shard, record in iter_records(snapshot, flt, start_shard, after):
+        if len(items) == limit:
+            assert last is not None
+            return Page(items, encode_cursor(snapshot.version, *last), snapshot.version)
+        items.append(to_series(record))
+        last = (shard, record.id)
+    return Page(items, None, snapshot.version)

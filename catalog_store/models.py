@@ -1,0 +1,230 @@
+"""Series metadata: what a user may set, what the engine derives, and every limit.
+
+Validation is pydantic v2 in strict mode: no silent coercion (a number is not a
+string, a naive datetime is not a UTC instant). :func:`validation_error` turns
+pydantic's report into fincat's :class:`~catalog_store.errors.ValidationError`
+naming the field at fault.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import re
+from collections.abc import Mapping
+from typing import Annotated, Any, Literal, get_args
+
+import pydantic
+from pydantic import AfterValidator, AwareDatetime, BaseModel, ConfigDict, Field, StringConstraints
+
+from catalog_store.errors import ValidationError
+
+Frequency = Literal[
+    "intraday",
+    "daily",
+    "business_daily",
+    "weekly",
+    "monthly",
+    "quarterly",
+    "semiannual",
+    "annual",
+    "irregular",
+]
+FREQUENCIES: tuple[str, ...] = get_args(Frequency)
+
+Partitioning = Literal["none", "decade", "year", "month"]
+PARTITIONINGS: tuple[str, ...] = get_args(Partitioning)
+
+#: The limits, in one place; docs/storage-format.md lists them for users.
+MAX_ID = 128
+MAX_TITLE = 500
+MAX_DESCRIPTION = 10_000
+MAX_NAME = 64
+MAX_UNITS = 128
+MAX_TAGS = 32
+MAX_EXTERNAL_IDS = 16
+MAX_EXTERNAL_ID = 256
+MAX_ATTRIBUTES = 64
+MAX_ATTRIBUTES_BYTES = 16_384
+
+SERIES_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
+NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+_SERIES_ID = re.compile(SERIES_ID_PATTERN, re.ASCII)
+_PRINTABLE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$", re.ASCII)
+
+
+def check_series_id(value: str) -> str:
+    """Return ``value`` if it is a valid series id, else raise ValidationError.
+
+    Ids are ASCII letters, digits, ``_ . -``; 1-128 characters; starting with a
+    letter or digit. ASCII only, so look-alike letters from other scripts and
+    control characters never enter a key.
+    """
+    if not isinstance(value, str):
+        raise ValidationError("series id must be a string", field="id")
+    if not _SERIES_ID.fullmatch(value):
+        raise ValidationError(
+            "must be 1-128 ASCII letters, digits, '_', '.', '-', starting with a letter or digit",
+            field="id",
+        )
+    return value
+
+
+def _check_id(value: str) -> str:
+    if not _SERIES_ID.fullmatch(value):
+        raise ValueError(
+            "must be 1-128 ASCII letters, digits, '_', '.', '-', starting with a letter or digit"
+        )
+    return value
+
+
+def _check_printable(value: str) -> str:
+    if not _PRINTABLE.fullmatch(value):
+        raise ValueError("must be printable ASCII without surrounding spaces")
+    return value
+
+
+def _check_unique(values: list[str]) -> list[str]:
+    if len(set(values)) != len(values):
+        raise ValueError("tags must be unique")
+    return values
+
+
+AttributeValue = str | int | float | bool | None
+
+
+def _check_attributes(values: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+    if len(values) > MAX_ATTRIBUTES:
+        raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
+    try:
+        size = len(json.dumps(values, allow_nan=False).encode())
+    except ValueError:
+        raise ValueError("attribute values must be finite numbers") from None
+    if size > MAX_ATTRIBUTES_BYTES:
+        raise ValueError(f"attributes take {size} bytes as JSON, more than {MAX_ATTRIBUTES_BYTES}")
+    return values
+
+
+SeriesId = Annotated[str, AfterValidator(_check_id)]
+Name = Annotated[str, StringConstraints(pattern=NAME_PATTERN)]
+ExternalId = Annotated[
+    str,
+    StringConstraints(min_length=1, max_length=MAX_EXTERNAL_ID),
+    AfterValidator(_check_printable),
+]
+Tags = Annotated[list[Name], Field(max_length=MAX_TAGS), AfterValidator(_check_unique)]
+ExternalIds = Annotated[dict[Name, ExternalId], Field(max_length=MAX_EXTERNAL_IDS)]
+Attributes = Annotated[
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)], AttributeValue],
+    AfterValidator(_check_attributes),
+]
+
+#: Fields a user sets. ``id`` never changes after creation.
+SPEC_FIELDS = (
+    "id",
+    "title",
+    "description",
+    "source",
+    "frequency",
+    "units",
+    "seasonal_adjustment",
+    "tags",
+    "external_ids",
+    "attributes",
+    "partitioning",
+)
+#: Fields the engine maintains; a user who sets one gets a ValidationError.
+DERIVED_FIELDS = (
+    "created_at",
+    "updated_at",
+    "version",
+    "first_date",
+    "last_date",
+    "observation_count",
+)
+
+
+class SeriesSpec(BaseModel):
+    """The metadata a user gives when creating or updating a series."""
+
+    model_config = ConfigDict(strict=True, extra="forbid", frozen=True)
+
+    id: SeriesId
+    frequency: Frequency
+    title: Annotated[str, StringConstraints(max_length=MAX_TITLE)] = ""
+    description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)] = ""
+    source: Annotated[
+        str, StringConstraints(pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63})?$")
+    ] = ""
+    units: Annotated[str, StringConstraints(max_length=MAX_UNITS)] = ""
+    seasonal_adjustment: Annotated[str, StringConstraints(max_length=MAX_NAME)] = ""
+    tags: Tags = Field(default_factory=list)
+    external_ids: ExternalIds = Field(default_factory=dict)
+    attributes: Attributes = Field(default_factory=dict)
+    #: Time partitioning of observation files; None picks the frequency's default.
+    partitioning: Partitioning | None = None
+
+
+class Series(SeriesSpec):
+    """A series as stored: the user's metadata plus what the engine derives.
+
+    ``version`` is the catalog version of the commit that last changed the series
+    (metadata or observations); it is the series' ETag. Dates are calendar dates,
+    or UTC instants for intraday series.
+    """
+
+    created_at: AwareDatetime
+    updated_at: AwareDatetime
+    version: int = Field(ge=1)
+    first_date: dt.date | AwareDatetime | None = None
+    last_date: dt.date | AwareDatetime | None = None
+    observation_count: int = Field(default=0, ge=0)
+
+    def spec(self) -> SeriesSpec:
+        """The user-settable part of this series."""
+        return SeriesSpec.model_construct(**{name: getattr(self, name) for name in SPEC_FIELDS})
+
+
+def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
+    """Turn a pydantic report into fincat's ValidationError naming the first bad field."""
+    problems = exc.errors(include_url=False)
+    first = problems[0]
+    field = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
+    details = "; ".join(
+        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in problems
+    )
+    error = ValidationError(details, field=field or None)
+    error.problems = [  # type: ignore[attr-defined]
+        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in problems
+    ]
+    return error
+
+
+def parse_spec(value: SeriesSpec | Mapping[str, Any]) -> SeriesSpec:
+    """Validate user metadata; raise ValidationError naming the field at fault."""
+    if isinstance(value, SeriesSpec):
+        return SeriesSpec.model_validate(value.model_dump())
+    if not isinstance(value, Mapping):
+        raise ValidationError("series metadata must be a mapping", field=None)
+    derived = [name for name in value if name in DERIVED_FIELDS]
+    if derived:
+        raise ValidationError("is maintained by the catalog and cannot be set", field=derived[0])
+    try:
+        return SeriesSpec.model_validate(dict(value))
+    except pydantic.ValidationError as exc:
+        raise validation_error(exc) from None
+
+
+def apply_changes(spec: SeriesSpec, changes: Mapping[str, Any]) -> SeriesSpec:
+    """Return ``spec`` with ``changes`` applied, validated as a whole.
+
+    Raises ValidationError if a change names the id, a derived field, an unknown
+    field, or makes the metadata invalid.
+    """
+    if not isinstance(changes, Mapping):
+        raise ValidationError("changes must be a mapping", field=None)
+    if "id" in changes and changes["id"] != spec.id:
+        raise ValidationError("a series id cannot change", field="id")
+    merged = spec.model_dump()
+    merged.update(changes)
+    return parse_spec(merged)

@@ -1,0 +1,354 @@
+"""Observation tables: validation at the boundary, partitions, Parquet, merging.
+
+Pure functions on pyarrow tables; no storage I/O. A table has two columns:
+``date`` (``date32``, or ``timestamp[us, UTC]`` for intraday series) and ``value``
+(``float64``, null for a missing observation), sorted by date, one row per date.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.parquet as pq
+
+from catalog_store.errors import IntegrityError, ValidationError
+
+DATE_TYPE = pa.date32()
+INSTANT_TYPE = pa.timestamp("us", tz="UTC")
+MIN_DATE = dt.date(1600, 1, 1)
+MAX_DATE = dt.date(2200, 12, 31)
+COLUMNS = ("date", "value")
+
+#: Default time partitioning by frequency, chosen by bench/partitions.py
+#: (docs/partitioning.md has the figures): few files per typical read.
+DEFAULT_PARTITIONING = {
+    "intraday": "month",
+    "daily": "decade",
+    "business_daily": "decade",
+    "weekly": "none",
+    "monthly": "none",
+    "quarterly": "none",
+    "semiannual": "none",
+    "annual": "none",
+    "irregular": "decade",
+}
+
+_WRITE_MODES = ("append", "upsert", "replace_range", "delete_range")
+WriteMode = str
+
+
+def schema_for(frequency: str) -> pa.Schema:
+    """The schema of a series' observation tables."""
+    date_type = INSTANT_TYPE if frequency == "intraday" else DATE_TYPE
+    return pa.schema([pa.field("date", date_type, nullable=False), pa.field("value", pa.float64())])
+
+
+def empty_table(frequency: str) -> pa.Table:
+    return schema_for(frequency).empty_table()
+
+
+def check_mode(mode: str) -> str:
+    if mode not in _WRITE_MODES:
+        raise ValidationError(
+            f"unknown write mode {mode!r}; one of {', '.join(_WRITE_MODES)}", "mode"
+        )
+    return mode
+
+
+def as_table(observations: Any) -> pa.Table:
+    """Accept a pyarrow Table, a pandas DataFrame or a ``(dates, values)`` pair."""
+    if isinstance(observations, pa.Table):
+        return observations
+    if isinstance(observations, tuple | list) and len(observations) == 2:
+        dates, values = observations
+        return _pair_table(dates, values)
+    module = type(observations).__module__
+    if module.startswith("pandas"):
+        frame = observations
+        if (
+            "date" not in frame.columns
+            and frame.index.name in ("date", None)
+            and "value" in frame.columns
+        ):
+            frame = frame.reset_index(names="date")
+        try:
+            return pa.Table.from_pandas(frame, preserve_index=False)
+        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            raise ValidationError(f"cannot read the DataFrame: {exc}", "observations") from None
+    raise ValidationError(
+        "observations must be a pyarrow Table, a pandas DataFrame or a (dates, values) pair",
+        "observations",
+    )
+
+
+def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
+    if len(dates) != len(values):
+        raise ValidationError(f"{len(dates)} dates but {len(values)} values", "values")
+    try:
+        date_array = dates if isinstance(dates, pa.Array | pa.ChunkedArray) else pa.array(dates)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise ValidationError(f"cannot read dates: {exc}", "dates") from None
+    try:
+        value_array = (
+            values
+            if isinstance(values, pa.Array | pa.ChunkedArray)
+            else pa.array(values, pa.float64())
+        )
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        raise ValidationError(f"values must be numbers or null: {exc}", "values") from None
+    return pa.table({"date": date_array, "value": value_array})
+
+
+def normalize(observations: Any, frequency: str) -> pa.Table:
+    """Validate observations for a series of ``frequency``; return them sorted.
+
+    Raises ValidationError naming the field (and the offending date) for: missing
+    columns, naive or non-UTC-convertible instants, dates out of 1600-01-01 ..
+    2200-12-31, dates that do not fit the frequency, duplicate dates, NaN or ±inf.
+    """
+    table = as_table(observations)
+    missing = [c for c in COLUMNS if c not in table.column_names]
+    if missing:
+        raise ValidationError(f"missing column {missing[0]!r}", missing[0])
+    extra = [c for c in table.column_names if c not in COLUMNS]
+    if extra:
+        raise ValidationError(f"unexpected column {extra[0]!r}", extra[0])
+    dates = _dates(table.column("date"), frequency)
+    values = _values(table.column("value"))
+    table = pa.table({"date": dates, "value": values}, schema=schema_for(frequency))
+    if dates.null_count:
+        raise ValidationError("dates must not be null", "dates")
+    order = pc.sort_indices(table, [("date", "ascending")])
+    table = table.take(order)
+    ints = date_ints(table)
+    if len(ints) > 1:
+        dup = np.flatnonzero(ints[1:] == ints[:-1])
+        if len(dup):
+            raise ValidationError(f"duplicate date {_show(table, int(dup[0]))}", "dates")
+    _check_range(table, ints, frequency)
+    _check_fits(table, ints, frequency)
+    _check_finite(table)
+    return table.combine_chunks()
+
+
+def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
+    kind = column.type
+    if frequency == "intraday":
+        if pa.types.is_timestamp(kind):
+            if kind.tz is None:
+                raise ValidationError(
+                    "naive timestamps are not allowed; give UTC instants", "dates"
+                )
+            return column.cast(INSTANT_TYPE)
+        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+            return _parse_strings(column, frequency)
+        raise ValidationError(f"intraday dates must be UTC timestamps, not {kind}", "dates")
+    if pa.types.is_date(kind):
+        return column.cast(DATE_TYPE)
+    if pa.types.is_timestamp(kind):
+        if kind.tz is not None:
+            raise ValidationError(
+                "dates of a non-intraday series are calendar dates, not instants", "dates"
+            )
+        as_dates = column.cast(pa.date32(), safe=False)
+        back = as_dates.cast(kind)
+        if not pc.all(pc.equal(back, column)).as_py():
+            raise ValidationError("dates must not carry a time of day", "dates")
+        return as_dates
+    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        return _parse_strings(column, frequency)
+    raise ValidationError(f"dates must be dates, not {kind}", "dates")
+
+
+def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
+    out: list[Any] = []
+    for text in column.to_pylist():
+        try:
+            if frequency == "intraday":
+                value = dt.datetime.fromisoformat(text)
+                if value.tzinfo is None:
+                    raise ValidationError(f"naive timestamp {text!r}; give a UTC offset", "dates")
+                out.append(value.astimezone(dt.UTC))
+            else:
+                out.append(dt.date.fromisoformat(text))
+        except (TypeError, ValueError):
+            raise ValidationError(f"not an ISO date: {text!r}", "dates") from None
+    return pa.chunked_array([pa.array(out, INSTANT_TYPE if frequency == "intraday" else DATE_TYPE)])
+
+
+def _values(column: pa.ChunkedArray) -> pa.ChunkedArray:
+    kind = column.type
+    if not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
+        raise ValidationError(f"values must be numbers or null, not {kind}", "values")
+    return column.cast(pa.float64())
+
+
+def date_ints(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The date column as int64: days since 1970-01-01, or microseconds for instants."""
+    column = table.column("date")
+    storage = pa.int64() if pa.types.is_timestamp(column.type) else pa.int32()
+    ints: np.ndarray[Any, np.dtype[np.int64]] = column.cast(storage).to_numpy().astype(np.int64)
+    return ints
+
+
+def _show(table: pa.Table, index: int) -> str:
+    return str(table.column("date")[index].as_py())
+
+
+def _check_range(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> None:
+    if not len(ints):
+        return
+    intraday = frequency == "intraday"
+    low = ordinal(MIN_DATE, intraday)
+    high = ordinal(MAX_DATE, intraday) + (86_400_000_000 - 1 if intraday else 0)
+    bad = np.flatnonzero((ints < low) | (ints > high))
+    if len(bad):
+        raise ValidationError(
+            f"date {_show(table, int(bad[0]))} is outside {MIN_DATE} .. {MAX_DATE}", "dates"
+        )
+
+
+def _check_fits(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> None:
+    if frequency in ("intraday", "daily", "weekly", "irregular") or not len(ints):
+        return
+    days = ints.astype("datetime64[D]")
+    if frequency == "business_daily":
+        weekday = (ints + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
+        bad = np.flatnonzero(weekday >= 5)
+        reason = "falls on a weekend, which a business-daily series has no observation for"
+    else:
+        months = days.astype("datetime64[M]")
+        first_of_month = months.astype("datetime64[D]") == days
+        month_index = months.astype(np.int64) % 12  # January is 0
+        step = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}[frequency]
+        bad = np.flatnonzero(~first_of_month | (month_index % step != 0))
+        reason = (
+            f"is not the first day of a {frequency.removesuffix('ly')} period (FRED's convention)"
+        )
+        if frequency == "annual":
+            reason = "is not January 1st, the first day of the year (FRED's convention)"
+    if len(bad):
+        raise ValidationError(f"date {_show(table, int(bad[0]))} {reason}", "dates")
+
+
+def _check_finite(table: pa.Table) -> None:
+    values = table.column("value")
+    finite = pc.is_finite(values)
+    bad = pc.and_(pc.invert(finite), pc.is_valid(values))
+    if pc.any(bad).as_py():
+        index = int(pc.index(bad, True).as_py())
+        raise ValidationError(
+            f"value {values[index].as_py()} at date {_show(table, index)} is not a finite number",
+            "values",
+        )
+
+
+_EPOCH = dt.date(1970, 1, 1)
+
+
+def ordinal(value: dt.date, intraday: bool) -> int:
+    """A calendar date as days since the epoch, or as microseconds at its midnight UTC."""
+    days = (value - _EPOCH).days
+    return days * 86_400_000_000 if intraday else days
+
+
+def bound(value: dt.date | dt.datetime | None, frequency: str, upper: bool) -> int | None:
+    """A user's range bound as an ordinal in the series' units; None stays None."""
+    if value is None:
+        return None
+    intraday = frequency == "intraday"
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            raise ValidationError("naive datetime; give a UTC instant", "end" if upper else "start")
+        if intraday:
+            return (value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
+        value = value.astimezone(dt.UTC).date()
+    if not isinstance(value, dt.date):
+        raise ValidationError("must be a date", "end" if upper else "start")
+    base = ordinal(value, intraday)
+    if intraday and upper:
+        return base + 86_400_000_000 - 1
+    return base
+
+
+def partitions_of(ints: np.ndarray[Any, Any], scheme: str, intraday: bool) -> list[str]:
+    """The Hive-style partition of each date (``decade=2010``, ``year=2013/month=04``)."""
+    if scheme == "none" or not len(ints):
+        return [""] * len(ints)
+    unit = "datetime64[us]" if intraday else "datetime64[D]"
+    stamps = ints.astype(unit)
+    years = stamps.astype("datetime64[Y]").astype(np.int64) + 1970
+    if scheme == "decade":
+        return [f"decade={y - y % 10}" for y in years.tolist()]
+    if scheme == "year":
+        return [f"year={y}" for y in years.tolist()]
+    months = stamps.astype("datetime64[M]").astype(np.int64) % 12 + 1
+    return [f"year={y}/month={m:02d}" for y, m in zip(years.tolist(), months.tolist(), strict=True)]
+
+
+def split_by_partition(table: pa.Table, scheme: str, intraday: bool) -> dict[str, pa.Table]:
+    """Split a sorted table into its partitions (each slice stays sorted)."""
+    labels = partitions_of(date_ints(table), scheme, intraday)
+    out: dict[str, pa.Table] = {}
+    start = 0
+    for i in range(1, len(labels) + 1):
+        if i == len(labels) or labels[i] != labels[start]:
+            out[labels[start]] = table.slice(start, i - start)
+            start = i
+    return out
+
+
+def encode_parquet(table: pa.Table) -> bytes:
+    """One immutable observation file. Statistics on, so engines can prune row groups."""
+    sink = io.BytesIO()
+    pq.write_table(table, sink, compression="zstd", compression_level=1, use_dictionary=False)
+    return sink.getvalue()
+
+
+def decode_parquet(data: bytes, path: str, frequency: str) -> pa.Table:
+    try:
+        table = pq.read_table(pa.BufferReader(data))
+    except (pa.ArrowException, OSError) as exc:
+        raise IntegrityError(f"{path}: not a readable Parquet file: {exc}") from None
+    if table.schema != schema_for(frequency):
+        raise IntegrityError(f"{path}: unexpected schema {table.schema}")
+    return table
+
+
+def merge(tables: Sequence[pa.Table], disjoint: bool) -> pa.Table:
+    """Combine a series' files, given in order of writing; the newest row per date wins.
+
+    ``disjoint`` promises that the tables' date ranges do not overlap and that
+    they are given in date order, which skips the de-duplication.
+    """
+    if len(tables) == 1:
+        return tables[0]
+    if disjoint:
+        return pa.concat_tables(tables).combine_chunks()
+    newest_first = pa.concat_tables(list(reversed(tables))).combine_chunks()
+    _unique, first_seen = np.unique(date_ints(newest_first), return_index=True)
+    return newest_first.take(pa.array(first_seen))
+
+
+def clip(table: pa.Table, low: int | None, high: int | None) -> pa.Table:
+    """Rows of a sorted table with ``low <= date <= high`` (inclusive; None is open)."""
+    if low is None and high is None:
+        return table
+    ints = date_ints(table)
+    start = 0 if low is None else int(np.searchsorted(ints, low, side="left"))
+    stop = len(ints) if high is None else int(np.searchsorted(ints, high, side="right"))
+    return table.slice(start, max(stop - start, 0))
+
+
+def drop_range(table: pa.Table, low: int | None, high: int | None) -> pa.Table:
+    """Rows of a sorted table outside ``[low, high]``."""
+    ints = date_ints(table)
+    start = 0 if low is None else int(np.searchsorted(ints, low, side="left"))
+    stop = len(ints) if high is None else int(np.searchsorted(ints, high, side="right"))
+    return pa.concat_tables([table.slice(0, start), table.slice(stop)])

@@ -1,0 +1,204 @@
+"""What the engine stores: manifests, metadata shards and their records.
+
+Pure data and (de)serialisation, no I/O. Manifests are JSON (small, readable, one
+per version); shards are MessagePack (fast to decode). Both are msgspec Structs, so
+decoding is typed and a malformed object raises IntegrityError.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Any
+
+import msgspec
+
+from catalog_store.errors import IntegrityError
+from catalog_store.keys import checksum
+from catalog_store.models import SPEC_FIELDS, Series
+
+MANIFEST_FORMAT = "fincat-manifest/1"
+STORE_FORMAT = "fincat/1"
+
+
+class ObjectRef(msgspec.Struct, frozen=True, kw_only=True):
+    """An immutable object a manifest or record references, with its check values."""
+
+    path: str
+    size: int
+    sha256: str
+
+
+class ShardRef(ObjectRef, frozen=True, kw_only=True):
+    """One metadata or index shard at some version; ``count`` entries."""
+
+    count: int
+
+
+class DataFile(ObjectRef, frozen=True, kw_only=True):
+    """One Parquet file of observations, in order of writing within a series.
+
+    ``lo``/``hi`` bound its dates: days since 1970-01-01, or microseconds since the
+    epoch (UTC) for intraday series.
+    """
+
+    partition: str
+    lo: int
+    hi: int
+    rows: int
+
+
+class SeriesRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A series in a metadata shard: metadata, derived fields and its live files."""
+
+    id: str
+    frequency: str
+    title: str = ""
+    description: str = ""
+    source: str = ""
+    units: str = ""
+    seasonal_adjustment: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    external_ids: dict[str, str] = msgspec.field(default_factory=dict)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    partitioning: str | None = None
+    created_at: dt.datetime
+    updated_at: dt.datetime
+    version: int
+    first: int | None = None
+    last: int | None = None
+    observation_count: int = 0
+    files: tuple[DataFile, ...] = ()
+    #: The catalog version at which this series last changed before ``version``;
+    #: following it walks the series' own history without reading every manifest.
+    previous_version: int | None = None
+
+
+class Manifest(msgspec.Struct, frozen=True, kw_only=True):
+    """The commit point of one catalog version: a full snapshot, not a delta."""
+
+    format: str = MANIFEST_FORMAT
+    version: int
+    parent: int | None
+    commit_id: str
+    committed_at: dt.datetime
+    message: str = ""
+    #: (operation, series id) for each change in this commit.
+    changes: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    series_count: int = 0
+    observation_count: int = 0
+    shard_count: int
+    shards: list[ShardRef | None]
+    xid_shards: list[ShardRef | None]
+
+
+class StoreMarker(msgspec.Struct, frozen=True, kw_only=True):
+    """``fincat.json``: written once when a store is initialised."""
+
+    format: str = STORE_FORMAT
+    store_id: str
+    created_at: dt.datetime
+    shard_count: int
+
+
+_json = msgspec.json.Encoder()
+_pack = msgspec.msgpack.Encoder()
+_manifest_decoder = msgspec.json.Decoder(Manifest)
+_marker_decoder = msgspec.json.Decoder(StoreMarker)
+_shard_decoder = msgspec.msgpack.Decoder(list[SeriesRecord])
+_xid_decoder = msgspec.msgpack.Decoder(list[tuple[str, str]])
+
+
+def encode_json(obj: Manifest | StoreMarker) -> bytes:
+    return _json.encode(obj)
+
+
+def decode_manifest(data: bytes, key: str) -> Manifest:
+    try:
+        manifest = _manifest_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise IntegrityError(f"manifest {key} cannot be parsed: {exc}") from None
+    if manifest.format != MANIFEST_FORMAT:
+        raise IntegrityError(f"manifest {key} has unknown format {manifest.format!r}")
+    return manifest
+
+
+def decode_marker(data: bytes) -> StoreMarker:
+    try:
+        return _marker_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise IntegrityError(f"store marker cannot be parsed: {exc}") from None
+
+
+def encode_shard(records: list[SeriesRecord]) -> bytes:
+    return _pack.encode(records)
+
+
+def decode_shard(data: bytes, ref: ObjectRef) -> list[SeriesRecord]:
+    verify(data, ref)
+    try:
+        return _shard_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise IntegrityError(f"shard {ref.path} cannot be parsed: {exc}") from None
+
+
+def encode_xid_shard(pairs: list[tuple[str, str]]) -> bytes:
+    return _pack.encode(pairs)
+
+
+def decode_xid_shard(data: bytes, ref: ObjectRef) -> list[tuple[str, str]]:
+    verify(data, ref)
+    try:
+        return _xid_decoder.decode(data)
+    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        raise IntegrityError(f"index shard {ref.path} cannot be parsed: {exc}") from None
+
+
+def verify(data: bytes, ref: ObjectRef) -> None:
+    """Raise IntegrityError unless ``data`` has the size and checksum ``ref`` records."""
+    if len(data) != ref.size:
+        raise IntegrityError(f"{ref.path}: size {len(data)}, recorded {ref.size}")
+    if checksum(data) != ref.sha256:
+        raise IntegrityError(f"{ref.path}: checksum mismatch")
+
+
+def xid_key(provider: str, external_id: str) -> str:
+    """Index key of an external id; the unit separator cannot occur in either part."""
+    return f"{provider}\x1f{external_id}"
+
+
+_EPOCH = dt.date(1970, 1, 1)
+_EPOCH_TS = dt.datetime(1970, 1, 1, tzinfo=dt.UTC)
+
+
+def to_ordinal(value: dt.date | dt.datetime, intraday: bool) -> int:
+    """A date as days since 1970-01-01, an instant as microseconds since the epoch."""
+    if intraday:
+        assert isinstance(value, dt.datetime)
+        return (value - _EPOCH_TS) // dt.timedelta(microseconds=1)
+    return (
+        (value - _EPOCH).days
+        if not isinstance(value, dt.datetime)
+        else (value.date() - _EPOCH).days
+    )
+
+
+def from_ordinal(value: int, intraday: bool) -> dt.date | dt.datetime:
+    """Inverse of :func:`to_ordinal`."""
+    if intraday:
+        return _EPOCH_TS + dt.timedelta(microseconds=value)
+    return _EPOCH + dt.timedelta(days=value)
+
+
+def to_series(record: SeriesRecord) -> Series:
+    """The public view of a stored record (trusted: it passed its checksum)."""
+    intraday = record.frequency == "intraday"
+    fields: dict[str, Any] = {name: getattr(record, name) for name in SPEC_FIELDS}
+    return Series.model_construct(
+        **fields,
+        created_at=record.created_at,
+        updated_at=record.updated_at,
+        version=record.version,
+        first_date=None if record.first is None else from_ordinal(record.first, intraday),
+        last_date=None if record.last is None else from_ordinal(record.last, intraday),
+        observation_count=record.observation_count,
+    )

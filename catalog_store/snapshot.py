@@ -1,0 +1,265 @@
+"""Reading the catalog at a version: manifests, shards and the byte-bounded cache.
+
+Everything a manifest references is immutable, so decoded objects are cached by
+key forever, evicted least-recently-used when the cache passes its byte bound. Only
+"which version is latest" changes; it is re-read when older than ``max_staleness``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from typing import Any, TypeVar
+
+import cachetools
+
+from catalog_store import keys
+from catalog_store.errors import (
+    FormatError,
+    IntegrityError,
+    ObjectNotFoundError,
+    VersionNotFoundError,
+)
+from catalog_store.records import (
+    STORE_FORMAT,
+    Manifest,
+    SeriesRecord,
+    ShardRef,
+    StoreMarker,
+    decode_manifest,
+    decode_marker,
+    decode_shard,
+    decode_xid_shard,
+    xid_key,
+)
+from catalog_store.storage import Store
+
+T = TypeVar("T")
+
+
+class ObjectCache:
+    """Decoded immutable objects by key, bounded by an estimate of their bytes."""
+
+    def __init__(self, max_bytes: int) -> None:
+        self._lru: cachetools.LRUCache[str, tuple[Any, int]] = cachetools.LRUCache(
+            maxsize=max(max_bytes, 1), getsizeof=lambda item: item[1]
+        )
+        self.max_bytes = max_bytes
+        self.hits = 0
+        self.misses = 0
+
+    @property
+    def current_bytes(self) -> int:
+        return int(self._lru.currsize)
+
+    def __len__(self) -> int:
+        return len(self._lru)
+
+    def put(self, key: str, value: object, nbytes: int) -> None:
+        if nbytes <= self.max_bytes:
+            self._lru[key] = (value, nbytes)
+
+    async def get_or_load(
+        self, key: str, load: Callable[[], Awaitable[T]], size: Callable[[T], int]
+    ) -> T:
+        found = self._lru.get(key)
+        if found is not None:
+            self.hits += 1
+            return found[0]  # type: ignore[no-any-return]
+        self.misses += 1
+        value = await load()
+        nbytes = size(value)
+        if nbytes <= self.max_bytes:
+            self._lru[key] = (value, nbytes)
+        return value
+
+
+def _manifest_size(manifest: Manifest) -> int:
+    return 400 + 120 * len(manifest.shards) + 60 * len(manifest.changes)
+
+
+def _estimate(records: dict[str, SeriesRecord]) -> int:
+    # A rough but proportional estimate; a precise deep size would cost more than the decode.
+    return 512 + sum(600 + 160 * len(r.files) for r in records.values())
+
+
+class StoreReader:
+    """Reads versions of one store. Safe to share between tasks of one event loop."""
+
+    def __init__(self, store: Store, cache_bytes: int, max_staleness: float) -> None:
+        self.store = store
+        self.cache = ObjectCache(cache_bytes)
+        self.max_staleness = max_staleness
+        self._latest: int | None = None
+        self._latest_checked = 0.0
+        self.marker: StoreMarker | None = None
+
+    async def read_marker(self) -> StoreMarker:
+        """Read and check ``fincat.json``. Raises FormatError if absent or unknown."""
+        try:
+            data = await self.store.get(keys.FORMAT_MARKER)
+        except ObjectNotFoundError:
+            raise FormatError(f"{self.store.url} is not a fincat store (no fincat.json)") from None
+        marker = decode_marker(data)
+        if marker.format != STORE_FORMAT:
+            raise FormatError(f"unsupported store format {marker.format!r}")
+        self.marker = marker
+        return marker
+
+    async def manifest(self, version: int) -> Manifest:
+        """The manifest of ``version``. Raises VersionNotFoundError if there is none."""
+        key = keys.manifest_key(version)
+
+        async def load() -> Manifest:
+            try:
+                data = await self.store.get(key)
+            except ObjectNotFoundError:
+                raise VersionNotFoundError(f"no catalog version {version}") from None
+            manifest = decode_manifest(data, key)
+            if manifest.version != version:
+                raise IntegrityError(f"{key} claims version {manifest.version}")
+            return manifest
+
+        return await self.cache.get_or_load(key, load, _manifest_size)
+
+    def cache_manifest(self, manifest: Manifest) -> None:
+        """Remember a manifest this process wrote, sparing a read."""
+        self.cache.put(keys.manifest_key(manifest.version), manifest, _manifest_size(manifest))
+
+    async def _exists(self, version: int) -> bool:
+        return await self.store.exists(keys.manifest_key(version))
+
+    def note_latest(self, version: int) -> None:
+        """Record a version known to exist (after our own commit)."""
+        if self._latest is None or version > self._latest:
+            self._latest = version
+        self._latest_checked = time.monotonic()
+
+    async def latest_version(self, refresh: bool = False) -> int:
+        """The newest committed version: the advisory hint, then probe forward.
+
+        Within ``max_staleness`` seconds of the last check the remembered answer
+        is returned without touching the store.
+        """
+        now = time.monotonic()
+        if (
+            not refresh
+            and self._latest is not None
+            and now - self._latest_checked <= self.max_staleness
+        ):
+            return self._latest
+        start = await self._hint()
+        if self._latest is not None:
+            start = max(start, self._latest)
+        if not await self._exists(start):
+            start = await self._search_from_zero()
+        version = start
+        while await self._exists(version + 1):
+            version += 1
+        self._latest = version
+        self._latest_checked = now
+        return version
+
+    async def _hint(self) -> int:
+        try:
+            return int((await self.store.get(keys.LATEST_HINT)).decode().strip())
+        except (ObjectNotFoundError, ValueError, UnicodeDecodeError):
+            return 0
+
+    async def _search_from_zero(self) -> int:
+        """Find the newest version without a hint: gallop, then bisect (O(log n) heads)."""
+        if not await self._exists(0):
+            raise FormatError(f"{self.store.url} has no version 0 manifest")
+        low, step = 0, 1
+        while await self._exists(low + step):
+            low, step = low + step, step * 2
+        high = low + step  # absent
+        while high - low > 1:
+            mid = (low + high) // 2
+            if await self._exists(mid):
+                low = mid
+            else:
+                high = mid
+        return low
+
+    async def version_at(self, instant: dt.datetime) -> int:
+        """The newest version committed at or before ``instant`` (UTC).
+
+        Commit times never decrease along the chain (the protocol makes sure), so a
+        binary search over manifests finds it. Raises VersionNotFoundError if the
+        catalog did not exist yet.
+        """
+        latest = await self.latest_version()
+        cache: dict[int, dt.datetime] = {}
+
+        async def time_of(version: int) -> dt.datetime:
+            if version not in cache:
+                cache[version] = (await self.manifest(version)).committed_at
+            return cache[version]
+
+        if await time_of(0) > instant:
+            raise VersionNotFoundError(f"the catalog did not exist at {instant.isoformat()}")
+        low, high = 0, latest
+        while low < high:
+            mid = (low + high + 1) // 2
+            if await time_of(mid) <= instant:
+                low = mid
+            else:
+                high = mid - 1
+        return low
+
+    async def records(self, ref: ShardRef | None) -> dict[str, SeriesRecord]:
+        """The records of one metadata shard, by id (empty for an empty shard)."""
+        if ref is None:
+            return {}
+
+        async def load() -> dict[str, SeriesRecord]:
+            data = await self.store.get(ref.path)
+            decoded = await _decode_off_loop(data, lambda: decode_shard(data, ref))
+            return {r.id: r for r in decoded}
+
+        return await self.cache.get_or_load(ref.path, load, _estimate)
+
+    async def xids(self, ref: ShardRef | None) -> dict[str, str]:
+        """One external-id index shard: ``provider\\x1fid`` -> series id."""
+        if ref is None:
+            return {}
+
+        async def load() -> dict[str, str]:
+            data = await self.store.get(ref.path)
+            return dict(decode_xid_shard(data, ref))
+
+        return await self.cache.get_or_load(ref.path, load, lambda d: 256 + 120 * len(d))
+
+
+async def _decode_off_loop(data: bytes, decode: Callable[[], T]) -> T:
+    # Small shards decode faster than a thread hop costs; large ones must not stall the loop.
+    if len(data) < 256 * 1024:
+        return decode()
+    return await asyncio.to_thread(decode)
+
+
+@dataclass(frozen=True)
+class Snapshot:
+    """The catalog as of one version."""
+
+    reader: StoreReader
+    manifest: Manifest
+
+    @property
+    def version(self) -> int:
+        return self.manifest.version
+
+    async def record(self, series_id: str) -> SeriesRecord | None:
+        """The series' record at this version, or None."""
+        shard = keys.shard_of(series_id, self.manifest.shard_count)
+        return (await self.reader.records(self.manifest.shards[shard])).get(series_id)
+
+    async def owner_of(self, provider: str, external_id: str) -> str | None:
+        """The series holding this external id at this version, or None."""
+        key = xid_key(provider, external_id)
+        shard = keys.shard_of(key, self.manifest.shard_count)
+        return (await self.reader.xids(self.manifest.xid_shards[shard])).get(key)

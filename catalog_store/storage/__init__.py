@@ -1,0 +1,53 @@
+"""Storage backends behind one async interface, opened from a URL."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from pathlib import Path
+from typing import Any
+from urllib.parse import unquote, urlparse
+
+from catalog_store.errors import UnsupportedOperationError, ValidationError
+from catalog_store.storage.base import ObjectInfo, Store, check_key
+from catalog_store.storage.local import LocalStore
+from catalog_store.storage.memory import MemoryStore, drop_memory_store
+
+__all__ = [
+    "LocalStore",
+    "MemoryStore",
+    "ObjectInfo",
+    "Store",
+    "check_key",
+    "drop_memory_store",
+    "open_store",
+]
+
+
+def open_store(url: str | Path, storage_options: Mapping[str, Any] | None = None) -> Store:
+    """Open the store a URL names.
+
+    Accepted: a plain path or ``file://`` URL, ``memory://name``, and
+    ``s3://bucket/prefix``. ``storage_options`` go to the backend (for S3: endpoint,
+    credentials, region; the AWS environment variables fill in the rest).
+    Raises ValidationError for a malformed URL and UnsupportedOperationError for a
+    scheme no backend handles atomically.
+    """
+    text = str(url)
+    if not text:
+        raise ValidationError("store URL is empty", field="url")
+    parsed = urlparse(text)
+    scheme = parsed.scheme.lower()
+    if scheme in ("", "file") or (len(scheme) == 1 and text[1:3] in (":\\", ":/")):
+        path = unquote(parsed.path) if scheme == "file" else text
+        return LocalStore(path)
+    if scheme == "memory":
+        return MemoryStore((parsed.netloc + parsed.path).strip("/"))
+    if scheme in ("s3", "s3a"):
+        if not parsed.netloc:
+            raise ValidationError("s3 URL needs a bucket: s3://bucket/prefix", field="url")
+        from catalog_store.storage.s3 import S3Store
+
+        return S3Store(parsed.netloc, parsed.path, storage_options)
+    raise UnsupportedOperationError(
+        f"no backend for {scheme!r} URLs with atomic create; use a path, memory:// or s3://"
+    )

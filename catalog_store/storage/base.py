@@ -1,0 +1,105 @@
+"""The storage interface every backend implements.
+
+Keys are relative, ``/``-separated paths (``_manifests/00000000000000000042.json``).
+Every method is a coroutine; backends translate their own exceptions into
+:mod:`catalog_store.errors` before they reach the caller.
+"""
+
+from __future__ import annotations
+
+import re
+from abc import ABC, abstractmethod
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from datetime import datetime
+
+from catalog_store.errors import ValidationError
+
+_KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.=~-]+$", re.ASCII)
+
+
+@dataclass(frozen=True, slots=True)
+class ObjectInfo:
+    """What a store knows about one object without reading it."""
+
+    key: str
+    size: int
+    modified: datetime | None = None
+
+
+def check_key(key: str) -> str:
+    """Return ``key`` if it is a safe relative key, else raise ValidationError.
+
+    A key never escapes the store root: no empty segment, no ``.`` or ``..``,
+    no absolute path, only a conservative set of characters.
+    """
+    if not key or key.startswith("/") or key.endswith("/"):
+        raise ValidationError(f"invalid storage key {key!r}", field="key")
+    for segment in key.split("/"):
+        if segment in (".", "..") or not _KEY_SEGMENT.match(segment):
+            raise ValidationError(f"invalid storage key {key!r}", field="key")
+    return key
+
+
+class Store(ABC):
+    """An object store with atomic create.
+
+    Concurrency: ``put_if_absent`` is the only synchronisation primitive. It is
+    atomic across threads, processes and machines sharing the store: of any number
+    of concurrent creators of one key, exactly one succeeds.
+    """
+
+    #: URL the store was opened from, without credentials.
+    url: str
+
+    @abstractmethod
+    async def get(self, key: str) -> bytes:
+        """Return the object's bytes.
+
+        Raises ObjectNotFoundError if the key is absent, StorageError on failure.
+        """
+
+    @abstractmethod
+    async def head(self, key: str) -> ObjectInfo:
+        """Return the object's size (and modification time where known).
+
+        Raises ObjectNotFoundError if the key is absent.
+        """
+
+    async def exists(self, key: str) -> bool:
+        """Tell whether the key is present."""
+        from catalog_store.errors import ObjectNotFoundError
+
+        try:
+            await self.head(key)
+        except ObjectNotFoundError:
+            return False
+        return True
+
+    @abstractmethod
+    async def put(self, key: str, data: bytes) -> None:
+        """Write the object, replacing any existing one atomically.
+
+        A reader sees the old bytes or the new bytes, never a mixture. Safe to
+        repeat. Only the advisory "latest" hint is ever overwritten.
+        """
+
+    @abstractmethod
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        """Create the object only if the key is absent.
+
+        Raises AlreadyExistsError if the key exists (including when an earlier
+        attempt of the same call landed but its response was lost: the caller
+        reads the object back to tell). Atomic across processes and machines.
+        """
+
+    @abstractmethod
+    def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        """Yield every object whose key starts with ``prefix``, in no set order."""
+
+    @abstractmethod
+    async def delete(self, key: str) -> None:
+        """Delete the object. Deleting an absent key is not an error (repeat-safe)."""
+
+    async def close(self) -> None:  # noqa: B027 - optional hook
+        """Release connections. The store must not be used afterwards."""

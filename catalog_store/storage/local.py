@@ -1,0 +1,161 @@
+"""A store in a local directory.
+
+Atomic create: write a uniquely named temp file beside the target, fsync it, then
+``os.link`` it to the final name; the link fails if the name exists, which the
+kernel decides atomically. fsspec's ``pipe_file(mode="create")`` is
+check-then-write and would let two writers win, so it is not used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import contextlib
+import errno
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime
+from pathlib import Path
+
+from catalog_store.errors import (
+    AlreadyExistsError,
+    ObjectNotFoundError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
+    StorageUnavailableError,
+)
+from catalog_store.storage.base import ObjectInfo, Store, check_key
+
+_TMP_SUFFIX = ".tmp"
+_PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
+_FULL = {errno.ENOSPC, errno.EDQUOT}
+_TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY}
+
+
+@contextlib.contextmanager
+def translate_os_errors(key: str) -> Iterator[None]:
+    """Turn OSError into fincat's error tree; the one place that does it."""
+    try:
+        yield
+    except FileNotFoundError:
+        raise ObjectNotFoundError(key) from None
+    except FileExistsError:
+        raise AlreadyExistsError(f"object exists: {key}") from None
+    except OSError as exc:
+        if exc.errno in _FULL:
+            raise StorageFullError(f"no space left writing {key}: {exc}") from exc
+        if exc.errno in _PERMISSION:
+            raise StoragePermissionError(f"not permitted on {key}: {exc}") from exc
+        if exc.errno in _TRANSIENT:
+            raise StorageUnavailableError(f"{key}: {exc}") from exc
+        raise StorageError(f"{key}: {exc}") from exc
+
+
+def _write_temp(directory: Path, data: bytes) -> Path:
+    """Write ``data`` to a new fsynced temp file in ``directory`` and return its path."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{uuid.uuid4().hex}{_TMP_SUFFIX}"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+    try:
+        view = memoryview(data)
+        while view:
+            view = view[os.write(fd, view) :]
+        os.fsync(fd)
+    except BaseException:
+        os.close(fd)
+        tmp.unlink(missing_ok=True)
+        raise
+    os.close(fd)
+    return tmp
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+class LocalStore(Store):
+    """Objects as files under ``root``; blocking I/O runs in worker threads."""
+
+    def __init__(self, root: str | os.PathLike[str]) -> None:
+        self.root = Path(root).expanduser().resolve()
+        self.url = self.root.as_uri()
+
+    def _path(self, key: str) -> Path:
+        return self.root / check_key(key)
+
+    async def get(self, key: str) -> bytes:
+        path = self._path(key)
+        with translate_os_errors(key):
+            return await asyncio.to_thread(path.read_bytes)
+
+    async def head(self, key: str) -> ObjectInfo:
+        path = self._path(key)
+        with translate_os_errors(key):
+            st = await asyncio.to_thread(os.stat, path)
+        return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+
+    async def put(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        with translate_os_errors(key):
+            await asyncio.to_thread(self._replace, path, data)
+
+    @staticmethod
+    def _replace(path: Path, data: bytes) -> None:
+        tmp = _write_temp(path.parent, data)
+        try:
+            os.replace(tmp, path)
+        except BaseException:
+            tmp.unlink(missing_ok=True)
+            raise
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        with translate_os_errors(key):
+            await asyncio.to_thread(self._link, path, data)
+
+    @staticmethod
+    def _link(path: Path, data: bytes) -> None:
+        tmp = _write_temp(path.parent, data)
+        try:
+            os.link(tmp, path)
+        finally:
+            tmp.unlink(missing_ok=True)
+        _fsync_dir(path.parent)
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        # Walk only the deepest directory the prefix names, not the whole root.
+        base = self.root / prefix.rsplit("/", 1)[0] if "/" in prefix else self.root
+        with translate_os_errors(prefix):
+            infos = await asyncio.to_thread(self._walk, base, prefix)
+        for info in infos:
+            yield info
+
+    def _walk(self, base: Path, prefix: str) -> builtins.list[ObjectInfo]:
+        found: builtins.list[ObjectInfo] = []
+        if not base.is_dir():
+            return found
+        for dirpath, _dirs, files in os.walk(base):
+            for name in files:
+                if name.startswith(".") and name.endswith(_TMP_SUFFIX):
+                    continue
+                full = Path(dirpath) / name
+                key = full.relative_to(self.root).as_posix()
+                if not key.startswith(prefix):
+                    continue
+                with contextlib.suppress(FileNotFoundError):
+                    st = full.stat()
+                    found.append(
+                        ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+                    )
+        return found
+
+    async def delete(self, key: str) -> None:
+        path = self._path(key)
+        with translate_os_errors(key):
+            await asyncio.to_thread(path.unlink, missing_ok=True)

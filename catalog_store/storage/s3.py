@@ -1,0 +1,142 @@
+"""A store on S3-compatible object storage, through s3fs.
+
+Atomic create is ``PutObject`` with ``If-None-Match: *``: the service decides, and a
+loser gets 412. Manifests are small and always go in one request, because s3fs
+drops conditional headers on multipart uploads. A 409 (ConditionalRequestConflict)
+is transient; a timeout or 5xx on a conditional put leaves the outcome unknown,
+which the commit protocol settles by reading the object back.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator, Mapping
+from datetime import datetime
+from typing import Any
+
+from botocore.exceptions import BotoCoreError, ClientError
+from s3fs import S3FileSystem
+
+from catalog_store.errors import (
+    AlreadyExistsError,
+    ObjectNotFoundError,
+    StorageError,
+    StorageFullError,
+    StoragePermissionError,
+    StorageUnavailableError,
+)
+from catalog_store.storage.base import ObjectInfo, Store, check_key
+
+_NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
+_PERMISSION_CODES = {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId"}
+_FULL_CODES = {"QuotaExceeded", "EntityTooLarge", "507"}
+
+
+def _client_error(exc: BaseException) -> ClientError | None:
+    seen: BaseException | None = exc
+    while seen is not None:
+        if isinstance(seen, ClientError):
+            return seen
+        seen = seen.__cause__
+    return None
+
+
+@contextlib.contextmanager
+def translate_s3_errors(key: str) -> Iterator[None]:
+    """Turn botocore, aiohttp and s3fs errors into fincat's tree, in one place."""
+    try:
+        yield
+    except (TimeoutError, ConnectionError, BotoCoreError) as exc:
+        raise StorageUnavailableError(f"{key}: {type(exc).__name__}: {exc}") from exc
+    except (OSError, ClientError) as exc:
+        client = _client_error(exc)
+        code = ""
+        status = 0
+        if client is not None:
+            code = str(client.response.get("Error", {}).get("Code", ""))
+            status = int(client.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if isinstance(exc, FileNotFoundError) or code in _NOT_FOUND_CODES or status == 404:
+            raise ObjectNotFoundError(key) from None
+        if status == 412 or code == "PreconditionFailed" or isinstance(exc, FileExistsError):
+            raise AlreadyExistsError(f"object exists: {key}") from None
+        if isinstance(exc, PermissionError) or code in _PERMISSION_CODES or status == 403:
+            raise StoragePermissionError(f"{key}: {exc}") from exc
+        if code in _FULL_CODES or status == 507:
+            raise StorageFullError(f"{key}: {exc}") from exc
+        if status == 409 or status >= 500 or code in {"SlowDown", "RequestTimeout"}:
+            raise StorageUnavailableError(f"{key}: {exc}") from exc
+        if client is None:
+            # aiohttp and socket errors surface as plain OSError subclasses.
+            raise StorageUnavailableError(f"{key}: {type(exc).__name__}: {exc}") from exc
+        raise StorageError(f"{key}: {exc}") from exc
+
+
+class S3Store(Store):
+    """Objects under ``s3://bucket/prefix``.
+
+    ``options`` go to :class:`s3fs.S3FileSystem` (``endpoint_url``, ``key``,
+    ``secret``, ``client_kwargs={"region_name": ...}`` …); what they leave out comes
+    from the usual AWS environment variables and configuration files.
+    """
+
+    def __init__(self, bucket: str, prefix: str = "", options: Mapping[str, Any] | None = None):
+        self.bucket = bucket
+        self.prefix = prefix.strip("/")
+        opts = dict(options or {})
+        opts.setdefault("skip_instance_cache", True)
+        opts.setdefault("use_listings_cache", False)
+        self._fs = S3FileSystem(asynchronous=True, **opts)
+        self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
+
+    def _key(self, key: str) -> str:
+        check_key(key)
+        return f"{self.prefix}/{key}" if self.prefix else key
+
+    async def _call(self, method: str, key: str, **kwargs: Any) -> Any:
+        with translate_s3_errors(key):
+            return await self._fs._call_s3(method, Bucket=self.bucket, **kwargs)
+
+    async def get(self, key: str) -> bytes:
+        out = await self._call("get_object", key, Key=self._key(key))
+        with translate_s3_errors(key):
+            async with out["Body"] as body:
+                data: bytes = await body.read()
+        return data
+
+    async def head(self, key: str) -> ObjectInfo:
+        out = await self._call("head_object", key, Key=self._key(key))
+        modified = out.get("LastModified")
+        return ObjectInfo(
+            key, int(out["ContentLength"]), modified if isinstance(modified, datetime) else None
+        )
+
+    async def put(self, key: str, data: bytes) -> None:
+        await self._call("put_object", key, Key=self._key(key), Body=bytes(data))
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        await self._call("put_object", key, Key=self._key(key), Body=bytes(data), IfNoneMatch="*")
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        full = f"{self.prefix}/{prefix}" if self.prefix else prefix
+        strip = len(self.prefix) + 1 if self.prefix else 0
+        token: str | None = None
+        while True:
+            kwargs: dict[str, Any] = {"Prefix": full}
+            if token:
+                kwargs["ContinuationToken"] = token
+            page = await self._call("list_objects_v2", prefix, **kwargs)
+            for item in page.get("Contents", []):
+                yield ObjectInfo(item["Key"][strip:], int(item["Size"]), item.get("LastModified"))
+            token = page.get("NextContinuationToken")
+            if not page.get("IsTruncated") or not token:
+                return
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete_object", key, Key=self._key(key))
+
+    async def close(self) -> None:
+        s3 = self._fs._s3
+        if s3 is not None:
+            with contextlib.suppress(Exception):
+                await s3.__aexit__(None, None, None)
+            self._fs._s3 = None

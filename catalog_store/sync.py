@@ -1,0 +1,248 @@
+"""A synchronous catalog for scripts, notebooks and crawlers.
+
+It owns one event loop in a background thread and runs the async catalog there, so
+the S3 client's connections live on one loop for the catalog's lifetime. Safe to
+call from several threads; each call blocks until its coroutine finishes.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import threading
+from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import pyarrow as pa
+
+from catalog_store.catalog import AsOf, AsyncCatalog, Batch, CatalogOptions, VersionInfo
+from catalog_store.listing import Page, SeriesFilter
+from catalog_store.models import Series, SeriesSpec
+
+T = TypeVar("T")
+DateLike = dt.date | dt.datetime | None
+
+
+class _LoopThread:
+    def __init__(self) -> None:
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(
+            target=self.loop.run_forever, name="fincat-loop", daemon=True
+        )
+        self.thread.start()
+
+    def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        return asyncio.run_coroutine_threadsafe(coro, self.loop).result()
+
+    def stop(self) -> None:
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join()
+        self.loop.close()
+
+
+class SyncBatch:
+    """The synchronous face of :class:`catalog_store.catalog.Batch`."""
+
+    def __init__(self, batch: Batch, runner: _LoopThread) -> None:
+        self._batch = batch
+        self._runner = runner
+
+    @property
+    def version(self) -> int | None:
+        """The version the batch committed as, once the block has ended."""
+        return self._batch.version
+
+    def create(self, spec: SeriesSpec | Mapping[str, Any]) -> None:
+        self._batch.create(spec)
+
+    def update(
+        self, series_id: str, changes: Mapping[str, Any], expected_version: int | None = None
+    ) -> None:
+        self._batch.update(series_id, changes, expected_version)
+
+    def delete(self, series_id: str, expected_version: int | None = None) -> None:
+        self._batch.delete(series_id, expected_version)
+
+    def write(
+        self,
+        series_id: str,
+        observations: Any = None,
+        mode: str = "append",
+        *,
+        start: DateLike = None,
+        end: DateLike = None,
+        expected_version: int | None = None,
+    ) -> None:
+        self._runner.run(
+            self._batch.write(
+                series_id,
+                observations,
+                mode,
+                start=start,
+                end=end,
+                expected_version=expected_version,
+            )
+        )
+
+
+class Catalog:
+    """Blocking twin of :class:`~catalog_store.catalog.AsyncCatalog`; same semantics."""
+
+    def __init__(self, inner: AsyncCatalog, runner: _LoopThread) -> None:
+        self.inner = inner
+        self._runner = runner
+
+    @classmethod
+    def open(
+        cls,
+        url: str | Path,
+        storage_options: Mapping[str, Any] | None = None,
+        *,
+        create: bool = False,
+        options: CatalogOptions | None = None,
+    ) -> Catalog:
+        """Open (or with ``create=True`` initialise) the catalog at ``url``."""
+        runner = _LoopThread()
+        try:
+            inner = runner.run(
+                AsyncCatalog.open(url, storage_options, create=create, options=options)
+            )
+        except BaseException:
+            runner.stop()
+            raise
+        return cls(inner, runner)
+
+    def close(self) -> None:
+        try:
+            self._runner.run(self.inner.close())
+        finally:
+            self._runner.stop()
+
+    def __enter__(self) -> Catalog:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def version(self, refresh: bool = True) -> int:
+        return self._runner.run(self.inner.version(refresh))
+
+    def history(self, limit: int = 50, before: int | None = None) -> list[VersionInfo]:
+        return self._runner.run(self.inner.history(limit, before))
+
+    def create(self, spec: SeriesSpec | Mapping[str, Any] | None = None, **fields: Any) -> Series:
+        return self._runner.run(self.inner.create(spec if spec is not None else fields))
+
+    def get(self, series_id: str, as_of: AsOf = None) -> Series:
+        return self._runner.run(self.inner.get(series_id, as_of))
+
+    def update(
+        self, series_id: str, changes: Mapping[str, Any], expected_version: int | None = None
+    ) -> Series:
+        return self._runner.run(self.inner.update(series_id, changes, expected_version))
+
+    def delete(self, series_id: str, expected_version: int | None = None) -> int:
+        return self._runner.run(self.inner.delete(series_id, expected_version))
+
+    def list(
+        self,
+        *,
+        source: str | None = None,
+        frequency: str | None = None,
+        tags: Iterable[str] = (),
+        text: str | None = None,
+        limit: int = 100,
+        cursor: str | None = None,
+        as_of: AsOf = None,
+    ) -> Page:
+        return self._runner.run(
+            self.inner.list(
+                source=source,
+                frequency=frequency,
+                tags=tags,
+                text=text,
+                limit=limit,
+                cursor=cursor,
+                as_of=as_of,
+            )
+        )
+
+    def iter_series(
+        self, flt: SeriesFilter | None = None, page_size: int = 1000
+    ) -> Iterator[Series]:
+        """Every matching series, fetched a page at a time at one version."""
+        flt = flt or SeriesFilter()
+        cursor: str | None = None
+        while True:
+            page = self.list(
+                source=flt.source,
+                frequency=flt.frequency,
+                tags=flt.tags,
+                text=flt.text,
+                limit=page_size,
+                cursor=cursor,
+            )
+            yield from page.items
+            if page.next_cursor is None:
+                return
+            cursor = page.next_cursor
+
+    def find_by_external_id(self, provider: str, external_id: str, as_of: AsOf = None) -> Series:
+        return self._runner.run(self.inner.find_by_external_id(provider, external_id, as_of))
+
+    def write(
+        self,
+        series_id: str,
+        observations: Any = None,
+        mode: str = "append",
+        *,
+        start: DateLike = None,
+        end: DateLike = None,
+        expected_version: int | None = None,
+    ) -> Series:
+        return self._runner.run(
+            self.inner.write(
+                series_id,
+                observations,
+                mode,
+                start=start,
+                end=end,
+                expected_version=expected_version,
+            )
+        )
+
+    def read(
+        self,
+        series_id: str,
+        start: DateLike = None,
+        end: DateLike = None,
+        as_of: AsOf = None,
+        columns: Sequence[str] | None = None,
+    ) -> pa.Table:
+        return self._runner.run(self.inner.read(series_id, start, end, as_of, columns))
+
+    def revisions(
+        self,
+        series_id: str,
+        start: DateLike = None,
+        end: DateLike = None,
+        first_release_only: bool = False,
+    ) -> pa.Table:
+        return self._runner.run(self.inner.revisions(series_id, start, end, first_release_only))
+
+    def compact(self, series_id: str, min_files: int = 2) -> int | None:
+        return self._runner.run(self.inner.compact(series_id, min_files))
+
+    @contextmanager
+    def batch(self, message: str = "") -> Iterator[SyncBatch]:
+        """Gather changes; commit them as one version when the block ends cleanly."""
+        manager = self.inner.batch(message)
+        batch = self._runner.run(manager.__aenter__())
+        try:
+            yield SyncBatch(batch, self._runner)
+        except BaseException as exc:
+            self._runner.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
+            raise
+        self._runner.run(manager.__aexit__(None, None, None))

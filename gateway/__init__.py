@@ -1,0 +1,1 @@
+"""fincat gateway: REST and GraphQL over the catalog."""
