@@ -127,8 +127,10 @@ class AsyncCatalog:
             try:
                 await catalog.reader.read_marker()
             except FormatError:
-                if not create or await catalog.store.exists(keys.FORMAT_MARKER):
+                if not create:
                     raise
+                # Idempotent: a marker or version 0 made meanwhile by another
+                # process is kept, and an unknown marker still raises FormatError.
                 await catalog._initialise()
             await catalog.reader.latest_version(refresh=True)
         except BaseException:

@@ -93,7 +93,10 @@ def _check_unique(values: list[str]) -> list[str]:
 AttributeValue = str | int | float | bool | None
 
 
-def _check_attributes(values: dict[str, AttributeValue]) -> dict[str, AttributeValue]:
+def _check_attributes(values: dict[str, Any]) -> dict[str, Any]:
+    for key, value in values.items():
+        if value is not None and not isinstance(value, str | int | float | bool):
+            raise ValueError(f"attribute {key!r} must be a string, number, boolean or null")
     if len(values) > MAX_ATTRIBUTES:
         raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
     try:
@@ -115,7 +118,7 @@ ExternalId = Annotated[
 Tags = Annotated[list[Name], Field(max_length=MAX_TAGS), AfterValidator(_check_unique)]
 ExternalIds = Annotated[dict[Name, ExternalId], Field(max_length=MAX_EXTERNAL_IDS)]
 Attributes = Annotated[
-    dict[Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)], AttributeValue],
+    dict[Annotated[str, StringConstraints(min_length=1, max_length=MAX_NAME)], Any],
     AfterValidator(_check_attributes),
 ]
 

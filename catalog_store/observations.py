@@ -139,13 +139,20 @@ def normalize(observations: Any, frequency: str) -> pa.Table:
 
 def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
     kind = column.type
+    if pa.types.is_null(kind):  # e.g. an empty list; nulls among rows are refused later
+        return column.cast(INSTANT_TYPE if frequency == "intraday" else DATE_TYPE)
     if frequency == "intraday":
         if pa.types.is_timestamp(kind):
             if kind.tz is None:
                 raise ValidationError(
                     "naive timestamps are not allowed; give UTC instants", "dates"
                 )
-            return column.cast(INSTANT_TYPE)
+            try:
+                return column.cast(INSTANT_TYPE)
+            except pa.ArrowInvalid:
+                raise ValidationError(
+                    "instants finer than a microsecond are not supported", "dates"
+                ) from None
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             return _parse_strings(column, frequency)
         raise ValidationError(f"intraday dates must be UTC timestamps, not {kind}", "dates")
@@ -172,13 +179,14 @@ def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
         try:
             if frequency == "intraday":
                 value = dt.datetime.fromisoformat(text)
-                if value.tzinfo is None:
-                    raise ValidationError(f"naive timestamp {text!r}; give a UTC offset", "dates")
-                out.append(value.astimezone(dt.UTC))
             else:
                 out.append(dt.date.fromisoformat(text))
+                continue
         except (TypeError, ValueError):
             raise ValidationError(f"not an ISO date: {text!r}", "dates") from None
+        if value.tzinfo is None:
+            raise ValidationError(f"naive timestamp {text!r}; give a UTC offset", "dates")
+        out.append(value.astimezone(dt.UTC))
     return pa.chunked_array([pa.array(out, INSTANT_TYPE if frequency == "intraday" else DATE_TYPE)])
 
 
@@ -228,11 +236,12 @@ def _check_fits(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> 
         month_index = months.astype(np.int64) % 12  # January is 0
         step = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}[frequency]
         bad = np.flatnonzero(~first_of_month | (month_index % step != 0))
+        period = {"monthly": "month", "quarterly": "quarter", "semiannual": "half-year"}
         reason = (
-            f"is not the first day of a {frequency.removesuffix('ly')} period (FRED's convention)"
+            f"is not the first day of a {period.get(frequency)} (FRED's convention)"
+            if frequency != "annual"
+            else "is not January 1st, the first day of the year (FRED's convention)"
         )
-        if frequency == "annual":
-            reason = "is not January 1st, the first day of the year (FRED's convention)"
     if len(bad):
         raise ValidationError(f"date {_show(table, int(bad[0]))} {reason}", "dates")
 

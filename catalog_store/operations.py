@@ -110,7 +110,16 @@ class UpdateSeries:
                 "cannot change the frequency of a series that has observations", "frequency"
             )
         await _claim_external_ids(changes, record.id, record.external_ids, spec.external_ids)
-        new = changes.stamp(record, **spec.model_dump(exclude={"id"}))
+        fields = spec.model_dump(exclude={"id"})
+        new_scheme = spec.partitioning or DEFAULT_PARTITIONING[spec.frequency]
+        if record.files and new_scheme != scheme_of(record):
+            # Rewrite the files into the new partitions. Files of two schemes would
+            # overlap in dates, and compaction or a range rewrite of one partition
+            # would then reorder writes and let an older value win.
+            table = await read_files(changes.reader, record.files, record.frequency)
+            parts = split_by_partition(table, new_scheme, record.frequency == "intraday")
+            fields["files"] = tuple(await write_partitions(changes.store, record.id, parts))
+        new = changes.stamp(record, **fields)
         await changes.put(new, "update", record)
 
 

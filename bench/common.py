@@ -1,0 +1,164 @@
+"""Shared pieces of the benchmark scripts: seeded data, percentiles, disk usage, tables.
+
+Imported by sibling scripts run as ``python bench/<script>.py`` (the script's own
+directory is then first on ``sys.path``).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import resource
+import time
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+#: Every generated series ends on this date; the first append lands on the next business day.
+LAST_DATE = dt.date(2024, 12, 31)
+SOURCES = tuple(f"src{k}" for k in range(5))
+
+
+def series_id(index: int, width: int = 5) -> str:
+    """``SER00042`` for index 42."""
+    return f"SER{index:0{width}d}"
+
+
+def id_width(n: int) -> int:
+    return max(5, len(str(max(n - 1, 0))))
+
+
+def date_grid(years: int, frequency: str) -> np.ndarray[Any, np.dtype[np.datetime64]]:
+    """Dates of ``years`` whole calendar years ending on LAST_DATE (``datetime64[D]``).
+
+    ``business_daily`` keeps Monday to Friday (no holiday calendar); ``daily`` keeps
+    every calendar day.
+    """
+    first = np.datetime64(f"{LAST_DATE.year - years + 1}-01-01", "D")
+    days = np.arange(first, np.datetime64(LAST_DATE, "D") + 1)
+    if frequency == "business_daily":
+        days = days[np.is_busday(days)]
+    elif frequency != "daily":
+        raise ValueError(f"unsupported frequency {frequency!r}")
+    return days
+
+
+def series_values(seed: int, index: int, rows: int) -> np.ndarray[Any, np.dtype[np.float64]]:
+    """A seeded random walk around 100, rounded to cents like a price series."""
+    rng = np.random.default_rng([seed, index])
+    walk = 100.0 + np.cumsum(rng.normal(0.0, 1.0, rows))
+    values: np.ndarray[Any, np.dtype[np.float64]] = np.round(walk, 2)
+    return values
+
+
+def series_metadata(
+    index: int, frequency: str, width: int = 5, partitioning: str | None = None
+) -> dict[str, Any]:
+    """The metadata of series ``index``: source ``src{index % 5}``, two tags."""
+    meta: dict[str, Any] = {
+        "id": series_id(index, width),
+        "title": f"Synthetic price index {index}",
+        "source": SOURCES[index % len(SOURCES)],
+        "frequency": frequency,
+        "units": "USD",
+        "tags": [f"sector{index % 7}", f"region{index % 3}"],
+    }
+    if partitioning is not None:
+        meta["partitioning"] = partitioning
+    return meta
+
+
+def next_business_day(day: dt.date) -> dt.date:
+    day += dt.timedelta(days=1)
+    while day.weekday() >= 5:
+        day += dt.timedelta(days=1)
+    return day
+
+
+def to_date(value: np.datetime64) -> dt.date:
+    result: dt.date = value.astype("datetime64[D]").item()
+    return result
+
+
+@dataclass
+class Timer:
+    """Per-call latencies in seconds."""
+
+    samples: list[float]
+
+    @classmethod
+    def new(cls) -> Timer:
+        return cls([])
+
+    def time(self, func: Callable[[], Any]) -> Any:
+        start = time.perf_counter()
+        result = func()
+        self.samples.append(time.perf_counter() - start)
+        return result
+
+
+def summary(samples: Sequence[float]) -> dict[str, float]:
+    """p50 and p99 in milliseconds, plus the count and mean."""
+    if not samples:
+        return {"n": 0, "p50_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan")}
+    arr = np.asarray(samples) * 1e3
+    return {
+        "n": len(samples),
+        "p50_ms": float(np.percentile(arr, 50)),
+        "p99_ms": float(np.percentile(arr, 99)),
+        "mean_ms": float(arr.mean()),
+    }
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process (``ru_maxrss`` is KiB on Linux)."""
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def disk_usage(paths: Iterable[Path]) -> dict[str, int]:
+    """Apparent bytes, allocated bytes and file count under each path (files or trees)."""
+    total = allocated = files = 0
+    for path in paths:
+        if path.is_file():
+            entries: Iterable[Path] = [path]
+        elif path.is_dir():
+            entries = (Path(root) / name for root, _dirs, names in os.walk(path) for name in names)
+        else:
+            continue
+        for entry in entries:
+            try:
+                st = entry.stat()
+            except FileNotFoundError:
+                continue
+            total += st.st_size
+            allocated += st.st_blocks * 512
+            files += 1
+    return {"bytes": total, "allocated_bytes": allocated, "files": files}
+
+
+def fmt_ms(value: float | None) -> str:
+    if value is None or value != value:  # None or NaN
+        return "n/a"
+    if value >= 100:
+        return f"{value:.0f}"
+    if value >= 10:
+        return f"{value:.1f}"
+    return f"{value:.2f}"
+
+
+def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
+    """A plain fixed-width table: first column left-aligned, the others right-aligned."""
+    widths = [max(len(str(r[i])) for r in [header, *rows]) for i in range(len(header))]
+    lines = []
+    for k, row in enumerate([header, *rows]):
+        cells = [
+            str(cell).ljust(widths[i]) if i == 0 else str(cell).rjust(widths[i])
+            for i, cell in enumerate(row)
+        ]
+        lines.append("  ".join(cells).rstrip())
+        if k == 0:
+            lines.append("  ".join("-" * w for w in widths))
+    return "\n".join(lines)

@@ -1,0 +1,745 @@
+"""Workload W1 (see WORKLOAD.md): fincat beside raw pyarrow and DuckDB on local disk.
+
+Run from the repository root::
+
+    .venv/bin/python bench/w1.py                      # N=1000, 20 years, all systems
+    .venv/bin/python bench/w1.py --n 200 --systems fincat,pyarrow --json w1.json
+
+Each system runs in its own fresh process (so peak RSS is its own) on its own
+temporary directory, which is removed afterwards. bench/README.md explains every
+figure.
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import math
+import multiprocessing
+import shutil
+import sys
+import tempfile
+import time
+from collections.abc import Sequence
+from concurrent.futures import ProcessPoolExecutor
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any, Protocol
+
+import numpy as np
+import pyarrow as pa
+import pyarrow.parquet as pq
+from common import (
+    LAST_DATE,
+    Timer,
+    date_grid,
+    disk_usage,
+    fmt_ms,
+    id_width,
+    next_business_day,
+    peak_rss_mb,
+    render_table,
+    series_id,
+    series_metadata,
+    series_values,
+    summary,
+    to_date,
+)
+
+FREQUENCY = "business_daily"
+SYSTEMS = ("fincat", "pyarrow", "duckdb")
+#: Operations in the order they run and are printed.
+TIMED_OPS = (
+    "load",
+    "read_full",
+    "read_full_again",
+    "read_range",
+    "append",
+    "meta_lookup",
+    "meta_filter",
+)
+#: Operations whose fincat/pyarrow ratio is printed (the others have no comparable floor).
+RATIO_OPS = ("read_full", "read_full_again", "read_range")
+READ_RATIO_TARGET = 1.5
+APPEND_TARGET_MS = 3.0
+
+
+@dataclass(frozen=True)
+class Config:
+    n: int = 1000
+    years: int = 20
+    seed: int = 42
+    partitioning: str | None = None
+    reads: int = 200
+    appends: int = 500
+    lookups: int = 1000
+    filter_repeats: int = 20
+    filter_source: str = "src2"
+    workdir: str | None = None
+
+
+@dataclass(frozen=True)
+class Plan:
+    """Which series each phase touches; the same for every system."""
+
+    read_full: list[int]
+    read_range: list[tuple[int, dt.date, dt.date, int]]  # index, start, end, expected rows
+    append: list[tuple[int, float]]
+    append_day: dt.date
+    lookup: list[int]
+    rows: int
+    filter_expected: int
+
+
+def make_plan(cfg: Config) -> Plan:
+    """Seeded samples. Reads are without replacement, and the read_range series are
+    disjoint from the read_full ones when N allows, so no read starts from a cache
+    a previous read of the same series filled."""
+    rng = np.random.default_rng(cfg.seed)
+    grid = date_grid(cfg.years, FREQUENCY)
+    n = cfg.n
+    full = rng.choice(n, size=min(cfg.reads, n), replace=False)
+    rest = np.setdiff1d(np.arange(n), full)
+    if len(rest) >= cfg.reads:
+        ranged = rng.choice(rest, size=cfg.reads, replace=False)
+    else:
+        ranged = rng.choice(n, size=min(cfg.reads, n), replace=False)
+    windows = []
+    year_days = int(np.searchsorted(grid, grid[0] + np.timedelta64(365, "D")))
+    for index in ranged.tolist():
+        k = int(rng.integers(0, max(len(grid) - year_days, 0) + 1))
+        start = to_date(grid[k])
+        end = start + dt.timedelta(days=364)
+        expected = int(
+            np.count_nonzero((grid >= np.datetime64(start)) & (grid <= np.datetime64(end)))
+        )
+        windows.append((index, start, end, expected))
+    appended = rng.choice(n, size=min(cfg.appends, n), replace=False).tolist()
+    values = np.round(100.0 + rng.normal(0.0, 1.0, len(appended)), 2).tolist()
+    source_index = int(cfg.filter_source.removeprefix("src"))
+    return Plan(
+        read_full=full.tolist(),
+        read_range=windows,
+        append=list(zip(appended, values, strict=True)),
+        append_day=next_business_day(LAST_DATE),
+        lookup=rng.integers(0, n, size=cfg.lookups).tolist(),
+        rows=len(grid),
+        filter_expected=sum(1 for i in range(n) if i % 5 == source_index),
+    )
+
+
+class System(Protocol):
+    """What the driver needs from each system under test."""
+
+    root: Path
+    extra: dict[str, Any]
+
+    def load_one(self, meta: dict[str, Any], dates: np.ndarray[Any, Any], values: Any) -> None: ...
+    def finish_load(self) -> None: ...
+    def reopen(self) -> None: ...
+    def read_full(self, sid: str) -> int: ...
+    def read_range(self, sid: str, start: dt.date, end: dt.date) -> int: ...
+    def append(self, sid: str, day: dt.date, value: float) -> None: ...
+    def row_counts(self, ids: Sequence[str]) -> dict[str, int]: ...
+    def lookup(self, sid: str) -> Any: ...
+    def filter_source(self, source: str) -> int: ...
+    def disk(self) -> dict[str, Any]: ...
+    def close(self) -> None: ...
+
+
+# -- fincat ---------------------------------------------------------------------------
+
+
+class FincatSystem:
+    """fincat through its public synchronous API, default CatalogOptions."""
+
+    def __init__(self, root: Path) -> None:
+        from catalog_store import Catalog
+
+        self._open = Catalog.open
+        self.root = root
+        self.url = root / "catalog"
+        self.cat = Catalog.open(self.url, create=True)
+        self.extra: dict[str, Any] = {"create_s": [], "write_s": []}
+
+    def load_one(self, meta: dict[str, Any], dates: np.ndarray[Any, Any], values: Any) -> None:
+        t0 = time.perf_counter()
+        self.cat.create(meta)
+        t1 = time.perf_counter()
+        self.cat.write(meta["id"], (dates, values))
+        t2 = time.perf_counter()
+        self.extra["create_s"].append(t1 - t0)
+        self.extra["write_s"].append(t2 - t1)
+
+    def finish_load(self) -> None:
+        pass
+
+    def reopen(self) -> None:
+        self.cat.close()
+        self.cat = self._open(self.url)
+
+    def read_full(self, sid: str) -> int:
+        return int(self.cat.read(sid).num_rows)
+
+    def read_range(self, sid: str, start: dt.date, end: dt.date) -> int:
+        return int(self.cat.read(sid, start, end).num_rows)
+
+    def append(self, sid: str, day: dt.date, value: float) -> None:
+        self.cat.write(sid, ([day], [value]))
+
+    def row_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        """Rows each series reads back; disagreements with ``observation_count`` are
+        counted in ``extra["count_disagreements"]``."""
+        out = {}
+        disagreements = 0
+        for sid in ids:
+            out[sid] = int(self.cat.read(sid).num_rows)
+            disagreements += self.cat.get(sid).observation_count != out[sid]
+        self.extra["count_disagreements"] = disagreements
+        return out
+
+    def lookup(self, sid: str) -> Any:
+        return self.cat.get(sid)
+
+    def filter_source(self, source: str) -> int:
+        found = 0
+        cursor: str | None = None
+        while True:
+            page = self.cat.list(source=source, limit=1000, cursor=cursor)
+            found += len(page.items)
+            if page.next_cursor is None:
+                return found
+            cursor = page.next_cursor
+
+    def disk(self) -> dict[str, Any]:
+        usage: dict[str, Any] = disk_usage([self.url])
+        usage["by_dir"] = {
+            child.name: disk_usage([child])
+            for child in sorted(self.url.iterdir())
+            if child.is_dir()
+        }
+        return usage
+
+    def close(self) -> None:
+        self.cat.close()
+
+
+# -- raw pyarrow -------------------------------------------------------------------------
+
+#: The same Parquet encoding fincat writes, so the comparison isolates the catalog.
+PARQUET_OPTIONS: dict[str, Any] = {
+    "compression": "zstd",
+    "compression_level": 1,
+    "use_dictionary": False,
+}
+SCHEMA = pa.schema([pa.field("date", pa.date32(), nullable=False), ("value", pa.float64())])
+
+
+def slice_dates(table: pa.Table, start: dt.date, end: dt.date) -> pa.Table:
+    """Rows of a date-sorted table in ``[start, end]`` (binary search, zero copy)."""
+    days = table.column("date").cast(pa.int32()).to_numpy()
+    epoch = dt.date(1970, 1, 1)
+    lo = int(np.searchsorted(days, (start - epoch).days, side="left"))
+    hi = int(np.searchsorted(days, (end - epoch).days, side="right"))
+    return table.slice(lo, hi - lo)
+
+
+class PyarrowSystem:
+    """One Parquet file per series, no catalog, no atomicity, no fsync: the floor.
+
+    Metadata is a dict in memory, written once to ``meta.json`` at the end of the
+    load and read back on reopen; meta_lookup is a dict lookup and meta_filter a
+    scan of the dict. An append reads the file, concatenates one row and rewrites it.
+    """
+
+    def __init__(self, root: Path) -> None:
+        self.root = root
+        self.dir = root / "series"
+        self.dir.mkdir()
+        self.meta_path = root / "meta.json"
+        self.meta: dict[str, dict[str, Any]] = {}
+        self.extra: dict[str, Any] = {}
+
+    def _path(self, sid: str) -> Path:
+        return self.dir / f"{sid}.parquet"
+
+    def load_one(self, meta: dict[str, Any], dates: np.ndarray[Any, Any], values: Any) -> None:
+        table = pa.table({"date": pa.array(dates), "value": pa.array(values)}, schema=SCHEMA)
+        pq.write_table(table, self._path(meta["id"]), **PARQUET_OPTIONS)
+        self.meta[meta["id"]] = meta
+
+    def finish_load(self) -> None:
+        self.meta_path.write_text(json.dumps(self.meta))
+
+    def reopen(self) -> None:
+        self.meta = json.loads(self.meta_path.read_text())
+
+    def read_full(self, sid: str) -> int:
+        return int(pq.read_table(self._path(sid)).num_rows)
+
+    def read_range(self, sid: str, start: dt.date, end: dt.date) -> int:
+        return int(slice_dates(pq.read_table(self._path(sid)), start, end).num_rows)
+
+    def append(self, sid: str, day: dt.date, value: float) -> None:
+        path = self._path(sid)
+        row = pa.table({"date": [day], "value": [value]}, schema=SCHEMA)
+        table = pa.concat_tables([pq.read_table(path), row])
+        pq.write_table(table, path, **PARQUET_OPTIONS)
+
+    def row_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        return {sid: int(pq.read_metadata(self._path(sid)).num_rows) for sid in ids}
+
+    def lookup(self, sid: str) -> Any:
+        return self.meta[sid]
+
+    def filter_source(self, source: str) -> int:
+        return len([m for m in self.meta.values() if m["source"] == source])
+
+    def disk(self) -> dict[str, Any]:
+        return dict(disk_usage([self.dir, self.meta_path]))
+
+    def close(self) -> None:
+        pass
+
+
+# -- DuckDB ------------------------------------------------------------------------------
+
+
+def _query_arrow(con: Any, query: str, params: list[Any]) -> pa.Table:
+    """A query's result as an Arrow table, without the DB-API result's extra copy."""
+    relation = con.sql(query, params=params)
+    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
+        method = getattr(relation, name, None)
+        if method is not None:
+            table: pa.Table = method()
+            return table
+    raise RuntimeError("this duckdb has no Arrow result method")
+
+
+class DuckdbSystem:
+    """One DuckDB file: ``obs(series_id, date, value)`` and ``meta``; no index on obs.
+
+    A series loads in one transaction (metadata row and observations); an append
+    is one auto-committed INSERT. Series are loaded in order, so each row group's
+    min/max statistics on ``series_id`` let a point query skip most of the table.
+    """
+
+    def __init__(self, root: Path) -> None:
+        import duckdb
+
+        self._connect = duckdb.connect
+        self.root = root
+        self.path = root / "w1.duckdb"
+        self.con = duckdb.connect(str(self.path))
+        self.con.execute(
+            "CREATE TABLE meta (id VARCHAR PRIMARY KEY, title VARCHAR, source VARCHAR, "
+            "frequency VARCHAR, units VARCHAR, tags VARCHAR[])"
+        )
+        self.con.execute(
+            "CREATE TABLE obs (series_id VARCHAR NOT NULL, date DATE NOT NULL, value DOUBLE)"
+        )
+        self.extra: dict[str, Any] = {}
+
+    def load_one(self, meta: dict[str, Any], dates: np.ndarray[Any, Any], values: Any) -> None:
+        incoming = pa.table({"date": pa.array(dates), "value": pa.array(values)})
+        con = self.con
+        con.execute("BEGIN TRANSACTION")
+        con.execute(
+            "INSERT INTO meta VALUES (?, ?, ?, ?, ?, ?)",
+            [
+                meta["id"],
+                meta["title"],
+                meta["source"],
+                meta["frequency"],
+                meta["units"],
+                meta["tags"],
+            ],
+        )
+        con.register("incoming", incoming)
+        con.execute("INSERT INTO obs SELECT ?, date, value FROM incoming", [meta["id"]])
+        con.unregister("incoming")
+        con.execute("COMMIT")
+
+    def finish_load(self) -> None:
+        self.con.execute("CHECKPOINT")
+
+    def reopen(self) -> None:
+        self.con.close()
+        self.con = self._connect(str(self.path))
+
+    def read_full(self, sid: str) -> int:
+        query = "SELECT date, value FROM obs WHERE series_id = ? ORDER BY date"
+        return int(_query_arrow(self.con, query, [sid]).num_rows)
+
+    def read_range(self, sid: str, start: dt.date, end: dt.date) -> int:
+        query = (
+            "SELECT date, value FROM obs WHERE series_id = ? AND date BETWEEN ? AND ? ORDER BY date"
+        )
+        return int(_query_arrow(self.con, query, [sid, start, end]).num_rows)
+
+    def append(self, sid: str, day: dt.date, value: float) -> None:
+        self.con.execute("INSERT INTO obs VALUES (?, ?, ?)", [sid, day, value])
+
+    def row_counts(self, ids: Sequence[str]) -> dict[str, int]:
+        rows = self.con.execute("SELECT series_id, count(*) FROM obs GROUP BY series_id").fetchall()
+        counts = {str(sid): int(count) for sid, count in rows}
+        return {sid: counts.get(sid, 0) for sid in ids}
+
+    def lookup(self, sid: str) -> Any:
+        return self.con.execute("SELECT * FROM meta WHERE id = ?", [sid]).fetchone()
+
+    def filter_source(self, source: str) -> int:
+        return len(self.con.execute("SELECT * FROM meta WHERE source = ?", [source]).fetchall())
+
+    def disk(self) -> dict[str, Any]:
+        self.con.execute("CHECKPOINT")
+        wal = self.path.with_name(self.path.name + ".wal")
+        return dict(disk_usage([self.path, wal]))
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def make_system(name: str, root: Path) -> System:
+    if name == "fincat":
+        return FincatSystem(root)
+    if name == "pyarrow":
+        return PyarrowSystem(root)
+    if name == "duckdb":
+        return DuckdbSystem(root)
+    raise ValueError(f"unknown system {name!r}")
+
+
+# -- the driver --------------------------------------------------------------------------
+
+
+@dataclass
+class Result:
+    system: str
+    ops: dict[str, dict[str, float]] = field(default_factory=dict)
+    load_total_s: float = 0.0
+    read_mismatches: int = 0
+    append_mismatches: int = 0
+    filter_mismatches: int = 0
+    peak_rss_mb: float = 0.0
+    disk_after_load: dict[str, Any] = field(default_factory=dict)
+    disk_after_append: dict[str, Any] = field(default_factory=dict)
+    extra: dict[str, Any] = field(default_factory=dict)
+
+
+def run_system(name: str, cfg: Config) -> Result:
+    """Run every W1 phase against one system in a fresh temporary directory."""
+    plan = make_plan(cfg)
+    width = id_width(cfg.n)
+    ids = [series_id(i, width) for i in range(cfg.n)]
+    grid = date_grid(cfg.years, FREQUENCY)
+    root = Path(tempfile.mkdtemp(prefix=f"w1-{name}-", dir=cfg.workdir))
+    out = Result(name)
+    try:
+        system = make_system(name, root)
+        try:
+            _run_phases(system, cfg, plan, ids, grid, out)
+        finally:
+            system.close()
+    finally:
+        shutil.rmtree(root, ignore_errors=True)
+    out.peak_rss_mb = peak_rss_mb()
+    return out
+
+
+def _run_phases(
+    system: System,
+    cfg: Config,
+    plan: Plan,
+    ids: list[str],
+    grid: np.ndarray[Any, Any],
+    out: Result,
+) -> None:
+    width = id_width(cfg.n)
+
+    # load: one call per series (metadata and observations), as a crawler would.
+    timer = Timer.new()
+    started = time.perf_counter()
+    for i in range(cfg.n):
+        meta = series_metadata(i, FREQUENCY, width, cfg.partitioning)
+        values = series_values(cfg.seed, i, len(grid))
+        timer.time(lambda m=meta, v=values: system.load_one(m, grid, v))
+    system.finish_load()
+    out.load_total_s = time.perf_counter() - started
+    out.ops["load"] = summary(timer.samples)
+    out.disk_after_load = system.disk()
+
+    # read_full on a freshly opened system (cold catalog cache, warm OS page cache),
+    # then the same series again (read_full_again: warm catalog cache).
+    system.reopen()
+    for op in ("read_full", "read_full_again"):
+        timer = Timer.new()
+        for index in plan.read_full:
+            rows = timer.time(lambda s=ids[index]: system.read_full(s))
+            out.read_mismatches += rows != plan.rows
+        out.ops[op] = summary(timer.samples)
+
+    system.reopen()
+    timer = Timer.new()
+    for index, start, end, expected in plan.read_range:
+        rows = timer.time(lambda s=ids[index], a=start, b=end: system.read_range(s, a, b))
+        out.read_mismatches += rows != expected
+    out.ops["read_range"] = summary(timer.samples)
+
+    # append: one new business day to each sampled series, one commit each.
+    system.reopen()
+    timer = Timer.new()
+    for index, value in plan.append:
+        timer.time(lambda s=ids[index], v=value: system.append(s, plan.append_day, v))
+    out.ops["append"] = summary(timer.samples)
+    appended = {ids[index] for index, _value in plan.append}
+    counts = system.row_counts(ids)
+    out.append_mismatches = sum(
+        counts[sid] != plan.rows + (1 if sid in appended else 0) for sid in ids
+    )
+    out.disk_after_append = system.disk()
+
+    system.reopen()
+    timer = Timer.new()
+    for index in plan.lookup:
+        timer.time(lambda s=ids[index]: system.lookup(s))
+    out.ops["meta_lookup"] = summary(timer.samples)
+
+    timer = Timer.new()
+    for _ in range(cfg.filter_repeats):
+        found = timer.time(lambda: system.filter_source(cfg.filter_source))
+        out.filter_mismatches += found != plan.filter_expected
+    out.ops["meta_filter"] = summary(timer.samples)
+
+    if isinstance(system, FincatSystem):
+        out.extra["load_create"] = summary(system.extra["create_s"])
+        out.extra["load_write"] = summary(system.extra["write_s"])
+        out.extra["count_disagreements"] = system.extra["count_disagreements"]
+
+
+def run_isolated(name: str, cfg: Config, same_process: bool) -> Result:
+    if same_process:
+        return run_system(name, cfg)
+    context = multiprocessing.get_context("spawn")
+    with ProcessPoolExecutor(max_workers=1, mp_context=context) as pool:
+        return pool.submit(run_system, name, cfg).result()
+
+
+# -- report ------------------------------------------------------------------------------
+
+
+def _mb(value: int) -> str:
+    return f"{value / 2**20:.1f}"
+
+
+def _ratio(results: dict[str, Result], op: str) -> float | None:
+    if "fincat" not in results or "pyarrow" not in results:
+        return None
+    ours = results["fincat"].ops[op]["p50_ms"]
+    floor = results["pyarrow"].ops[op]["p50_ms"]
+    return ours / floor if floor > 0 else None
+
+
+def targets(results: dict[str, Result]) -> list[dict[str, Any]]:
+    checks: list[dict[str, Any]] = []
+    for op in ("read_full", "read_range"):
+        ratio = _ratio(results, op)
+        checks.append(
+            {
+                "target": f"{op} p50 within {READ_RATIO_TARGET}x of raw pyarrow",
+                "value": ratio,
+                "display": "n/a" if ratio is None else f"{ratio:.2f}x",
+                "met": None if ratio is None else ratio <= READ_RATIO_TARGET,
+            }
+        )
+    if "fincat" in results:
+        p50 = results["fincat"].ops["append"]["p50_ms"]
+        checks.append(
+            {
+                "target": f"append p50 under {APPEND_TARGET_MS:g} ms",
+                "value": p50,
+                "display": f"{fmt_ms(p50)} ms",
+                "met": p50 < APPEND_TARGET_MS,
+            }
+        )
+    return checks
+
+
+def report(cfg: Config, results: dict[str, Result], skipped: dict[str, str]) -> str:
+    names = list(results)
+    header = ["operation"]
+    for name in names:
+        header += [f"{name} p50", f"{name} p99"]
+    with_ratio = "fincat" in results and "pyarrow" in results
+    if with_ratio:
+        header.append("fincat/pyarrow p50")
+    rows: list[list[str]] = []
+    for op in TIMED_OPS:
+        unit = "ms/series" if op == "load" else "ms"
+        row = [f"{op} ({unit})"]
+        for name in names:
+            stats = results[name].ops[op]
+            row += [fmt_ms(stats["p50_ms"]), fmt_ms(stats["p99_ms"])]
+        if with_ratio:
+            ratio = _ratio(results, op) if op in RATIO_OPS else None
+            row.append("" if ratio is None else f"{ratio:.2f}x")
+        rows.append(row)
+
+    def single(label: str, values: list[str]) -> list[str]:
+        row = [label]
+        for value in values:
+            row += [value, ""]
+        if with_ratio:
+            row.append("")
+        return row
+
+    rows.append(single("load total (s)", [f"{results[n].load_total_s:.1f}" for n in names]))
+    rows.append(single("append mismatches", [str(results[n].append_mismatches) for n in names]))
+    rows.append(single("read mismatches", [str(results[n].read_mismatches) for n in names]))
+    rows.append(single("filter mismatches", [str(results[n].filter_mismatches) for n in names]))
+    rows.append(single("peak RSS (MB)", [f"{results[n].peak_rss_mb:.0f}" for n in names]))
+    rows.append(
+        single("disk after load (MB)", [_mb(results[n].disk_after_load["bytes"]) for n in names])
+    )
+    rows.append(
+        single(
+            "disk after append (MB)", [_mb(results[n].disk_after_append["bytes"]) for n in names]
+        )
+    )
+    rows.append(
+        single("files after append", [str(results[n].disk_after_append["files"]) for n in names])
+    )
+
+    rows_per_series = len(date_grid(cfg.years, FREQUENCY))
+    lines = [
+        f"W1: N={cfg.n} series x {cfg.years} years business-daily ({rows_per_series} rows each), "
+        f"partitioning={cfg.partitioning or 'default'}, seed={cfg.seed}",
+        f"reads={cfg.reads} appends={cfg.appends} lookups={cfg.lookups} "
+        f"filter repeats={cfg.filter_repeats} (source == {cfg.filter_source!r})",
+        "",
+        render_table(header, rows),
+        "",
+        "targets:",
+    ]
+    for check in targets(results):
+        verdict = {True: "MET", False: "MISSED", None: "n/a"}[check["met"]]
+        lines.append(f"  {check['target']:<45} {check['display']:>10}  {verdict}")
+    if "fincat" in results:
+        fin = results["fincat"]
+        create, write = fin.extra["load_create"], fin.extra["load_write"]
+        lines += [
+            "",
+            "fincat load split: create p50 {} / p99 {} ms, write p50 {} / p99 {} ms".format(
+                fmt_ms(create["p50_ms"]),
+                fmt_ms(create["p99_ms"]),
+                fmt_ms(write["p50_ms"]),
+                fmt_ms(write["p99_ms"]),
+            ),
+        ]
+        for label, usage in (("load", fin.disk_after_load), ("append", fin.disk_after_append)):
+            parts = ", ".join(
+                f"{d} {_mb(u['bytes'])} MB / {u['files']} files"
+                for d, u in usage.get("by_dir", {}).items()
+            )
+            lines.append(f"fincat disk after {label}: {parts}")
+        lines.append(
+            "fincat observation_count disagreeing with rows read: "
+            f"{fin.extra['count_disagreements']}"
+        )
+    for name, reason in skipped.items():
+        lines.append(f"skipped {name}: {reason}")
+    return "\n".join(lines)
+
+
+def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--n", type=int, default=1000, help="number of series (default 1000)")
+    parser.add_argument("--years", type=int, default=20, help="years of history (default 20)")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--partitioning",
+        choices=("none", "decade", "year", "month"),
+        help="force this partitioning on every fincat series (default: per frequency)",
+    )
+    parser.add_argument(
+        "--systems",
+        default=",".join(SYSTEMS),
+        help="comma-separated subset of fincat,pyarrow,duckdb",
+    )
+    parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
+    parser.add_argument("--workdir", help="parent of the temporary directories (default: TMPDIR)")
+    parser.add_argument("--reads", type=int, default=200)
+    parser.add_argument("--appends", type=int, default=500)
+    parser.add_argument("--lookups", type=int, default=1000)
+    parser.add_argument("--filter-repeats", type=int, default=20)
+    parser.add_argument(
+        "--same-process",
+        action="store_true",
+        help="run every system in this process (peak RSS is then cumulative)",
+    )
+    return parser.parse_args(argv)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    names = [s.strip() for s in args.systems.split(",") if s.strip()]
+    unknown = [s for s in names if s not in SYSTEMS]
+    if unknown:
+        print(f"unknown system(s): {', '.join(unknown)}", file=sys.stderr)
+        return 2
+    cfg = Config(
+        n=args.n,
+        years=args.years,
+        seed=args.seed,
+        partitioning=args.partitioning,
+        reads=args.reads,
+        appends=args.appends,
+        lookups=args.lookups,
+        filter_repeats=args.filter_repeats,
+        workdir=args.workdir,
+    )
+    skipped: dict[str, str] = {}
+    if "duckdb" in names:
+        try:
+            import duckdb  # noqa: F401
+        except ImportError as exc:
+            skipped["duckdb"] = f"cannot import duckdb ({exc})"
+            names.remove("duckdb")
+    results: dict[str, Result] = {}
+    for name in names:
+        started = time.perf_counter()
+        print(f"running {name} ...", file=sys.stderr, flush=True)
+        results[name] = run_isolated(name, cfg, args.same_process)
+        print(f"  {name} done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    print(report(cfg, results, skipped))
+    if args.json:
+        payload = {
+            "workload": "W1",
+            "config": asdict(cfg),
+            "systems": {name: asdict(result) for name, result in results.items()},
+            "targets": [
+                {k: v for k, v in check.items() if k != "display"} for check in targets(results)
+            ],
+            "skipped": skipped,
+        }
+        text = json.dumps(_clean(payload), indent=2, allow_nan=False)
+        args.json.write_text(text + "\n")
+    return 0
+
+
+def _clean(value: Any) -> Any:
+    """JSON-ready: NaN becomes null, dates ISO strings, tuples lists."""
+    if isinstance(value, dict):
+        return {str(k): _clean(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_clean(v) for v in value]
+    if isinstance(value, float) and math.isnan(value):
+        return None
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+if __name__ == "__main__":
+    sys.exit(main())

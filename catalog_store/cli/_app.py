@@ -1,0 +1,107 @@
+"""The ``fincat`` application object, its global options and its error handling.
+
+Commands live in sibling modules and register themselves on :data:`app`; other
+packages may add their own commands the same way. Importing this module opens
+nothing and touches no store.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from typer.core import TyperGroup
+
+from catalog_store.cli._common import Settings, parse_storage_options
+from catalog_store.errors import (
+    AlreadyExistsError,
+    CatalogStoreError,
+    ConflictError,
+    ValidationError,
+)
+
+DEFAULT_ROOT = "./fincat-data"
+
+#: Exit statuses. Usage errors exit with 2, as every typer program does.
+EXIT_ERROR = 1
+EXIT_CONFLICT = 3
+
+
+def exit_code(exc: CatalogStoreError) -> int:
+    """3 when a concurrent writer got there first (retrying may succeed), else 1."""
+    if isinstance(exc, ConflictError | AlreadyExistsError):
+        return EXIT_CONFLICT
+    return EXIT_ERROR
+
+
+def describe(exc: CatalogStoreError) -> str:
+    """One line naming the field at fault, if the error knows it."""
+    text = str(exc)
+    field = getattr(exc, "field", None)
+    if field and not isinstance(exc, ValidationError) and not text.startswith(f"{field}:"):
+        text = f"{field}: {text}"
+    return " ".join(text.split())
+
+
+class CatalogGroup(TyperGroup):
+    """Turns the engine's expected errors into a message and an exit status.
+
+    Unexpected exceptions still propagate with their traceback: those are bugs.
+    """
+
+    def invoke(self, ctx: Any) -> Any:
+        try:
+            return super().invoke(ctx)
+        except CatalogStoreError as exc:
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                f"[bold red]error:[/] {describe(exc)}", markup=True
+            )
+            raise typer.Exit(exit_code(exc)) from None
+
+
+app = typer.Typer(
+    cls=CatalogGroup,
+    name="fincat",
+    help="Manage a fincat catalog of financial and economic time series.",
+    epilog=(
+        "Exit status: 0 on success, 1 for a missing series, invalid input or a storage "
+        "failure, 2 for a command-line usage error, 3 when a concurrent change conflicts."
+    ),
+    no_args_is_help=True,
+    # Storage options may carry credentials; tracebacks must never print them.
+    pretty_exceptions_show_locals=False,
+)
+
+
+@app.callback()
+def configure(
+    ctx: typer.Context,
+    root: Annotated[
+        str,
+        typer.Option(
+            "--root",
+            envvar="FINCAT_ROOT",
+            metavar="URL",
+            help="Catalog location: a directory, file://, s3://bucket/prefix or memory://name.",
+        ),
+    ] = DEFAULT_ROOT,
+    storage_option: Annotated[
+        list[str] | None,
+        typer.Option(
+            "--storage-option",
+            metavar="KEY=VALUE",
+            help=(
+                "Option for the storage backend, repeatable (for S3: endpoint_url, key, "
+                "secret...). VALUE true/false and JSON objects or lists are decoded."
+            ),
+        ),
+    ] = None,
+) -> None:
+    """Settings shared by every command."""
+    try:
+        options = parse_storage_options(storage_option or [])
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--storage-option'") from None
+    ctx.obj = Settings(root=os.path.expanduser(root), storage_options=options)

@@ -1,0 +1,127 @@
+"""Helpers shared by the commands: opening the catalog, parsing options, printing."""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+import typer
+from rich.console import Console
+
+from catalog_store.catalog import AsOf, CatalogOptions
+from catalog_store.cli.csvfiles import parse_date
+from catalog_store.sync import Catalog
+
+
+@dataclass(frozen=True)
+class Settings:
+    """Global options, stored on the root context by the app callback."""
+
+    root: str
+    storage_options: dict[str, Any] = field(default_factory=dict)
+
+
+def settings(ctx: typer.Context) -> Settings:
+    found = ctx.find_object(Settings)
+    if found is None:  # a command invoked without the app's callback
+        from catalog_store.cli._app import DEFAULT_ROOT
+
+        return Settings(DEFAULT_ROOT)
+    return found
+
+
+@contextmanager
+def open_catalog(
+    ctx: typer.Context, create: bool = False, options: CatalogOptions | None = None
+) -> Iterator[Catalog]:
+    """The catalog at ``--root``, closed when the block ends."""
+    where = settings(ctx)
+    with Catalog.open(
+        where.root, where.storage_options or None, create=create, options=options
+    ) as catalog:
+        yield catalog
+
+
+def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
+    """``KEY=VALUE`` pairs to a dict; raises ValueError for a malformed pair.
+
+    Values stay strings, except ``true``/``false`` and JSON objects or lists
+    (``client_kwargs={"region_name": "eu-west-1"}``): keys and secrets that look
+    like numbers must not turn into numbers.
+    """
+    options: dict[str, Any] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        key = key.strip()
+        if not sep or not key:
+            raise ValueError(f"expected KEY=VALUE, got {item!r}")
+        if value.lower() in ("true", "false"):
+            options[key] = value.lower() == "true"
+        elif value.lstrip().startswith(("{", "[")):
+            try:
+                options[key] = json.loads(value)
+            except json.JSONDecodeError as exc:
+                raise ValueError(f"{key}: not valid JSON: {exc}") from None
+        else:
+            options[key] = value
+    return options
+
+
+def date_option(value: str | None, name: str) -> dt.date | dt.datetime | None:
+    """A ``--start``/``--end`` value; a malformed one is a usage error."""
+    if value is None:
+        return None
+    try:
+        return parse_date(value, instants=True)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint=f"'{name}'") from None
+
+
+def as_of_option(value: str | None) -> AsOf:
+    """``--as-of``: a catalog version number or an RFC 3339 instant with an offset."""
+    if value is None:
+        return None
+    text = value.strip()
+    if text.isdigit():
+        return int(text)
+    try:
+        instant = dt.datetime.fromisoformat(text)
+    except ValueError:
+        instant = None
+    if instant is None or instant.tzinfo is None:
+        raise typer.BadParameter(
+            f"{value!r} is neither a version number nor an instant with a UTC offset "
+            "(e.g. 2024-05-01T12:00:00Z)",
+            param_hint="'--as-of'",
+        )
+    return instant
+
+
+def iso(value: Any) -> Any:
+    """Dates as ISO 8601, instants in UTC with a ``Z``; anything else unchanged."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return value.isoformat()
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Machine-readable output: plain JSON on stdout, no colour, no wrapping."""
+    typer.echo(json.dumps(value, indent=2, default=iso, allow_nan=False))
+
+
+def console() -> Console:
+    """Human-readable output on stdout."""
+    return Console(highlight=False)
+
+
+def err_console() -> Console:
+    """Progress and notes on stderr, so stdout stays clean for pipes."""
+    return Console(stderr=True, highlight=False)

@@ -1,0 +1,285 @@
+"""The catalog API on every backend: metadata, conditional changes, listing, history."""
+
+from __future__ import annotations
+
+import datetime as dt
+import threading
+import time
+
+import pytest
+
+from catalog_store import Catalog, CatalogOptions
+from catalog_store.errors import (
+    ConflictError,
+    ExternalIdTakenError,
+    FormatError,
+    SeriesExistsError,
+    SeriesNotFoundError,
+    ValidationError,
+    VersionMismatchError,
+    VersionNotFoundError,
+)
+from tests.conftest import StoreTarget
+
+
+def test_create_get_update_delete(catalog: Catalog) -> None:
+    created = catalog.create(
+        id="DGS10", frequency="business_daily", title="10-Year Treasury", source="FRED",
+        tags=["rates"], external_ids={"fred": "DGS10"},
+    )
+    assert created.version == 1
+    assert created.created_at == created.updated_at
+    assert created.created_at.tzinfo is not None
+    assert catalog.get("DGS10") == created
+
+    updated = catalog.update("DGS10", {"title": "10Y yield", "units": "percent"})
+    assert updated.version == 2
+    assert (updated.title, updated.units, updated.source) == ("10Y yield", "percent", "FRED")
+    assert updated.created_at == created.created_at
+    assert updated.updated_at >= created.updated_at
+
+    version = catalog.delete("DGS10", expected_version=2)
+    assert version == 3
+    with pytest.raises(SeriesNotFoundError):
+        catalog.get("DGS10")
+    assert catalog.get("DGS10", as_of=2).title == "10Y yield"
+    assert catalog.get("DGS10", as_of=1).title == "10-Year Treasury"
+    with pytest.raises(SeriesNotFoundError):
+        catalog.get("DGS10", as_of=0)
+
+
+def test_create_of_an_existing_id_fails_and_changes_nothing(catalog: Catalog) -> None:
+    catalog.create(id="CPI", frequency="monthly")
+    version = catalog.version()
+    with pytest.raises(SeriesExistsError):
+        catalog.create(id="CPI", frequency="annual")
+    assert catalog.version() == version
+    assert catalog.get("CPI").frequency == "monthly"
+
+
+def test_stale_expected_version_is_a_typed_conflict(catalog: Catalog) -> None:
+    first = catalog.create(id="UNRATE", frequency="monthly")
+    catalog.update("UNRATE", {"title": "someone else"})
+    version = catalog.version()
+    with pytest.raises(VersionMismatchError) as info:
+        catalog.update("UNRATE", {"title": "mine"}, expected_version=first.version)
+    assert isinstance(info.value, ConflictError)
+    assert (info.value.expected, info.value.actual) == (first.version, first.version + 1)
+    with pytest.raises(VersionMismatchError):
+        catalog.delete("UNRATE", expected_version=first.version)
+    assert catalog.version() == version
+    assert catalog.get("UNRATE").title == "someone else"
+
+
+def test_missing_series(catalog: Catalog) -> None:
+    with pytest.raises(SeriesNotFoundError):
+        catalog.get("NOPE")
+    with pytest.raises(SeriesNotFoundError):
+        catalog.update("NOPE", {"title": "x"})
+    with pytest.raises(SeriesNotFoundError):
+        catalog.delete("NOPE")
+    with pytest.raises(ValidationError):
+        catalog.get("../NOPE")
+
+
+def test_invalid_update_names_the_field_and_changes_nothing(catalog: Catalog) -> None:
+    catalog.create(id="M1", frequency="monthly")
+    version = catalog.version()
+    with pytest.raises(ValidationError) as info:
+        catalog.update("M1", {"tags": ["x y"]})
+    assert info.value.field == "tags.0"
+    with pytest.raises(ValidationError):
+        catalog.update("M1", {"observation_count": 5})
+    assert catalog.version() == version
+
+
+def test_external_ids_are_unique_per_provider(catalog: Catalog) -> None:
+    catalog.create(id="GDP", frequency="quarterly", external_ids={"fred": "GDPC1"})
+    with pytest.raises(ExternalIdTakenError) as info:
+        catalog.create(id="GDP2", frequency="quarterly", external_ids={"fred": "GDPC1"})
+    assert info.value.owner == "GDP"
+    catalog.create(id="GDP3", frequency="quarterly", external_ids={"bea": "GDPC1"})
+    assert catalog.find_by_external_id("fred", "GDPC1").id == "GDP"
+    assert catalog.find_by_external_id("bea", "GDPC1").id == "GDP3"
+    catalog.update("GDP", {"external_ids": {"fred": "GDPC1_OLD"}})
+    catalog.create(id="GDP2", frequency="quarterly", external_ids={"fred": "GDPC1"})
+    assert catalog.find_by_external_id("fred", "GDPC1").id == "GDP2"
+    assert catalog.find_by_external_id("fred", "GDPC1_OLD").id == "GDP"
+    catalog.delete("GDP")
+    with pytest.raises(SeriesNotFoundError):
+        catalog.find_by_external_id("fred", "GDPC1_OLD")
+    assert catalog.find_by_external_id("fred", "GDPC1_OLD", as_of=catalog.version() - 1).id == "GDP"
+
+
+def test_listing_filters(catalog: Catalog) -> None:
+    with catalog.batch("seed") as batch:
+        batch.create({"id": "A1", "frequency": "monthly", "source": "BLS", "tags": ["jobs", "usa"]})
+        batch.create({"id": "A2", "frequency": "monthly", "source": "BLS", "tags": ["jobs"]})
+        batch.create({"id": "B1", "frequency": "daily", "source": "FRED", "tags": ["usa"],
+                      "title": "Treasury Yield"})
+        batch.create({"id": "B2", "frequency": "daily", "source": "FRED",
+                      "description": "Effective federal funds YIELD"})
+    ids = lambda page: sorted(s.id for s in page.items)  # noqa: E731
+    assert ids(catalog.list()) == ["A1", "A2", "B1", "B2"]
+    assert ids(catalog.list(source="BLS")) == ["A1", "A2"]
+    assert ids(catalog.list(frequency="daily")) == ["B1", "B2"]
+    assert ids(catalog.list(tags=["usa"])) == ["A1", "B1"]
+    assert ids(catalog.list(tags=["usa", "jobs"])) == ["A1"]
+    assert ids(catalog.list(text="yield")) == ["B1", "B2"]
+    assert ids(catalog.list(text="a2")) == ["A2"]
+    assert ids(catalog.list(source="FRED", tags=["jobs"])) == []
+    with pytest.raises(ValidationError) as info:
+        catalog.list(frequency="hourly")
+    assert info.value.field == "frequency"
+    for bad in (0, 1001):
+        with pytest.raises(ValidationError) as info:
+            catalog.list(limit=bad)
+        assert info.value.field == "limit"
+    with pytest.raises(ValidationError) as info:
+        catalog.list(cursor="not-a-cursor")
+    assert info.value.field == "cursor"
+
+
+def test_cursor_pages_are_complete_and_pinned_to_a_version(catalog: Catalog) -> None:
+    with catalog.batch() as batch:
+        for i in range(250):
+            batch.create({"id": f"S{i:04d}", "frequency": "annual", "source": f"src{i % 2}"})
+    first = catalog.list(limit=100)
+    assert len(first.items) == 100 and first.next_cursor
+    catalog.create(id="LATE", frequency="annual")
+    seen = [s.id for s in first.items]
+    cursor = first.next_cursor
+    pages = 1
+    while cursor:
+        page = catalog.list(limit=100, cursor=cursor)
+        seen += [s.id for s in page.items]
+        cursor = page.next_cursor
+        pages += 1
+    assert pages == 3
+    assert sorted(seen) == [f"S{i:04d}" for i in range(250)]
+    assert len(catalog.list(source="src1", limit=1000).items) == 125
+    assert sum(1 for _ in catalog.iter_series(page_size=7)) == 251
+
+
+def test_history_and_as_of_an_instant(catalog: Catalog) -> None:
+    catalog.create(id="X", frequency="annual", title="one")
+    time.sleep(0.01)
+    middle = dt.datetime.now(dt.UTC)
+    time.sleep(0.01)
+    catalog.update("X", {"title": "two"})
+    history = catalog.history()
+    assert [h.version for h in history] == [2, 1, 0]
+    assert history[0].changes == [("update", "X")]
+    assert history[0].committed_at >= history[1].committed_at >= history[2].committed_at
+    assert history[0].series_count == 1
+    assert [h.version for h in catalog.history(limit=1, before=2)] == [1]
+    assert catalog.get("X", as_of=middle).title == "one"
+    assert catalog.get("X", as_of=dt.datetime.now(dt.UTC)).title == "two"
+    with pytest.raises(VersionNotFoundError):
+        catalog.get("X", as_of=dt.datetime(2000, 1, 1, tzinfo=dt.UTC))
+    with pytest.raises(ValidationError):
+        catalog.get("X", as_of=dt.datetime(2030, 1, 1))  # naive
+    with pytest.raises(VersionNotFoundError):
+        catalog.get("X", as_of=99)
+    with pytest.raises(ValidationError):
+        catalog.get("X", as_of=-1)
+
+
+def test_batch_is_atomic(catalog: Catalog) -> None:
+    catalog.create(id="EXISTS", frequency="annual")
+    version = catalog.version()
+    with catalog.batch("two series") as batch:
+        batch.create({"id": "N1", "frequency": "annual"})
+        batch.create({"id": "N2", "frequency": "annual"})
+        batch.write("N1", ([dt.date(2000, 1, 1)], [1.0]))
+        batch.update("EXISTS", {"title": "touched"})
+    assert batch.version == version + 1
+    assert catalog.version() == version + 1
+    assert catalog.read("N1").num_rows == 1
+    assert catalog.history(limit=1)[0].changes == [
+        ("create", "N1"), ("create", "N2"), ("append", "N1"), ("update", "EXISTS"),
+    ]
+
+    with pytest.raises(RuntimeError), catalog.batch() as batch:
+        batch.create({"id": "N3", "frequency": "annual"})
+        raise RuntimeError("crawler failed half way")
+    with pytest.raises(SeriesExistsError), catalog.batch() as batch:
+        batch.create({"id": "N4", "frequency": "annual"})
+        batch.create({"id": "EXISTS", "frequency": "annual"})
+    assert catalog.version() == version + 1
+    for missing in ("N3", "N4"):
+        with pytest.raises(SeriesNotFoundError):
+            catalog.get(missing)
+
+
+def test_disjoint_concurrent_commits_both_land(target: StoreTarget) -> None:
+    setup = target.open()
+    setup.create(id="LEFT", frequency="annual")
+    setup.create(id="RIGHT", frequency="annual")
+    base = setup.version()
+    barrier = threading.Barrier(2)
+    errors: list[BaseException] = []
+
+    def writer(series_id: str) -> None:
+        cat = target.open()
+        try:
+            barrier.wait()
+            for i in range(10):
+                cat.update(series_id, {"title": f"{series_id}-{i}"}, expected_version=None)
+        except BaseException as exc:
+            errors.append(exc)
+        finally:
+            cat.close()
+
+    threads = [threading.Thread(target=writer, args=(s,)) for s in ("LEFT", "RIGHT")]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert not errors
+    assert setup.version() == base + 20
+    assert setup.get("LEFT").title == "LEFT-9"
+    assert setup.get("RIGHT").title == "RIGHT-9"
+    setup.close()
+
+
+def test_opening_a_store_without_a_catalog(target: StoreTarget) -> None:
+    with pytest.raises(FormatError):
+        target.open(create=False)
+    cat = target.open(create=True)
+    cat.close()
+    again = target.open(create=False)
+    assert again.version() == 0
+    again.close()
+
+
+def test_concurrent_initialisation_is_safe(target: StoreTarget) -> None:
+    catalogs: list[Catalog] = []
+    lock = threading.Lock()
+
+    def init() -> None:
+        cat = target.open(create=True)
+        with lock:
+            catalogs.append(cat)
+
+    threads = [threading.Thread(target=init) for _ in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(catalogs) == 4
+    catalogs[0].create(id="ONE", frequency="annual")
+    assert all(c.get("ONE").id == "ONE" for c in catalogs)
+    for c in catalogs:
+        c.close()
+
+
+def test_shard_count_is_chosen_at_init(target: StoreTarget) -> None:
+    cat = target.open(options=CatalogOptions(shard_count=3))
+    with cat.batch() as batch:
+        for i in range(30):
+            batch.create({"id": f"S{i}", "frequency": "annual"})
+    assert cat.inner.reader.marker is not None
+    assert cat.inner.reader.marker.shard_count == 3
+    assert len(cat.list(limit=1000).items) == 30
+    cat.close()

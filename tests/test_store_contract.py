@@ -1,0 +1,179 @@
+"""One contract, every backend: memory, local disk and S3 on a moto server."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import TypeVar
+
+import pytest
+
+from catalog_store.errors import (
+    AlreadyExistsError,
+    ObjectNotFoundError,
+    UnsupportedOperationError,
+    ValidationError,
+)
+from catalog_store.storage import LocalStore, MemoryStore, Store, open_store
+from tests.conftest import StoreTarget
+from tests.workers import race_put_if_absent
+
+T = TypeVar("T")
+
+
+def run(target: StoreTarget, body: Callable[[Store], Awaitable[T]]) -> T:
+    async def main() -> T:
+        store = open_store(target.url, target.options or None)
+        try:
+            return await body(store)
+        finally:
+            await store.close()
+
+    return asyncio.run(main())
+
+
+def test_get_of_a_missing_key_raises_not_found(target: StoreTarget) -> None:
+    async def body(store: Store) -> None:
+        with pytest.raises(ObjectNotFoundError) as info:
+            await store.get("nothing/here.json")
+        assert isinstance(info.value, FileNotFoundError)
+        with pytest.raises(ObjectNotFoundError):
+            await store.head("nothing/here.json")
+        assert not await store.exists("nothing/here.json")
+
+    run(target, body)
+
+
+def test_put_get_head_and_overwrite(target: StoreTarget) -> None:
+    async def body(store: Store) -> None:
+        await store.put("a/b.bin", b"first")
+        assert await store.get("a/b.bin") == b"first"
+        assert (await store.head("a/b.bin")).size == 5
+        await store.put("a/b.bin", b"second!")
+        assert await store.get("a/b.bin") == b"second!"
+        assert (await store.head("a/b.bin")).size == 7
+        assert await store.exists("a/b.bin")
+
+    run(target, body)
+
+
+def test_put_if_absent_refuses_an_existing_key_and_keeps_it(target: StoreTarget) -> None:
+    async def body(store: Store) -> None:
+        await store.put_if_absent("_manifests/1.json", b"winner")
+        with pytest.raises(AlreadyExistsError) as info:
+            await store.put_if_absent("_manifests/1.json", b"loser")
+        assert isinstance(info.value, FileExistsError)
+        assert await store.get("_manifests/1.json") == b"winner"
+
+    run(target, body)
+
+
+def test_list_by_prefix(target: StoreTarget) -> None:
+    async def body(store: Store) -> None:
+        for key in ["data/x/1", "data/x/2", "data/y/1", "meta/0/a", "datax"]:
+            await store.put(key, key.encode())
+        listed = sorted([(i.key, i.size) async for i in store.list("data/x/")])
+        assert listed == [("data/x/1", 8), ("data/x/2", 8)]
+        assert sorted([i.key async for i in store.list("data/")]) == [
+            "data/x/1",
+            "data/x/2",
+            "data/y/1",
+        ]
+        assert sorted([i.key async for i in store.list("data")]) == [
+            "data/x/1",
+            "data/x/2",
+            "data/y/1",
+            "datax",
+        ]
+        assert [i async for i in store.list("absent/")] == []
+        assert len([i async for i in store.list("")]) == 5
+
+    run(target, body)
+
+
+def test_delete_is_repeat_safe(target: StoreTarget) -> None:
+    async def body(store: Store) -> None:
+        await store.put("k/v", b"1")
+        await store.delete("k/v")
+        await store.delete("k/v")
+        await store.delete("never/existed")
+        assert not await store.exists("k/v")
+
+    run(target, body)
+
+
+@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "a/./b", "trailing/", "sp ace", "nul\0"])
+def test_unsafe_keys_are_refused(target: StoreTarget, key: str) -> None:
+    async def body(store: Store) -> None:
+        with pytest.raises(ValidationError):
+            await store.put(key, b"x")
+        with pytest.raises(ValidationError):
+            await store.get(key)
+
+    run(target, body)
+
+
+def test_sixteen_threads_race_for_one_key_and_one_wins(target: StoreTarget) -> None:
+    winners: list[int] = []
+    start = threading.Barrier(16)
+
+    def contender(n: int) -> None:
+        async def attempt(store: Store) -> None:
+            start.wait()
+            try:
+                await store.put_if_absent("_manifests/race", str(n).encode())
+                winners.append(n)
+            except AlreadyExistsError:
+                pass
+
+        run(target, attempt)
+
+    threads = [threading.Thread(target=contender, args=(n,)) for n in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(winners) == 1
+    assert run(target, lambda s: s.get("_manifests/race")) == str(winners[0]).encode()
+
+
+def test_four_processes_race_for_one_key_and_one_wins(shared_target: StoreTarget) -> None:
+    ctx = multiprocessing.get_context("spawn")
+    start_at = time.time() + 3.0  # processes need a moment to import
+    with ctx.Pool(4) as pool:
+        results = [
+            pool.apply_async(
+                race_put_if_absent,
+                (shared_target.url, shared_target.options, "_manifests/race", f"p{n}".encode(), start_at),
+            )
+            for n in range(4)
+        ]
+        wins = [r.get(timeout=120) for r in results]
+    assert wins.count(True) == 1
+    winner = wins.index(True)
+    assert run(shared_target, lambda s: s.get("_manifests/race")) == f"p{winner}".encode()
+
+
+def test_open_store_from_urls(tmp_path: object) -> None:
+    assert isinstance(open_store(str(tmp_path)), LocalStore)
+    assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
+    assert isinstance(open_store("memory://x"), MemoryStore)
+    with pytest.raises(UnsupportedOperationError):
+        open_store("ftp://host/path")
+    with pytest.raises(ValidationError):
+        open_store("")
+    with pytest.raises(ValidationError):
+        open_store("s3:///no-bucket")
+
+
+def test_memory_stores_with_one_name_share_objects() -> None:
+    async def body() -> None:
+        a, b, c = MemoryStore("shared-x"), MemoryStore("shared-x"), MemoryStore("other-x")
+        await a.put("k", b"v")
+        assert await b.get("k") == b"v"
+        assert not await c.exists("k")
+
+    asyncio.run(body())

@@ -1,0 +1,63 @@
+"""Functions run in child processes (spawned, so they must be importable)."""
+
+from __future__ import annotations
+
+import asyncio
+import multiprocessing.synchronize
+import time
+from typing import Any
+
+from catalog_store.errors import AlreadyExistsError
+from catalog_store.storage import open_store
+
+
+def race_put_if_absent(
+    url: str, options: dict[str, Any], key: str, payload: bytes, start_at: float
+) -> bool:
+    """Try to create ``key`` at ``start_at``; True if this process won."""
+
+    async def attempt() -> bool:
+        store = open_store(url, options or None)
+        try:
+            while time.time() < start_at:
+                await asyncio.sleep(0.0005)
+            try:
+                await store.put_if_absent(key, payload)
+            except AlreadyExistsError:
+                return False
+            return True
+        finally:
+            await store.close()
+
+    return asyncio.run(attempt())
+
+
+def commit_many(
+    url: str,
+    options: dict[str, Any],
+    worker: int,
+    commits: int,
+    series: list[str],
+    barrier: multiprocessing.synchronize.Barrier | None = None,
+) -> list[tuple[str, int, int, int]]:
+    """Make ``commits`` metadata commits to overlapping series.
+
+    Returns (series id, worker, step, version) for each commit that reported success.
+    """
+    from catalog_store import Catalog
+
+    done: list[tuple[str, int, int, int]] = []
+    cat = Catalog.open(url, options or None)
+    try:
+        if barrier is not None:
+            barrier.wait()
+        for step in range(commits):
+            series_id = series[(worker + step) % len(series)]
+            updated = cat.update(
+                series_id,
+                {"attributes": {"writer": worker, "step": step}, "title": f"w{worker}s{step}"},
+            )
+            done.append((series_id, worker, step, updated.version))
+    finally:
+        cat.close()
+    return done
