@@ -46,6 +46,7 @@ from catalog_store.operations import (
 from catalog_store.records import Manifest, StoreMarker, encode_json, to_series
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.storage import Store, open_store
+from catalog_store.storage.observed import ObservedStore, StoreListener
 from catalog_store.vintages import revisions
 
 log = logging.getLogger(__name__)
@@ -69,6 +70,8 @@ class CatalogOptions:
     #: A partition with more files than this is compacted after a write.
     compact_threshold: int = 16
     retry: RetryPolicy = field(default_factory=RetryPolicy)
+    #: Told about every storage call: (operation, seconds, succeeded). For metrics.
+    store_listener: StoreListener | None = None
 
 
 @dataclass(frozen=True)
@@ -101,6 +104,8 @@ class AsyncCatalog:
 
     def __init__(self, store: Store, options: CatalogOptions | None = None) -> None:
         self.options = options or CatalogOptions()
+        if self.options.store_listener is not None:
+            store = ObservedStore(store, self.options.store_listener)
         self.store = store
         self.reader = StoreReader(store, self.options.cache_bytes, self.options.max_staleness)
         self.committer = Committer(self.reader, self.options.retry)
@@ -122,7 +127,19 @@ class AsyncCatalog:
         or one of an unknown format. Concurrent creators are safe: the format
         marker and version 0 are each created with put-if-absent.
         """
-        catalog = cls(open_store(url, storage_options), options)
+        return await cls.open_store(
+            open_store(url, storage_options), create=create, options=options
+        )
+
+    @classmethod
+    async def open_store(
+        cls, store: Store, *, create: bool = False, options: CatalogOptions | None = None
+    ) -> AsyncCatalog:
+        """Open the catalog in an already opened store (see :meth:`open`).
+
+        The catalog owns the store from here on and closes it in :meth:`close`.
+        """
+        catalog = cls(store, options)
         try:
             try:
                 await catalog.reader.read_marker()
@@ -199,6 +216,23 @@ class AsyncCatalog:
         for version in range(top, max(top - limit, -1), -1):
             out.append(version_info(await self.reader.manifest(version)))
         return out
+
+    def stats(self) -> dict[str, int]:
+        """Counters for metrics: commits, lost races, retries, cache use."""
+        commits = self.committer.stats
+        cache = self.reader.cache
+        return {
+            "commits": commits.commits,
+            "commit_lost_races": commits.lost_races,
+            "commit_retries": commits.retries,
+            "commit_unknown_outcomes": commits.unknown_outcomes,
+            "commit_gave_up": commits.gave_up,
+            "cache_hits": cache.hits,
+            "cache_misses": cache.misses,
+            "cache_bytes": cache.current_bytes,
+            "cache_max_bytes": cache.max_bytes,
+            "cache_entries": len(cache),
+        }
 
     async def version_details(self, version: int) -> VersionInfo:
         return version_info(await self.reader.manifest(version))

@@ -92,30 +92,44 @@ class Committer:
         started = time.monotonic()
         unknown: set[int] = set()
         attempt = 0
+        storage_failure: StorageUnavailableError | None = None
         while True:
             attempt += 1
             landed = await self._settle_unknown(unknown, commit_id)
             if landed is not None:
                 return self._landed(landed, started)
-            latest = await self.reader.latest_version(refresh=attempt > 1)
-            base = Snapshot(self.reader, await self.reader.manifest(latest))
-            committed_at = max(utc_now(), base.manifest.committed_at)
-            manifest = await build(base, commit_id, committed_at)
-            version = base.version + 1
-            key = keys.manifest_key(version)
+            version = -1
+            writing = False
             try:
-                await self.store.put_if_absent(key, encode_json(manifest))
-                return self._landed(manifest, started)
-            except AlreadyExistsError:
-                ours = await self._read_if_ours(version, commit_id)
-                if ours is not None:
-                    return self._landed(ours, started)
+                latest = await self.reader.latest_version(refresh=attempt > 1)
+                version = latest + 1
+                if any(v <= latest for v in unknown):
+                    # A version we may have written exists but could not be read
+                    # back; building on it could apply this commit twice.
+                    raise StorageUnavailableError(
+                        f"cannot read back version(s) {sorted(unknown)} to settle the outcome"
+                    )
+                base = Snapshot(self.reader, await self.reader.manifest(latest))
+                committed_at = max(utc_now(), base.manifest.committed_at)
+                manifest = await build(base, commit_id, committed_at)
+                writing = True
+                try:
+                    await self.store.put_if_absent(keys.manifest_key(version), encode_json(manifest))
+                    return self._landed(manifest, started)
+                except AlreadyExistsError:
+                    ours = await self._read_if_ours(version, commit_id)
+                    if ours is not None:
+                        return self._landed(ours, started)
                 self.stats.lost_races += 1
+                storage_failure = None
                 reason = f"lost the race for version {version} {attempt} times"
             except StorageUnavailableError as exc:
-                self.stats.unknown_outcomes += 1
-                unknown.add(version)
-                reason = f"storage unavailable while writing version {version}: {exc}"
+                if writing:
+                    # The conditional write may have landed; settle before building again.
+                    self.stats.unknown_outcomes += 1
+                    unknown.add(version)
+                storage_failure = exc
+                reason = f"storage unavailable at version {version}: {exc}"
             elapsed = time.monotonic() - started
             if attempt >= self.policy.max_attempts or elapsed >= self.policy.max_seconds:
                 if unknown:
@@ -128,6 +142,10 @@ class Committer:
                         f"commit {commit_id}: outcome of version(s) {sorted(unknown)} unknown "
                         f"after {attempt} attempts; {reason}"
                     )
+                if storage_failure is not None:
+                    raise StorageUnavailableError(
+                        f"commit did not land, storage kept failing: {reason}"
+                    ) from storage_failure
                 raise CommitRetriesExhaustedError(
                     f"{reason} ({attempt} attempts in {elapsed:.1f}s, "
                     f"limits {self.policy.max_attempts} and {self.policy.max_seconds}s)"

@@ -83,6 +83,9 @@ class S3Store(Store):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         opts = dict(options or {})
+        region = opts.pop("region", None) or opts.pop("region_name", None)
+        if region:
+            opts["client_kwargs"] = {**opts.get("client_kwargs", {}), "region_name": region}
         opts.setdefault("skip_instance_cache", True)
         opts.setdefault("use_listings_cache", False)
         self._fs = S3FileSystem(asynchronous=True, **opts)
