@@ -194,7 +194,7 @@ class Committer:
     async def _write_hint(self, version: int) -> None:
         # Advisory only: readers probe forward from it, so a stale or lost hint is harmless.
         try:
-            await self.store.put(keys.LATEST_HINT, str(version).encode())
+            await self.store.put(keys.LATEST_HINT, str(version).encode(), durable=False)
         except Exception as exc:  # noqa: BLE001 - best effort by design
             log.debug("could not write the latest hint: %s", exc)
 

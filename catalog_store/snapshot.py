@@ -139,7 +139,8 @@ class StoreReader:
         self._latest_checked = time.monotonic()
 
     async def latest_version(self, refresh: bool = False) -> int:
-        """The newest committed version: the advisory hint, then probe forward.
+        """The newest committed version: probe past the last known one, else start
+        from the advisory hint and probe forward.
 
         Within ``max_staleness`` seconds of the last check the remembered answer
         is returned without touching the store.
@@ -151,14 +152,18 @@ class StoreReader:
             and now - self._latest_checked <= self.max_staleness
         ):
             return self._latest
-        start = await self._hint()
-        if self._latest is not None:
-            start = max(start, self._latest)
-        if not await self._exists(start):
-            start = await self._search_from_zero()
-        version = start
-        while await self._exists(version + 1):
-            version += 1
+        if self._latest is not None and not await self._exists(self._latest + 1):
+            # The common case costs one probe: nothing new since we last looked.
+            version = self._latest
+        else:
+            start = await self._hint()
+            if self._latest is not None:
+                start = max(start, self._latest)
+            if not await self._exists(start):
+                start = await self._search_from_zero()
+            version = start
+            while await self._exists(version + 1):
+                version += 1
         self._latest = version
         self._latest_checked = now
         return version

@@ -46,9 +46,9 @@ class FaultyStore(Store):
         self._after(verdict, "head", key)
         return info
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         verdict = self._decide("put", key)
-        await self.inner.put(key, data)
+        await self.inner.put(key, data, durable=durable)
         self._after(verdict, "put", key)
 
     async def put_if_absent(self, key: str, data: bytes) -> None:

@@ -77,11 +77,13 @@ class Store(ABC):
         return True
 
     @abstractmethod
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         """Write the object, replacing any existing one atomically.
 
         A reader sees the old bytes or the new bytes, never a mixture. Safe to
-        repeat. Only the advisory "latest" hint is ever overwritten.
+        repeat. Only the advisory "latest" hint is ever overwritten. With
+        ``durable=False`` a backend may skip flushing to stable storage (used for
+        the advisory hint, which nothing relies on).
         """
 
     @abstractmethod

@@ -53,8 +53,8 @@ def translate_os_errors(key: str) -> Iterator[None]:
         raise StorageError(f"{key}: {exc}") from exc
 
 
-def _write_temp(directory: Path, data: bytes) -> Path:
-    """Write ``data`` to a new fsynced temp file in ``directory`` and return its path."""
+def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
+    """Write ``data`` to a new temp file in ``directory`` (fsynced if ``durable``)."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{uuid.uuid4().hex}{_TMP_SUFFIX}"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
@@ -62,7 +62,8 @@ def _write_temp(directory: Path, data: bytes) -> Path:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
-        os.fsync(fd)
+        if durable:
+            os.fsync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
@@ -100,14 +101,14 @@ class LocalStore(Store):
             st = await asyncio.to_thread(os.stat, path)
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         path = self._path(key)
         with translate_os_errors(key):
-            await asyncio.to_thread(self._replace, path, data)
+            await asyncio.to_thread(self._replace, path, data, durable)
 
     @staticmethod
-    def _replace(path: Path, data: bytes) -> None:
-        tmp = _write_temp(path.parent, data)
+    def _replace(path: Path, data: bytes, durable: bool) -> None:
+        tmp = _write_temp(path.parent, data, durable)
         try:
             os.replace(tmp, path)
         except BaseException:

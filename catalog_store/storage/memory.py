@@ -39,7 +39,7 @@ class MemoryStore(Store):
             raise ObjectNotFoundError(key) from None
         return ObjectInfo(key, len(data), modified)
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         check_key(key)
         with self._lock:
             self._objects[key] = (bytes(data), datetime.now(UTC))

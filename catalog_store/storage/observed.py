@@ -44,10 +44,10 @@ class ObservedStore(Store):
         finally:
             self._report("head", started, ok)
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         started, ok = time.perf_counter(), False
         try:
-            await self.inner.put(key, data)
+            await self.inner.put(key, data, durable=durable)
             ok = True
         finally:
             self._report("put", started, ok)

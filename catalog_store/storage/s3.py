@@ -113,7 +113,7 @@ class S3Store(Store):
             key, int(out["ContentLength"]), modified if isinstance(modified, datetime) else None
         )
 
-    async def put(self, key: str, data: bytes) -> None:
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         await self._call("put_object", key, Key=self._key(key), Body=bytes(data))
 
     async def put_if_absent(self, key: str, data: bytes) -> None:
