@@ -47,6 +47,7 @@ from catalog_store.records import Manifest, StoreMarker, encode_json, to_series
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.storage import Store, open_store
 from catalog_store.storage.observed import ObservedStore, StoreListener
+from catalog_store.verify import Progress, VerifyReport, verify
 from catalog_store.vintages import revisions
 
 log = logging.getLogger(__name__)
@@ -216,6 +217,12 @@ class AsyncCatalog:
         for version in range(top, max(top - limit, -1), -1):
             out.append(version_info(await self.reader.manifest(version)))
         return out
+
+    async def verify(
+        self, latest_only: bool = False, progress: Progress | None = None
+    ) -> VerifyReport:
+        """Check every live version (or the latest) end to end; see :mod:`catalog_store.verify`."""
+        return await verify(self.reader, latest_only, progress)
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: commits, lost races, retries, cache use."""

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
-from collections.abc import Coroutine, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any, TypeVar
@@ -20,6 +20,7 @@ import pyarrow as pa
 from catalog_store.catalog import AsOf, AsyncCatalog, Batch, CatalogOptions, VersionInfo
 from catalog_store.listing import Page, SeriesFilter
 from catalog_store.models import Series, SeriesSpec
+from catalog_store.verify import VerifyReport
 
 T = TypeVar("T")
 DateLike = dt.date | dt.datetime | None
@@ -231,6 +232,11 @@ class Catalog:
         first_release_only: bool = False,
     ) -> pa.Table:
         return self._runner.run(self.inner.revisions(series_id, start, end, first_release_only))
+
+    def verify(
+        self, latest_only: bool = False, progress: Callable[[int, int], None] | None = None
+    ) -> VerifyReport:
+        return self._runner.run(self.inner.verify(latest_only, progress))
 
     def compact(self, series_id: str, min_files: int = 2) -> int | None:
         return self._runner.run(self.inner.compact(series_id, min_files))

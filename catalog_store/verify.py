@@ -1,0 +1,241 @@
+"""Integrity check of a whole store: ``fincat verify``.
+
+Walks every live version (or only the latest), and checks that each manifest
+parses, claims its own version and chains to its parent with non-decreasing
+commit times; that every object it references exists with the recorded size and
+checksum and decodes; that every observation file holds the rows and date bounds
+its record says; and that each series' derived fields (first and last date,
+observation count) match its files. Objects that no version references are listed
+as orphans: harmless leftovers of failed commits that ``fincat gc`` reclaims.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+from catalog_store import keys
+from catalog_store.datafiles import read_files
+from catalog_store.errors import (
+    IntegrityError,
+    ObjectNotFoundError,
+    VersionNotFoundError,
+)
+from catalog_store.observations import date_ints
+from catalog_store.records import Manifest, SeriesRecord, ShardRef
+from catalog_store.snapshot import StoreReader
+
+#: Problem kinds, from the worst down.
+KINDS = (
+    "missing_manifest",
+    "bad_manifest",
+    "broken_chain",
+    "missing_object",
+    "corrupt_object",
+    "file_mismatch",
+    "derived_mismatch",
+)
+
+
+@dataclass(frozen=True)
+class Problem:
+    """One thing wrong, with where it was found."""
+
+    kind: str
+    key: str
+    detail: str
+    version: int | None = None
+    series_id: str | None = None
+
+
+@dataclass
+class VerifyReport:
+    """What ``verify`` checked and found. ``ok`` is False if any problem was found."""
+
+    latest_version: int = 0
+    versions_checked: int = 0
+    objects_checked: int = 0
+    series_checked: int = 0
+    problems: list[Problem] = field(default_factory=list)
+    orphans: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def counts(self) -> dict[str, int]:
+        out: dict[str, int] = {}
+        for problem in self.problems:
+            out[problem.kind] = out.get(problem.kind, 0) + 1
+        return out
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "ok": self.ok,
+            "latest_version": self.latest_version,
+            "versions_checked": self.versions_checked,
+            "objects_checked": self.objects_checked,
+            "series_checked": self.series_checked,
+            "problem_counts": self.counts(),
+            "problems": [asdict(p) for p in self.problems],
+            "orphans": len(self.orphans),
+        }
+
+
+Progress = Callable[[int, int], None]
+
+
+class _Verifier:
+    def __init__(self, reader: StoreReader, report: VerifyReport) -> None:
+        self.reader = reader
+        self.report = report
+        self.seen: set[str] = set()
+        self.bad: set[str] = set()
+
+    def problem(self, kind: str, key: str, detail: str, **where: Any) -> None:
+        self.report.problems.append(Problem(kind, key, detail, **where))
+
+    async def manifest(self, version: int, parent: Manifest | None) -> Manifest | None:
+        key = keys.manifest_key(version)
+        try:
+            manifest = await self.reader.manifest(version)
+        except VersionNotFoundError:
+            self.problem("missing_manifest", key, "manifest is missing", version=version)
+            return None
+        except IntegrityError as exc:
+            self.problem("bad_manifest", key, str(exc), version=version)
+            return None
+        self.report.versions_checked += 1
+        if version > 0 and manifest.parent != version - 1:
+            self.problem("broken_chain", key, f"parent is {manifest.parent}", version=version)
+        if parent is not None and manifest.committed_at < parent.committed_at:
+            self.problem("broken_chain", key, "committed before its parent", version=version)
+        if len(manifest.shards) != manifest.shard_count:
+            self.problem("bad_manifest", key, "shard list length differs", version=version)
+        return manifest
+
+    async def shard(self, ref: ShardRef, version: int, index: bool) -> None:
+        if ref.path in self.seen:
+            return
+        self.seen.add(ref.path)
+        self.report.objects_checked += 1
+        try:
+            if index:
+                await self.reader.xids(ref)
+                return
+            records = await self.reader.records(ref)
+        except ObjectNotFoundError:
+            self.problem("missing_object", ref.path, "shard is missing", version=version)
+            self.bad.add(ref.path)
+            return
+        except IntegrityError as exc:
+            self.problem("corrupt_object", ref.path, str(exc), version=version)
+            self.bad.add(ref.path)
+            return
+        if len(records) != ref.count:
+            self.problem("corrupt_object", ref.path, "record count differs", version=version)
+        for record in records.values():
+            await self.series(record, version)
+
+    async def series(self, record: SeriesRecord, version: int) -> None:
+        self.report.series_checked += 1
+        healthy = True
+        for file in record.files:
+            if file.path in self.bad:
+                healthy = False
+                continue
+            if file.path in self.seen:
+                continue
+            self.seen.add(file.path)
+            self.report.objects_checked += 1
+            try:
+                table = await read_files(self.reader, [file], record.frequency)
+            except ObjectNotFoundError:
+                self.problem(
+                    "missing_object",
+                    file.path,
+                    "observation file is missing",
+                    version=version,
+                    series_id=record.id,
+                )
+                self.bad.add(file.path)
+                healthy = False
+                continue
+            except IntegrityError as exc:
+                self.problem(
+                    "corrupt_object", file.path, str(exc), version=version, series_id=record.id
+                )
+                self.bad.add(file.path)
+                healthy = False
+                continue
+            ints = date_ints(table)
+            if table.num_rows != file.rows or (
+                file.rows and (int(ints[0]) != file.lo or int(ints[-1]) != file.hi)
+            ):
+                self.problem(
+                    "file_mismatch",
+                    file.path,
+                    "rows or date bounds differ from record",
+                    version=version,
+                    series_id=record.id,
+                )
+        if healthy:
+            await self.derived(record, version)
+
+    async def derived(self, record: SeriesRecord, version: int) -> None:
+        table = await read_files(self.reader, record.files, record.frequency)
+        ints = date_ints(table)
+        first = int(ints[0]) if len(ints) else None
+        last = int(ints[-1]) if len(ints) else None
+        if (first, last, table.num_rows) != (record.first, record.last, record.observation_count):
+            self.problem(
+                "derived_mismatch",
+                record.id,
+                f"record says first={record.first} last={record.last} "
+                f"count={record.observation_count}; files give {first} {last} {table.num_rows}",
+                version=version,
+                series_id=record.id,
+            )
+
+
+async def verify(
+    reader: StoreReader, latest_only: bool = False, progress: Progress | None = None
+) -> VerifyReport:
+    """Check the store; return a report (problems are reported, not raised).
+
+    Raises only for a store that cannot be read at all (StorageError, FormatError).
+    Safe while writers commit: it checks the versions that existed when it started.
+    """
+    report = VerifyReport()
+    # A private reader: the caller's cache may hold objects decoded before they
+    # were damaged, and verify must look at the bytes as they are now.
+    reader = StoreReader(reader.store, cache_bytes=64 * 2**20, max_staleness=0.0)
+    await reader.read_marker()
+    latest = await reader.latest_version(refresh=True)
+    report.latest_version = latest
+    checker = _Verifier(reader, report)
+    versions = [latest] if latest_only else list(range(latest + 1))
+    parent: Manifest | None = None
+    for done, version in enumerate(versions, 1):
+        manifest = await checker.manifest(version, parent)
+        parent = manifest
+        if manifest is not None:
+            for ref in manifest.shards:
+                if ref is not None:
+                    await checker.shard(ref, version, index=False)
+            for ref in manifest.xid_shards:
+                if ref is not None:
+                    await checker.shard(ref, version, index=True)
+        if progress is not None:
+            progress(done, len(versions))
+    if not latest_only:
+        await _orphans(reader, checker.seen, report)
+    return report
+
+
+async def _orphans(reader: StoreReader, referenced: set[str], report: VerifyReport) -> None:
+    for prefix in (keys.META_DIR, keys.XID_DIR, keys.DATA_DIR):
+        async for info in reader.store.list(f"{prefix}/"):
+            if info.key not in referenced:
+                report.orphans.append(info.key)
