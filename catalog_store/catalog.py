@@ -33,6 +33,13 @@ from catalog_store.errors import (
     ValidationError,
 )
 from catalog_store.listing import Page, SeriesFilter, decode_cursor, iter_records, page
+from catalog_store.maintenance import (
+    DEFAULT_GRACE,
+    GcReport,
+    RepairReport,
+    collect_garbage,
+    repair,
+)
 from catalog_store.models import Series, SeriesSpec, check_series_id, parse_spec
 from catalog_store.observations import COLUMNS, bound, check_mode, normalize
 from catalog_store.operations import (
@@ -223,6 +230,19 @@ class AsyncCatalog:
     ) -> VerifyReport:
         """Check every live version (or the latest) end to end; see :mod:`catalog_store.verify`."""
         return await verify(self.reader, latest_only, progress)
+
+    async def collect_garbage(
+        self,
+        grace: dt.timedelta = DEFAULT_GRACE,
+        dry_run: bool = False,
+        progress: Progress | None = None,
+    ) -> GcReport:
+        """Delete objects no version references, older than ``grace``; see :mod:`.maintenance`."""
+        return await collect_garbage(self.reader, grace, dry_run, progress=progress)
+
+    async def repair(self) -> RepairReport:
+        """Restore the newest version that verifies as a new commit; see :mod:`.maintenance`."""
+        return await repair(self.committer)
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: commits, lost races, retries, cache use."""

@@ -114,7 +114,9 @@ class Committer:
                 manifest = await build(base, commit_id, committed_at)
                 writing = True
                 try:
-                    await self.store.put_if_absent(keys.manifest_key(version), encode_json(manifest))
+                    await self.store.put_if_absent(
+                        keys.manifest_key(version), encode_json(manifest)
+                    )
                     return self._landed(manifest, started)
                 except AlreadyExistsError:
                     ours = await self._read_if_ours(version, commit_id)

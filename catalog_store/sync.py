@@ -19,6 +19,7 @@ import pyarrow as pa
 
 from catalog_store.catalog import AsOf, AsyncCatalog, Batch, CatalogOptions, VersionInfo
 from catalog_store.listing import Page, SeriesFilter
+from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport
 from catalog_store.models import Series, SeriesSpec
 from catalog_store.verify import VerifyReport
 
@@ -237,6 +238,14 @@ class Catalog:
         self, latest_only: bool = False, progress: Callable[[int, int], None] | None = None
     ) -> VerifyReport:
         return self._runner.run(self.inner.verify(latest_only, progress))
+
+    def collect_garbage(
+        self, grace: dt.timedelta = DEFAULT_GRACE, dry_run: bool = False
+    ) -> GcReport:
+        return self._runner.run(self.inner.collect_garbage(grace, dry_run))
+
+    def repair(self) -> RepairReport:
+        return self._runner.run(self.inner.repair())
 
     def compact(self, series_id: str, min_files: int = 2) -> int | None:
         return self._runner.run(self.inner.compact(series_id, min_files))

@@ -115,6 +115,14 @@ class _Verifier:
             self.problem("bad_manifest", key, "shard list length differs", version=version)
         return manifest
 
+    async def check_manifest(self, manifest: Manifest) -> None:
+        for ref in manifest.shards:
+            if ref is not None:
+                await self.shard(ref, manifest.version, index=False)
+        for ref in manifest.xid_shards:
+            if ref is not None:
+                await self.shard(ref, manifest.version, index=True)
+
     async def shard(self, ref: ShardRef, version: int, index: bool) -> None:
         if ref.path in self.seen:
             return
@@ -221,16 +229,22 @@ async def verify(
         manifest = await checker.manifest(version, parent)
         parent = manifest
         if manifest is not None:
-            for ref in manifest.shards:
-                if ref is not None:
-                    await checker.shard(ref, version, index=False)
-            for ref in manifest.xid_shards:
-                if ref is not None:
-                    await checker.shard(ref, version, index=True)
+            await checker.check_manifest(manifest)
         if progress is not None:
             progress(done, len(versions))
     if not latest_only:
         await _orphans(reader, checker.seen, report)
+    return report
+
+
+async def verify_version(reader: StoreReader, version: int) -> VerifyReport:
+    """Check one version alone, bypassing caches (used by repair)."""
+    report = VerifyReport(latest_version=version)
+    fresh = StoreReader(reader.store, cache_bytes=64 * 2**20, max_staleness=0.0)
+    checker = _Verifier(fresh, report)
+    manifest = await checker.manifest(version, None)
+    if manifest is not None:
+        await checker.check_manifest(manifest)
     return report
 
 

@@ -1,0 +1,194 @@
+"""Garbage collection and repair: ``fincat gc`` and ``fincat repair``.
+
+gc deletes only objects that no version references and that are older than a
+grace period: a commit in flight has written its files but not yet its manifest,
+and its files must survive until it lands. Versions themselves are history users
+rely on (as-of reads, revisions), so gc keeps every version.
+
+repair never deletes anything. When the newest version is damaged (its manifest
+unreadable or an object it references missing or corrupt), it commits a copy of
+the newest version that verifies as a new version, so readers see whole data
+again, and reports the versions whose changes are no longer current.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from catalog_store import keys
+from catalog_store.commit import Committer
+from catalog_store.errors import (
+    CatalogStoreError,
+    IntegrityError,
+    ValidationError,
+    VersionNotFoundError,
+)
+from catalog_store.records import Manifest
+from catalog_store.snapshot import StoreReader
+from catalog_store.verify import verify_version
+
+DEFAULT_GRACE = dt.timedelta(hours=1)
+
+
+@dataclass
+class GcReport:
+    """What gc found unreferenced, and what it deleted (nothing on a dry run)."""
+
+    dry_run: bool
+    referenced: int = 0
+    candidates: list[str] = field(default_factory=list)
+    too_young: int = 0
+    deleted: int = 0
+    bytes_freed: int = 0
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "dry_run": self.dry_run,
+            "referenced": self.referenced,
+            "unreferenced_old_enough": len(self.candidates),
+            "unreferenced_too_young": self.too_young,
+            "deleted": self.deleted,
+            "bytes_freed": self.bytes_freed,
+        }
+
+
+async def referenced_objects(reader: StoreReader, latest: int) -> set[str]:
+    """Every object key any version up to ``latest`` references."""
+    seen: set[str] = set()
+    for version in range(latest + 1):
+        try:
+            manifest = await reader.manifest(version)
+        except (VersionNotFoundError, IntegrityError):
+            continue  # a damaged version references nothing we can know of
+        for ref in manifest.xid_shards:
+            if ref is not None:
+                seen.add(ref.path)
+        for ref in manifest.shards:
+            if ref is None or ref.path in seen:
+                continue
+            seen.add(ref.path)
+            try:
+                records = await reader.records(ref)
+            except CatalogStoreError:
+                continue
+            for record in records.values():
+                seen.update(f.path for f in record.files)
+    return seen
+
+
+async def collect_garbage(
+    reader: StoreReader,
+    grace: dt.timedelta = DEFAULT_GRACE,
+    dry_run: bool = False,
+    now: dt.datetime | None = None,
+    progress: Callable[[int, int], None] | None = None,
+) -> GcReport:
+    """Delete unreferenced objects older than ``grace`` (never younger: in flight).
+
+    Safe while writers commit: an object written after gc started is younger than
+    the grace period, and every version that existed when gc started is kept.
+    """
+    if grace < dt.timedelta(0):
+        raise ValidationError("must not be negative", "grace")
+    report = GcReport(dry_run=dry_run)
+    latest = await reader.latest_version(refresh=True)
+    referenced = await referenced_objects(reader, latest)
+    report.referenced = len(referenced)
+    cutoff = (now or dt.datetime.now(dt.UTC)) - grace
+    sizes: dict[str, int] = {}
+    for prefix in (keys.META_DIR, keys.XID_DIR, keys.DATA_DIR):
+        async for info in reader.store.list(f"{prefix}/"):
+            if info.key in referenced:
+                continue
+            if info.modified is None or info.modified > cutoff:
+                report.too_young += 1
+                continue
+            report.candidates.append(info.key)
+            sizes[info.key] = info.size
+    if not dry_run:
+        for done, key in enumerate(report.candidates, 1):
+            await reader.store.delete(key)
+            report.deleted += 1
+            report.bytes_freed += sizes[key]
+            if progress is not None:
+                progress(done, len(report.candidates))
+    return report
+
+
+@dataclass
+class RepairReport:
+    """The outcome of a repair: the version restored, and what is no longer current."""
+
+    latest_before: int
+    healthy_version: int | None
+    new_version: int | None = None
+    lost_versions: list[int] = field(default_factory=list)
+    lost_changes: list[tuple[str, str]] = field(default_factory=list)
+    message: str = ""
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "latest_before": self.latest_before,
+            "healthy_version": self.healthy_version,
+            "new_version": self.new_version,
+            "lost_versions": self.lost_versions,
+            "lost_changes": [list(c) for c in self.lost_changes],
+            "message": self.message,
+        }
+
+
+async def repair(committer: Committer) -> RepairReport:
+    """Move the catalog back to the newest version that verifies, as a new commit.
+
+    Does nothing when the newest version verifies. Refuses (RepairRefusedError)
+    when no version can be proven whole. Rewrites the "latest" hint either way.
+    """
+    reader = committer.reader
+    latest = await reader.latest_version(refresh=True)
+    good: int | None = None
+    for version in range(latest, -1, -1):
+        if (await verify_version(reader, version)).ok:
+            good = version
+            break
+    report = RepairReport(latest_before=latest, healthy_version=good)
+    if good is None:
+        raise RepairRefusedError("no version of this catalog verifies; nothing safe to restore")
+    if good == latest:
+        report.message = f"version {latest} verifies; nothing to repair"
+        await reader.store.put(keys.LATEST_HINT, str(latest).encode(), durable=False)
+        return report
+    target = await reader.manifest(good)
+    report.lost_versions = list(range(good + 1, latest + 1))
+    for version in report.lost_versions:
+        try:
+            report.lost_changes.extend((await reader.manifest(version)).changes)
+        except CatalogStoreError:
+            continue
+    message = f"repair: restore version {good}; versions {good + 1}..{latest} are no longer current"
+
+    async def build(base: Any, commit_id: str, at: dt.datetime) -> Manifest:
+        return Manifest(
+            version=base.version + 1,
+            parent=base.version,
+            commit_id=commit_id,
+            committed_at=at,
+            message=message,
+            changes=[("restore", str(good))],
+            series_count=target.series_count,
+            observation_count=target.observation_count,
+            shard_count=target.shard_count,
+            shards=target.shards,
+            xid_shards=target.xid_shards,
+        )
+
+    landed = await committer.commit(build)
+    report.new_version = landed.version
+    report.message = message
+    return report
+
+
+class RepairRefusedError(CatalogStoreError):
+    """repair cannot prove any version whole, so it changes nothing."""

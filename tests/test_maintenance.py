@@ -1,0 +1,113 @@
+"""gc reclaims only old unreferenced objects; repair restores the newest whole version."""
+
+from __future__ import annotations
+
+import datetime as dt
+import os
+import time
+from pathlib import Path
+
+import pytest
+
+from catalog_store import Catalog
+from catalog_store.errors import ValidationError
+from catalog_store.keys import LATEST_HINT
+from catalog_store.maintenance import RepairRefusedError
+from tests.conftest import StoreTarget
+
+
+def fill(cat: Catalog) -> None:
+    cat.create(id="A", frequency="annual")
+    cat.write("A", ([dt.date(2000, 1, 1), dt.date(2001, 1, 1)], [1.0, 2.0]))
+    cat.create(id="B", frequency="annual")
+    cat.write("B", ([dt.date(2000, 1, 1)], [5.0]))
+
+
+def age(path: Path, hours: float) -> None:
+    old = time.time() - hours * 3600
+    os.utime(path, (old, old))
+
+
+def test_gc_deletes_old_orphans_only(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True)
+    fill(cat)
+    young = root / "data" / "A~0" / "part-young.parquet"
+    old = root / "data" / "A~0" / "part-old.parquet"
+    young.parent.mkdir(parents=True)
+    young.write_bytes(b"in flight")
+    old.write_bytes(b"crashed long ago")
+    age(old, 2)
+    for live in (root / "data").rglob("part-*.parquet"):
+        if live.name not in ("part-young.parquet", "part-old.parquet"):
+            age(live, 5)  # referenced files are never deleted, however old
+
+    dry = cat.collect_garbage(dry_run=True)
+    assert [Path(k).name for k in dry.candidates] == ["part-old.parquet"]
+    assert dry.too_young == 1 and dry.deleted == 0 and old.exists()
+
+    report = cat.collect_garbage()
+    assert report.deleted == 1 and report.bytes_freed == len(b"crashed long ago")
+    assert not old.exists() and young.exists()
+    assert cat.read("A").num_rows == 2
+    assert cat.read("A", as_of=2).num_rows == 2
+    assert cat.verify().ok
+    # a zero grace period takes the young orphan too
+    assert cat.collect_garbage(grace=dt.timedelta(0)).deleted == 1
+    with pytest.raises(ValidationError):
+        cat.collect_garbage(grace=dt.timedelta(seconds=-1))
+    cat.close()
+
+
+def test_gc_on_every_backend_keeps_every_version_readable(target: StoreTarget) -> None:
+    cat = target.open()
+    fill(cat)
+    cat.write("A", ([dt.date(2000, 1, 1)], [9.0]), mode="upsert")
+    cat.compact("A")
+    report = cat.collect_garbage(grace=dt.timedelta(0))
+    assert report.deleted == 0
+    for version in range(cat.version() + 1):
+        for series_id in ("A", "B"):
+            try:
+                cat.read(series_id, as_of=version)
+            except KeyError:
+                continue
+    assert cat.verify().ok
+    cat.close()
+
+
+def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True)
+    fill(cat)
+    good = cat.version()
+    cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
+    # Damage the newest version: delete the file its last write added.
+    newest = max((root / "data").rglob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    newest.unlink()
+    assert not cat.verify(latest_only=True).ok
+
+    report = cat.repair()
+    assert report.healthy_version == good
+    assert report.lost_versions == [good + 1]
+    assert report.lost_changes == [("append", "B")]
+    assert report.new_version == good + 2
+    assert cat.verify(latest_only=True).ok
+    assert cat.read("B").column("value").to_pylist() == [5.0]
+    assert (root / LATEST_HINT).exists()
+    again = cat.repair()
+    assert again.new_version is None and "nothing to repair" in again.message
+    cat.close()
+
+
+def test_repair_refuses_when_nothing_verifies(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True)
+    fill(cat)
+    for manifest in (root / "_manifests").glob("*.json"):
+        manifest.write_bytes(b"garbage")
+    fresh = Catalog.open(str(root))
+    with pytest.raises(RepairRefusedError):
+        fresh.repair()
+    fresh.close()
+    cat.close()
