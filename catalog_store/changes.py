@@ -79,13 +79,19 @@ class ChangeSet:
         self.observation_delta -= record.observation_count
 
     def stamp(self, record: SeriesRecord, **fields: Any) -> SeriesRecord:
-        """A new state of ``record`` changed in this commit."""
+        """A new state of ``record`` changed in this commit, linked to its state before it.
+
+        A series changed twice in one commit (created and written in one batch)
+        keeps the link it had before the commit: linking to its own version would
+        make the revision walk go round in a circle.
+        """
+        before = record.previous_version if record.version == self.version else record.version
         return msgspec.structs.replace(
             record,
             **fields,
             version=self.version,
             updated_at=self.committed_at,
-            previous_version=record.version,
+            previous_version=before,
         )
 
     async def _xid_shard(self, key: str) -> dict[str, str]:
