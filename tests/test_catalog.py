@@ -24,8 +24,12 @@ from tests.conftest import StoreTarget
 
 def test_create_get_update_delete(catalog: Catalog) -> None:
     created = catalog.create(
-        id="DGS10", frequency="business_daily", title="10-Year Treasury", source="FRED",
-        tags=["rates"], external_ids={"fred": "DGS10"},
+        id="DGS10",
+        frequency="business_daily",
+        title="10-Year Treasury",
+        source="FRED",
+        tags=["rates"],
+        external_ids={"fred": "DGS10"},
     )
     assert created.version == 1
     assert created.created_at == created.updated_at
@@ -115,10 +119,23 @@ def test_listing_filters(catalog: Catalog) -> None:
     with catalog.batch("seed") as batch:
         batch.create({"id": "A1", "frequency": "monthly", "source": "BLS", "tags": ["jobs", "usa"]})
         batch.create({"id": "A2", "frequency": "monthly", "source": "BLS", "tags": ["jobs"]})
-        batch.create({"id": "B1", "frequency": "daily", "source": "FRED", "tags": ["usa"],
-                      "title": "Treasury Yield"})
-        batch.create({"id": "B2", "frequency": "daily", "source": "FRED",
-                      "description": "Effective federal funds YIELD"})
+        batch.create(
+            {
+                "id": "B1",
+                "frequency": "daily",
+                "source": "FRED",
+                "tags": ["usa"],
+                "title": "Treasury Yield",
+            }
+        )
+        batch.create(
+            {
+                "id": "B2",
+                "frequency": "daily",
+                "source": "FRED",
+                "description": "Effective federal funds YIELD",
+            }
+        )
     ids = lambda page: sorted(s.id for s in page.items)  # noqa: E731
     assert ids(catalog.list()) == ["A1", "A2", "B1", "B2"]
     assert ids(catalog.list(source="BLS")) == ["A1", "A2"]
@@ -197,15 +214,26 @@ def test_batch_is_atomic(catalog: Catalog) -> None:
     assert catalog.version() == version + 1
     assert catalog.read("N1").num_rows == 1
     assert catalog.history(limit=1)[0].changes == [
-        ("create", "N1"), ("create", "N2"), ("append", "N1"), ("update", "EXISTS"),
+        ("create", "N1"),
+        ("create", "N2"),
+        ("append", "N1"),
+        ("update", "EXISTS"),
     ]
 
-    with pytest.raises(RuntimeError), catalog.batch() as batch:
-        batch.create({"id": "N3", "frequency": "annual"})
-        raise RuntimeError("crawler failed half way")
-    with pytest.raises(SeriesExistsError), catalog.batch() as batch:
-        batch.create({"id": "N4", "frequency": "annual"})
-        batch.create({"id": "EXISTS", "frequency": "annual"})
+    def failing_crawler() -> None:
+        with catalog.batch() as batch:
+            batch.create({"id": "N3", "frequency": "annual"})
+            raise RuntimeError("crawler failed half way")
+
+    def conflicting_batch() -> None:
+        with catalog.batch() as batch:
+            batch.create({"id": "N4", "frequency": "annual"})
+            batch.create({"id": "EXISTS", "frequency": "annual"})
+
+    with pytest.raises(RuntimeError):
+        failing_crawler()
+    with pytest.raises(SeriesExistsError):
+        conflicting_batch()
     assert catalog.version() == version + 1
     for missing in ("N3", "N4"):
         with pytest.raises(SeriesNotFoundError):

@@ -143,7 +143,9 @@ def test_lost_response_even_when_the_read_back_fails_first(target: StoreTarget) 
 def test_a_lost_race_rebases_and_counts(target: StoreTarget) -> None:
     async def main() -> None:
         opts = CatalogOptions(max_staleness=3600.0, retry=FAST)
-        stale = await AsyncCatalog.open(target.url, target.options or None, create=True, options=opts)
+        stale = await AsyncCatalog.open(
+            target.url, target.options or None, create=True, options=opts
+        )
         other = await AsyncCatalog.open(target.url, target.options or None)
         try:
             await stale.create({"id": "A", "frequency": "annual"})
@@ -163,7 +165,9 @@ def test_a_lost_race_rebases_and_counts(target: StoreTarget) -> None:
 def test_too_many_lost_races_give_up_with_a_reason(target: StoreTarget) -> None:
     async def main() -> None:
         opts = CatalogOptions(max_staleness=3600.0, retry=RetryPolicy(max_attempts=1))
-        stale = await AsyncCatalog.open(target.url, target.options or None, create=True, options=opts)
+        stale = await AsyncCatalog.open(
+            target.url, target.options or None, create=True, options=opts
+        )
         other = await AsyncCatalog.open(target.url, target.options or None)
         try:
             await stale.create({"id": "A", "frequency": "annual"})

@@ -105,7 +105,9 @@ def test_delete_is_repeat_safe(target: StoreTarget) -> None:
     run(target, body)
 
 
-@pytest.mark.parametrize("key", ["", "/abs", "a/../b", "a//b", "a/./b", "trailing/", "sp ace", "nul\0"])
+@pytest.mark.parametrize(
+    "key", ["", "/abs", "a/../b", "a//b", "a/./b", "trailing/", "sp ace", "nul\0"]
+)
 def test_unsafe_keys_are_refused(target: StoreTarget, key: str) -> None:
     async def body(store: Store) -> None:
         with pytest.raises(ValidationError):
@@ -147,7 +149,13 @@ def test_four_processes_race_for_one_key_and_one_wins(shared_target: StoreTarget
         results = [
             pool.apply_async(
                 race_put_if_absent,
-                (shared_target.url, shared_target.options, "_manifests/race", f"p{n}".encode(), start_at),
+                (
+                    shared_target.url,
+                    shared_target.options,
+                    "_manifests/race",
+                    f"p{n}".encode(),
+                    start_at,
+                ),
             )
             for n in range(4)
         ]

@@ -19,8 +19,8 @@ def race_put_if_absent(
     async def attempt() -> bool:
         store = open_store(url, options or None)
         try:
-            while time.time() < start_at:
-                await asyncio.sleep(0.0005)
+            # Sleep until the agreed instant so that all contenders fire together.
+            await asyncio.sleep(max(0.0, start_at - time.time()))
             try:
                 await store.put_if_absent(key, payload)
             except AlreadyExistsError:

@@ -12,17 +12,16 @@ from typing import Annotated, Any
 
 import typer
 from rich.console import Console
+from rich.text import Text
 from typer.core import TyperGroup
 
-from catalog_store.cli._common import Settings, parse_storage_options
+from catalog_store.cli._common import DEFAULT_ROOT, Settings, parse_storage_options
 from catalog_store.errors import (
     AlreadyExistsError,
     CatalogStoreError,
     ConflictError,
     ValidationError,
 )
-
-DEFAULT_ROOT = "./fincat-data"
 
 #: Exit statuses. Usage errors exit with 2, as every typer program does.
 EXIT_ERROR = 1
@@ -55,9 +54,8 @@ class CatalogGroup(TyperGroup):
         try:
             return super().invoke(ctx)
         except CatalogStoreError as exc:
-            Console(stderr=True, highlight=False, soft_wrap=True).print(
-                f"[bold red]error:[/] {describe(exc)}", markup=True
-            )
+            message = Text.assemble(("error:", "bold red"), " ", describe(exc))
+            Console(stderr=True, highlight=False, soft_wrap=True).print(message)
             raise typer.Exit(exit_code(exc)) from None
 
 
@@ -70,6 +68,8 @@ app = typer.Typer(
         "failure, 2 for a command-line usage error, 3 when a concurrent change conflicts."
     ),
     no_args_is_help=True,
+    # Markdown rewraps docstring paragraphs and leaves brackets alone.
+    rich_markup_mode="markdown",
     # Storage options may carry credentials; tracebacks must never print them.
     pretty_exceptions_show_locals=False,
 )
@@ -84,7 +84,7 @@ def configure(
             "--root",
             envvar="FINCAT_ROOT",
             metavar="URL",
-            help="Catalog location: a directory, file://, s3://bucket/prefix or memory://name.",
+            help="Catalog location: a directory, a file:// URL or s3://bucket/prefix.",
         ),
     ] = DEFAULT_ROOT,
     storage_option: Annotated[

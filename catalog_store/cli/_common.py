@@ -14,7 +14,10 @@ from rich.console import Console
 
 from catalog_store.catalog import AsOf, CatalogOptions
 from catalog_store.cli.csvfiles import parse_date
+from catalog_store.errors import ValidationError
 from catalog_store.sync import Catalog
+
+DEFAULT_ROOT = "./fincat-data"
 
 
 @dataclass(frozen=True)
@@ -27,11 +30,7 @@ class Settings:
 
 def settings(ctx: typer.Context) -> Settings:
     found = ctx.find_object(Settings)
-    if found is None:  # a command invoked without the app's callback
-        from catalog_store.cli._app import DEFAULT_ROOT
-
-        return Settings(DEFAULT_ROOT)
-    return found
+    return Settings(DEFAULT_ROOT) if found is None else found
 
 
 @contextmanager
@@ -81,6 +80,30 @@ def date_option(value: str | None, name: str) -> dt.date | dt.datetime | None:
         raise typer.BadParameter(str(exc), param_hint=f"'{name}'") from None
 
 
+def date_range(
+    start: str | None, end: str | None
+) -> tuple[dt.date | dt.datetime | None, dt.date | dt.datetime | None]:
+    """``--start`` and ``--end`` parsed; ValidationError if start is after end.
+
+    The engine's reads return nothing for an inverted range rather than refusing it,
+    which would hide a typo.
+    """
+    low, high = date_option(start, "--start"), date_option(end, "--end")
+    if low is not None and high is not None and _after(low, high):
+        raise ValidationError("start is after end", "start")
+    return low, high
+
+
+def _after(low: dt.date | dt.datetime, high: dt.date | dt.datetime) -> bool:
+    if isinstance(low, dt.datetime) and isinstance(high, dt.datetime):
+        return low > high
+    return _day(low) > _day(high)
+
+
+def _day(value: dt.date | dt.datetime) -> dt.date:
+    return value.astimezone(dt.UTC).date() if isinstance(value, dt.datetime) else value
+
+
 def as_of_option(value: str | None) -> AsOf:
     """``--as-of``: a catalog version number or an RFC 3339 instant with an offset."""
     if value is None:
@@ -119,9 +142,9 @@ def print_json(value: Any) -> None:
 
 def console() -> Console:
     """Human-readable output on stdout."""
-    return Console(highlight=False)
+    return Console(highlight=False, markup=False)
 
 
 def err_console() -> Console:
     """Progress and notes on stderr, so stdout stays clean for pipes."""
-    return Console(stderr=True, highlight=False)
+    return Console(stderr=True, highlight=False, markup=False)

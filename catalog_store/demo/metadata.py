@@ -38,16 +38,18 @@ class DemoSpec:
     attributes: dict[str, Any] = field(default_factory=dict)
 
     def spec(self) -> SeriesSpec:
-        return SeriesSpec(
-            id=self.id,
-            title=self.title,
-            description=self.description,
-            source=self.source,
-            frequency=self.frequency,  # type: ignore[arg-type]
-            units=self.units,
-            seasonal_adjustment=self.seasonal_adjustment,
-            tags=list(self.tags),
-            attributes={"dataset": self.dataset, "column": self.column, **self.attributes},
+        return SeriesSpec.model_validate(
+            {
+                "id": self.id,
+                "title": self.title,
+                "description": self.description,
+                "source": self.source,
+                "frequency": self.frequency,
+                "units": self.units,
+                "seasonal_adjustment": self.seasonal_adjustment,
+                "tags": list(self.tags),
+                "attributes": {"dataset": self.dataset, "column": self.column, **self.attributes},
+            }
         )
 
 

@@ -1,0 +1,243 @@
+"""Commands about the catalog as a whole: init, ls, show, log, demo, compact."""
+
+from __future__ import annotations
+
+from typing import Annotated, Any
+
+import typer
+from rich.table import Table
+
+from catalog_store.catalog import DEFAULT_SHARDS, CatalogOptions, VersionInfo
+from catalog_store.cli._app import app
+from catalog_store.cli._common import (
+    as_of_option,
+    console,
+    iso,
+    open_catalog,
+    print_json,
+    settings,
+)
+from catalog_store.errors import FormatError
+from catalog_store.models import DERIVED_FIELDS, SPEC_FIELDS, Series
+
+JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
+
+
+@app.command()
+def init(
+    ctx: typer.Context,
+    shards: Annotated[
+        int,
+        typer.Option(
+            "--shards", min=1, max=4096, help="Metadata shards; fixed for the catalog's life."
+        ),
+    ] = DEFAULT_SHARDS,
+    as_json: JsonFlag = False,
+) -> None:
+    """Create an empty catalog at --root. An existing catalog is left as it is."""
+    root = settings(ctx).root
+    try:
+        with open_catalog(ctx) as catalog:
+            version = catalog.version()
+        created = False
+    except FormatError:
+        # No catalog yet (a store of an unknown format raises again just below).
+        with open_catalog(ctx, create=True, options=CatalogOptions(shard_count=shards)) as catalog:
+            version = catalog.version()
+        created = True
+    if as_json:
+        print_json({"root": root, "created": created, "version": version})
+    elif created:
+        console().print(f"Created a catalog at {root} with {shards} shards.")
+    else:
+        console().print(f"A catalog already exists at {root} (version {version}).")
+
+
+def _series_json(series: Series) -> dict[str, Any]:
+    return series.model_dump(mode="json")
+
+
+@app.command("ls")
+def list_series(
+    ctx: typer.Context,
+    source: Annotated[str | None, typer.Option(help="Only series from this source.")] = None,
+    frequency: Annotated[str | None, typer.Option(help="Only series of this frequency.")] = None,
+    tag: Annotated[
+        list[str] | None, typer.Option("--tag", help="Only series with this tag; repeatable.")
+    ] = None,
+    text: Annotated[
+        str | None,
+        typer.Option("--q", help="Only series whose id, title or description contain this."),
+    ] = None,
+    limit: Annotated[int, typer.Option(min=1, max=1000, help="Series per page.")] = 100,
+    cursor: Annotated[
+        str | None, typer.Option(help="Continue a listing where its last page ended.")
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """List one page of series matching every filter, and the cursor of the next page."""
+    with open_catalog(ctx) as catalog:
+        page = catalog.list(
+            source=source,
+            frequency=frequency,
+            tags=tag or (),
+            text=text,
+            limit=limit,
+            cursor=cursor,
+        )
+    if as_json:
+        print_json(
+            {
+                "version": page.version,
+                "items": [_series_json(s) for s in page.items],
+                "next_cursor": page.next_cursor,
+            }
+        )
+        return
+    table = Table()
+    table.add_column("id", no_wrap=True)
+    table.add_column("frequency", no_wrap=True)
+    table.add_column("source", no_wrap=True)
+    table.add_column("first", no_wrap=True)
+    table.add_column("last", no_wrap=True)
+    table.add_column("count", justify="right", no_wrap=True)
+    table.add_column("title", ratio=1)
+    for s in page.items:
+        table.add_row(
+            s.id,
+            s.frequency,
+            s.source,
+            str(iso(s.first_date) or ""),
+            str(iso(s.last_date) or ""),
+            str(s.observation_count),
+            s.title,
+        )
+    out = console()
+    out.print(table)
+    out.print(f"{len(page.items)} series at version {page.version}")
+    if page.next_cursor:
+        out.print(f"next cursor: {page.next_cursor}", soft_wrap=True)
+
+
+@app.command()
+def show(
+    ctx: typer.Context,
+    series_id: Annotated[str, typer.Argument(metavar="SERIES_ID")],
+    as_of: Annotated[
+        str | None,
+        typer.Option("--as-of", metavar="VERSION|RFC3339", help="Show the series as it was then."),
+    ] = None,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show a series' metadata, including what the catalog derives (dates, counts, version)."""
+    when = as_of_option(as_of)
+    with open_catalog(ctx) as catalog:
+        series = catalog.get(series_id, as_of=when)
+    data = _series_json(series)
+    if as_json:
+        print_json(data)
+        return
+    table = Table("field", "value", show_header=False, box=None)
+    for name in (*SPEC_FIELDS, *DERIVED_FIELDS):
+        value = data.get(name)
+        if isinstance(value, list):
+            value = ", ".join(str(v) for v in value)
+        elif isinstance(value, dict):
+            value = ", ".join(f"{k}={v}" for k, v in value.items())
+        table.add_row(name, "" if value is None else str(value))
+    console().print(table)
+
+
+def _version_json(info: VersionInfo) -> dict[str, Any]:
+    return {
+        "version": info.version,
+        "committed_at": iso(info.committed_at),
+        "message": info.message,
+        "changes": len(info.changes),
+        "series_count": info.series_count,
+        "observation_count": info.observation_count,
+        "commit_id": info.commit_id,
+    }
+
+
+@app.command()
+def log(
+    ctx: typer.Context,
+    limit: Annotated[int, typer.Option(min=1, help="Number of versions to show.")] = 20,
+    as_json: JsonFlag = False,
+) -> None:
+    """Show the catalog's history, newest version first."""
+    with open_catalog(ctx) as catalog:
+        history = catalog.history(limit)
+    if as_json:
+        print_json([_version_json(info) for info in history])
+        return
+    table = Table()
+    table.add_column("version", justify="right", no_wrap=True)
+    table.add_column("committed at", no_wrap=True)
+    table.add_column("changes", justify="right", no_wrap=True)
+    table.add_column("series", justify="right", no_wrap=True)
+    table.add_column("obs", justify="right", no_wrap=True)
+    table.add_column("message", ratio=1)
+    for info in history:
+        table.add_row(
+            str(info.version),
+            str(iso(info.committed_at.replace(microsecond=0))),
+            str(len(info.changes)),
+            str(info.series_count),
+            str(info.observation_count),
+            info.message,
+        )
+    console().print(table)
+
+
+@app.command()
+def demo(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Load the bundled real data sets (FRED, BLS, stock prices) with full metadata.
+
+    Creates the catalog if needed. Safe to run again: series that already hold the
+    demo data are left alone and nothing is committed when nothing differs.
+    """
+    from catalog_store.demo import load_demo
+
+    with open_catalog(ctx, create=True) as catalog:
+        summary = load_demo(catalog)
+    if as_json:
+        print_json(summary)
+        return
+    table = Table("file", "series", "observations")
+    for dataset in summary["datasets"]:
+        table.add_row(dataset["file"], str(dataset["series"]), str(dataset["observations"]))
+    out = console()
+    out.print(table)
+    state = (
+        f"committed as version {summary['version']}"
+        if summary["committed"]
+        else f"already up to date at version {summary['version']}"
+    )
+    out.print(
+        f"{summary['series']} series, {summary['observations']} observations: "
+        f"{summary['created']} created, {summary['updated']} updated, "
+        f"{summary['unchanged']} unchanged; {state}."
+    )
+
+
+@app.command()
+def compact(
+    ctx: typer.Context,
+    series_id: Annotated[str, typer.Argument(metavar="SERIES_ID")],
+    min_files: Annotated[
+        int,
+        typer.Option(min=1, help="Rewrite each partition that has at least this many files."),
+    ] = 2,
+    as_json: JsonFlag = False,
+) -> None:
+    """Merge a series' observation files into one per partition; values do not change."""
+    with open_catalog(ctx) as catalog:
+        version = catalog.compact(series_id, min_files)
+    if as_json:
+        print_json({"series_id": series_id, "compacted": version is not None, "version": version})
+    elif version is None:
+        console().print(f"{series_id}: nothing to compact.")
+    else:
+        console().print(f"{series_id}: compacted as version {version}.")

@@ -1,0 +1,315 @@
+"""Reading observations from CSV files: dates in common spellings, wide and long layouts.
+
+Problems are reported as :class:`~catalog_store.errors.ValidationError` naming the
+CSV column at fault and the line, so a user can find the bad cell.
+"""
+
+from __future__ import annotations
+
+import csv
+import datetime as dt
+import itertools
+import re
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TextIO
+
+import pyarrow as pa
+
+from catalog_store.errors import ValidationError
+
+DateValue = dt.date | dt.datetime
+
+#: Cells meaning "no value": empty, FRED's ".", and the usual spreadsheet spellings.
+MISSING = frozenset({"", ".", "na", "n/a", "#n/a", "nan", "null", "none"})
+
+ACCEPTED = (
+    "ISO dates (2000-01-31), 'Jan 31 2000', 'January 31, 2000', '31 Jan 2000', "
+    "'2000/01/31', '2000-01', 'Jan 2000', '2000Q1', '2000', or ISO instants with an offset"
+)
+_FORMATS = (
+    "%b %d %Y",
+    "%B %d %Y",
+    "%b %d, %Y",
+    "%B %d, %Y",
+    "%d %b %Y",
+    "%d %B %Y",
+    "%Y/%m/%d",
+    "%Y-%m",
+    "%Y/%m",
+    "%b %Y",
+    "%B %Y",
+)
+_QUARTER = re.compile(r"^(\d{4})\s*[-/ ]?\s*Q([1-4])$", re.IGNORECASE)
+_YEAR = re.compile(r"^\d{4}$")
+
+DATE_NAMES = ("date", "month", "period", "time", "timestamp", "observation_date")
+ID_NAMES = ("id", "series_id", "series", "symbol", "ticker", "code")
+
+
+def parse_date(text: str, instants: bool = True) -> DateValue:
+    """A calendar date, or (with ``instants``) a UTC instant when the text has an offset.
+
+    Month and quarter spellings give the first day of the period, FRED's convention.
+    Raises ValueError saying which spellings are accepted.
+    """
+    value = " ".join(text.split())
+    if not value:
+        raise ValueError("empty date")
+    try:
+        return dt.date.fromisoformat(value)
+    except ValueError:
+        pass
+    try:
+        stamp: dt.datetime | None = dt.datetime.fromisoformat(value)
+    except ValueError:
+        stamp = None
+    if stamp is not None:
+        if stamp.tzinfo is not None and instants:
+            return stamp.astimezone(dt.UTC)
+        if stamp.tzinfo is None and stamp.time() == dt.time():
+            return stamp.date()
+        raise ValueError(f"{text!r} has a time of day; give a calendar date")
+    quarter = _QUARTER.match(value)
+    if quarter:
+        return dt.date(int(quarter.group(1)), 3 * int(quarter.group(2)) - 2, 1)
+    if _YEAR.match(value):
+        return dt.date(int(value), 1, 1)
+    for fmt in _FORMATS:
+        try:
+            return dt.datetime.strptime(value, fmt).date()
+        except ValueError:
+            continue
+    raise ValueError(f"not a date: {text!r}; accepted: {ACCEPTED}")
+
+
+def parse_value(text: str) -> float | None:
+    """A number, or None for a missing cell. Raises ValueError otherwise."""
+    value = text.strip()
+    if value.casefold() in MISSING:
+        return None
+    return float(value)
+
+
+@dataclass
+class ParsedSeries:
+    """Observations of one series as read, with the CSV line of each for messages."""
+
+    name: str
+    dates: list[DateValue] = field(default_factory=list)
+    values: list[float | None] = field(default_factory=list)
+    lines: list[int] = field(default_factory=list)
+    date_label: str = "date"
+
+    def add(self, date: DateValue, value: float | None, line: int) -> None:
+        self.dates.append(date)
+        self.values.append(value)
+        self.lines.append(line)
+
+    def table(self, frequency: str) -> pa.Table:
+        """The observations as a table for a series of ``frequency``."""
+        intraday = frequency == "intraday"
+        for date, line in zip(self.dates, self.lines, strict=True):
+            if isinstance(date, dt.datetime) != intraday:
+                wanted = "an instant with a UTC offset" if intraday else "a calendar date"
+                raise ValidationError(
+                    f"line {line}: {date.isoformat()} is not {wanted}, "
+                    f"as a {frequency} series needs",
+                    self.date_label,
+                )
+        kind = pa.timestamp("us", tz="UTC") if intraday else pa.date32()
+        return pa.table(
+            {"date": pa.array(self.dates, kind), "value": pa.array(self.values, pa.float64())}
+        )
+
+
+def _rows(source: TextIO) -> Iterator[tuple[int, list[str]]]:
+    reader = csv.reader(source)
+    for row in reader:
+        if row and any(cell.strip() for cell in row):
+            yield reader.line_num, row
+
+
+def _header(rows: Iterator[tuple[int, list[str]]]) -> list[str]:
+    try:
+        _line, header = next(rows)
+    except StopIteration:
+        raise ValidationError("the file is empty; expected a header row", "file") from None
+    return [name.strip().lstrip("\ufeff") for name in header]
+
+
+def _column(header: Sequence[str], name: str, option: str) -> int:
+    folded = [h.casefold() for h in header]
+    if name.casefold() not in folded:
+        raise ValidationError(
+            f"no column {name!r} in the file; its columns are {', '.join(header)}", option
+        )
+    return folded.index(name.casefold())
+
+
+def _guess(header: Sequence[str], names: Sequence[str]) -> int | None:
+    folded = [h.casefold() for h in header]
+    return next((folded.index(n) for n in names if n in folded), None)
+
+
+class _Dates:
+    """Reads the date of a row from one date column or from year and quarter columns."""
+
+    def __init__(
+        self,
+        header: Sequence[str],
+        date_column: str | None,
+        year_column: str | None,
+        quarter_column: str | None,
+    ) -> None:
+        if year_column is None and quarter_column is None and date_column is None:
+            year, quarter = _guess(header, ("year",)), _guess(header, ("quarter",))
+            if year is not None and quarter is not None:
+                year_column, quarter_column = header[year], header[quarter]
+        if year_column is not None or quarter_column is not None:
+            if year_column is None or quarter_column is None:
+                raise ValidationError("give both --year-column and --quarter-column", "year-column")
+            self.columns: tuple[int, ...] = (
+                _column(header, year_column, "year-column"),
+                _column(header, quarter_column, "quarter-column"),
+            )
+        elif date_column is not None:
+            self.columns = (_column(header, date_column, "date-column"),)
+        else:
+            guessed = _guess(header, DATE_NAMES)
+            self.columns = (0 if guessed is None else guessed,)
+        self.label = "/".join(header[i] for i in self.columns)
+
+    def read(self, row: Sequence[str], line: int) -> DateValue:
+        cells = [row[i] if i < len(row) else "" for i in self.columns]
+        try:
+            if len(cells) == 2:
+                year, quarter = int(cells[0]), int(cells[1].strip().lstrip("Qq"))
+                if not 1 <= quarter <= 4:
+                    raise ValueError(f"quarter {cells[1]!r} is not 1-4")
+                return dt.date(year, 3 * quarter - 2, 1)
+            return parse_date(cells[0])
+        except ValueError as exc:
+            message = str(exc)
+            if len(cells) == 2 and "invalid literal" in message:
+                message = f"not a year and quarter: {cells[0]!r}, {cells[1]!r}"
+            raise ValidationError(f"line {line}: {message}", self.label) from None
+
+
+def _number(text: str, line: int, column: str) -> float | None:
+    try:
+        return parse_value(text)
+    except ValueError:
+        raise ValidationError(f"line {line}: not a number: {text.strip()!r}", column) from None
+
+
+def read_wide(
+    source: TextIO,
+    date_column: str | None = None,
+    year_column: str | None = None,
+    quarter_column: str | None = None,
+) -> list[ParsedSeries]:
+    """One series per column other than the date column(s); missing cells are skipped."""
+    rows = _rows(source)
+    header = _header(rows)
+    dates = _Dates(header, date_column, year_column, quarter_column)
+    out = {
+        i: ParsedSeries(name, date_label=dates.label)
+        for i, name in enumerate(header)
+        if i not in dates.columns
+    }
+    if not out:
+        raise ValidationError("no value columns besides the date", "file")
+    for line, row in rows:
+        date = dates.read(row, line)
+        for i, series in out.items():
+            value = _number(row[i], line, series.name) if i < len(row) else None
+            if value is not None:
+                series.add(date, value, line)
+    return list(out.values())
+
+
+def read_long(
+    source: TextIO,
+    id_column: str | None = None,
+    date_column: str | None = None,
+    value_column: str | None = None,
+    year_column: str | None = None,
+    quarter_column: str | None = None,
+) -> list[ParsedSeries]:
+    """Rows of (series id, date, value); rows with a missing value are skipped."""
+    rows = _rows(source)
+    header = _header(rows)
+    dates = _Dates(header, date_column, year_column, quarter_column)
+    if id_column is not None:
+        id_at = _column(header, id_column, "id-column")
+    else:
+        guessed = _guess(header, ID_NAMES)
+        if guessed is None:
+            raise ValidationError(
+                f"cannot tell which column holds series ids among {', '.join(header)}; "
+                "pass --id-column",
+                "id-column",
+            )
+        id_at = guessed
+    if value_column is not None:
+        value_at = _column(header, value_column, "value-column")
+    else:
+        rest = [i for i in range(len(header)) if i != id_at and i not in dates.columns]
+        guessed = _guess(header, ("value",))
+        if guessed is None and len(rest) != 1:
+            raise ValidationError(
+                "cannot tell which column holds the values; pass --value-column",
+                "value-column",
+            )
+        value_at = guessed if guessed is not None else rest[0]
+    out: dict[str, ParsedSeries] = {}
+    for line, row in rows:
+        name = row[id_at].strip() if id_at < len(row) else ""
+        if not name:
+            raise ValidationError(f"line {line}: no series id", header[id_at])
+        date = dates.read(row, line)
+        value = _number(row[value_at], line, header[value_at]) if value_at < len(row) else None
+        if value is not None:
+            out.setdefault(name, ParsedSeries(name, date_label=dates.label)).add(date, value, line)
+    return list(out.values())
+
+
+def read_pairs(source: TextIO, name: str) -> ParsedSeries:
+    """A ``date,value`` file of one series; a missing value is kept as null."""
+    rows = _rows(source)
+    header = _header(rows)
+    if len(header) != 2:
+        raise ValidationError(
+            f"expected two columns, date and value; found {', '.join(header)}", "file"
+        )
+    value_at = _guess(header, ("value",))
+    value_at = 1 if value_at is None else value_at
+    dates = _Dates(header, header[1 - value_at], None, None)
+    series = ParsedSeries(name, date_label=dates.label)
+    for line, row in rows:
+        value = _number(row[value_at], line, header[value_at]) if value_at < len(row) else None
+        series.add(dates.read(row, line), value, line)
+    return series
+
+
+def infer_frequency(dates: Sequence[DateValue]) -> str | None:
+    """The coarsest frequency the dates fit, or None for fewer than two dates."""
+    unique = sorted(set(dates))
+    if any(isinstance(d, dt.datetime) for d in unique):
+        return "intraday"
+    if len(unique) < 2:
+        return None
+    if all(d.day == 1 for d in unique):
+        months = [d.year * 12 + d.month - 1 for d in unique]
+        gap = min(b - a for a, b in itertools.pairwise(months))
+        for step, name in ((12, "annual"), (6, "semiannual"), (3, "quarterly")):
+            if gap >= step and all(m % step == 0 for m in months):
+                return name
+        return "monthly"
+    days = [(b - a).days for a, b in itertools.pairwise(unique)]
+    if all(d % 7 == 0 for d in days):
+        return "weekly"
+    if min(days) == 1:
+        return "daily" if any(d.weekday() >= 5 for d in unique) else "business_daily"
+    return "irregular"

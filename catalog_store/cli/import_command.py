@@ -1,0 +1,224 @@
+"""``fincat import``: many series from one CSV file, created as needed, in one commit."""
+
+from __future__ import annotations
+
+import os
+from enum import StrEnum
+from typing import Annotated, Any
+
+import pyarrow as pa
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
+
+from catalog_store.cli._app import app
+from catalog_store.cli._common import console, err_console, open_catalog, print_json
+from catalog_store.cli.csvfiles import ParsedSeries, infer_frequency, read_long, read_wide
+from catalog_store.errors import SeriesNotFoundError, ValidationError
+from catalog_store.models import FREQUENCIES, Series, check_series_id
+from catalog_store.sync import Catalog
+
+
+class Layout(StrEnum):
+    wide = "wide"
+    long = "long"
+
+
+class ImportMode(StrEnum):
+    upsert = "upsert"
+    append = "append"
+
+
+DateColumnOpt = Annotated[
+    str | None, typer.Option(metavar="COLUMN", help="Column of the dates (default: guessed).")
+]
+IdColumnOpt = Annotated[
+    str | None,
+    typer.Option(
+        metavar="COLUMN", help="Long format: column of the series ids (default: guessed)."
+    ),
+]
+ValueColumnOpt = Annotated[
+    str | None,
+    typer.Option(metavar="COLUMN", help="Long format: column of the values (default: guessed)."),
+]
+YearColumnOpt = Annotated[
+    str | None, typer.Option(metavar="COLUMN", help="Column of the year, with --quarter-column.")
+]
+QuarterColumnOpt = Annotated[
+    str | None,
+    typer.Option(metavar="COLUMN", help="Column of the quarter (1-4), with --year-column."),
+]
+
+
+def _series_ids(parsed: list[ParsedSeries], prefix: str) -> list[str]:
+    ids = []
+    for item in parsed:
+        series_id = prefix + item.name
+        try:
+            check_series_id(series_id)
+        except ValidationError as exc:
+            raise ValidationError(f"{series_id!r} {exc.message}", "id") from None
+        ids.append(series_id)
+    return ids
+
+
+def _frequencies(
+    catalog: Catalog,
+    ids: list[str],
+    parsed: list[ParsedSeries],
+    given: str | None,
+    file_frequency: str | None,
+) -> tuple[dict[str, Series | None], dict[str, str]]:
+    existing: dict[str, Series | None] = {}
+    frequencies: dict[str, str] = {}
+    for series_id, item in zip(ids, parsed, strict=True):
+        try:
+            current: Series | None = catalog.get(series_id)
+        except SeriesNotFoundError:
+            current = None
+        existing[series_id] = current
+        if current is not None:
+            if given is not None and given != current.frequency:
+                raise ValidationError(
+                    f"series {series_id!r} is {current.frequency}, not {given}", "frequency"
+                )
+            frequencies[series_id] = current.frequency
+            continue
+        frequency = given or file_frequency or infer_frequency(item.dates)
+        if frequency is None:
+            raise ValidationError(
+                f"cannot infer the frequency of new series {series_id!r} from fewer than "
+                "two dates; pass --frequency",
+                "frequency",
+            )
+        frequencies[series_id] = frequency
+    return existing, frequencies
+
+
+def _commit(
+    catalog: Catalog,
+    tables: dict[str, pa.Table],
+    specs: dict[str, dict[str, Any]],
+    mode: str,
+    name: str,
+) -> int:
+    """Create the series of ``specs`` and write every table as one commit; its version."""
+    stderr = err_console()
+    progress = Progress(
+        TextColumn("{task.description}"),
+        BarColumn(),
+        MofNCompleteColumn(),
+        console=stderr,
+        disable=not stderr.is_terminal,
+        transient=True,
+    )
+    with progress:
+        task = progress.add_task(f"importing {name}", total=len(tables) + 1)
+        with catalog.batch(f"import {name}") as batch:
+            for series_id, table in tables.items():
+                if series_id in specs:
+                    batch.create(specs[series_id])
+                if table.num_rows:
+                    try:
+                        batch.write(series_id, table, mode)
+                    except ValidationError as exc:
+                        # The engine's message names the date but not the series.
+                        raise ValidationError(
+                            f"series {series_id!r}: {exc.message}", exc.field
+                        ) from None
+                progress.advance(task)
+            progress.update(task, description="committing")
+        progress.advance(task)
+    return batch.version if batch.version is not None else catalog.version()
+
+
+@app.command("import")
+def import_csv(
+    ctx: typer.Context,
+    file: Annotated[
+        typer.FileText,
+        typer.Argument(
+            metavar="FILE.csv", help="The CSV file; '-' reads stdin.", encoding="utf-8-sig"
+        ),
+    ],
+    layout: Annotated[
+        Layout,
+        typer.Option(
+            "--format",
+            help="wide: a date column and one column per series; long: id, date, value rows.",
+        ),
+    ],
+    source: Annotated[str, typer.Option(help="Source of the series this creates.")] = "",
+    frequency: Annotated[
+        str | None,
+        typer.Option(
+            help="Frequency of the series this creates; inferred from the dates if not given."
+        ),
+    ] = None,
+    prefix: Annotated[str, typer.Option(help="Prefix of every series id, e.g. 'US.'.")] = "",
+    date_column: DateColumnOpt = None,
+    id_column: IdColumnOpt = None,
+    value_column: ValueColumnOpt = None,
+    year_column: YearColumnOpt = None,
+    quarter_column: QuarterColumnOpt = None,
+    mode: Annotated[
+        ImportMode,
+        typer.Option(help="upsert replaces values of equal dates; append adds later dates."),
+    ] = ImportMode.upsert,
+    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+) -> None:
+    """Import many series from a CSV file in one commit, creating missing series.
+
+    Dates may be ISO dates, 'Jan 1 2000' and similar spellings, or year and quarter
+    columns (found automatically when named year and quarter). Empty, '.' and 'NA'
+    cells are skipped. Without --date-column the first of date, month, period, time
+    is used, else the first column.
+    """
+    if frequency is not None and frequency not in FREQUENCIES:
+        raise typer.BadParameter(
+            f"{frequency!r} is not one of {', '.join(FREQUENCIES)}", param_hint="'--frequency'"
+        )
+    if layout is Layout.wide:
+        if id_column is not None or value_column is not None:
+            raise typer.BadParameter(
+                "--id-column and --value-column apply to --format long", param_hint="'--format'"
+            )
+        parsed = read_wide(file, date_column, year_column, quarter_column)
+        all_dates = [d for item in parsed for d in item.dates]
+        file_frequency = infer_frequency(all_dates)
+    else:
+        parsed = read_long(file, id_column, date_column, value_column, year_column, quarter_column)
+        file_frequency = None
+    if not any(item.dates for item in parsed):
+        raise ValidationError("the file holds no observations", "file")
+    ids = _series_ids(parsed, prefix)
+    given = str(getattr(file, "name", "-"))
+    name = "stdin" if given in ("-", "<stdin>") else os.path.basename(given)
+
+    with open_catalog(ctx) as catalog:
+        existing, frequencies = _frequencies(catalog, ids, parsed, frequency, file_frequency)
+        tables = {sid: item.table(frequencies[sid]) for sid, item in zip(ids, parsed, strict=True)}
+        specs = {
+            sid: {"id": sid, "frequency": frequencies[sid], "title": item.name, "source": source}
+            for sid, item in zip(ids, parsed, strict=True)
+            if existing[sid] is None
+        }
+        version = _commit(catalog, tables, specs, mode.value, name)
+
+    created = sum(current is None for current in existing.values())
+    observations = sum(table.num_rows for table in tables.values())
+    if as_json:
+        print_json(
+            {
+                "series": len(ids),
+                "created": created,
+                "observations": observations,
+                "version": version,
+                "ids": ids,
+            }
+        )
+        return
+    console().print(
+        f"Imported {observations} observations into {len(ids)} series "
+        f"({created} created) as version {version}."
+    )

@@ -1,0 +1,771 @@
+"""The ``fincat`` command line, run in-process against real stores."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+import io
+import json
+import subprocess
+import sys
+from pathlib import Path
+from typing import Any
+
+import pytest
+from typer.testing import CliRunner, Result
+
+from catalog_store import AsyncCatalog, Catalog
+from catalog_store.cli import app
+from catalog_store.cli._common import parse_storage_options
+from catalog_store.cli.csvfiles import infer_frequency, parse_date, read_long
+from catalog_store.demo import load_demo_async
+from catalog_store.errors import ValidationError
+from tests.conftest import StoreTarget
+
+DATA = Path(__file__).resolve().parents[1] / "catalog_store" / "demo"
+RUNNER = CliRunner(env={"COLUMNS": "200"})
+
+
+def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+    return RUNNER.invoke(app, list(args), input=input, env=env)
+
+
+def ok(result: Result) -> Result:
+    assert result.exit_code == 0, f"exit {result.exit_code}: {result.output}"
+    return result
+
+
+def as_json(result: Result) -> Any:
+    return json.loads(ok(result).stdout)
+
+
+def fails(result: Result, code: int, *fragments: str) -> str:
+    """Assert a clean failure: the exit status, a message on stderr, no traceback."""
+    assert result.exit_code == code, f"exit {result.exit_code}: {result.output}"
+    assert "Traceback" not in result.output
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    for fragment in fragments:
+        assert fragment in result.stderr, result.stderr
+    return result.stderr
+
+
+def roots(target: StoreTarget) -> list[str]:
+    args = ["--root", target.url]
+    for key, value in target.options.items():
+        args += ["--storage-option", f"{key}={value}"]
+    return args
+
+
+@pytest.fixture
+def local(tmp_path: Path) -> list[str]:
+    return ["--root", str(tmp_path / "catalog")]
+
+
+@pytest.fixture
+def demo_root(shared_target: StoreTarget) -> list[str]:
+    args = roots(shared_target)
+    as_json(cli(*args, "demo", "--json"))
+    return args
+
+
+def write_file(path: Path, text: str) -> str:
+    path.write_text(text, encoding="utf-8")
+    return str(path)
+
+
+# -- global options and init ------------------------------------------------------------
+
+
+def test_help_lists_every_command() -> None:
+    out = ok(cli("--help")).stdout
+    for name in ("init", "ls", "show", "log", "import", "demo", "write", "read"):
+        assert name in out
+    assert "revisions" in out
+    assert "compact" in out
+
+
+def test_init_creates_once_with_the_shard_count(tmp_path: Path, local: list[str]) -> None:
+    first = as_json(cli(*local, "init", "--shards", "4", "--json"))
+    assert first == {"root": local[1], "created": True, "version": 0}
+    marker = json.loads((tmp_path / "catalog" / "fincat.json").read_text())
+    assert marker["shard_count"] == 4
+    again = as_json(cli(*local, "init", "--shards", "9", "--json"))
+    assert again == {"root": local[1], "created": False, "version": 0}
+    assert json.loads((tmp_path / "catalog" / "fincat.json").read_text())["shard_count"] == 4
+    assert "already exists" in ok(cli(*local, "init")).stdout
+
+
+def test_init_on_shared_store(shared_target: StoreTarget) -> None:
+    assert as_json(cli(*roots(shared_target), "init", "--json"))["created"] is True
+    with shared_target.open(create=False) as catalog:
+        assert catalog.version() == 0
+
+
+def test_root_comes_from_the_environment(tmp_path: Path) -> None:
+    env = {"FINCAT_ROOT": str(tmp_path / "from-env")}
+    assert as_json(cli("init", "--json", env=env))["root"] == str(tmp_path / "from-env")
+    assert (tmp_path / "from-env" / "fincat.json").exists()
+
+
+def test_a_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
+    fails(cli("--root", str(tmp_path / "nothing"), "ls"), 1, "error:", "not a fincat store")
+
+
+def test_malformed_storage_option_is_a_usage_error(local: list[str]) -> None:
+    fails(cli(*local, "--storage-option", "novalue", "ls"), 2, "KEY=VALUE")
+
+
+def test_storage_options_keep_secrets_as_strings() -> None:
+    options = parse_storage_options(
+        ["key=12345", "anon=false", 'client_kwargs={"region_name": "eu-west-1"}', "a=b=c"]
+    )
+    assert options == {
+        "key": "12345",
+        "anon": False,
+        "client_kwargs": {"region_name": "eu-west-1"},
+        "a": "b=c",
+    }
+
+
+# -- demo, ls, show, log ------------------------------------------------------------------
+
+
+def test_demo_loads_real_data_once(shared_target: StoreTarget) -> None:
+    args = roots(shared_target)
+    summary = as_json(cli(*args, "demo", "--json"))
+    assert summary["series"] == 40
+    assert summary["created"] == 40
+    assert summary["committed"] is True
+    assert summary["observations"] == 12 * 203 + 23 * 120 + 4 * 123 + 68
+    files = {d["file"]: (d["series"], d["observations"]) for d in summary["datasets"]}
+    assert files == {
+        "us_macro_quarterly.csv": (12, 12 * 203),
+        "us_employment_monthly.csv": (23, 23 * 120),
+        "stocks_monthly.csv": (5, 560),
+    }
+    again = as_json(cli(*args, "demo", "--json"))
+    assert again["committed"] is False
+    assert again["unchanged"] == 40
+    assert again["version"] == summary["version"]
+
+    gdp = as_json(cli(*args, "read", "US.REALGDP", "--end", "1959-01-01", "--format", "json"))
+    assert gdp == [{"date": "1959-01-01", "value": 2710.349}]
+    last = as_json(cli(*args, "read", "US.REALGDP", "--start", "2009Q3", "--format", "json"))
+    assert last == [{"date": "2009-07-01", "value": 12990.341}]
+    msft = as_json(cli(*args, "read", "MSFT", "--end", "Feb 1 2000", "--format", "json"))
+    assert msft == [
+        {"date": "2000-01-01", "value": 39.81},
+        {"date": "2000-02-01", "value": 36.35},
+    ]
+    infl = as_json(cli(*args, "read", "US.INFL", "--end", "1959-04-01", "--format", "json"))
+    assert infl == [{"date": "1959-01-01", "value": None}, {"date": "1959-04-01", "value": 2.34}]
+
+
+def test_demo_metadata(demo_root: list[str]) -> None:
+    gdp = as_json(cli(*demo_root, "show", "US.REALGDP", "--json"))
+    assert gdp["frequency"] == "quarterly"
+    assert gdp["source"] == "FRED"
+    assert gdp["units"] == "Billions of chained 2005 dollars"
+    assert gdp["seasonal_adjustment"] == "seasonally adjusted annual rate"
+    assert gdp["first_date"] == "1959-01-01"
+    assert gdp["last_date"] == "2009-07-01"
+    assert gdp["observation_count"] == 203
+    assert gdp["attributes"] == {"dataset": "us_macro_quarterly.csv", "column": "realgdp"}
+    unrate = as_json(cli(*demo_root, "show", "US.UNRATE", "--json"))
+    assert (unrate["source"], unrate["units"]) == ("BLS", "Percent")
+    payems = as_json(cli(*demo_root, "show", "US.PAYEMS.NONFARM", "--json"))
+    assert (payems["frequency"], payems["units"]) == ("monthly", "Thousands of persons")
+    assert (payems["first_date"], payems["observation_count"]) == ("2006-01-01", 120)
+    goog = as_json(cli(*demo_root, "show", "GOOG", "--json"))
+    assert (goog["source"], goog["first_date"], goog["observation_count"]) == (
+        "market",
+        "2004-08-01",
+        68,
+    )
+    fixed = as_json(cli(*demo_root, "show", "US.PAYEMS.TRADE_TRANSPORTATION_UTILITIES", "--json"))
+    assert fixed["attributes"]["column"] == "trade_transportation_utilties"
+
+
+def test_ls_filters(demo_root: list[str]) -> None:
+    macro = as_json(cli(*demo_root, "ls", "--tag", "macro", "--json"))
+    assert len(macro["items"]) == 12
+    assert {s["observation_count"] for s in macro["items"]} == {203}
+    assert macro["next_cursor"] is None
+    both = as_json(cli(*demo_root, "ls", "--tag", "macro", "--tag", "inflation", "--json"))
+    assert sorted(s["id"] for s in both["items"]) == ["US.CPI", "US.INFL"]
+    bls = as_json(cli(*demo_root, "ls", "--source", "BLS", "--json"))
+    assert len(bls["items"]) == 24
+    monthly = as_json(cli(*demo_root, "ls", "--frequency", "monthly", "--json"))
+    assert len(monthly["items"]) == 28
+    found = as_json(cli(*demo_root, "ls", "--q", "nonfarm payrolls", "--json"))
+    assert len(found["items"]) == 23
+    fails(cli(*demo_root, "ls", "--frequency", "hourly"), 1, "frequency")
+
+
+def test_ls_pages_with_cursors(demo_root: list[str]) -> None:
+    seen: list[str] = []
+    cursor: str | None = None
+    pages = 0
+    while True:
+        extra = ["--cursor", cursor] if cursor else []
+        page = as_json(cli(*demo_root, "ls", "--limit", "15", "--json", *extra))
+        seen += [s["id"] for s in page["items"]]
+        pages += 1
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+    assert pages == 3
+    assert len(seen) == len(set(seen)) == 40
+    text = ok(cli(*demo_root, "ls", "--limit", "15")).stdout
+    assert "next cursor: " in text
+    assert "15 series at version 1" in text
+    fails(cli(*demo_root, "ls", "--cursor", "garbage!"), 1, "cursor")
+
+
+def test_show_prints_derived_fields(demo_root: list[str]) -> None:
+    out = ok(cli(*demo_root, "show", "US.CPI")).stdout
+    assert "Index 1982-1984=100" in out
+    assert "observation_count" in out
+    assert "203" in out
+    assert "macro, prices, inflation" in out
+
+
+def test_log_lists_versions(demo_root: list[str]) -> None:
+    history = as_json(cli(*demo_root, "log", "--json"))
+    assert [h["version"] for h in history] == [1, 0]
+    assert history[0]["message"] == "load demo data"
+    assert history[0]["changes"] == 80
+    assert (history[0]["series_count"], history[0]["observation_count"]) == (40, 5756)
+    assert history[1]["message"] == "initialise catalog"
+    assert as_json(cli(*demo_root, "log", "--limit", "1", "--json"))[0]["version"] == 1
+    assert "load demo data" in ok(cli(*demo_root, "log")).stdout
+
+
+def test_demo_text_summary(local: list[str]) -> None:
+    out = ok(cli(*local, "demo")).stdout
+    assert "40 series, 5756 observations: 40 created" in out
+    assert "already up to date at version 1" in ok(cli(*local, "demo")).stdout
+
+
+def test_demo_restores_changed_series(local: list[str]) -> None:
+    ok(cli(*local, "demo"))
+    with Catalog.open(local[1]) as catalog:
+        catalog.update("US.CPI", {"title": "changed"})
+        catalog.write("US.CPI", ([dt.date(1959, 1, 1)], [1.0]), "upsert")
+        catalog.write("US.CPI", ([dt.date(2009, 10, 1)], [217.0]), "append")
+    summary = as_json(cli(*local, "demo", "--json"))
+    assert (summary["updated"], summary["unchanged"], summary["committed"]) == (1, 39, True)
+    cpi = as_json(cli(*local, "show", "US.CPI", "--json"))
+    assert cpi["title"].startswith("Consumer Price Index")
+    values = as_json(cli(*local, "read", "US.CPI", "--format", "json"))
+    assert values[0] == {"date": "1959-01-01", "value": 28.98}
+    assert values[-1] == {"date": "2009-10-01", "value": 217.0}
+
+
+def test_load_demo_async_in_memory() -> None:
+    async def load() -> tuple[dict[str, Any], dict[str, Any]]:
+        catalog = await AsyncCatalog.open("memory://cli-demo-async", create=True)
+        try:
+            first = await load_demo_async(catalog)
+            second = await load_demo_async(catalog)
+            assert (await catalog.get("US.REALGDP")).observation_count == 203
+        finally:
+            await catalog.close()
+        return first, second
+
+    try:
+        first, second = asyncio.run(load())
+    finally:
+        from catalog_store.storage import drop_memory_store
+
+        drop_memory_store("cli-demo-async")
+    assert (first["created"], first["version"]) == (40, 1)
+    assert (second["unchanged"], second["committed"], second["version"]) == (40, False, 1)
+
+
+# -- import --------------------------------------------------------------------------------
+
+WIDE = """date,gdp,cpi
+2000-01-01,100.5,170
+Feb 1 2000,101.25,
+2000-03-01,102,171.5
+"""
+
+LONG = """symbol,date,price
+AAA,Jan 1 2000,10.5
+AAA,Feb 1 2000,11
+BBB,Jan 1 2000,20
+BBB,Feb 1 2000,.
+BBB,Mar 1 2000,22.25
+"""
+
+
+def test_import_wide_creates_series_in_one_commit(tmp_path: Path, local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    path = write_file(tmp_path / "wide.csv", WIDE)
+    summary = as_json(
+        cli(
+            *local,
+            "import",
+            path,
+            "--format",
+            "wide",
+            "--prefix",
+            "T.",
+            "--source",
+            "test",
+            "--json",
+        )
+    )
+    assert summary == {
+        "series": 2,
+        "created": 2,
+        "observations": 5,
+        "version": 1,
+        "ids": ["T.gdp", "T.cpi"],
+    }
+    gdp = as_json(cli(*local, "show", "T.gdp", "--json"))
+    assert (gdp["frequency"], gdp["source"], gdp["title"]) == ("monthly", "test", "gdp")
+    assert as_json(cli(*local, "read", "T.cpi", "--format", "json")) == [
+        {"date": "2000-01-01", "value": 170.0},
+        {"date": "2000-03-01", "value": 171.5},
+    ]
+    history = as_json(cli(*local, "log", "--json"))
+    assert [h["version"] for h in history] == [1, 0]
+    assert (history[0]["message"], history[0]["changes"]) == ("import wide.csv", 4)
+
+    # Upsert again with one revised value: no series created, one more version.
+    write_file(tmp_path / "wide.csv", WIDE.replace("101.25", "101.75"))
+    again = as_json(cli(*local, "import", path, "--format", "wide", "--prefix", "T.", "--json"))
+    assert (again["created"], again["version"]) == (0, 2)
+    read = ok(cli(*local, "read", "T.gdp")).stdout
+    assert read == "date,value\n2000-01-01,100.5\n2000-02-01,101.75\n2000-03-01,102.0\n"
+    text = ok(cli(*local, "import", path, "--format", "wide", "--prefix", "T.")).stdout
+    assert "Imported 5 observations into 2 series (0 created) as version 3." in text
+
+
+def test_import_long_with_month_names(tmp_path: Path, shared_target: StoreTarget) -> None:
+    args = roots(shared_target)
+    ok(cli(*args, "init"))
+    path = write_file(tmp_path / "long.csv", LONG)
+    summary = as_json(
+        cli(*args, "import", path, "--format", "long", "--frequency", "monthly", "--json")
+    )
+    assert (summary["ids"], summary["observations"]) == (["AAA", "BBB"], 4)
+    assert as_json(cli(*args, "read", "BBB", "--format", "json")) == [
+        {"date": "2000-01-01", "value": 20.0},
+        {"date": "2000-03-01", "value": 22.25},
+    ]
+    with shared_target.open(create=False) as catalog:
+        assert catalog.get("AAA").frequency == "monthly"
+        assert catalog.read("AAA").column("value").to_pylist() == [10.5, 11.0]
+
+
+def test_import_long_from_stdin_with_named_columns(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    text = "when,name,v\n2001-01-01,X,1\n2002-01-01,X,2\n2003-01-01,X,3\n"
+    summary = as_json(
+        cli(
+            *local,
+            "import",
+            "-",
+            "--format",
+            "long",
+            "--id-column",
+            "name",
+            "--date-column",
+            "when",
+            "--value-column",
+            "v",
+            "--json",
+            input=text,
+        )
+    )
+    assert summary["ids"] == ["X"]
+    assert as_json(cli(*local, "show", "X", "--json"))["frequency"] == "annual"
+
+
+def test_import_macro_file_with_year_and_quarter(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    path = str(DATA / "us_macro_quarterly.csv")
+    summary = as_json(
+        cli(
+            *local,
+            "import",
+            path,
+            "--format",
+            "wide",
+            "--prefix",
+            "M.",
+            "--source",
+            "FRED",
+            "--json",
+        )
+    )
+    assert (summary["series"], summary["observations"]) == (12, 12 * 203)
+    gdp = as_json(cli(*local, "show", "M.realgdp", "--json"))
+    assert (gdp["frequency"], gdp["first_date"], gdp["last_date"]) == (
+        "quarterly",
+        "1959-01-01",
+        "2009-07-01",
+    )
+    first = as_json(cli(*local, "read", "M.realgdp", "--end", "1959-01-01", "--format", "json"))
+    assert first == [{"date": "1959-01-01", "value": 2710.349}]
+
+
+def test_import_with_explicit_year_and_quarter_columns(tmp_path: Path, local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    path = write_file(tmp_path / "q.csv", "yr,q,level\n2020,1,5\n2020,Q2,6\n2020,3,7\n")
+    args = ["--year-column", "yr", "--quarter-column", "q", "--prefix", "Q.", "--json"]
+    summary = as_json(cli(*local, "import", path, "--format", "wide", *args))
+    assert summary["ids"] == ["Q.level"]
+    assert as_json(cli(*local, "read", "Q.level", "--format", "json"))[-1] == {
+        "date": "2020-07-01",
+        "value": 7.0,
+    }
+
+
+def test_import_errors_commit_nothing(tmp_path: Path, local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    bad_date = write_file(tmp_path / "bad.csv", "date,a\n2000-01-01,1\n2000-02-30,2\n")
+    fails(
+        cli(*local, "import", bad_date, "--format", "wide"), 1, "error: date: line 3", "2000-02-30"
+    )
+    bad_value = write_file(tmp_path / "value.csv", "date,a\n2000-01-01,1\n2000-02-01,lots\n")
+    fails(cli(*local, "import", bad_value, "--format", "wide"), 1, "a: line 3", "'lots'")
+    bad_id = write_file(tmp_path / "id.csv", "date,bad id\n2000-01-01,1\n2000-02-01,2\n")
+    fails(cli(*local, "import", bad_id, "--format", "wide"), 1, "id:", "'bad id'")
+    off = write_file(tmp_path / "off.csv", "date,a,b\n2000-01-01,1,1\n2000-02-15,2,2\n")
+    fails(
+        cli(*local, "import", off, "--format", "wide", "--frequency", "monthly"),
+        1,
+        "series 'a'",
+        "2000-02-15 is not the first day of a month",
+    )
+    single = write_file(tmp_path / "single.csv", "date,a\n2000-01-01,1\n")
+    fails(cli(*local, "import", single, "--format", "wide"), 1, "frequency", "pass --frequency")
+    fails(cli(*local, "import", single, "--format", "wide", "--frequency", "hourly"), 2)
+    fails(cli(*local, "import", single, "--format", "sideways"), 2)
+    fails(cli(*local, "import", str(tmp_path / "absent.csv"), "--format", "wide"), 2)
+    assert as_json(cli(*local, "log", "--json"))[0]["version"] == 0
+
+
+def test_import_refuses_a_frequency_mismatch(tmp_path: Path, local: list[str]) -> None:
+    ok(cli(*local, "demo"))
+    path = write_file(tmp_path / "m.csv", "date,REALGDP\n2010-01-01,1\n2010-04-01,2\n")
+    fails(
+        cli(
+            *local, "import", path, "--format", "wide", "--prefix", "US.", "--frequency", "monthly"
+        ),
+        1,
+        "frequency",
+        "is quarterly, not monthly",
+    )
+
+
+# -- write, read, revisions, compact ------------------------------------------------------
+
+
+@pytest.fixture
+def series_root(shared_target: StoreTarget) -> list[str]:
+    """A catalog with one empty monthly series, created on its own."""
+    with shared_target.open() as catalog:
+        catalog.create(id="EX.SALES", frequency="monthly", title="Sales", units="USD")
+    return roots(shared_target)
+
+
+def test_write_read_and_revisions(tmp_path: Path, series_root: list[str]) -> None:
+    path = write_file(
+        tmp_path / "obs.csv", "date,value\n2020-01-01,1.5\n2020-02-01,\n2020-03-01,3\n"
+    )
+    written = as_json(cli(*series_root, "write", "EX.SALES", path, "--json"))
+    assert written == {
+        "series_id": "EX.SALES",
+        "mode": "append",
+        "rows": 3,
+        "version": 2,
+        "observation_count": 3,
+        "first_date": "2020-01-01",
+        "last_date": "2020-03-01",
+    }
+    revised = as_json(
+        cli(
+            *series_root,
+            "write",
+            "EX.SALES",
+            "-",
+            "--mode",
+            "upsert",
+            "--json",
+            input="date,value\nMar 1 2020,3.25\n2020-04-01,4\n",
+        )
+    )
+    assert (revised["version"], revised["observation_count"]) == (3, 4)
+    assert ok(cli(*series_root, "read", "EX.SALES")).stdout == (
+        "date,value\n2020-01-01,1.5\n2020-02-01,\n2020-03-01,3.25\n2020-04-01,4.0\n"
+    )
+    before = as_json(cli(*series_root, "read", "EX.SALES", "--as-of", "2", "--format", "json"))
+    assert before[-1] == {"date": "2020-03-01", "value": 3.0}
+    ranged = ok(cli(*series_root, "read", "EX.SALES", "--start", "2020-02", "--end", "2020-03"))
+    assert ranged.stdout == "date,value\n2020-02-01,\n2020-03-01,3.25\n"
+
+    times = {h["version"]: h["committed_at"] for h in as_json(cli(*series_root, "log", "--json"))}
+    march = as_json(
+        cli(
+            *series_root,
+            "revisions",
+            "EX.SALES",
+            "--start",
+            "2020-03-01",
+            "--end",
+            "2020-03-01",
+            "--format",
+            "json",
+        )
+    )
+    assert march == [
+        {"date": "2020-03-01", "value": 3.0, "realtime_start": times[2], "realtime_end": times[3]},
+        {"date": "2020-03-01", "value": 3.25, "realtime_start": times[3], "realtime_end": None},
+    ]
+    first = as_json(
+        cli(*series_root, "revisions", "EX.SALES", "--first-release", "--format", "json")
+    )
+    assert [(r["date"], r["value"]) for r in first] == [
+        ("2020-01-01", 1.5),
+        ("2020-02-01", None),
+        ("2020-03-01", 3.0),
+        ("2020-04-01", 4.0),
+    ]
+    table = ok(cli(*series_root, "revisions", "EX.SALES", "--start", "2020-04-01")).stdout
+    assert table == f"date,value,realtime_start,realtime_end\n2020-04-01,4.0,{times[3]},\n"
+
+
+def test_write_ranges(tmp_path: Path, series_root: list[str]) -> None:
+    path = write_file(
+        tmp_path / "obs.csv",
+        "date,value\n2020-01-01,1\n2020-02-01,2\n2020-03-01,3\n2020-04-01,4\n",
+    )
+    ok(cli(*series_root, "write", "EX.SALES", path))
+    replace = write_file(tmp_path / "r.csv", "date,value\n2020-02-01,20\n")
+    args = ["--mode", "replace_range", "--start", "2020-02-01", "--end", "2020-03-01"]
+    ok(cli(*series_root, "write", "EX.SALES", replace, *args))
+    values = as_json(cli(*series_root, "read", "EX.SALES", "--format", "json"))
+    assert [v["value"] for v in values] == [1.0, 20.0, 4.0]
+    deleted = as_json(
+        cli(
+            *series_root,
+            "write",
+            "EX.SALES",
+            "--mode",
+            "delete_range",
+            "--start",
+            "2020-04-01",
+            "--json",
+        )
+    )
+    assert (deleted["rows"], deleted["observation_count"], deleted["last_date"]) == (
+        0,
+        2,
+        "2020-02-01",
+    )
+    text = ok(
+        cli(
+            *series_root,
+            "write",
+            "EX.SALES",
+            "-",
+            "--mode",
+            "upsert",
+            input="date,value\n2020-01-01,9\n",
+        )
+    )
+    assert "EX.SALES: upsert of 1 rows committed as version 5" in text.stdout
+
+
+def test_write_errors(tmp_path: Path, series_root: list[str], shared_target: StoreTarget) -> None:
+    path = write_file(tmp_path / "obs.csv", "date,value\n2020-02-01,1\n")
+    ok(cli(*series_root, "write", "EX.SALES", path))
+    early = write_file(tmp_path / "early.csv", "date,value\n2020-01-01,1\n")
+    fails(cli(*series_root, "write", "EX.SALES", early), 3, "error: dates: append to 'EX.SALES'")
+    fails(cli(*series_root, "write", "NO.SUCH", path), 1, "series not found: 'NO.SUCH'")
+    bad = write_file(tmp_path / "bad.csv", "date,value\n2020-03-01,1\nsoon,2\n")
+    fails(cli(*series_root, "write", "EX.SALES", bad), 1, "error: date: line 3: not a date: 'soon'")
+    mid = write_file(tmp_path / "mid.csv", "date,value\n2020-03-15,1\n")
+    fails(cli(*series_root, "write", "EX.SALES", mid), 1, "dates:", "2020-03-15")
+    three = write_file(tmp_path / "three.csv", "date,value,extra\n2020-03-01,1,2\n")
+    fails(cli(*series_root, "write", "EX.SALES", three), 1, "expected two columns")
+    fails(cli(*series_root, "write", "EX.SALES"), 2, "append needs a file")
+    fails(cli(*series_root, "write", "EX.SALES", path, "--mode", "delete_range"), 2)
+    fails(cli(*series_root, "write", "EX.SALES", path, "--mode", "sideways"), 2)
+    fails(cli(*series_root, "write", "EX.SALES", path, "--start", "2020-01-01"), 1, "start")
+    with shared_target.open(create=False) as catalog:
+        assert catalog.get("EX.SALES").observation_count == 1
+
+
+def test_read_and_show_errors(series_root: list[str]) -> None:
+    fails(cli(*series_root, "show", "NOPE"), 1, "error: series not found: 'NOPE'")
+    fails(cli(*series_root, "read", "NOPE"), 1, "series not found")
+    fails(cli(*series_root, "revisions", "NOPE"), 1, "series not found")
+    fails(cli(*series_root, "compact", "NOPE"), 1, "series not found")
+    fails(cli(*series_root, "show", "bad id!"), 1, "error: id: must be")
+    fails(cli(*series_root, "read", "EX.SALES", "--start", "2020-13-01"), 2, "--start")
+    fails(cli(*series_root, "read", "EX.SALES", "--end", "yesterday"), 2, "--end")
+    fails(cli(*series_root, "read", "EX.SALES", "--as-of", "2020-01-01"), 2, "--as-of")
+    fails(cli(*series_root, "show", "EX.SALES", "--as-of", "99"), 1, "no catalog version 99")
+    fails(
+        cli(*series_root, "read", "EX.SALES", "--start", "2021-01-01", "--end", "2020-01-01"),
+        1,
+        "start",
+    )
+
+
+def test_show_as_of_version_and_instant(tmp_path: Path, series_root: list[str]) -> None:
+    path = write_file(tmp_path / "obs.csv", "date,value\n2020-01-01,1\n")
+    ok(cli(*series_root, "write", "EX.SALES", path))
+    history = as_json(cli(*series_root, "log", "--json"))
+    assert (
+        as_json(cli(*series_root, "show", "EX.SALES", "--as-of", "1", "--json"))[
+            "observation_count"
+        ]
+        == 0
+    )
+    at = history[0]["committed_at"]
+    assert (
+        as_json(cli(*series_root, "show", "EX.SALES", "--as-of", at, "--json"))["observation_count"]
+        == 1
+    )
+    past = "2000-01-01T00:00:00+00:00"
+    fails(cli(*series_root, "show", "EX.SALES", "--as-of", past), 1, "did not exist")
+
+
+def test_compact(series_root: list[str]) -> None:
+    for month in range(1, 6):
+        ok(
+            cli(
+                *series_root,
+                "write",
+                "EX.SALES",
+                "-",
+                input=f"date,value\n2020-{month:02d}-01,{month}\n",
+            )
+        )
+    before = ok(cli(*series_root, "read", "EX.SALES")).stdout
+    done = as_json(cli(*series_root, "compact", "EX.SALES", "--json"))
+    assert done == {"series_id": "EX.SALES", "compacted": True, "version": 7}
+    assert ok(cli(*series_root, "read", "EX.SALES")).stdout == before
+    assert as_json(cli(*series_root, "compact", "EX.SALES", "--json"))["compacted"] is False
+    assert "nothing to compact" in ok(cli(*series_root, "compact", "EX.SALES")).stdout
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2000-01-31", dt.date(2000, 1, 31)),
+        ("Jan 1 2000", dt.date(2000, 1, 1)),
+        ("January 31, 2000", dt.date(2000, 1, 31)),
+        ("31 Jan 2000", dt.date(2000, 1, 31)),
+        ("2000/01/31", dt.date(2000, 1, 31)),
+        ("2000-02", dt.date(2000, 2, 1)),
+        ("Feb 2000", dt.date(2000, 2, 1)),
+        ("2000Q3", dt.date(2000, 7, 1)),
+        ("2000-Q4", dt.date(2000, 10, 1)),
+        ("1999", dt.date(1999, 1, 1)),
+        ("2000-01-31T00:00:00", dt.date(2000, 1, 31)),
+        (" 2000-01-31 ", dt.date(2000, 1, 31)),
+        ("2000-01-31T12:30:00Z", dt.datetime(2000, 1, 31, 12, 30, tzinfo=dt.UTC)),
+        ("2000-01-31T12:30:00+02:00", dt.datetime(2000, 1, 31, 10, 30, tzinfo=dt.UTC)),
+    ],
+)
+def test_parse_date(text: str, expected: dt.date) -> None:
+    assert parse_date(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2000-02-30", "soon", "2000Q5", "2000-01-31T12:30:00"])
+def test_parse_date_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match=r"date|time of day"):
+        parse_date(text)
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        (["2000-01-01", "2000-02-01", "2000-04-01"], "monthly"),
+        (["2000-01-01", "2000-04-01", "2000-10-01"], "quarterly"),
+        (["2000-01-01", "2000-07-01"], "semiannual"),
+        (["2000-01-01", "2001-01-01"], "annual"),
+        (["2024-01-01", "2024-01-08", "2024-01-22"], "weekly"),
+        (["2024-01-05", "2024-01-08", "2024-01-09"], "business_daily"),
+        (["2024-01-06", "2024-01-07"], "daily"),
+        (["2024-01-02", "2024-01-05", "2024-01-15"], "irregular"),
+        (["2024-01-01"], None),
+    ],
+)
+def test_infer_frequency(dates: list[str], expected: str | None) -> None:
+    assert infer_frequency([dt.date.fromisoformat(d) for d in dates]) == expected
+
+
+def test_long_files_need_an_id_column() -> None:
+    with pytest.raises(ValidationError, match="pass --id-column") as caught:
+        read_long(io.StringIO("date,value\n2000-01-01,1\n"))
+    assert caught.value.field == "id-column"
+
+
+@pytest.mark.timeout(60)
+def test_revisions_of_a_series_created_by_a_batch(tmp_path: Path, local: list[str]) -> None:
+    """demo and import create and write a series in one commit; its history must still walk."""
+    ok(cli(*local, "demo"))
+    ok(
+        cli(
+            *local,
+            "write",
+            "US.CPI",
+            "-",
+            "--mode",
+            "upsert",
+            input="date,value\n2009-07-01,216.5\n",
+        )
+    )
+    rows = as_json(cli(*local, "revisions", "US.CPI", "--start", "2009-07-01", "--format", "json"))
+    assert [(r["value"], r["realtime_end"] is None) for r in rows] == [
+        (216.385, False),
+        (216.5, True),
+    ]
+
+
+def test_text_output_is_not_markup(local: list[str]) -> None:
+    with Catalog.open(local[1], create=True) as catalog:
+        catalog.create(id="MARKUP", frequency="annual", title="[bold]GDP[/bold] [b]")
+    assert "[bold]GDP[/bold] [b]" in ok(cli(*local, "ls")).stdout
+    assert "[bold]GDP[/bold] [b]" in ok(cli(*local, "show", "MARKUP")).stdout
+
+
+def test_module_entry_point(tmp_path: Path) -> None:
+    done = subprocess.run(
+        [
+            sys.executable,
+            "-m",
+            "catalog_store.cli",
+            "--root",
+            str(tmp_path / "c"),
+            "init",
+            "--json",
+        ],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert json.loads(done.stdout)["created"] is True
+    missing = subprocess.run(
+        [sys.executable, "-m", "catalog_store.cli", "--root", str(tmp_path / "c"), "show", "X"],
+        capture_output=True,
+        text=True,
+        check=False,
+        timeout=120,
+    )
+    assert missing.returncode == 1
+    assert missing.stderr.strip() == "error: series not found: 'X' at version 0"
