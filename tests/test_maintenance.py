@@ -111,3 +111,41 @@ def test_repair_refuses_when_nothing_verifies(tmp_path: Path) -> None:
         fresh.repair()
     fresh.close()
     cat.close()
+
+
+def test_cli_verify_gc_and_repair(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from catalog_store.cli import app
+
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True)
+    fill(cat)
+    cat.close()
+    runner = CliRunner()
+    ok = runner.invoke(app, ["--root", str(root), "verify", "--json"])
+    assert ok.exit_code == 0, ok.output
+    assert json.loads(ok.stdout)["ok"] is True
+    assert runner.invoke(app, ["--root", str(root), "verify", "--latest"]).exit_code == 0
+
+    victim = sorted((root / "data").rglob("*.parquet"))[-1]
+    victim.write_bytes(b"damaged")
+    bad = runner.invoke(app, ["--root", str(root), "verify", "--json"])
+    assert bad.exit_code == 4
+    assert json.loads(bad.stdout)["problem_counts"]["corrupt_object"] >= 1
+
+    fixed = runner.invoke(app, ["--root", str(root), "repair", "--json"])
+    assert fixed.exit_code == 0, fixed.output
+    assert json.loads(fixed.stdout)["new_version"] is not None
+    assert runner.invoke(app, ["--root", str(root), "verify", "--latest"]).exit_code == 0
+
+    dry = runner.invoke(
+        app, ["--root", str(root), "gc", "--dry-run", "--grace-hours", "0", "--json"]
+    )
+    assert dry.exit_code == 0, dry.output
+    assert json.loads(dry.stdout)["deleted"] == 0
+    done = runner.invoke(app, ["--root", str(root), "gc", "--grace-hours", "0"])
+    assert done.exit_code == 0, done.output
+    assert "deleted" in done.stdout

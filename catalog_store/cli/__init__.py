@@ -11,6 +11,7 @@ from __future__ import annotations
 from catalog_store.cli import catalog_commands as catalog_commands
 from catalog_store.cli import data_commands as data_commands
 from catalog_store.cli import import_command as import_command
+from catalog_store.cli import maintenance_commands as maintenance_commands
 from catalog_store.cli._app import app
 
 __all__ = ["app", "main"]
