@@ -21,7 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from catalog_store import keys
-from catalog_store.changes import ChangeSet
+from catalog_store.changes import ChangeSet, Staged
 from catalog_store.commit import Committer, RetryPolicy, utc_now
 from catalog_store.datafiles import read_record
 from catalog_store.errors import (
@@ -41,7 +41,7 @@ from catalog_store.maintenance import (
     repair,
 )
 from catalog_store.models import Series, SeriesSpec, check_series_id, parse_spec
-from catalog_store.observations import COLUMNS, bound, check_mode, normalize
+from catalog_store.observations import COLUMNS, as_table, bound, check_mode
 from catalog_store.operations import (
     CompactSeries,
     CreateSeries,
@@ -164,25 +164,32 @@ class AsyncCatalog:
         return catalog
 
     async def _initialise(self) -> None:
-        marker = StoreMarker(
-            store_id=uuid.uuid4().hex, created_at=utc_now(), shard_count=self.options.shard_count
-        )
-        # Another process may initialise it at the same moment; then we use theirs.
-        with contextlib.suppress(AlreadyExistsError):
-            await self.store.put_if_absent(keys.FORMAT_MARKER, encode_json(marker))
-        marker = await self.reader.read_marker()
+        """Create version 0, then the format marker, each with put-if-absent.
+
+        In that order a marker always means version 0 exists, and when several
+        processes initialise at once the marker is derived from whichever version 0
+        won, so every initialiser writes the same marker.
+        """
+        count = self.options.shard_count
         empty = Manifest(
             version=0,
             parent=None,
-            commit_id=marker.store_id,
-            committed_at=marker.created_at,
+            commit_id=uuid.uuid4().hex,
+            committed_at=utc_now(),
             message="initialise catalog",
-            shard_count=marker.shard_count,
-            shards=[None] * marker.shard_count,
-            xid_shards=[None] * marker.shard_count,
+            shard_count=count,
+            shards=[None] * count,
+            xid_shards=[None] * count,
         )
         with contextlib.suppress(AlreadyExistsError):
             await self.store.put_if_absent(keys.manifest_key(0), encode_json(empty))
+        first = await self.reader.manifest(0)
+        marker = StoreMarker(
+            store_id=first.commit_id, created_at=first.committed_at, shard_count=first.shard_count
+        )
+        with contextlib.suppress(AlreadyExistsError):
+            await self.store.put_if_absent(keys.FORMAT_MARKER, encode_json(marker))
+        await self.reader.read_marker()
 
     async def close(self) -> None:
         """Finish background work and release the store's connections."""
@@ -367,49 +374,35 @@ class AsyncCatalog:
         ``delete_range``. Raises ValidationError (nothing written) for bad input.
         """
         check_series_id(series_id)
-        op = await self._write_op(series_id, observations, mode, start, end, expected_version, None)
+        op = self._write_op(series_id, observations, mode, start, end, expected_version)
         manifest = await self._commit([op], message or f"{mode} {series_id}")
         await self._maybe_compact([series_id], manifest)
         return await self._series_at(manifest, series_id)
 
-    async def _write_op(
-        self,
+    @staticmethod
+    def _write_op(
         series_id: str,
         observations: Any,
         mode: str,
         start: dt.date | dt.datetime | None,
         end: dt.date | dt.datetime | None,
         expected_version: int | None,
-        frequency: str | None,
     ) -> WriteObservations:
+        """Check what can be checked without the series; the rest is checked in the commit."""
         check_mode(mode)
-        if frequency is None:
-            frequency = (await self.get(series_id)).frequency
-        ranged = mode in ("replace_range", "delete_range")
-        if not ranged and (start is not None or end is not None):
+        if mode not in ("replace_range", "delete_range") and (start is not None or end is not None):
             raise ValidationError(
                 f"start and end apply to replace_range and delete_range, not {mode}", "start"
             )
-        low, high = bound(start, frequency, False), bound(end, frequency, True)
-        if low is not None and high is not None and low > high:
-            raise ValidationError("start is after end", "start")
         if mode == "delete_range":
             if observations is not None:
                 raise ValidationError("delete_range takes no observations", "observations")
-            table = normalize(([], []), frequency)
+            table = as_table(([], []))
         else:
             if observations is None:
                 raise ValidationError("observations are required", "observations")
-            table = normalize(observations, frequency)
-        if mode == "replace_range" and table.num_rows:
-            from catalog_store.observations import date_ints
-
-            ints = date_ints(table)
-            if (low is not None and ints[0] < low) or (high is not None and ints[-1] > high):
-                raise ValidationError(
-                    "every date of a replace_range must lie in [start, end]", "dates"
-                )
-        return WriteObservations(series_id, mode, table, frequency, low, high, expected_version)
+            table = as_table(observations)
+        return WriteObservations(series_id, mode, table, start, end, expected_version)
 
     async def read(
         self,
@@ -508,10 +501,10 @@ class AsyncCatalog:
     async def _commit(
         self, operations: Sequence[Operation], message: str, allow_empty: bool = True
     ) -> Manifest:
-        written: dict[str, Any] = {}
+        staged = Staged()
 
         async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Manifest:
-            changes = ChangeSet(base, commit_id, at, written)
+            changes = ChangeSet(base, commit_id, at, staged)
             for op in operations:
                 await op.apply(changes)
             if not changes.changes and not allow_empty:
@@ -569,13 +562,8 @@ class Batch:
         expected_version: int | None = None,
     ) -> None:
         check_series_id(series_id)
-        op = await self._catalog._write_op(
-            series_id,
-            observations,
-            mode,
-            start,
-            end,
-            expected_version,
-            self._created.get(series_id),
-        )
+        op = self._catalog._write_op(series_id, observations, mode, start, end, expected_version)
+        # Validate now, so a crawler learns which write is bad at the line that added it.
+        frequency = self._created.get(series_id) or (await self._catalog.get(series_id)).frequency
+        op.prepare(frequency)
         self.operations.append(op)

@@ -10,12 +10,17 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from collections.abc import Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
 from catalog_store import keys
+from catalog_store.datafiles import EncodedFile, read_files
 from catalog_store.records import (
+    DataFile,
     Manifest,
     SeriesRecord,
     ShardRef,
@@ -27,6 +32,14 @@ from catalog_store.snapshot import Snapshot
 from catalog_store.storage import Store
 
 
+@dataclass
+class Staged:
+    """What earlier attempts of one commit already wrote, so a retry does not repeat it."""
+
+    shards: dict[str, ShardRef] = field(default_factory=dict)  # by checksum
+    paths: set[str] = field(default_factory=set)
+
+
 class ChangeSet:
     """Records changed by one commit attempt on top of ``base``."""
 
@@ -35,7 +48,7 @@ class ChangeSet:
         base: Snapshot,
         commit_id: str,
         committed_at: dt.datetime,
-        written: dict[str, ShardRef],
+        staged: Staged,
     ) -> None:
         self.base = base
         self.reader = base.reader
@@ -49,7 +62,8 @@ class ChangeSet:
         self.observation_delta = 0
         self._records: dict[int, dict[str, SeriesRecord]] = {}
         self._xids: dict[int, dict[str, str]] = {}
-        self._written = written  # sha256 -> ref, reused across attempts of one commit
+        self._staged = staged
+        self._pending: dict[str, bytes] = {}
 
     async def _shard(self, series_id: str) -> dict[str, SeriesRecord]:
         shard = keys.shard_of(series_id, self.shard_count)
@@ -117,13 +131,29 @@ class ChangeSet:
         if count == 0:
             return None
         digest = keys.checksum(data)
-        ref = self._written.get(digest)
+        ref = self._staged.shards.get(digest)
         if ref is None:
             path = keys.shard_file_key(kind, shard)
             await self.store.put(path, data)
             ref = ShardRef(path=path, size=len(data), sha256=digest, count=count)
-            self._written[digest] = ref
+            self._staged.shards[digest] = ref
         return ref
+
+    def stage(self, files: list[EncodedFile]) -> list[DataFile]:
+        """Queue new immutable files; :meth:`finish` writes them beside the shards."""
+        for record, data in files:
+            if record.path not in self._staged.paths:
+                self._pending[record.path] = data
+        return [record for record, _data in files]
+
+    async def read_files(self, files: Sequence[DataFile], frequency: str) -> pa.Table:
+        """Like :func:`~catalog_store.datafiles.read_files`, seeing files staged in this
+        change set too (a series written twice in one batch)."""
+        return await read_files(self.reader, files, frequency, self._pending)
+
+    async def _write_pending(self, path: str, data: bytes) -> None:
+        await self.store.put(path, data)
+        self._staged.paths.add(path)
 
     async def finish(self, message: str) -> Manifest:
         """Write the touched shards and return the manifest of ``self.version``."""
@@ -132,9 +162,11 @@ class ChangeSet:
 
         async def write_meta(shard: int, records: dict[str, SeriesRecord]) -> None:
             ordered = [records[k] for k in sorted(records)]
-            shards[shard] = await self._write(
-                keys.META_DIR, shard, encode_shard(ordered), len(ordered)
-            )
+            ref = await self._write(keys.META_DIR, shard, encode_shard(ordered), len(ordered))
+            shards[shard] = ref
+            if ref is not None:
+                # The next commit and the first read after this one start from here.
+                self.reader.cache_records(ref, {r.id: r for r in ordered})
 
         async def write_xid(shard: int, pairs: dict[str, str]) -> None:
             ordered = sorted(pairs.items())
@@ -142,7 +174,10 @@ class ChangeSet:
                 keys.XID_DIR, shard, encode_xid_shard(ordered), len(ordered)
             )
 
+        # Data files and shards are independent objects: write them all at once,
+        # so their flushes overlap; only the manifest must wait for all of them.
         await asyncio.gather(
+            *(self._write_pending(p, d) for p, d in self._pending.items()),
             *(write_meta(s, r) for s, r in self._records.items()),
             *(write_xid(s, p) for s, p in self._xids.items()),
         )

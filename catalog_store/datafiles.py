@@ -7,7 +7,7 @@ size and checksum, so reads never list a directory.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 
 import pyarrow as pa
 
@@ -22,17 +22,16 @@ from catalog_store.observations import (
 )
 from catalog_store.records import DataFile, SeriesRecord, verify
 from catalog_store.snapshot import StoreReader
-from catalog_store.storage import Store
+
+EncodedFile = tuple[DataFile, bytes]
 
 
-async def write_file(store: Store, series_id: str, partition: str, table: pa.Table) -> DataFile:
-    """Write one sorted, validated table as a new immutable Parquet object."""
-    data = await asyncio.to_thread(encode_parquet, table)
-    path = keys.data_file_key(series_id, partition)
-    await store.put(path, data)
+def encode_file(series_id: str, partition: str, table: pa.Table) -> EncodedFile:
+    """One sorted, validated table as the bytes of a new Parquet object and its record."""
+    data = encode_parquet(table)
     ints = date_ints(table)
-    return DataFile(
-        path=path,
+    record = DataFile(
+        path=keys.data_file_key(series_id, partition),
         size=len(data),
         sha256=keys.checksum(data),
         partition=partition,
@@ -40,18 +39,31 @@ async def write_file(store: Store, series_id: str, partition: str, table: pa.Tab
         hi=int(ints[-1]),
         rows=table.num_rows,
     )
+    return record, data
 
 
-async def write_partitions(
-    store: Store, series_id: str, parts: dict[str, pa.Table]
-) -> list[DataFile]:
-    """Write each non-empty partition table as one file, concurrently."""
+async def encode_partitions(series_id: str, parts: dict[str, pa.Table]) -> list[EncodedFile]:
+    """Each non-empty partition table as one new file; large inputs encode off the loop."""
     items = [(p, t) for p, t in parts.items() if t.num_rows]
-    return list(await asyncio.gather(*(write_file(store, series_id, p, t) for p, t in items)))
+    if sum(t.num_rows for _p, t in items) < 20_000:
+        return [encode_file(series_id, p, t) for p, t in items]
+    return list(
+        await asyncio.gather(*(asyncio.to_thread(encode_file, series_id, p, t) for p, t in items))
+    )
 
 
-async def read_file(reader: StoreReader, file: DataFile, frequency: str) -> pa.Table:
-    """One file's table, checked against its recorded size and checksum (IntegrityError)."""
+async def read_file(
+    reader: StoreReader,
+    file: DataFile,
+    frequency: str,
+    pending: Mapping[str, bytes] | None = None,
+) -> pa.Table:
+    """One file's table, checked against its recorded size and checksum (IntegrityError).
+
+    ``pending`` holds files a commit in progress has encoded but not yet written.
+    """
+    if pending and file.path in pending:
+        return decode_parquet(pending[file.path], file.path, frequency)
 
     async def load() -> pa.Table:
         data = await reader.store.get(file.path)
@@ -66,11 +78,16 @@ def overlapping(files: Iterable[DataFile], low: int | None, high: int | None) ->
     return [f for f in files if (low is None or f.hi >= low) and (high is None or f.lo <= high)]
 
 
-async def read_files(reader: StoreReader, files: Sequence[DataFile], frequency: str) -> pa.Table:
+async def read_files(
+    reader: StoreReader,
+    files: Sequence[DataFile],
+    frequency: str,
+    pending: Mapping[str, bytes] | None = None,
+) -> pa.Table:
     """Merge files given in order of writing: one row per date, the newest wins."""
     if not files:
         return empty_table(frequency)
-    tables = await asyncio.gather(*(read_file(reader, f, frequency) for f in files))
+    tables = await asyncio.gather(*(read_file(reader, f, frequency, pending) for f in files))
     order = sorted(range(len(files)), key=lambda i: files[i].lo)
     disjoint = all(files[order[k]].lo > files[order[k - 1]].hi for k in range(1, len(order)))
     if disjoint:

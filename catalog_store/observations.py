@@ -26,17 +26,18 @@ MAX_DATE = dt.date(2200, 12, 31)
 COLUMNS = ("date", "value")
 
 #: Default time partitioning by frequency, chosen by bench/partitions.py
-#: (docs/partitioning.md has the figures): few files per typical read.
+#: (docs/observations.md has the figures): one file per series reads fastest for
+#: everything up to decades of daily data; intraday series grow by month.
 DEFAULT_PARTITIONING = {
     "intraday": "month",
-    "daily": "decade",
-    "business_daily": "decade",
+    "daily": "none",
+    "business_daily": "none",
     "weekly": "none",
     "monthly": "none",
     "quarterly": "none",
     "semiannual": "none",
     "annual": "none",
-    "irregular": "decade",
+    "irregular": "none",
 }
 
 _WRITE_MODES = ("append", "upsert", "replace_range", "delete_range")
@@ -91,7 +92,12 @@ def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
     if len(dates) != len(values):
         raise ValidationError(f"{len(dates)} dates but {len(values)} values", "values")
     try:
-        date_array = dates if isinstance(dates, pa.Array | pa.ChunkedArray) else pa.array(dates)
+        if isinstance(dates, pa.Array | pa.ChunkedArray):
+            date_array = dates
+        elif len(dates) and isinstance(dates[0], np.datetime64):
+            date_array = pa.array(np.asarray(dates))  # a list of numpy scalars
+        else:
+            date_array = pa.array(dates)
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise ValidationError(f"cannot read dates: {exc}", "dates") from None
     try:
@@ -322,7 +328,9 @@ def encode_parquet(table: pa.Table) -> bytes:
 
 def decode_parquet(data: bytes, path: str, frequency: str) -> pa.Table:
     try:
-        table = pq.read_table(pa.BufferReader(data))
+        # ParquetFile reads one file directly; read_table sets up a dataset scan,
+        # which costs more than the decode for files of a few thousand rows.
+        table = pq.ParquetFile(pa.BufferReader(data)).read()
     except (pa.ArrowException, OSError) as exc:
         raise IntegrityError(f"{path}: not a readable Parquet file: {exc}") from None
     if table.schema != schema_for(frequency):

@@ -10,6 +10,7 @@ the commits one after the other in the order they landed.
 
 from __future__ import annotations
 
+import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -18,10 +19,9 @@ import numpy as np
 import pyarrow as pa
 
 from catalog_store.changes import ChangeSet
-from catalog_store.datafiles import read_files, write_partitions
+from catalog_store.datafiles import EncodedFile, encode_partitions
 from catalog_store.errors import (
     AppendOrderError,
-    ConflictError,
     ExternalIdTakenError,
     SeriesExistsError,
     SeriesNotFoundError,
@@ -31,8 +31,10 @@ from catalog_store.errors import (
 from catalog_store.models import SPEC_FIELDS, SeriesSpec, apply_changes
 from catalog_store.observations import (
     DEFAULT_PARTITIONING,
+    bound,
     date_ints,
     drop_range,
+    normalize,
     split_by_partition,
 )
 from catalog_store.records import DataFile, SeriesRecord, from_ordinal
@@ -116,9 +118,9 @@ class UpdateSeries:
             # Rewrite the files into the new partitions. Files of two schemes would
             # overlap in dates, and compaction or a range rewrite of one partition
             # would then reorder writes and let an older value win.
-            table = await read_files(changes.reader, record.files, record.frequency)
+            table = await changes.read_files(record.files, record.frequency)
             parts = split_by_partition(table, new_scheme, record.frequency == "intraday")
-            fields["files"] = tuple(await write_partitions(changes.store, record.id, parts))
+            fields["files"] = tuple(changes.stage(await encode_partitions(record.id, parts)))
         new = changes.stamp(record, **fields)
         await changes.put(new, "update", record)
 
@@ -144,87 +146,118 @@ def _bounds(files: tuple[DataFile, ...]) -> dict[str, int | None]:
 class WriteObservations:
     """Append, upsert, replace or delete a range of one series' observations.
 
-    ``table`` is already normalised for ``frequency``. Files for append and upsert
-    are written once and reused by every attempt of the commit.
+    ``observations`` is the caller's table, validated against the series'
+    frequency when the commit first sees the series (a series created in the same
+    batch included). Files are encoded once and written once, however many
+    attempts the commit takes.
     """
 
     series_id: str
     mode: str
-    table: pa.Table
-    frequency: str
-    low: int | None = None
-    high: int | None = None
+    observations: pa.Table
+    start: dt.date | dt.datetime | None = None
+    end: dt.date | dt.datetime | None = None
     expected_version: int | None = None
-    _written: dict[str, list[DataFile]] = field(default_factory=dict, repr=False)
+    _prepared: dict[str, tuple[pa.Table, int | None, int | None]] = field(
+        default_factory=dict, repr=False
+    )
+    _encoded: dict[tuple[str, str], list[EncodedFile]] = field(default_factory=dict, repr=False)
 
-    async def _files(self, changes: ChangeSet, scheme: str) -> list[DataFile]:
-        if scheme not in self._written:
-            parts = split_by_partition(self.table, scheme, self.frequency == "intraday")
-            self._written[scheme] = await write_partitions(changes.store, self.series_id, parts)
-        return self._written[scheme]
+    def prepare(self, frequency: str) -> tuple[pa.Table, int | None, int | None]:
+        """The validated table and range bounds for a series of ``frequency``.
+
+        Raises ValidationError naming the field at fault; nothing is written.
+        """
+        if frequency not in self._prepared:
+            low = bound(self.start, frequency, upper=False)
+            high = bound(self.end, frequency, upper=True)
+            if low is not None and high is not None and low > high:
+                raise ValidationError("start is after end", "start")
+            table = normalize(self.observations, frequency)
+            if self.mode == "replace_range" and table.num_rows:
+                ints = date_ints(table)
+                if (low is not None and ints[0] < low) or (high is not None and ints[-1] > high):
+                    raise ValidationError(
+                        "every date of a replace_range must lie in [start, end]", "dates"
+                    )
+            self._prepared[frequency] = (table, low, high)
+        return self._prepared[frequency]
+
+    async def _files(self, table: pa.Table, record: SeriesRecord) -> list[EncodedFile]:
+        key = (record.frequency, scheme_of(record))
+        if key not in self._encoded:
+            parts = split_by_partition(table, key[1], record.frequency == "intraday")
+            self._encoded[key] = await encode_partitions(self.series_id, parts)
+        return self._encoded[key]
 
     async def apply(self, changes: ChangeSet) -> None:
         record = await _existing(changes, self.series_id, self.expected_version)
-        if record.frequency != self.frequency:
-            raise ConflictError(f"series {self.series_id!r} changed frequency during the write")
+        table, low, high = self.prepare(record.frequency)
         if self.mode in ("replace_range", "delete_range"):
-            new = await self._rewrite_range(changes, record)
-        elif self.table.num_rows == 0:
+            new = await self._rewrite_range(changes, record, table, low, high)
+        elif table.num_rows == 0:
             return
         elif self.mode == "append":
-            new = await self._append(changes, record)
+            new = await self._append(changes, record, table)
         else:
-            new = await self._upsert(changes, record)
+            new = await self._upsert(changes, record, table)
         await changes.put(new, self.mode, record)
 
-    async def _append(self, changes: ChangeSet, record: SeriesRecord) -> SeriesRecord:
-        ints = date_ints(self.table)
+    async def _append(
+        self, changes: ChangeSet, record: SeriesRecord, table: pa.Table
+    ) -> SeriesRecord:
+        ints = date_ints(table)
         if record.last is not None and int(ints[0]) <= record.last:
-            first_new = self.table.column("date")[0].as_py()
+            first_new = table.column("date")[0].as_py()
             raise AppendOrderError(self.series_id, first_new, _show(record.last, record))
-        files = record.files + tuple(await self._files(changes, scheme_of(record)))
-        return changes.stamp(
-            record,
-            files=files,
-            observation_count=record.observation_count + len(ints),
-            **_bounds(files),
-        )
+        files = record.files + tuple(changes.stage(await self._files(table, record)))
+        count = record.observation_count + len(ints)
+        return changes.stamp(record, files=files, observation_count=count, **_bounds(files))
 
-    async def _upsert(self, changes: ChangeSet, record: SeriesRecord) -> SeriesRecord:
-        ints = date_ints(self.table)
+    async def _upsert(
+        self, changes: ChangeSet, record: SeriesRecord, table: pa.Table
+    ) -> SeriesRecord:
+        ints = date_ints(table)
         low, high = int(ints[0]), int(ints[-1])
         touched = [f for f in record.files if f.hi >= low and f.lo <= high]
         overlap = 0
         if touched:
-            existing = await read_files(changes.reader, touched, record.frequency)
+            existing = await changes.read_files(touched, record.frequency)
             overlap = int(np.isin(ints, date_ints(existing), assume_unique=True).sum())
-        files = record.files + tuple(await self._files(changes, scheme_of(record)))
+        files = record.files + tuple(changes.stage(await self._files(table, record)))
         count = record.observation_count + len(ints) - overlap
         return changes.stamp(record, files=files, observation_count=count, **_bounds(files))
 
-    async def _rewrite_range(self, changes: ChangeSet, record: SeriesRecord) -> SeriesRecord:
+    async def _rewrite_range(
+        self,
+        changes: ChangeSet,
+        record: SeriesRecord,
+        table: pa.Table,
+        low: int | None,
+        high: int | None,
+    ) -> SeriesRecord:
         """Copy-on-write of every partition the range or the new rows touch."""
         intraday = record.frequency == "intraday"
-        new_parts = split_by_partition(self.table, scheme_of(record), intraday)
+        new_parts = split_by_partition(table, scheme_of(record), intraday)
         touched = {
             f.partition
             for f in record.files
-            if (self.low is None or f.hi >= self.low) and (self.high is None or f.lo <= self.high)
+            if (low is None or f.hi >= low) and (high is None or f.lo <= high)
         } | set(new_parts)
         rewritten: dict[str, pa.Table] = {}
         removed = 0
         for partition in sorted(touched):
             in_partition = [f for f in record.files if f.partition == partition]
-            current = await read_files(changes.reader, in_partition, record.frequency)
-            kept = drop_range(current, self.low, self.high)
+            current = await changes.read_files(in_partition, record.frequency)
+            kept = drop_range(current, low, high)
             removed += current.num_rows - kept.num_rows
             addition = new_parts.get(partition)
             if addition is not None and addition.num_rows:
                 kept = pa.concat_tables([kept, addition]).sort_by("date")
             rewritten[partition] = kept.combine_chunks()
-        added = await write_partitions(changes.store, self.series_id, rewritten)
+        added = changes.stage(await encode_partitions(self.series_id, rewritten))
         files = tuple(f for f in record.files if f.partition not in touched) + tuple(added)
-        count = record.observation_count - removed + self.table.num_rows
+        count = record.observation_count - removed + table.num_rows
         return changes.stamp(record, files=files, observation_count=count, **_bounds(files))
 
 
@@ -252,8 +285,8 @@ class CompactSeries:
         merged: dict[str, pa.Table] = {}
         for partition in crowded:
             in_partition = [f for f in record.files if f.partition == partition]
-            merged[partition] = await read_files(changes.reader, in_partition, record.frequency)
-        added = await write_partitions(changes.store, self.series_id, merged)
+            merged[partition] = await changes.read_files(in_partition, record.frequency)
+        added = changes.stage(await encode_partitions(self.series_id, merged))
         files = tuple(f for f in record.files if f.partition not in merged) + tuple(added)
         await changes.put(msgspec.structs.replace(record, files=files), "compact", record)
 

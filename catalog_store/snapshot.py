@@ -228,6 +228,10 @@ class StoreReader:
 
         return await self.cache.get_or_load(ref.path, load, _estimate)
 
+    def cache_records(self, ref: ShardRef, records: dict[str, SeriesRecord]) -> None:
+        """Remember a shard this process wrote, sparing a read and a decode."""
+        self.cache.put(ref.path, records, _estimate(records))
+
     async def xids(self, ref: ShardRef | None) -> dict[str, str]:
         """One external-id index shard: ``provider\\x1fid`` -> series id."""
         if ref is None:

@@ -26,11 +26,19 @@ async def states_of(reader: StoreReader, record: SeriesRecord) -> list[SeriesRec
     """Every state of a series, oldest first, following ``previous_version`` links."""
     states = [record]
     while states[-1].previous_version is not None:
-        version = states[-1].previous_version
+        current = states[-1]
+        version = current.previous_version
         assert version is not None
+        if version >= current.version:
+            # A record that links to itself (a series changed twice in one commit by an
+            # older writer): its state before that commit is in the commit's parent.
+            parent = (await reader.manifest(current.version)).parent
+            if parent is None:
+                break
+            version = parent
         earlier = await Snapshot(reader, await reader.manifest(version)).record(record.id)
-        if earlier is None:  # cannot happen in a verified store; stop rather than loop
-            break
+        if earlier is None or earlier.version >= current.version:
+            break  # created in that commit, or a damaged chain: stop rather than loop
         states.append(earlier)
     states.reverse()
     return states
