@@ -9,6 +9,7 @@ from __future__ import annotations
 import datetime as dt
 import os
 import resource
+import subprocess
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -101,21 +102,52 @@ class Timer:
 
 
 def summary(samples: Sequence[float]) -> dict[str, float]:
-    """p50 and p99 in milliseconds, plus the count and mean."""
+    """p50 and p99 in milliseconds, plus the count, mean and maximum."""
     if not samples:
-        return {"n": 0, "p50_ms": float("nan"), "p99_ms": float("nan"), "mean_ms": float("nan")}
+        nan = float("nan")
+        return {"n": 0, "p50_ms": nan, "p99_ms": nan, "mean_ms": nan, "max_ms": nan}
     arr = np.asarray(samples) * 1e3
     return {
         "n": len(samples),
         "p50_ms": float(np.percentile(arr, 50)),
         "p99_ms": float(np.percentile(arr, 99)),
         "mean_ms": float(arr.mean()),
+        "max_ms": float(arr.max()),
     }
 
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process (``ru_maxrss`` is KiB on Linux)."""
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024.0
+
+
+def machine_load() -> str:
+    """The 1-minute load average against the CPU count: other work skews latencies."""
+    one, _five, _fifteen = os.getloadavg()
+    return f"load average {one:.2f} on {os.cpu_count()} CPUs"
+
+
+def code_version() -> str:
+    """The commit of the code under test, marked when catalog_store has local changes."""
+    repo = Path(__file__).resolve().parent.parent
+    try:
+        head = subprocess.run(
+            ["git", "rev-parse", "--short", "HEAD"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+        dirty = subprocess.run(
+            ["git", "status", "--porcelain", "--", "catalog_store"],
+            cwd=repo,
+            capture_output=True,
+            text=True,
+            check=True,
+        ).stdout.strip()
+    except (OSError, subprocess.CalledProcessError):
+        return "unknown (not a git checkout)"
+    return f"{head} + local changes in catalog_store" if dirty else head
 
 
 def disk_usage(paths: Iterable[Path]) -> dict[str, int]:

@@ -3,8 +3,9 @@
 For each variant (20-year business-daily series and 60-year daily series) and each
 partitioning, this loads N series into a fresh fincat catalog on local disk and
 measures read_full, read_range (a random one-year window), read_last_year (the
-most recent 365 days) and append (one new day, one commit per series), plus how
-many files each read touches. Run from the repository root::
+most recent 365 days), append (one new day, one commit per series) and an append
+run (20 successive days on 20 series, which passes the compaction threshold), plus
+how many files each read touches. Run from the repository root::
 
     .venv/bin/python bench/partitions.py
     .venv/bin/python bench/partitions.py --n 100 --schemes none,decade,year,month --json p.json
@@ -29,10 +30,12 @@ import pyarrow.parquet as pq
 from common import (
     LAST_DATE,
     Timer,
+    code_version,
     date_grid,
     disk_usage,
     fmt_ms,
     id_width,
+    machine_load,
     next_business_day,
     render_table,
     series_id,
@@ -52,6 +55,10 @@ VARIANTS: dict[str, tuple[str, int]] = {
 SCHEMES = ("none", "decade", "year")
 LOAD_BATCH = 50
 READ_OPS = ("read_full", "read_range", "read_last_year", "append")
+#: The append run: this many successive days on this many series (passes the
+#: default compaction threshold of 16 files per partition once).
+RUN_DAYS = 20
+RUN_SERIES = 20
 
 
 @dataclass
@@ -103,10 +110,13 @@ def run_scheme(variant: str, scheme: str, n: int, seed: int, workdir: str | None
         windows.append((start, end, expected))
     last_start = LAST_DATE - dt.timedelta(days=364)
     last_expected = int(np.count_nonzero(grid >= np.datetime64(last_start)))
-    if frequency == "business_daily":
-        day = next_business_day(LAST_DATE)
-    else:
-        day = LAST_DATE + dt.timedelta(days=1)
+
+    def following(day: dt.date) -> dt.date:
+        if frequency == "business_daily":
+            return next_business_day(day)
+        return day + dt.timedelta(days=1)
+
+    day = following(LAST_DATE)
     out = SchemeResult(variant, scheme, frequency, years, n, len(grid))
 
     root = Path(tempfile.mkdtemp(prefix=f"partitions-{variant}-{scheme}-", dir=workdir))
@@ -161,7 +171,20 @@ def run_scheme(variant: str, scheme: str, n: int, seed: int, workdir: str | None
         phase("read_range", read_range)
         phase("read_last_year", read_last_year)
         phase("append", append)
-        out.append_mismatches = sum(cat.read(sid).num_rows != len(grid) + 1 for sid in ids)
+        expected_rows = {sid: len(grid) + 1 for sid in ids}
+
+        # append_run: RUN_DAYS successive days on RUN_SERIES series, every series
+        # each day, as a daily crawler would; the run passes the compaction threshold.
+        run = [ids[i] for i in order[:RUN_SERIES]]
+        timer = Timer.new()
+        run_day = day
+        for _ in range(RUN_DAYS):
+            run_day = following(run_day)
+            for sid in run:
+                timer.time(lambda s=sid, d=run_day: cat.write(s, ([d], [100.0])))
+                expected_rows[sid] += 1
+        out.ops["append_run"] = summary(timer.samples)
+        out.append_mismatches = sum(cat.read(s).num_rows != expected_rows[s] for s in ids)
         cat.close()
         out.disk = disk_usage([url])
     finally:
@@ -187,6 +210,8 @@ def report(variant: str, results: list[SchemeResult]) -> str:
         "last yr p50",
         "append p50",
         "append p99",
+        "run mean",
+        "run max",
         "load s",
         "disk MB",
     ]
@@ -205,6 +230,8 @@ def report(variant: str, results: list[SchemeResult]) -> str:
                 fmt_ms(r.ops["read_last_year"]["p50_ms"]),
                 fmt_ms(r.ops["append"]["p50_ms"]),
                 fmt_ms(r.ops["append"]["p99_ms"]),
+                fmt_ms(r.ops["append_run"]["mean_ms"]),
+                fmt_ms(r.ops["append_run"]["max_ms"]),
                 f"{r.load_s:.1f}",
                 f"{r.disk['bytes'] / 2**20:.1f}",
             ]
@@ -229,6 +256,8 @@ def report(variant: str, results: list[SchemeResult]) -> str:
             *(_best(results, p50(op)) for op in READ_OPS)
         ),
         f"  best sum of the four p50s: {overall}",
+        "  best amortised append (run mean, compaction included): "
+        + _best(results, lambda r: r.ops["append_run"]["mean_ms"]),
     ]
     try:
         from catalog_store.observations import DEFAULT_PARTITIONING
@@ -259,6 +288,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"unknown variant or scheme: {', '.join(bad)}", file=sys.stderr)
         return 2
     everything: dict[str, list[SchemeResult]] = {}
+    print(f"machine: {machine_load()} at the start; code {code_version()}")
     for variant in variants:
         results = []
         for scheme in schemes:
@@ -268,6 +298,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"  done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
         everything[variant] = results
         print(report(variant, results))
+        print(f"  machine: {machine_load()} after this variant")
         print()
     if args.json:
         payload = {v: [asdict(r) for r in rs] for v, rs in everything.items()}

@@ -1,4 +1,4 @@
-"""Workload W1 (see WORKLOAD.md): fincat beside raw pyarrow and DuckDB on local disk.
+"""Workload W1: fincat beside raw pyarrow and DuckDB on local disk.
 
 Run from the repository root::
 
@@ -33,10 +33,12 @@ import pyarrow.parquet as pq
 from common import (
     LAST_DATE,
     Timer,
+    code_version,
     date_grid,
     disk_usage,
     fmt_ms,
     id_width,
+    machine_load,
     next_business_day,
     peak_rss_mb,
     render_table,
@@ -423,6 +425,8 @@ class Result:
     append_mismatches: int = 0
     filter_mismatches: int = 0
     peak_rss_mb: float = 0.0
+    #: Peak RSS (MB) at the end of each phase: where the peak was reached.
+    rss_after: dict[str, float] = field(default_factory=dict)
     disk_after_load: dict[str, Any] = field(default_factory=dict)
     disk_after_append: dict[str, Any] = field(default_factory=dict)
     extra: dict[str, Any] = field(default_factory=dict)
@@ -468,6 +472,7 @@ def _run_phases(
     system.finish_load()
     out.load_total_s = time.perf_counter() - started
     out.ops["load"] = summary(timer.samples)
+    out.rss_after["load"] = peak_rss_mb()
     out.disk_after_load = system.disk()
 
     # read_full on a freshly opened system (cold catalog cache, warm OS page cache),
@@ -479,6 +484,7 @@ def _run_phases(
             rows = timer.time(lambda s=ids[index]: system.read_full(s))
             out.read_mismatches += rows != plan.rows
         out.ops[op] = summary(timer.samples)
+        out.rss_after[op] = peak_rss_mb()
 
     system.reopen()
     timer = Timer.new()
@@ -486,6 +492,7 @@ def _run_phases(
         rows = timer.time(lambda s=ids[index], a=start, b=end: system.read_range(s, a, b))
         out.read_mismatches += rows != expected
     out.ops["read_range"] = summary(timer.samples)
+    out.rss_after["read_range"] = peak_rss_mb()
 
     # append: one new business day to each sampled series, one commit each.
     system.reopen()
@@ -493,8 +500,10 @@ def _run_phases(
     for index, value in plan.append:
         timer.time(lambda s=ids[index], v=value: system.append(s, plan.append_day, v))
     out.ops["append"] = summary(timer.samples)
+    out.rss_after["append"] = peak_rss_mb()
     appended = {ids[index] for index, _value in plan.append}
     counts = system.row_counts(ids)
+    out.rss_after["append_check"] = peak_rss_mb()  # every series read once
     out.append_mismatches = sum(
         counts[sid] != plan.rows + (1 if sid in appended else 0) for sid in ids
     )
@@ -505,12 +514,14 @@ def _run_phases(
     for index in plan.lookup:
         timer.time(lambda s=ids[index]: system.lookup(s))
     out.ops["meta_lookup"] = summary(timer.samples)
+    out.rss_after["meta_lookup"] = peak_rss_mb()
 
     timer = Timer.new()
     for _ in range(cfg.filter_repeats):
         found = timer.time(lambda: system.filter_source(cfg.filter_source))
         out.filter_mismatches += found != plan.filter_expected
     out.ops["meta_filter"] = summary(timer.samples)
+    out.rss_after["meta_filter"] = peak_rss_mb()
 
     if isinstance(system, FincatSystem):
         out.extra["load_create"] = summary(system.extra["create_s"])
@@ -566,7 +577,9 @@ def targets(results: dict[str, Result]) -> list[dict[str, Any]]:
     return checks
 
 
-def report(cfg: Config, results: dict[str, Result], skipped: dict[str, str]) -> str:
+def report(
+    cfg: Config, results: dict[str, Result], skipped: dict[str, str], load_before: str
+) -> str:
     names = list(results)
     header = ["operation"]
     for name in names:
@@ -617,6 +630,7 @@ def report(cfg: Config, results: dict[str, Result], skipped: dict[str, str]) -> 
         f"partitioning={cfg.partitioning or 'default'}, seed={cfg.seed}",
         f"reads={cfg.reads} appends={cfg.appends} lookups={cfg.lookups} "
         f"filter repeats={cfg.filter_repeats} (source == {cfg.filter_source!r})",
+        f"machine: {load_before} before, {machine_load()} after; code {code_version()}",
         "",
         render_table(header, rows),
         "",
@@ -647,6 +661,10 @@ def report(cfg: Config, results: dict[str, Result], skipped: dict[str, str]) -> 
             "fincat observation_count disagreeing with rows read: "
             f"{fin.extra['count_disagreements']}"
         )
+    lines.append("")
+    for name in names:
+        steps = ", ".join(f"{op} {mb:.0f}" for op, mb in results[name].rss_after.items())
+        lines.append(f"peak RSS (MB) after each phase, {name}: {steps}")
     for name, reason in skipped.items():
         lines.append(f"skipped {name}: {reason}")
     return "\n".join(lines)
@@ -707,15 +725,17 @@ def main(argv: Sequence[str] | None = None) -> int:
             skipped["duckdb"] = f"cannot import duckdb ({exc})"
             names.remove("duckdb")
     results: dict[str, Result] = {}
+    load_before = machine_load()
     for name in names:
         started = time.perf_counter()
         print(f"running {name} ...", file=sys.stderr, flush=True)
         results[name] = run_isolated(name, cfg, args.same_process)
         print(f"  {name} done in {time.perf_counter() - started:.1f}s", file=sys.stderr)
-    print(report(cfg, results, skipped))
+    print(report(cfg, results, skipped, load_before))
     if args.json:
         payload = {
             "workload": "W1",
+            "code": code_version(),
             "config": asdict(cfg),
             "systems": {name: asdict(result) for name, result in results.items()},
             "targets": [
