@@ -18,6 +18,7 @@ from catalog_store.errors import (
     AppendOrderError,
     SeriesNotFoundError,
     ValidationError,
+    VersionMismatchError,
     VersionNotFoundError,
 )
 from catalog_store.observations import schema_for
@@ -29,7 +30,9 @@ Rows = list[tuple[Any, float | None]]
 
 
 def rows(table: pa.Table) -> Rows:
-    return list(zip(table.column("date").to_pylist(), table.column("value").to_pylist(), strict=True))
+    return list(
+        zip(table.column("date").to_pylist(), table.column("value").to_pylist(), strict=True)
+    )
 
 
 def model_rows(model: dict[Any, float | None]) -> Rows:
@@ -339,7 +342,12 @@ def test_compact_merges_small_files_and_changes_no_value(
     before = {v: rows(catalog.read("S", as_of=v)) for v in versions}
     series_before = catalog.get("S")
     record = record_of(catalog, "S")
-    assert files_per_partition(record) == {"year=2018": 1, "year=2019": 5, "year=2020": 4, "year=2021": 4}
+    assert files_per_partition(record) == {
+        "year=2018": 1,
+        "year=2019": 5,
+        "year=2020": 4,
+        "year=2021": 4,
+    }
     lone = next(f for f in record.files if f.partition == "year=2018")
 
     compacted = catalog.compact("S")
@@ -436,11 +444,41 @@ def test_duckdb_reads_the_parquet_files_directly(tmp_path: Path) -> None:
         revised = record_of(cat, "REVISED")
         paths = [str(root / f.path) for f in revised.files]
         got = duckdb.sql(
-            f"select date, value from read_parquet({paths!r}, hive_partitioning=true) "
-            "order by date"
+            f"select date, value from read_parquet({paths!r}, hive_partitioning=true) order by date"
         ).fetchall()
-        assert got == rows(cat.read("REVISED")) == [
-            (D(2019, 12, 31), 10.0),
-            (D(2020, 1, 1), 2.0),
-            (D(2020, 1, 2), 3.0),
-        ]
+        assert (
+            got
+            == rows(cat.read("REVISED"))
+            == [
+                (D(2019, 12, 31), 10.0),
+                (D(2020, 1, 1), 2.0),
+                (D(2020, 1, 2), 3.0),
+            ]
+        )
+
+
+def test_expected_version_guards_a_write_and_compaction_keeps_the_version(
+    catalog: Catalog,
+) -> None:
+    catalog.create(id="S", frequency="daily")
+    s = catalog.write("S", ([D(2020, 1, 1)], [1.0]))
+    s = catalog.write("S", ([D(2020, 1, 1)], [2.0]), mode="upsert", expected_version=s.version)
+    assert catalog.compact("S") == s.version + 1
+    # Compaction changed no value, so a writer holding the series' version may go on.
+    s2 = catalog.write("S", ([D(2020, 1, 2)], [3.0]), expected_version=s.version)
+    assert s2.version == catalog.version()
+    before = catalog.version()
+    with pytest.raises(VersionMismatchError):
+        catalog.write("S", ([D(2020, 1, 3)], [4.0]), expected_version=s.version)
+    assert catalog.version() == before
+    assert rows(catalog.read("S")) == [(D(2020, 1, 1), 2.0), (D(2020, 1, 2), 3.0)]
+
+
+def test_a_batch_may_revise_what_it_wrote_earlier(catalog: Catalog) -> None:
+    with catalog.batch() as batch:
+        batch.create({"id": "S", "frequency": "daily"})
+        batch.write("S", ([D(2020, 1, 1), D(2020, 1, 2)], [1.0, 2.0]))
+        batch.write("S", ([D(2020, 1, 1), D(2020, 1, 3)], [1.5, 3.0]), mode="upsert")
+        batch.write("S", ([D(2020, 1, 2)], [2.5]), "replace_range", start=D(2020, 1, 2))
+    assert rows(catalog.read("S")) == [(D(2020, 1, 1), 1.5), (D(2020, 1, 2), 2.5)]
+    assert catalog.get("S").observation_count == 2

@@ -1,0 +1,368 @@
+"""Time rules of observations: calendars, partitions, instants and what is refused."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pyarrow as pa
+import pytest
+
+from catalog_store import Catalog
+from catalog_store.errors import ValidationError
+from catalog_store.observations import normalize, schema_for
+from catalog_store.records import SeriesRecord
+from tests.conftest import StoreTarget
+
+D = dt.date
+UTC = dt.UTC
+PLUS2 = dt.timezone(dt.timedelta(hours=2))
+
+
+def rows(table: pa.Table) -> list[tuple[Any, float | None]]:
+    return list(
+        zip(table.column("date").to_pylist(), table.column("value").to_pylist(), strict=True)
+    )
+
+
+def record_of(cat: Catalog, series_id: str) -> SeriesRecord:
+    async def fetch() -> SeriesRecord | None:
+        return await (await cat.inner.snapshot()).record(series_id)
+
+    record = cat._runner.run(fetch())
+    assert record is not None
+    return record
+
+
+# -- calendars ---------------------------------------------------------------------
+
+
+def test_leap_days(catalog: Catalog) -> None:
+    catalog.create(id="D", frequency="daily", partitioning="year")
+    dates = [D(1900, 2, 28), D(1900, 3, 1), D(2000, 2, 28), D(2000, 2, 29), D(2000, 3, 1)]
+    catalog.write("D", (dates, [1.0, 2.0, 3.0, 4.0, 5.0]))
+    catalog.write("D", (["2020-02-29", "2020-03-01"], [6.0, 7.0]))
+    assert rows(catalog.read("D", start=D(2000, 2, 29), end=D(2000, 2, 29))) == [
+        (D(2000, 2, 29), 4.0)
+    ]
+    assert rows(catalog.read("D", start=D(1900, 2, 28), end=D(1900, 3, 1))) == [
+        (D(1900, 2, 28), 1.0),
+        (D(1900, 3, 1), 2.0),
+    ]
+    assert catalog.get("D").last_date == D(2020, 3, 1)
+    before = catalog.version()
+    for not_a_date in ["1900-02-29", "2100-02-29", "2021-02-29", "2020-02-30"]:
+        with pytest.raises(ValidationError, match=not_a_date) as info:
+            catalog.write("D", ([not_a_date], [1.0]), mode="upsert")
+        assert info.value.field == "dates"
+    assert catalog.version() == before
+
+    catalog.create(id="I", frequency="intraday", partitioning="month")
+    last_instant = dt.datetime(2020, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
+    catalog.write("I", ([last_instant, dt.datetime(2020, 3, 1, tzinfo=UTC)], [1.0, 2.0]))
+    assert {f.partition for f in record_of(catalog, "I").files} == {
+        "year=2020/month=02",
+        "year=2020/month=03",
+    }
+    assert rows(catalog.read("I", start=D(2020, 2, 29), end=D(2020, 2, 29))) == [
+        (last_instant, 1.0)
+    ]
+
+
+def test_year_and_decade_boundaries(catalog: Catalog) -> None:
+    catalog.create(id="B", frequency="business_daily", partitioning="decade")
+    catalog.write("B", ([D(1999, 12, 29), D(1999, 12, 30), D(1999, 12, 31)], [1.0, 2.0, 3.0]))
+    s = catalog.write("B", ([D(2000, 1, 3)], [4.0]))  # Friday to Monday across the millennium
+    assert (s.first_date, s.last_date, s.observation_count) == (D(1999, 12, 29), D(2000, 1, 3), 4)
+    assert sorted(f.partition for f in record_of(catalog, "B").files) == [
+        "decade=1990",
+        "decade=2000",
+    ]
+    assert rows(catalog.read("B", start=D(1999, 12, 31), end=D(2000, 1, 3))) == [
+        (D(1999, 12, 31), 3.0),
+        (D(2000, 1, 3), 4.0),
+    ]
+    assert rows(catalog.read("B", start=D(2000, 1, 1))) == [(D(2000, 1, 3), 4.0)]
+    assert rows(catalog.read("B", end=D(1999, 12, 31)))[-1] == (D(1999, 12, 31), 3.0)
+
+    # The epoch and the ends of the accepted range land in the right partitions.
+    catalog.create(id="Y", frequency="daily", partitioning="year")
+    edges = [D(1600, 1, 1), D(1969, 12, 31), D(1970, 1, 1), D(2200, 12, 31)]
+    catalog.write("Y", (edges, [1.0, 2.0, 3.0, 4.0]))
+    assert sorted((f.partition, f.rows) for f in record_of(catalog, "Y").files) == [
+        ("year=1600", 1),
+        ("year=1969", 1),
+        ("year=1970", 1),
+        ("year=2200", 1),
+    ]
+    assert [d for d, _ in rows(catalog.read("Y"))] == edges
+
+    catalog.create(id="M", frequency="monthly", partitioning="decade")
+    months = [D(1959, 12, 1), D(1960, 1, 1), D(2009, 12, 1), D(2010, 1, 1)]
+    catalog.write("M", (months, [1.0, 2.0, 3.0, 4.0]))
+    assert sorted(f.partition for f in record_of(catalog, "M").files) == [
+        "decade=1950",
+        "decade=1960",
+        "decade=2000",
+        "decade=2010",
+    ]
+
+
+def test_a_write_spanning_thirty_years_makes_one_file_per_year(target: StoreTarget) -> None:
+    start, end = D(1991, 1, 1), D(2020, 12, 31)
+    days = (end - start).days + 1
+    dates = pa.array(np.arange(np.datetime64(start), np.datetime64(end) + 1)).cast(pa.date32())
+    values = np.arange(days, dtype=np.float64)
+    with target.open() as cat:
+        cat.create(id="DAILY", frequency="daily", partitioning="year")
+        s = cat.write("DAILY", pa.table({"date": dates, "value": values}))
+        assert (s.first_date, s.last_date, s.observation_count) == (start, end, days)
+        record = record_of(cat, "DAILY")
+        assert len(record.files) == 30
+        assert sorted(f.partition for f in record.files) == [f"year={y}" for y in range(1991, 2021)]
+        for f in record.files:
+            year = int(f.partition.removeprefix("year="))
+            assert f"/year={year}/" in f.path and f.path.endswith(".parquet")
+            assert (f.lo, f.hi) == (
+                (D(year, 1, 1) - D(1970, 1, 1)).days,
+                (D(year, 12, 31) - D(1970, 1, 1)).days,
+            )
+            assert f.rows == (D(year + 1, 1, 1) - D(year, 1, 1)).days
+
+        table = cat.read("DAILY")
+        assert table.num_rows == days
+        assert table.column("date").equals(pa.chunked_array([dates]))
+        assert table.column("value").to_numpy().tolist() == values.tolist()
+        part = cat.read("DAILY", start=D(2000, 6, 1), end=D(2001, 5, 31))
+        assert part.num_rows == 365
+        first = (D(2000, 6, 1) - start).days
+        assert part.column("value").to_pylist() == values[first : first + 365].tolist()
+
+    if target.backend == "local":
+        series_dir = Path(target.url) / Path(record.files[0].path).parent.parent
+        years = sorted(p.name for p in series_dir.iterdir())
+        assert years == [f"year={y}" for y in range(1991, 2021)]
+        files = list((series_dir / "year=2001").iterdir())
+        assert len(files) == 1 and files[0].suffix == ".parquet"
+
+
+@pytest.mark.parametrize("frequency", ["daily", "intraday"])
+def test_an_empty_range_reads_as_an_empty_table_with_the_schema(
+    catalog: Catalog, frequency: str
+) -> None:
+    catalog.create(id="S", frequency=frequency)
+    schema = schema_for(frequency)
+    assert catalog.read("S").schema == schema
+    if frequency == "intraday":
+        first = dt.datetime(2020, 1, 1, 12, tzinfo=UTC)
+        catalog.write("S", ([first, first + dt.timedelta(days=40)], [1.0, 2.0]))
+    else:
+        catalog.write("S", ([D(2020, 1, 1), D(2020, 2, 10)], [1.0, 2.0]))
+    for start, end in [
+        (D(2020, 1, 2), D(2020, 2, 9)),
+        (D(1990, 1, 1), D(1990, 12, 31)),
+        (D(2030, 1, 1), None),
+        (None, D(2019, 12, 31)),
+        (D(2020, 2, 10), D(2020, 1, 1)),
+    ]:
+        table = catalog.read("S", start=start, end=end)
+        assert table.num_rows == 0, (start, end)
+        assert table.schema == schema
+
+
+# -- intraday ----------------------------------------------------------------------
+
+
+def test_intraday_observations_are_utc_instants(catalog: Catalog) -> None:
+    catalog.create(id="FX", frequency="intraday", partitioning="month")
+    local = [
+        dt.datetime(2020, 1, 31, 23, 30, tzinfo=UTC),
+        dt.datetime(2020, 2, 1, 1, 15, tzinfo=PLUS2),  # 2020-01-31T23:15Z: sorts first
+        dt.datetime(2020, 2, 1, 9, 0, 0, 1, tzinfo=PLUS2),
+    ]
+    s = catalog.write("FX", (local, [1.0, 2.0, 3.0]))
+    in_utc = sorted(t.astimezone(UTC) for t in local)
+    assert (s.first_date, s.last_date, s.observation_count) == (in_utc[0], in_utc[-1], 3)
+    table = catalog.read("FX")
+    assert table.schema.field("date").type == pa.timestamp("us", tz="UTC")
+    assert rows(table) == [(in_utc[0], 2.0), (in_utc[1], 1.0), (in_utc[2], 3.0)]
+    assert sorted(f.partition for f in record_of(catalog, "FX").files) == [
+        "year=2020/month=01",
+        "year=2020/month=02",
+    ]
+    # Date bounds cover whole UTC days; instant bounds are inclusive to the microsecond.
+    assert rows(catalog.read("FX", start=D(2020, 2, 1))) == [(in_utc[2], 3.0)]
+    assert len(rows(catalog.read("FX", end=D(2020, 1, 31)))) == 2
+    assert rows(catalog.read("FX", start=in_utc[1], end=in_utc[1])) == [(in_utc[1], 1.0)]
+    just_before = in_utc[2] - dt.timedelta(microseconds=1)
+    assert rows(catalog.read("FX", start=just_before.astimezone(PLUS2))) == [(in_utc[2], 3.0)]
+    # ISO strings with an offset, and pandas' tz-aware timestamps, are instants too.
+    catalog.write("FX", (["2020-02-02T10:00:00+01:00"], [4.0]))
+    frame = pd.DataFrame(
+        {"date": pd.to_datetime(["2020-02-03 10:00"]).tz_localize("America/New_York"), "value": [5]}
+    )
+    s = catalog.write("FX", frame)
+    assert s.last_date == dt.datetime(2020, 2, 3, 15, tzinfo=UTC)
+    assert catalog.read("FX").column("date")[3].as_py() == dt.datetime(2020, 2, 2, 9, tzinfo=UTC)
+
+    before = catalog.version()
+    naive = dt.datetime(2020, 3, 1, 12)
+    refused: list[Any] = [
+        ([naive], [1.0]),
+        (["2020-03-01T12:00:00"], [1.0]),
+        (pd.DataFrame({"date": [pd.Timestamp(naive)], "value": [1.0]})),
+        ([D(2020, 3, 1)], [1.0]),
+        (
+            pd.DataFrame(
+                {
+                    "date": pd.to_datetime(["2020-03-01 00:00:00.000000001"], utc=True),
+                    "value": [1.0],
+                }
+            )
+        ),
+    ]
+    for observations in refused:
+        with pytest.raises(ValidationError) as info:
+            catalog.write("FX", observations, mode="upsert")
+        assert info.value.field == "dates"
+    with pytest.raises(ValidationError, match="naive") as info:
+        catalog.write("FX", ([naive], [1.0]))
+    with pytest.raises(ValidationError, match="naive"):
+        catalog.write("FX", (["2020-03-01T12:00:00"], [1.0]))
+    with pytest.raises(ValidationError) as info:
+        catalog.read("FX", start=naive)
+    assert info.value.field == "start"
+    with pytest.raises(ValidationError) as info:
+        catalog.write("FX", mode="delete_range", end=naive)
+    assert info.value.field == "end"
+    assert catalog.version() == before
+
+
+# -- what a write refuses ----------------------------------------------------------
+
+NAN = float("nan")
+_INSTANT = dt.datetime(2020, 1, 1, 12, tzinfo=UTC)
+
+#: (id, frequency, observations, field, text the message must contain)
+REFUSED: list[tuple[str, str, Any, str, str]] = [
+    (
+        "duplicate",
+        "daily",
+        ([D(2020, 1, 2), D(2020, 1, 1), D(2020, 1, 2)], [1, 2, 3]),
+        "dates",
+        "duplicate date 2020-01-02",
+    ),
+    (
+        "duplicate-instant",
+        "intraday",
+        ([_INSTANT, _INSTANT.astimezone(PLUS2)], [1, 2]),
+        "dates",
+        "duplicate date",
+    ),
+    ("nan", "daily", ([D(2020, 1, 1), D(2020, 1, 2)], [1.0, NAN]), "values", "2020-01-02"),
+    ("inf", "daily", ([D(2020, 1, 1), D(2020, 1, 2)], [float("inf"), 1.0]), "values", "2020-01-01"),
+    ("minus-inf", "weekly", ([D(2020, 1, 3)], [float("-inf")]), "values", "2020-01-03"),
+    (
+        "numpy-nan",
+        "daily",
+        (np.array(["2020-01-05"], dtype="datetime64[D]"), np.array([NAN])),
+        "values",
+        "2020-01-05",
+    ),
+    ("nan-intraday", "intraday", ([_INSTANT], [NAN]), "values", "2020-01-01 12:00:00"),
+    (
+        "saturday",
+        "business_daily",
+        ([D(2024, 5, 31), D(2024, 6, 1)], [1, 2]),
+        "dates",
+        "2024-06-01",
+    ),
+    ("sunday", "business_daily", ([D(2024, 6, 2)], [1]), "dates", "2024-06-02"),
+    ("monthly-mid", "monthly", ([D(2020, 1, 1), D(2020, 2, 15)], [1, 2]), "dates", "2020-02-15"),
+    ("monthly-end", "monthly", ([D(2020, 1, 31)], [1]), "dates", "2020-01-31"),
+    ("quarterly-feb", "quarterly", ([D(2020, 2, 1)], [1]), "dates", "2020-02-01"),
+    ("quarterly-day2", "quarterly", ([D(2020, 4, 2)], [1]), "dates", "2020-04-02"),
+    ("semiannual-apr", "semiannual", ([D(2020, 4, 1)], [1]), "dates", "2020-04-01"),
+    ("annual-jul", "annual", ([D(2020, 7, 1)], [1]), "dates", "2020-07-01"),
+    ("annual-dec31", "annual", ([D(2020, 12, 31)], [1]), "dates", "2020-12-31"),
+    ("before-1600", "daily", ([D(1599, 12, 31)], [1]), "dates", "1599-12-31"),
+    ("after-2200", "daily", ([D(2201, 1, 1)], [1]), "dates", "2201-01-01"),
+    ("year-1", "annual", ([D(1, 1, 1)], [1]), "dates", "0001-01-01"),
+    (
+        "instant-after-2200",
+        "intraday",
+        ([dt.datetime(2201, 1, 1, tzinfo=UTC)], [1]),
+        "dates",
+        "2201-01-01",
+    ),
+    (
+        "instant-before-1600",
+        "intraday",
+        ([dt.datetime(1599, 12, 31, 23, 59, tzinfo=UTC)], [1]),
+        "dates",
+        "1599-12-31",
+    ),
+    ("null-date", "daily", ([D(2020, 1, 1), None], [1, 2]), "dates", "null"),
+    ("not-iso", "daily", (["2020-13-01"], [1]), "dates", "2020-13-01"),
+    ("instant-for-a-date", "daily", ([_INSTANT], [1]), "dates", "instants"),
+    ("time-of-day", "daily", ([dt.datetime(2020, 1, 1, 12)], [1]), "dates", "time of day"),
+    ("number-dates", "daily", ([1, 2], [1, 2]), "dates", "int64"),
+    ("text-values", "daily", (pa.array([D(2020, 1, 1)]), pa.array(["1"])), "values", "string"),
+]
+ACCEPTED: list[tuple[str, str, list[dt.date]]] = [
+    ("weekdays", "business_daily", [D(2024, 5, 31), D(2024, 6, 3), D(1960, 1, 4)]),
+    ("monthly", "monthly", [D(2020, 1, 1), D(2020, 2, 1), D(1600, 1, 1), D(2200, 12, 1)]),
+    ("quarterly", "quarterly", [D(2020, 1, 1), D(2020, 4, 1), D(2020, 7, 1), D(2020, 10, 1)]),
+    ("semiannual", "semiannual", [D(2020, 1, 1), D(2020, 7, 1), D(1969, 7, 1)]),
+    ("annual", "annual", [D(1600, 1, 1), D(2000, 1, 1), D(2200, 1, 1)]),
+    ("weekly", "weekly", [D(2020, 1, 3), D(2020, 1, 10), D(2020, 1, 18)]),
+    ("range-ends", "daily", [D(1600, 1, 1), D(2200, 12, 31)]),
+    ("irregular", "irregular", [D(2020, 1, 1), D(2020, 1, 2), D(2021, 7, 4)]),
+]
+
+
+@pytest.mark.parametrize(
+    ("frequency", "observations", "field", "text"),
+    [case[1:] for case in REFUSED],
+    ids=[case[0] for case in REFUSED],
+)
+def test_normalize_refuses(frequency: str, observations: Any, field: str, text: str) -> None:
+    """The validation rules themselves, without a store."""
+    with pytest.raises(ValidationError) as info:
+        normalize(observations, frequency)
+    assert info.value.field == field
+    assert text in str(info.value)
+
+
+@pytest.mark.parametrize(
+    ("frequency", "dates"), [case[1:] for case in ACCEPTED], ids=[case[0] for case in ACCEPTED]
+)
+def test_normalize_accepts_and_sorts(frequency: str, dates: list[dt.date]) -> None:
+    values = [float(i) if i % 2 else None for i in range(len(dates))]
+    table = normalize((list(reversed(dates)), list(reversed(values))), frequency)
+    assert rows(table) == sorted(zip(dates, values, strict=True))
+    assert table.schema == schema_for(frequency)
+
+
+def test_a_refused_write_changes_nothing(catalog: Catalog) -> None:
+    by_frequency = {case[1] for case in REFUSED}
+    for frequency in sorted(by_frequency):
+        catalog.create(id=frequency, frequency=frequency)
+    before = catalog.version()
+    for name, frequency, observations, field, text in REFUSED:
+        with pytest.raises(ValidationError) as info:
+            catalog.write(frequency, observations, mode="upsert")
+        assert (info.value.field, text in str(info.value)) == (field, True), name
+    assert catalog.version() == before
+    for frequency in by_frequency:
+        assert catalog.get(frequency).observation_count == 0
+    for name, frequency, dates in ACCEPTED:
+        series_id = f"ok-{name}"
+        catalog.create(id=series_id, frequency=frequency)
+        values = [float(i) if i % 2 else None for i in range(len(dates))]
+        s = catalog.write(series_id, (list(reversed(dates)), list(reversed(values))))
+        assert s.observation_count == len(dates)
+        assert rows(catalog.read(series_id)) == sorted(zip(dates, values, strict=True))

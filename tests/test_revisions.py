@@ -1,0 +1,228 @@
+"""Revision history (the ALFRED view): every value a date has had, and when.
+
+The engine returns one row per distinct consecutive value of a date: the first
+release plus one row per revision, each with ``realtime_start`` (the commit time of
+the version that published it, inclusive) and ``realtime_end`` (the commit time of
+the version that replaced or deleted it, exclusive; null while current).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import itertools
+from collections import defaultdict
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pytest
+
+from catalog_store import Catalog
+from catalog_store.changes import ChangeSet
+from catalog_store.errors import SeriesNotFoundError
+from catalog_store.records import SeriesRecord
+from catalog_store.vintages import revisions_schema
+
+D = dt.date
+UTC = dt.UTC
+Row = tuple[Any, float | None, dt.datetime, dt.datetime | None]
+
+
+def revision_rows(table: pa.Table) -> list[Row]:
+    return list(
+        zip(
+            table.column("date").to_pylist(),
+            table.column("value").to_pylist(),
+            table.column("realtime_start").to_pylist(),
+            table.column("realtime_end").to_pylist(),
+            strict=True,
+        )
+    )
+
+
+def committed_at(cat: Catalog, version: int) -> dt.datetime:
+    return cat.history(limit=1, before=version + 1)[0].committed_at
+
+
+def assert_tiles(rows: list[Row]) -> None:
+    """Per date: sorted by start, each end is the next start; only the last may be open."""
+    by_date: dict[Any, list[Row]] = defaultdict(list)
+    for row in rows:
+        by_date[row[0]].append(row)
+    for date, intervals in by_date.items():
+        for earlier, later in itertools.pairwise(intervals):
+            assert earlier[3] is not None, date
+            assert earlier[2] < earlier[3] <= later[2], date
+        assert intervals[-1][3] is None or intervals[-1][2] < intervals[-1][3], date
+
+
+def test_a_date_revised_three_times_has_four_rows_that_tile_time(catalog: Catalog) -> None:
+    catalog.create(id="GDP", frequency="quarterly")
+    q1, q2 = D(2020, 1, 1), D(2020, 4, 1)
+    catalog.write("GDP", ([q1], [100.0]))
+    versions = [catalog.version()]
+    catalog.write("GDP", ([q2], [200.0]))
+    for value in (101.0, 102.0, 103.0):
+        catalog.write("GDP", ([q1], [value]), mode="upsert")
+        versions.append(catalog.version())
+    times = [committed_at(catalog, v) for v in versions]
+
+    table = catalog.revisions("GDP", start=q1, end=q1)
+    assert table.schema == revisions_schema("quarterly")
+    assert revision_rows(table) == [
+        (q1, 100.0, times[0], times[1]),
+        (q1, 101.0, times[1], times[2]),
+        (q1, 102.0, times[2], times[3]),
+        (q1, 103.0, times[3], None),
+    ]
+    everything = revision_rows(catalog.revisions("GDP"))
+    assert_tiles(everything)
+    assert [r for r in everything if r[0] == q2] == [
+        (q2, 200.0, committed_at(catalog, versions[0] + 1), None)
+    ]
+    # Each row is what an as-of read at its start returns, and stops at its end.
+    for date, value, start, end in everything:
+        seen = catalog.read("GDP", start=date, end=date, as_of=start)
+        assert seen.column("value").to_pylist() == [value]
+        if end is not None:
+            after = catalog.read("GDP", start=date, end=date, as_of=end)
+            assert after.column("value").to_pylist() != [value]
+
+    first = revision_rows(catalog.revisions("GDP", first_release_only=True))
+    assert first == [(q1, 100.0, times[0], times[1]), everything[-1]]
+
+
+def test_rewrites_that_change_no_value_add_no_row(catalog: Catalog) -> None:
+    catalog.create(id="S", frequency="daily", partitioning="year")
+    catalog.write("S", ([D(2020, 1, 1), D(2020, 1, 2)], [1.0, None]))
+    start = committed_at(catalog, catalog.version())
+    catalog.write("S", ([D(2020, 1, 1), D(2020, 1, 2)], [1.0, None]), mode="upsert")
+    catalog.write(
+        "S", ([D(2020, 1, 1)], [1.0]), "replace_range", start=D(2020, 1, 1), end=D(2020, 1, 1)
+    )
+    catalog.update("S", {"title": "a metadata change"})
+    catalog.write("S", ([D(2020, 1, 3)], [3.0]))
+    for i in range(3):
+        catalog.write("S", ([D(2020, 1, 3)], [3.0 + i]), mode="upsert")
+    catalog.compact("S")
+    rows = revision_rows(catalog.revisions("S", end=D(2020, 1, 2)))
+    assert rows == [(D(2020, 1, 1), 1.0, start, None), (D(2020, 1, 2), None, start, None)]
+    assert [r[1] for r in revision_rows(catalog.revisions("S", start=D(2020, 1, 3)))] == [
+        3.0,
+        4.0,
+        5.0,
+    ]
+
+
+def test_null_counts_as_a_value(catalog: Catalog) -> None:
+    catalog.create(id="S", frequency="monthly")
+    catalog.write("S", ([D(2020, 1, 1)], [None]))
+    catalog.write("S", ([D(2020, 1, 1)], [2.0]), mode="upsert")
+    catalog.write("S", ([D(2020, 1, 1)], [None]), mode="upsert")
+    rows = revision_rows(catalog.revisions("S"))
+    assert [r[1] for r in rows] == [None, 2.0, None]
+    assert_tiles(rows)
+
+
+def test_a_deleted_date_closes_its_interval(catalog: Catalog) -> None:
+    catalog.create(id="S", frequency="daily")
+    dates = [D(2020, 1, 1), D(2020, 1, 2), D(2020, 1, 3)]
+    catalog.write("S", (dates, [1.0, 2.0, 3.0]))
+    published = committed_at(catalog, catalog.version())
+    catalog.write("S", mode="delete_range", start=D(2020, 1, 2), end=D(2020, 1, 2))
+    deleted = committed_at(catalog, catalog.version())
+    catalog.write("S", ([D(2020, 1, 3)], [30.0]), "replace_range", start=D(2020, 1, 3))
+    replaced = committed_at(catalog, catalog.version())
+    catalog.write("S", ([D(2020, 1, 2)], [2.5]), mode="upsert")  # published again, later
+    again = committed_at(catalog, catalog.version())
+    catalog.write("S", mode="delete_range", start=D(2020, 1, 3))
+    gone = committed_at(catalog, catalog.version())
+
+    rows = revision_rows(catalog.revisions("S"))
+    assert rows == [
+        (D(2020, 1, 1), 1.0, published, None),
+        (D(2020, 1, 2), 2.0, published, deleted),
+        (D(2020, 1, 2), 2.5, again, None),
+        (D(2020, 1, 3), 3.0, published, replaced),
+        (D(2020, 1, 3), 30.0, replaced, gone),
+    ]
+    assert_tiles(rows)
+    assert catalog.read("S", start=D(2020, 1, 2), end=D(2020, 1, 2), as_of=deleted).num_rows == 0
+    first = revision_rows(catalog.revisions("S", first_release_only=True))
+    assert first == [rows[0], rows[1], rows[3]]
+
+
+def test_intraday_revisions_and_unknown_series(catalog: Catalog) -> None:
+    catalog.create(id="FX", frequency="intraday")
+    at = dt.datetime(2020, 2, 29, 23, 59, tzinfo=UTC)
+    catalog.write("FX", ([at], [1.0]))
+    catalog.write("FX", ([at], [1.5]), mode="upsert")
+    table = catalog.revisions("FX", start=D(2020, 2, 29), end=D(2020, 2, 29))
+    assert table.schema == revisions_schema("intraday")
+    assert table.schema.field("date").type == pa.timestamp("us", tz="UTC")
+    rows = revision_rows(table)
+    assert [(r[0], r[1]) for r in rows] == [(at, 1.0), (at, 1.5)]
+    assert_tiles(rows)
+    assert catalog.revisions("FX", start=D(2020, 3, 1)).num_rows == 0
+    with pytest.raises(SeriesNotFoundError):
+        catalog.revisions("NOPE")
+
+
+@pytest.mark.timeout(30, method="thread")
+def test_a_series_created_and_written_twice_in_one_batch(catalog: Catalog) -> None:
+    with catalog.batch() as batch:
+        batch.create({"id": "S", "frequency": "daily"})
+        batch.write("S", ([D(2020, 1, 1), D(2020, 1, 2)], [1.0, 2.0]))
+        batch.write("S", ([D(2020, 1, 3)], [3.0]))
+    created = committed_at(catalog, catalog.version())
+    with catalog.batch() as batch:
+        batch.write("S", ([D(2020, 1, 2)], [2.5]), mode="upsert")
+        batch.write("S", ([D(2020, 1, 4)], [4.0]))
+    later = committed_at(catalog, catalog.version())
+    catalog.write("S", ([D(2020, 1, 3)], [3.5]), mode="upsert")
+    latest = committed_at(catalog, catalog.version())
+    assert revision_rows(catalog.revisions("S")) == [
+        (D(2020, 1, 1), 1.0, created, None),
+        (D(2020, 1, 2), 2.0, created, later),
+        (D(2020, 1, 2), 2.5, later, None),
+        (D(2020, 1, 3), 3.0, created, latest),
+        (D(2020, 1, 3), 3.5, latest, None),
+        (D(2020, 1, 4), 4.0, later, None),
+    ]
+
+
+@pytest.mark.timeout(30, method="thread")
+def test_revisions_follow_records_that_link_to_their_own_version(
+    catalog: Catalog, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """In a store written before a series changed twice in one commit kept its link
+    to the state before that commit, such a record links to its own version."""
+
+    def self_linking_stamp(self: ChangeSet, record: SeriesRecord, **fields: Any) -> SeriesRecord:
+        return msgspec.structs.replace(
+            record,
+            **fields,
+            version=self.version,
+            updated_at=self.committed_at,
+            previous_version=record.version,
+        )
+
+    catalog.create(id="S", frequency="daily")
+    catalog.write("S", ([D(2020, 1, 1)], [1.0]))
+    first = committed_at(catalog, catalog.version())
+    with monkeypatch.context() as patch:
+        patch.setattr(ChangeSet, "stamp", self_linking_stamp)
+        with catalog.batch() as batch:
+            batch.write("S", ([D(2020, 1, 1)], [2.0]), mode="upsert")
+            batch.write("S", ([D(2020, 1, 2)], [3.0]))
+        with catalog.batch() as batch:
+            batch.create({"id": "T", "frequency": "daily"})
+            batch.write("T", ([D(2020, 1, 1)], [4.0]))
+    second = committed_at(catalog, catalog.version() - 1)
+    assert revision_rows(catalog.revisions("S")) == [
+        (D(2020, 1, 1), 1.0, first, second),
+        (D(2020, 1, 1), 2.0, second, None),
+        (D(2020, 1, 2), 3.0, second, None),
+    ]
+    third = committed_at(catalog, catalog.version())
+    assert revision_rows(catalog.revisions("T")) == [(D(2020, 1, 1), 4.0, third, None)]
