@@ -1,0 +1,148 @@
+"""catalog_scale (workload W1, operation 9): metadata at 10^4, 10^5, 10^6 series.
+
+For each size, in a fresh process: create the series (metadata only) in batches,
+then measure meta_lookup warm (same process, cache filled) and cold (a new process
+opening the catalog), one listing page of 100, meta_filter on one source, and the
+peak RSS. Usage::
+
+    .venv/bin/python bench/catalog_scale.py --sizes 10000,100000
+    .venv/bin/python bench/catalog_scale.py --sizes 1000000 --shards 1024
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import random
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+from common import code_version, machine_load, peak_rss_mb, render_table, series_metadata, summary
+
+from catalog_store import Catalog, CatalogOptions, SeriesFilter
+
+
+def build_and_measure(root: str, n: int, shards: int, batch: int, seed: int) -> dict[str, Any]:
+    width = max(5, len(str(n - 1)))
+    cat = Catalog.open(root, create=True, options=CatalogOptions(shard_count=shards))
+    started = time.perf_counter()
+    for first in range(0, n, batch):
+        with cat.batch(f"create {first}..") as b:
+            for i in range(first, min(first + batch, n)):
+                b.create(series_metadata(i, "business_daily", width))
+    create_s = time.perf_counter() - started
+    rng = random.Random(seed)
+    warm = []
+    for _ in range(1000):
+        sid = f"SER{rng.randrange(n):0{width}d}"
+        t = time.perf_counter()
+        cat.get(sid)
+        warm.append(time.perf_counter() - t)
+    page = []
+    for _ in range(20):
+        t = time.perf_counter()
+        cat.list(limit=100)
+        page.append(time.perf_counter() - t)
+    filt = []
+    for _ in range(3):
+        t = time.perf_counter()
+        found = sum(1 for _s in cat.iter_series(SeriesFilter(source="src2")))
+        filt.append(time.perf_counter() - t)
+    cat.close()
+    return {
+        "n": n,
+        "create_s": create_s,
+        "warm": summary(warm),
+        "page": summary(page),
+        "filter": summary(filt),
+        "filter_found": found,
+        "rss_mb": peak_rss_mb(),
+    }
+
+
+def cold_lookup(root: str, n: int, seed: int) -> dict[str, Any]:
+    width = max(5, len(str(n - 1)))
+    sid = f"SER{random.Random(seed).randrange(n):0{width}d}"
+    t = time.perf_counter()
+    cat = Catalog.open(root)
+    cat.get(sid)
+    elapsed = time.perf_counter() - t
+    cat.close()
+    return {"cold_ms": elapsed * 1e3, "rss_mb": peak_rss_mb()}
+
+
+def child(argv: list[str]) -> None:
+    mode, root, n = argv[0], argv[1], int(argv[2])
+    if mode == "build":
+        out = build_and_measure(root, n, int(argv[3]), int(argv[4]), int(argv[5]))
+    else:
+        out = cold_lookup(root, n, int(argv[3]))
+    print(json.dumps(out))
+
+
+def run_child(*args: object) -> dict[str, Any]:
+    proc = subprocess.run(
+        [sys.executable, __file__, "--child", *map(str, args)],
+        check=True,
+        capture_output=True,
+        text=True,
+    )
+    result: dict[str, Any] = json.loads(proc.stdout.strip().splitlines()[-1])
+    return result
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sizes", default="10000,100000")
+    parser.add_argument("--shards", type=int, default=64)
+    parser.add_argument("--batch", type=int, default=10_000)
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--child", nargs="*")
+    args = parser.parse_args()
+    if args.child is not None:
+        child(args.child)
+        return
+    print(
+        f"catalog_scale: shards={args.shards} batch={args.batch}; "
+        f"{machine_load()}; code {code_version()}"
+    )
+    rows = []
+    for n in (int(s) for s in args.sizes.split(",")):
+        with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+            root = str(Path(tmp) / "store")
+            built = run_child("build", root, n, args.shards, args.batch, args.seed)
+            cold = [run_child("cold", root, n, args.seed + k)["cold_ms"] for k in range(5)]
+        rows.append(
+            [
+                f"{n:,}",
+                f"{built['create_s']:.1f}",
+                f"{built['warm']['p50_ms']:.3f}",
+                f"{sorted(cold)[len(cold) // 2]:.1f}",
+                f"{built['page']['p50_ms']:.2f}",
+                f"{built['filter']['p50_ms']:.0f} ({built['filter_found']:,})",
+                f"{built['rss_mb']:.0f}",
+            ]
+        )
+        print(f"  {n:,} done", flush=True)
+    header = [
+        "series",
+        "create s",
+        "lookup warm p50 ms",
+        "lookup cold ms",
+        "page 100 ms",
+        "filter src2 ms (found)",
+        "peak RSS MB",
+    ]
+    print(render_table(header, rows))
+    print(
+        "targets (issue figures): warm < 1 ms, cold < 20 ms, page < 20 ms, "
+        "filter < 300 ms at 10^6, create 10^6 < 600 s, RSS at 10^6 <= 1.5x RSS at 10^4"
+    )
+
+
+if __name__ == "__main__":
+    main()
