@@ -2,17 +2,20 @@
 
 from __future__ import annotations
 
-from catalog_store.catalog import AsyncCatalog, CatalogOptions, VersionInfo
+from catalog_store.catalog import AsOf, AsyncCatalog, Batch, CatalogOptions, VersionInfo
 from catalog_store.commit import RetryPolicy
 from catalog_store.errors import *  # noqa: F403 - the error tree is part of the API
 from catalog_store.errors import __doc__ as _errors_doc  # noqa: F401
 from catalog_store.listing import Page, SeriesFilter
 from catalog_store.models import FREQUENCIES, Series, SeriesSpec
+from catalog_store.snapshot import Snapshot
 from catalog_store.sync import Catalog
 
 __all__ = [
     "FREQUENCIES",
+    "AsOf",
     "AsyncCatalog",
+    "Batch",
     "Catalog",
     "CatalogOptions",
     "Page",
@@ -20,5 +23,6 @@ __all__ = [
     "Series",
     "SeriesFilter",
     "SeriesSpec",
+    "Snapshot",
     "VersionInfo",
 ]

@@ -142,7 +142,9 @@ class Committer:
                 if unknown:
                     raise CommitStateUnknownError(
                         f"commit {commit_id}: outcome of version(s) {sorted(unknown)} unknown "
-                        f"after {attempt} attempts; {reason}"
+                        f"after {attempt} attempts; {reason}",
+                        commit_id,
+                        sorted(unknown),
                     )
                 if storage_failure is not None:
                     raise StorageUnavailableError(

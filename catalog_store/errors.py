@@ -90,10 +90,17 @@ class ExternalIdTakenError(AlreadyExistsError):
 class ValidationError(CatalogStoreError, ValueError):
     """Bad input. ``field`` names the field at fault (dotted path), if any."""
 
-    def __init__(self, message: str, field: str | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        field: str | None = None,
+        problems: list[dict[str, str]] | None = None,
+    ) -> None:
         super().__init__(f"{field}: {message}" if field else message)
         self.field = field
         self.message = message
+        #: Every problem found, each ``{"field": ..., "message": ...}``.
+        self.problems = problems or [{"field": field or "", "message": message}]
 
 
 class ConflictError(CatalogStoreError):
@@ -131,7 +138,15 @@ class CommitRetriesExhaustedError(ConflictError):
 
 
 class CommitStateUnknownError(CatalogStoreError):
-    """The commit write failed in a way that leaves its outcome unknown."""
+    """The commit write failed in a way that leaves its outcome unknown.
+
+    ``commit_id`` is recorded in the manifest if it landed, at one of ``versions``.
+    """
+
+    def __init__(self, message: str, commit_id: str = "", versions: list[int] | None = None):
+        super().__init__(message)
+        self.commit_id = commit_id
+        self.versions = versions or []
 
 
 class IntegrityError(CatalogStoreError):

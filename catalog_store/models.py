@@ -196,11 +196,13 @@ def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> Validat
     details = "; ".join(
         f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in problems
     )
-    error = ValidationError(details, field=field or None)
-    error.problems = [  # type: ignore[attr-defined]
-        {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in problems
-    ]
-    return error
+    return ValidationError(
+        details,
+        field=field or None,
+        problems=[
+            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in problems
+        ],
+    )
 
 
 def parse_spec(value: SeriesSpec | Mapping[str, Any]) -> SeriesSpec:
