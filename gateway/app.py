@@ -1,0 +1,122 @@
+"""The app factory. Nothing is created at import: each call builds an independent app.
+
+The catalog is opened once per app, when the server starts it (Litestar's
+lifespan), with ``max_staleness`` = ``settings.cache_ttl``: a replica may answer
+from its cache for that long before it sees another replica's commit, while its
+own commits are visible to it at once. All state is in the store, so any number
+of replicas can serve one catalog.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from importlib.metadata import PackageNotFoundError
+from importlib.metadata import version as package_version
+
+from litestar import Litestar
+from litestar.datastructures import State
+from litestar.openapi import OpenAPIConfig
+from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
+from litestar.openapi.spec import Components, SecurityScheme
+
+from catalog_store import AsyncCatalog, CatalogOptions
+from gateway.auth import AccessMiddleware, KeyRing
+from gateway.graphql.router import graphql_controller
+from gateway.metrics import GatewayMetrics, MetricsMiddleware, count_unmatched
+from gateway.params import refuse_encoded_separators
+from gateway.problems import EXCEPTION_HANDLERS
+from gateway.ratelimit import TokenBuckets
+from gateway.routes import all_routes
+from gateway.settings import Settings
+from gateway.state import STATE_KEY, Gateway
+
+DESCRIPTION = """\
+Financial and economic time series with their full history. Every change is an
+atomic commit; `as_of` reads the catalog as it was at any version or instant.
+Errors are RFC 9457 problem details (`application/problem+json`).
+"""
+
+
+def _version() -> str:
+    try:
+        return package_version("fincat")
+    except PackageNotFoundError:  # running from a source tree that was not installed
+        return "0+unknown"
+
+
+def create_app(settings: Settings) -> Litestar:
+    """A gateway app over the catalog at ``settings.root``.
+
+    Raises SettingsError if ``settings`` allow unauthenticated access on a
+    non-loopback address. The catalog itself is opened at startup, which
+    raises FormatError if there is no catalog there (unless ``settings.create``).
+    """
+    settings.check_bind()
+    metrics = GatewayMetrics()
+    gateway = Gateway(
+        settings=settings,
+        keyring=KeyRing(settings.api_keys),
+        limiter=TokenBuckets(settings.rate_limit, settings.rate_burst),
+        metrics=metrics,
+    )
+
+    @asynccontextmanager
+    async def open_catalog(_: Litestar) -> AsyncIterator[None]:
+        catalog = await AsyncCatalog.open(
+            settings.root,
+            dict(settings.storage_options) or None,
+            create=settings.create,
+            options=CatalogOptions(
+                max_staleness=settings.cache_ttl,
+                cache_bytes=settings.cache_bytes,
+                store_listener=metrics.store_listener,
+            ),
+        )
+        gateway.attach(catalog)
+        metrics.watch_catalog(catalog.stats)
+        try:
+            yield
+        finally:
+            metrics.watch_catalog(None)
+            gateway.attach(None)
+            await catalog.close()
+
+    components = Components(
+        security_schemes={
+            "bearer": SecurityScheme(
+                type="http",
+                scheme="bearer",
+                description="An API key: `Authorization: Bearer <key>`.",
+            )
+        }
+    )
+    openapi = OpenAPIConfig(
+        title="fincat",
+        version=_version(),
+        description=DESCRIPTION,
+        path="/schema",
+        render_plugins=[ScalarRenderPlugin(), SwaggerRenderPlugin()],
+        components=components,
+        security=[{"bearer": []}] if settings.auth_enabled else None,
+    )
+    return Litestar(
+        route_handlers=[*all_routes(), graphql_controller(settings)],
+        lifespan=[open_catalog],
+        exception_handlers=EXCEPTION_HANDLERS,
+        middleware=[MetricsMiddleware(metrics), AccessMiddleware()],
+        before_send=[count_unmatched(metrics)],
+        before_request=refuse_encoded_separators,
+        request_max_body_size=settings.max_body_bytes,
+        openapi_config=openapi,
+        state=State({STATE_KEY: gateway}),
+        debug=False,
+    )
+
+
+def app_from_env() -> Litestar:
+    """The app factory uvicorn calls in each worker (``factory=True``).
+
+    Reads ``FINCAT_*`` variables (see :meth:`Settings.from_env`); raises SettingsError.
+    """
+    return create_app(Settings.from_env())

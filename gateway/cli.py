@@ -1,0 +1,187 @@
+"""``fincat serve`` and ``fincat api-key``, added to the catalog's command line.
+
+This module is the ``fincat`` entry point: it imports the catalog's typer app,
+registers the gateway's commands on it and runs it.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+import uvicorn
+
+from catalog_store.cli import app
+from gateway.auth import SCOPES, KeyConfigError, hash_token, load_keys_file, new_token
+from gateway.graphql.config import GraphQLSettings, GraphQLSettingsError
+from gateway.settings import (
+    DEFAULT_CACHE_BYTES,
+    ENV_API_KEYS_FILE,
+    Settings,
+    SettingsError,
+    keys_from_env,
+)
+
+__all__ = ["app", "main"]
+
+#: The uvicorn factory each worker imports; it reads the settings from FINCAT_* variables.
+APP_FACTORY = "gateway.app:app_from_env"
+
+
+def _global_options(ctx: typer.Context) -> tuple[str | None, dict[str, Any]]:
+    # The root command's callback leaves --root and --storage-option on ctx.obj.
+    obj = ctx.find_root().obj
+    root = getattr(obj, "root", None)
+    options = dict(getattr(obj, "storage_options", None) or {})
+    return (str(root) if root else None), options
+
+
+@app.command()
+def serve(
+    ctx: typer.Context,
+    root: Annotated[
+        str | None,
+        typer.Option(
+            "--root",
+            metavar="URL",
+            help="Catalog location (default: the global --root or FINCAT_ROOT).",
+        ),
+    ] = None,
+    host: Annotated[
+        str,
+        typer.Option(help="Address to bind. Without API keys only loopback is allowed."),
+    ] = "127.0.0.1",
+    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+    workers: Annotated[
+        int, typer.Option(min=1, max=64, help="Worker processes (each has its own cache).")
+    ] = 1,
+    cache_ttl: Annotated[
+        float,
+        typer.Option(
+            "--cache-ttl",
+            min=0.0,
+            help="Seconds a worker may serve the latest version before asking the store again.",
+        ),
+    ] = 1.0,
+    cache_bytes: Annotated[
+        int, typer.Option("--cache-bytes", min=1, help="Byte bound of each worker's cache.")
+    ] = DEFAULT_CACHE_BYTES,
+    api_keys: Annotated[
+        Path | None,
+        typer.Option(
+            "--api-keys",
+            metavar="FILE",
+            help="JSON or TOML file of hashed API keys (see `fincat api-key`).",
+        ),
+    ] = None,
+    rate_limit: Annotated[
+        float,
+        typer.Option(
+            "--rate-limit", min=0.0, help="Requests per second per key and worker; 0 is off."
+        ),
+    ] = 50.0,
+    rate_burst: Annotated[
+        int, typer.Option("--rate-burst", min=1, help="Requests a key may make at once.")
+    ] = 100,
+    create: Annotated[
+        bool, typer.Option("--create", help="Initialise an empty catalog if there is none.")
+    ] = False,
+    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+) -> None:
+    """Serve the catalog over HTTP (REST, OpenAPI at /schema).
+
+    Without API keys the server runs in local development mode (no
+    authentication) and refuses any address but loopback.
+    """
+    default_root, storage_options = _global_options(ctx)
+    location = os.path.expanduser(root) if root else default_root
+    if not location:
+        raise typer.BadParameter("where is the catalog?", param_hint="'--root'")
+    try:
+        keys = load_keys_file(api_keys) if api_keys is not None else ()
+        settings = Settings(
+            root=location,
+            storage_options=storage_options,
+            host=host,
+            port=port,
+            cache_ttl=cache_ttl,
+            cache_bytes=cache_bytes,
+            api_keys=(*keys, *keys_from_env()),
+            rate_limit=rate_limit,
+            rate_burst=rate_burst,
+            create=create,
+            graphql=GraphQLSettings.from_env(),
+        )
+        settings.check_bind()
+    except (SettingsError, KeyConfigError, GraphQLSettingsError) as exc:
+        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
+        raise typer.Exit(2) from None
+    # Workers are separate processes: they rebuild these settings from the environment.
+    os.environ.update(settings.to_env())
+    # The keys travel as hashes in FINCAT_API_KEYS; reading the file again would double them.
+    os.environ.pop(ENV_API_KEYS_FILE, None)
+    mode = f"{len(settings.api_keys)} API key(s)" if settings.auth_enabled else "no authentication"
+    typer.echo(f"fincat serving {settings.root} on http://{host}:{port} ({mode})", err=True)
+    uvicorn.run(
+        APP_FACTORY,
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level=log_level,
+        # Client addresses key the rate limit; a proxy's headers are not trusted by default.
+        proxy_headers=False,
+    )
+
+
+@app.command("export-graphql-schema")
+def export_graphql_schema(
+    output: Annotated[
+        Path,
+        typer.Option("--output", "-o", help="Where to write the SDL; '-' for standard output."),
+    ] = Path("docs/schema.graphql"),
+) -> None:
+    """Write the GraphQL schema served at /graphql, in SDL."""
+    from gateway.graphql.schema import schema_sdl  # the schema loads only for this command
+
+    text = schema_sdl()
+    if str(output) == "-":
+        typer.echo(text, nl=False)
+        return
+    output.write_text(text, encoding="utf-8")
+    typer.echo(f"wrote {output}", err=True)
+
+
+@app.command("api-key")
+def api_key(
+    name: Annotated[str, typer.Argument(help="A name for the key (logs, rate limits).")],
+    scope: Annotated[
+        list[str] | None,
+        typer.Option("--scope", help=f"Repeatable; one of {', '.join(SCOPES)}. Default: read."),
+    ] = None,
+) -> None:
+    """Make a new API key: prints the token once, and the entry for the key file.
+
+    Only the entry (the token's SHA-256) goes into the server's key file; the
+    token goes to the client.
+    """
+    scopes = scope or ["read"]
+    unknown = [s for s in scopes if s not in SCOPES]
+    if unknown:
+        raise typer.BadParameter(f"unknown scope {unknown[0]!r}", param_hint="'--scope'")
+    token = new_token()
+    entry = {"name": name, "sha256": hash_token(token), "scopes": sorted(set(scopes))}
+    typer.echo(f"token (give it to the client; it is not stored): {token}")
+    typer.echo(f"key file entry: {json.dumps(entry)}")
+
+
+def main() -> None:
+    """Entry point of the ``fincat`` script."""
+    app(prog_name="fincat")
+
+
+if __name__ == "__main__":  # ``python -m gateway.cli``, as the tests start servers
+    main()

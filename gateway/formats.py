@@ -1,0 +1,241 @@
+"""Observation payloads in and out: content negotiation, encoders and decoders.
+
+Tables go out as columnar JSON, CSV, an Arrow IPC stream or Parquet, chosen by
+``format=`` (which wins) or the ``Accept`` header; they come in as JSON, CSV or an
+Arrow IPC stream by ``Content-Type``. Everything here is pure: bytes and pyarrow
+tables in, bytes out.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Any
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+import pyarrow.csv as pacsv
+import pyarrow.parquet as pq
+from litestar.exceptions import ClientException, HTTPException
+from litestar.status_codes import HTTP_406_NOT_ACCEPTABLE, HTTP_415_UNSUPPORTED_MEDIA_TYPE
+from pyarrow import ipc
+
+from catalog_store.errors import ValidationError
+
+JSON = "application/json"
+CSV = "text/csv"
+ARROW_STREAM = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+
+
+@dataclass(frozen=True)
+class Format:
+    """One representation of a table."""
+
+    name: str
+    media_type: str
+    #: What the response's ``Content-Type`` says.
+    content_type: str
+    #: A file name extension, for ``Content-Disposition``.
+    extension: str
+
+
+FORMATS: dict[str, Format] = {
+    "json": Format("json", JSON, JSON, "json"),
+    "csv": Format("csv", CSV, CSV, "csv"),  # Litestar adds "; charset=utf-8"
+    "arrow": Format("arrow", ARROW_STREAM, ARROW_STREAM, "arrows"),
+    "parquet": Format("parquet", PARQUET, PARQUET, "parquet"),
+}
+FORMAT_NAMES = tuple(FORMATS)
+#: Rows per Arrow record batch when streaming: a few MB, so the first bytes leave early.
+BATCH_ROWS = 65_536
+
+
+class NotAcceptableError(HTTPException):
+    """406: no format the client accepts can be produced."""
+
+    status_code = HTTP_406_NOT_ACCEPTABLE
+
+
+class UnsupportedMediaTypeError(HTTPException):
+    """415: the request body's media type cannot be read."""
+
+    status_code = HTTP_415_UNSUPPORTED_MEDIA_TYPE
+
+
+def negotiate(format_param: str | None, accept: str | None) -> Format:
+    """The format to answer with: ``format=`` if given, else the best match for ``Accept``.
+
+    No ``Accept`` (or ``*/*``) means JSON. Raises ValidationError (field
+    ``format``) for an unknown format name and NotAcceptableError (406) when the
+    Accept header admits none of the four media types.
+    """
+    if format_param is not None:
+        chosen = FORMATS.get(format_param.strip().lower())
+        if chosen is None:
+            raise ValidationError(f"unknown format; one of {', '.join(FORMAT_NAMES)}", "format")
+        return chosen
+    if not accept or not accept.strip():
+        return FORMATS["json"]
+    best = _best_match(accept, [f.media_type for f in FORMATS.values()])
+    if best is None:
+        raise NotAcceptableError(
+            "cannot produce any media type the Accept header allows; available: "
+            + ", ".join(f.media_type for f in FORMATS.values())
+        )
+    return next(f for f in FORMATS.values() if f.media_type == best)
+
+
+def _best_match(accept: str, provided: list[str]) -> str | None:
+    """RFC 9110 proactive negotiation: highest q wins, then the most specific range.
+
+    Ties go to the server's order of preference (``provided``). A range with q=0
+    excludes what it matches.
+    """
+    ranges: list[tuple[str, str, float, int]] = []
+    for part in accept.split(","):
+        fields = [f.strip() for f in part.split(";")]
+        kind, _, sub = fields[0].lower().partition("/")
+        if not kind or not sub:
+            continue
+        quality = 1.0
+        for param in fields[1:]:
+            name, _, value = param.partition("=")
+            if name.strip().lower() == "q":
+                try:
+                    quality = min(max(float(value), 0.0), 1.0)
+                except ValueError:
+                    quality = 0.0
+        specificity = (kind != "*") + (sub != "*")
+        ranges.append((kind, sub, quality, specificity))
+    best: tuple[float, int] | None = None
+    chosen = None
+    for index, media_type in enumerate(provided):
+        kind, _, sub = media_type.partition("/")
+        matches = [(q, spec) for k, s, q, spec in ranges if k in ("*", kind) and s in ("*", sub)]
+        if not matches:
+            continue
+        quality, _spec = max(matches, key=lambda m: m[1])  # the most specific range decides
+        if quality <= 0:
+            continue
+        score = (quality, -index)
+        if best is None or score > (best[0], -best[1]):
+            best, chosen = (quality, index), media_type
+    return chosen
+
+
+# -- encoding ------------------------------------------------------------------------
+
+
+def text_column(column: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArray:
+    """Dates as ``2024-01-31``; UTC instants as RFC 3339 ``2024-01-31T15:04:05.000000Z``."""
+    if pa.types.is_timestamp(column.type):
+        return pc.strftime(column, format="%Y-%m-%dT%H:%M:%SZ")
+    return column.cast(pa.string())
+
+
+def encode_columns(head: dict[str, Any], table: pa.Table, names: dict[str, str]) -> bytes:
+    """Columnar JSON: ``head`` fields, then each column of ``table`` as a list.
+
+    ``names`` maps table columns to JSON keys (``date`` -> ``dates``). Dates and
+    instants become strings; missing values become null.
+    """
+    body = dict(head)
+    for column, key in names.items():
+        values = table.column(column)
+        if pa.types.is_temporal(values.type):
+            values = text_column(values)
+        body[key] = values.to_pylist()
+    return msgspec.json.encode(body)
+
+
+def encode_csv(table: pa.Table) -> bytes:
+    """CSV with a plain header (``date,value``), ISO dates, empty fields for missing values."""
+    columns = {
+        name: text_column(col) if pa.types.is_temporal(col.type) else col
+        for name, col in zip(table.column_names, table.columns, strict=True)
+    }
+    sink = io.BytesIO()
+    sink.write((",".join(table.column_names) + "\n").encode())
+    pacsv.write_csv(
+        pa.table(columns),
+        sink,
+        # Dates and numbers never hold a comma or a quote, so nothing needs quoting.
+        pacsv.WriteOptions(include_header=False, quoting_style="none"),
+    )
+    return sink.getvalue()
+
+
+def encode_parquet(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    # Dictionaries do not pay off for unique dates and noisy floats; level 1 keeps it fast.
+    pq.write_table(table, sink, compression="zstd", compression_level=1, use_dictionary=False)
+    return sink.getvalue()
+
+
+async def arrow_stream(table: pa.Table, batch_rows: int = BATCH_ROWS) -> AsyncIterator[bytes]:
+    """An Arrow IPC stream, one chunk of bytes per record batch, ending with end-of-stream."""
+    sink = io.BytesIO()
+    writer = ipc.new_stream(sink, table.schema)
+
+    def take() -> bytes:
+        data = sink.getvalue()
+        sink.seek(0)
+        sink.truncate()
+        return data
+
+    yield take()
+    for batch in table.to_batches(max_chunksize=batch_rows):
+        writer.write_batch(batch)
+        yield take()
+    writer.close()
+    yield take()
+
+
+def encode_arrow(table: pa.Table) -> bytes:
+    sink = io.BytesIO()
+    with ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return sink.getvalue()
+
+
+# -- decoding --------------------------------------------------------------------------
+
+
+def media_type_of(content_type: str | None) -> str:
+    return (content_type or "").split(";", 1)[0].strip().lower()
+
+
+def decode_table(media_type: str, body: bytes) -> pa.Table:
+    """A CSV or Arrow IPC stream body as a table (columns are checked by the catalog).
+
+    Raises ClientException (400) for a body that does not parse and
+    UnsupportedMediaTypeError (415) for any other media type.
+    """
+    if media_type in (CSV, "application/csv"):
+        return _decode_csv(body)
+    if media_type in (ARROW_STREAM, "application/vnd.apache.arrow.file"):
+        try:
+            return ipc.open_stream(pa.BufferReader(body)).read_all()
+        except (pa.ArrowException, OSError, ValueError) as exc:
+            raise ClientException(f"not a readable Arrow IPC stream: {exc}") from None
+    raise UnsupportedMediaTypeError(
+        f"cannot read a body of type {media_type or 'none'!r}; send {JSON}, {CSV} or {ARROW_STREAM}"
+    )
+
+
+def _decode_csv(body: bytes) -> pa.Table:
+    if not body.strip():
+        raise ClientException("the CSV body is empty; it needs a header line 'date,value'")
+    try:
+        return pacsv.read_csv(
+            pa.BufferReader(body),
+            convert_options=pacsv.ConvertOptions(
+                column_types={"date": pa.string(), "value": pa.float64()},
+                strings_can_be_null=False,
+            ),
+        )
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ClientException(f"not a readable CSV body: {' '.join(str(exc).split())}") from None

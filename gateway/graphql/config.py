@@ -1,0 +1,95 @@
+"""Limits and switches of the GraphQL endpoint: plain frozen data, read from the environment.
+
+They ride on :class:`gateway.settings.Settings` (its ``graphql`` field), so
+``fincat serve`` hands them to every worker through ``FINCAT_GRAPHQL_*`` variables
+like the rest of the settings.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+
+ENV_PREFIX = "FINCAT_GRAPHQL_"
+#: Two days: a source whose newest change is older than this is reported stale.
+DEFAULT_FRESHNESS_MAX_AGE = 2 * 24 * 3600.0
+
+
+class GraphQLSettingsError(ValueError):
+    """A GraphQL setting is malformed or out of range."""
+
+
+@dataclass(frozen=True)
+class GraphQLSettings:
+    """Every field has a default; each is also ``FINCAT_GRAPHQL_<FIELD NAME IN CAPITALS>``."""
+
+    #: Answer introspection queries (``__schema``, ``__type``); off also hides field
+    #: suggestions in error messages, which would reveal the schema.
+    introspection: bool = True
+    #: Serve GraphiQL on ``GET /graphql``; only ever in development mode (no API keys).
+    ide: bool = True
+    #: Deepest selection nesting a document may have.
+    max_depth: int = 10
+    #: Most aliases in one document.
+    max_aliases: int = 30
+    #: Most lexical tokens in one document (large inputs belong in variables).
+    max_tokens: int = 10_000
+    #: Most cost units per operation: each field costs 1 times the page sizes above it.
+    max_cost: int = 10_000
+    #: Largest page of ``seriesList``, ``versions`` and ``history``.
+    max_page: int = 100
+    #: Most observation (and revision) rows in one response, summed over every field.
+    max_observations: int = 100_000
+    #: Most list items in the variables of one request, summed over every list.
+    max_input_items: int = 100_000
+    #: Seconds after which a source without changes is reported stale by ``dataFreshness``.
+    freshness_max_age: float = DEFAULT_FRESHNESS_MAX_AGE
+    #: Most series ``catalogStats`` and ``dataFreshness`` read per catalog version; past
+    #: it they report what they saw and say the figures are incomplete.
+    summary_scan_limit: int = 200_000
+    #: Most problems ``validateCatalog`` lists (counts by kind always cover all of them).
+    max_problems: int = 1_000
+
+    def __post_init__(self) -> None:
+        for item in fields(self):
+            value = getattr(self, item.name)
+            if isinstance(value, bool):
+                continue
+            if value <= 0:
+                raise GraphQLSettingsError(f"graphql {item.name} must be positive, not {value}")
+
+    @classmethod
+    def from_env(cls, environ: Mapping[str, str] | None = None) -> GraphQLSettings:
+        """Settings from ``FINCAT_GRAPHQL_*`` variables; absent ones keep their default.
+
+        Raises GraphQLSettingsError naming the variable for a malformed value.
+        """
+        env = os.environ if environ is None else environ
+        defaults = cls()
+        changes: dict[str, bool | int | float] = {}
+        for item in fields(cls):
+            name = ENV_PREFIX + item.name.upper()
+            if name not in env:
+                continue
+            text = env[name].strip()
+            kind = type(getattr(defaults, item.name))
+            if kind is bool:
+                if text.lower() not in ("1", "true", "yes", "0", "false", "no"):
+                    raise GraphQLSettingsError(f"{name} must be true or false, not {text!r}")
+                changes[item.name] = text.lower() in ("1", "true", "yes")
+                continue
+            try:
+                changes[item.name] = int(text) if kind is int else float(text)
+            except ValueError:
+                raise GraphQLSettingsError(f"{name} must be a number, not {text!r}") from None
+        return cls(**changes)  # type: ignore[arg-type]
+
+    def to_env(self) -> dict[str, str]:
+        """These settings as ``FINCAT_GRAPHQL_*`` variables, the inverse of :meth:`from_env`."""
+        out: dict[str, str] = {}
+        for item in fields(self):
+            value = getattr(self, item.name)
+            text = ("1" if value else "0") if isinstance(value, bool) else repr(value)
+            out[ENV_PREFIX + item.name.upper()] = text
+        return out

@@ -1,0 +1,102 @@
+"""What resolvers share: the app's GraphQL runtime and the context of one request.
+
+:class:`Runtime` lives as long as the app (settings, a small cache of catalog
+summaries, metrics); :class:`GraphQLContext` lives for one request (who asked, the
+catalog version the request reads, its loaders and its observation budget).
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections import OrderedDict
+from typing import TYPE_CHECKING, Any
+
+from strawberry.litestar.controller import BaseContext
+from strawberry.types import Info
+
+from catalog_store import AsyncCatalog
+from gateway.auth import Principal
+from gateway.graphql.config import GraphQLSettings
+from gateway.graphql.limits import ObservationBudget
+from gateway.graphql.loaders import Loaders, make_loaders
+from gateway.state import Gateway
+
+if TYPE_CHECKING:
+    from gateway.graphql.errors import ApiError
+    from gateway.graphql.extensions import GraphQLMetrics
+    from gateway.graphql.summary import CatalogSummary
+
+#: Catalog summaries kept, one per catalog version; the newest ones are the ones asked for.
+SUMMARY_CACHE = 4
+
+
+class Runtime:
+    """The GraphQL state of one app: its limits, summaries by version, metrics."""
+
+    def __init__(self, config: GraphQLSettings) -> None:
+        self.config = config
+        self.summaries: OrderedDict[int, CatalogSummary] = OrderedDict()
+        self.metrics: GraphQLMetrics | None = None
+
+    def remember(self, summary: CatalogSummary) -> None:
+        self.summaries[summary.version] = summary
+        self.summaries.move_to_end(summary.version)
+        while len(self.summaries) > SUMMARY_CACHE:
+            self.summaries.popitem(last=False)
+
+
+class GraphQLContext(BaseContext, kw_only=True):
+    """One request's context (``info.context`` in resolvers)."""
+
+    gateway: Gateway
+    runtime: Runtime
+    principal: Principal | None = None
+    #: Why the request may not run at all (missing key, rate limit), with the HTTP
+    #: status and headers to answer with.
+    refusal: tuple[ApiError, int, dict[str, str]] | None = None
+    budget: ObservationBudget | None = None
+    _loaders: Loaders | None = None
+    _pin: asyncio.Task[int] | None = None
+
+    @property
+    def catalog(self) -> AsyncCatalog:
+        """The open catalog. Raises CatalogNotOpenError outside the app's lifespan."""
+        return self.gateway.catalog
+
+    @property
+    def config(self) -> GraphQLSettings:
+        return self.runtime.config
+
+    @property
+    def loaders(self) -> Loaders:
+        if self._loaders is None:
+            self._loaders = make_loaders(self.catalog)
+        return self._loaders
+
+    @property
+    def observations(self) -> ObservationBudget:
+        if self.budget is None:
+            self.budget = ObservationBudget(self.config.max_observations)
+        return self.budget
+
+    async def version(self) -> int:
+        """The catalog version this request reads when no ``asOf`` is given.
+
+        Fixed at its first use, so every field of one response sees the same
+        catalog even while writers commit; a mutation's result carries its own
+        version. Raises the catalog's errors (StorageUnavailableError ...).
+        """
+        if self._pin is None:
+            self._pin = asyncio.ensure_future(self._latest())
+        return await asyncio.shield(self._pin)
+
+    async def _latest(self) -> int:
+        # The snapshot honours the app's cache TTL, as the REST reads do.
+        return (await self.catalog.snapshot()).version
+
+
+def context_of(info: Info[Any, Any]) -> GraphQLContext:
+    """The request's context from a resolver's ``info``."""
+    context = info.context
+    assert isinstance(context, GraphQLContext)
+    return context

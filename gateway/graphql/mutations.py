@@ -1,0 +1,262 @@
+"""The ``Mutation`` type: each field is one atomic commit of the catalog.
+
+``expectedVersion`` makes a change conditional: the catalog checks it inside the
+commit, so of two clients that read the same version only one can change it; the
+other gets ``PRECONDITION_FAILED``. ``commitBatch`` applies many changes as one
+commit: all become visible at once, or none does.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import strawberry
+from strawberry.permission import BasePermission
+
+from catalog_store import AsyncCatalog
+from catalog_store.catalog import Batch
+from catalog_store.errors import ValidationError
+from catalog_store.models import check_series_id
+from gateway.graphql.auth import CanWrite
+from gateway.graphql.catalog_types import Version, version_node
+from gateway.graphql.context import GraphQLContext, context_of
+from gateway.graphql.decorators import field, mutation
+from gateway.graphql.errors import INPUT_TOO_LARGE, VALIDATION, ApiError, argument_prefix
+from gateway.graphql.inputs import (
+    BatchOperation,
+    SeriesChanges,
+    SeriesInput,
+    WriteOperation,
+    changes_of,
+    observations_of,
+    spec_of,
+)
+from gateway.graphql.scalars import WriteMode, catalog_mode
+from gateway.graphql.types import Series, series_node
+
+Context = strawberry.Info[GraphQLContext, None]
+Message = Annotated[
+    str | None, strawberry.argument(description="The commit message (a default names the change).")
+]
+ExpectedVersion = Annotated[
+    int | None,
+    strawberry.argument(
+        description="Change only if the series is still at this version (else PRECONDITION_FAILED)."
+    ),
+]
+WRITE: list[type[BasePermission]] = [CanWrite]
+
+
+@strawberry.type
+class DeletedSeries:
+    series_id: str
+    version: int = strawberry.field(description="The catalog version of the deletion.")
+
+
+@strawberry.type
+class CommitResult:
+    version: int = strawberry.field(description="The catalog version holding every change.")
+    operations: int
+
+    @field(description="The commit, with each change and the series it left.")
+    async def commit(self, info: Context) -> Version:
+        return version_node(await context_of(info).catalog.version_details(self.version))
+
+
+def _check_rows(context: GraphQLContext, rows: int, field: str) -> None:
+    limit = min(context.gateway.settings.max_observations, context.config.max_input_items)
+    if rows > limit:
+        raise ApiError(
+            f"{rows:,} observations in one request; the limit is {limit:,} (load bulk "
+            "observations through the REST API: CSV, Arrow or Parquet)",
+            INPUT_TOO_LARGE,
+            field,
+            limit=limit,
+        )
+
+
+def _rows(dates: list[Any] | None, instants: list[Any] | None, values: list[Any] | None) -> int:
+    return max(len(dates or ()), len(instants or ()), len(values or ()))
+
+
+class _WriteArguments:
+    """Renames the catalog's field names of a write to the arguments the client sent."""
+
+    def __init__(self, prefix: str, instants: bool) -> None:
+        self.prefix = prefix
+        self.keys = "instants" if instants else "dates"
+
+    def rename(self, exc: ValidationError) -> ValidationError:
+        field = exc.field or ""
+        head, dot, rest = field.partition(".")
+        if head in ("observations", "dates", "date"):
+            head = self.keys
+        return ValidationError(exc.message, f"{self.prefix}{head}{dot}{rest}")
+
+
+async def _write(
+    target: AsyncCatalog | Batch,
+    op: WriteOperation,
+    prefix: str,
+    message: str | None = None,
+) -> Any:
+    rows = observations_of(op.dates, op.instants, op.values, prefix)
+    names = _WriteArguments(prefix, op.instants is not None)
+    try:
+        check_series_id(op.series_id)
+    except ValidationError as exc:
+        raise ValidationError(exc.message, f"{prefix}seriesId") from None
+    try:
+        if isinstance(target, Batch):
+            return await target.write(
+                op.series_id,
+                rows,
+                catalog_mode(op.mode),
+                start=op.start,
+                end=op.end,
+                expected_version=op.expected_version,
+            )
+        return await target.write(
+            op.series_id,
+            rows,
+            catalog_mode(op.mode),
+            start=op.start,
+            end=op.end,
+            expected_version=op.expected_version,
+            message=message or "",
+        )
+    except ValidationError as exc:
+        raise names.rename(exc) from None
+
+
+def _add(batch: Batch, index: int, op: BatchOperation) -> WriteOperation | None:
+    """Add a create, update or delete to ``batch``; return a write for the caller to await."""
+    prefix = f"operations.{index}."
+    if op.create:
+        with argument_prefix(prefix + "create."):
+            batch.create(spec_of(op.create, prefix + "create"))
+    elif op.update:
+        with argument_prefix(prefix + "update."):
+            check_series_id(op.update.id)
+            changes = changes_of(op.update.changes, prefix + "update.changes")
+            batch.update(op.update.id, changes, expected_version=op.update.expected_version)
+    elif op.delete:
+        with argument_prefix(prefix + "delete."):
+            batch.delete(op.delete.id, expected_version=op.delete.expected_version)
+    elif op.write:
+        return op.write
+    else:  # pragma: no cover - graphql-core enforces exactly one field of a oneOf input
+        raise ApiError("give exactly one operation", VALIDATION, prefix.rstrip("."))
+    return None
+
+
+@strawberry.type
+class Mutation:
+    @mutation(permission_classes=WRITE, description="Create a series.")
+    async def create_series(
+        self, info: Context, input: SeriesInput, message: Message = None
+    ) -> Series:
+        context = context_of(info)
+        spec = spec_of(input, "input")
+        with argument_prefix("input."):
+            series = await context.catalog.create(spec, message=message or "")
+        return series_node(series, series.version)
+
+    @mutation(permission_classes=WRITE, description="Change the given metadata fields of a series.")
+    async def update_series(
+        self,
+        info: Context,
+        series_id: Annotated[str, strawberry.argument(name="id")],
+        input: SeriesChanges,
+        expected_version: ExpectedVersion = None,
+        message: Message = None,
+    ) -> Series:
+        context = context_of(info)
+        check_series_id(series_id)
+        changes = changes_of(input, "input")
+        with argument_prefix("input."):
+            series = await context.catalog.update(
+                series_id, changes, expected_version=expected_version, message=message or ""
+            )
+        return series_node(series, series.version)
+
+    @mutation(
+        permission_classes=WRITE,
+        description="Delete a series; its history stays readable with asOf.",
+    )
+    async def delete_series(
+        self,
+        info: Context,
+        series_id: Annotated[str, strawberry.argument(name="id")],
+        expected_version: ExpectedVersion = None,
+        message: Message = None,
+    ) -> DeletedSeries:
+        version = await context_of(info).catalog.delete(
+            series_id, expected_version=expected_version, message=message or ""
+        )
+        return DeletedSeries(series_id=series_id, version=version)
+
+    @mutation(
+        permission_classes=WRITE,
+        description="Write observations of one series as one commit: dates[i] gets "
+        "values[i]; intraday series take instants instead of dates. start and end bound "
+        "REPLACE_RANGE and DELETE_RANGE.",
+    )
+    async def write_observations(
+        self,
+        info: Context,
+        series_id: str,
+        mode: WriteMode = WriteMode.APPEND,
+        dates: list[dt.date] | None = None,
+        values: list[float | None] | None = None,
+        instants: list[dt.datetime] | None = None,
+        start: dt.date | None = None,
+        end: dt.date | None = None,
+        expected_version: ExpectedVersion = None,
+        message: Message = None,
+    ) -> Series:
+        context = context_of(info)
+        _check_rows(context, _rows(dates, instants, values), "values")
+        op = WriteOperation(
+            series_id=series_id,
+            mode=mode,
+            dates=dates,
+            instants=instants,
+            values=values,
+            start=start,
+            end=end,
+            expected_version=expected_version,
+        )
+        series = await _write(context.catalog, op, "", message)
+        return series_node(series, series.version)
+
+    @mutation(
+        permission_classes=WRITE,
+        description="Apply every operation as one atomic commit: all become visible at "
+        "once, or none does.",
+    )
+    async def commit_batch(
+        self, info: Context, operations: list[BatchOperation], message: Message = None
+    ) -> CommitResult:
+        context = context_of(info)
+        limit = context.gateway.settings.max_operations
+        if not 1 <= len(operations) <= limit:
+            raise ApiError(
+                f"between 1 and {limit} operations, not {len(operations)}",
+                VALIDATION,
+                "operations",
+            )
+        rows = sum(
+            _rows(op.write.dates, op.write.instants, op.write.values)
+            for op in operations
+            if op.write
+        )
+        _check_rows(context, rows, "operations")
+        async with context.catalog.batch(message or "") as batch:
+            for index, op in enumerate(operations):
+                write = _add(batch, index, op)
+                if write is not None:
+                    await _write(batch, write, f"operations.{index}.write.")
+        assert batch.version is not None
+        return CommitResult(version=batch.version, operations=len(operations))

@@ -1,0 +1,147 @@
+"""Parsing what clients send beside the body: versions, instants, dates, ETags, JSON.
+
+Bad values raise the catalog's ValidationError naming the parameter, so they
+become 422 problems like every other invalid input; unparseable syntax (a
+malformed ETag list, a body that is not JSON) raises ClientException (400).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import re
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import Request
+from litestar.exceptions import ClientException
+
+from catalog_store.catalog import AsOf
+from catalog_store.errors import ValidationError
+
+T = TypeVar("T")
+
+#: Versions beyond this are refused before they reach the store (keys have 20 digits).
+MAX_VERSION = 10**18
+_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})"\s*$')
+_PATH_PART = re.compile(r"\[(\d+)\]")
+
+
+def etag(version: int, weak: bool = False) -> str:
+    """The ETag of a series version: ``"42"`` (or ``W/"42"`` for a derived representation)."""
+    return f'W/"{version}"' if weak else f'"{version}"'
+
+
+def parse_version(text: str, name: str) -> int:
+    """A non-negative version number. Raises ValidationError naming ``name``."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
+        raise ValidationError("must be a non-negative integer version", name)
+    number = int(value)
+    if number > MAX_VERSION:
+        raise ValidationError(f"must be at most {MAX_VERSION}", name)
+    return number
+
+
+def parse_instant(text: str, name: str) -> dt.datetime:
+    """An RFC 3339 instant with a UTC offset. Raises ValidationError (naive or malformed)."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(
+            "must be an RFC 3339 instant with an offset, e.g. 2024-05-01T12:00:00Z", name
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError("naive datetime; give a UTC offset, e.g. 2024-05-01T12:00:00Z", name)
+    return value.astimezone(dt.UTC)
+
+
+def parse_as_of(text: str | None) -> AsOf:
+    """``as_of``: a catalog version number, or an instant with a UTC offset."""
+    if text is None or not text.strip():
+        return None
+    if text.strip().isdigit():
+        return parse_version(text, "as_of")
+    return parse_instant(text, "as_of")
+
+
+def parse_bound(text: str | None, name: str) -> dt.date | dt.datetime | None:
+    """A ``start``/``end``: a calendar date (``2024-01-31``) or an instant with an offset."""
+    if text is None or not text.strip():
+        return None
+    value = text.strip()
+    if len(value) == 10:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:
+            raise ValidationError("must be a date like 2024-01-31", name) from None
+    return parse_instant(value, name)
+
+
+def parse_if_match(header: str | None) -> int | None:
+    """The version an ``If-Match`` header requires, or None without the header.
+
+    ``*`` requires only that the series exists, which every conditional
+    operation checks anyway, so it yields None too. Raises ClientException (400)
+    for anything but one ETag this server issued.
+    """
+    if header is None or header.strip() == "*":
+        return None
+    match = _ETAG.fullmatch(header)
+    if match is None:
+        raise ClientException('If-Match must be one ETag as issued by this server, e.g. "42"')
+    return int(match.group(1))
+
+
+def none_match(header: str | None, version: int) -> bool:
+    """True if ``If-None-Match`` lists ``version`` (or ``*``): the client's copy is current.
+
+    Comparison is weak, as RFC 9110 asks for If-None-Match; malformed entries never match.
+    """
+    if header is None:
+        return False
+    for item in header.split(","):
+        if item.strip() == "*":
+            return True
+        match = _ETAG.fullmatch(item)
+        if match is not None and int(match.group(1)) == version:
+            return True
+    return False
+
+
+async def refuse_encoded_separators(request: Request[Any, Any, Any]) -> None:
+    """A ``before_request`` hook: 400 for ``%2F`` or ``%5C`` in the path.
+
+    Servers decode the path before routing, so an id holding an encoded slash
+    (``GDP%2Fobservations``) would otherwise reach a different route. No valid
+    series id contains either character.
+    """
+    raw = request.scope.get("raw_path") or b""
+    if b"%2f" in raw.lower() or b"%5c" in raw.lower():
+        raise ClientException("encoded '/' or '\\' is not allowed in a path")
+
+
+def decode_json(body: bytes, kind: type[T]) -> T:
+    """Decode and type-check a JSON body.
+
+    Raises ClientException (400) if it is not JSON and ValidationError (422)
+    naming the field (``operations.2.id``) if it does not fit ``kind``.
+    """
+    if not body.strip():
+        raise ClientException("the request body is empty; send a JSON document")
+    try:
+        return msgspec.json.decode(body, type=kind, strict=True)
+    except msgspec.ValidationError as exc:
+        try:  # typed decoding stops at the first misfit, which may hide broken syntax
+            msgspec.json.decode(body)
+        except msgspec.DecodeError as syntax:
+            raise ClientException(f"the request body is not valid JSON: {syntax}") from None
+        message, _, where = str(exc).partition(" - at `$")
+        field = _PATH_PART.sub(r".\1", where.rstrip("`")).lstrip(".")
+        raise ValidationError(message, field or None) from None
+    except msgspec.DecodeError as exc:
+        raise ClientException(f"the request body is not valid JSON: {exc}") from None
+
+
+def decode_json_object(body: bytes) -> dict[str, Any]:
+    """A JSON body that must be an object (400 if not JSON, 422 if not an object)."""
+    return decode_json(body, dict[str, Any])

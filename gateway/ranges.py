@@ -1,0 +1,101 @@
+"""Byte ranges and HEAD for generated representations.
+
+Readers that open a URL like a file (polars through object_store, fsspec's HTTP
+file system) ask ``HEAD`` for the size and then fetch byte ranges, the Parquet
+footer first. The representation is generated per request, so a range is served
+by encoding it whole and slicing: correct, and cheap for the sizes involved.
+"""
+
+from __future__ import annotations
+
+import re
+from typing import Any
+
+from litestar import Request, Response
+from litestar.exceptions import HTTPException
+from litestar.response.base import ASGIResponse
+from litestar.status_codes import (
+    HTTP_206_PARTIAL_CONTENT,
+    HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
+)
+
+_RANGE = re.compile(r"^\s*bytes\s*=\s*(\d*)\s*-\s*(\d*)\s*$", re.IGNORECASE)
+
+
+class RangeNotSatisfiableError(HTTPException):
+    """416: the range lies outside the representation."""
+
+    status_code = HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE
+
+
+def parse_range(header: str | None, size: int) -> tuple[int, int] | None:
+    """The inclusive byte range one ``Range`` header asks for, or None for the whole.
+
+    Several ranges, or a unit other than bytes, are ignored (the whole is sent,
+    which RFC 9110 allows). Raises RangeNotSatisfiableError for a range that
+    starts past the end.
+    """
+    if header is None:
+        return None
+    match = _RANGE.fullmatch(header)
+    if match is None:
+        return None
+    first, last = match.groups()
+    if not first and not last:
+        return None
+    if not first:  # the last N bytes
+        length = int(last)
+        if length == 0:
+            raise _unsatisfiable(size)
+        return max(size - length, 0), size - 1
+    start = int(first)
+    end = min(int(last), size - 1) if last else size - 1
+    if start >= size or (last and int(last) < start):
+        raise _unsatisfiable(size)
+    return start, end
+
+
+def _unsatisfiable(size: int) -> RangeNotSatisfiableError:
+    return RangeNotSatisfiableError(
+        f"the representation has {size} bytes", headers={"Content-Range": f"bytes */{size}"}
+    )
+
+
+def ranged(
+    request: Request[Any, Any, Any], body: bytes, media_type: str, headers: dict[str, str]
+) -> Response[bytes]:
+    """``body`` whole (200) or the part the ``Range`` header asks for (206)."""
+    headers = {**headers, "Accept-Ranges": "bytes"}
+    wanted = parse_range(request.headers.get("range"), len(body))
+    if wanted is None:
+        return Response(body, media_type=media_type, headers=headers)
+    start, end = wanted
+    headers["Content-Range"] = f"bytes {start}-{end}/{len(body)}"
+    return Response(
+        body[start : end + 1],
+        status_code=HTTP_206_PARTIAL_CONTENT,
+        media_type=media_type,
+        headers=headers,
+    )
+
+
+class HeadResponse(Response[None]):
+    """The headers a GET would send, its ``Content-Length`` included, and no body."""
+
+    def __init__(self, size: int, media_type: str, headers: dict[str, str]) -> None:
+        content_type = (
+            f"{media_type}; charset=utf-8" if media_type.startswith("text/") else media_type
+        )
+        super().__init__(
+            None,
+            headers={
+                **headers,
+                "Accept-Ranges": "bytes",
+                "Content-Length": str(size),
+                "Content-Type": content_type,
+            },
+        )
+
+    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
+        kwargs["is_head_response"] = True
+        return super().to_asgi_response(*args, **kwargs)

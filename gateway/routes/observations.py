@@ -1,0 +1,342 @@
+"""Observations of one series: read in four formats, write in three, and revisions.
+
+A read is pinned to one catalog version (the latest, or ``as_of``) for both the
+metadata and the values, so a concurrent commit never mixes into one response.
+Large encodings run in a worker thread so one big read does not stall the others.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Callable
+from typing import Annotated, Any, NamedTuple, TypeVar
+
+import msgspec
+import pyarrow as pa
+from litestar import Request, Response, get, head, post
+from litestar.exceptions import HTTPException
+from litestar.params import FromQuery, HeaderParameter, QueryParameter
+from litestar.response import Stream
+from litestar.status_codes import HTTP_304_NOT_MODIFIED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
+
+from gateway.formats import (
+    ARROW_STREAM,
+    CSV,
+    JSON,
+    PARQUET,
+    Format,
+    arrow_stream,
+    decode_table,
+    encode_arrow,
+    encode_columns,
+    encode_csv,
+    encode_parquet,
+    media_type_of,
+    negotiate,
+)
+from gateway.openapi import BINARY, TEXT, documented, struct_schema
+from gateway.params import (
+    decode_json,
+    etag,
+    none_match,
+    parse_as_of,
+    parse_bound,
+    parse_if_match,
+)
+from gateway.problems import problem_specs
+from gateway.ranges import HeadResponse, ranged
+from gateway.routes.series import (
+    READ,
+    WRITE,
+    AsOfParam,
+    IfMatch,
+    SeriesId,
+    SeriesOut,
+    series_response,
+)
+from gateway.state import gateway_of
+
+T = TypeVar("T")
+#: Tables with more rows than this are encoded in a worker thread.
+THREAD_ROWS = 20_000
+OBSERVATION_KEYS = {"date": "dates", "value": "values"}
+REVISION_KEYS = {
+    "date": "dates",
+    "value": "values",
+    "realtime_start": "realtime_start",
+    "realtime_end": "realtime_end",
+}
+
+FormatParam = Annotated[
+    str | None,
+    QueryParameter(
+        required=False,
+        description="json, csv, arrow or parquet; overrides the Accept header.",
+    ),
+]
+DateParam = Annotated[
+    str | None,
+    QueryParameter(required=False, description="A date (2024-01-31) or an RFC 3339 instant."),
+]
+
+
+class Observations(msgspec.Struct):
+    """Columnar JSON: ``dates[i]`` has ``values[i]`` (null for a missing observation)."""
+
+    series_id: str
+    version: int
+    dates: list[str]
+    values: list[float | None]
+
+
+class Revisions(msgspec.Struct):
+    """Every value each date has had, and when (UTC) it was current; ``realtime_end``
+    is null while the value is current."""
+
+    series_id: str
+    dates: list[str]
+    values: list[float | None]
+    realtime_start: list[str]
+    realtime_end: list[str | None]
+
+
+class ObservationsWrite(msgspec.Struct, forbid_unknown_fields=True):
+    """A JSON write. ``start``/``end`` bound ``replace_range`` and ``delete_range``."""
+
+    mode: str | None = None
+    dates: list[str] | None = None
+    values: list[float | None] | None = None
+    start: str | None = None
+    end: str | None = None
+
+
+def _table_responses(kind: Any) -> dict[int, dict[str, Any]]:
+    return {
+        200: {
+            JSON: struct_schema(kind),
+            CSV: TEXT,
+            ARROW_STREAM: BINARY,
+            PARQUET: BINARY,
+        },
+        304: {},
+    }
+
+
+async def _off_loop(rows: int, work: Callable[[], T]) -> T:
+    if rows > THREAD_ROWS:
+        return await asyncio.to_thread(work)
+    return work()
+
+
+async def encode(table: pa.Table, fmt: Format, head: dict[str, Any], keys: dict[str, str]) -> bytes:
+    """``table`` as one byte string in ``fmt`` (large tables in a worker thread)."""
+    encoders: dict[str, Callable[[], bytes]] = {
+        "json": lambda: encode_columns(head, table, keys),
+        "csv": lambda: encode_csv(table),
+        "parquet": lambda: encode_parquet(table),
+        "arrow": lambda: encode_arrow(table),
+    }
+    return await _off_loop(table.num_rows, encoders[fmt.name])
+
+
+def representation_headers(headers: dict[str, str], fmt: Format, name: str) -> dict[str, str]:
+    out = {**headers, "Vary": "Accept"}
+    if fmt.name in ("arrow", "parquet"):
+        out["Content-Disposition"] = f'inline; filename="{name}.{fmt.extension}"'
+    return out
+
+
+async def table_response(
+    request: Request[Any, Any, Any],
+    table: pa.Table,
+    fmt: Format,
+    head: dict[str, Any],
+    keys: dict[str, str],
+    headers: dict[str, str],
+    name: str,
+) -> Response[Any]:
+    """``table`` in the negotiated format; Arrow is streamed batch by batch unless a
+    byte range is asked for."""
+    headers = representation_headers(headers, fmt, name)
+    if fmt.name == "arrow" and "range" not in request.headers:
+        headers["Accept-Ranges"] = "bytes"
+        return Stream(arrow_stream(table), media_type=fmt.content_type, headers=headers)
+    body = await encode(table, fmt, head, keys)
+    return ranged(request, body, fmt.content_type, headers)
+
+
+class Loaded(NamedTuple):
+    fmt: Format
+    table: pa.Table
+    head: dict[str, Any]
+    headers: dict[str, str]
+
+
+async def load_observations(
+    request: Request[Any, Any, Any],
+    series_id: str,
+    start: str | None,
+    end: str | None,
+    as_of: str | None,
+    format_name: str | None,
+    if_none_match: str | None,
+) -> Loaded | Response[Any]:
+    """The table a read asks for, or the 304 response if the client's copy is current."""
+    fmt = negotiate(format_name, request.headers.get("accept"))
+    low, high = parse_bound(start, "start"), parse_bound(end, "end")
+    catalog = gateway_of(request).catalog
+    # Pin one catalog version so the metadata and the values agree.
+    pinned = (await catalog.snapshot(parse_as_of(as_of))).version
+    series = await catalog.get(series_id, as_of=pinned)
+    headers = {"ETag": etag(series.version, weak=True), "Fincat-Catalog-Version": str(pinned)}
+    if none_match(if_none_match, series.version):
+        return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+    table = await catalog.read(series_id, start=low, end=high, as_of=pinned)
+    return Loaded(fmt, table, {"series_id": series_id, "version": series.version}, headers)
+
+
+IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", required=False)]
+
+
+@get(
+    "/v1/series/{series_id:str}/observations",
+    opt=READ,
+    summary="Read observations",
+    responses=problem_specs(400, 401, 403, 404, 406, 416, 422, 429),
+    operation_class=documented(
+        responses=_table_responses(Observations),
+        headers={200: {"ETag": 'Weak ETag of the series version: W/"42".'}},
+    ),
+)
+async def read_observations(
+    request: Request[Any, Any, Any],
+    series_id: SeriesId,
+    start: DateParam = None,
+    end: DateParam = None,
+    as_of: AsOfParam = None,
+    format: FormatParam = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response[Any]:
+    """Observations in ``[start, end]`` sorted by date, in the negotiated format.
+
+    A ``Range: bytes=...`` header gets 206 with that part of the representation."""
+    loaded = await load_observations(request, series_id, start, end, as_of, format, if_none_match)
+    if isinstance(loaded, Response):
+        return loaded
+    fmt, table, head, headers = loaded
+    return await table_response(request, table, fmt, head, OBSERVATION_KEYS, headers, series_id)
+
+
+@head("/v1/series/{series_id:str}/observations", opt=READ, include_in_schema=False)
+async def head_observations(
+    request: Request[Any, Any, Any],
+    series_id: SeriesId,
+    start: DateParam = None,
+    end: DateParam = None,
+    as_of: AsOfParam = None,
+    format: FormatParam = None,
+    if_none_match: IfNoneMatch = None,
+) -> Response[None]:
+    """The headers of the matching GET, with its ``Content-Length``, for file-like readers."""
+    loaded = await load_observations(request, series_id, start, end, as_of, format, if_none_match)
+    if isinstance(loaded, Response):
+        return loaded
+    fmt, table, head_fields, headers = loaded
+    body = await encode(table, fmt, head_fields, OBSERVATION_KEYS)
+    headers = representation_headers(headers, fmt, series_id)
+    return HeadResponse(len(body), fmt.content_type, headers)
+
+
+@get(
+    "/v1/series/{series_id:str}/revisions",
+    opt=READ,
+    summary="Read the revision history",
+    responses=problem_specs(400, 401, 403, 404, 406, 416, 422, 429),
+    operation_class=documented(responses={200: _table_responses(Revisions)[200]}),
+)
+async def read_revisions(
+    request: Request[Any, Any, Any],
+    series_id: SeriesId,
+    start: DateParam = None,
+    end: DateParam = None,
+    first_release_only: FromQuery[bool] = False,
+    format: FormatParam = None,
+) -> Response[Any]:
+    """Every value each date in ``[start, end]`` has had, with its realtime interval
+    (the ALFRED view); ``first_release_only`` keeps each date's first value."""
+    fmt = negotiate(format, request.headers.get("accept"))
+    low, high = parse_bound(start, "start"), parse_bound(end, "end")
+    table = await gateway_of(request).catalog.revisions(
+        series_id, start=low, end=high, first_release_only=first_release_only
+    )
+    head_fields = {"series_id": series_id}
+    name = f"{series_id}-revisions"
+    return await table_response(request, table, fmt, head_fields, REVISION_KEYS, {}, name)
+
+
+@post(
+    "/v1/series/{series_id:str}/observations",
+    opt=WRITE,
+    summary="Write observations",
+    status_code=200,
+    responses=problem_specs(400, 401, 403, 404, 409, 412, 413, 415, 422, 429),
+    operation_class=documented(
+        request_body={JSON: struct_schema(ObservationsWrite), CSV: TEXT, ARROW_STREAM: BINARY},
+        headers={200: {"ETag": "The series version after the write."}},
+    ),
+)
+async def write_observations(
+    request: Request[Any, Any, Any],
+    series_id: SeriesId,
+    mode: Annotated[
+        str | None,
+        QueryParameter(
+            required=False,
+            description="append (default), upsert, replace_range or delete_range; "
+            "a JSON body's own mode wins.",
+        ),
+    ] = None,
+    start: DateParam = None,
+    end: DateParam = None,
+    if_match: IfMatch = None,
+) -> Response[SeriesOut]:
+    """Write observations as one commit: JSON ``{mode, dates, values, start, end}``,
+    CSV (``date,value``) or an Arrow IPC stream; returns the series after the write."""
+    gateway = gateway_of(request)
+    limit = gateway.settings.max_observations
+    media = media_type_of(request.headers.get("content-type"))
+    body = await request.body()
+    observations: Any
+    if media in (JSON, "") or media.endswith("+json"):
+        data = decode_json(body, ObservationsWrite)
+        mode = data.mode or mode
+        start = data.start if data.start is not None else start
+        end = data.end if data.end is not None else end
+        rows = max(len(data.dates or ()), len(data.values or ()))
+        _check_rows(rows, limit)
+        given = data.dates is not None or data.values is not None
+        observations = (data.dates or [], data.values or []) if given else None
+    else:
+        table = decode_table(media, body)
+        _check_rows(table.num_rows, limit)
+        observations = table
+    series = await gateway.catalog.write(
+        series_id,
+        observations,
+        mode or "append",
+        start=parse_bound(start, "start"),
+        end=parse_bound(end, "end"),
+        expected_version=parse_if_match(if_match),
+    )
+    return series_response(series)
+
+
+def _check_rows(rows: int, limit: int) -> None:
+    if rows > limit:
+        raise HTTPException(
+            status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
+            detail=f"{rows} observations in one request; the limit is {limit}",
+        )
+
+
+ROUTES = [read_observations, head_observations, read_revisions, write_observations]

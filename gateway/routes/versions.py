@@ -1,0 +1,97 @@
+"""The catalog's history: every commit, newest first, and one commit's details."""
+
+from __future__ import annotations
+
+import datetime as dt
+from typing import Annotated, Any
+
+import msgspec
+from litestar import Request, get
+from litestar.params import PathParameter, QueryParameter
+
+from catalog_store.catalog import VersionInfo
+from catalog_store.errors import ValidationError
+from gateway.params import MAX_VERSION, parse_version
+from gateway.problems import problem_specs
+from gateway.routes.series import READ
+from gateway.state import gateway_of
+
+MAX_VERSIONS_PAGE = 200
+
+
+class Change(msgspec.Struct):
+    """One change of a commit: what happened (create, update, write, delete ...) to which series."""
+
+    action: str
+    series_id: str
+
+
+class Version(msgspec.Struct):
+    version: int
+    committed_at: dt.datetime
+    commit_id: str
+    message: str
+    changes: list[Change]
+    series_count: int
+    observation_count: int
+
+
+class VersionPage(msgspec.Struct):
+    """Versions newest first; pass ``next_cursor`` back as ``cursor`` for older ones."""
+
+    items: list[Version]
+    next_cursor: str | None
+
+
+def as_version(info: VersionInfo) -> Version:
+    return Version(
+        version=info.version,
+        committed_at=info.committed_at,
+        commit_id=info.commit_id,
+        message=info.message,
+        changes=[Change(action, series_id) for action, series_id in info.changes],
+        series_count=info.series_count,
+        observation_count=info.observation_count,
+    )
+
+
+@get(
+    "/v1/versions",
+    opt=READ,
+    summary="List catalog versions",
+    responses=problem_specs(400, 401, 403, 404, 422, 429),
+)
+async def list_versions(
+    request: Request[Any, Any, Any],
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_VERSIONS_PAGE)] = 20,
+    cursor: Annotated[
+        str | None, QueryParameter(description="next_cursor of the last page.")
+    ] = None,
+) -> VersionPage:
+    """Commits newest first, ``limit`` at a time."""
+    before = None if cursor is None else parse_version(cursor, "cursor")
+    history = await gateway_of(request).catalog.history(limit=limit, before=before)
+    last = history[-1].version if history else 0
+    more = len(history) == limit and last > 0
+    return VersionPage([as_version(v) for v in history], str(last) if more else None)
+
+
+@get(
+    "/v1/versions/{version:int}",
+    opt=READ,
+    summary="Get one catalog version",
+    responses=problem_specs(400, 401, 403, 404, 422, 429),
+)
+async def get_version(
+    request: Request[Any, Any, Any],
+    version: Annotated[
+        int, PathParameter(description="A catalog version (0 is the empty catalog).")
+    ],
+) -> Version:
+    """One commit: when, its message, and the series it changed."""
+    if not 0 <= version <= MAX_VERSION:
+        raise ValidationError(f"must be between 0 and {MAX_VERSION}", "version")
+    return as_version(await gateway_of(request).catalog.version_details(version))
+
+
+ROUTES = [list_versions, get_version]

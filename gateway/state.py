@@ -1,0 +1,61 @@
+"""What one app instance holds: its settings, the open catalog, keys, limits, metrics.
+
+One :class:`Gateway` per app, stored in the app's state by
+:func:`gateway.app.create_app`; nothing lives at module level, so several apps
+(tests, benchmarks) coexist in one process.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+import cachetools
+from litestar.connection import ASGIConnection
+
+if TYPE_CHECKING:
+    from catalog_store import AsyncCatalog
+    from gateway.auth import KeyRing
+    from gateway.metrics import GatewayMetrics
+    from gateway.ratelimit import TokenBuckets
+    from gateway.settings import Settings
+
+STATE_KEY = "fincat_gateway"
+SERIES_VIEWS = 4096
+
+
+class CatalogNotOpenError(RuntimeError):
+    """A request arrived before the app's startup opened the catalog, or after shutdown."""
+
+
+@dataclass
+class Gateway:
+    """The per-app context shared by every request of one process."""
+
+    settings: Settings
+    keyring: KeyRing
+    limiter: TokenBuckets
+    metrics: GatewayMetrics
+    #: Series views by (catalog version, id). Entries never go stale: a commit makes
+    #: a new version, hence new keys. Bounded, least recently used first out.
+    series_views: cachetools.LRUCache[tuple[int, str], Any] = field(
+        default_factory=lambda: cachetools.LRUCache(maxsize=SERIES_VIEWS), repr=False
+    )
+    _catalog: AsyncCatalog | None = field(default=None, repr=False)
+
+    @property
+    def catalog(self) -> AsyncCatalog:
+        """The open catalog. Raises CatalogNotOpenError outside the app's lifespan."""
+        if self._catalog is None:
+            raise CatalogNotOpenError("the catalog is not open")
+        return self._catalog
+
+    def attach(self, catalog: AsyncCatalog | None) -> None:
+        """Serve ``catalog`` from now on (at startup); None detaches it (at shutdown)."""
+        self._catalog = catalog
+
+
+def gateway_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Gateway:
+    """The Gateway of the app serving ``connection``."""
+    gateway: Gateway = connection.app.state[STATE_KEY]
+    return gateway

@@ -1,0 +1,43 @@
+"""The ``fincat`` command line of the gateway: ``serve`` and ``api-key``."""
+
+from __future__ import annotations
+
+import json
+from importlib.metadata import entry_points
+from pathlib import Path
+
+from typer.testing import CliRunner
+
+from gateway.auth import KeyRing, hash_token, parse_keys
+from gateway.cli import app as cli_app
+
+
+def test_fincat_script_runs_the_gateway_cli() -> None:
+    scripts = entry_points(group="console_scripts", name="fincat")
+    assert [script.value for script in scripts] == ["gateway.cli:main"]
+    result = CliRunner().invoke(cli_app, ["--help"], env={"NO_COLOR": "1", "COLUMNS": "120"})
+    assert result.exit_code == 0
+    for command in ("serve", "api-key", "init", "ls", "demo"):
+        assert command in result.output
+
+
+def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
+    result = CliRunner().invoke(
+        cli_app, ["--root", str(tmp_path), "serve", "--host", "0.0.0.0"], env={"NO_COLOR": "1"}
+    )
+    assert result.exit_code == 2
+    assert "loopback" in result.output
+
+
+def test_api_key_command_prints_a_usable_entry(tmp_path: Path) -> None:
+    result = CliRunner().invoke(cli_app, ["api-key", "loader", "--scope", "write"])
+    assert result.exit_code == 0, result.output
+    token = result.output.split("token (give it to the client; it is not stored): ")[1].split()[0]
+    entry = json.loads(result.output.split("key file entry: ")[1])
+    assert entry == {"name": "loader", "sha256": hash_token(token), "scopes": ["write"]}
+    ring = KeyRing(parse_keys([entry], "test"))
+    found = ring.authenticate(token)
+    assert found is not None and found.allows("read") and not found.allows("admin")
+    assert ring.authenticate(token + "x") is None
+    bad = CliRunner().invoke(cli_app, ["api-key", "x", "--scope", "root"])
+    assert bad.exit_code == 2

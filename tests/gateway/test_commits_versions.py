@@ -1,0 +1,135 @@
+"""Atomic multi-series commits and the catalog's history over HTTP."""
+
+from __future__ import annotations
+
+from tests.gateway.conftest import Client, problem
+
+
+def test_commit_is_atomic_and_listed(shared_client: Client) -> None:
+    c = shared_client
+    before = c.get("/v1/versions?limit=1").json()["items"][0]["version"]
+    gdp = c.get("/v1/series/GDP").json()
+    response = c.post(
+        "/v1/commits",
+        json={
+            "message": "nightly load",
+            "operations": [
+                {"op": "create", "series": {"id": "CPI", "frequency": "monthly", "source": "BLS"}},
+                {"op": "write", "id": "CPI", "dates": ["2024-01-01"], "values": [308.4]},
+                {
+                    "op": "update",
+                    "id": "GDP",
+                    "changes": {"units": "USD bn"},
+                    "expected_version": gdp["version"],
+                },
+                {"op": "delete", "id": "GDPC1"},
+                {
+                    "op": "write",
+                    "id": "UNRATE",
+                    "mode": "upsert",
+                    "dates": ["2024-06-01"],
+                    "values": [4.2],
+                },
+            ],
+        },
+    )
+    assert response.status_code == 201, response.text
+    version = response.json()["version"]
+    assert response.json() == {"version": version, "operations": 5}
+    assert version == before + 1
+    assert response.headers["location"] == f"/v1/versions/{version}"
+
+    detail = c.get(f"/v1/versions/{version}").json()
+    assert detail["message"] == "nightly load"
+    assert {(ch["action"], ch["series_id"]) for ch in detail["changes"]} >= {
+        ("delete", "GDPC1"),
+    }
+    assert {ch["series_id"] for ch in detail["changes"]} == {"CPI", "GDP", "GDPC1", "UNRATE"}
+    assert detail["committed_at"].endswith("Z")
+    assert c.get("/v1/series/CPI").json()["observation_count"] == 1
+    assert c.get("/v1/series/GDP").json()["units"] == "USD bn"
+    problem(c.get("/v1/series/GDPC1"), 404)
+
+
+def test_failed_commit_changes_nothing(client: Client) -> None:
+    version = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+    bad_spec = problem(
+        client.post(
+            "/v1/commits",
+            json={
+                "operations": [
+                    {"op": "create", "series": {"id": "A1", "frequency": "monthly"}},
+                    {"op": "create", "series": {"id": "A2", "frequency": "fortnightly"}},
+                ]
+            },
+        ),
+        422,
+    )
+    assert bad_spec["errors"][0]["field"] == "operations.1.series.frequency"
+    bad_values = problem(
+        client.post(
+            "/v1/commits",
+            json={
+                "operations": [
+                    {"op": "create", "series": {"id": "A1", "frequency": "monthly"}},
+                    {"op": "write", "id": "A1", "dates": ["2024-01-15"], "values": [1]},
+                ]
+            },
+        ),
+        422,
+    )
+    assert bad_values["errors"][0]["field"] == "operations.1.dates"
+    stale = problem(
+        client.post(
+            "/v1/commits",
+            json={
+                "operations": [
+                    {"op": "create", "series": {"id": "A1", "frequency": "monthly"}},
+                    {"op": "delete", "id": "GDP", "expected_version": 1_000},
+                ]
+            },
+        ),
+        409,
+    )
+    assert stale["type"].endswith("version-mismatch")
+    problem(client.post("/v1/commits", json={"operations": [{"op": "delete", "id": "NOPE"}]}), 404)
+    exists = client.post(
+        "/v1/commits",
+        json={"operations": [{"op": "create", "series": {"id": "GDP", "frequency": "annual"}}]},
+    )
+    problem(exists, 409)
+    assert (
+        problem(client.post("/v1/commits", json={"operations": []}), 422)["errors"][0]["field"]
+        == "operations"
+    )
+    assert problem(
+        client.post("/v1/commits", json={"operations": [{"op": "rename", "id": "GDP"}]}), 422
+    )["errors"][0]["field"].startswith("operations.0")
+    problem(client.post("/v1/commits", json={"operations": [{"op": "delete"}]}), 422)
+    problem(client.post("/v1/commits", json={"ops": []}), 422)
+    problem(
+        client.post("/v1/commits", content=b"nope", headers={"content-type": "application/json"}),
+        400,
+    )
+    assert client.get("/v1/versions?limit=1").json()["items"][0]["version"] == version
+    problem(client.get("/v1/series/A1"), 404)
+
+
+def test_versions_paging(client: Client) -> None:
+    latest = client.get("/v1/versions?limit=1").json()
+    top = latest["items"][0]["version"]
+    seen = [top]
+    cursor = latest["next_cursor"]
+    while cursor is not None:
+        page = client.get("/v1/versions", params={"limit": 2, "cursor": cursor}).json()
+        seen += [v["version"] for v in page["items"]]
+        cursor = page["next_cursor"]
+    assert seen == list(range(top, -1, -1))
+    assert client.get("/v1/versions/0").json()["changes"] == []
+    problem(client.get(f"/v1/versions/{top + 1}"), 404)
+    problem(client.get("/v1/versions/-1"), 422)
+    problem(client.get("/v1/versions/abc"), 404)  # matches no route
+    problem(client.get(f"/v1/versions/{10**23}"), 422)
+    problem(client.get("/v1/versions?cursor=x"), 422)
+    problem(client.get("/v1/versions?limit=0"), 400)
+    problem(client.get(f"/v1/versions?cursor={top + 5}"), 404)

@@ -1,0 +1,165 @@
+"""Health checks, Prometheus metrics, the OpenAPI document and hostile paths."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+
+import pytest
+from litestar.testing import TestClient
+
+from gateway.app import create_app
+from tests.conftest import StoreTarget, new_bucket
+from tests.gateway.conftest import Client, problem, seed, settings_for
+from tests.s3server import LoopbackS3Server
+
+
+def metric(text: str, name: str, **labels: str) -> float:
+    """The sum of the samples of ``name`` whose labels include ``labels``."""
+    total = 0.0
+    for line in text.splitlines():
+        match = re.fullmatch(r"([a-zA-Z_:]+)(?:\{(.*)\})? (\S+)", line)
+        if not match or match.group(1) != name:
+            continue
+        found = dict(re.findall(r'(\w+)="([^"]*)"', match.group(2) or ""))
+        if all(found.get(k) == v for k, v in labels.items()):
+            total += float(match.group(3))
+    return total
+
+
+def test_health(client: Client) -> None:
+    assert client.get("/health/live").json() == {"status": "ok"}
+    ready = client.get("/health/ready").json()
+    assert ready["status"] == "ready"
+    assert ready["version"] == client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+
+
+def test_not_ready_when_the_store_stops_answering() -> None:
+    server = LoopbackS3Server().start()
+    try:
+        bucket = new_bucket(server.endpoint)
+        fail_fast = {"retries": {"max_attempts": 1}, "connect_timeout": 1}
+        options = {"endpoint_url": server.endpoint, "config_kwargs": fail_fast}
+        target = StoreTarget("s3", f"s3://{bucket}/catalog", options)
+        seed(target)
+        with TestClient(create_app(settings_for(target))) as client:
+            assert client.get("/health/ready").status_code == 200
+            server.stop()
+            body = problem(client.get("/health/ready"), 503)
+            assert body["type"].endswith("not-ready")
+            assert client.get("/health/live").status_code == 200
+            unavailable = problem(client.get("/v1/series/GDP?as_of=2"), 503)
+            assert unavailable["type"].endswith("storage-unavailable")
+            assert "Retry-After" in client.get("/v1/series/GDP?as_of=2").headers
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
+def test_metrics_by_route_template_with_catalog_counters(local_target: StoreTarget) -> None:
+    # A long TTL keeps B's idea of the latest version stale, so its commit loses a race.
+    slow = settings_for(local_target, cache_ttl=60.0)
+    with TestClient(create_app(slow)) as a, TestClient(create_app(slow)) as b:
+        for series_id in ("GDP", "UNRATE", "GDP", "NOPE"):
+            b.get(f"/v1/series/{series_id}")
+        b.get("/no/such/route")
+        assert a.patch("/v1/series/GDP", json={"units": "USD"}).status_code == 200
+        assert b.patch("/v1/series/UNRATE", json={"units": "%"}).status_code == 200
+        text = b.get("/metrics").text
+
+    route = "/v1/series/{series_id}"
+    assert metric(text, "fincat_http_requests_total", route=route, status="200", method="GET") == 3
+    assert metric(text, "fincat_http_requests_total", route=route, status="404") == 1
+    assert metric(text, "fincat_http_requests_total", route="<unmatched>", status="404") == 1
+    assert "/v1/series/GDP" not in text and "NOPE" not in text
+    assert (
+        metric(text, "fincat_http_request_duration_seconds_count", route=route, method="GET") == 4
+    )
+    assert metric(text, "fincat_commit_conflicts_total") >= 1
+    assert metric(text, "fincat_commit_retries_total") >= 1
+    assert metric(text, "fincat_commits_total") == 1
+    assert metric(text, "fincat_cache_hits_total") > 0
+    assert metric(text, "fincat_cache_misses_total") > 0
+    assert metric(text, "fincat_cache_bytes") > 0
+    assert (
+        metric(text, "fincat_store_operation_duration_seconds_count", operation="get", outcome="ok")
+        > 0
+    )
+    assert (
+        metric(text, "fincat_store_operation_duration_seconds_count", operation="put_if_absent")
+        >= 2
+    )
+
+
+def test_metrics_registries_are_per_app(local_target: StoreTarget) -> None:
+    with TestClient(create_app(settings_for(local_target))) as one:
+        one.get("/v1/series")
+        with TestClient(create_app(settings_for(local_target))) as two:
+            text = two.get("/metrics").text
+    assert metric(text, "fincat_http_requests_total", route="/v1/series") == 0
+
+
+def test_openapi_document(client: Client) -> None:
+    doc = client.get("/schema/openapi.json").json()
+    paths = doc["paths"]
+    for path, method in [
+        ("/v1/series", "get"),
+        ("/v1/series", "post"),
+        ("/v1/series/{series_id}", "patch"),
+        ("/v1/series/{series_id}/observations", "post"),
+        ("/v1/commits", "post"),
+        ("/v1/versions/{version}", "get"),
+    ]:
+        operation = paths[path][method]
+        assert "application/problem+json" in operation["responses"]["422"]["content"]
+    read = paths["/v1/series/{series_id}/observations"]["get"]["responses"]["200"]["content"]
+    assert set(read) == {
+        "application/json",
+        "text/csv",
+        "application/vnd.apache.arrow.stream",
+        "application/vnd.apache.parquet",
+    }
+    write = paths["/v1/series/{series_id}/observations"]["post"]["requestBody"]["content"]
+    assert set(write) == {"application/json", "text/csv", "application/vnd.apache.arrow.stream"}
+    assert client.get("/schema").status_code == 200
+    assert client.get("/schema/swagger").status_code == 200
+
+
+HOSTILE = [
+    "..",
+    "%2E%2E",
+    "..%2F..%2Fetc",
+    "a%2Fb",
+    "%2F",
+    "GDP%2F..%2F..",
+    "%00",
+    "GDP%00",
+    "x" * 200,
+    "%E2%80%AEGDP",
+    "%D0%93%D0%94%D0%9F",
+    "a%20b",
+    "-GDP",
+    ".hidden",
+    "%25",
+    "GDP%3Fformat=csv",
+    "GDP~0123",
+]
+
+
+@pytest.mark.parametrize("segment", HOSTILE)
+def test_hostile_series_ids_get_4xx(client: Client, segment: str) -> None:
+    for method, suffix in [
+        ("GET", ""),
+        ("PATCH", ""),
+        ("DELETE", ""),
+        ("GET", "/observations"),
+        ("POST", "/observations"),
+        ("GET", "/revisions"),
+    ]:
+        response = client.request(
+            method,
+            f"/v1/series/{segment}{suffix}",
+            json={"title": "x"} if method != "GET" else None,
+        )
+        assert 400 <= response.status_code < 500, (method, segment, suffix, response.text)
+        assert response.headers["content-type"].startswith("application/problem+json")

@@ -1,0 +1,281 @@
+"""Observations over HTTP: the four read formats, the three write bodies, modes, revisions."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+
+import pandas as pd
+import pyarrow as pa
+import pyarrow.parquet as pq
+import pytest
+
+from tests.conftest import StoreTarget
+from tests.gateway.conftest import Client, client_for, problem
+
+ARROW = "application/vnd.apache.arrow.stream"
+PARQUET = "application/vnd.apache.parquet"
+
+
+def test_read_json_columns(shared_client: Client) -> None:
+    response = shared_client.get("/v1/series/GDP/observations")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/json"
+    body = response.json()
+    assert body == {
+        "series_id": "GDP",
+        "version": body["version"],
+        "dates": ["2023-01-01", "2023-04-01", "2023-07-01", "2023-10-01"],
+        "values": [26_000.0, 26_500.0, None, 27_600.0],
+    }
+    assert response.headers["etag"] == f'W/"{body["version"]}"'
+    assert response.headers["vary"] == "Accept"
+    ranged = shared_client.get("/v1/series/GDP/observations?start=2023-04-01&end=2023-07-01")
+    assert ranged.json()["dates"] == ["2023-04-01", "2023-07-01"]
+    cached = shared_client.get(
+        "/v1/series/GDP/observations", headers={"If-None-Match": response.headers["etag"]}
+    )
+    assert cached.status_code == 304
+
+
+@pytest.mark.parametrize(
+    ("how", "media"),
+    [
+        ({"params": {"format": "csv"}}, "text/csv"),
+        ({"headers": {"Accept": "text/csv"}}, "text/csv"),
+        ({"params": {"format": "arrow"}}, ARROW),
+        ({"headers": {"Accept": f"{ARROW}, application/json;q=0.5"}}, ARROW),
+        ({"params": {"format": "parquet"}}, PARQUET),
+        ({"headers": {"Accept": PARQUET}}, PARQUET),
+        ({"headers": {"Accept": "text/html, */*;q=0.1"}}, "application/json"),
+    ],
+)
+def test_read_formats(client: Client, how: dict[str, dict[str, str]], media: str) -> None:
+    response = client.get("/v1/series/UNRATE/observations", **how)  # type: ignore[arg-type]
+    assert response.status_code == 200, response.text
+    assert response.headers["content-type"].split(";")[0] == media
+    content = response.content
+    if media == "text/csv":
+        assert content.decode().splitlines()[:3] == [
+            "date,value",
+            "2024-01-01,3.7",
+            "2024-02-01,3.9",
+        ]
+        frame = pd.read_csv(io.BytesIO(content), parse_dates=["date"])
+    elif media == ARROW:
+        frame = pa.ipc.open_stream(content).read_all().to_pandas()
+    elif media == PARQUET:
+        frame = pq.read_table(io.BytesIO(content)).to_pandas()
+    else:
+        body = response.json()
+        frame = pd.DataFrame({"date": body["dates"], "value": body["values"]})
+    assert list(frame["value"]) == [3.7, 3.9, 3.8, 3.9, 4.0, 4.0]
+    assert len(frame) == 6
+
+
+def test_read_negotiation_errors(client: Client) -> None:
+    problem(client.get("/v1/series/GDP/observations", headers={"Accept": "text/html"}), 406)
+    problem(client.get("/v1/series/GDP/observations", headers={"Accept": "*/*;q=0"}), 406)
+    assert (
+        problem(client.get("/v1/series/GDP/observations?format=xml"), 422)["errors"][0]["field"]
+        == "format"
+    )
+    problem(client.get("/v1/series/GDP/observations?start=2023-13-01"), 422)
+    problem(client.get("/v1/series/GDP/observations?end=2023-01-01T00:00:00"), 422)
+    problem(client.get("/v1/series/NOPE/observations"), 404)
+
+
+def test_read_as_of(client: Client) -> None:
+    now = client.get("/v1/series/UNRATE/observations").json()
+    before = client.get("/v1/series/UNRATE/observations", params={"as_of": now["version"] - 1})
+    assert before.json()["values"][-1] == 4.1
+    assert now["values"][-1] == 4.0
+    assert before.headers["fincat-catalog-version"] == str(now["version"] - 1)
+
+
+def test_write_json_modes(shared_client: Client) -> None:
+    c = shared_client
+    tag = c.get("/v1/series/GDPC1").headers["etag"]
+    first = c.post(
+        "/v1/series/GDPC1/observations",
+        json={"dates": ["2024-01-01", "2024-04-01"], "values": [1, 2.5]},
+        headers={"If-Match": tag},
+    )
+    assert first.status_code == 200, first.text
+    assert first.json()["observation_count"] == 2
+    assert first.headers["etag"] == f'"{first.json()["version"]}"'
+    problem(
+        c.post(
+            "/v1/series/GDPC1/observations",
+            json={"dates": ["2024-07-01"], "values": [3]},
+            headers={"If-Match": tag},
+        ),
+        412,
+    )
+    order = problem(
+        c.post("/v1/series/GDPC1/observations", json={"dates": ["2024-01-01"], "values": [9]}), 409
+    )
+    assert order["errors"][0]["field"] == "dates"
+    c.post(
+        "/v1/series/GDPC1/observations",
+        json={"mode": "upsert", "dates": ["2024-04-01", "2024-07-01"], "values": [2.0, None]},
+    )
+    c.post(
+        "/v1/series/GDPC1/observations",
+        json={
+            "mode": "replace_range",
+            "start": "2024-01-01",
+            "end": "2024-03-31",
+            "dates": ["2024-01-01"],
+            "values": [1.5],
+        },
+    )
+    values = c.get("/v1/series/GDPC1/observations").json()
+    assert values["dates"] == ["2024-01-01", "2024-04-01", "2024-07-01"]
+    assert values["values"] == [1.5, 2.0, None]
+    deleted = c.post(
+        "/v1/series/GDPC1/observations",
+        json={"mode": "delete_range", "start": "2024-04-01"},
+    )
+    assert deleted.json()["observation_count"] == 1
+
+
+def test_write_csv_and_arrow(client: Client) -> None:
+    csv = b"date,value\n2025-01-01,5.5\n2025-02-01,\n"
+    written = client.post(
+        "/v1/series/UNRATE/observations", content=csv, headers={"content-type": "text/csv"}
+    )
+    assert written.status_code == 200, written.text
+    assert written.json()["last_date"] == "2025-02-01"
+    table = pa.table(
+        {"date": pa.array([dt.date(2025, 2, 1)], pa.date32()), "value": pa.array([6.5])}
+    )
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    upsert = client.post(
+        "/v1/series/UNRATE/observations?mode=upsert",
+        content=sink.getvalue(),
+        headers={"content-type": ARROW},
+    )
+    assert upsert.status_code == 200, upsert.text
+    body = client.get("/v1/series/UNRATE/observations?start=2025-01-01").json()
+    assert body["values"] == [5.5, 6.5]
+
+
+def test_write_errors_change_nothing(client: Client) -> None:
+    version = client.get("/v1/series/UNRATE").json()["version"]
+    url = "/v1/series/UNRATE/observations"
+    cases = [
+        (client.post(url, json={"dates": ["2025-01-15"], "values": [1]}), 422, "dates"),
+        (client.post(url, json={"dates": ["2025-01-01"], "values": ["x"]}), 422, "values.0"),
+        (client.post(url, json={"dates": ["2025-01-01"], "values": []}), 422, "values"),
+        (client.post(url, json={"dates": ["2025-01-01"], "value": [1]}), 422, None),
+        (client.post(url, json={"mode": "sideways", "dates": [], "values": []}), 422, "mode"),
+        (
+            client.post(url, json={"mode": "delete_range", "dates": ["2025-01-01"], "values": [1]}),
+            422,
+            None,
+        ),
+        (
+            client.post(url, json={"start": "2025-01-01", "dates": ["2025-02-01"], "values": [1]}),
+            422,
+            "start",
+        ),
+        (
+            client.post(url, content=b"[1, 2", headers={"content-type": "application/json"}),
+            400,
+            None,
+        ),
+        (
+            client.post(
+                url, content=b"date,value\n2025-01-01,abc\n", headers={"content-type": "text/csv"}
+            ),
+            400,
+            None,
+        ),
+        (
+            client.post(
+                url, content=b"when,value\n2025-01-01,1\n", headers={"content-type": "text/csv"}
+            ),
+            422,
+            "date",
+        ),
+        (client.post(url, content=b"\x00\x01garbage", headers={"content-type": ARROW}), 400, None),
+        (client.post(url, content=b"<x/>", headers={"content-type": "application/xml"}), 415, None),
+        (client.post("/v1/series/NOPE/observations", json={"dates": [], "values": []}), 404, None),
+    ]
+    for response, status, field in cases:
+        body = problem(response, status)
+        if field is not None:
+            assert body["errors"][0]["field"] == field, body
+    assert client.get("/v1/series/UNRATE").json()["version"] == version
+
+
+def test_observation_limit(local_target: StoreTarget) -> None:
+    with client_for(local_target, max_observations=3) as client:
+        url = "/v1/series/UNRATE/observations"
+        dates = [f"2025-0{m}-01" for m in range(1, 5)]
+        problem(client.post(url, json={"dates": dates, "values": [1, 2, 3, 4]}), 413)
+        csv = "date,value\n" + "".join(f"{d},1\n" for d in dates)
+        problem(client.post(url, content=csv.encode(), headers={"content-type": "text/csv"}), 413)
+        assert client.post(url, json={"dates": dates[:3], "values": [1, 2, 3]}).status_code == 200
+
+
+def test_body_size_limit(local_target: StoreTarget) -> None:
+    with client_for(local_target, max_body_bytes=1000) as client:
+        dates = [f"{y}-01-01" for y in range(2025, 2125)]
+        big = {"dates": dates, "values": [1.0] * len(dates)}
+        problem(client.post("/v1/series/UNRATE/observations", json=big), 413)
+        problem(
+            client.post(
+                "/v1/series", json={"id": "BIG", "frequency": "annual", "description": "x" * 2000}
+            ),
+            413,
+        )
+        assert client.get("/v1/series/BIG").status_code == 404
+        assert client.get("/v1/series/UNRATE").json()["last_date"] == "2024-06-01"
+
+
+def test_revisions(client: Client) -> None:
+    response = client.get("/v1/series/UNRATE/revisions?start=2024-05-01")
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["dates"] == ["2024-05-01", "2024-06-01", "2024-06-01"]
+    assert body["values"] == [4.0, 4.1, 4.0]
+    assert body["realtime_end"][0] is None
+    assert body["realtime_end"][1] == body["realtime_start"][2]
+    assert body["realtime_start"][1].endswith("Z")
+    first = client.get("/v1/series/UNRATE/revisions?start=2024-06-01&first_release_only=true")
+    assert first.json()["values"] == [4.1]
+    csv = client.get("/v1/series/UNRATE/revisions?start=2024-06-01&format=csv").text.splitlines()
+    assert csv[0] == "date,value,realtime_start,realtime_end"
+    assert csv[1].startswith("2024-06-01,4.1,")
+    assert csv[2].endswith(",")  # the current value has no realtime_end
+    arrow = client.get("/v1/series/UNRATE/revisions", headers={"Accept": ARROW})
+    assert pa.ipc.open_stream(arrow.content).read_all().num_rows == 7
+    problem(client.get("/v1/series/NOPE/revisions"), 404)
+    problem(client.get("/v1/series/UNRATE/revisions?first_release_only=maybe"), 400)
+
+
+def test_intraday_instants_round_trip(client: Client) -> None:
+    created = client.post("/v1/series", json={"id": "FX.TICK", "frequency": "intraday"})
+    assert created.status_code == 201
+    url = "/v1/series/FX.TICK/observations"
+    written = client.post(
+        url,
+        json={
+            "dates": ["2024-02-29T23:59:59.5+01:00", "2024-03-01T00:00:00Z"],
+            "values": [1.1, 1.2],
+        },
+    )
+    assert written.status_code == 200, written.text
+    assert written.json()["first_date"] == "2024-02-29T22:59:59.500000Z"
+    body = client.get(url).json()
+    assert body["dates"] == ["2024-02-29T22:59:59.500000Z", "2024-03-01T00:00:00.000000Z"]
+    naive = problem(client.post(url, json={"dates": ["2024-03-02T00:00:00"], "values": [1]}), 422)
+    assert naive["errors"][0]["field"] == "dates"
+    ranged = client.get(url, params={"start": "2024-03-01T00:00:00Z"}).json()
+    assert ranged["values"] == [1.2]
+    csv = client.get(url, params={"format": "csv"}).text.splitlines()
+    assert csv[1] == "2024-02-29T22:59:59.500000Z,1.1"

@@ -1,0 +1,216 @@
+"""Series metadata over HTTP: listing, creation, reads, conditional updates and deletes."""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+from pathlib import Path
+
+from litestar.testing import AsyncTestClient
+
+from gateway.app import create_app
+from tests.conftest import StoreTarget
+from tests.gateway.conftest import Client, problem, seed, settings_for
+
+
+def test_crud_round_trip(shared_client: Client) -> None:
+    created = shared_client.post(
+        "/v1/series",
+        json={"id": "DGS10", "frequency": "business_daily", "title": "10Y", "tags": ["rates"]},
+    )
+    assert created.status_code == 201, created.text
+    assert created.headers["location"] == "/v1/series/DGS10"
+    body = created.json()
+    assert created.headers["etag"] == f'"{body["version"]}"'
+    assert (body["id"], body["title"], body["observation_count"]) == ("DGS10", "10Y", 0)
+    assert body["first_date"] is None
+
+    got = shared_client.get("/v1/series/DGS10")
+    assert got.status_code == 200
+    assert got.json() == body
+    assert got.headers["etag"] == created.headers["etag"]
+
+    patched = shared_client.patch(
+        "/v1/series/DGS10",
+        json={"units": "percent"},
+        headers={"If-Match": created.headers["etag"]},
+    )
+    assert patched.status_code == 200, patched.text
+    assert patched.json()["units"] == "percent"
+    assert patched.headers["etag"] == f'"{patched.json()["version"]}"'
+    assert patched.json()["version"] > body["version"]
+
+    deleted = shared_client.delete(
+        "/v1/series/DGS10", headers={"If-Match": patched.headers["etag"]}
+    )
+    assert deleted.status_code == 200
+    assert deleted.json()["series_id"] == "DGS10"
+    assert deleted.headers["etag"] == f'"{deleted.json()["version"]}"'
+    problem(shared_client.get("/v1/series/DGS10"), 404)
+    # The history stays readable.
+    old = shared_client.get("/v1/series/DGS10", params={"as_of": patched.json()["version"]})
+    assert old.json()["units"] == "percent"
+
+
+def test_create_errors(client: Client) -> None:
+    body = problem(client.post("/v1/series", json={"id": "GDP", "frequency": "quarterly"}), 409)
+    assert body["type"].endswith("series-exists")
+    bad = problem(
+        client.post("/v1/series", json={"id": "X1", "frequency": "monthly", "tags": ["ok", "a b"]}),
+        422,
+    )
+    assert bad["errors"][0]["field"] == "tags.1"
+    assert problem(client.post("/v1/series", json={"id": "X1"}), 422)["errors"][0]["field"] == (
+        "frequency"
+    )
+    derived = problem(
+        client.post("/v1/series", json={"id": "X1", "frequency": "monthly", "version": 3}), 422
+    )
+    assert derived["errors"][0]["field"] == "version"
+    taken = problem(
+        client.post(
+            "/v1/series",
+            json={"id": "X2", "frequency": "quarterly", "external_ids": {"fred": "GDP"}},
+        ),
+        409,
+    )
+    assert taken["errors"][0]["field"] == "external_ids.fred"
+    problem(
+        client.post(
+            "/v1/series", content=b"{not json", headers={"content-type": "application/json"}
+        ),
+        400,
+    )
+    problem(client.post("/v1/series", json=["a list"]), 422)
+    problem(client.post("/v1/series", content=b""), 400)
+    # Nothing was created by any of these.
+    assert {s["id"] for s in client.get("/v1/series").json()["items"]} == {"GDP", "GDPC1", "UNRATE"}
+
+
+def test_list_filters_and_paging(client: Client) -> None:
+    everything = client.get("/v1/series").json()
+    assert {s["id"] for s in everything["items"]} == {"GDP", "GDPC1", "UNRATE"}
+    assert everything["next_cursor"] is None
+    assert {s["id"] for s in client.get("/v1/series?source=BEA").json()["items"]} == {
+        "GDP",
+        "GDPC1",
+    }
+    tagged = client.get("/v1/series", params=[("tag", "macro"), ("tag", "output")]).json()
+    assert [s["id"] for s in tagged["items"]] == ["GDP"]
+    assert [s["id"] for s in client.get("/v1/series?q=unemploy").json()["items"]] == ["UNRATE"]
+    assert {s["id"] for s in client.get("/v1/series?frequency=quarterly").json()["items"]} == {
+        "GDP",
+        "GDPC1",
+    }
+    by_xid = client.get("/v1/series?external_id=fred:GDP").json()
+    assert [s["id"] for s in by_xid["items"]] == ["GDP"]
+    assert client.get("/v1/series?external_id=fred:NOPE").json() == {
+        "items": [],
+        "next_cursor": None,
+    }
+
+    seen: list[str] = []
+    cursor = None
+    for _ in range(5):
+        params = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/v1/series", params=params).json()
+        seen += [s["id"] for s in page["items"]]
+        cursor = page["next_cursor"]
+        if cursor is None:
+            break
+        # A commit between pages does not change what the listing sees.
+        client.post("/v1/series", json={"id": f"NEW{len(seen)}", "frequency": "annual"})
+    assert sorted(seen) == ["GDP", "GDPC1", "UNRATE"]
+
+
+def test_list_errors(client: Client) -> None:
+    assert problem(client.get("/v1/series?frequency=hourly"), 422)["errors"][0]["field"] == (
+        "frequency"
+    )
+    assert problem(client.get("/v1/series?cursor=garbage"), 422)["errors"][0]["field"] == "cursor"
+    problem(client.get("/v1/series?limit=0"), 400)
+    problem(client.get("/v1/series?limit=1001"), 400)
+    problem(client.get("/v1/series?limit=ten"), 400)
+    problem(client.get("/v1/series?external_id=nocolon"), 422)
+    problem(client.get("/v1/series?external_id=fred:GDP&source=BEA"), 422)
+
+
+def test_get_conditional_and_as_of(client: Client) -> None:
+    first = client.get("/v1/series/GDP")
+    tag = first.headers["etag"]
+    cached = client.get("/v1/series/GDP", headers={"If-None-Match": tag})
+    assert cached.status_code == 304
+    assert cached.headers["etag"] == tag
+    assert cached.content == b""
+    assert (
+        client.get("/v1/series/GDP", headers={"If-None-Match": '"1", W/' + tag}).status_code == 304
+    )
+    assert client.get("/v1/series/GDP", headers={"If-None-Match": '"999"'}).status_code == 200
+
+    version = first.json()["version"]
+    client.patch("/v1/series/GDP", json={"title": "changed"})
+    assert client.get("/v1/series/GDP", headers={"If-None-Match": tag}).status_code == 200
+    assert client.get(f"/v1/series/GDP?as_of={version}").json()["title"] == "Gross domestic product"
+    now = dt.datetime.now(dt.UTC).isoformat().replace("+00:00", "Z")
+    assert client.get("/v1/series/GDP", params={"as_of": now}).json()["title"] == "changed"
+    naive = problem(client.get("/v1/series/GDP?as_of=2024-01-01T00:00:00"), 422)
+    assert naive["errors"][0]["field"] == "as_of"
+    problem(client.get("/v1/series/GDP?as_of=yesterday"), 422)
+    problem(client.get("/v1/series/GDP?as_of=1900-01-01T00:00:00Z"), 404)
+    problem(client.get("/v1/series/GDP?as_of=999999"), 404)
+    problem(client.get("/v1/series/GDP?as_of=0"), 404)  # before GDP existed
+    problem(client.get("/v1/series/NOPE"), 404)
+
+
+def test_conditional_update_and_delete(client: Client) -> None:
+    tag = client.get("/v1/series/UNRATE").headers["etag"]
+    assert client.patch("/v1/series/UNRATE", json={"units": "%"}).status_code == 200
+    stale = problem(
+        client.patch("/v1/series/UNRATE", json={"units": "x"}, headers={"If-Match": tag}), 412
+    )
+    assert stale["type"].endswith("version-mismatch")
+    problem(client.delete("/v1/series/UNRATE", headers={"If-Match": tag}), 412)
+    assert client.get("/v1/series/UNRATE").json()["units"] == "%"
+    problem(client.patch("/v1/series/UNRATE", json={"units": "x"}, headers={"If-Match": "42"}), 400)
+    assert (
+        client.patch(
+            "/v1/series/UNRATE", json={"units": "y"}, headers={"If-Match": "*"}
+        ).status_code
+        == 200
+    )
+    assert (
+        problem(client.patch("/v1/series/UNRATE", json={"id": "OTHER"}), 422)["errors"][0]["field"]
+        == "id"
+    )
+    assert (
+        problem(client.patch("/v1/series/UNRATE", json={"tags": "macro"}), 422)["errors"][0][
+            "field"
+        ]
+        == "tags"
+    )
+    problem(client.patch("/v1/series/NOPE", json={"title": "x"}), 404)
+    problem(client.delete("/v1/series/NOPE"), 404)
+    problem(client.patch("/v1/series/UNRATE", json=[1, 2]), 422)
+
+
+def test_two_clients_same_if_match_exactly_one_wins(tmp_path: Path) -> None:
+    target = StoreTarget("local", str(tmp_path / "store"))
+    seed(target)
+
+    async def race() -> list[tuple[int, str]]:
+        app_a = create_app(settings_for(target))
+        app_b = create_app(settings_for(target))
+        async with AsyncTestClient(app_a) as a, AsyncTestClient(app_b) as b:
+            tag = (await a.get("/v1/series/GDP")).headers["etag"]
+            responses = await asyncio.gather(
+                a.patch("/v1/series/GDP", json={"title": "from A"}, headers={"If-Match": tag}),
+                b.patch("/v1/series/GDP", json={"title": "from B"}, headers={"If-Match": tag}),
+            )
+            final = (await a.get("/v1/series/GDP")).json()["title"]
+            return [(r.status_code, final) for r in responses]
+
+    outcome = asyncio.run(race())
+    statuses = sorted(status for status, _ in outcome)
+    assert statuses == [200, 412]
+    winner = "from A" if outcome[0][0] == 200 else "from B"
+    assert outcome[0][1] == winner
