@@ -63,7 +63,9 @@ def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
         while view:
             view = view[os.write(fd, view) :]
         if durable:
-            os.fsync(fd)
+            # Data and size only; the new name becomes durable with the journal commit
+            # of the directory fsync that publishes the manifest after it.
+            os.fdatasync(fd)
     except BaseException:
         os.close(fd)
         tmp.unlink(missing_ok=True)
