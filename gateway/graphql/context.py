@@ -7,11 +7,11 @@ catalog version the request reads, its loaders and its observation budget).
 
 from __future__ import annotations
 
-import asyncio
 from collections import OrderedDict
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
-from strawberry.litestar.controller import BaseContext
+from litestar import Request
 from strawberry.types import Info
 
 from catalog_store import AsyncCatalog
@@ -45,9 +45,11 @@ class Runtime:
             self.summaries.popitem(last=False)
 
 
-class GraphQLContext(BaseContext, kw_only=True):
+@dataclass
+class GraphQLContext:
     """One request's context (``info.context`` in resolvers)."""
 
+    request: Request[Any, Any, Any] | None
     gateway: Gateway
     runtime: Runtime
     principal: Principal | None = None
@@ -55,8 +57,8 @@ class GraphQLContext(BaseContext, kw_only=True):
     #: status and headers to answer with.
     refusal: tuple[ApiError, int, dict[str, str]] | None = None
     budget: ObservationBudget | None = None
-    _loaders: Loaders | None = None
-    _pin: asyncio.Task[int] | None = None
+    _loaders: Loaders | None = field(default=None, init=False, repr=False)
+    _pin: int | None = field(default=None, init=False, repr=False)
 
     @property
     def catalog(self) -> AsyncCatalog:
@@ -87,12 +89,12 @@ class GraphQLContext(BaseContext, kw_only=True):
         version. Raises the catalog's errors (StorageUnavailableError ...).
         """
         if self._pin is None:
-            self._pin = asyncio.ensure_future(self._latest())
-        return await asyncio.shield(self._pin)
-
-    async def _latest(self) -> int:
-        # The snapshot honours the app's cache TTL, as the REST reads do.
-        return (await self.catalog.snapshot()).version
+            # The snapshot honours the app's cache TTL, as the REST reads do.
+            latest = (await self.catalog.snapshot()).version
+            # Fields that asked at the same time all answer with the first result.
+            if self._pin is None:
+                self._pin = latest
+        return self._pin
 
 
 def context_of(info: Info[Any, Any]) -> GraphQLContext:

@@ -38,16 +38,22 @@ RangeKey = tuple[str, int, dt.date | None, dt.date | None]
 async def _each(keys: Sequence[K], read: Callable[[K], Awaitable[V]]) -> list[V | BaseException]:
     """``read`` every key, a bounded number at once; a failed key carries its error
     instead of failing its neighbours."""
-    gate = asyncio.Semaphore(READ_CONCURRENCY)
 
     async def one(key: K) -> V | BaseException:
-        async with gate:
-            try:
-                return await read(key)
-            except CatalogStoreError as exc:
-                return exc
+        try:
+            return await read(key)
+        except CatalogStoreError as exc:
+            return exc
 
-    return list(await asyncio.gather(*(one(key) for key in keys)))
+    if len(keys) == 1:  # the common case of a single field: no task, no gate
+        return [await one(keys[0])]
+    gate = asyncio.Semaphore(READ_CONCURRENCY)
+
+    async def gated(key: K) -> V | BaseException:
+        async with gate:
+            return await one(key)
+
+    return list(await asyncio.gather(*(gated(key) for key in keys)))
 
 
 @dataclass

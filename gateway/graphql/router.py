@@ -15,9 +15,10 @@ There are no subscriptions, so there is no websocket route.
 
 from __future__ import annotations
 
-from typing import Any, ClassVar
+from typing import Any, ClassVar, cast
 
 import msgspec
+from cross_web import HTTPException
 from litestar import MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.types import Dependencies
@@ -27,7 +28,7 @@ from strawberry.types import ExecutionResult
 
 from gateway.graphql.auth import authenticate
 from gateway.graphql.context import GraphQLContext, Runtime
-from gateway.graphql.errors import finish
+from gateway.graphql.errors import BAD_REQUEST, ApiError, finish
 from gateway.graphql.extensions import GraphQLMetrics
 from gateway.graphql.schema import build_schema
 from gateway.settings import Settings
@@ -63,20 +64,26 @@ class _Base(GraphQLController):
     async def _serve(self, request: Request[Any, Any, Any]) -> Response[Any]:
         context = self.context(request)
         if context.refusal is not None:
-            error, status, headers = context.refusal
-            if self.runtime.metrics is not None:
-                self.runtime.metrics.observe("unknown", [str((error.extensions or {})["code"])])
-            body = {"data": None, "errors": [error.formatted]}
-            return Response(
-                msgspec.json.encode(body),
-                status_code=status,
-                media_type=MediaType.JSON,
-                headers=headers,
-            )
+            return self.refuse(*context.refusal)
         # Kept per request, not on the controller, which all requests share.
         request.state[SUB_RESPONSE] = Response({})
-        served: Response[Any] = await self.execute_request(request, context, None)
+        try:
+            # strawberry types its context as None; ours is a GraphQLContext.
+            served: Response[Any] = await self.run(
+                request, context=cast(Any, context), root_value=None
+            )
+        except HTTPException as exc:  # a request strawberry cannot take: not JSON, GET mutation
+            return self.refuse(ApiError(exc.reason, BAD_REQUEST), exc.status_code, {})
         return served
+
+    def refuse(self, error: ApiError, status: int, headers: dict[str, str]) -> Response[bytes]:
+        """A GraphQL error answered before (or instead of) running the document."""
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.observe("unknown", [str((error.extensions or {})["code"])])
+        body = {"data": None, "errors": [error.formatted]}
+        return Response(
+            _encoder.encode(body), status_code=status, media_type=MediaType.JSON, headers=headers
+        )
 
     def context(self, request: Request[Any, Any, Any]) -> GraphQLContext:
         """The request's context: who asked (charging the rate limit), or why refused."""
