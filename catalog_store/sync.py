@@ -240,9 +240,12 @@ class Catalog:
         return self._runner.run(self.inner.verify(latest_only, progress))
 
     def collect_garbage(
-        self, grace: dt.timedelta = DEFAULT_GRACE, dry_run: bool = False
+        self,
+        grace: dt.timedelta = DEFAULT_GRACE,
+        dry_run: bool = False,
+        progress: Callable[[int, int], None] | None = None,
     ) -> GcReport:
-        return self._runner.run(self.inner.collect_garbage(grace, dry_run))
+        return self._runner.run(self.inner.collect_garbage(grace, dry_run, progress))
 
     def repair(self) -> RepairReport:
         return self._runner.run(self.inner.repair())

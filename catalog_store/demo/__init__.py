@@ -12,7 +12,7 @@ from __future__ import annotations
 import csv
 import datetime as dt
 import io
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from importlib import resources
 from typing import TYPE_CHECKING, Any
@@ -191,12 +191,15 @@ def _summary(
     }
 
 
-def load_demo(catalog: Catalog) -> dict[str, Any]:
+def load_demo(
+    catalog: Catalog, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """Load (or bring up to date) every demo series in one commit; return a summary.
 
     The summary has ``series``, ``observations`` (counts of demo data), ``created``,
     ``updated``, ``unchanged``, ``committed`` (whether a commit was made), ``version``
     (the catalog version holding the demo data) and per-file ``datasets`` counts.
+    ``progress(done, total)`` is called after each series is staged; the commit follows.
     """
     items = demo_series()
     steps = []
@@ -210,12 +213,16 @@ def load_demo(catalog: Catalog) -> dict[str, Any]:
             step = _plan(item, current, stored)
             _stage_sync(batch, item, step)
             steps.append(step)
+            if progress is not None:
+                progress(len(steps), len(items))
     committed = batch.version is not None
     version = batch.version if batch.version is not None else catalog.version()
     return _summary(items, steps, version, committed)
 
 
-async def load_demo_async(catalog: AsyncCatalog) -> dict[str, Any]:
+async def load_demo_async(
+    catalog: AsyncCatalog, progress: Callable[[int, int], None] | None = None
+) -> dict[str, Any]:
     """The async twin of :func:`load_demo`, for code running on an event loop."""
     items = demo_series()
     steps = []
@@ -229,6 +236,8 @@ async def load_demo_async(catalog: AsyncCatalog) -> dict[str, Any]:
             step = _plan(item, current, stored)
             await _stage_async(batch, item, step)
             steps.append(step)
+            if progress is not None:
+                progress(len(steps), len(items))
     committed = batch.version is not None
     version = batch.version if batch.version is not None else await catalog.version()
     return _summary(items, steps, version, committed)
