@@ -50,7 +50,14 @@ from catalog_store.operations import (
     UpdateSeries,
     WriteObservations,
 )
-from catalog_store.records import Manifest, StoreMarker, encode_json, to_series
+from catalog_store.records import (
+    Manifest,
+    SeriesRecord,
+    StoreMarker,
+    encode_manifest,
+    encode_marker,
+    to_series,
+)
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.storage import Store, open_store
 from catalog_store.storage.observed import ObservedStore, StoreListener
@@ -182,13 +189,13 @@ class AsyncCatalog:
             xid_shards=[None] * count,
         )
         with contextlib.suppress(AlreadyExistsError):
-            await self.store.put_if_absent(keys.manifest_key(0), encode_json(empty))
+            await self.store.put_if_absent(keys.manifest_key(0), encode_manifest(empty))
         first = await self.reader.manifest(0)
         marker = StoreMarker(
             store_id=first.commit_id, created_at=first.committed_at, shard_count=first.shard_count
         )
         with contextlib.suppress(AlreadyExistsError):
-            await self.store.put_if_absent(keys.FORMAT_MARKER, encode_json(marker))
+            await self.store.put_if_absent(keys.FORMAT_MARKER, encode_marker(marker))
         await self.reader.read_marker()
 
     async def close(self) -> None:
@@ -276,8 +283,8 @@ class AsyncCatalog:
     async def create(self, spec: SeriesSpec | Mapping[str, Any], message: str = "") -> Series:
         """Create a series. Raises ValidationError, SeriesExistsError, ExternalIdTakenError."""
         op = CreateSeries(parse_spec(spec))
-        manifest = await self._commit([op], message or f"create {op.series_id}")
-        return await self._series_at(manifest, op.series_id)
+        committed = await self._commit([op], message or f"create {op.series_id}")
+        return committed.series(op.series_id)
 
     async def get(self, series_id: str, as_of: AsOf = None) -> Series:
         """The series at ``as_of``. Raises SeriesNotFoundError."""
@@ -299,8 +306,8 @@ class AsyncCatalog:
         at that version (else VersionMismatchError, a ConflictError)."""
         check_series_id(series_id)
         op = UpdateSeries(series_id, dict(changes), expected_version)
-        manifest = await self._commit([op], message or f"update {series_id}")
-        return await self._series_at(manifest, series_id)
+        committed = await self._commit([op], message or f"update {series_id}")
+        return committed.series(series_id)
 
     async def delete(
         self, series_id: str, expected_version: int | None = None, message: str = ""
@@ -311,7 +318,7 @@ class AsyncCatalog:
         """
         check_series_id(series_id)
         op = DeleteSeries(series_id, expected_version)
-        return (await self._commit([op], message or f"delete {series_id}")).version
+        return (await self._commit([op], message or f"delete {series_id}")).manifest.version
 
     async def list(
         self,
@@ -375,9 +382,9 @@ class AsyncCatalog:
         """
         check_series_id(series_id)
         op = self._write_op(series_id, observations, mode, start, end, expected_version)
-        manifest = await self._commit([op], message or f"{mode} {series_id}")
-        await self._maybe_compact([series_id], manifest)
-        return await self._series_at(manifest, series_id)
+        committed = await self._commit([op], message or f"{mode} {series_id}")
+        await self._maybe_compact(committed)
+        return committed.series(series_id)
 
     @staticmethod
     def _write_op(
@@ -455,15 +462,13 @@ class AsyncCatalog:
         check_series_id(series_id)
         await self.get(series_id)
         op = CompactSeries(series_id, min_files)
-        manifest = await self._commit([op], f"compact {series_id}", allow_empty=False)
-        return manifest.version if manifest else None
+        committed = await self._commit([op], f"compact {series_id}", allow_empty=False)
+        return committed.manifest.version if committed else None
 
-    async def _maybe_compact(self, series_ids: Iterable[str], manifest: Manifest) -> None:
-        snapshot = Snapshot(self.reader, manifest)
+    async def _maybe_compact(self, committed: Committed) -> None:
         crowded = []
-        for series_id in series_ids:
-            record = await snapshot.record(series_id)
-            if record is None:
+        for series_id, record in committed.records.items():
+            if record is None or not record.files:
                 continue
             counts: dict[str, int] = {}
             for f in record.files:
@@ -489,19 +494,19 @@ class AsyncCatalog:
         batch = Batch(self)
         yield batch
         if batch.operations:
-            manifest = await self._commit(
+            committed = await self._commit(
                 batch.operations, message or f"batch of {len(batch.operations)}"
             )
-            batch.version = manifest.version
-            written = [op.series_id for op in batch.operations if isinstance(op, WriteObservations)]
-            await self._maybe_compact(dict.fromkeys(written), manifest)
+            batch.version = committed.manifest.version
+            await self._maybe_compact(committed)
 
     # -- internals -------------------------------------------------------------------
 
     async def _commit(
         self, operations: Sequence[Operation], message: str, allow_empty: bool = True
-    ) -> Manifest:
+    ) -> Committed:
         staged = Staged()
+        attempts: dict[int, ChangeSet] = {}
 
         async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Manifest:
             changes = ChangeSet(base, commit_id, at, staged)
@@ -509,15 +514,26 @@ class AsyncCatalog:
                 await op.apply(changes)
             if not changes.changes and not allow_empty:
                 raise _NothingToCommit
+            attempts[changes.version] = changes
             return await changes.finish(message)
 
         try:
-            return await self.committer.commit(build)
+            manifest = await self.committer.commit(build)
         except _NothingToCommit:
             return None  # type: ignore[return-value]
+        # The attempt that built the landed version knows what it wrote.
+        return Committed(manifest, attempts[manifest.version].touched())
 
-    async def _series_at(self, manifest: Manifest, series_id: str) -> Series:
-        record = await Snapshot(self.reader, manifest).record(series_id)
+
+@dataclass(frozen=True)
+class Committed:
+    """A landed commit and the series it changed, as it left them."""
+
+    manifest: Manifest
+    records: dict[str, SeriesRecord | None]
+
+    def series(self, series_id: str) -> Series:
+        record = self.records.get(series_id)
         if record is None:
             raise NotFoundError(series_id)
         return to_series(record)

@@ -86,6 +86,19 @@ class ChangeSet:
             before.observation_count if before else 0
         )
 
+    def touched(self) -> dict[str, SeriesRecord | None]:
+        """Each series this change set changed, as it leaves it (None when deleted).
+
+        Held in memory, so the caller of a landed commit needs no read to answer
+        with the new state: a read failing after the commit landed must not turn
+        a success into a reported failure.
+        """
+        result: dict[str, SeriesRecord | None] = {}
+        for _operation, series_id in self.changes:
+            shard = self._records.get(keys.shard_of(series_id, self.shard_count), {})
+            result[series_id] = shard.get(series_id)
+        return result
+
     async def remove(self, record: SeriesRecord, operation: str) -> None:
         del (await self._shard(record.id))[record.id]
         self.changes.append((operation, record.id))

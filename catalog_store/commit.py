@@ -29,7 +29,7 @@ from catalog_store.errors import (
     StorageError,
     StorageUnavailableError,
 )
-from catalog_store.records import Manifest, decode_manifest, encode_json
+from catalog_store.records import Manifest, decode_manifest, encode_manifest
 from catalog_store.snapshot import Snapshot, StoreReader
 
 log = logging.getLogger(__name__)
@@ -91,6 +91,28 @@ class Committer:
         commit_id = uuid.uuid4().hex
         started = time.monotonic()
         unknown: set[int] = set()
+        try:
+            return await self._attempts(build, commit_id, started, unknown)
+        except (StorageError, IntegrityError) as exc:
+            if not unknown:
+                raise
+            # A write of ours may have landed: whatever failed since, that decides.
+            landed = await self._settle_unknown(unknown, commit_id)
+            if landed is not None:
+                return self._landed(landed, started)
+            if not unknown:
+                raise  # every candidate version is proven not ours
+            self.stats.gave_up += 1
+            raise CommitStateUnknownError(
+                f"commit {commit_id}: outcome of version(s) {sorted(unknown)} unknown; "
+                f"then {type(exc).__name__}: {exc}",
+                commit_id,
+                sorted(unknown),
+            ) from exc
+
+    async def _attempts(
+        self, build: Builder, commit_id: str, started: float, unknown: set[int]
+    ) -> Manifest:
         attempt = 0
         storage_failure: StorageUnavailableError | None = None
         while True:
@@ -115,11 +137,17 @@ class Committer:
                 writing = True
                 try:
                     await self.store.put_if_absent(
-                        keys.manifest_key(version), encode_json(manifest)
+                        keys.manifest_key(version), encode_manifest(manifest)
                     )
                     return self._landed(manifest, started)
                 except AlreadyExistsError:
-                    ours = await self._read_if_ours(version, commit_id)
+                    # Someone's manifest, or ours if an SDK retry re-sent a landed write.
+                    try:
+                        ours = await self._read_if_ours(version, commit_id)
+                    except (StorageError, IntegrityError) as exc:
+                        raise StorageUnavailableError(
+                            f"cannot read back version {version}: {exc}"
+                        ) from exc
                     if ours is not None:
                         return self._landed(ours, started)
                 self.stats.lost_races += 1

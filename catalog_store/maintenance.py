@@ -43,6 +43,8 @@ class GcReport:
     too_young: int = 0
     deleted: int = 0
     bytes_freed: int = 0
+    #: Temp files of writers that died mid-write (local disk), removed likewise.
+    partial_writes: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -52,6 +54,7 @@ class GcReport:
             "unreferenced_too_young": self.too_young,
             "deleted": self.deleted,
             "bytes_freed": self.bytes_freed,
+            "partial_writes": self.partial_writes,
         }
 
 
@@ -108,7 +111,10 @@ async def collect_garbage(
                 continue
             report.candidates.append(info.key)
             sizes[info.key] = info.size
+    swept = await reader.store.sweep_partial_writes(cutoff, dry_run=dry_run)
+    report.partial_writes = len(swept)
     if not dry_run:
+        report.bytes_freed += sum(info.size for info in swept)
         for done, key in enumerate(report.candidates, 1):
             await reader.store.delete(key)
             report.deleted += 1

@@ -89,6 +89,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     shard_count: int
     shards: list[ShardRef | None]
     xid_shards: list[ShardRef | None]
+    #: SHA-256 of the manifest's own JSON with this field empty; last, so that a
+    #: reader checks the exact bytes it read (see :func:`encode_manifest`).
+    checksum: str = ""
 
 
 class StoreMarker(msgspec.Struct, frozen=True, kw_only=True):
@@ -108,8 +111,23 @@ _shard_decoder = msgspec.msgpack.Decoder(list[SeriesRecord])
 _xid_decoder = msgspec.msgpack.Decoder(list[tuple[str, str]])
 
 
-def encode_json(obj: Manifest | StoreMarker) -> bytes:
+_UNSEALED = b'"checksum":""}'
+
+
+def encode_marker(obj: StoreMarker) -> bytes:
     return _json.encode(obj)
+
+
+def encode_manifest(manifest: Manifest) -> bytes:
+    """The manifest's JSON, sealed with the checksum of its bytes.
+
+    The digest covers the JSON with ``"checksum":""`` and is then written into that
+    field, which msgspec encodes last; so any changed byte, a digit of a count or a
+    letter of the commit id, fails :func:`decode_manifest`.
+    """
+    body = _json.encode(msgspec.structs.replace(manifest, checksum=""))
+    assert body.endswith(_UNSEALED)
+    return body[:-2] + checksum(body).encode() + b'"}'
 
 
 def decode_manifest(data: bytes, key: str) -> Manifest:
@@ -119,6 +137,13 @@ def decode_manifest(data: bytes, key: str) -> Manifest:
         raise IntegrityError(f"manifest {key} cannot be parsed: {exc}") from None
     if manifest.format != MANIFEST_FORMAT:
         raise IntegrityError(f"manifest {key} has unknown format {manifest.format!r}")
+    seal = f'"checksum":"{manifest.checksum}"}}'.encode()
+    if (
+        not manifest.checksum
+        or not data.endswith(seal)
+        or checksum(data[: -len(seal)] + _UNSEALED) != manifest.checksum
+    ):
+        raise IntegrityError(f"manifest {key}: checksum mismatch")
     return manifest
 
 

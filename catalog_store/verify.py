@@ -92,6 +92,8 @@ class _Verifier:
         self.report = report
         self.seen: set[str] = set()
         self.bad: set[str] = set()
+        #: Observations recorded in each readable metadata shard, by path.
+        self.observations: dict[str, int] = {}
 
     def problem(self, kind: str, key: str, detail: str, **where: Any) -> None:
         self.report.problems.append(Problem(kind, key, detail, **where))
@@ -116,12 +118,31 @@ class _Verifier:
         return manifest
 
     async def check_manifest(self, manifest: Manifest) -> None:
-        for ref in manifest.shards:
-            if ref is not None:
-                await self.shard(ref, manifest.version, index=False)
-        for ref in manifest.xid_shards:
-            if ref is not None:
-                await self.shard(ref, manifest.version, index=True)
+        shards = [ref for ref in manifest.shards if ref is not None]
+        for ref in shards:
+            await self.shard(ref, manifest.version, index=False)
+        for xid_ref in manifest.xid_shards:
+            if xid_ref is not None:
+                await self.shard(xid_ref, manifest.version, index=True)
+        key = keys.manifest_key(manifest.version)
+        series = sum(ref.count for ref in shards)
+        if series != manifest.series_count:
+            self.problem(
+                "bad_manifest",
+                key,
+                f"series_count is {manifest.series_count}, shards hold {series}",
+                version=manifest.version,
+            )
+        if all(ref.path in self.observations for ref in shards):
+            observations = sum(self.observations[ref.path] for ref in shards)
+            if observations != manifest.observation_count:
+                self.problem(
+                    "bad_manifest",
+                    key,
+                    f"observation_count is {manifest.observation_count}, "
+                    f"series hold {observations}",
+                    version=manifest.version,
+                )
 
     async def shard(self, ref: ShardRef, version: int, index: bool) -> None:
         if ref.path in self.seen:
@@ -143,6 +164,7 @@ class _Verifier:
             return
         if len(records) != ref.count:
             self.problem("corrupt_object", ref.path, "record count differs", version=version)
+        self.observations[ref.path] = sum(r.observation_count for r in records.values())
         for record in records.values():
             await self.series(record, version)
 

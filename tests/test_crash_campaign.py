@@ -374,21 +374,12 @@ def test_writers_killed_at_random_moments(
     assert tally.kills == kills
     assert tally.commits >= kills
     assert tally.killed_mid_commit > 0
+    assert leftover_temp_files(shared_target) == 0, "gc left temp files of killed writers"
 
 
-# -- known engine bugs -------------------------------------------------------------------------
+# -- regressions: each once a bug ------------------------------------------------------------
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "catalog_store/storage/local.py: a writer killed between _write_temp and the "
-        "link/replace leaves '.<hex>.tmp' beside the target; LocalStore._walk hides such "
-        "files from list(), so collect_garbage (catalog_store/maintenance.py) never sees "
-        "and never reclaims them (the crash campaign leaves dozens per 200 kills)"
-    ),
-)
 def test_gc_reclaims_temp_files_of_killed_writers(tmp_path: Path) -> None:
     async def main() -> list[Path]:
         url = str(tmp_path / "store")
@@ -410,16 +401,6 @@ def test_gc_reclaims_temp_files_of_killed_writers(tmp_path: Path) -> None:
     assert remaining == [], f"gc left {remaining}"
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "catalog_store/storage/local.py LocalStore._replace (put, used for every data file "
-        "and shard) fsyncs the file but never the directory after os.replace, unlike "
-        "put_if_absent: after a power loss a durable manifest may reference an object "
-        "whose directory entry was not persisted"
-    ),
-)
 def test_a_durable_put_persists_the_directory_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:

@@ -11,8 +11,9 @@ injected during the operation (or predicted by the model). At the end, with faul
 off, the store verifies and every version holds what the model says.
 
 Permanent faults hit writes only, and corruption hits only checksummed objects
-(observation files and shards): the xfail tests at the end of this file show what
-goes wrong otherwise.
+(observation files, shards): the campaign's model cannot predict the outcome of a
+permanent read error. The targeted tests at the end of this file cover those cases:
+permanent and corrupt reads after a commit landed, and damaged manifests.
 """
 
 from __future__ import annotations
@@ -1006,7 +1007,7 @@ def test_a_real_file_system_that_fills_up(tmp_path: Path) -> None:
         run(main())
 
 
-# -- known engine bugs -------------------------------------------------------------------------
+# -- regressions: each once a bug -----------------------------------------------------------------------
 
 
 async def outcome_of(change: Any) -> BaseException | None:
@@ -1017,16 +1018,6 @@ async def outcome_of(change: Any) -> BaseException | None:
     return None
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "catalog_store/commit.py Committer.commit: after a manifest write whose outcome is "
-        "unknown, only StorageUnavailableError is handled; a permanent error (403, EIO) from "
-        "the read-back or the latest-version probe escapes as itself although the commit "
-        "landed, instead of CommitStateUnknownError"
-    ),
-)
 @pytest.mark.parametrize("kind", ["permission", "io-error"])
 def test_a_permanent_read_error_after_a_lost_response_is_reported_as_unknown(
     target: StoreTarget, kind: str
@@ -1060,16 +1051,6 @@ def test_a_permanent_read_error_after_a_lost_response_is_reported_as_unknown(
     run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "catalog_store/commit.py Committer.commit: when put_if_absent of the manifest says "
-        "'already exists' (an SDK retry of a write that landed), the read-back in "
-        "_read_if_ours is outside the error handling: an IntegrityError from a damaged read "
-        "escapes although the commit landed"
-    ),
-)
 def test_a_damaged_read_back_of_our_own_manifest_is_not_a_failure(target: StoreTarget) -> None:
     state = {"landed": False, "reads": 0}
 
@@ -1100,16 +1081,6 @@ def test_a_damaged_read_back_of_our_own_manifest_is_not_a_failure(target: StoreT
     run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "catalog_store/catalog.py AsyncCatalog.write/update/create (_series_at) and batch "
-        "(_maybe_compact) read the new record after the commit landed, outside any error "
-        "handling: when it is not in the cache (evicted, small cache_bytes) a failed read "
-        "reports the landed commit as failed"
-    ),
-)
 @pytest.mark.parametrize("how", ["write", "batch"])
 def test_a_read_failure_after_the_commit_landed_is_not_reported_as_failure(
     target: StoreTarget, how: str
@@ -1151,16 +1122,6 @@ def test_a_read_failure_after_the_commit_landed_is_not_reported_as_failure(
     run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "manifests carry no checksum (catalog_store/records.py decode_manifest accepts any "
-        "bytes that parse) and verify (catalog_store/verify.py _Verifier.manifest) never "
-        "checks a manifest's series_count and observation_count against its shards: a "
-        "changed digit in a manifest goes unnoticed"
-    ),
-)
 def test_verify_notices_a_damaged_manifest(target: StoreTarget) -> None:
     async def main() -> None:
         await seeded_catalog(target)
@@ -1196,16 +1157,6 @@ class RewritingStore(FaultyStore):
         return data
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "manifests carry no checksum (catalog_store/records.py decode_manifest): when the "
-        "read-back of our own manifest after an 'already exists' arrives damaged but still "
-        "parses (commit_id changed), Committer._read_if_ours takes it for someone else's, "
-        "rebuilds on top of our own landed commit and the create reports SeriesExistsError"
-    ),
-)
 def test_a_damaged_but_parseable_read_back_does_not_turn_success_into_failure(
     target: StoreTarget,
 ) -> None:
@@ -1230,15 +1181,6 @@ def test_a_damaged_but_parseable_read_back_does_not_turn_success_into_failure(
     run(main())
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=AssertionError,
-    reason=(
-        "catalog_store/storage/s3.py translate_s3_errors tests for 403 before the 'full' "
-        "codes, so Ceph RGW's QuotaExceeded (HTTP 403) becomes StoragePermissionError, not "
-        "StorageFullError, although QuotaExceeded is listed in _FULL_CODES"
-    ),
-)
 def test_an_s3_quota_exceeded_is_a_full_storage(
     tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:

@@ -7,6 +7,7 @@ Every method is a coroutine; backends translate their own exceptions into
 
 from __future__ import annotations
 
+import builtins
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator
@@ -102,6 +103,17 @@ class Store(ABC):
     @abstractmethod
     async def delete(self, key: str) -> None:
         """Delete the object. Deleting an absent key is not an error (repeat-safe)."""
+
+    async def sweep_partial_writes(
+        self, older_than: datetime, *, dry_run: bool = False
+    ) -> builtins.list[ObjectInfo]:
+        """Remove what writers that died mid-write left, older than ``older_than``.
+
+        Such leftovers are no objects (no reader ever sees them); a backend that
+        can leave them (temp files on a local disk) finds and removes them here.
+        Returns what was (or, with ``dry_run``, would be) removed.
+        """
+        return []
 
     async def close(self) -> None:  # noqa: B027 - optional hook
         """Release connections. The store must not be used afterwards."""

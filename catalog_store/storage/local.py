@@ -116,6 +116,9 @@ class LocalStore(Store):
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
+        if durable:
+            # The name, not only the bytes: a manifest may reference it next.
+            _fsync_dir(path.parent)
 
     async def put_if_absent(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -157,6 +160,31 @@ class LocalStore(Store):
                         ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
                     )
         return found
+
+    async def sweep_partial_writes(
+        self, older_than: datetime, *, dry_run: bool = False
+    ) -> builtins.list[ObjectInfo]:
+        with translate_os_errors(""):
+            return await asyncio.to_thread(self._sweep, older_than.timestamp(), dry_run)
+
+    def _sweep(self, cutoff: float, dry_run: bool) -> builtins.list[ObjectInfo]:
+        swept: builtins.list[ObjectInfo] = []
+        for dirpath, _dirs, files in os.walk(self.root):
+            for name in files:
+                if not (name.startswith(".") and name.endswith(_TMP_SUFFIX)):
+                    continue
+                full = Path(dirpath) / name
+                with contextlib.suppress(FileNotFoundError):
+                    st = full.stat()
+                    if st.st_mtime > cutoff:
+                        continue  # perhaps still being written
+                    if not dry_run:
+                        full.unlink()
+                    key = full.relative_to(self.root).as_posix()
+                    swept.append(
+                        ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
+                    )
+        return swept
 
     async def delete(self, key: str) -> None:
         path = self._path(key)

@@ -6,8 +6,10 @@ counts) subscribe with a listener; the wrapped store does the work unchanged.
 
 from __future__ import annotations
 
+import builtins
 import time
 from collections.abc import AsyncIterator, Callable
+from datetime import datetime
 
 from catalog_store.storage.base import ObjectInfo, Store
 
@@ -76,6 +78,11 @@ class ObservedStore(Store):
             ok = True
         finally:
             self._report("delete", started, ok)
+
+    async def sweep_partial_writes(
+        self, older_than: datetime, *, dry_run: bool = False
+    ) -> builtins.list[ObjectInfo]:
+        return await self.inner.sweep_partial_writes(older_than, dry_run=dry_run)
 
     async def close(self) -> None:
         await self.inner.close()

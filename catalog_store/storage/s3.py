@@ -59,10 +59,11 @@ def translate_s3_errors(key: str) -> Iterator[None]:
             raise ObjectNotFoundError(key) from None
         if status == 412 or code == "PreconditionFailed" or isinstance(exc, FileExistsError):
             raise AlreadyExistsError(f"object exists: {key}") from None
-        if isinstance(exc, PermissionError) or code in _PERMISSION_CODES or status == 403:
-            raise StoragePermissionError(f"{key}: {exc}") from exc
+        # Before the permission test: some servers send QuotaExceeded as a 403.
         if code in _FULL_CODES or status == 507:
             raise StorageFullError(f"{key}: {exc}") from exc
+        if isinstance(exc, PermissionError) or code in _PERMISSION_CODES or status == 403:
+            raise StoragePermissionError(f"{key}: {exc}") from exc
         if status == 409 or status >= 500 or code in {"SlowDown", "RequestTimeout"}:
             raise StorageUnavailableError(f"{key}: {exc}") from exc
         if client is None:

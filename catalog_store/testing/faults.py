@@ -41,6 +41,7 @@ call in :attr:`FaultyStore.calls`.
 
 from __future__ import annotations
 
+import builtins
 import contextlib
 import enum
 import errno
@@ -51,6 +52,7 @@ import sys
 import threading
 from collections.abc import AsyncIterator, Callable, Iterable, Iterator
 from dataclasses import dataclass
+from datetime import datetime
 from typing import NamedTuple
 
 from catalog_store.errors import (
@@ -519,6 +521,11 @@ class FaultyStore(Store):
         decision = self._decide("delete", key)
         await self.inner.delete(key)
         self._after(decision, "delete", key)
+
+    async def sweep_partial_writes(
+        self, older_than: datetime, *, dry_run: bool = False
+    ) -> builtins.list[ObjectInfo]:
+        return await self.inner.sweep_partial_writes(older_than, dry_run=dry_run)
 
     async def close(self) -> None:
         await self.inner.close()
