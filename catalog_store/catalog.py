@@ -60,7 +60,7 @@ from catalog_store.records import (
 )
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.storage import Store, open_store
-from catalog_store.storage.observed import ObservedStore, StoreListener
+from catalog_store.storage.guarded import GuardedStore, StoreListener
 from catalog_store.verify import Progress, VerifyReport, verify
 from catalog_store.vintages import revisions
 
@@ -87,6 +87,9 @@ class CatalogOptions:
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Told about every storage call: (operation, seconds, succeeded). For metrics.
     store_listener: StoreListener | None = None
+    #: Seconds any one storage call may take before it is abandoned as unavailable
+    #: (None: no limit). Generous: it bounds a hang, not a slow large read.
+    store_timeout: float | None = 120.0
 
 
 @dataclass(frozen=True)
@@ -119,8 +122,8 @@ class AsyncCatalog:
 
     def __init__(self, store: Store, options: CatalogOptions | None = None) -> None:
         self.options = options or CatalogOptions()
-        if self.options.store_listener is not None:
-            store = ObservedStore(store, self.options.store_listener)
+        if self.options.store_listener is not None or self.options.store_timeout is not None:
+            store = GuardedStore(store, self.options.store_timeout, self.options.store_listener)
         self.store = store
         self.reader = StoreReader(store, self.options.cache_bytes, self.options.max_staleness)
         self.committer = Committer(self.reader, self.options.retry)

@@ -41,6 +41,7 @@ call in :attr:`FaultyStore.calls`.
 
 from __future__ import annotations
 
+import asyncio
 import builtins
 import contextlib
 import enum
@@ -87,6 +88,10 @@ class FaultKind(enum.StrEnum):
     IO_ERROR = "io-error"
     TRUNCATE = "truncate"
     CORRUPT = "corrupt"
+    #: The call never answers (a stalled connection); only a deadline ends it.
+    HANG = "hang"
+    #: The call does its work (a write lands), then never answers.
+    HANG_AFTER = "hang-after"
 
     @property
     def operations(self) -> frozenset[str]:
@@ -96,7 +101,12 @@ class FaultKind(enum.StrEnum):
     @property
     def transient(self) -> bool:
         """The caller hears StorageUnavailableError: retrying may succeed."""
-        return self in (FaultKind.UNAVAILABLE, FaultKind.LOST_RESPONSE)
+        return self in (
+            FaultKind.UNAVAILABLE,
+            FaultKind.LOST_RESPONSE,
+            FaultKind.HANG,
+            FaultKind.HANG_AFTER,
+        )
 
     @property
     def permanent(self) -> bool:
@@ -111,7 +121,15 @@ class FaultKind(enum.StrEnum):
     @property
     def after_call(self) -> bool:
         """The inner call runs (a write lands) before the fault shows."""
-        return self in (FaultKind.LOST_RESPONSE, FaultKind.EXISTS_AFTER_WRITE) or self.corrupts
+        return (
+            self in (FaultKind.LOST_RESPONSE, FaultKind.EXISTS_AFTER_WRITE, FaultKind.HANG_AFTER)
+            or self.corrupts
+        )
+
+    @property
+    def hangs(self) -> bool:
+        """The call stalls until the caller's deadline cancels it."""
+        return self in (FaultKind.HANG, FaultKind.HANG_AFTER)
 
 
 _KIND_OPERATIONS: dict[FaultKind, frozenset[str]] = {
@@ -411,16 +429,24 @@ class FaultyStore(Store):
 
     # -- deciding and realising faults -------------------------------------------------
 
-    def _decide(self, operation: str, key: str) -> _Decision:
+    async def _decide(self, operation: str, key: str) -> _Decision:
         decision = self.plan._decide(operation, key)
         self.calls.append(Call(operation, key, decision.kind))
+        if decision.kind is FaultKind.HANG:
+            await self._hang(decision, operation, key)
         if decision.kind is not FaultKind.NONE and not decision.kind.after_call:
             raise self._error(decision, operation, key)
         return decision
 
-    def _after(self, decision: _Decision, operation: str, key: str) -> None:
+    async def _after(self, decision: _Decision, operation: str, key: str) -> None:
+        if decision.kind is FaultKind.HANG_AFTER:
+            await self._hang(decision, operation, key)
         if decision.kind in (FaultKind.LOST_RESPONSE, FaultKind.EXISTS_AFTER_WRITE):
             raise self._error(decision, operation, key)
+
+    async def _hang(self, decision: _Decision, operation: str, key: str) -> None:
+        self.plan._record(Injection(decision.call, operation, key, decision.kind, "no answer"))
+        await asyncio.Event().wait()  # until cancelled
 
     def _error(self, decision: _Decision, operation: str, key: str) -> CatalogStoreError:
         """The error a real backend would raise for this fault, recorded."""
@@ -485,42 +511,42 @@ class FaultyStore(Store):
     # -- the Store interface ---------------------------------------------------------------
 
     async def get(self, key: str) -> bytes:
-        decision = self._decide("get", key)
+        decision = await self._decide("get", key)
         data = await self.inner.get(key)
-        self._after(decision, "get", key)
+        await self._after(decision, "get", key)
         if decision.kind.corrupts:
             return self._spoil(decision, key, data)
         return data
 
     async def head(self, key: str) -> ObjectInfo:
-        decision = self._decide("head", key)
+        decision = await self._decide("head", key)
         info = await self.inner.head(key)
-        self._after(decision, "head", key)
+        await self._after(decision, "head", key)
         return info
 
     async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
-        decision = self._decide("put", key)
+        decision = await self._decide("put", key)
         await self.inner.put(key, data, durable=durable)
-        self._after(decision, "put", key)
+        await self._after(decision, "put", key)
 
     async def put_if_absent(self, key: str, data: bytes) -> None:
-        decision = self._decide("put_if_absent", key)
+        decision = await self._decide("put_if_absent", key)
         await self.inner.put_if_absent(key, data)
-        self._after(decision, "put_if_absent", key)
+        await self._after(decision, "put_if_absent", key)
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
-        decision = self._decide("list", prefix)
+        decision = await self._decide("list", prefix)
         items = [info async for info in self.inner.list(prefix)]
         # A lost response of a listing is a failure part-way: a later page failed.
         stop = len(items) // 2 if decision.kind.after_call else len(items)
         for info in items[:stop]:
             yield info
-        self._after(decision, "list", prefix)
+        await self._after(decision, "list", prefix)
 
     async def delete(self, key: str) -> None:
-        decision = self._decide("delete", key)
+        decision = await self._decide("delete", key)
         await self.inner.delete(key)
-        self._after(decision, "delete", key)
+        await self._after(decision, "delete", key)
 
     async def sweep_partial_writes(
         self, older_than: datetime, *, dry_run: bool = False

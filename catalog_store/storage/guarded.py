@@ -1,0 +1,85 @@
+"""A store wrapper that puts a deadline on every call and reports each one.
+
+No storage call may hang a caller forever: a call that outlives ``timeout`` is
+abandoned with StorageUnavailableError, which the commit loop treats like any
+transient failure (for a manifest write: an unknown outcome it settles by reading
+back). Metrics exporters (the gateway's Prometheus endpoint, the benchmarks'
+request counts) subscribe with a listener.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import builtins
+import time
+from collections.abc import AsyncIterator, Awaitable, Callable
+from datetime import datetime
+from typing import TypeVar
+
+from catalog_store.errors import StorageUnavailableError
+from catalog_store.storage.base import ObjectInfo, Store
+
+#: Called after each store call with (operation, seconds, succeeded).
+StoreListener = Callable[[str, float, bool], None]
+
+T = TypeVar("T")
+
+
+class GuardedStore(Store):
+    """Delegates to ``inner`` with a per-call deadline, telling ``listener`` of each call."""
+
+    def __init__(
+        self, inner: Store, timeout: float | None, listener: StoreListener | None = None
+    ) -> None:
+        self.inner = inner
+        self.timeout = timeout
+        self.listener = listener
+        self.url = inner.url
+
+    async def _call(self, operation: str, key: str, call: Awaitable[T]) -> T:
+        started, ok = time.perf_counter(), False
+        try:
+            async with asyncio.timeout(self.timeout):
+                result = await call
+            ok = True
+            return result
+        except TimeoutError:
+            raise StorageUnavailableError(
+                f"{operation} {key}: no answer within {self.timeout}s"
+            ) from None
+        finally:
+            if self.listener is not None:
+                self.listener(operation, time.perf_counter() - started, ok)
+
+    async def get(self, key: str) -> bytes:
+        return await self._call("get", key, self.inner.get(key))
+
+    async def head(self, key: str) -> ObjectInfo:
+        return await self._call("head", key, self.inner.head(key))
+
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        await self._call("put", key, self.inner.put(key, data, durable=durable))
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        await self._call("put_if_absent", key, self.inner.put_if_absent(key, data))
+
+    async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
+        # The deadline is per item: a long listing is fine, a stalled one is not.
+        items = aiter(self.inner.list(prefix))
+        while True:
+            try:
+                info = await self._call("list", prefix, anext(items))
+            except StopAsyncIteration:
+                return
+            yield info
+
+    async def delete(self, key: str) -> None:
+        await self._call("delete", key, self.inner.delete(key))
+
+    async def sweep_partial_writes(
+        self, older_than: datetime, *, dry_run: bool = False
+    ) -> builtins.list[ObjectInfo]:
+        return await self.inner.sweep_partial_writes(older_than, dry_run=dry_run)
+
+    async def close(self) -> None:
+        await self.inner.close()

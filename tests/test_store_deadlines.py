@@ -1,0 +1,104 @@
+"""Every storage call has a deadline: a stalled call fails as unavailable, never hangs.
+
+The fault-injecting store's ``hang`` fault never answers (a stalled connection);
+``hang-after`` does the work first (a write lands) and then never answers. The
+catalog's ``store_timeout`` must turn both into StorageUnavailableError, and the
+commit loop must settle a manifest write that stalled exactly like one whose
+response was lost: the commit lands once, whatever the stall hid.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import datetime as dt
+
+import pytest
+
+from catalog_store import AsyncCatalog, CatalogOptions, RetryPolicy
+from catalog_store.errors import StorageUnavailableError
+from catalog_store.storage import open_store
+from tests.conftest import StoreTarget
+from tests.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
+
+FAST = RetryPolicy(max_attempts=10, max_seconds=30, base_delay=0.001, max_delay=0.01)
+#: The first S3 call opens a session (credentials, connection): seconds on moto.
+DEADLINE = {"memory": 0.5, "local": 0.5, "s3": 5.0}
+
+pytestmark = pytest.mark.timeout(120)
+
+
+async def open_faulty(target: StoreTarget, rule: FaultRule) -> tuple[AsyncCatalog, FaultyStore]:
+    setup = await AsyncCatalog.open(target.url, target.options or None, create=True)
+    await setup.create({"id": "S", "frequency": "annual", "title": "before"})
+    await setup.close()
+    store = FaultyStore(open_store(target.url, target.options or None), FaultPlan([rule]))
+    catalog = await AsyncCatalog.open_store(
+        store, options=CatalogOptions(retry=FAST, store_timeout=DEADLINE[target.backend])
+    )
+    return catalog, store
+
+
+def test_a_stalled_read_fails_as_unavailable_and_the_next_one_works(
+    target: StoreTarget,
+) -> None:
+    async def main() -> None:
+        rule = FaultRule(
+            FaultKind.HANG, calls=frozenset({1}), operations=frozenset({"get"}), keys="^meta/"
+        )
+        catalog, store = await open_faulty(target, rule)
+        try:
+            with pytest.raises(StorageUnavailableError, match="no answer within"):
+                await catalog.get("S")
+            assert [i.kind for i in store.injected] == [FaultKind.HANG]
+            assert (await catalog.get("S")).title == "before"
+        finally:
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("kind", [FaultKind.HANG, FaultKind.HANG_AFTER])
+def test_a_stalled_manifest_write_commits_exactly_once(
+    target: StoreTarget, kind: FaultKind
+) -> None:
+    async def main() -> None:
+        rule = FaultRule(
+            kind,
+            calls=frozenset({1}),
+            operations=frozenset({"put_if_absent"}),
+            keys="^_manifests/",
+        )
+        catalog, store = await open_faulty(target, rule)
+        try:
+            before = await catalog.version()
+            updated = await catalog.update("S", {"title": "after"})
+            assert [i.kind for i in store.injected] == [kind]
+            assert updated.title == "after"
+            history = await catalog.history()
+            assert await catalog.version() == before + 1, "the commit landed twice or not at all"
+            assert [v.message for v in history].count("update S") == 1
+        finally:
+            await catalog.close()
+        check = await AsyncCatalog.open(target.url, target.options or None)
+        try:
+            assert (await check.get("S")).title == "after"
+            assert (await check.verify()).ok
+        finally:
+            await check.close()
+
+    asyncio.run(main())
+
+
+def test_a_stalled_listing_fails_gc_cleanly(target: StoreTarget) -> None:
+    async def main() -> None:
+        rule = FaultRule(FaultKind.HANG, calls=frozenset({1}), operations=frozenset({"list"}))
+        catalog, _store = await open_faulty(target, rule)
+        try:
+            with pytest.raises(StorageUnavailableError, match="no answer within"):
+                await catalog.collect_garbage(grace=dt.timedelta(0))
+            report = await catalog.collect_garbage(grace=dt.timedelta(0), dry_run=True)
+            assert report.referenced > 0
+        finally:
+            await catalog.close()
+
+    asyncio.run(main())
