@@ -237,8 +237,9 @@ class AsyncCatalog:
         if limit < 1:
             raise ValidationError("must be at least 1", "limit")
         top = await self.version() if before is None else before - 1
+        oldest = await self.reader.oldest_version()
         out = []
-        for version in range(top, max(top - limit, -1), -1):
+        for version in range(top, max(top - limit, oldest - 1), -1):
             out.append(version_info(await self.reader.manifest(version)))
         return out
 
@@ -253,9 +254,11 @@ class AsyncCatalog:
         grace: dt.timedelta = DEFAULT_GRACE,
         dry_run: bool = False,
         progress: Progress | None = None,
+        retain: dt.timedelta | None = None,
     ) -> GcReport:
-        """Delete objects no version references, older than ``grace``; see :mod:`.maintenance`."""
-        return await collect_garbage(self.reader, grace, dry_run, progress=progress)
+        """Delete objects no kept version references, older than ``grace``; with
+        ``retain``, expire versions superseded longer ago first. See :mod:`.maintenance`."""
+        return await collect_garbage(self.reader, grace, dry_run, progress=progress, retain=retain)
 
     async def repair(self) -> RepairReport:
         """Restore the newest version that verifies as a new commit; see :mod:`.maintenance`."""

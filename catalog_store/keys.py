@@ -13,6 +13,8 @@ import uuid
 FORMAT_MARKER = "fincat.json"
 MANIFEST_DIR = "_manifests"
 LATEST_HINT = f"{MANIFEST_DIR}/_latest"
+#: The oldest version kept under a retention policy; below it history has expired.
+RETENTION_FLOOR = f"{MANIFEST_DIR}/_floor"
 META_DIR = "meta"
 XID_DIR = "xid"
 DATA_DIR = "data"
@@ -31,6 +33,14 @@ def shard_of(key: str, shard_count: int) -> int:
 def manifest_key(version: int) -> str:
     """Key of the manifest of ``version``; zero-padded so keys sort by version."""
     return f"{MANIFEST_DIR}/{version:020d}.json"
+
+
+def manifest_version(key: str) -> int | None:
+    """The version a manifest key names, or None for any other key."""
+    name = key.rpartition("/")[2]
+    if key.startswith(f"{MANIFEST_DIR}/") and name.endswith(".json") and name[:-5].isdigit():
+        return int(name[:-5])
+    return None
 
 
 def series_dir(series_id: str) -> str:

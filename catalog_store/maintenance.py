@@ -3,7 +3,9 @@
 gc deletes only objects that no version references and that are older than a
 grace period: a commit in flight has written its files but not yet its manifest,
 and its files must survive until it lands. Versions themselves are history users
-rely on (as-of reads, revisions), so gc keeps every version.
+rely on (as-of reads, revisions), so by default gc keeps every version; with a
+retention period it expires the versions superseded before it (the state as of
+the cutoff stays readable) by raising the floor ``_manifests/_floor``.
 
 repair never deletes anything. When the newest version is damaged (its manifest
 unreadable or an object it references missing or corrupt), it commits a copy of
@@ -45,6 +47,9 @@ class GcReport:
     bytes_freed: int = 0
     #: Temp files of writers that died mid-write (local disk), removed likewise.
     partial_writes: int = 0
+    #: Versions whose manifests expired under the retention policy, and the floor.
+    expired_versions: int = 0
+    oldest_version: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -55,13 +60,15 @@ class GcReport:
             "deleted": self.deleted,
             "bytes_freed": self.bytes_freed,
             "partial_writes": self.partial_writes,
+            "expired_versions": self.expired_versions,
+            "oldest_version": self.oldest_version,
         }
 
 
-async def referenced_objects(reader: StoreReader, latest: int) -> set[str]:
-    """Every object key any version up to ``latest`` references."""
+async def referenced_objects(reader: StoreReader, latest: int, oldest: int = 0) -> set[str]:
+    """Every object key any version from ``oldest`` to ``latest`` references."""
     seen: set[str] = set()
-    for version in range(latest + 1):
+    for version in range(oldest, latest + 1):
         try:
             manifest = await reader.manifest(version)
         except (VersionNotFoundError, IntegrityError):
@@ -88,19 +95,29 @@ async def collect_garbage(
     dry_run: bool = False,
     now: dt.datetime | None = None,
     progress: Callable[[int, int], None] | None = None,
+    retain: dt.timedelta | None = None,
 ) -> GcReport:
     """Delete unreferenced objects older than ``grace`` (never younger: in flight).
 
-    Safe while writers commit: an object written after gc started is younger than
-    the grace period, and every version that existed when gc started is kept.
+    With ``retain``, versions superseded before ``now - retain`` expire first (see
+    :func:`expire_versions`); by default every version is kept. Safe while writers
+    commit: an object written after gc started is younger than the grace period,
+    and the newest version, and every version after the retention cutoff, is kept.
     """
     if grace < dt.timedelta(0):
         raise ValidationError("must not be negative", "grace")
+    if retain is not None and retain < dt.timedelta(0):
+        raise ValidationError("must not be negative", "retain")
     report = GcReport(dry_run=dry_run)
+    now = now or dt.datetime.now(dt.UTC)
     latest = await reader.latest_version(refresh=True)
-    referenced = await referenced_objects(reader, latest)
+    oldest = await reader.oldest_version()
+    if retain is not None:
+        oldest = await expire_versions(reader, now - retain, latest, oldest, report)
+    report.oldest_version = oldest
+    referenced = await referenced_objects(reader, latest, oldest)
     report.referenced = len(referenced)
-    cutoff = (now or dt.datetime.now(dt.UTC)) - grace
+    cutoff = now - grace
     sizes: dict[str, int] = {}
     for prefix in (keys.META_DIR, keys.XID_DIR, keys.DATA_DIR):
         async for info in reader.store.list(f"{prefix}/"):
@@ -122,6 +139,41 @@ async def collect_garbage(
             if progress is not None:
                 progress(done, len(report.candidates))
     return report
+
+
+async def expire_versions(
+    reader: StoreReader, before: dt.datetime, latest: int, oldest: int, report: GcReport
+) -> int:
+    """Make the version current at ``before`` the oldest kept; return the new floor.
+
+    The floor (``_manifests/_floor``) is written first, so readers treat older
+    versions as expired before any of their manifests goes; then those manifests
+    are deleted oldest first. A gc that dies part-way leaves only manifests below
+    the floor, which the next run deletes. The floor only rises: after deleting,
+    gc reads it again and restores its own floor if a concurrent gc lowered it.
+    """
+    try:
+        floor = await reader.version_at(before)
+    except VersionNotFoundError:
+        floor = oldest  # nothing was superseded before the cutoff
+    floor = max(min(floor, latest), oldest)
+    stale = sorted(
+        version
+        for info in [i async for i in reader.store.list(f"{keys.MANIFEST_DIR}/")]
+        if (version := keys.manifest_version(info.key)) is not None and version < floor
+    )
+    report.expired_versions = len(stale)
+    report.oldest_version = floor
+    if report.dry_run:
+        return floor
+    while True:
+        if floor > await reader.oldest_version():
+            await reader.store.put(keys.RETENTION_FLOOR, str(floor).encode())
+        for version in stale:
+            await reader.store.delete(keys.manifest_key(version))
+        if await reader.oldest_version() >= floor:
+            return floor
+        stale = []  # lowered by a concurrent gc: raise it again
 
 
 @dataclass
@@ -155,7 +207,7 @@ async def repair(committer: Committer) -> RepairReport:
     reader = committer.reader
     latest = await reader.latest_version(refresh=True)
     good: int | None = None
-    for version in range(latest, -1, -1):
+    for version in range(latest, await reader.oldest_version() - 1, -1):
         if (await verify_version(reader, version)).ok:
             good = version
             break

@@ -95,6 +95,7 @@ class StoreReader:
         self.max_staleness = max_staleness
         self._latest: int | None = None
         self._latest_checked = 0.0
+        self._floor = 0  # the oldest version kept, as last seen
         self.marker: StoreMarker | None = None
 
     async def read_marker(self) -> StoreMarker:
@@ -111,6 +112,9 @@ class StoreReader:
 
     async def manifest(self, version: int) -> Manifest:
         """The manifest of ``version``. Raises VersionNotFoundError if there is none."""
+        if version < self._floor:
+            # Expired under retention; a cached copy may outlive its files.
+            raise VersionNotFoundError(f"catalog version {version} has expired")
         key = keys.manifest_key(version)
 
         async def load() -> Manifest:
@@ -174,11 +178,23 @@ class StoreReader:
         except (ObjectNotFoundError, ValueError, UnicodeDecodeError):
             return 0
 
+    async def oldest_version(self) -> int:
+        """The oldest version kept: 0 unless gc expired history under a retention policy."""
+        try:
+            floor = int((await self.store.get(keys.RETENTION_FLOOR)).decode().strip())
+        except ObjectNotFoundError:
+            floor = 0
+        except (ValueError, UnicodeDecodeError):
+            raise IntegrityError(f"{keys.RETENTION_FLOOR} is not a version number") from None
+        self._floor = max(self._floor, floor)
+        return floor
+
     async def _search_from_zero(self) -> int:
         """Find the newest version without a hint: gallop, then bisect (O(log n) heads)."""
-        if not await self._exists(0):
-            raise FormatError(f"{self.store.url} has no version 0 manifest")
-        low, step = 0, 1
+        low = await self.oldest_version()
+        if not await self._exists(low):
+            raise FormatError(f"{self.store.url} has no version {low} manifest")
+        step = 1
         while await self._exists(low + step):
             low, step = low + step, step * 2
         high = low + step  # absent
@@ -205,9 +221,15 @@ class StoreReader:
                 cache[version] = (await self.manifest(version)).committed_at
             return cache[version]
 
-        if await time_of(0) > instant:
-            raise VersionNotFoundError(f"the catalog did not exist at {instant.isoformat()}")
-        low, high = 0, latest
+        oldest = await self.oldest_version()
+        if await time_of(oldest) > instant:
+            if oldest == 0:
+                raise VersionNotFoundError(f"the catalog did not exist at {instant.isoformat()}")
+            raise VersionNotFoundError(
+                f"history before {instant.isoformat()} has expired: the oldest version kept "
+                f"is {oldest}, committed at {(await time_of(oldest)).isoformat()}"
+            )
+        low, high = oldest, latest
         while low < high:
             mid = (low + high + 1) // 2
             if await time_of(mid) <= instant:

@@ -244,8 +244,9 @@ class Catalog:
         grace: dt.timedelta = DEFAULT_GRACE,
         dry_run: bool = False,
         progress: Callable[[int, int], None] | None = None,
+        retain: dt.timedelta | None = None,
     ) -> GcReport:
-        return self._runner.run(self.inner.collect_garbage(grace, dry_run, progress))
+        return self._runner.run(self.inner.collect_garbage(grace, dry_run, progress, retain))
 
     def repair(self) -> RepairReport:
         return self._runner.run(self.inner.repair())

@@ -245,7 +245,8 @@ async def verify(
     latest = await reader.latest_version(refresh=True)
     report.latest_version = latest
     checker = _Verifier(reader, report)
-    versions = [latest] if latest_only else list(range(latest + 1))
+    oldest = await reader.oldest_version()
+    versions = [latest] if latest_only else list(range(oldest, latest + 1))
     parent: Manifest | None = None
     for done, version in enumerate(versions, 1):
         manifest = await checker.manifest(version, parent)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import os
 import time
@@ -10,9 +11,10 @@ from pathlib import Path
 import pytest
 
 from catalog_store import Catalog
-from catalog_store.errors import ValidationError
+from catalog_store.errors import ValidationError, VersionNotFoundError
 from catalog_store.keys import LATEST_HINT
 from catalog_store.maintenance import RepairRefusedError
+from catalog_store.storage import open_store
 from tests.conftest import StoreTarget
 
 
@@ -149,3 +151,62 @@ def test_cli_verify_gc_and_repair(tmp_path: Path) -> None:
     done = runner.invoke(app, ["--root", str(root), "gc", "--grace-hours", "0"])
     assert done.exit_code == 0, done.output
     assert "deleted" in done.stdout
+
+
+def test_gc_with_retention_expires_only_versions_superseded_before_the_cutoff(
+    target: StoreTarget,
+) -> None:
+    cat = Catalog.open(target.url, target.options or None, create=True)
+    cat.create(id="A", frequency="annual")  # v1
+    cat.write("A", ([dt.date(2000, 1, 1)], [1.0]))  # v2
+    cat.write("A", ([dt.date(2000, 1, 1)], [2.0]), "upsert")  # v3: the state at the cutoff
+    time.sleep(0.05)
+    cutoff = dt.datetime.now(dt.UTC)
+    time.sleep(0.05)
+    cat.write("A", ([dt.date(2000, 1, 1)], [3.0]), "upsert")  # v4
+    cat.update("A", {"title": "now"})  # v5
+    assert cat.version() == 5
+    everything = cat.collect_garbage(grace=dt.timedelta(0), dry_run=True)
+
+    def retain() -> dt.timedelta:
+        return dt.datetime.now(dt.UTC) - cutoff
+
+    dry = cat.collect_garbage(grace=dt.timedelta(0), dry_run=True, retain=retain())
+    assert (dry.expired_versions, dry.oldest_version) == (3, 3)
+    assert cat.read("A", as_of=1).num_rows == 0, "a dry run expired a version"
+
+    report = cat.collect_garbage(grace=dt.timedelta(0), retain=retain())
+    assert (report.expired_versions, report.oldest_version) == (3, 3)
+    # The file holding the first value is referenced only by the expired v2.
+    assert report.deleted >= 1 and report.referenced < everything.referenced
+    with pytest.raises(VersionNotFoundError):
+        cat.get("A", as_of=2)
+    with pytest.raises(VersionNotFoundError, match="expired"):
+        cat.get("A", as_of=cutoff - dt.timedelta(seconds=1))
+    assert cat.read("A", as_of=cutoff)["value"].to_pylist() == [2.0]
+    assert cat.read("A", as_of=3)["value"].to_pylist() == [2.0]
+    assert cat.read("A")["value"].to_pylist() == [3.0]
+    assert [v.version for v in cat.history()] == [5, 4, 3]
+    verified = cat.verify()
+    assert verified.ok and verified.versions_checked == 3, verified.problems
+    # Nothing more expires on a second run; the default keeps every version left.
+    assert cat.collect_garbage(grace=dt.timedelta(0), retain=retain()).expired_versions == 0
+    assert cat.collect_garbage(grace=dt.timedelta(0)).oldest_version == 3
+    cat.close()
+
+    # Without the hint, a new process finds the newest version from the floor up.
+    store = open_store(target.url, target.options or None)
+    asyncio.run(store.delete(LATEST_HINT))
+    asyncio.run(store.close())
+    fresh = Catalog.open(target.url, target.options or None)
+    assert fresh.version() == 5
+    assert fresh.get("A").title == "now"
+    fresh.close()
+
+
+def test_gc_rejects_a_negative_retention(tmp_path: Path) -> None:
+    cat = Catalog.open(str(tmp_path / "store"), create=True)
+    with pytest.raises(ValidationError) as raised:
+        cat.collect_garbage(retain=dt.timedelta(seconds=-1))
+    assert raised.value.field == "retain"
+    cat.close()
