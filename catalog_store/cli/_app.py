@@ -26,6 +26,8 @@ from catalog_store.errors import (
 #: Exit statuses. Usage errors exit with 2, as every typer program does.
 EXIT_ERROR = 1
 EXIT_CONFLICT = 3
+#: ``verify`` found damage (the report is printed first, as text or JSON).
+EXIT_PROBLEMS = 4
 
 
 def exit_code(exc: CatalogStoreError) -> int:
@@ -65,7 +67,9 @@ app = typer.Typer(
     help="Manage a fincat catalog of financial and economic time series.",
     epilog=(
         "Exit status: 0 on success, 1 for a missing series, invalid input or a storage "
-        "failure, 2 for a command-line usage error, 3 when a concurrent change conflicts."
+        "failure, 2 for a command-line usage error, 3 when a concurrent change conflicts, "
+        "4 when verify finds a problem. With --json, stdout holds one JSON document and "
+        "nothing else; errors and progress go to stderr."
     ),
     no_args_is_help=True,
     # Markdown rewraps docstring paragraphs and leaves brackets alone.

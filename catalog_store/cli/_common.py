@@ -1,4 +1,4 @@
-"""Helpers shared by the commands: opening the catalog, parsing options, printing."""
+"""Helpers shared by the commands: opening the catalog, parsing options and dates."""
 
 from __future__ import annotations
 
@@ -10,7 +10,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import typer
-from rich.console import Console
 
 from catalog_store.catalog import AsOf, CatalogOptions
 from catalog_store.cli.csvfiles import parse_date
@@ -122,29 +121,3 @@ def as_of_option(value: str | None) -> AsOf:
             param_hint="'--as-of'",
         )
     return instant
-
-
-def iso(value: Any) -> Any:
-    """Dates as ISO 8601, instants in UTC with a ``Z``; anything else unchanged."""
-    if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            return value.isoformat()
-        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
-    if isinstance(value, dt.date):
-        return value.isoformat()
-    return value
-
-
-def print_json(value: Any) -> None:
-    """Machine-readable output: plain JSON on stdout, no colour, no wrapping."""
-    typer.echo(json.dumps(value, indent=2, default=iso, allow_nan=False))
-
-
-def console() -> Console:
-    """Human-readable output on stdout."""
-    return Console(highlight=False, markup=False)
-
-
-def err_console() -> Console:
-    """Progress and notes on stderr, so stdout stays clean for pipes."""
-    return Console(stderr=True, highlight=False, markup=False)

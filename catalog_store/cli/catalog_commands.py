@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import datetime as dt
 from typing import Annotated, Any
 
 import typer
@@ -9,18 +10,10 @@ from rich.table import Table
 
 from catalog_store.catalog import DEFAULT_SHARDS, CatalogOptions, VersionInfo
 from catalog_store.cli._app import app
-from catalog_store.cli._common import (
-    as_of_option,
-    console,
-    iso,
-    open_catalog,
-    print_json,
-    settings,
-)
+from catalog_store.cli._common import as_of_option, open_catalog, settings
+from catalog_store.cli._output import JsonFlag, console, emit, iso, progress
 from catalog_store.errors import FormatError
 from catalog_store.models import DERIVED_FIELDS, SPEC_FIELDS, Series
-
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 
 
 @app.command()
@@ -45,12 +38,14 @@ def init(
         with open_catalog(ctx, create=True, options=CatalogOptions(shard_count=shards)) as catalog:
             version = catalog.version()
         created = True
-    if as_json:
-        print_json({"root": root, "created": created, "version": version})
-    elif created:
-        console().print(f"Created a catalog at {root} with {shards} shards.")
-    else:
-        console().print(f"A catalog already exists at {root} (version {version}).")
+
+    def text(data: dict[str, Any]) -> None:
+        if data["created"]:
+            console().print(f"Created a catalog at {root} with {shards} shards.")
+        else:
+            console().print(f"A catalog already exists at {root} (version {version}).")
+
+    emit({"root": root, "created": created, "version": version}, as_json, text)
 
 
 def _series_json(series: Series) -> dict[str, Any]:
@@ -85,15 +80,15 @@ def list_series(
             limit=limit,
             cursor=cursor,
         )
-    if as_json:
-        print_json(
-            {
-                "version": page.version,
-                "items": [_series_json(s) for s in page.items],
-                "next_cursor": page.next_cursor,
-            }
-        )
-        return
+    data = {
+        "version": page.version,
+        "items": [_series_json(s) for s in page.items],
+        "next_cursor": page.next_cursor,
+    }
+    emit(data, as_json, _print_page)
+
+
+def _print_page(data: dict[str, Any]) -> None:
     table = Table()
     table.add_column("id", no_wrap=True)
     table.add_column("frequency", no_wrap=True)
@@ -102,21 +97,21 @@ def list_series(
     table.add_column("last", no_wrap=True)
     table.add_column("count", justify="right", no_wrap=True)
     table.add_column("title", ratio=1)
-    for s in page.items:
+    for s in data["items"]:
         table.add_row(
-            s.id,
-            s.frequency,
-            s.source,
-            str(iso(s.first_date) or ""),
-            str(iso(s.last_date) or ""),
-            str(s.observation_count),
-            s.title,
+            s["id"],
+            s["frequency"],
+            s["source"],
+            s["first_date"] or "",
+            s["last_date"] or "",
+            str(s["observation_count"]),
+            s["title"],
         )
     out = console()
     out.print(table)
-    out.print(f"{len(page.items)} series at version {page.version}")
-    if page.next_cursor:
-        out.print(f"next cursor: {page.next_cursor}", soft_wrap=True)
+    out.print(f"{len(data['items'])} series at version {data['version']}")
+    if data["next_cursor"]:
+        out.print(f"next cursor: {data['next_cursor']}", soft_wrap=True)
 
 
 @app.command()
@@ -133,10 +128,10 @@ def show(
     when = as_of_option(as_of)
     with open_catalog(ctx) as catalog:
         series = catalog.get(series_id, as_of=when)
-    data = _series_json(series)
-    if as_json:
-        print_json(data)
-        return
+    emit(_series_json(series), as_json, _print_series)
+
+
+def _print_series(data: dict[str, Any]) -> None:
     table = Table("field", "value", show_header=False, box=None)
     for name in (*SPEC_FIELDS, *DERIVED_FIELDS):
         value = data.get(name)
@@ -169,9 +164,10 @@ def log(
     """Show the catalog's history, newest version first."""
     with open_catalog(ctx) as catalog:
         history = catalog.history(limit)
-    if as_json:
-        print_json([_version_json(info) for info in history])
-        return
+    emit([_version_json(info) for info in history], as_json, _print_history)
+
+
+def _print_history(data: list[dict[str, Any]]) -> None:
     table = Table()
     table.add_column("version", justify="right", no_wrap=True)
     table.add_column("committed at", no_wrap=True)
@@ -179,14 +175,16 @@ def log(
     table.add_column("series", justify="right", no_wrap=True)
     table.add_column("obs", justify="right", no_wrap=True)
     table.add_column("message", ratio=1)
-    for info in history:
+    for info in data:
+        # Whole seconds are enough to read; --json keeps the microseconds.
+        seconds = iso(dt.datetime.fromisoformat(info["committed_at"]).replace(microsecond=0))
         table.add_row(
-            str(info.version),
-            str(iso(info.committed_at.replace(microsecond=0))),
-            str(len(info.changes)),
-            str(info.series_count),
-            str(info.observation_count),
-            info.message,
+            str(info["version"]),
+            seconds,
+            str(info["changes"]),
+            str(info["series_count"]),
+            str(info["observation_count"]),
+            info["message"],
         )
     console().print(table)
 
@@ -200,11 +198,15 @@ def demo(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """
     from catalog_store.demo import load_demo
 
-    with open_catalog(ctx, create=True) as catalog:
-        summary = load_demo(catalog)
-    if as_json:
-        print_json(summary)
-        return
+    with (
+        open_catalog(ctx, create=True) as catalog,
+        progress("loading demo series", then="committing") as meter,
+    ):
+        summary = load_demo(catalog, progress=meter)
+    emit(summary, as_json, _print_demo)
+
+
+def _print_demo(summary: dict[str, Any]) -> None:
     table = Table("file", "series", "observations")
     for dataset in summary["datasets"]:
         table.add_row(dataset["file"], str(dataset["series"]), str(dataset["observations"]))
@@ -233,11 +235,17 @@ def compact(
     as_json: JsonFlag = False,
 ) -> None:
     """Merge a series' observation files into one per partition; values do not change."""
-    with open_catalog(ctx) as catalog:
+    with open_catalog(ctx) as catalog, progress(f"compacting {series_id}"):
         version = catalog.compact(series_id, min_files)
-    if as_json:
-        print_json({"series_id": series_id, "compacted": version is not None, "version": version})
-    elif version is None:
-        console().print(f"{series_id}: nothing to compact.")
-    else:
-        console().print(f"{series_id}: compacted as version {version}.")
+
+    def text(data: dict[str, Any]) -> None:
+        if version is None:
+            console().print(f"{series_id}: nothing to compact.")
+        else:
+            console().print(f"{series_id}: compacted as version {version}.")
+
+    emit(
+        {"series_id": series_id, "compacted": version is not None, "version": version},
+        as_json,
+        text,
+    )

@@ -11,14 +11,8 @@ import pyarrow as pa
 import typer
 
 from catalog_store.cli._app import app
-from catalog_store.cli._common import (
-    as_of_option,
-    console,
-    date_range,
-    iso,
-    open_catalog,
-    print_json,
-)
+from catalog_store.cli._common import as_of_option, date_range, open_catalog
+from catalog_store.cli._output import JsonFlag, console, emit, iso
 from catalog_store.cli.csvfiles import read_pairs
 
 SeriesArg = Annotated[str, typer.Argument(metavar="SERIES_ID")]
@@ -40,7 +34,12 @@ class OutputFormat(StrEnum):
     json = "json"
 
 
-FormatOpt = Annotated[OutputFormat, typer.Option("--format", help="Output format.")]
+FormatOpt = Annotated[
+    OutputFormat | None, typer.Option("--format", help="Output format [default: csv].")
+]
+RecordsFlag = Annotated[
+    bool, typer.Option("--json", help="Print a JSON array of records; the same as --format json.")
+]
 
 
 @app.command()
@@ -65,7 +64,7 @@ def write(
     ] = WriteMode.append,
     start: StartOpt = None,
     end: EndOpt = None,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Write observations of one series from a CSV file, as one commit.
 
@@ -80,28 +79,27 @@ def write(
     with open_catalog(ctx) as catalog:
         table = parsed.table(catalog.get(series_id).frequency) if parsed is not None else None
         series = catalog.write(series_id, table, mode.value, start=low, end=high)
-    rows = 0 if parsed is None else len(parsed.dates)
-    if as_json:
-        print_json(
-            {
-                "series_id": series_id,
-                "mode": mode.value,
-                "rows": rows,
-                "version": series.version,
-                "observation_count": series.observation_count,
-                "first_date": iso(series.first_date),
-                "last_date": iso(series.last_date),
-            }
-        )
-        return
+    data = {
+        "series_id": series_id,
+        "mode": mode.value,
+        "rows": 0 if parsed is None else len(parsed.dates),
+        "version": series.version,
+        "observation_count": series.observation_count,
+        "first_date": iso(series.first_date),
+        "last_date": iso(series.last_date),
+    }
+    emit(data, as_json, _print_written)
+
+
+def _print_written(data: dict[str, Any]) -> None:
     span = (
-        f" from {iso(series.first_date)} to {iso(series.last_date)}"
-        if series.first_date is not None
+        f" from {data['first_date']} to {data['last_date']}"
+        if data["first_date"] is not None
         else ""
     )
     console().print(
-        f"{series_id}: {mode.value} of {rows} rows committed as version {series.version}; "
-        f"the series has {series.observation_count} observations{span}."
+        f"{data['series_id']}: {data['mode']} of {data['rows']} rows committed as version "
+        f"{data['version']}; the series has {data['observation_count']} observations{span}."
     )
 
 
@@ -109,17 +107,27 @@ def _records(table: pa.Table) -> list[dict[str, Any]]:
     return [{name: iso(value) for name, value in row.items()} for row in table.to_pylist()]
 
 
+def _format(fmt: OutputFormat | None, as_json: bool) -> OutputFormat:
+    """``--format`` and its shorthand ``--json``; contradicting them is a usage error."""
+    if as_json and fmt is OutputFormat.csv:
+        raise typer.BadParameter("--json means --format json", param_hint="'--format'")
+    if as_json:
+        return OutputFormat.json
+    return fmt or OutputFormat.csv
+
+
 def _emit(table: pa.Table, fmt: OutputFormat) -> None:
-    records = _records(table)
-    if fmt is OutputFormat.json:
-        print_json(records)
-        return
-    buffer = io.StringIO()
-    writer = csv.writer(buffer, lineterminator="\n")
-    writer.writerow(table.column_names)
-    for record in records:
-        writer.writerow(["" if v is None else v for v in record.values()])
-    typer.echo(buffer.getvalue(), nl=False)
+    """Records as one JSON array, or CSV with a header row (null as an empty cell)."""
+
+    def csv_text(records: list[dict[str, Any]]) -> None:
+        buffer = io.StringIO()
+        writer = csv.writer(buffer, lineterminator="\n")
+        writer.writerow(table.column_names)
+        for record in records:
+            writer.writerow(["" if v is None else v for v in record.values()])
+        typer.echo(buffer.getvalue(), nl=False)
+
+    emit(_records(table), fmt is OutputFormat.json, csv_text)
 
 
 @app.command()
@@ -132,9 +140,11 @@ def read(
         str | None,
         typer.Option("--as-of", metavar="VERSION|RFC3339", help="Read the series as it was then."),
     ] = None,
-    fmt: FormatOpt = OutputFormat.csv,
+    fmt: FormatOpt = None,
+    as_json: RecordsFlag = False,
 ) -> None:
     """Print a series' observations as CSV or JSON; missing values are empty (null)."""
+    fmt = _format(fmt, as_json)
     low, high = date_range(start, end)
     when = as_of_option(as_of)
     with open_catalog(ctx) as catalog:
@@ -151,13 +161,15 @@ def revisions(
     first_release: Annotated[
         bool, typer.Option("--first-release", help="Only each date's first published value.")
     ] = False,
-    fmt: FormatOpt = OutputFormat.csv,
+    fmt: FormatOpt = None,
+    as_json: RecordsFlag = False,
 ) -> None:
     """Print every value each date has had and when it was current.
 
     realtime_start and realtime_end bound the time a value was the current one;
     realtime_end is empty (null) while it still is.
     """
+    fmt = _format(fmt, as_json)
     low, high = date_range(start, end)
     with open_catalog(ctx) as catalog:
         table = catalog.revisions(series_id, low, high, first_release_only=first_release)

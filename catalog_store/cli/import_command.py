@@ -8,10 +8,10 @@ from typing import Annotated, Any
 
 import pyarrow as pa
 import typer
-from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn
 
 from catalog_store.cli._app import app
-from catalog_store.cli._common import console, err_console, open_catalog, print_json
+from catalog_store.cli._common import open_catalog
+from catalog_store.cli._output import JsonFlag, Meter, console, emit, progress
 from catalog_store.cli.csvfiles import ParsedSeries, infer_frequency, read_long, read_wide
 from catalog_store.errors import SeriesNotFoundError, ValidationError
 from catalog_store.models import FREQUENCIES, Series, check_series_id
@@ -68,10 +68,12 @@ def _frequencies(
     parsed: list[ParsedSeries],
     given: str | None,
     file_frequency: str | None,
+    meter: Meter,
 ) -> tuple[dict[str, Series | None], dict[str, str]]:
     existing: dict[str, Series | None] = {}
     frequencies: dict[str, str] = {}
     for series_id, item in zip(ids, parsed, strict=True):
+        meter.advance()
         try:
             current: Series | None = catalog.get(series_id)
         except SeriesNotFoundError:
@@ -101,34 +103,23 @@ def _commit(
     specs: dict[str, dict[str, Any]],
     mode: str,
     name: str,
+    meter: Meter,
 ) -> int:
     """Create the series of ``specs`` and write every table as one commit; its version."""
-    stderr = err_console()
-    progress = Progress(
-        TextColumn("{task.description}"),
-        BarColumn(),
-        MofNCompleteColumn(),
-        console=stderr,
-        disable=not stderr.is_terminal,
-        transient=True,
-    )
-    with progress:
-        task = progress.add_task(f"importing {name}", total=len(tables) + 1)
-        with catalog.batch(f"import {name}") as batch:
-            for series_id, table in tables.items():
-                if series_id in specs:
-                    batch.create(specs[series_id])
-                if table.num_rows:
-                    try:
-                        batch.write(series_id, table, mode)
-                    except ValidationError as exc:
-                        # The engine's message names the date but not the series.
-                        raise ValidationError(
-                            f"series {series_id!r}: {exc.message}", exc.field
-                        ) from None
-                progress.advance(task)
-            progress.update(task, description="committing")
-        progress.advance(task)
+    meter.stage(f"importing {name}", total=len(tables), then="committing")
+    with catalog.batch(f"import {name}") as batch:
+        for series_id, table in tables.items():
+            if series_id in specs:
+                batch.create(specs[series_id])
+            if table.num_rows:
+                try:
+                    batch.write(series_id, table, mode)
+                except ValidationError as exc:
+                    # The engine's message names the date but not the series.
+                    raise ValidationError(
+                        f"series {series_id!r}: {exc.message}", exc.field
+                    ) from None
+            meter.advance()
     return batch.version if batch.version is not None else catalog.version()
 
 
@@ -165,7 +156,7 @@ def import_csv(
         ImportMode,
         typer.Option(help="upsert replaces values of equal dates; append adds later dates."),
     ] = ImportMode.upsert,
-    as_json: Annotated[bool, typer.Option("--json", help="Print JSON.")] = False,
+    as_json: JsonFlag = False,
 ) -> None:
     """Import many series from a CSV file in one commit, creating missing series.
 
@@ -178,47 +169,58 @@ def import_csv(
         raise typer.BadParameter(
             f"{frequency!r} is not one of {', '.join(FREQUENCIES)}", param_hint="'--frequency'"
         )
-    if layout is Layout.wide:
-        if id_column is not None or value_column is not None:
-            raise typer.BadParameter(
-                "--id-column and --value-column apply to --format long", param_hint="'--format'"
-            )
-        parsed = read_wide(file, date_column, year_column, quarter_column)
-        all_dates = [d for item in parsed for d in item.dates]
-        file_frequency = infer_frequency(all_dates)
-    else:
-        parsed = read_long(file, id_column, date_column, value_column, year_column, quarter_column)
-        file_frequency = None
-    if not any(item.dates for item in parsed):
-        raise ValidationError("the file holds no observations", "file")
-    ids = _series_ids(parsed, prefix)
+    if layout is Layout.wide and (id_column is not None or value_column is not None):
+        raise typer.BadParameter(
+            "--id-column and --value-column apply to --format long", param_hint="'--format'"
+        )
     given = str(getattr(file, "name", "-"))
     name = "stdin" if given in ("-", "<stdin>") else os.path.basename(given)
+    with progress(f"reading {name}") as meter:
+        if layout is Layout.wide:
+            parsed = read_wide(file, date_column, year_column, quarter_column)
+            all_dates = [d for item in parsed for d in item.dates]
+            file_frequency = infer_frequency(all_dates)
+        else:
+            parsed = read_long(
+                file, id_column, date_column, value_column, year_column, quarter_column
+            )
+            file_frequency = None
+        if not any(item.dates for item in parsed):
+            raise ValidationError("the file holds no observations", "file")
+        ids = _series_ids(parsed, prefix)
 
-    with open_catalog(ctx) as catalog:
-        existing, frequencies = _frequencies(catalog, ids, parsed, frequency, file_frequency)
-        tables = {sid: item.table(frequencies[sid]) for sid, item in zip(ids, parsed, strict=True)}
-        specs = {
-            sid: {"id": sid, "frequency": frequencies[sid], "title": item.name, "source": source}
-            for sid, item in zip(ids, parsed, strict=True)
-            if existing[sid] is None
-        }
-        version = _commit(catalog, tables, specs, mode.value, name)
-
-    created = sum(current is None for current in existing.values())
-    observations = sum(table.num_rows for table in tables.values())
-    if as_json:
-        print_json(
-            {
-                "series": len(ids),
-                "created": created,
-                "observations": observations,
-                "version": version,
-                "ids": ids,
+        with open_catalog(ctx) as catalog:
+            meter.stage("checking series", total=len(ids))
+            existing, frequencies = _frequencies(
+                catalog, ids, parsed, frequency, file_frequency, meter
+            )
+            tables = {
+                sid: item.table(frequencies[sid]) for sid, item in zip(ids, parsed, strict=True)
             }
-        )
-        return
+            specs = {
+                sid: {
+                    "id": sid,
+                    "frequency": frequencies[sid],
+                    "title": item.name,
+                    "source": source,
+                }
+                for sid, item in zip(ids, parsed, strict=True)
+                if existing[sid] is None
+            }
+            version = _commit(catalog, tables, specs, mode.value, name, meter)
+
+    data = {
+        "series": len(ids),
+        "created": sum(current is None for current in existing.values()),
+        "observations": sum(table.num_rows for table in tables.values()),
+        "version": version,
+        "ids": ids,
+    }
+    emit(data, as_json, _print_imported)
+
+
+def _print_imported(data: dict[str, Any]) -> None:
     console().print(
-        f"Imported {observations} observations into {len(ids)} series "
-        f"({created} created) as version {version}."
+        f"Imported {data['observations']} observations into {data['series']} series "
+        f"({data['created']} created) as version {data['version']}."
     )

@@ -3,17 +3,19 @@
 from __future__ import annotations
 
 import datetime as dt
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
-from rich.progress import Progress
 from rich.table import Table
+from rich.text import Text
 
-from catalog_store.cli._app import app
-from catalog_store.cli._common import console, open_catalog, print_json
+from catalog_store.cli._app import EXIT_PROBLEMS, app
+from catalog_store.cli._common import open_catalog
+from catalog_store.cli._output import JsonFlag, console, emit, progress
 from catalog_store.maintenance import DEFAULT_GRACE
 
-JsonFlag = Annotated[bool, typer.Option("--json", help="Print JSON for monitoring.")]
+#: Problems listed one per line by the text report; --json lists them all.
+SHOWN_PROBLEMS = 50
 
 
 @app.command()
@@ -25,31 +27,36 @@ def verify(
     as_json: JsonFlag = False,
 ) -> None:
     """Check every version: manifests chain, objects match their checksums, derived
-    fields match the files. Exits 4 when a problem is found."""
-    with open_catalog(ctx) as catalog, Progress(console=console(), transient=True) as bar:
-        task = bar.add_task("verifying", total=None)
-        report = catalog.verify(
-            latest_only=latest,
-            progress=lambda done, total: bar.update(task, completed=done, total=total),
-        )
-    if as_json:
-        print_json(report.to_dict())
-    else:
-        table = Table("check", "result")
-        table.add_row("versions checked", str(report.versions_checked))
-        table.add_row("objects checked", str(report.objects_checked))
-        table.add_row("series states checked", str(report.series_checked))
-        table.add_row("orphans (reclaimed by gc)", str(len(report.orphans)))
-        for kind, count in sorted(report.counts().items()):
-            table.add_row(f"[red]{kind}[/red]", str(count))
-        console().print(table)
-        for problem in report.problems[:50]:
-            console().print(
-                f"[red]{problem.kind}[/red] v{problem.version} {problem.key}: {problem.detail}"
-            )
-        console().print("[green]OK[/green]" if report.ok else "[red]PROBLEMS FOUND[/red]")
+    fields match the files. Exits 4 when a problem is found, with --json too."""
+    after = None if latest else "looking for orphans"
+    with open_catalog(ctx) as catalog, progress("verifying versions", then=after) as meter:
+        report = catalog.verify(latest_only=latest, progress=meter)
+    emit(report.to_dict(), as_json, _print_verified)
     if not report.ok:
-        raise typer.Exit(4)
+        raise typer.Exit(EXIT_PROBLEMS)
+
+
+def _print_verified(data: dict[str, Any]) -> None:
+    out = console()
+    table = Table("check", "result")
+    table.add_row("versions checked", str(data["versions_checked"]))
+    table.add_row("objects checked", str(data["objects_checked"]))
+    table.add_row("series states checked", str(data["series_checked"]))
+    table.add_row("orphans (reclaimed by gc)", str(data["orphans"]))
+    for kind, count in sorted(data["problem_counts"].items()):
+        table.add_row(Text(kind, style="red"), str(count))
+    out.print(table)
+    problems = data["problems"]
+    for problem in problems[:SHOWN_PROBLEMS]:
+        out.print(
+            Text.assemble(
+                (problem["kind"], "red"),
+                f" v{problem['version']} {problem['key']}: {problem['detail']}",
+            )
+        )
+    if len(problems) > SHOWN_PROBLEMS:
+        out.print(f"... and {len(problems) - SHOWN_PROBLEMS} more (--json lists them all)")
+    out.print(Text("OK", style="green") if data["ok"] else Text("PROBLEMS FOUND", style="red"))
 
 
 @app.command()
@@ -66,18 +73,23 @@ def gc(
 ) -> None:
     """Delete objects that no version references and that are older than the grace period.
     Every version is kept: as-of reads and revisions rely on them."""
-    with open_catalog(ctx) as catalog:
-        report = catalog.collect_garbage(dt.timedelta(hours=grace_hours), dry_run=dry_run)
-    if as_json:
-        print_json({**report.to_dict(), "candidates": report.candidates})
-        return
-    for key in report.candidates if dry_run else []:
-        console().print(key)
+    with open_catalog(ctx) as catalog, progress("collecting garbage") as meter:
+        report = catalog.collect_garbage(
+            dt.timedelta(hours=grace_hours), dry_run=dry_run, progress=meter
+        )
+    emit({**report.to_dict(), "candidates": report.candidates}, as_json, _print_collected)
+
+
+def _print_collected(data: dict[str, Any]) -> None:
+    out = console()
+    dry_run = data["dry_run"]
+    for key in data["candidates"] if dry_run else []:
+        out.print(key)
     verb = "would delete" if dry_run else "deleted"
-    console().print(
-        f"{report.referenced} objects referenced; {verb} "
-        f"{len(report.candidates) if dry_run else report.deleted} unreferenced "
-        f"({report.too_young} younger than the grace period kept)"
+    count = data["unreferenced_old_enough"] if dry_run else data["deleted"]
+    out.print(
+        f"{data['referenced']} objects referenced; {verb} {count} unreferenced "
+        f"({data['unreferenced_too_young']} younger than the grace period kept)"
     )
 
 
@@ -85,11 +97,14 @@ def gc(
 def repair(ctx: typer.Context, as_json: JsonFlag = False) -> None:
     """Move the catalog back to the newest version that verifies, as a new commit.
     Deletes nothing; refuses when no version can be proven whole."""
-    with open_catalog(ctx) as catalog:
+    with open_catalog(ctx) as catalog, progress("looking for the newest whole version"):
         report = catalog.repair()
-    if as_json:
-        print_json(report.to_dict())
-        return
-    console().print(report.message)
-    if report.lost_changes:
-        console().print(f"changes no longer current: {report.lost_changes}")
+    emit(report.to_dict(), as_json, _print_repaired)
+
+
+def _print_repaired(data: dict[str, Any]) -> None:
+    out = console()
+    out.print(data["message"])
+    if data["lost_changes"]:
+        lost = ", ".join(f"{kind} {key}" for kind, key in data["lost_changes"])
+        out.print(f"changes no longer current: {lost}")

@@ -1,0 +1,178 @@
+"""What the commands print: JSON or text on stdout, progress on stderr.
+
+Every command that reports goes through :func:`emit`, so ``--json`` behaves the
+same everywhere: one JSON document on stdout and nothing else there. Long work
+shows a bar through :func:`progress`, on stderr and only when stderr is an
+interactive terminal, so pipes, files, CI logs and ``--json`` output stay clean.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import sys
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
+from typing import Annotated, Any, TypeVar
+
+import typer
+from rich.console import Console
+from rich.progress import (
+    BarColumn,
+    MofNCompleteColumn,
+    Progress,
+    SpinnerColumn,
+    Task,
+    TaskID,
+    TextColumn,
+    TimeElapsedColumn,
+)
+from rich.text import Text
+
+__all__ = [
+    "JsonFlag",
+    "Meter",
+    "console",
+    "emit",
+    "err_console",
+    "iso",
+    "print_json",
+    "progress",
+]
+
+#: The ``--json`` option of every reporting command.
+JsonFlag = Annotated[
+    bool,
+    typer.Option(
+        "--json", help="Print one JSON document on stdout instead of text (see docs/cli.md)."
+    ),
+]
+
+T = TypeVar("T")
+
+
+def iso(value: Any) -> Any:
+    """Dates as ISO 8601, instants in UTC with a ``Z``; anything else unchanged."""
+    if isinstance(value, dt.datetime):
+        if value.tzinfo is None:
+            return value.isoformat()
+        return value.astimezone(dt.UTC).isoformat().replace("+00:00", "Z")
+    if isinstance(value, dt.date):
+        return value.isoformat()
+    return value
+
+
+def print_json(value: Any) -> None:
+    """Machine-readable output: plain JSON on stdout, no colour, no wrapping.
+
+    Dates and instants become ISO 8601 strings; NaN and infinities are refused
+    rather than written as JSON no parser accepts.
+    """
+    typer.echo(json.dumps(value, indent=2, default=iso, allow_nan=False))
+
+
+def emit(data: T, as_json: bool, text: Callable[[T], None]) -> None:
+    """Print a command's result: ``data`` as JSON with ``--json``, else ``text(data)``.
+
+    Commands build one result and render it either way, so the text and the JSON
+    always say the same thing.
+    """
+    if as_json:
+        print_json(data)
+    else:
+        text(data)
+
+
+def console() -> Console:
+    """Human-readable output on stdout. Markup is off: catalog text is printed as is."""
+    return Console(highlight=False, markup=False)
+
+
+def err_console() -> Console:
+    """Progress and notes on stderr, so stdout stays clean for pipes."""
+    return Console(stderr=True, highlight=False, markup=False)
+
+
+def _interactive(out: Console) -> bool:
+    """Whether a live bar may be drawn: stderr is a terminal that can redraw lines.
+
+    Rich's own test honours FORCE_COLOR, which CI services set for colour in their
+    logs; a bar redrawn into a log is noise, so the stream must really be a terminal.
+    ``TTY_INTERACTIVE=0`` turns bars off even then.
+    """
+    try:
+        tty = sys.stderr.isatty()
+    except ValueError:  # closed
+        return False
+    return tty and out.is_interactive
+
+
+class _Count(MofNCompleteColumn):
+    """``done/total``, or nothing while the total is unknown."""
+
+    def render(self, task: Task) -> Text:
+        return Text("") if task.total is None else super().render(task)
+
+
+class Meter:
+    """The handle :func:`progress` yields.
+
+    Calling it as ``meter(done, total)`` is the progress callback the engine's long
+    operations take; :meth:`advance` counts steps of the command's own loops;
+    :meth:`stage` starts the next phase. When the count reaches the total and a
+    ``then`` description was given, the bar turns to that phase (e.g. committing).
+    """
+
+    def __init__(
+        self, bar: Progress, description: str, total: int | None, then: str | None
+    ) -> None:
+        self._bar = bar
+        self._task: TaskID = bar.add_task(description, total=total)
+        self._done = 0
+        self._total = total
+        self._then = then
+
+    def __call__(self, done: int, total: int) -> None:
+        self._done, self._total = done, total
+        self._show()
+
+    def advance(self, steps: int = 1) -> None:
+        self._done += steps
+        self._show()
+
+    def stage(self, description: str, total: int | None = None, then: str | None = None) -> None:
+        """Start a new phase: a new description, a count from zero (None: unknown)."""
+        self._bar.remove_task(self._task)
+        self._done, self._total, self._then = 0, total, then
+        self._task = self._bar.add_task(description, total=total)
+
+    def _show(self) -> None:
+        self._bar.update(self._task, completed=self._done, total=self._total)
+        if self._then is not None and self._total is not None and self._done >= self._total:
+            self.stage(self._then)
+
+
+@contextmanager
+def progress(
+    description: str, total: int | None = None, then: str | None = None
+) -> Iterator[Meter]:
+    """Show a progress bar on stderr while the block runs; it is erased at the end.
+
+    ``total`` is the number of steps, None while unknown (the bar pulses). Nothing
+    is drawn unless stderr is an interactive terminal; stdout is never touched.
+    """
+    out = err_console()
+    bar = Progress(
+        SpinnerColumn(),
+        TextColumn("{task.description}"),
+        BarColumn(),
+        _Count(),
+        TimeElapsedColumn(),
+        console=out,
+        transient=True,
+        disable=not _interactive(out),
+        # Output written while the bar is up must land where it was meant to go.
+        redirect_stdout=False,
+    )
+    with bar:
+        yield Meter(bar, description, total, then)
