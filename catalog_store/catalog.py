@@ -167,7 +167,7 @@ class AsyncCatalog:
                 # Idempotent: a marker or version 0 made meanwhile by another
                 # process is kept, and an unknown marker still raises FormatError.
                 await catalog._initialise()
-            await catalog.reader.latest_version(refresh=True)
+            await catalog.reader.open_latest()
         except BaseException:
             await catalog.store.close()
             raise

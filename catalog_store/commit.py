@@ -22,12 +22,14 @@ from dataclasses import dataclass, field
 from catalog_store import keys
 from catalog_store.errors import (
     AlreadyExistsError,
+    CatalogStoreError,
     CommitRetriesExhaustedError,
     CommitStateUnknownError,
     IntegrityError,
     ObjectNotFoundError,
     StorageError,
     StorageUnavailableError,
+    VersionNotFoundError,
 )
 from catalog_store.records import Manifest, decode_manifest, encode_manifest
 from catalog_store.snapshot import Snapshot, StoreReader
@@ -123,7 +125,12 @@ class Committer:
             version = -1
             writing = False
             try:
-                latest = await self.reader.latest_version(refresh=attempt > 1)
+                # First attempt: build on the newest version we know of, without a
+                # probe. If it is stale, put-if-absent of its successor fails and
+                # the retry looks again; the protocol, not the probe, makes it safe.
+                known = self.reader.known_latest() if attempt == 1 else None
+                base = await self._base(known)
+                latest = base.version
                 version = latest + 1
                 if any(v <= latest for v in unknown):
                     # A version we may have written exists but could not be read
@@ -131,9 +138,19 @@ class Committer:
                     raise StorageUnavailableError(
                         f"cannot read back version(s) {sorted(unknown)} to settle the outcome"
                     )
-                base = Snapshot(self.reader, await self.reader.manifest(latest))
                 committed_at = max(utc_now(), base.manifest.committed_at)
-                manifest = await build(base, commit_id, committed_at)
+                try:
+                    manifest = await build(base, commit_id, committed_at)
+                except CatalogStoreError as exc:
+                    # A precondition judged on an unprobed base may be judged on a
+                    # stale one: it stands only if that base is still the newest.
+                    if (
+                        known is None
+                        or isinstance(exc, StorageError)
+                        or await self.reader.latest_version(refresh=True) == latest
+                    ):
+                        raise
+                    continue
                 writing = True
                 try:
                     await self.store.put_if_absent(
@@ -184,6 +201,15 @@ class Committer:
                 )
             self.stats.retries += 1
             await asyncio.sleep(self.policy.delay(attempt))
+
+    async def _base(self, known: int | None) -> Snapshot:
+        if known is not None:
+            try:
+                return Snapshot(self.reader, await self.reader.manifest(known))
+            except VersionNotFoundError:
+                pass  # expired under retention meanwhile: look for the newest
+        latest = await self.reader.latest_version(refresh=True)
+        return Snapshot(self.reader, await self.reader.manifest(latest))
 
     async def _read_if_ours(self, version: int, commit_id: str) -> Manifest | None:
         key = keys.manifest_key(version)

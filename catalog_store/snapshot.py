@@ -172,6 +172,27 @@ class StoreReader:
         self._latest_checked = now
         return version
 
+    def known_latest(self) -> int | None:
+        """The newest version this reader has seen, without asking the store."""
+        return self._latest
+
+    async def open_latest(self) -> int:
+        """Learn the newest version when a catalog opens, in two reads.
+
+        The hint and the manifest it names (which the first operation needs anyway,
+        and which proves the hint names a real version). Newer versions are found
+        by the next :meth:`latest_version`, which probes past this one.
+        """
+        hint = await self._hint()
+        try:
+            await self.manifest(hint)
+        except (VersionNotFoundError, IntegrityError):
+            return await self.latest_version(refresh=True)
+        if self._latest is None or hint > self._latest:
+            self._latest = hint
+            self._latest_checked = float("-inf")  # unconfirmed as newest: probe next time
+        return self._latest
+
     async def _hint(self) -> int:
         try:
             return int((await self.store.get(keys.LATEST_HINT)).decode().strip())

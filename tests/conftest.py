@@ -51,10 +51,15 @@ class StoreTarget:
 
 
 @pytest.fixture(scope="session")
-def s3_endpoint() -> Iterator[str]:
+def s3_server() -> Iterator[LoopbackS3Server]:
     server = LoopbackS3Server().start()
-    yield server.endpoint
+    yield server
     server.stop()
+
+
+@pytest.fixture(scope="session")
+def s3_endpoint(s3_server: LoopbackS3Server) -> str:
+    return s3_server.endpoint
 
 
 def new_bucket(endpoint: str) -> str:

@@ -26,8 +26,13 @@ class _AtomicConditionalWrites:
     def __init__(self, app: WSGIApp) -> None:
         self.app = app
         self.lock = threading.Lock()
+        #: Every request as (method, path, query string), for request counting.
+        self.requests: list[tuple[str, str, str]] = []
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
+        self.requests.append(
+            (environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ["QUERY_STRING"])
+        )
         conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ
         if conditional and environ.get("REQUEST_METHOD") in ("PUT", "POST"):
             with self.lock:
@@ -42,10 +47,11 @@ class LoopbackS3Server:
 
     def __init__(self, port: int = 0) -> None:
         app = DomainDispatcherApplication(create_backend_app)
+        self._app = _AtomicConditionalWrites(app)
         self._server: BaseWSGIServer = make_server(
             "127.0.0.1",
             port,
-            _AtomicConditionalWrites(app),
+            self._app,
             threaded=True,
             request_handler=MotoRequestHandler,
         )
@@ -55,6 +61,10 @@ class LoopbackS3Server:
     def endpoint(self) -> str:
         host, port = self._server.server_address[:2]
         return f"http://{host}:{port}"
+
+    def requests(self, bucket: str) -> list[tuple[str, str, str]]:
+        """The requests the server has answered for ``bucket``, in order."""
+        return [r for r in self._app.requests if r[1].split("/")[1:2] == [bucket]]
 
     def start(self) -> LoopbackS3Server:
         self._thread.start()
