@@ -210,3 +210,31 @@ def test_gc_rejects_a_negative_retention(tmp_path: Path) -> None:
         cat.collect_garbage(retain=dt.timedelta(seconds=-1))
     assert raised.value.field == "retain"
     cat.close()
+
+
+def test_cli_gc_retain_days_expires_old_versions(tmp_path: Path) -> None:
+    import json
+
+    from typer.testing import CliRunner
+
+    from catalog_store.cli import app
+
+    root = str(tmp_path / "store")
+    cat = Catalog.open(root, create=True)
+    fill(cat)
+    cat.close()
+    runner = CliRunner()
+    kept = runner.invoke(app, ["--root", root, "gc", "--grace-hours", "0", "--json"])
+    assert kept.exit_code == 0, kept.output
+    assert json.loads(kept.stdout)["expired_versions"] == 0
+    # Zero days: everything superseded before now expires; the newest version stays.
+    result = runner.invoke(
+        app, ["--root", root, "gc", "--grace-hours", "0", "--retain-days", "0", "--json"]
+    )
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert (report["expired_versions"], report["oldest_version"]) == (4, 4)
+    cat = Catalog.open(root)
+    assert cat.read("A")["value"].to_pylist() == [1.0, 2.0]
+    assert cat.verify().ok
+    cat.close()

@@ -69,13 +69,24 @@ def gc(
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would go; delete nothing.")
     ] = False,
+    retain_days: Annotated[
+        float | None,
+        typer.Option(
+            "--retain-days",
+            min=0,
+            help="Expire versions superseded more than this many days ago "
+            "(default: keep every version).",
+        ),
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Delete objects that no version references and that are older than the grace period.
-    Every version is kept: as-of reads and revisions rely on them."""
+    """Delete objects that no kept version references and that are older than the grace
+    period. Every version is kept unless --retain-days is given: as-of reads and
+    revisions rely on them."""
+    retain = None if retain_days is None else dt.timedelta(days=retain_days)
     with open_catalog(ctx) as catalog, progress("collecting garbage") as meter:
         report = catalog.collect_garbage(
-            dt.timedelta(hours=grace_hours), dry_run=dry_run, progress=meter
+            dt.timedelta(hours=grace_hours), dry_run=dry_run, progress=meter, retain=retain
         )
     emit({**report.to_dict(), "candidates": report.candidates}, as_json, _print_collected)
 
@@ -91,6 +102,12 @@ def _print_collected(data: dict[str, Any]) -> None:
         f"{data['referenced']} objects referenced; {verb} {count} unreferenced "
         f"({data['unreferenced_too_young']} younger than the grace period kept)"
     )
+    if data["expired_versions"]:
+        verb = "would expire" if dry_run else "expired"
+        out.print(
+            f"{verb} {data['expired_versions']} versions; "
+            f"the oldest kept is {data['oldest_version']}"
+        )
 
 
 @app.command()
