@@ -279,6 +279,8 @@ class AsyncCatalog:
             "cache_bytes": cache.current_bytes,
             "cache_max_bytes": cache.max_bytes,
             "cache_entries": len(cache),
+            "cache_records": cache.records,
+            "cache_peak_records": cache.peak_records,
         }
 
     async def version_details(self, version: int) -> VersionInfo:

@@ -40,30 +40,60 @@ from catalog_store.storage import Store
 T = TypeVar("T")
 
 
+class _CountingLRU(cachetools.LRUCache[str, tuple[Any, int, int]]):
+    """An LRU of (value, bytes, records) that keeps the sum of records as it changes."""
+
+    records = 0
+
+    def __setitem__(self, key: str, value: tuple[Any, int, int]) -> None:
+        old = self.get(key)
+        super().__setitem__(key, value)  # may evict others first, through __delitem__
+        self.records += value[2] - (old[2] if old is not None else 0)
+
+    def __delitem__(self, key: str) -> None:
+        count = super().__getitem__(key)[2]
+        super().__delitem__(key)
+        self.records -= count
+
+
 class ObjectCache:
-    """Decoded immutable objects by key, bounded by an estimate of their bytes."""
+    """Decoded immutable objects by key, bounded by an estimate of their bytes.
+
+    It also counts the series records it holds, and the most ever held at once,
+    including a shard too large to cache while its caller holds it: the figure
+    that shows a listing of any size keeps memory bounded.
+    """
 
     def __init__(self, max_bytes: int) -> None:
-        self._lru: cachetools.LRUCache[str, tuple[Any, int]] = cachetools.LRUCache(
-            maxsize=max(max_bytes, 1), getsizeof=lambda item: item[1]
-        )
+        self._lru = _CountingLRU(maxsize=max(max_bytes, 1), getsizeof=lambda item: item[1])
         self.max_bytes = max_bytes
         self.hits = 0
         self.misses = 0
+        self.peak_records = 0
 
     @property
     def current_bytes(self) -> int:
         return int(self._lru.currsize)
 
+    @property
+    def records(self) -> int:
+        """Series records held now."""
+        return self._lru.records
+
     def __len__(self) -> int:
         return len(self._lru)
 
-    def put(self, key: str, value: object, nbytes: int) -> None:
+    def put(self, key: str, value: object, nbytes: int, records: int = 0) -> None:
         if nbytes <= self.max_bytes:
-            self._lru[key] = (value, nbytes)
+            self._lru[key] = (value, nbytes, records)
+            self.peak_records = max(self.peak_records, self.records)
 
     async def get_or_load(
-        self, key: str, load: Callable[[], Awaitable[T]], size: Callable[[T], int]
+        self,
+        key: str,
+        load: Callable[[], Awaitable[T]],
+        size: Callable[[T], int],
+        records: Callable[[T], int] = lambda _value: 0,
     ) -> T:
         found = self._lru.get(key)
         if found is not None:
@@ -71,9 +101,12 @@ class ObjectCache:
             return found[0]  # type: ignore[no-any-return]
         self.misses += 1
         value = await load()
-        nbytes = size(value)
+        nbytes, count = size(value), records(value)
         if nbytes <= self.max_bytes:
-            self._lru[key] = (value, nbytes)
+            self._lru[key] = (value, nbytes, count)
+            self.peak_records = max(self.peak_records, self.records)
+        else:
+            self.peak_records = max(self.peak_records, self.records + count)
         return value
 
 
@@ -269,11 +302,11 @@ class StoreReader:
             decoded = await _decode_off_loop(data, lambda: decode_shard(data, ref))
             return {r.id: r for r in decoded}
 
-        return await self.cache.get_or_load(ref.path, load, _estimate)
+        return await self.cache.get_or_load(ref.path, load, _estimate, len)
 
     def cache_records(self, ref: ShardRef, records: dict[str, SeriesRecord]) -> None:
         """Remember a shard this process wrote, sparing a read and a decode."""
-        self.cache.put(ref.path, records, _estimate(records))
+        self.cache.put(ref.path, records, _estimate(records), len(records))
 
     async def xids(self, ref: ShardRef | None) -> dict[str, str]:
         """One external-id index shard: ``provider\\x1fid`` -> series id."""

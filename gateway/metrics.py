@@ -46,6 +46,11 @@ _GAUGES = {
     "cache_bytes": ("fincat_cache_bytes", "Estimated bytes held by the object cache."),
     "cache_max_bytes": ("fincat_cache_max_bytes", "Byte bound of the object cache."),
     "cache_entries": ("fincat_cache_entries", "Objects held by the object cache."),
+    "cache_records": ("fincat_cache_records", "Series records held by the object cache."),
+    "cache_peak_records": (
+        "fincat_cache_peak_records",
+        "Most series records held at once, including a shard in use too large to cache.",
+    ),
 }
 
 
