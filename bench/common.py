@@ -127,6 +127,34 @@ def machine_load() -> str:
     return f"load average {one:.2f} on {os.cpu_count()} CPUs"
 
 
+def durability_floor(directory: str | None = None, samples: int = 50) -> str:
+    """What one durable new object costs on this disk: write and fdatasync a new
+    16 KiB file, then fsync its directory (p50 of each). Every fincat commit creates
+    new objects and then a new manifest, each made durable this way, in that order."""
+    import tempfile
+
+    with tempfile.TemporaryDirectory(dir=directory) as tmp:
+        files, dirs = [], []
+        for i in range(samples):
+            started = time.perf_counter()
+            fd = os.open(os.path.join(tmp, f"f{i}"), os.O_WRONLY | os.O_CREAT, 0o644)
+            os.write(fd, b"x" * 16384)
+            os.fdatasync(fd)
+            os.close(fd)
+            files.append(time.perf_counter() - started)
+            started = time.perf_counter()
+            dfd = os.open(tmp, os.O_RDONLY)
+            os.fsync(dfd)
+            os.close(dfd)
+            dirs.append(time.perf_counter() - started)
+    file_ms = sorted(files)[samples // 2] * 1e3
+    dir_ms = sorted(dirs)[samples // 2] * 1e3
+    return (
+        f"disk: a new file's write+fdatasync {file_ms:.2f} ms, its directory fsync "
+        f"{dir_ms:.2f} ms (p50); a durable commit makes objects durable, then its manifest"
+    )
+
+
 def code_version() -> str:
     """The commit of the code under test, marked when catalog_store has local changes."""
     repo = Path(__file__).resolve().parent.parent

@@ -36,6 +36,7 @@ from common import (
     code_version,
     date_grid,
     disk_usage,
+    durability_floor,
     fmt_ms,
     id_width,
     machine_load,
@@ -631,6 +632,7 @@ def report(
         f"reads={cfg.reads} appends={cfg.appends} lookups={cfg.lookups} "
         f"filter repeats={cfg.filter_repeats} (source == {cfg.filter_source!r})",
         f"machine: {load_before} before, {machine_load()} after; code {code_version()}",
+        durability_floor(cfg.workdir),
         "",
         render_table(header, rows),
         "",
