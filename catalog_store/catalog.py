@@ -59,6 +59,7 @@ from catalog_store.records import (
     to_series,
 )
 from catalog_store.snapshot import Snapshot, StoreReader
+from catalog_store.status import record_verify
 from catalog_store.storage import Store, open_store
 from catalog_store.storage.guarded import GuardedStore, StoreListener
 from catalog_store.verify import Progress, VerifyReport, verify
@@ -244,10 +245,16 @@ class AsyncCatalog:
         return out
 
     async def verify(
-        self, latest_only: bool = False, progress: Progress | None = None
+        self, latest_only: bool = False, progress: Progress | None = None, record: bool = False
     ) -> VerifyReport:
-        """Check every live version (or the latest) end to end; see :mod:`catalog_store.verify`."""
-        return await verify(self.reader, latest_only, progress)
+        """Check every live version (or the latest) end to end; see :mod:`catalog_store.verify`.
+
+        With ``record``, also keep the outcome in the store for monitoring
+        (:mod:`catalog_store.status`), best effort."""
+        report = await verify(self.reader, latest_only, progress)
+        if record:
+            await record_verify(self.store, report, latest_only)
+        return report
 
     async def collect_garbage(
         self,

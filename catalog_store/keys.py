@@ -15,6 +15,8 @@ MANIFEST_DIR = "_manifests"
 LATEST_HINT = f"{MANIFEST_DIR}/_latest"
 #: The oldest version kept under a retention policy; below it history has expired.
 RETENTION_FLOOR = f"{MANIFEST_DIR}/_floor"
+#: The outcome of the last verify, for monitoring (advisory, overwritten).
+VERIFY_STATUS = "_status/verify.json"
 META_DIR = "meta"
 XID_DIR = "xid"
 DATA_DIR = "data"

@@ -235,9 +235,12 @@ class Catalog:
         return self._runner.run(self.inner.revisions(series_id, start, end, first_release_only))
 
     def verify(
-        self, latest_only: bool = False, progress: Callable[[int, int], None] | None = None
+        self,
+        latest_only: bool = False,
+        progress: Callable[[int, int], None] | None = None,
+        record: bool = False,
     ) -> VerifyReport:
-        return self._runner.run(self.inner.verify(latest_only, progress))
+        return self._runner.run(self.inner.verify(latest_only, progress, record))
 
     def collect_garbage(
         self,

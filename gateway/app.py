@@ -9,6 +9,8 @@ of replicas can serve one catalog.
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
@@ -24,6 +26,7 @@ from catalog_store import AsyncCatalog, CatalogOptions
 from gateway.auth import AccessMiddleware, KeyRing
 from gateway.graphql.router import graphql_controller
 from gateway.metrics import GatewayMetrics, MetricsMiddleware, count_unmatched
+from gateway.monitor import MonitorCollector, Observed, watch
 from gateway.params import refuse_encoded_separators
 from gateway.problems import EXCEPTION_HANDLERS
 from gateway.ratelimit import TokenBuckets
@@ -75,9 +78,21 @@ def create_app(settings: Settings) -> Litestar:
         )
         gateway.attach(catalog)
         metrics.watch_catalog(catalog.stats)
+        observed = Observed()
+        metrics.watch_monitor(MonitorCollector(observed))
+        monitor = (
+            asyncio.create_task(watch(catalog, observed, settings.monitor_interval))
+            if settings.monitor_interval > 0
+            else None
+        )
         try:
             yield
         finally:
+            if monitor is not None:
+                monitor.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await monitor
+            metrics.watch_monitor(None)
             metrics.watch_catalog(None)
             gateway.attach(None)
             await catalog.close()

@@ -16,7 +16,13 @@ from typing import Any
 from litestar.enums import ScopeType
 from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Histogram,
+    ProcessCollector,
+    generate_latest,
+)
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -97,11 +103,15 @@ class GatewayMetrics:
             buckets=STORE_BUCKETS,
             registry=self.registry,
         )
+        # Resident memory, CPU and open files of this process, for the memory alert.
+        ProcessCollector(registry=self.registry)
         self._catalog: CatalogCollector | None = None
+        self._monitor: Collector | None = None
         self._children: dict[tuple[str, str, int], tuple[Counter, Histogram]] = {}
 
     def store_listener(self, operation: str, seconds: float, succeeded: bool) -> None:
-        """For ``CatalogOptions(store_listener=...)``."""
+        """For ``CatalogOptions(store_listener=...)``. A "not found" or "already exists"
+        answer is a success: the store answered (probes and lost races give them)."""
         outcome = "ok" if succeeded else "error"
         self.store_latency.labels(operation, outcome).observe(seconds)
 
@@ -113,6 +123,14 @@ class GatewayMetrics:
         if stats is not None:
             self._catalog = CatalogCollector(stats)
             self.registry.register(self._catalog)
+
+    def watch_monitor(self, collector: Collector | None) -> None:
+        """Export the background monitor's figures; None stops (at shutdown)."""
+        if self._monitor is not None:
+            self.registry.unregister(self._monitor)
+        self._monitor = collector
+        if collector is not None:
+            self.registry.register(collector)
 
     def observe(self, method: str, route: str, status: int, seconds: float | None) -> None:
         # Label lookups cost more than the update; routes and statuses are few, so

@@ -35,6 +35,7 @@ ENV_RATE_BURST = "FINCAT_RATE_BURST"
 ENV_MAX_BODY_BYTES = "FINCAT_MAX_BODY_BYTES"
 ENV_MAX_OBSERVATIONS = "FINCAT_MAX_OBSERVATIONS"
 ENV_CREATE = "FINCAT_CREATE"
+ENV_MONITOR_INTERVAL = "FINCAT_MONITOR_INTERVAL"
 
 
 class SettingsError(ValueError):
@@ -70,12 +71,14 @@ class Settings:
     max_operations: int = 1000
     #: Initialise an empty catalog at ``root`` if there is none.
     create: bool = False
+    #: Seconds between refreshes of the per-source freshness and verify metrics; 0: never.
+    monitor_interval: float = 30.0
     #: Limits and switches of ``/graphql`` (``FINCAT_GRAPHQL_*``).
     graphql: GraphQLSettings = field(default_factory=GraphQLSettings)
 
     def __post_init__(self) -> None:
-        if self.cache_ttl < 0:
-            raise SettingsError("cache_ttl must not be negative")
+        if self.cache_ttl < 0 or self.monitor_interval < 0:
+            raise SettingsError("cache_ttl and monitor_interval must not be negative")
         if self.rate_limit < 0 or self.rate_burst < 1:
             raise SettingsError("rate_limit must be >= 0 and rate_burst >= 1")
         if self.max_body_bytes < 1 or self.max_observations < 1 or self.max_operations < 1:
@@ -130,6 +133,7 @@ class Settings:
             (ENV_RATE_BURST, "rate_burst", int),
             (ENV_MAX_BODY_BYTES, "max_body_bytes", int),
             (ENV_MAX_OBSERVATIONS, "max_observations", int),
+            (ENV_MONITOR_INTERVAL, "monitor_interval", float),
         )
         for name, attribute, kind in numbers:
             if name in env:

@@ -377,7 +377,7 @@ def test_writers_killed_at_random_moments(
     assert leftover_temp_files(shared_target) == 0, "gc left temp files of killed writers"
 
 
-# -- regressions: each once a bug ------------------------------------------------------------
+# -- regressions: each once a bug ------------------------------------------------------------------
 
 
 def test_gc_reclaims_temp_files_of_killed_writers(tmp_path: Path) -> None:

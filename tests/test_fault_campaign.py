@@ -1007,7 +1007,7 @@ def test_a_real_file_system_that_fills_up(tmp_path: Path) -> None:
         run(main())
 
 
-# -- regressions: each once a bug -----------------------------------------------------------------------
+# -- regressions: each once a bug ------------------------------------------------------------------
 
 
 async def outcome_of(change: Any) -> BaseException | None:

@@ -24,13 +24,21 @@ def verify(
     latest: Annotated[
         bool, typer.Option("--latest", help="Check the newest version only.")
     ] = False,
+    record: Annotated[
+        bool,
+        typer.Option(
+            "--record/--no-record",
+            help="Keep the outcome in the store (_status/verify.json) for the gateways' "
+            "metrics; skipped with a warning where the credentials cannot write.",
+        ),
+    ] = True,
     as_json: JsonFlag = False,
 ) -> None:
     """Check every version: manifests chain, objects match their checksums, derived
     fields match the files. Exits 4 when a problem is found, with --json too."""
     after = None if latest else "looking for orphans"
     with open_catalog(ctx) as catalog, progress("verifying versions", then=after) as meter:
-        report = catalog.verify(latest_only=latest, progress=meter)
+        report = catalog.verify(latest_only=latest, progress=meter, record=record)
     emit(report.to_dict(), as_json, _print_verified)
     if not report.ok:
         raise typer.Exit(EXIT_PROBLEMS)

@@ -16,7 +16,11 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
 from typing import TypeVar
 
-from catalog_store.errors import StorageUnavailableError
+from catalog_store.errors import (
+    AlreadyExistsError,
+    ObjectNotFoundError,
+    StorageUnavailableError,
+)
 from catalog_store.storage.base import ObjectInfo, Store
 
 #: Called after each store call with (operation, seconds, succeeded).
@@ -43,6 +47,9 @@ class GuardedStore(Store):
                 result = await call
             ok = True
             return result
+        except (ObjectNotFoundError, AlreadyExistsError):
+            ok = True  # an answer, not a failure: probes and lost races expect them
+            raise
         except TimeoutError:
             raise StorageUnavailableError(
                 f"{operation} {key}: no answer within {self.timeout}s"

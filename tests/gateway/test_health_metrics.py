@@ -2,15 +2,21 @@
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import re
+import time
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 from litestar.testing import TestClient
 
+from catalog_store.status import VerifyStatus, read_verify_status
+from catalog_store.storage import open_store
 from gateway.app import create_app
 from tests.conftest import StoreTarget, new_bucket
-from tests.gateway.conftest import Client, problem, seed, settings_for
+from tests.gateway.conftest import Client, client_for, problem, seed, settings_for
 from tests.s3server import LoopbackS3Server
 
 
@@ -163,3 +169,64 @@ def test_hostile_series_ids_get_4xx(client: Client, segment: str) -> None:
         )
         assert 400 <= response.status_code < 500, (method, segment, suffix, response.text)
         assert response.headers["content-type"].startswith("application/problem+json")
+
+
+def scrape_until(client: Client, ready: Callable[[str], bool]) -> str:
+    """Scrape /metrics until ``ready`` holds (the monitor refreshes in the background)."""
+    for _ in range(200):
+        text = client.get("/metrics").text
+        if ready(text):
+            return text
+        time.sleep(0.05)
+    raise AssertionError(f"the monitor never produced the expected figures:\n{text}")
+
+
+def test_monitor_exports_source_freshness_and_the_recorded_verify(
+    local_target: StoreTarget,
+) -> None:
+    cat = local_target.open()
+    passed = cat.verify(record=True)
+    assert passed.ok
+    bea = max(cat.get(s).updated_at for s in ("GDP", "GDPC1")).timestamp()
+    cat.close()
+    status = asyncio.run(stored_verify_status(local_target))
+    assert status is not None and status.ok and status.last_ok_at == status.checked_at
+
+    with client_for(local_target, monitor_interval=0.05) as client:
+        text = scrape_until(client, lambda t: "fincat_verify_problems " in t)
+        assert metric(text, "fincat_verify_problems") == 0
+        assert metric(text, "fincat_verify_last_success_timestamp_seconds") == (
+            status.checked_at.timestamp()
+        )
+        assert metric(text, "fincat_source_series", source="BEA") == 2
+        assert metric(text, "fincat_source_last_updated_timestamp_seconds", source="BEA") == bea
+        bls_before = metric(text, "fincat_source_last_updated_timestamp_seconds", source="BLS")
+        assert metric(text, "process_resident_memory_bytes") > 0
+
+        # A damaged file, a verify that records it, and a fresh change to a BLS series.
+        (gdp_file,) = Path(local_target.url, "data").glob("GDP~*/**/*.parquet")
+        gdp_file.unlink()
+        cat = local_target.open()
+        assert not cat.verify(record=True).ok
+        cat.close()
+        assert client.patch("/v1/series/UNRATE", json={"units": "%"}).status_code == 200
+        text = scrape_until(
+            client,
+            lambda t: (
+                metric(t, "fincat_verify_problems") > 0
+                and metric(t, "fincat_source_last_updated_timestamp_seconds", source="BLS")
+                > bls_before
+            ),
+        )
+        # The last success stays the earlier passing run.
+        assert metric(text, "fincat_verify_last_success_timestamp_seconds") == (
+            status.checked_at.timestamp()
+        )
+
+
+async def stored_verify_status(target: StoreTarget) -> VerifyStatus | None:
+    store = open_store(target.url, target.options or None)
+    try:
+        return await read_verify_status(store)
+    finally:
+        await store.close()
