@@ -101,9 +101,11 @@ class VersionInfo:
     committed_at: dt.datetime
     commit_id: str
     message: str
+    #: The first changes of the commit (at most MAX_LISTED_CHANGES); see change_count.
     changes: Sequence[tuple[str, str]]
     series_count: int
     observation_count: int
+    change_count: int = 0
 
 
 def version_info(manifest: Manifest) -> VersionInfo:
@@ -115,6 +117,7 @@ def version_info(manifest: Manifest) -> VersionInfo:
         manifest.changes,
         manifest.series_count,
         manifest.observation_count,
+        max(manifest.change_count, len(manifest.changes)),
     )
 
 

@@ -20,6 +20,7 @@ import pyarrow as pa
 from catalog_store import keys
 from catalog_store.datafiles import EncodedFile, read_files
 from catalog_store.records import (
+    MAX_LISTED_CHANGES,
     DataFile,
     Manifest,
     SeriesRecord,
@@ -201,7 +202,8 @@ class ChangeSet:
             commit_id=self.commit_id,
             committed_at=self.committed_at,
             message=message,
-            changes=self.changes,
+            changes=self.changes[:MAX_LISTED_CHANGES],
+            change_count=len(self.changes),
             series_count=base.series_count + self.series_delta,
             observation_count=base.observation_count + self.observation_delta,
             shard_count=self.shard_count,

@@ -17,6 +17,9 @@ from catalog_store.keys import checksum
 from catalog_store.models import SPEC_FIELDS, Series
 
 MANIFEST_FORMAT = "fincat-manifest/1"
+#: A manifest lists at most this many of its changes: every reader decodes the
+#: manifest, so its size must not grow with the size of a batch.
+MAX_LISTED_CHANGES = 1000
 STORE_FORMAT = "fincat/1"
 
 
@@ -82,8 +85,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     commit_id: str
     committed_at: dt.datetime
     message: str = ""
-    #: (operation, series id) for each change in this commit.
+    #: (operation, series id) for the first MAX_LISTED_CHANGES changes of this commit.
     changes: list[tuple[str, str]] = msgspec.field(default_factory=list)
+    #: How many changes the commit made in all (more than ``changes`` lists for a big batch).
+    change_count: int = 0
     series_count: int = 0
     observation_count: int = 0
     shard_count: int

@@ -311,3 +311,16 @@ def test_shard_count_is_chosen_at_init(target: StoreTarget) -> None:
     assert cat.inner.reader.marker.shard_count == 3
     assert len(cat.list(limit=1000).items) == 30
     cat.close()
+
+
+def test_a_big_batch_lists_its_first_changes_and_counts_them_all(catalog: Catalog) -> None:
+    from catalog_store.records import MAX_LISTED_CHANGES
+
+    with catalog.batch("many") as batch:
+        for i in range(MAX_LISTED_CHANGES + 5):
+            batch.create({"id": f"B{i:05d}", "frequency": "annual"})
+    (info,) = catalog.history(limit=1)
+    assert info.change_count == MAX_LISTED_CHANGES + 5
+    assert len(info.changes) == MAX_LISTED_CHANGES
+    assert info.changes[0] == ("create", "B00000")
+    assert catalog.get(f"B{MAX_LISTED_CHANGES + 4:05d}").id == f"B{MAX_LISTED_CHANGES + 4:05d}"

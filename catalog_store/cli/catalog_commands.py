@@ -148,7 +148,7 @@ def _version_json(info: VersionInfo) -> dict[str, Any]:
         "version": info.version,
         "committed_at": iso(info.committed_at),
         "message": info.message,
-        "changes": len(info.changes),
+        "changes": info.change_count,
         "series_count": info.series_count,
         "observation_count": info.observation_count,
         "commit_id": info.commit_id,

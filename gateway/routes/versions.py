@@ -31,7 +31,9 @@ class Version(msgspec.Struct):
     committed_at: dt.datetime
     commit_id: str
     message: str
+    #: The first changes of the commit (at most 1,000); ``change_count`` counts all.
     changes: list[Change]
+    change_count: int
     series_count: int
     observation_count: int
 
@@ -50,6 +52,7 @@ def as_version(info: VersionInfo) -> Version:
         commit_id=info.commit_id,
         message=info.message,
         changes=[Change(action, series_id) for action, series_id in info.changes],
+        change_count=info.change_count,
         series_count=info.series_count,
         observation_count=info.observation_count,
     )
