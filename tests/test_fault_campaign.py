@@ -83,7 +83,14 @@ def campaign_rules(rate: float = RATE) -> list[FaultRule]:
         FaultRule(FaultKind.FULL, probability=rate * 0.12),
         FaultRule(FaultKind.PERMISSION, probability=rate * 0.08, operations=PUTS),
         FaultRule(FaultKind.IO_ERROR, probability=rate * 0.08, operations=PUTS),
+        # Stalls end only by the catalog's deadline (STALL_DEADLINE).
+        FaultRule(FaultKind.HANG, probability=rate * 0.03),
+        FaultRule(FaultKind.HANG_AFTER, probability=rate * 0.03, operations=PUTS),
     ]
+
+
+#: store_timeout of the campaign's catalogs: a stalled call fails after this long.
+STALL_DEADLINE = {"memory": 0.2, "local": 0.2, "s3": 3.0}
 
 
 # -- the model ---------------------------------------------------------------------------
@@ -401,11 +408,14 @@ class Campaign:
         setup = await AsyncCatalog.open_store(self.raw(), create=True)
         await setup.close()
         with self.plan.paused():
+            deadline = STALL_DEADLINE[self.target.backend]
             self.writer = await AsyncCatalog.open_store(
-                FaultyStore(self.raw(), self.plan), options=CatalogOptions(retry=SMALL_RETRY)
+                FaultyStore(self.raw(), self.plan),
+                options=CatalogOptions(retry=SMALL_RETRY, store_timeout=deadline),
             )
             self.reader = await AsyncCatalog.open_store(
-                FaultyStore(self.raw(), self.plan), options=CatalogOptions(cache_bytes=1)
+                FaultyStore(self.raw(), self.plan),
+                options=CatalogOptions(cache_bytes=1, store_timeout=deadline),
             )
         self.oracle = await AsyncCatalog.open_store(self.raw())
         try:
