@@ -1,4 +1,4 @@
-"""Workload W1: fincat beside raw pyarrow and DuckDB on local disk.
+"""Workload W1: fincat beside raw pyarrow, DuckDB and ArcticDB on local disk.
 
 Run from the repository root::
 
@@ -6,14 +6,16 @@ Run from the repository root::
     .venv/bin/python bench/w1.py --n 200 --systems fincat,pyarrow --json w1.json
 
 Each system runs in its own fresh process (so peak RSS is its own) on its own
-temporary directory, which is removed afterwards. bench/README.md explains every
-figure.
+temporary directory, which is removed afterwards. A system whose package is not
+installed is skipped, with the reason printed. The systems are in w1_systems.py;
+bench/README.md explains every figure.
 """
 
 from __future__ import annotations
 
 import argparse
 import datetime as dt
+import importlib.util
 import json
 import math
 import multiprocessing
@@ -25,17 +27,14 @@ from collections.abc import Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
-from typing import Any, Protocol
+from typing import Any
 
 import numpy as np
-import pyarrow as pa
-import pyarrow.parquet as pq
 from common import (
     LAST_DATE,
     Timer,
     code_version,
     date_grid,
-    disk_usage,
     durability_floor,
     fmt_ms,
     id_width,
@@ -49,9 +48,9 @@ from common import (
     summary,
     to_date,
 )
+from w1_systems import OPTIONAL_MODULES, PEERS, SYSTEMS, System, make_system
 
 FREQUENCY = "business_daily"
-SYSTEMS = ("fincat", "pyarrow", "duckdb")
 #: Operations in the order they run and are printed.
 TIMED_OPS = (
     "load",
@@ -62,9 +61,13 @@ TIMED_OPS = (
     "meta_lookup",
     "meta_filter",
 )
+#: The operations of W1 itself (read_full_again is an extra view of read_full).
+W1_OPS = ("load", "read_full", "read_range", "append", "meta_lookup", "meta_filter")
 #: Operations whose fincat/pyarrow ratio is printed (the others have no comparable floor).
 RATIO_OPS = ("read_full", "read_full_again", "read_range")
-READ_RATIO_TARGET = 1.5
+#: Targets: reads within this factor of raw pyarrow, every W1 operation at or below
+#: the best peer, and an append under this many milliseconds.
+READ_RATIO_TARGET = 1.3
 APPEND_TARGET_MS = 3.0
 
 
@@ -130,288 +133,6 @@ def make_plan(cfg: Config) -> Plan:
         rows=len(grid),
         filter_expected=sum(1 for i in range(n) if i % 5 == source_index),
     )
-
-
-class System(Protocol):
-    """What the driver needs from each system under test."""
-
-    root: Path
-    extra: dict[str, Any]
-
-    def load_one(self, meta: dict[str, Any], dates: np.ndarray[Any, Any], values: Any) -> None: ...
-    def finish_load(self) -> None: ...
-    def reopen(self) -> None: ...
-    def read_full(self, sid: str) -> int: ...
-    def read_range(self, sid: str, start: dt.date, end: dt.date) -> int: ...
-    def append(self, sid: str, day: dt.date, value: float) -> None: ...
-    def row_counts(self, ids: Sequence[str]) -> dict[str, int]: ...
-    def lookup(self, sid: str) -> Any: ...
-    def filter_source(self, source: str) -> int: ...
-    def disk(self) -> dict[str, Any]: ...
-    def close(self) -> None: ...
-
-
-# -- fincat ---------------------------------------------------------------------------
-
-
-class FincatSystem:
-    """fincat through its public synchronous API, default CatalogOptions."""
-
-    def __init__(self, root: Path) -> None:
-        from catalog_store import Catalog
-
-        self._open = Catalog.open
-        self.root = root
-        self.url = root / "catalog"
-        self.cat = Catalog.open(self.url, create=True)
-        self.extra: dict[str, Any] = {"create_s": [], "write_s": []}
-
-    def load_one(self, meta: dict[str, Any], dates: np.ndarray[Any, Any], values: Any) -> None:
-        t0 = time.perf_counter()
-        self.cat.create(meta)
-        t1 = time.perf_counter()
-        self.cat.write(meta["id"], (dates, values))
-        t2 = time.perf_counter()
-        self.extra["create_s"].append(t1 - t0)
-        self.extra["write_s"].append(t2 - t1)
-
-    def finish_load(self) -> None:
-        pass
-
-    def reopen(self) -> None:
-        self.cat.close()
-        self.cat = self._open(self.url)
-
-    def read_full(self, sid: str) -> int:
-        return int(self.cat.read(sid).num_rows)
-
-    def read_range(self, sid: str, start: dt.date, end: dt.date) -> int:
-        return int(self.cat.read(sid, start, end).num_rows)
-
-    def append(self, sid: str, day: dt.date, value: float) -> None:
-        self.cat.write(sid, ([day], [value]))
-
-    def row_counts(self, ids: Sequence[str]) -> dict[str, int]:
-        """Rows each series reads back; disagreements with ``observation_count`` are
-        counted in ``extra["count_disagreements"]``."""
-        out = {}
-        disagreements = 0
-        for sid in ids:
-            out[sid] = int(self.cat.read(sid).num_rows)
-            disagreements += self.cat.get(sid).observation_count != out[sid]
-        self.extra["count_disagreements"] = disagreements
-        return out
-
-    def lookup(self, sid: str) -> Any:
-        return self.cat.get(sid)
-
-    def filter_source(self, source: str) -> int:
-        found = 0
-        cursor: str | None = None
-        while True:
-            page = self.cat.list(source=source, limit=1000, cursor=cursor)
-            found += len(page.items)
-            if page.next_cursor is None:
-                return found
-            cursor = page.next_cursor
-
-    def disk(self) -> dict[str, Any]:
-        usage: dict[str, Any] = disk_usage([self.url])
-        usage["by_dir"] = {
-            child.name: disk_usage([child])
-            for child in sorted(self.url.iterdir())
-            if child.is_dir()
-        }
-        return usage
-
-    def close(self) -> None:
-        self.cat.close()
-
-
-# -- raw pyarrow -------------------------------------------------------------------------
-
-#: The same Parquet encoding fincat writes, so the comparison isolates the catalog.
-PARQUET_OPTIONS: dict[str, Any] = {
-    "compression": "zstd",
-    "compression_level": 1,
-    "use_dictionary": False,
-}
-SCHEMA = pa.schema([pa.field("date", pa.date32(), nullable=False), ("value", pa.float64())])
-
-
-def slice_dates(table: pa.Table, start: dt.date, end: dt.date) -> pa.Table:
-    """Rows of a date-sorted table in ``[start, end]`` (binary search, zero copy)."""
-    days = table.column("date").cast(pa.int32()).to_numpy()
-    epoch = dt.date(1970, 1, 1)
-    lo = int(np.searchsorted(days, (start - epoch).days, side="left"))
-    hi = int(np.searchsorted(days, (end - epoch).days, side="right"))
-    return table.slice(lo, hi - lo)
-
-
-class PyarrowSystem:
-    """One Parquet file per series, no catalog, no atomicity, no fsync: the floor.
-
-    Metadata is a dict in memory, written once to ``meta.json`` at the end of the
-    load and read back on reopen; meta_lookup is a dict lookup and meta_filter a
-    scan of the dict. An append reads the file, concatenates one row and rewrites it.
-    """
-
-    def __init__(self, root: Path) -> None:
-        self.root = root
-        self.dir = root / "series"
-        self.dir.mkdir()
-        self.meta_path = root / "meta.json"
-        self.meta: dict[str, dict[str, Any]] = {}
-        self.extra: dict[str, Any] = {}
-
-    def _path(self, sid: str) -> Path:
-        return self.dir / f"{sid}.parquet"
-
-    def load_one(self, meta: dict[str, Any], dates: np.ndarray[Any, Any], values: Any) -> None:
-        table = pa.table({"date": pa.array(dates), "value": pa.array(values)}, schema=SCHEMA)
-        pq.write_table(table, self._path(meta["id"]), **PARQUET_OPTIONS)
-        self.meta[meta["id"]] = meta
-
-    def finish_load(self) -> None:
-        self.meta_path.write_text(json.dumps(self.meta))
-
-    def reopen(self) -> None:
-        self.meta = json.loads(self.meta_path.read_text())
-
-    def read_full(self, sid: str) -> int:
-        return int(pq.read_table(self._path(sid)).num_rows)
-
-    def read_range(self, sid: str, start: dt.date, end: dt.date) -> int:
-        return int(slice_dates(pq.read_table(self._path(sid)), start, end).num_rows)
-
-    def append(self, sid: str, day: dt.date, value: float) -> None:
-        path = self._path(sid)
-        row = pa.table({"date": [day], "value": [value]}, schema=SCHEMA)
-        table = pa.concat_tables([pq.read_table(path), row])
-        pq.write_table(table, path, **PARQUET_OPTIONS)
-
-    def row_counts(self, ids: Sequence[str]) -> dict[str, int]:
-        return {sid: int(pq.read_metadata(self._path(sid)).num_rows) for sid in ids}
-
-    def lookup(self, sid: str) -> Any:
-        return self.meta[sid]
-
-    def filter_source(self, source: str) -> int:
-        return len([m for m in self.meta.values() if m["source"] == source])
-
-    def disk(self) -> dict[str, Any]:
-        return dict(disk_usage([self.dir, self.meta_path]))
-
-    def close(self) -> None:
-        pass
-
-
-# -- DuckDB ------------------------------------------------------------------------------
-
-
-def _query_arrow(con: Any, query: str, params: list[Any]) -> pa.Table:
-    """A query's result as an Arrow table, without the DB-API result's extra copy."""
-    relation = con.sql(query, params=params)
-    for name in ("to_arrow_table", "fetch_arrow_table", "arrow"):
-        method = getattr(relation, name, None)
-        if method is not None:
-            table: pa.Table = method()
-            return table
-    raise RuntimeError("this duckdb has no Arrow result method")
-
-
-class DuckdbSystem:
-    """One DuckDB file: ``obs(series_id, date, value)`` and ``meta``; no index on obs.
-
-    A series loads in one transaction (metadata row and observations); an append
-    is one auto-committed INSERT. Series are loaded in order, so each row group's
-    min/max statistics on ``series_id`` let a point query skip most of the table.
-    """
-
-    def __init__(self, root: Path) -> None:
-        import duckdb
-
-        self._connect = duckdb.connect
-        self.root = root
-        self.path = root / "w1.duckdb"
-        self.con = duckdb.connect(str(self.path))
-        self.con.execute(
-            "CREATE TABLE meta (id VARCHAR PRIMARY KEY, title VARCHAR, source VARCHAR, "
-            "frequency VARCHAR, units VARCHAR, tags VARCHAR[])"
-        )
-        self.con.execute(
-            "CREATE TABLE obs (series_id VARCHAR NOT NULL, date DATE NOT NULL, value DOUBLE)"
-        )
-        self.extra: dict[str, Any] = {}
-
-    def load_one(self, meta: dict[str, Any], dates: np.ndarray[Any, Any], values: Any) -> None:
-        incoming = pa.table({"date": pa.array(dates), "value": pa.array(values)})
-        con = self.con
-        con.execute("BEGIN TRANSACTION")
-        con.execute(
-            "INSERT INTO meta VALUES (?, ?, ?, ?, ?, ?)",
-            [
-                meta["id"],
-                meta["title"],
-                meta["source"],
-                meta["frequency"],
-                meta["units"],
-                meta["tags"],
-            ],
-        )
-        con.register("incoming", incoming)
-        con.execute("INSERT INTO obs SELECT ?, date, value FROM incoming", [meta["id"]])
-        con.unregister("incoming")
-        con.execute("COMMIT")
-
-    def finish_load(self) -> None:
-        self.con.execute("CHECKPOINT")
-
-    def reopen(self) -> None:
-        self.con.close()
-        self.con = self._connect(str(self.path))
-
-    def read_full(self, sid: str) -> int:
-        query = "SELECT date, value FROM obs WHERE series_id = ? ORDER BY date"
-        return int(_query_arrow(self.con, query, [sid]).num_rows)
-
-    def read_range(self, sid: str, start: dt.date, end: dt.date) -> int:
-        query = (
-            "SELECT date, value FROM obs WHERE series_id = ? AND date BETWEEN ? AND ? ORDER BY date"
-        )
-        return int(_query_arrow(self.con, query, [sid, start, end]).num_rows)
-
-    def append(self, sid: str, day: dt.date, value: float) -> None:
-        self.con.execute("INSERT INTO obs VALUES (?, ?, ?)", [sid, day, value])
-
-    def row_counts(self, ids: Sequence[str]) -> dict[str, int]:
-        rows = self.con.execute("SELECT series_id, count(*) FROM obs GROUP BY series_id").fetchall()
-        counts = {str(sid): int(count) for sid, count in rows}
-        return {sid: counts.get(sid, 0) for sid in ids}
-
-    def lookup(self, sid: str) -> Any:
-        return self.con.execute("SELECT * FROM meta WHERE id = ?", [sid]).fetchone()
-
-    def filter_source(self, source: str) -> int:
-        return len(self.con.execute("SELECT * FROM meta WHERE source = ?", [source]).fetchall())
-
-    def disk(self) -> dict[str, Any]:
-        self.con.execute("CHECKPOINT")
-        wal = self.path.with_name(self.path.name + ".wal")
-        return dict(disk_usage([self.path, wal]))
-
-    def close(self) -> None:
-        self.con.close()
-
-
-def make_system(name: str, root: Path) -> System:
-    if name == "fincat":
-        return FincatSystem(root)
-    if name == "pyarrow":
-        return PyarrowSystem(root)
-    if name == "duckdb":
-        return DuckdbSystem(root)
-    raise ValueError(f"unknown system {name!r}")
 
 
 # -- the driver --------------------------------------------------------------------------
@@ -524,10 +245,7 @@ def _run_phases(
     out.ops["meta_filter"] = summary(timer.samples)
     out.rss_after["meta_filter"] = peak_rss_mb()
 
-    if isinstance(system, FincatSystem):
-        out.extra["load_create"] = summary(system.extra["create_s"])
-        out.extra["load_write"] = summary(system.extra["write_s"])
-        out.extra["count_disagreements"] = system.extra["count_disagreements"]
+    out.extra = system.details()
 
 
 def run_isolated(name: str, cfg: Config, same_process: bool) -> Result:
@@ -546,6 +264,7 @@ def _mb(value: int) -> str:
 
 
 def _ratio(results: dict[str, Result], op: str) -> float | None:
+    """fincat's p50 over raw pyarrow's."""
     if "fincat" not in results or "pyarrow" not in results:
         return None
     ours = results["fincat"].ops[op]["p50_ms"]
@@ -553,8 +272,30 @@ def _ratio(results: dict[str, Result], op: str) -> float | None:
     return ours / floor if floor > 0 else None
 
 
+def _best_peer(results: dict[str, Result], op: str) -> tuple[float, str] | None:
+    """fincat's p50 over the lowest p50 of the peers that ran, and that peer."""
+    peers = [(results[p].ops[op]["p50_ms"], p) for p in PEERS if p in results]
+    if "fincat" not in results or not peers:
+        return None
+    best, name = min(peers)
+    if not best > 0:
+        return None
+    return results["fincat"].ops[op]["p50_ms"] / best, name
+
+
 def targets(results: dict[str, Result]) -> list[dict[str, Any]]:
     checks: list[dict[str, Any]] = []
+    for op in W1_OPS:
+        peer = _best_peer(results, op)
+        checks.append(
+            {
+                "target": f"{op} p50 at or below the best peer",
+                "value": None if peer is None else peer[0],
+                "display": "n/a" if peer is None else f"{peer[0]:.2f}x {peer[1]}",
+                "met": None if peer is None else peer[0] <= 1.0,
+                "peer": None if peer is None else peer[1],
+            }
+        )
     for op in ("read_full", "read_range"):
         ratio = _ratio(results, op)
         checks.append(
@@ -578,6 +319,15 @@ def targets(results: dict[str, Result]) -> list[dict[str, Any]]:
     return checks
 
 
+def _split(label: str, parts: dict[str, dict[str, float]]) -> str:
+    """One line of p50/p99 per named part of an operation."""
+    text = ", ".join(
+        f"{name} p50 {fmt_ms(s['p50_ms'])} / p99 {fmt_ms(s['p99_ms'])} ms"
+        for name, s in parts.items()
+    )
+    return f"{label}: {text}"
+
+
 def report(
     cfg: Config, results: dict[str, Result], skipped: dict[str, str], load_before: str
 ) -> str:
@@ -585,9 +335,12 @@ def report(
     header = ["operation"]
     for name in names:
         header += [f"{name} p50", f"{name} p99"]
-    with_ratio = "fincat" in results and "pyarrow" in results
-    if with_ratio:
+    with_floor = "fincat" in results and "pyarrow" in results
+    with_peer = "fincat" in results and any(p in results for p in PEERS)
+    if with_floor:
         header.append("fincat/pyarrow p50")
+    if with_peer:
+        header.append("fincat/best peer p50")
     rows: list[list[str]] = []
     for op in TIMED_OPS:
         unit = "ms/series" if op == "load" else "ms"
@@ -595,18 +348,19 @@ def report(
         for name in names:
             stats = results[name].ops[op]
             row += [fmt_ms(stats["p50_ms"]), fmt_ms(stats["p99_ms"])]
-        if with_ratio:
+        if with_floor:
             ratio = _ratio(results, op) if op in RATIO_OPS else None
             row.append("" if ratio is None else f"{ratio:.2f}x")
+        if with_peer:
+            peer = _best_peer(results, op)
+            row.append("" if peer is None else f"{peer[0]:.2f}x {peer[1]}")
         rows.append(row)
 
     def single(label: str, values: list[str]) -> list[str]:
         row = [label]
         for value in values:
             row += [value, ""]
-        if with_ratio:
-            row.append("")
-        return row
+        return row + [""] * (with_floor + with_peer)
 
     rows.append(single("load total (s)", [f"{results[n].load_total_s:.1f}" for n in names]))
     rows.append(single("append mismatches", [str(results[n].append_mismatches) for n in names]))
@@ -636,23 +390,17 @@ def report(
         "",
         render_table(header, rows),
         "",
-        "targets:",
+        "targets (best peer: the lower p50 of " + " and ".join(PEERS) + ", of those run):",
     ]
     for check in targets(results):
         verdict = {True: "MET", False: "MISSED", None: "n/a"}[check["met"]]
-        lines.append(f"  {check['target']:<45} {check['display']:>10}  {verdict}")
+        lines.append(f"  {check['target']:<45} {check['display']:>14}  {verdict}")
+    lines.append("")
     if "fincat" in results:
         fin = results["fincat"]
-        create, write = fin.extra["load_create"], fin.extra["load_write"]
-        lines += [
-            "",
-            "fincat load split: create p50 {} / p99 {} ms, write p50 {} / p99 {} ms".format(
-                fmt_ms(create["p50_ms"]),
-                fmt_ms(create["p99_ms"]),
-                fmt_ms(write["p50_ms"]),
-                fmt_ms(write["p99_ms"]),
-            ),
-        ]
+        extra = fin.extra
+        parts = {"create": extra["load_create"], "write": extra["load_write"]}
+        lines.append(_split("fincat load split", parts))
         for label, usage in (("load", fin.disk_after_load), ("append", fin.disk_after_append)):
             parts = ", ".join(
                 f"{d} {_mb(u['bytes'])} MB / {u['files']} files"
@@ -660,9 +408,12 @@ def report(
             )
             lines.append(f"fincat disk after {label}: {parts}")
         lines.append(
-            "fincat observation_count disagreeing with rows read: "
-            f"{fin.extra['count_disagreements']}"
+            f"fincat observation_count disagreeing with rows read: {extra['count_disagreements']}"
         )
+    if "arcticdb" in results:
+        extra = results["arcticdb"].extra
+        parts = {"read_metadata": extra["append_metadata"], "append": extra["append_write"]}
+        lines.append(_split("arcticdb append split", parts))
     lines.append("")
     for name in names:
         steps = ", ".join(f"{op} {mb:.0f}" for op, mb in results[name].rss_after.items())
@@ -685,7 +436,7 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     parser.add_argument(
         "--systems",
         default=",".join(SYSTEMS),
-        help="comma-separated subset of fincat,pyarrow,duckdb",
+        help="comma-separated subset of " + ",".join(SYSTEMS),
     )
     parser.add_argument("--json", type=Path, help="also write the figures to this JSON file")
     parser.add_argument("--workdir", help="parent of the temporary directories (default: TMPDIR)")
@@ -719,13 +470,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         filter_repeats=args.filter_repeats,
         workdir=args.workdir,
     )
+    # Found, not imported: a module imported here would count in every child's peak
+    # RSS (a spawned process starts from its parent's high-water mark on Linux).
     skipped: dict[str, str] = {}
-    if "duckdb" in names:
-        try:
-            import duckdb  # noqa: F401
-        except ImportError as exc:
-            skipped["duckdb"] = f"cannot import duckdb ({exc})"
-            names.remove("duckdb")
+    for name, module in OPTIONAL_MODULES.items():
+        if name in names and importlib.util.find_spec(module) is None:
+            skipped[name] = f"{module} is not installed (pip install -e '.[bench]')"
+            names.remove(name)
     results: dict[str, Result] = {}
     load_before = machine_load()
     for name in names:
