@@ -55,6 +55,9 @@ def translate_s3_errors(key: str) -> Iterator[None]:
         if client is not None:
             code = str(client.response.get("Error", {}).get("Code", ""))
             status = int(client.response.get("ResponseMetadata", {}).get("HTTPStatusCode", 0))
+        if code == "NoSuchBucket":
+            # Not an absent object: nothing at all can be stored until it is created.
+            raise StorageError(f"{key}: the bucket does not exist; create it first") from exc
         if isinstance(exc, FileNotFoundError) or code in _NOT_FOUND_CODES or status == 404:
             raise ObjectNotFoundError(key) from None
         if status == 412 or code == "PreconditionFailed" or isinstance(exc, FileExistsError):
