@@ -65,6 +65,7 @@ class ChangeSet:
         self._xids: dict[int, dict[str, str]] = {}
         self._staged = staged
         self._pending: dict[str, bytes] = {}
+        self._looked_at: set[str] = set()
 
     async def _shard(self, series_id: str) -> dict[str, SeriesRecord]:
         shard = keys.shard_of(series_id, self.shard_count)
@@ -75,6 +76,7 @@ class ChangeSet:
 
     async def get(self, series_id: str) -> SeriesRecord | None:
         """The series as this change set has it so far, or None."""
+        self._looked_at.add(series_id)
         return (await self._shard(series_id)).get(series_id)
 
     async def put(self, record: SeriesRecord, operation: str, before: SeriesRecord | None) -> None:
@@ -88,14 +90,15 @@ class ChangeSet:
         )
 
     def touched(self) -> dict[str, SeriesRecord | None]:
-        """Each series this change set changed, as it leaves it (None when deleted).
+        """Each series this change set changed or looked at, as it leaves it (None when
+        deleted or absent); an operation that changed nothing still looked its series up.
 
         Held in memory, so the caller of a landed commit needs no read to answer
         with the new state: a read failing after the commit landed must not turn
         a success into a reported failure.
         """
         result: dict[str, SeriesRecord | None] = {}
-        for _operation, series_id in self.changes:
+        for series_id in [*(sid for _op, sid in self.changes), *sorted(self._looked_at)]:
             shard = self._records.get(keys.shard_of(series_id, self.shard_count), {})
             result[series_id] = shard.get(series_id)
         return result

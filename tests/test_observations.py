@@ -482,3 +482,15 @@ def test_a_batch_may_revise_what_it_wrote_earlier(catalog: Catalog) -> None:
         batch.write("S", ([D(2020, 1, 2)], [2.5]), "replace_range", start=D(2020, 1, 2))
     assert rows(catalog.read("S")) == [(D(2020, 1, 1), 1.5), (D(2020, 1, 2), 2.5)]
     assert catalog.get("S").observation_count == 2
+
+
+def test_a_write_that_changes_nothing_returns_the_series(catalog: Catalog) -> None:
+    catalog.create(id="E", frequency="annual")
+    catalog.write("E", ([dt.date(2020, 1, 1)], [1.0]))
+    version = catalog.get("E").version
+    series = catalog.write("E", ([], []), "append")
+    assert (series.id, series.observation_count, series.version) == ("E", 1, version)
+    deleted = catalog.write(
+        "E", mode="delete_range", start=dt.date(1990, 1, 1), end=dt.date(1991, 1, 1)
+    )
+    assert deleted.observation_count == 1
