@@ -10,6 +10,7 @@ alike; the ratio of their throughputs is printed, overall and per round (the
 target: GraphQL at least 50 % of REST). Nothing is asserted.
 
     .venv/bin/python bench/graphql_bench.py [--seconds 10] [--rounds 5] [--concurrency 16]
+                                            [--no-result-cache]
 """
 
 from __future__ import annotations
@@ -177,7 +178,9 @@ def free_port() -> int:
         return port
 
 
-def start_server(root: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
+def start_server(
+    root: Path, log: Path, result_cache: bool = True
+) -> tuple[subprocess.Popen[bytes], str]:
     port = free_port()
     command = [
         sys.executable, "-m", "gateway.cli", "--root", str(root), "serve",
@@ -185,6 +188,8 @@ def start_server(root: Path, log: Path) -> tuple[subprocess.Popen[bytes], str]:
         "--log-level", "warning",
     ]  # fmt: skip
     env = {k: v for k, v in os.environ.items() if not k.startswith("FINCAT_")}
+    if not result_cache:
+        env["FINCAT_GRAPHQL_RESULT_CACHE_BYTES"] = "0"
     with log.open("wb") as sink:
         process = subprocess.Popen(
             command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT
@@ -229,6 +234,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--rounds", type=int, default=5, help="alternations of REST and GraphQL per pair"
     )
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument(
+        "--no-result-cache",
+        action="store_true",
+        help="turn the GraphQL result cache off: every GraphQL request runs its resolvers",
+    )
     parser.add_argument("--workdir", help="parent of the temporary directory (default: TMPDIR)")
     parser.add_argument("--json", type=Path, help="also write the figures as JSON")
     args = parser.parse_args(args_list)
@@ -238,12 +248,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         root = work / "store"
         seed(root, args.n, args.seed)
-        server, url = start_server(root, work / "server.log")
+        server, url = start_server(root, work / "server.log", not args.no_result_cache)
         print(f"fincat {code_version()}; {machine_load()}")
         print(
             f"{args.n} business-daily series x {YEARS} years; one server worker; "
             f"{args.concurrency} requests in flight; {args.seconds:.0f} s per scenario in "
-            f"{args.rounds} rounds alternating with its twin\n"
+            f"{args.rounds} rounds alternating with its twin; GraphQL result cache "
+            f"{'off' if args.no_result_cache else 'on'}\n"
         )
         results: dict[str, Any] = {}
         for pair in PAIRS:

@@ -14,6 +14,8 @@ from dataclasses import dataclass, fields
 ENV_PREFIX = "FINCAT_GRAPHQL_"
 #: Two days: a source whose newest change is older than this is reported stale.
 DEFAULT_FRESHNESS_MAX_AGE = 2 * 24 * 3600.0
+#: Settings where 0 turns a feature off.
+MAY_BE_ZERO = frozenset({"result_cache_bytes"})
 
 
 class GraphQLSettingsError(ValueError):
@@ -50,11 +52,16 @@ class GraphQLSettings:
     summary_scan_limit: int = 200_000
     #: Most problems ``validateCatalog`` lists (counts by kind always cover all of them).
     max_problems: int = 1_000
+    #: Bytes of encoded query results kept per process, by the catalog version they
+    #: read (see gateway.graphql.results); 0 keeps none.
+    result_cache_bytes: int = 32 * 2**20
 
     def __post_init__(self) -> None:
         for item in fields(self):
             value = getattr(self, item.name)
             if isinstance(value, bool):
+                continue
+            if item.name in MAY_BE_ZERO and value == 0:
                 continue
             if value <= 0:
                 raise GraphQLSettingsError(f"graphql {item.name} must be positive, not {value}")

@@ -82,15 +82,16 @@ class GraphQLContext:
         return self.budget
 
     async def version(self) -> int:
-        """The catalog version this request reads when no ``asOf`` is given.
+        """The catalog version this request reads when no ``asOf`` is given: the
+        latest one as the app's cache TTL sees it, as REST reads it.
 
         Fixed at its first use, so every field of one response sees the same
-        catalog even while writers commit; a mutation's result carries its own
-        version. Raises the catalog's errors (StorageUnavailableError ...).
+        catalog even while writers commit (and a cached result is kept under the
+        version its fields read); a mutation's result carries its own version.
+        Raises the catalog's errors (StorageUnavailableError ...).
         """
         if self._pin is None:
-            # The snapshot honours the app's cache TTL, as the REST reads do.
-            latest = (await self.catalog.snapshot()).version
+            latest = await self.catalog.version(refresh=False)
             # Fields that asked at the same time all answer with the first result.
             if self._pin is None:
                 self._pin = latest

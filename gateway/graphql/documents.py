@@ -1,12 +1,15 @@
 """Parsed and validated documents, remembered by their text.
 
 Clients send the same few documents over and over with different variables, and
-validating one costs milliseconds. strawberry's ParserCache and ValidationCache
-key their caches by the document's syntax tree, whose hash and equality walk the
-whole tree on every request, and hold every text they see, however large. This
-cache is keyed by the text itself, keeps at most :data:`ENTRIES` documents, and
-never keeps a text longer than :data:`MAX_TEXT` characters (those are parsed and
-validated each time), so its memory stays bounded whatever clients send.
+validating one costs milliseconds. strawberry's ValidationCache keys its cache by
+the document's syntax tree, whose hash walks the whole tree on every request, and
+its ParserCache and ValidationCache are caches of the whole process that keep texts
+of any size. This cache is keyed by the text itself, keeps at most :data:`ENTRIES`
+documents, and never keeps a text longer than :data:`MAX_TEXT` characters (those
+are parsed and validated each time), so its memory stays bounded whatever clients
+send. An entry also keeps what is known of its document beyond validity: its cost
+(:mod:`gateway.graphql.limits`) and whether its result may be cached
+(:mod:`gateway.graphql.results`).
 
 A text is validated against one schema with one set of rules, so each schema has
 its own cache.
@@ -16,12 +19,11 @@ from __future__ import annotations
 
 import contextlib
 from collections import OrderedDict
-from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from graphql import DocumentNode, GraphQLError, parse
-from strawberry.extensions import SchemaExtension
 from strawberry.schema.schema import validate_document
+from strawberry.types import ExecutionContext
 
 #: Documents remembered per schema.
 ENTRIES = 256
@@ -37,6 +39,9 @@ class Entry:
     errors: list[GraphQLError] | None = None
     #: The cost of its operation when it reads no variable (see gateway.graphql.limits).
     cost: dict[str | None, int] | None = None
+    #: Per operation name: whether its result is fixed by the catalog version it reads
+    #: (see gateway.graphql.results).
+    pinned: dict[str | None, bool] = field(default_factory=dict)
 
 
 class DocumentCache:
@@ -63,37 +68,35 @@ class DocumentCache:
             self._lru.popitem(last=False)
 
 
-def cached_documents(cache: DocumentCache) -> Callable[[], SchemaExtension]:
-    """A factory of the extension that parses and validates through ``cache``."""
+def parse_through(cache: DocumentCache, execution: ExecutionContext) -> Entry | None:
+    """Set the document of ``execution`` from ``cache``, or parse and remember it
+    (with the token limit in its parse options); returns its entry, if remembered.
 
-    class CachedDocuments(SchemaExtension):
-        def on_parse(self) -> Iterator[None]:
-            context = self.execution_context
-            entry = cache.get(context.query)
-            if entry is not None:
-                context.graphql_document = entry.document
-            elif context.query:
-                # A document that does not parse is left to strawberry, which parses
-                # it again and reports the error as the client's; an error raised
-                # here would escape before any extension could give it a code.
-                with contextlib.suppress(GraphQLError):
-                    context.graphql_document = parse(context.query, **context.parse_options)
-                    cache.put(context.query, context.graphql_document)
-            yield
+    A document that does not parse is left to strawberry, which parses it again and
+    reports the error as the client's; an error raised here would escape before any
+    extension could give it a code.
+    """
+    entry = cache.get(execution.query)
+    if entry is not None:
+        execution.graphql_document = entry.document
+    elif execution.query:
+        with contextlib.suppress(GraphQLError):
+            execution.graphql_document = parse(execution.query, **execution.parse_options)
+            cache.put(execution.query, execution.graphql_document)
+            entry = cache.get(execution.query)
+    return entry
 
-        def on_validate(self) -> Iterator[None]:
-            context = self.execution_context
-            entry = cache.get(context.query)
-            if entry is not None and entry.errors is not None:
-                context.pre_execution_errors = list(entry.errors)
-            else:
-                assert context.graphql_document is not None
-                errors = validate_document(
-                    context.schema._schema, context.graphql_document, context.validation_rules
-                )
-                context.pre_execution_errors = errors
-                if entry is not None:
-                    entry.errors = list(errors)
-            yield
 
-    return CachedDocuments
+def validate_through(entry: Entry | None, execution: ExecutionContext) -> None:
+    """Set the validation errors of ``execution``: those remembered in ``entry``, or
+    those of validating its document with its rules (then remembered)."""
+    if entry is not None and entry.errors is not None:
+        execution.pre_execution_errors = list(entry.errors)
+        return
+    assert execution.graphql_document is not None
+    errors = validate_document(
+        execution.schema._schema, execution.graphql_document, execution.validation_rules
+    )
+    execution.pre_execution_errors = errors
+    if entry is not None:
+        entry.errors = list(errors)

@@ -1,4 +1,4 @@
-"""Schema extensions of our own: error codes on every error, and per-operation metrics.
+"""The extension that ends every operation: error codes, masking, per-operation metrics.
 
 Metrics go into the app's own Prometheus registry beside the REST ones
 (:class:`gateway.metrics.GatewayMetrics`); labels are closed sets (operation type,
@@ -10,10 +10,9 @@ from __future__ import annotations
 from collections.abc import Iterator
 
 from prometheus_client import CollectorRegistry, Counter
-from strawberry.extensions import SchemaExtension
 
 from gateway.graphql.context import GraphQLContext
-from gateway.graphql.errors import INTERNAL, classify, is_client_error
+from gateway.graphql.errors import MaskInternalErrors, classify
 
 
 class GraphQLMetrics:
@@ -32,19 +31,29 @@ class GraphQLMetrics:
             ("code",),
             registry=registry,
         )
+        self.cached = Counter(
+            "fincat_graphql_result_cache_hits",
+            "GraphQL queries answered from the result cache (also counted as operations).",
+            registry=registry,
+        )
+        self._query_ok = self.operations.labels("query", "ok")
 
     def observe(self, operation: str, codes: list[str]) -> None:
         self.operations.labels(operation, "error" if codes else "ok").inc()
         for code in codes:
             self.errors.labels(code).inc()
 
+    def observe_cached(self) -> None:
+        """A query answered from the result cache: an operation without error."""
+        self._query_ok.inc()
+        self.cached.inc()
 
-class ErrorCodes(SchemaExtension):
-    """Gives every error of the result ``extensions.code`` and counts the operation.
 
-    Listed after :class:`~gateway.graphql.errors.MaskInternalErrors` in the schema, so
-    it runs first when the operation ends: codes are set before masking looks at them.
-    """
+class ErrorCodes(MaskInternalErrors):
+    """When the operation ends: gives every error of the result ``extensions.code``,
+    masks the internal ones (strawberry's MaskErrors, through
+    :class:`~gateway.graphql.errors.MaskInternalErrors`), and counts the operation,
+    in that order, in one hook."""
 
     def on_operation(self) -> Iterator[None]:
         yield
@@ -52,7 +61,10 @@ class ErrorCodes(SchemaExtension):
         result = execution.result
         errors = list(getattr(result, "errors", None) or ())
         if errors:
-            errors = [classify(error) for error in errors]
+            errors = [
+                self.anonymise_error(error) if self.should_mask_error(error) else error
+                for error in map(classify, errors)
+            ]
             result.errors = errors  # type: ignore[union-attr]
         context = execution.context
         if isinstance(context, GraphQLContext) and context.runtime.metrics is not None:
@@ -60,8 +72,5 @@ class ErrorCodes(SchemaExtension):
                 operation = execution.operation_type.value
             except RuntimeError:  # the document did not parse or names no operation
                 operation = "unknown"
-            codes = [
-                str((e.extensions or {}).get("code")) if is_client_error(e) else INTERNAL
-                for e in errors
-            ]
+            codes = [str((e.extensions or {}).get("code")) for e in errors]
             context.runtime.metrics.observe(operation, codes)

@@ -1,7 +1,7 @@
 """What one request may ask for: cost, input size and observations per response.
 
-Depth, aliases and tokens are checked by strawberry's own extensions (see
-:mod:`gateway.graphql.schema`); this module adds what they cannot see:
+Depth, aliases and tokens are checked with strawberry's and graphql-core's own rules
+(see :mod:`gateway.graphql.pipeline`); this module adds what they cannot see:
 
 - a cost estimate of the operation: each field costs its weight times the page
   sizes (``first``) of the lists above it, so ``seriesList(first: 100)`` with ten
@@ -16,7 +16,7 @@ stopping the process or the event loop.
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Mapping
 from typing import Any
 
 from graphql import (
@@ -31,10 +31,10 @@ from graphql import (
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
 from graphql.utilities import get_operation_ast
-from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from gateway.graphql.config import GraphQLSettings
-from gateway.graphql.documents import DocumentCache, Entry
+from gateway.graphql.documents import Entry
 from gateway.graphql.errors import (
     INPUT_TOO_LARGE,
     QUERY_TOO_COMPLEX,
@@ -215,27 +215,18 @@ def check_cost(
     return cost
 
 
-def limits_extension(
-    config: GraphQLSettings, documents: DocumentCache
-) -> Callable[[], SchemaExtension]:
-    """A factory of the extension that checks input size and cost before execution."""
+def check_limits(execution: ExecutionContext, config: GraphQLSettings, entry: Entry | None) -> None:
+    """Check the input size and cost of the operation ``execution`` is about to run
+    (``entry``: its document's cache entry, if any).
 
-    class Limits(SchemaExtension):
-        def on_execute(self) -> Iterator[None]:
-            context = self.execution_context
-            try:
-                check_input(context.variables, config.max_input_items)
-                assert context.graphql_document is not None
-                check_cost(
-                    context.graphql_document,
-                    context.operation_name,
-                    context.variables,
-                    config,
-                    documents.get(context.query),
-                )
-            except ApiError as error:
-                # A result set here means graphql-core never runs the operation.
-                context.result = GraphQLExecutionResult(data=None, errors=[error])
-            yield
-
-    return Limits
+    Over a limit, the result is set to the error, and graphql-core then never runs
+    the operation.
+    """
+    try:
+        check_input(execution.variables, config.max_input_items)
+        assert execution.graphql_document is not None
+        check_cost(
+            execution.graphql_document, execution.operation_name, execution.variables, config, entry
+        )
+    except ApiError as error:
+        execution.result = GraphQLExecutionResult(data=None, errors=[error])

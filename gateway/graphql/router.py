@@ -5,7 +5,11 @@ Each request is authenticated and charged its rate limit once, as a REST request
 is; a refusal (missing or unknown key, exhausted budget) is answered at once as a
 GraphQL error with the HTTP status and headers REST would send (401 with
 ``WWW-Authenticate``, 429 with ``Retry-After``). GraphiQL is served only in
-development mode (no API keys) and when the settings allow it.
+development mode (no API keys) and when the settings allow it. A POSTed query
+answered before at the catalog version the request reads is then answered from the
+result cache (:mod:`gateway.graphql.results`) without going through strawberry's
+pipeline (any other request that qualifies is answered from it by the pipeline);
+bodies are decoded and responses encoded with msgspec.
 
 The controller declares its handlers itself rather than through strawberry's
 ``make_graphql_controller``, whose handlers rely on dependencies Litestar infers by
@@ -15,6 +19,7 @@ There are no subscriptions, so there is no websocket route.
 
 from __future__ import annotations
 
+import json
 from typing import Any, ClassVar, cast
 
 import msgspec
@@ -22,7 +27,7 @@ from cross_web import HTTPException
 from litestar import MediaType, Request, Response, get, post
 from litestar.exceptions import NotFoundException, ValidationException
 from litestar.types import Dependencies
-from strawberry.http import GraphQLHTTPResponse
+from strawberry.http import GraphQLHTTPResponse, GraphQLRequestData
 from strawberry.litestar.controller import GraphQLController
 from strawberry.types import ExecutionResult
 
@@ -30,7 +35,7 @@ from gateway.graphql.auth import authenticate
 from gateway.graphql.context import GraphQLContext, Runtime
 from gateway.graphql.errors import BAD_REQUEST, ApiError, finish
 from gateway.graphql.extensions import GraphQLMetrics
-from gateway.graphql.schema import build_schema
+from gateway.graphql.schema import FincatSchema, build_schema
 from gateway.settings import Settings
 from gateway.state import gateway_of
 
@@ -40,6 +45,7 @@ SUB_RESPONSE = "fincat_graphql_response"
 
 
 _encoder = msgspec.json.Encoder()
+_decoder = msgspec.json.Decoder()
 
 
 class _Base(GraphQLController):
@@ -50,6 +56,7 @@ class _Base(GraphQLController):
     # themselves, which spares Litestar a task group per request.
     dependencies: ClassVar[Dependencies] = {}  # type: ignore[misc]
     runtime: ClassVar[Runtime]
+    schema: ClassVar[FincatSchema]  # type: ignore[misc]
     # strawberry's own websocket route: no subscriptions here, so no websocket.
     websocket_endpoint = None  # type: ignore[assignment]
 
@@ -65,6 +72,10 @@ class _Base(GraphQLController):
         context = self.context(request)
         if context.refusal is not None:
             return self.refuse(*context.refusal)
+        if request.method == "POST" and self.schema.results.enabled:
+            cached = await self.cached(request, context)
+            if cached is not None:
+                return cached
         # Kept per request, not on the controller, which all requests share.
         request.state[SUB_RESPONSE] = Response({})
         try:
@@ -75,6 +86,30 @@ class _Base(GraphQLController):
         except HTTPException as exc:  # a request strawberry cannot take: not JSON, GET mutation
             return self.refuse(ApiError(exc.reason, BAD_REQUEST), exc.status_code, {})
         return served
+
+    async def cached(
+        self, request: Request[Any, Any, Any], context: GraphQLContext
+    ) -> Response[bytes] | None:
+        """The response to a query answered before at the catalog version this request
+        reads (see gateway.graphql.results), or None: the request then runs.
+
+        The body is parsed by strawberry's own parse_http_body, so a request it would
+        refuse or stream is never answered here; it refuses it again on the way in.
+        """
+        try:
+            data = await self.parse_http_body(self.request_adapter_class(request))
+        except (HTTPException, json.JSONDecodeError, KeyError):
+            return None
+        if not isinstance(data, GraphQLRequestData) or data.protocol != "http":
+            return None  # a batch, or a streaming transport
+        found = await self.schema.results.answer(
+            context, data.query, data.variables, data.operation_name
+        )
+        if found is None:
+            return None
+        if self.runtime.metrics is not None:
+            self.runtime.metrics.observe_cached()
+        return Response(_encoder.encode({"data": found}), media_type=MediaType.JSON)
 
     def refuse(self, error: ApiError, status: int, headers: dict[str, str]) -> Response[bytes]:
         """A GraphQL error answered before (or instead of) running the document."""
@@ -103,6 +138,14 @@ class _Base(GraphQLController):
     def encode_json(self, data: object) -> bytes:
         # msgspec encodes long observation columns several times faster than json.
         return _encoder.encode(data)
+
+    def decode_json(self, data: str | bytes) -> object:
+        try:
+            return _decoder.decode(data)
+        except msgspec.DecodeError:
+            # json decides, as strawberry would: it accepts what msgspec refuses
+            # (NaN, Infinity) and raises the JSONDecodeError strawberry answers 400 to.
+            return json.loads(data)
 
     async def get_sub_response(self, request: Request[Any, Any, Any]) -> Response[Any]:
         sub: Response[Any] = request.state[SUB_RESPONSE]
