@@ -53,6 +53,7 @@ from catalog_store.errors import (
 )
 from catalog_store.keys import LATEST_HINT, manifest_key
 from catalog_store.storage import Store, drop_memory_store, open_store
+from catalog_store.storage.guarded import GuardedStore
 from catalog_store.testing.faults import (
     EXPECTED_ERROR,
     FaultKind,
@@ -757,7 +758,8 @@ def test_a_plan_is_deterministic_given_its_seed() -> None:
         async def main() -> list[tuple[int, str, str]]:
             plan = FaultPlan(campaign_rules(rate=0.2), seed=seed)
             name = f"det-{uuid.uuid4().hex}"
-            store = FaultyStore(open_store(f"memory://{name}"), plan)
+            # The plan's stalls end by this deadline, as in a catalog.
+            store = GuardedStore(FaultyStore(open_store(f"memory://{name}"), plan), timeout=0.01)
             for i in range(300):
                 with contextlib.suppress(CatalogStoreError):
                     await store.put(f"data/{i % 7}", b"0123456789" * (i + 1))
