@@ -598,6 +598,8 @@ def test_random_operations_under_faults(
     backend: str, operations: int, tmp_path: Path, request: pytest.FixtureRequest
 ) -> None:
     target = make_target(backend, tmp_path, request)
+    if request.config.getoption("--long"):
+        operations *= 10  # thousands of operations and faults per backend
     campaign = Campaign(target, seed=20240 + operations, operations=operations)
     started = time.monotonic()
     asyncio.run(campaign.run())
