@@ -84,9 +84,12 @@ class ObjectCache:
         return len(self._lru)
 
     def put(self, key: str, value: object, nbytes: int, records: int = 0) -> None:
+        """Keep ``value`` if it fits the bound; a value too large is counted while held."""
         if nbytes <= self.max_bytes:
             self._lru[key] = (value, nbytes, records)
             self.peak_records = max(self.peak_records, self.records)
+        else:
+            self.peak_records = max(self.peak_records, self.records + records)
 
     async def get_or_load(
         self,
@@ -101,12 +104,7 @@ class ObjectCache:
             return found[0]  # type: ignore[no-any-return]
         self.misses += 1
         value = await load()
-        nbytes, count = size(value), records(value)
-        if nbytes <= self.max_bytes:
-            self._lru[key] = (value, nbytes, count)
-            self.peak_records = max(self.peak_records, self.records)
-        else:
-            self.peak_records = max(self.peak_records, self.records + count)
+        self.put(key, value, size(value), records(value))
         return value
 
 
