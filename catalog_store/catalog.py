@@ -22,7 +22,7 @@ import pyarrow as pa
 
 from catalog_store import keys
 from catalog_store.changes import ChangeSet, Staged
-from catalog_store.commit import Committer, RetryPolicy, utc_now
+from catalog_store.commit import Committer, Draft, RetryPolicy, utc_now
 from catalog_store.datafiles import read_record
 from catalog_store.errors import (
     AlreadyExistsError,
@@ -526,7 +526,7 @@ class AsyncCatalog:
         staged = Staged()
         attempts: dict[int, ChangeSet] = {}
 
-        async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Manifest:
+        async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Draft:
             changes = ChangeSet(base, commit_id, at, staged)
             for op in operations:
                 await op.apply(changes)

@@ -1,8 +1,9 @@
 """A change set: the new state of the series one commit touches, built on a base.
 
 Operations (see :mod:`catalog_store.operations`) read and replace records through
-a :class:`ChangeSet`; :meth:`ChangeSet.finish` writes the touched shards as new
-immutable objects and returns the manifest of the next version. Untouched shards
+a :class:`ChangeSet`; :meth:`ChangeSet.finish` returns the manifest of the next version with the
+writes of the touched shards and new data files, which the committer runs before
+it creates the manifest. Untouched shards
 are carried over by reference, so a commit costs in proportion to its change.
 """
 
@@ -10,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,6 +19,7 @@ import msgspec
 import pyarrow as pa
 
 from catalog_store import keys
+from catalog_store.commit import Draft
 from catalog_store.datafiles import EncodedFile, read_files
 from catalog_store.records import (
     MAX_LISTED_CHANGES,
@@ -144,17 +146,18 @@ class ChangeSet:
         else:
             shard[key] = owner
 
-    async def _write(self, kind: str, shard: int, data: bytes, count: int) -> ShardRef | None:
+    def _shard_object(
+        self, kind: str, shard: int, data: bytes, count: int
+    ) -> tuple[ShardRef | None, bytes | None]:
+        """The ref of a new shard object, and its bytes unless an earlier attempt wrote it."""
         if count == 0:
-            return None
+            return None, None
         digest = keys.checksum(data)
         ref = self._staged.shards.get(digest)
-        if ref is None:
-            path = keys.shard_file_key(kind, shard)
-            await self.store.put(path, data)
-            ref = ShardRef(path=path, size=len(data), sha256=digest, count=count)
-            self._staged.shards[digest] = ref
-        return ref
+        if ref is not None:
+            return ref, None
+        path = keys.shard_file_key(kind, shard)
+        return ShardRef(path=path, size=len(data), sha256=digest, count=count), data
 
     def stage(self, files: list[EncodedFile]) -> list[DataFile]:
         """Queue new immutable files; :meth:`finish` writes them beside the shards."""
@@ -168,38 +171,31 @@ class ChangeSet:
         change set too (a series written twice in one batch)."""
         return await read_files(self.reader, files, frequency, self._pending)
 
-    async def _write_pending(self, path: str, data: bytes) -> None:
-        await self.store.put(path, data)
-        self._staged.paths.add(path)
-
-    async def finish(self, message: str) -> Manifest:
-        """Write the touched shards and return the manifest of ``self.version``."""
+    async def finish(self, message: str) -> Draft:
+        """The manifest of ``self.version`` and the writes of the objects it names."""
         shards = list(self.base.manifest.shards)
         xid_shards = list(self.base.manifest.xid_shards)
-
-        async def write_meta(shard: int, records: dict[str, SeriesRecord]) -> None:
+        writes: list[Awaitable[None]] = [
+            self._write_data(path, data) for path, data in self._pending.items()
+        ]
+        for shard, records in self._records.items():
             ordered = [records[k] for k in sorted(records)]
-            ref = await self._write(keys.META_DIR, shard, encode_shard(ordered), len(ordered))
+            ref, data = self._shard_object(
+                keys.META_DIR, shard, encode_shard(ordered), len(ordered)
+            )
             shards[shard] = ref
             if ref is not None:
-                # The next commit and the first read after this one start from here.
-                self.reader.cache_records(ref, {r.id: r for r in ordered})
-
-        async def write_xid(shard: int, pairs: dict[str, str]) -> None:
-            ordered = sorted(pairs.items())
-            xid_shards[shard] = await self._write(
-                keys.XID_DIR, shard, encode_xid_shard(ordered), len(ordered)
+                writes.append(self._write_shard(ref, data, {r.id: r for r in ordered}))
+        for shard, pairs in self._xids.items():
+            ordered_pairs = sorted(pairs.items())
+            ref, data = self._shard_object(
+                keys.XID_DIR, shard, encode_xid_shard(ordered_pairs), len(ordered_pairs)
             )
-
-        # Data files and shards are independent objects: write them all at once,
-        # so their flushes overlap; only the manifest must wait for all of them.
-        await asyncio.gather(
-            *(self._write_pending(p, d) for p, d in self._pending.items()),
-            *(write_meta(s, r) for s, r in self._records.items()),
-            *(write_xid(s, p) for s, p in self._xids.items()),
-        )
+            xid_shards[shard] = ref
+            if ref is not None:
+                writes.append(self._write_shard(ref, data))
         base = self.base.manifest
-        return Manifest(
+        manifest = Manifest(
             version=self.version,
             parent=base.version,
             commit_id=self.commit_id,
@@ -213,3 +209,23 @@ class ChangeSet:
             shards=shards,
             xid_shards=xid_shards,
         )
+
+        async def write_objects() -> None:
+            # Independent objects: written at once, so their flushes overlap.
+            await asyncio.gather(*writes)
+
+        return Draft(manifest, write_objects)
+
+    async def _write_data(self, path: str, data: bytes) -> None:
+        await self.store.put_new(path, data)
+        self._staged.paths.add(path)
+
+    async def _write_shard(
+        self, ref: ShardRef, data: bytes | None, records: dict[str, SeriesRecord] | None = None
+    ) -> None:
+        if data is not None:
+            await self.store.put_new(ref.path, data)
+            self._staged.shards[ref.sha256] = ref
+        if records is not None:
+            # The next commit and the first read after this one start from here.
+            self.reader.cache_records(ref, records)

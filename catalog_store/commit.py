@@ -36,9 +36,24 @@ from catalog_store.snapshot import Snapshot, StoreReader
 
 log = logging.getLogger(__name__)
 
-#: Builds the manifest of ``base.version + 1`` from a base snapshot. It may write
-#: immutable objects; it raises ConflictError (or another typed error) to give up.
-Builder = Callable[[Snapshot, str, dt.datetime], Awaitable[Manifest]]
+
+async def _nothing_to_write() -> None:
+    return None
+
+
+@dataclass(frozen=True)
+class Draft:
+    """A manifest not yet committed, and the writes of the new objects it names."""
+
+    manifest: Manifest
+    #: Writes the immutable objects (with :meth:`Store.put_new`); the manifest is
+    #: created only after it has returned, so no version names a missing object.
+    write_objects: Callable[[], Awaitable[None]] = _nothing_to_write
+
+
+#: Builds the draft of ``base.version + 1`` from a base snapshot, without writing;
+#: it raises ConflictError (or another typed error) to give up.
+Builder = Callable[[Snapshot, str, dt.datetime], Awaitable[Draft]]
 
 
 @dataclass(frozen=True)
@@ -123,7 +138,7 @@ class Committer:
             if landed is not None:
                 return self._landed(landed, started)
             version = -1
-            writing = False
+            objects_written = False
             try:
                 # First attempt: build on the newest version we know of, without a
                 # probe. If it is stale, put-if-absent of its successor fails and
@@ -140,7 +155,7 @@ class Committer:
                     )
                 committed_at = max(utc_now(), base.manifest.committed_at)
                 try:
-                    manifest = await build(base, commit_id, committed_at)
+                    draft = await build(base, commit_id, committed_at)
                 except CatalogStoreError as exc:
                     # A precondition judged on an unprobed base may be judged on a
                     # stale one: it stands only if that base is still the newest.
@@ -151,12 +166,18 @@ class Committer:
                     ):
                         raise
                     continue
-                writing = True
+                objects_written = False
+
+                async def write_objects(draft: Draft = draft) -> None:
+                    nonlocal objects_written
+                    await draft.write_objects()
+                    objects_written = True
+
                 try:
-                    await self.store.put_if_absent(
-                        keys.manifest_key(version), encode_manifest(manifest)
+                    await self.store.put_if_absent_after(
+                        keys.manifest_key(version), encode_manifest(draft.manifest), write_objects()
                     )
-                    return self._landed(manifest, started)
+                    return self._landed(draft.manifest, started)
                 except AlreadyExistsError:
                     # Someone's manifest, or ours if an SDK retry re-sent a landed write.
                     try:
@@ -171,7 +192,7 @@ class Committer:
                 storage_failure = None
                 reason = f"lost the race for version {version} {attempt} times"
             except StorageUnavailableError as exc:
-                if writing:
+                if objects_written:
                     # The conditional write may have landed; settle before building again.
                     self.stats.unknown_outcomes += 1
                     unknown.add(version)

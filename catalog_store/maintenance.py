@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from catalog_store import keys
-from catalog_store.commit import Committer
+from catalog_store.commit import Committer, Draft
 from catalog_store.errors import (
     CatalogStoreError,
     IntegrityError,
@@ -227,19 +227,21 @@ async def repair(committer: Committer) -> RepairReport:
             continue
     message = f"repair: restore version {good}; versions {good + 1}..{latest} are no longer current"
 
-    async def build(base: Any, commit_id: str, at: dt.datetime) -> Manifest:
-        return Manifest(
-            version=base.version + 1,
-            parent=base.version,
-            commit_id=commit_id,
-            committed_at=at,
-            message=message,
-            changes=[("restore", str(good))],
-            series_count=target.series_count,
-            observation_count=target.observation_count,
-            shard_count=target.shard_count,
-            shards=target.shards,
-            xid_shards=target.xid_shards,
+    async def build(base: Any, commit_id: str, at: dt.datetime) -> Draft:
+        return Draft(
+            Manifest(
+                version=base.version + 1,
+                parent=base.version,
+                commit_id=commit_id,
+                committed_at=at,
+                message=message,
+                changes=[("restore", str(good))],
+                series_count=target.series_count,
+                observation_count=target.observation_count,
+                shard_count=target.shard_count,
+                shards=target.shards,
+                xid_shards=target.xid_shards,
+            )
         )
 
     landed = await committer.commit(build)

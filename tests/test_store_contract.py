@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import multiprocessing
 import threading
 import time
@@ -14,6 +15,7 @@ import pytest
 from catalog_store.errors import (
     AlreadyExistsError,
     ObjectNotFoundError,
+    StorageFullError,
     UnsupportedOperationError,
     ValidationError,
 )
@@ -67,6 +69,65 @@ def test_put_if_absent_refuses_an_existing_key_and_keeps_it(target: StoreTarget)
             await store.put_if_absent("_manifests/1.json", b"loser")
         assert isinstance(info.value, FileExistsError)
         assert await store.get("_manifests/1.json") == b"winner"
+
+    run(target, body)
+
+
+def test_put_new_writes_an_immutable_object_and_a_retry_rewrites_it(
+    target: StoreTarget,
+) -> None:
+    async def body(store: Store) -> None:
+        key = "data/S~00/year=2024/part-1.parquet"
+        await store.put_new(key, b"parquet bytes")
+        assert await store.get(key) == b"parquet bytes"
+        # A retry after a failed try writes the same bytes over whatever it left.
+        await store.put_new(key, b"parquet bytes")
+        assert (await store.head(key)).size == len(b"parquet bytes")
+        assert [i.key async for i in store.list("data/")] == [key]
+
+    run(target, body)
+
+
+def test_put_if_absent_after_creates_only_once_ready_is_done(target: StoreTarget) -> None:
+    async def body(store: Store) -> None:
+        seen_before_ready: list[bool] = []
+
+        async def objects() -> None:
+            await asyncio.sleep(0.05)
+            seen_before_ready.append(await store.exists("_manifests/2.json"))
+            await store.put_new("meta/00001/a.msgpack", b"shard")
+
+        await store.put_if_absent_after("_manifests/2.json", b"manifest", objects())
+        assert seen_before_ready == [False]
+        assert await store.get("_manifests/2.json") == b"manifest"
+
+        async def nothing() -> None:
+            return None
+
+        with pytest.raises(AlreadyExistsError):
+            await store.put_if_absent_after("_manifests/2.json", b"loser", nothing())
+        assert await store.get("_manifests/2.json") == b"manifest"
+
+    run(target, body)
+
+
+def test_put_if_absent_after_creates_nothing_when_ready_fails(target: StoreTarget) -> None:
+    async def body(store: Store) -> None:
+        async def objects() -> None:
+            await asyncio.sleep(0.01)
+            raise StorageFullError("no space left writing data/x (a test)")
+
+        with pytest.raises(StorageFullError):
+            await store.put_if_absent_after("_manifests/3.json", b"manifest", objects())
+        assert not await store.exists("_manifests/3.json")
+        # Nor a temp file: the staged bytes are dropped once their write ends.
+        later = dt.datetime.now(dt.UTC) + dt.timedelta(days=1)
+        deadline = time.monotonic() + 5
+        while await store.sweep_partial_writes(later, dry_run=True):
+            assert time.monotonic() < deadline, "the staged manifest was left behind"
+            await asyncio.sleep(0.01)
+        await store.put_if_absent_after("_manifests/3.json", b"second try", asyncio.sleep(0))
+        assert await store.get("_manifests/3.json") == b"second try"
 
     run(target, body)
 

@@ -11,12 +11,14 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+from pathlib import Path
 
 import pytest
 
 from catalog_store import AsyncCatalog, CatalogOptions, RetryPolicy
 from catalog_store.errors import StorageUnavailableError
-from catalog_store.storage import open_store
+from catalog_store.storage import LocalStore, MemoryStore, Store, open_store
+from catalog_store.storage.guarded import GuardedStore
 from tests.conftest import StoreTarget
 from tests.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
 
@@ -100,5 +102,62 @@ def test_a_stalled_listing_fails_gc_cleanly(target: StoreTarget) -> None:
             assert report.referenced > 0
         finally:
             await catalog.close()
+
+    asyncio.run(main())
+
+
+@pytest.mark.parametrize("backend", ["memory", "local"])
+def test_a_manifest_write_is_timed_from_when_its_objects_are_written(
+    backend: str, tmp_path: Path
+) -> None:
+    """The objects a manifest names are written first, each under its own deadline;
+    the manifest's deadline and the time reported for it start after them."""
+
+    async def main() -> None:
+        reported: list[tuple[str, float, bool]] = []
+        deadline = 0.5
+
+        def inner() -> Store:
+            return LocalStore(tmp_path) if backend == "local" else MemoryStore(str(tmp_path))
+
+        store = GuardedStore(
+            inner(),
+            deadline,
+            lambda op, seconds, ok: reported.append((op, seconds, ok)),
+        )
+        try:
+
+            async def slow_objects() -> None:
+                await asyncio.sleep(deadline * 0.7)
+                await store.put_new("meta/00000/a.msgpack", b"shard")
+                await asyncio.sleep(deadline * 0.7)
+
+            await store.put_if_absent_after("_manifests/1.json", b"m", slow_objects())
+            assert await store.get("_manifests/1.json") == b"m"
+            ((_op, seconds, ok),) = [r for r in reported if r[0] == "put_if_absent"]
+            assert ok and seconds < deadline * 0.7
+            assert [r[0] for r in reported].count("put") == 1  # put_new, reported as a put
+
+            # A manifest write that stalls after its objects fails by its own deadline.
+            stalled = GuardedStore(
+                FaultyStore(
+                    inner(),
+                    FaultPlan(
+                        [
+                            FaultRule(
+                                FaultKind.HANG,
+                                operations=frozenset({"put_if_absent"}),
+                                calls=frozenset({1}),
+                            )
+                        ]
+                    ),
+                ),
+                deadline,
+            )
+            with pytest.raises(StorageUnavailableError, match="no answer within"):
+                await stalled.put_if_absent_after("_manifests/2.json", b"m", asyncio.sleep(0))
+            await stalled.close()
+        finally:
+            await store.close()
 
     asyncio.run(main())

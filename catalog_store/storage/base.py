@@ -10,7 +10,7 @@ from __future__ import annotations
 import builtins
 import re
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -95,6 +95,28 @@ class Store(ABC):
         attempt of the same call landed but its response was lost: the caller
         reads the object back to tell). Atomic across processes and machines.
         """
+
+    async def put_new(self, key: str, data: bytes) -> None:
+        """Write an immutable object under a key no other write uses; durable on return.
+
+        Only for objects nothing reads before a manifest names them (data files,
+        shards), since a backend may let a reader see one partly written: the
+        manifest is created only after every such write has returned. A failed
+        call may leave a partial object behind, which garbage collection removes
+        like any object no version references. Repeating the call is safe.
+        """
+        await self.put(key, data)
+
+    async def put_if_absent_after(self, key: str, data: bytes, ready: Awaitable[None]) -> None:
+        """:meth:`put_if_absent`, once ``ready`` (the writes of what the object names)
+        has completed; if ``ready`` raises, nothing is created and its error propagates.
+
+        A backend may prepare the write meanwhile: a local disk flushes the new
+        manifest's bytes while the objects it names are being flushed, so a commit
+        waits for two rounds of flushes instead of four.
+        """
+        await ready
+        await self.put_if_absent(key, data)
 
     @abstractmethod
     def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import builtins
+import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
@@ -40,13 +41,26 @@ class GuardedStore(Store):
         self.listener = listener
         self.url = inner.url
 
-    async def _call(self, operation: str, key: str, call: Awaitable[T]) -> T:
+    @contextlib.asynccontextmanager
+    async def _guard(
+        self, operation: str, key: str, *, waits_first: bool = False
+    ) -> AsyncIterator[Callable[[], None]]:
+        """Deadline and report for one call; yields ``restart``, which starts both
+        afresh. A call that ``waits_first`` on other calls (which have deadlines of
+        their own) has no deadline until it restarts."""
+        loop = asyncio.get_running_loop()
         started, ok = time.perf_counter(), False
         try:
-            async with asyncio.timeout(self.timeout):
-                result = await call
+            async with asyncio.timeout(None if waits_first else self.timeout) as deadline:
+
+                def restart() -> None:
+                    nonlocal started
+                    started = time.perf_counter()
+                    if self.timeout is not None:
+                        deadline.reschedule(loop.time() + self.timeout)
+
+                yield restart
             ok = True
-            return result
         except (ObjectNotFoundError, AlreadyExistsError):
             ok = True  # an answer, not a failure: probes and lost races expect them
             raise
@@ -57,6 +71,10 @@ class GuardedStore(Store):
         finally:
             if self.listener is not None:
                 self.listener(operation, time.perf_counter() - started, ok)
+
+    async def _call(self, operation: str, key: str, call: Awaitable[T]) -> T:
+        async with self._guard(operation, key):
+            return await call
 
     async def get(self, key: str) -> bytes:
         return await self._call("get", key, self.inner.get(key))
@@ -69,6 +87,18 @@ class GuardedStore(Store):
 
     async def put_if_absent(self, key: str, data: bytes) -> None:
         await self._call("put_if_absent", key, self.inner.put_if_absent(key, data))
+
+    async def put_new(self, key: str, data: bytes) -> None:
+        await self._call("put", key, self.inner.put_new(key, data))
+
+    async def put_if_absent_after(self, key: str, data: bytes, ready: Awaitable[None]) -> None:
+        async with self._guard("put_if_absent", key, waits_first=True) as restart:
+
+            async def objects() -> None:
+                await ready
+                restart()
+
+            await self.inner.put_if_absent_after(key, data, objects())
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         # The deadline is per item: a long listing is fine, a stalled one is not.

@@ -4,6 +4,10 @@ Atomic create: write a uniquely named temp file beside the target, fsync it, the
 ``os.link`` it to the final name; the link fails if the name exists, which the
 kernel decides atomically. fsspec's ``pipe_file(mode="create")`` is
 check-then-write and would let two writers win, so it is not used.
+
+Immutable objects (:meth:`LocalStore.put_new`) are written at their final, unique
+name without a temp file: nothing reads them before a manifest names them, and the
+create, the data and the size then reach the journal in one flush instead of two.
 """
 
 from __future__ import annotations
@@ -14,7 +18,7 @@ import contextlib
 import errno
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -54,25 +58,37 @@ def translate_os_errors(key: str) -> Iterator[None]:
         raise StorageError(f"{key}: {exc}") from exc
 
 
-def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
-    """Write ``data`` to a new temp file in ``directory`` (fsynced if ``durable``)."""
-    directory.mkdir(parents=True, exist_ok=True)
-    tmp = directory / f".{uuid.uuid4().hex}{_TMP_SUFFIX}"
-    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o644)
+def _write_file(path: Path, data: bytes, flags: int, durable: bool) -> None:
+    """Write ``data`` to the file ``path`` opened with ``flags`` (fdatasynced if
+    ``durable``: data and size; its name is made durable by a directory fsync)."""
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o644)
     try:
         view = memoryview(data)
         while view:
             view = view[os.write(fd, view) :]
         if durable:
-            # Data and size only; the new name becomes durable with the journal commit
-            # of the directory fsync that publishes the manifest after it.
             os.fdatasync(fd)
     except BaseException:
         os.close(fd)
-        tmp.unlink(missing_ok=True)
+        path.unlink(missing_ok=True)
         raise
     os.close(fd)
+
+
+def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
+    """Write ``data`` to a new temp file in ``directory`` (fsynced if ``durable``)."""
+    directory.mkdir(parents=True, exist_ok=True)
+    tmp = directory / f".{uuid.uuid4().hex}{_TMP_SUFFIX}"
+    _write_file(tmp, data, os.O_EXCL, durable)
     return tmp
+
+
+def _write_new(path: Path, data: bytes) -> None:
+    """Write an immutable object in place, durably. O_TRUNC, not O_EXCL: the key is
+    unique to this write, so an existing file is a partial one of an earlier try."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    _write_file(path, data, os.O_TRUNC, durable=True)
+    _fsync_dir(path.parent)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -81,6 +97,12 @@ def _fsync_dir(directory: Path) -> None:
         os.fsync(fd)
     finally:
         os.close(fd)
+
+
+def _discard_temp(staging: asyncio.Future[Path]) -> None:
+    """Remove the temp file of a create that will not happen (gc would, later)."""
+    if not staging.cancelled() and staging.exception() is None:
+        staging.result().unlink(missing_ok=True)
 
 
 class LocalStore(Store):
@@ -126,14 +148,35 @@ class LocalStore(Store):
             # The name, not only the bytes: a manifest may reference it next.
             _fsync_dir(path.parent)
 
+    async def put_new(self, key: str, data: bytes) -> None:
+        path = self._path(key)
+        with translate_os_errors(key):
+            await asyncio.to_thread(_write_new, path, data)
+
     async def put_if_absent(self, key: str, data: bytes) -> None:
         path = self._path(key)
         with translate_os_errors(key):
-            await asyncio.to_thread(self._link, path, data)
+            await asyncio.to_thread(self._create, path, data)
+
+    async def put_if_absent_after(self, key: str, data: bytes, ready: Awaitable[None]) -> None:
+        path = self._path(key)
+        # The manifest's own bytes are flushed while ``ready`` flushes the objects it
+        # names; only the link that makes it visible waits for both.
+        staging = asyncio.ensure_future(asyncio.to_thread(_write_temp, path.parent, data))
+        try:
+            await ready
+        except BaseException:
+            staging.add_done_callback(_discard_temp)
+            raise
+        with translate_os_errors(key):
+            await asyncio.to_thread(self._link, await staging, path)
+
+    @classmethod
+    def _create(cls, path: Path, data: bytes) -> None:
+        cls._link(_write_temp(path.parent, data), path)
 
     @staticmethod
-    def _link(path: Path, data: bytes) -> None:
-        tmp = _write_temp(path.parent, data)
+    def _link(tmp: Path, path: Path) -> None:
         try:
             os.link(tmp, path)
         finally:
