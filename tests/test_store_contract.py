@@ -73,6 +73,18 @@ def test_put_if_absent_refuses_an_existing_key_and_keeps_it(target: StoreTarget)
     run(target, body)
 
 
+def test_an_advisory_put_replaces_the_object_whatever_its_length(target: StoreTarget) -> None:
+    async def body(store: Store) -> None:
+        await store.put("_manifests/_latest", b"99", durable=False)  # created
+        await store.put("_manifests/_latest", b"1000", durable=False)  # longer
+        assert await store.get("_manifests/_latest") == b"1000"
+        await store.put("_manifests/_latest", b"7", durable=False)  # shorter
+        assert await store.get("_manifests/_latest") == b"7"
+        assert [i.key async for i in store.list("_manifests/")] == ["_manifests/_latest"]
+
+    run(target, body)
+
+
 def test_put_new_writes_an_immutable_object_and_a_retry_rewrites_it(
     target: StoreTarget,
 ) -> None:

@@ -82,9 +82,10 @@ class Store(ABC):
         """Write the object, replacing any existing one atomically.
 
         A reader sees the old bytes or the new bytes, never a mixture. Safe to
-        repeat. Only the advisory "latest" hint is ever overwritten. With
-        ``durable=False`` a backend may skip flushing to stable storage (used for
-        the advisory hint, which nothing relies on).
+        repeat. ``durable=False`` marks an advisory object whose readers accept
+        any content (the "latest" hint: a reader checks what it names): a backend
+        may then skip flushing it and may rewrite it in place, so that a reader
+        can see a mixture of old and new bytes.
         """
 
     @abstractmethod

@@ -99,6 +99,17 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+def _rewrite_in_place(path: Path, data: bytes) -> None:
+    fd = os.open(path, os.O_WRONLY)
+    try:
+        done = 0
+        while done < len(data):
+            done += os.pwrite(fd, data[done:], done)
+        os.ftruncate(fd, len(data))
+    finally:
+        os.close(fd)
+
+
 def _discard_temp(staging: asyncio.Future[Path]) -> None:
     """Remove the temp file of a create that will not happen (gc would, later)."""
     if not staging.cancelled() and staging.exception() is None:
@@ -134,6 +145,13 @@ class LocalStore(Store):
     async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
         path = self._path(key)
         with translate_os_errors(key):
+            if not durable:
+                # An advisory object is rewritten in place, on this thread: creating
+                # a file costs far more than the write on some disks, and this runs
+                # after every commit.
+                with contextlib.suppress(FileNotFoundError):
+                    _rewrite_in_place(path, data)
+                    return
             await asyncio.to_thread(self._replace, path, data, durable)
 
     @staticmethod
