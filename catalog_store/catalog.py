@@ -76,7 +76,8 @@ DEFAULT_CACHE_BYTES = 256 * 2**20
 class CatalogOptions:
     """Tuning of one open catalog. Every field has a safe default."""
 
-    #: Shards of a new store (fixed at ``init``); lookups read one shard.
+    #: External-id index shards of a new store (fixed at ``init``); metadata shards
+    #: split by id range on their own.
     shard_count: int = DEFAULT_SHARDS
     #: Byte bound of the cache of decoded immutable objects.
     cache_bytes: int = DEFAULT_CACHE_BYTES
@@ -192,7 +193,7 @@ class AsyncCatalog:
             committed_at=utc_now(),
             message="initialise catalog",
             shard_count=count,
-            shards=[None] * count,
+            shards=[None],
             xid_shards=[None] * count,
         )
         with contextlib.suppress(AlreadyExistsError):

@@ -43,6 +43,23 @@ class Staged:
     paths: set[str] = field(default_factory=set)
 
 
+#: A shard rewritten with more records than this is split into pieces of at most
+#: SHARD_PIECE: a shard stays small enough to decode in a few milliseconds however
+#: large the catalog, and a batch of new ids in order touches only the shards at
+#: its end of the id range.
+SHARD_SPLIT_AT = 2048
+SHARD_PIECE = 1536
+
+
+def _pieces(ordered: list[SeriesRecord]) -> list[list[SeriesRecord]]:
+    """Records of one shard in id order, split into shards of equal size if too many."""
+    if len(ordered) <= SHARD_SPLIT_AT:
+        return [ordered] if ordered else []
+    count = -(-len(ordered) // SHARD_PIECE)
+    size = -(-len(ordered) // count)
+    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+
+
 class ChangeSet:
     """Records changed by one commit attempt on top of ``base``."""
 
@@ -70,7 +87,7 @@ class ChangeSet:
         self._looked_at: set[str] = set()
 
     async def _shard(self, series_id: str) -> dict[str, SeriesRecord]:
-        shard = keys.shard_of(series_id, self.shard_count)
+        shard = keys.meta_shard_of(self.base.manifest.bounds, series_id)
         if shard not in self._records:
             base = await self.reader.records(self.base.manifest.shards[shard])
             self._records[shard] = dict(base)
@@ -101,7 +118,7 @@ class ChangeSet:
         """
         result: dict[str, SeriesRecord | None] = {}
         for series_id in [*(sid for _op, sid in self.changes), *sorted(self._looked_at)]:
-            shard = self._records.get(keys.shard_of(series_id, self.shard_count), {})
+            shard = self._records.get(keys.meta_shard_of(self.base.manifest.bounds, series_id), {})
             result[series_id] = shard.get(series_id)
         return result
 
@@ -173,28 +190,43 @@ class ChangeSet:
 
     async def finish(self, message: str) -> Draft:
         """The manifest of ``self.version`` and the writes of the objects it names."""
-        shards = list(self.base.manifest.shards)
-        xid_shards = list(self.base.manifest.xid_shards)
+        base = self.base.manifest
+        xid_shards = list(base.xid_shards)
         writes: list[Awaitable[None]] = [
             self._write_data(path, data) for path, data in self._pending.items()
         ]
-        for shard, records in self._records.items():
+        # Shards in id order: an untouched one is carried over by reference, a touched
+        # one is rewritten, split when it has grown past SHARD_SPLIT_AT records, and
+        # dropped when empty. ``lows`` holds each shard's lowest allowed id.
+        shards: list[ShardRef | None] = []
+        lows: list[str | None] = []
+        for index, ref in enumerate(base.shards):
+            low = base.bounds[index - 1] if index else None
+            if index not in self._records:
+                shards.append(ref)
+                lows.append(low)
+                continue
+            records = self._records[index]
             ordered = [records[k] for k in sorted(records)]
-            ref, data = self._shard_object(
-                keys.META_DIR, shard, encode_shard(ordered), len(ordered)
-            )
-            shards[shard] = ref
-            if ref is not None:
-                writes.append(self._write_shard(ref, data, {r.id: r for r in ordered}))
+            for number, piece in enumerate(_pieces(ordered)):
+                data = encode_shard(piece)
+                new, todo = self._shard_object(keys.META_DIR, len(shards), data, len(piece))
+                assert new is not None
+                shards.append(new)
+                lows.append(low if number == 0 else piece[0].id)
+                writes.append(self._write_shard(new, todo, {r.id: r for r in piece}))
+        if not shards:
+            shards, lows = [None], [None]
+        bounds = [low for low in lows[1:] if low is not None]
+        assert len(bounds) == len(shards) - 1
         for shard, pairs in self._xids.items():
             ordered_pairs = sorted(pairs.items())
-            ref, data = self._shard_object(
+            xref, xdata = self._shard_object(
                 keys.XID_DIR, shard, encode_xid_shard(ordered_pairs), len(ordered_pairs)
             )
-            xid_shards[shard] = ref
-            if ref is not None:
-                writes.append(self._write_shard(ref, data))
-        base = self.base.manifest
+            xid_shards[shard] = xref
+            if xref is not None:
+                writes.append(self._write_shard(xref, xdata))
         manifest = Manifest(
             version=self.version,
             parent=base.version,
@@ -207,6 +239,7 @@ class ChangeSet:
             observation_count=base.observation_count + self.observation_delta,
             shard_count=self.shard_count,
             shards=shards,
+            bounds=bounds,
             xid_shards=xid_shards,
         )
 

@@ -7,8 +7,10 @@ not, so every path derived from an id carries a hash of the exact id: ``GDP`` an
 
 from __future__ import annotations
 
+import bisect
 import hashlib
 import uuid
+from collections.abc import Sequence
 
 FORMAT_MARKER = "fincat.json"
 MANIFEST_DIR = "_manifests"
@@ -28,8 +30,13 @@ def stable_hash(text: str) -> int:
 
 
 def shard_of(key: str, shard_count: int) -> int:
-    """The metadata shard that holds ``key``."""
+    """The external-id index shard that holds ``key``."""
     return stable_hash(key) % shard_count
+
+
+def meta_shard_of(bounds: Sequence[str], series_id: str) -> int:
+    """The metadata shard whose id range holds ``series_id`` (see Manifest.bounds)."""
+    return bisect.bisect_right(bounds, series_id)
 
 
 def manifest_key(version: int) -> str:

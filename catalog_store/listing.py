@@ -1,9 +1,9 @@
 """Filtering and cursor pagination over metadata shards, one shard at a time.
 
-A listing walks shards in order and records within a shard by id, so memory grows
-with one shard and one page, never with the catalog. The cursor pins the version
-it started at: paging through a large catalog sees one consistent snapshot even
-while writers commit.
+A listing walks shards in order, and so series in order of id (each shard holds
+one id range), so memory grows with one shard and one page, never with the
+catalog. The cursor pins the version it started at: paging through a large
+catalog sees one consistent snapshot even while writers commit.
 """
 
 from __future__ import annotations
@@ -92,7 +92,7 @@ async def iter_records(
 ) -> AsyncIterator[tuple[int, SeriesRecord]]:
     """Matching records from ``(start_shard, after)`` on, with their shard number."""
     manifest = snapshot.manifest
-    for shard in range(start_shard, manifest.shard_count):
+    for shard in range(start_shard, len(manifest.shards)):
         ref = manifest.shards[shard]
         if ref is None:
             continue
@@ -112,7 +112,7 @@ async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | 
     start_shard, after = 0, ""
     if cursor:
         _version, start_shard, after = decode_cursor(cursor)
-        if start_shard >= snapshot.manifest.shard_count:
+        if start_shard >= len(snapshot.manifest.shards):
             raise ValidationError("invalid cursor", "cursor")
     items: list[Series] = []
     last: tuple[int, str] | None = None

@@ -240,6 +240,7 @@ async def repair(committer: Committer) -> RepairReport:
                 observation_count=target.observation_count,
                 shard_count=target.shard_count,
                 shards=target.shards,
+                bounds=target.bounds,
                 xid_shards=target.xid_shards,
             )
         )

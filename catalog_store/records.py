@@ -16,7 +16,7 @@ from catalog_store.errors import IntegrityError
 from catalog_store.keys import checksum
 from catalog_store.models import SPEC_FIELDS, Series
 
-MANIFEST_FORMAT = "fincat-manifest/1"
+MANIFEST_FORMAT = "fincat-manifest/2"
 #: A manifest lists at most this many of its changes: every reader decodes the
 #: manifest, so its size must not grow with the size of a batch.
 MAX_LISTED_CHANGES = 1000
@@ -91,8 +91,13 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     change_count: int = 0
     series_count: int = 0
     observation_count: int = 0
+    #: How many external-id index shards there are (``xid_shards``, placed by hash).
     shard_count: int
+    #: Metadata shards in order of series id, each holding one contiguous id range;
+    #: ``None`` only for the single shard of an empty catalog.
     shards: list[ShardRef | None]
+    #: ``bounds[i]`` is the lowest id shard ``i + 1`` may hold (one fewer than shards).
+    bounds: list[str] = msgspec.field(default_factory=list)
     xid_shards: list[ShardRef | None]
     #: SHA-256 of the manifest's own JSON with this field empty; last, so that a
     #: reader checks the exact bytes it read (see :func:`encode_manifest`).

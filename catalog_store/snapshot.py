@@ -338,7 +338,7 @@ class Snapshot:
 
     async def record(self, series_id: str) -> SeriesRecord | None:
         """The series' record at this version, or None."""
-        shard = keys.shard_of(series_id, self.manifest.shard_count)
+        shard = keys.meta_shard_of(self.manifest.bounds, series_id)
         return (await self.reader.records(self.manifest.shards[shard])).get(series_id)
 
     async def owner_of(self, provider: str, external_id: str) -> str | None:

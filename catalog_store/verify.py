@@ -11,6 +11,7 @@ as orphans: harmless leftovers of failed commits that ``fincat gc`` reclaims.
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
@@ -92,6 +93,7 @@ class _Verifier:
         self.report = report
         self.seen: set[str] = set()
         self.bad: set[str] = set()
+        self.placed: set[tuple[str, str | None, str | None]] = set()
         #: Observations recorded in each readable metadata shard, by path.
         self.observations: dict[str, int] = {}
 
@@ -113,8 +115,15 @@ class _Verifier:
             self.problem("broken_chain", key, f"parent is {manifest.parent}", version=version)
         if parent is not None and manifest.committed_at < parent.committed_at:
             self.problem("broken_chain", key, "committed before its parent", version=version)
-        if len(manifest.shards) != manifest.shard_count:
-            self.problem("bad_manifest", key, "shard list length differs", version=version)
+        if len(manifest.xid_shards) != manifest.shard_count:
+            self.problem("bad_manifest", key, "index shard list length differs", version=version)
+        bounds = manifest.bounds
+        if len(bounds) != len(manifest.shards) - 1 or any(
+            a >= b for a, b in itertools.pairwise(bounds)
+        ):
+            self.problem(
+                "bad_manifest", key, "shard bounds do not order the shards", version=version
+            )
         return manifest
 
     async def check_manifest(self, manifest: Manifest) -> None:
@@ -125,6 +134,7 @@ class _Verifier:
             if xid_ref is not None:
                 await self.shard(xid_ref, manifest.version, index=True)
         key = keys.manifest_key(manifest.version)
+        await self.placement(manifest)
         series = sum(ref.count for ref in shards)
         if series != manifest.series_count:
             self.problem(
@@ -141,6 +151,26 @@ class _Verifier:
                     key,
                     f"observation_count is {manifest.observation_count}, "
                     f"series hold {observations}",
+                    version=manifest.version,
+                )
+
+    async def placement(self, manifest: Manifest) -> None:
+        """Each metadata shard holds only ids of its range (a lookup looks nowhere else)."""
+        bounds = manifest.bounds
+        for i, ref in enumerate(manifest.shards):
+            if ref is None or ref.path in self.bad or len(bounds) != len(manifest.shards) - 1:
+                continue
+            low = bounds[i - 1] if i else None
+            high = bounds[i] if i < len(bounds) else None
+            if (ref.path, low, high) in self.placed:
+                continue
+            self.placed.add((ref.path, low, high))
+            ids = (await self.reader.records(ref)).keys()
+            if any((low is not None and k < low) or (high is not None and k >= high) for k in ids):
+                self.problem(
+                    "bad_manifest",
+                    keys.manifest_key(manifest.version),
+                    f"shard {ref.path} holds ids outside its range",
                     version=manifest.version,
                 )
 

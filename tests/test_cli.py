@@ -875,8 +875,9 @@ def test_verify_json_reports_damage_and_exits_4(tmp_path: Path, local: list[str]
     ok(cli(*local, "import", path, "--format", "wide"))
     ok(cli(*local, "write", "gdp", "-", input="date,value\n2000-04-01,103\n"))
     healthy = as_json(cli(*local, "verify", "--json"))
-    # Series states: gdp and cpi as version 1 made them, and gdp's new one in version 2.
-    assert (healthy["ok"], healthy["versions_checked"], healthy["series_checked"]) == (True, 3, 3)
+    # Records in each shard object: gdp and cpi share one id range, so version 1's
+    # shard holds both and version 2's holds gdp's new state beside cpi.
+    assert (healthy["ok"], healthy["versions_checked"], healthy["series_checked"]) == (True, 3, 4)
     assert healthy["objects_checked"] > 0
     assert as_json(cli(*local, "verify", "--latest", "--json"))["versions_checked"] == 1
 

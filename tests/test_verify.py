@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+import json
 from pathlib import Path
 
 import pytest
@@ -60,8 +61,8 @@ def test_a_corrupted_data_file_is_found(local: tuple[Catalog, Path]) -> None:
 
 def test_a_missing_shard_and_a_damaged_manifest_are_found(local: tuple[Catalog, Path]) -> None:
     cat, root = local
-    shard = sorted((root / "meta").rglob("*.msgpack"))[0]
-    shard.unlink()
+    latest = json.loads((root / manifest_key(cat.version())).read_bytes())
+    (root / latest["shards"][0]["path"]).unlink()
     manifest = root / manifest_key(2)
     manifest.write_bytes(b"{not json")
     fresh = Catalog.open(str(root))

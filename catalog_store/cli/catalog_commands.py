@@ -22,7 +22,10 @@ def init(
     shards: Annotated[
         int,
         typer.Option(
-            "--shards", min=1, max=4096, help="Metadata shards; fixed for the catalog's life."
+            "--shards",
+            min=1,
+            max=4096,
+            help="External-id index shards; fixed for the catalog's life.",
         ),
     ] = DEFAULT_SHARDS,
     as_json: JsonFlag = False,
@@ -41,7 +44,7 @@ def init(
 
     def text(data: dict[str, Any]) -> None:
         if data["created"]:
-            console().print(f"Created a catalog at {root} with {shards} shards.")
+            console().print(f"Created a catalog at {root} with {shards} index shards.")
         else:
             console().print(f"A catalog already exists at {root} (version {version}).")
 

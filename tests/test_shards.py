@@ -1,0 +1,147 @@
+"""Metadata shards hold id ranges: they split as they grow, vanish when emptied, and a
+lookup, a listing and a commit each touch only the shards of the ids involved."""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from pathlib import Path
+
+import msgspec
+import pytest
+
+from catalog_store import AsyncCatalog, changes
+from catalog_store.keys import manifest_key
+from catalog_store.records import Manifest, encode_manifest
+
+
+@pytest.fixture(autouse=True)
+def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
+    # The production sizes (thousands of records) would need thousands of series.
+    monkeypatch.setattr(changes, "SHARD_SPLIT_AT", 8)
+    monkeypatch.setattr(changes, "SHARD_PIECE", 6)
+
+
+def spec(series_id: str) -> dict[str, str]:
+    return {"id": series_id, "frequency": "monthly", "source": f"src{len(series_id) % 3}"}
+
+
+async def latest(catalog: AsyncCatalog) -> Manifest:
+    return (await catalog.snapshot()).manifest
+
+
+async def ids_by_shard(catalog: AsyncCatalog, manifest: Manifest) -> list[list[str]]:
+    reader = catalog.reader
+    return [list(await reader.records(ref)) for ref in manifest.shards]
+
+
+def test_shards_split_by_id_range_and_every_lookup_finds_its_series(tmp_path: Path) -> None:
+    async def main() -> None:
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+        ids = [f"S{n:03d}" for n in random.Random(7).sample(range(1000), 60)]
+        for first in range(0, 60, 15):  # ids in no order, four batches
+            async with catalog.batch() as batch:
+                for series_id in ids[first : first + 15]:
+                    batch.create(spec(series_id))
+        manifest = await latest(catalog)
+        held = await ids_by_shard(catalog, manifest)
+        assert len(manifest.shards) >= 60 // 8
+        assert all(0 < len(shard) <= 8 for shard in held)
+        assert sorted(manifest.bounds) == manifest.bounds
+        assert len(set(manifest.bounds)) == len(manifest.bounds) == len(manifest.shards) - 1
+        # In order across shards, each shard within its bounds.
+        assert [i for shard in held for i in shard] == sorted(ids)
+        for low, shard in zip(manifest.bounds, held[1:], strict=True):
+            assert shard[0] >= low
+        for high, shard in zip(manifest.bounds, held, strict=False):
+            assert shard[-1] < high
+        for series_id in ids:
+            assert (await catalog.get(series_id)).id == series_id
+        listed = [s.id async for s in catalog.iter_series()]
+        assert listed == sorted(ids)
+        assert (await catalog.verify()).ok
+        await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_a_commit_rewrites_only_the_shard_its_ids_fall_in(tmp_path: Path) -> None:
+    async def main() -> None:
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+        async with catalog.batch() as batch:
+            for n in range(40):
+                batch.create(spec(f"S{n:03d}"))
+        before = await latest(catalog)
+        await catalog.update("S017", {"title": "changed"})
+        after = await latest(catalog)
+        changed = [
+            i for i, (a, b) in enumerate(zip(before.shards, after.shards, strict=True)) if a != b
+        ]
+        assert len(changed) == 1
+        assert after.bounds == before.bounds
+        # Ids past the end land in the last shard, which alone is rewritten (and split).
+        async with catalog.batch() as batch:
+            for n in range(40, 52):
+                batch.create(spec(f"S{n:03d}"))
+        grown = await latest(catalog)
+        assert grown.shards[: len(after.shards) - 1] == after.shards[:-1]
+        assert len(grown.shards) > len(after.shards)
+        assert (await catalog.verify()).ok
+        await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_emptied_shards_are_dropped_and_their_ids_can_come_back(tmp_path: Path) -> None:
+    async def main() -> None:
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+        ids = [f"S{n:03d}" for n in range(30)]
+        async with catalog.batch() as batch:
+            for series_id in ids:
+                batch.create(spec(series_id))
+        manifest = await latest(catalog)
+        first_shard = (await ids_by_shard(catalog, manifest))[0]
+        async with catalog.batch() as batch:
+            for series_id in first_shard:
+                batch.delete(series_id)
+        shrunk = await latest(catalog)
+        assert len(shrunk.shards) == len(manifest.shards) - 1
+        assert shrunk.bounds == manifest.bounds[1:]
+        assert [s.id async for s in catalog.iter_series()] == ids[len(first_shard) :]
+        await catalog.create(spec(first_shard[0]))  # below every bound: the first shard
+        assert (await catalog.get(first_shard[0])).id == first_shard[0]
+        async with catalog.batch() as batch:
+            for series_id in [first_shard[0], *ids[len(first_shard) :]]:
+                batch.delete(series_id)
+        empty = await latest(catalog)
+        assert (empty.shards, empty.bounds, empty.series_count) == ([None], [], 0)
+        assert [s async for s in catalog.iter_series()] == []
+        assert (await catalog.verify()).ok
+        await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_verify_finds_a_record_outside_its_shards_range(tmp_path: Path) -> None:
+    async def main() -> None:
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+        async with catalog.batch() as batch:
+            for n in range(20):
+                batch.create(spec(f"S{n:03d}"))
+        manifest = await latest(catalog)
+        held = await ids_by_shard(catalog, manifest)
+        # A commit (from a faulty writer) whose first bound leaves the first shard's
+        # last record outside its range: lookups of that id would look elsewhere.
+        bad = msgspec.structs.replace(
+            manifest,
+            version=manifest.version + 1,
+            parent=manifest.version,
+            bounds=[held[0][-1], *manifest.bounds[1:]],
+        )
+        await catalog.store.put_if_absent(manifest_key(bad.version), encode_manifest(bad))
+        report = await catalog.verify()
+        assert [(p.kind, p.version) for p in report.problems] == [("bad_manifest", bad.version)]
+        assert "outside its range" in report.problems[0].detail
+        await catalog.close()
+
+    asyncio.run(main())
