@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-from collections.abc import Awaitable, Sequence
+import heapq
+from collections.abc import Awaitable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -26,7 +27,9 @@ from catalog_store.records import (
     DataFile,
     Manifest,
     SeriesRecord,
+    ShardRecords,
     ShardRef,
+    encode_record,
     encode_shard,
     encode_xid_shard,
     xid_key,
@@ -51,13 +54,49 @@ SHARD_SPLIT_AT = 2048
 SHARD_PIECE = 1536
 
 
-def _pieces(ordered: list[SeriesRecord]) -> list[list[SeriesRecord]]:
-    """Records of one shard in id order, split into shards of equal size if too many."""
-    if len(ordered) <= SHARD_SPLIT_AT:
-        return [ordered] if ordered else []
-    count = -(-len(ordered) // SHARD_PIECE)
-    size = -(-len(ordered) // count)
-    return [ordered[i : i + size] for i in range(0, len(ordered), size)]
+def _pieces(count: int) -> list[tuple[int, int]]:
+    """``[start, end)`` of each shard ``count`` records make: one, or equal pieces."""
+    if count <= SHARD_SPLIT_AT:
+        return [(0, count)] if count else []
+    size = -(-count // -(-count // SHARD_PIECE))
+    return [(i, min(i + size, count)) for i in range(0, count, size)]
+
+
+class _ShardEdit:
+    """One shard as a change set leaves it: its records at the base, and the edits.
+
+    Records the commit does not change keep their encoded bytes, so rewriting a
+    shard re-encodes only what changed.
+    """
+
+    def __init__(self, base: Mapping[str, SeriesRecord]) -> None:
+        self.base = base
+        self.edits: dict[str, SeriesRecord | None] = {}
+
+    def get(self, series_id: str) -> SeriesRecord | None:
+        if series_id in self.edits:
+            return self.edits[series_id]
+        return self.base.get(series_id)
+
+    def __setitem__(self, series_id: str, record: SeriesRecord | None) -> None:
+        self.edits[series_id] = record  # None: removed
+
+    def merged(self) -> tuple[list[str], list[msgspec.Raw]]:
+        """Ids in order and their encoded records, edits applied."""
+        base = (
+            self.base.raw_items()
+            if isinstance(self.base, ShardRecords)
+            else ((k, encode_record(self.base[k])) for k in sorted(self.base))
+        )
+        edits = self.edits
+        kept = ((k, raw) for k, raw in base if k not in edits)
+        changed = sorted((k, encode_record(r)) for k, r in edits.items() if r is not None)
+        ids: list[str] = []
+        raws: list[msgspec.Raw] = []
+        for k, raw in heapq.merge(kept, changed, key=lambda item: item[0]):
+            ids.append(k)
+            raws.append(raw)
+        return ids, raws
 
 
 class ChangeSet:
@@ -80,17 +119,17 @@ class ChangeSet:
         self.changes: list[tuple[str, str]] = []
         self.series_delta = 0
         self.observation_delta = 0
-        self._records: dict[int, dict[str, SeriesRecord]] = {}
+        self._records: dict[int, _ShardEdit] = {}
         self._xids: dict[int, dict[str, str]] = {}
         self._staged = staged
         self._pending: dict[str, bytes] = {}
         self._looked_at: set[str] = set()
 
-    async def _shard(self, series_id: str) -> dict[str, SeriesRecord]:
+    async def _shard(self, series_id: str) -> _ShardEdit:
         shard = keys.meta_shard_of(self.base.manifest.bounds, series_id)
         if shard not in self._records:
             base = await self.reader.records(self.base.manifest.shards[shard])
-            self._records[shard] = dict(base)
+            self._records[shard] = _ShardEdit(base)
         return self._records[shard]
 
     async def get(self, series_id: str) -> SeriesRecord | None:
@@ -118,12 +157,12 @@ class ChangeSet:
         """
         result: dict[str, SeriesRecord | None] = {}
         for series_id in [*(sid for _op, sid in self.changes), *sorted(self._looked_at)]:
-            shard = self._records.get(keys.meta_shard_of(self.base.manifest.bounds, series_id), {})
-            result[series_id] = shard.get(series_id)
+            shard = self._records.get(keys.meta_shard_of(self.base.manifest.bounds, series_id))
+            result[series_id] = None if shard is None else shard.get(series_id)
         return result
 
     async def remove(self, record: SeriesRecord, operation: str) -> None:
-        del (await self._shard(record.id))[record.id]
+        (await self._shard(record.id))[record.id] = None
         self.changes.append((operation, record.id))
         self.series_delta -= 1
         self.observation_delta -= record.observation_count
@@ -206,15 +245,14 @@ class ChangeSet:
                 shards.append(ref)
                 lows.append(low)
                 continue
-            records = self._records[index]
-            ordered = [records[k] for k in sorted(records)]
-            for number, piece in enumerate(_pieces(ordered)):
-                data = encode_shard(piece)
-                new, todo = self._shard_object(keys.META_DIR, len(shards), data, len(piece))
+            ids, raws = self._records[index].merged()
+            for start, end in _pieces(len(ids)):
+                data = encode_shard(ids[start:end], raws[start:end])
+                new, todo = self._shard_object(keys.META_DIR, len(shards), data, end - start)
                 assert new is not None
                 shards.append(new)
-                lows.append(low if number == 0 else piece[0].id)
-                writes.append(self._write_shard(new, todo, {r.id: r for r in piece}))
+                lows.append(low if start == 0 else ids[start])
+                writes.append(self._write_shard(new, todo, cache=data))
         if not shards:
             shards, lows = [None], [None]
         bounds = [low for low in lows[1:] if low is not None]
@@ -253,12 +291,10 @@ class ChangeSet:
         await self.store.put_new(path, data)
         self._staged.paths.add(path)
 
-    async def _write_shard(
-        self, ref: ShardRef, data: bytes | None, records: dict[str, SeriesRecord] | None = None
-    ) -> None:
+    async def _write_shard(self, ref: ShardRef, data: bytes | None, cache: bytes = b"") -> None:
         if data is not None:
             await self.store.put_new(ref.path, data)
             self._staged.shards[ref.sha256] = ref
-        if records is not None:
+        if cache:
             # The next commit and the first read after this one start from here.
-            self.reader.cache_records(ref, records)
+            self.reader.cache_records(ref, cache)

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -27,6 +27,7 @@ from catalog_store.records import (
     STORE_FORMAT,
     Manifest,
     SeriesRecord,
+    ShardRecords,
     ShardRef,
     StoreMarker,
     decode_manifest,
@@ -112,9 +113,8 @@ def _manifest_size(manifest: Manifest) -> int:
     return 400 + 120 * len(manifest.shards) + 60 * len(manifest.changes)
 
 
-def _estimate(records: dict[str, SeriesRecord]) -> int:
-    # A rough but proportional estimate; a precise deep size would cost more than the decode.
-    return 512 + sum(600 + 160 * len(r.files) for r in records.values())
+def _shard_bytes(records: ShardRecords) -> int:
+    return records.nbytes
 
 
 class StoreReader:
@@ -290,21 +290,21 @@ class StoreReader:
                 high = mid - 1
         return low
 
-    async def records(self, ref: ShardRef | None) -> dict[str, SeriesRecord]:
+    async def records(self, ref: ShardRef | None) -> Mapping[str, SeriesRecord]:
         """The records of one metadata shard, by id (empty for an empty shard)."""
         if ref is None:
             return {}
 
-        async def load() -> dict[str, SeriesRecord]:
+        async def load() -> ShardRecords:
             data = await self.store.get(ref.path)
-            decoded = await _decode_off_loop(data, lambda: decode_shard(data, ref))
-            return {r.id: r for r in decoded}
+            return await _decode_off_loop(data, lambda: decode_shard(data, ref))
 
-        return await self.cache.get_or_load(ref.path, load, _estimate, len)
+        return await self.cache.get_or_load(ref.path, load, _shard_bytes, len)
 
-    def cache_records(self, ref: ShardRef, records: dict[str, SeriesRecord]) -> None:
-        """Remember a shard this process wrote, sparing a read and a decode."""
-        self.cache.put(ref.path, records, _estimate(records), len(records))
+    def cache_records(self, ref: ShardRef, data: bytes) -> None:
+        """Remember a shard this process wrote, sparing a read."""
+        records = ShardRecords.decode(data, ref.path)
+        self.cache.put(ref.path, records, records.nbytes, len(records))
 
     async def xids(self, ref: ShardRef | None) -> dict[str, str]:
         """One external-id index shard: ``provider\\x1fid`` -> series id."""

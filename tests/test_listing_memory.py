@@ -16,6 +16,8 @@ from pathlib import Path
 import pytest
 
 from catalog_store import AsyncCatalog, CatalogOptions
+from catalog_store.changes import SHARD_SPLIT_AT
+from catalog_store.records import RECORD_OVERHEAD
 
 SERIES = 100_000
 CACHE_BYTES = 4 * 2**20
@@ -45,19 +47,18 @@ def test_streaming_every_series_holds_a_bounded_number_in_memory(tmp_path: Path)
         finally:
             tracemalloc.stop()
         stats = catalog.stats()
-        shard_count = catalog.reader.marker.shard_count if catalog.reader.marker else 0
         await catalog.close()
-        return seen, stats["cache_peak_records"], peak_bytes, shard_count
+        return seen, stats["cache_peak_records"], peak_bytes
 
     asyncio.run(build())
-    seen, peak_records, peak_bytes, shards = asyncio.run(stream())
-    per_shard = SERIES // shards
+    seen, peak_records, peak_bytes = asyncio.run(stream())
     print(
         f"\n{seen} series streamed; at most {peak_records} records held; "
         f"traced peak {peak_bytes / 2**20:.1f} MiB"
     )
     assert seen == SERIES
-    # The byte bound admits ~CACHE_BYTES / 600 records, plus one shard in use.
-    assert 0 < peak_records <= CACHE_BYTES // 600 + 2 * per_shard
+    # A cached shard costs at least RECORD_OVERHEAD bytes a record beside its
+    # encoded bytes, so the bound admits fewer records than this, plus the shards in use.
+    assert 0 < peak_records <= CACHE_BYTES // RECORD_OVERHEAD + 2 * SHARD_SPLIT_AT
     assert peak_records < SERIES // 5
     assert peak_bytes < 64 * 2**20
