@@ -6,7 +6,10 @@ opening the catalog), one listing page of 100, meta_filter on one source, and th
 peak RSS. Usage::
 
     .venv/bin/python bench/catalog_scale.py --sizes 10000,100000
-    .venv/bin/python bench/catalog_scale.py --sizes 1000000 --shards 1024
+    .venv/bin/python bench/catalog_scale.py --sizes 10000,100000,1000000
+
+Every size runs with the same object cache bound (``--cache-mb``, default 64), so
+the peak RSS shows whether that bound holds as the catalog grows.
 """
 
 from __future__ import annotations
@@ -26,9 +29,12 @@ from common import code_version, machine_load, peak_rss_mb, render_table, series
 from catalog_store import Catalog, CatalogOptions, SeriesFilter
 
 
-def build_and_measure(root: str, n: int, shards: int, batch: int, seed: int) -> dict[str, Any]:
+def build_and_measure(
+    root: str, n: int, shards: int, batch: int, seed: int, cache_mb: int
+) -> dict[str, Any]:
     width = max(5, len(str(n - 1)))
-    cat = Catalog.open(root, create=True, options=CatalogOptions(shard_count=shards))
+    options = CatalogOptions(shard_count=shards, cache_bytes=cache_mb * 2**20)
+    cat = Catalog.open(root, create=True, options=options)
     started = time.perf_counter()
     for first in range(0, n, batch):
         with cat.batch(f"create {first}..") as b:
@@ -78,7 +84,7 @@ def cold_lookup(root: str, n: int, seed: int) -> dict[str, Any]:
 def child(argv: list[str]) -> None:
     mode, root, n = argv[0], argv[1], int(argv[2])
     if mode == "build":
-        out = build_and_measure(root, n, int(argv[3]), int(argv[4]), int(argv[5]))
+        out = build_and_measure(root, n, *(int(a) for a in argv[3:8]))
     else:
         out = cold_lookup(root, n, int(argv[3]))
     print(json.dumps(out))
@@ -98,7 +104,8 @@ def run_child(*args: object) -> dict[str, Any]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
-    parser.add_argument("--shards", type=int, default=64)
+    parser.add_argument("--shards", type=int, default=64, help="external-id index shards")
+    parser.add_argument("--cache-mb", type=int, default=64, help="object cache bound, MiB")
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--child", nargs="*")
@@ -107,15 +114,20 @@ def main() -> None:
         child(args.child)
         return
     print(
-        f"catalog_scale: shards={args.shards} batch={args.batch}; "
+        f"catalog_scale: cache={args.cache_mb} MiB batch={args.batch}; "
         f"{machine_load()}; code {code_version()}"
     )
     rows = []
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
             root = str(Path(tmp) / "store")
-            built = run_child("build", root, n, args.shards, args.batch, args.seed)
+            built = run_child(
+                "build", root, n, args.shards, args.batch, args.seed, args.cache_mb
+            )
             cold = [run_child("cold", root, n, args.seed + k)["cold_ms"] for k in range(5)]
+            newest = max(Path(root, "_manifests").glob("*.json"))
+            shard_count = len(json.loads(newest.read_bytes())["shards"])
+            manifest_kb = newest.stat().st_size / 1024
         rows.append(
             [
                 f"{n:,}",
@@ -125,6 +137,8 @@ def main() -> None:
                 f"{built['page']['p50_ms']:.2f}",
                 f"{built['filter']['p50_ms']:.0f} ({built['filter_found']:,})",
                 f"{built['rss_mb']:.0f}",
+                f"{shard_count:,}",
+                f"{manifest_kb:.0f}",
             ]
         )
         print(f"  {n:,} done", flush=True)
@@ -136,6 +150,8 @@ def main() -> None:
         "page 100 ms",
         "filter src2 ms (found)",
         "peak RSS MB",
+        "shards",
+        "manifest KB",
     ]
     print(render_table(header, rows))
     print(

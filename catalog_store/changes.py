@@ -46,19 +46,26 @@ class Staged:
     paths: set[str] = field(default_factory=set)
 
 
-#: A shard rewritten with more records than this is split into pieces of at most
-#: SHARD_PIECE: a shard stays small enough to decode in a few milliseconds however
-#: large the catalog, and a batch of new ids in order touches only the shards at
-#: its end of the id range.
-SHARD_SPLIT_AT = 2048
-SHARD_PIECE = 1536
+#: A rewritten shard with more records than its catalog's split size is split into
+#: equal pieces of at most three quarters of it. The split size is 1/32 of the
+#: catalog's series, kept between these two: small catalogs get shards small enough
+#: that rewriting one costs a commit little, and no shard grows past a few
+#: milliseconds of decoding however large the catalog; the manifest, which lists
+#: every shard, stays at a few hundred entries at 10^6 series.
+SHARD_MIN_SPLIT = 64
+SHARD_MAX_RECORDS = 2048
 
 
-def _pieces(count: int) -> list[tuple[int, int]]:
+def split_size(series_count: int) -> int:
+    """Records past which a shard of a catalog of ``series_count`` series is split."""
+    return max(SHARD_MIN_SPLIT, min(SHARD_MAX_RECORDS, series_count // 32))
+
+
+def _pieces(count: int, split_at: int) -> list[tuple[int, int]]:
     """``[start, end)`` of each shard ``count`` records make: one, or equal pieces."""
-    if count <= SHARD_SPLIT_AT:
+    if count <= split_at:
         return [(0, count)] if count else []
-    size = -(-count // -(-count // SHARD_PIECE))
+    size = -(-count // -(-count // max(1, split_at * 3 // 4)))
     return [(i, min(i + size, count)) for i in range(0, count, size)]
 
 
@@ -235,10 +242,11 @@ class ChangeSet:
             self._write_data(path, data) for path, data in self._pending.items()
         ]
         # Shards in id order: an untouched one is carried over by reference, a touched
-        # one is rewritten, split when it has grown past SHARD_SPLIT_AT records, and
-        # dropped when empty. ``lows`` holds each shard's lowest allowed id.
+        # one is rewritten, split when it has grown past the split size, and dropped
+        # when empty. ``lows`` holds each shard's lowest allowed id.
         shards: list[ShardRef | None] = []
         lows: list[str | None] = []
+        split_at = split_size(base.series_count + self.series_delta)
         for index, ref in enumerate(base.shards):
             low = base.bounds[index - 1] if index else None
             if index not in self._records:
@@ -246,7 +254,7 @@ class ChangeSet:
                 lows.append(low)
                 continue
             ids, raws = self._records[index].merged()
-            for start, end in _pieces(len(ids)):
+            for start, end in _pieces(len(ids), split_at):
                 data = encode_shard(ids[start:end], raws[start:end])
                 new, todo = self._shard_object(keys.META_DIR, len(shards), data, end - start)
                 assert new is not None

@@ -16,7 +16,7 @@ from pathlib import Path
 import pytest
 
 from catalog_store import AsyncCatalog, CatalogOptions
-from catalog_store.changes import SHARD_SPLIT_AT
+from catalog_store.changes import SHARD_MAX_RECORDS
 from catalog_store.records import RECORD_OVERHEAD
 
 SERIES = 100_000
@@ -59,6 +59,6 @@ def test_streaming_every_series_holds_a_bounded_number_in_memory(tmp_path: Path)
     assert seen == SERIES
     # A cached shard costs at least RECORD_OVERHEAD bytes a record beside its
     # encoded bytes, so the bound admits fewer records than this, plus the shards in use.
-    assert 0 < peak_records <= CACHE_BYTES // RECORD_OVERHEAD + 2 * SHARD_SPLIT_AT
+    assert 0 < peak_records <= CACHE_BYTES // RECORD_OVERHEAD + 2 * SHARD_MAX_RECORDS
     assert peak_records < SERIES // 5
     assert peak_bytes < 64 * 2**20

@@ -13,13 +13,14 @@ import pytest
 from catalog_store import AsyncCatalog, changes
 from catalog_store.keys import manifest_key
 from catalog_store.records import Manifest, encode_manifest
+from catalog_store.storage import MemoryStore
 
 
 @pytest.fixture(autouse=True)
 def small_shards(monkeypatch: pytest.MonkeyPatch) -> None:
     # The production sizes (thousands of records) would need thousands of series.
-    monkeypatch.setattr(changes, "SHARD_SPLIT_AT", 8)
-    monkeypatch.setattr(changes, "SHARD_PIECE", 6)
+    monkeypatch.setattr(changes, "SHARD_MIN_SPLIT", 8)
+    monkeypatch.setattr(changes, "SHARD_MAX_RECORDS", 8)
 
 
 def spec(series_id: str) -> dict[str, str]:
@@ -142,6 +143,33 @@ def test_verify_finds_a_record_outside_its_shards_range(tmp_path: Path) -> None:
         report = await catalog.verify()
         assert [(p.kind, p.version) for p in report.problems] == [("bad_manifest", bad.version)]
         assert "outside its range" in report.problems[0].detail
+        await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_shard_size_follows_the_catalog_size(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Shards split at 1/32 of the catalog, between the two limits: small catalogs
+    get small shards (cheap to rewrite), large ones no more than the maximum."""
+    monkeypatch.setattr(changes, "SHARD_MIN_SPLIT", 64)
+    monkeypatch.setattr(changes, "SHARD_MAX_RECORDS", 2048)
+
+    async def main() -> None:
+        catalog = await AsyncCatalog.open_store(MemoryStore(str(tmp_path)), create=True)
+        async with catalog.batch() as batch:
+            for n in range(1000):
+                batch.create(spec(f"S{n:05d}"))
+        small = [len(s) for s in await ids_by_shard(catalog, await latest(catalog))]
+        assert max(small) <= 64 and sum(small) == 1000
+        async with catalog.batch() as batch:
+            for n in range(1000, 80_000):
+                batch.create(spec(f"S{n:05d}"))
+        # 80,000 / 32 = 2,500, capped at 2,048: the new ids split into pieces of <= 1,536.
+        large = [len(s) for s in await ids_by_shard(catalog, await latest(catalog))]
+        assert small[:-1] == large[: len(small) - 1]  # untouched shards carried over
+        assert max(large) <= 1536 and sum(large) == 80_000
         await catalog.close()
 
     asyncio.run(main())
