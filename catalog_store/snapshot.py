@@ -110,7 +110,10 @@ class ObjectCache:
 
 
 def _manifest_size(manifest: Manifest) -> int:
-    return 400 + 120 * len(manifest.shards) + 60 * len(manifest.changes)
+    # Measured with tracemalloc: ~400 bytes a decoded shard reference, ~160 a change.
+    return (
+        1024 + 400 * (len(manifest.shards) + len(manifest.xid_shards)) + 160 * len(manifest.changes)
+    )
 
 
 def _shard_bytes(records: ShardRecords) -> int:

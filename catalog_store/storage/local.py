@@ -130,10 +130,18 @@ class LocalStore(Store):
         path = self._path(key)
         with translate_os_errors(key):
             # A small file (manifest, shard, hint) is read at once: a thread hop
-            # costs more than the read. Larger ones go to a worker thread.
+            # costs more than the read. Larger ones are read by a worker thread into
+            # a buffer made here: memory a worker allocates comes from that
+            # thread's own malloc arena, which grows and is seldom given back, so
+            # a process reading many shards would swell past its cache bound.
             with open(path, "rb") as file:  # noqa: ASYNC230 - deliberate, see above
-                if os.fstat(file.fileno()).st_size <= _INLINE_READ_BYTES:
+                size = os.fstat(file.fileno()).st_size
+                if size <= _INLINE_READ_BYTES:
                     return file.read()
+                buffer = bytearray(size + 1)  # one more: a file that grew is read whole
+                done = await asyncio.to_thread(file.readinto, buffer)
+                if done <= size:
+                    return bytes(memoryview(buffer)[:done])
             return await asyncio.to_thread(path.read_bytes)
 
     async def head(self, key: str) -> ObjectInfo:
