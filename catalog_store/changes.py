@@ -247,6 +247,7 @@ class ChangeSet:
         shards: list[ShardRef | None] = []
         lows: list[str | None] = []
         split_at = split_size(base.series_count + self.series_delta)
+        superseded: list[str] = []
         for index, ref in enumerate(base.shards):
             low = base.bounds[index - 1] if index else None
             if index not in self._records:
@@ -254,6 +255,8 @@ class ChangeSet:
                 lows.append(low)
                 continue
             ids, raws = self._records[index].merged()
+            if ref is not None:
+                superseded.append(ref.path)
             for start, end in _pieces(len(ids), split_at):
                 data = encode_shard(ids[start:end], raws[start:end])
                 new, todo = self._shard_object(keys.META_DIR, len(shards), data, end - start)
@@ -292,6 +295,9 @@ class ChangeSet:
         async def write_objects() -> None:
             # Independent objects: written at once, so their flushes overlap.
             await asyncio.gather(*writes)
+            for path in superseded:
+                # Readers of the new version read the new shards: make room for them.
+                self.reader.cache.discard(path)
 
         return Draft(manifest, write_objects)
 

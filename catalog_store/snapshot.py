@@ -92,6 +92,10 @@ class ObjectCache:
         else:
             self.peak_records = max(self.peak_records, self.records + records)
 
+    def discard(self, key: str) -> None:
+        """Drop ``key`` if held: an object a newer version has superseded."""
+        self._lru.pop(key, None)
+
     async def get_or_load(
         self,
         key: str,
@@ -164,8 +168,11 @@ class StoreReader:
         return await self.cache.get_or_load(key, load, _manifest_size)
 
     def cache_manifest(self, manifest: Manifest) -> None:
-        """Remember a manifest this process wrote, sparing a read."""
+        """Remember a manifest this process wrote, sparing a read; its parent, now
+        superseded, makes room (an as-of read of it reads it again)."""
         self.cache.put(keys.manifest_key(manifest.version), manifest, _manifest_size(manifest))
+        if manifest.parent is not None:
+            self.cache.discard(keys.manifest_key(manifest.parent))
 
     async def _exists(self, version: int) -> bool:
         return await self.store.exists(keys.manifest_key(version))
