@@ -24,7 +24,14 @@ import time
 from pathlib import Path
 from typing import Any
 
-from common import code_version, machine_load, peak_rss_mb, render_table, series_metadata, summary
+from common import (
+    code_version,
+    create_metadata_catalog,
+    machine_load,
+    peak_rss_mb,
+    render_table,
+    summary,
+)
 
 from catalog_store import Catalog, CatalogOptions, SeriesFilter
 
@@ -33,14 +40,10 @@ def build_and_measure(
     root: str, n: int, shards: int, batch: int, seed: int, cache_mb: int
 ) -> dict[str, Any]:
     width = max(5, len(str(n - 1)))
-    options = CatalogOptions(shard_count=shards, cache_bytes=cache_mb * 2**20)
-    cat = Catalog.open(root, create=True, options=options)
-    started = time.perf_counter()
-    for first in range(0, n, batch):
-        with cat.batch(f"create {first}..") as b:
-            for i in range(first, min(first + batch, n)):
-                b.create(series_metadata(i, "business_daily", width))
-    create_s = time.perf_counter() - started
+    create_s = create_metadata_catalog(
+        root, n, batch, shard_count=shards, cache_bytes=cache_mb * 2**20
+    )
+    cat = Catalog.open(root, options=CatalogOptions(cache_bytes=cache_mb * 2**20))
     rng = random.Random(seed)
     warm = []
     for _ in range(1000):
@@ -121,9 +124,7 @@ def main() -> None:
     for n in (int(s) for s in args.sizes.split(",")):
         with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
             root = str(Path(tmp) / "store")
-            built = run_child(
-                "build", root, n, args.shards, args.batch, args.seed, args.cache_mb
-            )
+            built = run_child("build", root, n, args.shards, args.batch, args.seed, args.cache_mb)
             cold = [run_child("cold", root, n, args.seed + k)["cold_ms"] for k in range(5)]
             newest = max(Path(root, "_manifests").glob("*.json"))
             shard_count = len(json.loads(newest.read_bytes())["shards"])

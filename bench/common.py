@@ -9,7 +9,9 @@ from __future__ import annotations
 import datetime as dt
 import os
 import resource
+import socket
 import subprocess
+import sys
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -222,3 +224,64 @@ def render_table(header: Sequence[str], rows: Sequence[Sequence[str]]) -> str:
         if k == 0:
             lines.append("  ".join("-" * w for w in widths))
     return "\n".join(lines)
+
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def free_port() -> int:
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port: int = sock.getsockname()[1]
+        return port
+
+
+def start_gateway(
+    root: Path, log: Path, env: dict[str, str] | None = None, args: Sequence[str] = ()
+) -> tuple[subprocess.Popen[bytes], str]:
+    """``fincat serve`` on a free loopback port (one worker, no rate limit, no keys),
+    once it answers ready; its output goes to ``log``."""
+    import httpx
+
+    port = free_port()
+    command = [
+        sys.executable, "-m", "gateway.cli", "--root", str(root), "serve",
+        "--host", "127.0.0.1", "--port", str(port), "--rate-limit", "0",
+        "--log-level", "warning", *args,
+    ]  # fmt: skip
+    environment = {k: v for k, v in os.environ.items() if not k.startswith("FINCAT_")}
+    environment.update(env or {})
+    with log.open("wb") as sink:
+        process = subprocess.Popen(
+            command, cwd=REPO, env=environment, stdout=sink, stderr=subprocess.STDOUT
+        )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            raise RuntimeError(f"server exited:\n{log.read_text()}")
+        try:
+            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
+                return process, url
+        except httpx.TransportError:
+            pass
+        time.sleep(0.1)
+    process.kill()
+    raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
+
+
+def create_metadata_catalog(root: str, n: int, batch: int, **options: Any) -> float:
+    """Create ``n`` business-daily series, metadata only, in batches of ``batch`` per
+    commit (ids in order, as an import would); return the seconds it took."""
+    from catalog_store import Catalog, CatalogOptions
+
+    width = max(5, len(str(n - 1)))
+    cat = Catalog.open(root, create=True, options=CatalogOptions(**options))
+    started = time.perf_counter()
+    for first in range(0, n, batch):
+        with cat.batch(f"create {first}..") as b:
+            for i in range(first, min(first + batch, n)):
+                b.create(series_metadata(i, "business_daily", width))
+    elapsed = time.perf_counter() - started
+    cat.close()
+    return elapsed

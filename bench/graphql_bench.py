@@ -18,10 +18,8 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
-import os
 import random
 import shutil
-import socket
 import subprocess
 import sys
 import tempfile
@@ -31,7 +29,6 @@ from pathlib import Path
 from typing import Any
 
 import aiohttp
-import httpx
 import pyarrow as pa
 from common import (
     code_version,
@@ -42,10 +39,10 @@ from common import (
     series_id,
     series_metadata,
     series_values,
+    start_gateway,
     summary,
 )
 
-REPO = Path(__file__).resolve().parent.parent
 YEARS = 10
 YEAR_START, YEAR_END = "2024-01-01", "2024-12-31"
 GQL_SERIES = """query($id: String!) { series(id: $id) {
@@ -171,42 +168,11 @@ def seed(root: Path, n: int, seed_value: int) -> None:
             batch.write(meta["id"], pa.table({"date": pa.array(days), "value": values}))
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port: int = sock.getsockname()[1]
-        return port
-
-
 def start_server(
     root: Path, log: Path, result_cache: bool = True
 ) -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    command = [
-        sys.executable, "-m", "gateway.cli", "--root", str(root), "serve",
-        "--host", "127.0.0.1", "--port", str(port), "--rate-limit", "0",
-        "--log-level", "warning",
-    ]  # fmt: skip
-    env = {k: v for k, v in os.environ.items() if not k.startswith("FINCAT_")}
-    if not result_cache:
-        env["FINCAT_GRAPHQL_RESULT_CACHE_BYTES"] = "0"
-    with log.open("wb") as sink:
-        process = subprocess.Popen(
-            command, cwd=REPO, env=env, stdout=sink, stderr=subprocess.STDOUT
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 60
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"server exited:\n{log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health/ready", timeout=2).status_code == 200:
-                return process, url
-        except httpx.TransportError:
-            pass
-        time.sleep(0.1)
-    process.kill()
-    raise RuntimeError(f"server did not become ready:\n{log.read_text()}")
+    env = {} if result_cache else {"FINCAT_GRAPHQL_RESULT_CACHE_BYTES": "0"}
+    return start_gateway(root, log, env)
 
 
 def run_pair(

@@ -69,7 +69,7 @@ log = logging.getLogger(__name__)
 
 AsOf = int | dt.datetime | None
 DEFAULT_SHARDS = 64
-DEFAULT_CACHE_BYTES = 256 * 2**20
+DEFAULT_CACHE_BYTES = 128 * 2**20
 
 
 @dataclass(frozen=True)

@@ -17,7 +17,7 @@ from typing import Any
 from gateway.auth import ApiKey, keys_to_json, load_keys_file, parse_keys
 from gateway.graphql.config import GraphQLSettings, GraphQLSettingsError
 
-DEFAULT_CACHE_BYTES = 256 * 2**20
+DEFAULT_CACHE_BYTES = 128 * 2**20
 DEFAULT_MAX_BODY_BYTES = 64 * 2**20
 DEFAULT_MAX_OBSERVATIONS = 1_000_000
 
