@@ -399,8 +399,6 @@ def report(
     if "fincat" in results:
         fin = results["fincat"]
         extra = fin.extra
-        parts = {"create": extra["load_create"], "write": extra["load_write"]}
-        lines.append(_split("fincat load split", parts))
         for label, usage in (("load", fin.disk_after_load), ("append", fin.disk_after_append)):
             parts = ", ".join(
                 f"{d} {_mb(u['bytes'])} MB / {u['files']} files"
