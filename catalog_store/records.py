@@ -231,9 +231,10 @@ class ShardRecords(Mapping[str, SeriesRecord]):
     def __len__(self) -> int:
         return len(self._ids)
 
-    def records(self) -> Iterator[SeriesRecord]:
-        """Every record in id order (decoding each in turn)."""
-        return (self._decode(i) for i in range(len(self._ids)))
+    def records(self, after: str = "") -> Iterator[SeriesRecord]:
+        """The records in id order (decoding each in turn), those past ``after`` only."""
+        start = bisect.bisect_right(self._ids, after) if after else 0
+        return (self._decode(i) for i in range(start, len(self._ids)))
 
     def raw_items(self) -> Iterator[tuple[str, msgspec.Raw]]:
         """``(id, encoded record)`` in id order, without decoding."""
