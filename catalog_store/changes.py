@@ -53,7 +53,7 @@ class Staged:
 #: milliseconds of decoding however large the catalog; the manifest, which lists
 #: every shard, stays at a few hundred entries at 10^6 series.
 SHARD_MIN_SPLIT = 64
-SHARD_MAX_RECORDS = 2048
+SHARD_MAX_RECORDS = 1024
 
 
 def split_size(series_count: int) -> int:
