@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import heapq
-from collections.abc import Awaitable, Mapping, Sequence
+from collections.abc import Awaitable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -76,7 +76,7 @@ class _ShardEdit:
     shard re-encodes only what changed.
     """
 
-    def __init__(self, base: Mapping[str, SeriesRecord]) -> None:
+    def __init__(self, base: ShardRecords) -> None:
         self.base = base
         self.edits: dict[str, SeriesRecord | None] = {}
 
@@ -90,13 +90,8 @@ class _ShardEdit:
 
     def merged(self) -> tuple[list[str], list[msgspec.Raw]]:
         """Ids in order and their encoded records, edits applied."""
-        base = (
-            self.base.raw_items()
-            if isinstance(self.base, ShardRecords)
-            else ((k, encode_record(self.base[k])) for k in sorted(self.base))
-        )
         edits = self.edits
-        kept = ((k, raw) for k, raw in base if k not in edits)
+        kept = ((k, raw) for k, raw in self.base.raw_items() if k not in edits)
         changed = sorted((k, encode_record(r)) for k, r in edits.items() if r is not None)
         ids: list[str] = []
         raws: list[msgspec.Raw] = []

@@ -11,12 +11,12 @@ from __future__ import annotations
 import base64
 import binascii
 import json
-from collections.abc import AsyncIterator, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 
 from catalog_store.errors import ValidationError
 from catalog_store.models import FREQUENCIES, Series
-from catalog_store.records import SeriesRecord, ShardRecords, to_series
+from catalog_store.records import SeriesRecord, to_series
 from catalog_store.snapshot import Snapshot
 
 MAX_PAGE = 1000
@@ -87,13 +87,6 @@ def decode_cursor(cursor: str) -> tuple[int, int, str]:
     return version, shard, after
 
 
-def in_order(records: Mapping[str, SeriesRecord], after: str) -> Iterator[SeriesRecord]:
-    """A shard's records in id order, past ``after``."""
-    if isinstance(records, ShardRecords):
-        return records.records(after)
-    return (records[k] for k in sorted(records) if k > after)
-
-
 async def iter_records(
     snapshot: Snapshot, flt: SeriesFilter, start_shard: int = 0, after: str = ""
 ) -> AsyncIterator[tuple[int, SeriesRecord]]:
@@ -104,7 +97,7 @@ async def iter_records(
         if ref is None:
             continue
         records = await snapshot.reader.records(ref)
-        for record in in_order(records, after if shard == start_shard else ""):
+        for record in records.records(after if shard == start_shard else ""):
             if flt.matches(record):
                 yield shard, record
 

@@ -193,6 +193,11 @@ class ShardRecords(Mapping[str, SeriesRecord]):
         self.nbytes = 256 + nbytes + RECORD_OVERHEAD * len(ids)
 
     @classmethod
+    def empty(cls) -> ShardRecords:
+        """The records of an empty catalog's single shard."""
+        return cls([], [], "", 0)
+
+    @classmethod
     def decode(cls, data: bytes, path: str) -> ShardRecords:
         """Open an encoded shard (IntegrityError if it is not one)."""
         try:

@@ -10,7 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import time
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, TypeVar
 
@@ -300,10 +300,10 @@ class StoreReader:
                 high = mid - 1
         return low
 
-    async def records(self, ref: ShardRef | None) -> Mapping[str, SeriesRecord]:
+    async def records(self, ref: ShardRef | None) -> ShardRecords:
         """The records of one metadata shard, by id (empty for an empty shard)."""
         if ref is None:
-            return {}
+            return ShardRecords.empty()
 
         async def load() -> ShardRecords:
             data = await self.store.get(ref.path)

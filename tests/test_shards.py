@@ -4,6 +4,7 @@ lookup, a listing and a commit each touch only the shards of the ids involved.""
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import random
 from pathlib import Path
 
@@ -11,8 +12,16 @@ import msgspec
 import pytest
 
 from catalog_store import AsyncCatalog, changes
+from catalog_store.errors import IntegrityError
 from catalog_store.keys import manifest_key
-from catalog_store.records import Manifest, encode_manifest
+from catalog_store.records import (
+    Manifest,
+    SeriesRecord,
+    ShardRecords,
+    encode_manifest,
+    encode_record,
+    encode_shard,
+)
 from catalog_store.storage import MemoryStore
 
 
@@ -173,3 +182,29 @@ def test_shard_size_follows_the_catalog_size(
         await catalog.close()
 
     asyncio.run(main())
+
+
+def test_a_shard_that_is_not_what_it_claims_is_refused() -> None:
+    """A writer bug (bytes that pass their checksum) is an IntegrityError, not a
+    wrong answer: not a shard, ids out of order, or a record under another id."""
+    now = dt.datetime.now(dt.UTC)
+
+    def record(series_id: str) -> SeriesRecord:
+        return SeriesRecord(
+            id=series_id, frequency="annual", created_at=now, updated_at=now, version=1
+        )
+
+    good = encode_shard(["A", "B"], [encode_record(record("A")), encode_record(record("B"))])
+    shard = ShardRecords.decode(good, "meta/00000/good.msgpack")
+    assert (list(shard), shard["B"].id, "C" in shard) == (["A", "B"], "B", False)
+    with pytest.raises(IntegrityError, match="cannot be parsed"):
+        ShardRecords.decode(b"\x93not a shard", "meta/00000/x.msgpack")
+    unordered = encode_shard(["B", "A"], [encode_record(record("B")), encode_record(record("A"))])
+    with pytest.raises(IntegrityError, match="not in order"):
+        ShardRecords.decode(unordered, "meta/00000/x.msgpack")
+    swapped = encode_shard(["A", "B"], [encode_record(record("B")), encode_record(record("A"))])
+    with pytest.raises(IntegrityError, match="names 'B'"):
+        ShardRecords.decode(swapped, "meta/00000/x.msgpack")["A"]
+    broken = encode_shard(["A"], [msgspec.Raw(msgspec.msgpack.encode({"id": 5}))])
+    with pytest.raises(IntegrityError, match="record 'A'"):
+        list(ShardRecords.decode(broken, "meta/00000/x.msgpack").records())
