@@ -623,7 +623,12 @@ def test_random_operations_under_faults(
         assert tally.refused > 0
         for error in ("StorageFullError", "StoragePermissionError", "StorageError"):
             assert tally.failed.get(error, 0) > 0, error
-        assert tally.reads_failed.get("IntegrityError", 0) > 0
+        # Corrupted or truncated bytes surfaced as IntegrityError, in a read or in a
+        # commit that read what it builds on (which of the two the seed decides).
+        surfaced = tally.reads_failed.get("IntegrityError", 0) + tally.failed.get(
+            "IntegrityError", 0
+        )
+        assert surfaced > 0
         assert sum(tally.windows.values()) > 0
 
 

@@ -58,7 +58,7 @@ def translate_os_errors(key: str) -> Iterator[None]:
         raise StorageError(f"{key}: {exc}") from exc
 
 
-def _write_file(path: Path, data: bytes, flags: int, durable: bool) -> None:
+def _write_file(path: Path, data: bytes, flags: int, durable: bool, remove_on_error: bool) -> None:
     """Write ``data`` to the file ``path`` opened with ``flags`` (fdatasynced if
     ``durable``: data and size; its name is made durable by a directory fsync)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o644)
@@ -70,7 +70,8 @@ def _write_file(path: Path, data: bytes, flags: int, durable: bool) -> None:
             os.fdatasync(fd)
     except BaseException:
         os.close(fd)
-        path.unlink(missing_ok=True)
+        if remove_on_error:
+            path.unlink(missing_ok=True)
         raise
     os.close(fd)
 
@@ -79,15 +80,17 @@ def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
     """Write ``data`` to a new temp file in ``directory`` (fsynced if ``durable``)."""
     directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{uuid.uuid4().hex}{_TMP_SUFFIX}"
-    _write_file(tmp, data, os.O_EXCL, durable)
+    _write_file(tmp, data, os.O_EXCL, durable, remove_on_error=True)
     return tmp
 
 
 def _write_new(path: Path, data: bytes) -> None:
     """Write an immutable object in place, durably. O_TRUNC, not O_EXCL: the key is
-    unique to this write, so an existing file is a partial one of an earlier try."""
+    unique to this object, so an existing file is a partial one of an earlier try.
+    A failure leaves the file to gc: the try that failed may be one abandoned after
+    a deadline, whose retry has since written the file whole and committed it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_file(path, data, os.O_TRUNC, durable=True)
+    _write_file(path, data, os.O_TRUNC, durable=True, remove_on_error=False)
     _fsync_dir(path.parent)
 
 
@@ -195,7 +198,12 @@ class LocalStore(Store):
             staging.add_done_callback(_discard_temp)
             raise
         with translate_os_errors(key):
-            await asyncio.to_thread(self._link, await staging, path)
+            try:
+                tmp = await staging
+            except asyncio.CancelledError:
+                staging.add_done_callback(_discard_temp)
+                raise
+            await asyncio.to_thread(self._link, tmp, path)
 
     @classmethod
     def _create(cls, path: Path, data: bytes) -> None:
