@@ -1,0 +1,73 @@
+"""The synchronous catalog: one event loop, driven by whichever thread calls.
+
+Calls from several threads at once overlap on that loop and each gets its own
+answer; a thread that already runs an event loop (a notebook cell) can call it
+too; closing runs what calls left behind (the "latest" hint) before it stops.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from pathlib import Path
+
+from catalog_store import Catalog
+from catalog_store.keys import LATEST_HINT
+
+
+def make(root: Path, n: int) -> Catalog:
+    cat = Catalog.open(root, create=True)
+    with cat.batch() as batch:
+        for i in range(n):
+            batch.create({"id": f"S{i:03d}", "frequency": "annual", "title": f"t{i}"})
+    return cat
+
+
+def test_calls_from_many_threads_at_once_each_get_their_answer(tmp_path: Path) -> None:
+    cat = make(tmp_path / "c", 40)
+    start = threading.Barrier(8)
+    errors: list[BaseException] = []
+    seen: dict[int, list[str]] = {}
+
+    def worker(k: int) -> None:
+        try:
+            start.wait()
+            titles = []
+            for i in range(k, 40, 8):
+                titles.append(cat.get(f"S{i:03d}").title)
+                cat.update(f"S{i:03d}", {"attributes": {"by": k}})
+            seen[k] = titles
+        except BaseException as exc:
+            errors.append(exc)
+
+    threads = [threading.Thread(target=worker, args=(k,)) for k in range(8)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=120)
+    assert not errors, errors
+    assert seen == {k: [f"t{i}" for i in range(k, 40, 8)] for k in range(8)}
+    assert cat.version() == 1 + 40  # the batch, then one update per series
+    assert all(cat.get(f"S{i:03d}").attributes == {"by": i % 8} for i in range(40))
+    cat.close()
+
+
+def test_a_thread_running_its_own_event_loop_can_call_it(tmp_path: Path) -> None:
+    cat = make(tmp_path / "c", 3)
+
+    async def notebook_cell() -> str:
+        cat.update("S001", {"title": "from a cell"})
+        return cat.get("S001").title
+
+    assert asyncio.run(notebook_cell()) == "from a cell"
+    cat.close()
+
+
+def test_close_writes_the_hint_a_last_commit_left_behind(tmp_path: Path) -> None:
+    cat = make(tmp_path / "c", 1)
+    cat.update("S000", {"title": "last"})
+    version = cat.version()
+    cat.close()
+    assert (tmp_path / "c" / LATEST_HINT).read_text() == str(version)
+    with Catalog.open(tmp_path / "c") as again:
+        assert again.get("S000").title == "last"
