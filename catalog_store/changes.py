@@ -1,10 +1,10 @@
 """A change set: the new state of the series one commit touches, built on a base.
 
 Operations (see :mod:`catalog_store.operations`) read and replace records through
-a :class:`ChangeSet`; :meth:`ChangeSet.finish` returns the manifest of the next version with the
-writes of the touched shards and new data files, which the committer runs before
-it creates the manifest. Untouched shards
-are carried over by reference, so a commit costs in proportion to its change.
+a :class:`ChangeSet`; :meth:`ChangeSet.finish` returns the manifest of the next
+version with the writes of the touched shards and new data files, which the
+committer runs before it creates the manifest. Untouched shards are carried over
+by reference, so a commit costs in proportion to its change.
 """
 
 from __future__ import annotations
@@ -49,9 +49,9 @@ class Staged:
 #: A rewritten shard with more records than its catalog's split size is split into
 #: equal pieces of at most three quarters of it. The split size is 1/32 of the
 #: catalog's series, kept between these two: small catalogs get shards small enough
-#: that rewriting one costs a commit little, and no shard grows past a few
-#: milliseconds of decoding however large the catalog; the manifest, which lists
-#: every shard, stays at a few hundred entries at 10^6 series.
+#: that rewriting one costs a commit little, and no shard grows past a millisecond
+#: of reading and opening however large the catalog; the manifest, which lists
+#: every shard, holds ~1,400 of them at 10^6 series.
 SHARD_MIN_SPLIT = 64
 SHARD_MAX_RECORDS = 1024
 

@@ -166,7 +166,6 @@ class Committer:
                     ):
                         raise
                     continue
-                objects_written = False
 
                 async def write_objects(draft: Draft = draft) -> None:
                     nonlocal objects_written
