@@ -10,9 +10,13 @@ from __future__ import annotations
 
 import base64
 import binascii
+import functools
 import json
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
+
+import msgspec
 
 from catalog_store.errors import ValidationError
 from catalog_store.models import FREQUENCIES, Series
@@ -41,7 +45,8 @@ class SeriesFilter:
         if self.text is not None:
             object.__setattr__(self, "text", self.text.casefold())
 
-    def matches(self, record: SeriesRecord) -> bool:
+    def matches(self, record: Any, series_id: str) -> bool:
+        """Whether the series holds; ``record`` needs only the fields of :meth:`fields`."""
         if self.source is not None and record.source != self.source:
             return False
         if self.frequency is not None and record.frequency != self.frequency:
@@ -52,11 +57,43 @@ class SeriesFilter:
             return False
         if self.text:
             return (
-                self.text in record.id.casefold()
+                self.text in series_id.casefold()
                 or self.text in record.title.casefold()
                 or self.text in record.description.casefold()
             )
         return True
+
+    def fields(self) -> tuple[str, ...]:
+        """The record fields the conditions read (none: every series matches)."""
+        wanted = {
+            "source": self.source is not None,
+            "frequency": self.frequency is not None,
+            "tags": bool(self.tags),
+            "external_ids": self.external_provider is not None,
+            "title": bool(self.text),
+            "description": bool(self.text),
+        }
+        return tuple(name for name, used in wanted.items() if used)
+
+
+_VIEW_TYPES: dict[str, tuple[Any, Any]] = {
+    "source": (str, ""),
+    "frequency": (str, ""),
+    "tags": (list[str], msgspec.field(default_factory=list)),
+    "external_ids": (dict[str, str], msgspec.field(default_factory=dict)),
+    "title": (str, ""),
+    "description": (str, ""),
+}
+
+
+@functools.cache
+def _view_decoder(fields: tuple[str, ...]) -> msgspec.msgpack.Decoder[Any]:
+    """Decodes only ``fields`` of an encoded record: a filter skips the rest (dates,
+    files, attributes) for the records it rejects."""
+    view = msgspec.defstruct(
+        "RecordView", [(name, *_VIEW_TYPES[name]) for name in fields], kw_only=True, gc=False
+    )
+    return msgspec.msgpack.Decoder(view)
 
 
 @dataclass(frozen=True)
@@ -92,14 +129,17 @@ async def iter_records(
 ) -> AsyncIterator[tuple[int, SeriesRecord]]:
     """Matching records from ``(start_shard, after)`` on, with their shard number."""
     manifest = snapshot.manifest
+    fields = flt.fields()
+    view = _view_decoder(fields) if fields else None  # None: every series matches
     for shard in range(start_shard, len(manifest.shards)):
         ref = manifest.shards[shard]
         if ref is None:
             continue
         records = await snapshot.reader.records(ref)
-        for record in records.records(after if shard == start_shard else ""):
-            if flt.matches(record):
-                yield shard, record
+        for index, series_id, raw in records.entries(after if shard == start_shard else ""):
+            if view is not None and not flt.matches(view.decode(raw), series_id):
+                continue
+            yield shard, records.at(index)
 
 
 async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | None) -> Page:

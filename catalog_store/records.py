@@ -238,8 +238,16 @@ class ShardRecords(Mapping[str, SeriesRecord]):
 
     def records(self, after: str = "") -> Iterator[SeriesRecord]:
         """The records in id order (decoding each in turn), those past ``after`` only."""
+        return (self._decode(i) for i, _id, _raw in self.entries(after))
+
+    def entries(self, after: str = "") -> Iterator[tuple[int, str, msgspec.Raw]]:
+        """``(position, id, encoded record)`` in id order past ``after``, undecoded."""
         start = bisect.bisect_right(self._ids, after) if after else 0
-        return (self._decode(i) for i in range(start, len(self._ids)))
+        return ((i, self._ids[i], self._raws[i]) for i in range(start, len(self._ids)))
+
+    def at(self, position: int) -> SeriesRecord:
+        """The record at ``position`` of :meth:`entries`."""
+        return self._decode(position)
 
     def raw_items(self) -> Iterator[tuple[str, msgspec.Raw]]:
         """``(id, encoded record)`` in id order, without decoding."""
