@@ -91,7 +91,8 @@ class _ShardEdit:
     def merged(self) -> tuple[list[str], list[msgspec.Raw]]:
         """Ids in order and their encoded records, edits applied."""
         edits = self.edits
-        kept = ((k, raw) for k, raw in self.base.raw_items() if k not in edits)
+        base = self.base
+        kept = ((k, base.raw(i)) for i, k in base.entries() if k not in edits)
         changed = sorted((k, encode_record(r)) for k, r in edits.items() if r is not None)
         ids: list[str] = []
         raws: list[msgspec.Raw] = []

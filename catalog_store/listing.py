@@ -76,22 +76,18 @@ class SeriesFilter:
         return tuple(name for name, used in wanted.items() if used)
 
 
-_VIEW_TYPES: dict[str, tuple[Any, Any]] = {
-    "source": (str, ""),
-    "frequency": (str, ""),
-    "tags": (list[str], msgspec.field(default_factory=list)),
-    "external_ids": (dict[str, str], msgspec.field(default_factory=dict)),
-    "title": (str, ""),
-    "description": (str, ""),
-}
+_RECORD_FIELDS = {f.name: f for f in msgspec.structs.fields(SeriesRecord)}
 
 
 @functools.cache
 def _view_decoder(fields: tuple[str, ...]) -> msgspec.msgpack.Decoder[Any]:
-    """Decodes only ``fields`` of an encoded record: a filter skips the rest (dates,
-    files, attributes) for the records it rejects."""
+    """Decodes only ``fields`` of an encoded record, typed as SeriesRecord types them:
+    a filter skips the rest (dates, files, attributes) for the records it rejects."""
     view = msgspec.defstruct(
-        "RecordView", [(name, *_VIEW_TYPES[name]) for name in fields], kw_only=True, gc=False
+        "RecordView",
+        [(name, _RECORD_FIELDS[name].type) for name in fields],
+        kw_only=True,
+        gc=False,
     )
     return msgspec.msgpack.Decoder(view)
 
@@ -136,8 +132,8 @@ async def iter_records(
         if ref is None:
             continue
         records = await snapshot.reader.records(ref)
-        for index, series_id, raw in records.entries(after if shard == start_shard else ""):
-            if view is not None and not flt.matches(view.decode(raw), series_id):
+        for index, series_id in records.entries(after if shard == start_shard else ""):
+            if view is not None and not flt.matches(records.view(index, view), series_id):
                 continue
             yield shard, records.at(index)
 

@@ -212,11 +212,14 @@ class ShardRecords(Mapping[str, SeriesRecord]):
         i = bisect.bisect_left(self._ids, series_id)
         return i if i < len(self._ids) and self._ids[i] == series_id else -1
 
-    def _decode(self, i: int) -> SeriesRecord:
+    def _parse(self, i: int, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
         try:
-            record = _record_decoder.decode(self._raws[i])
+            return decoder.decode(self._raws[i])
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise IntegrityError(f"shard {self._path}: record {self._ids[i]!r}: {exc}") from None
+
+    def _decode(self, i: int) -> SeriesRecord:
+        record: SeriesRecord = self._parse(i, _record_decoder)
         if record.id != self._ids[i]:
             raise IntegrityError(f"shard {self._path}: record {self._ids[i]!r} names {record.id!r}")
         return record
@@ -236,22 +239,22 @@ class ShardRecords(Mapping[str, SeriesRecord]):
     def __len__(self) -> int:
         return len(self._ids)
 
-    def records(self, after: str = "") -> Iterator[SeriesRecord]:
-        """The records in id order (decoding each in turn), those past ``after`` only."""
-        return (self._decode(i) for i, _id, _raw in self.entries(after))
-
-    def entries(self, after: str = "") -> Iterator[tuple[int, str, msgspec.Raw]]:
-        """``(position, id, encoded record)`` in id order past ``after``, undecoded."""
+    def entries(self, after: str = "") -> Iterator[tuple[int, str]]:
+        """``(position, id)`` in id order past ``after``, nothing decoded."""
         start = bisect.bisect_right(self._ids, after) if after else 0
-        return ((i, self._ids[i], self._raws[i]) for i in range(start, len(self._ids)))
+        return ((i, self._ids[i]) for i in range(start, len(self._ids)))
 
     def at(self, position: int) -> SeriesRecord:
         """The record at ``position`` of :meth:`entries`."""
         return self._decode(position)
 
-    def raw_items(self) -> Iterator[tuple[str, msgspec.Raw]]:
-        """``(id, encoded record)`` in id order, without decoding."""
-        return zip(self._ids, self._raws, strict=True)
+    def view(self, position: int, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
+        """Part of the record at ``position``, as ``decoder`` reads it (a filter's fields)."""
+        return self._parse(position, decoder)
+
+    def raw(self, position: int) -> msgspec.Raw:
+        """The encoded record at ``position``, as stored."""
+        return self._raws[position]
 
 
 def encode_record(record: SeriesRecord) -> msgspec.Raw:

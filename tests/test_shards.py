@@ -13,11 +13,12 @@ import pytest
 
 from catalog_store import AsyncCatalog, SeriesFilter, changes
 from catalog_store.errors import IntegrityError
-from catalog_store.keys import manifest_key
+from catalog_store.keys import checksum, manifest_key
 from catalog_store.records import (
     Manifest,
     SeriesRecord,
     ShardRecords,
+    ShardRef,
     encode_manifest,
     encode_record,
     encode_shard,
@@ -207,7 +208,7 @@ def test_a_shard_that_is_not_what_it_claims_is_refused() -> None:
         ShardRecords.decode(swapped, "meta/00000/x.msgpack")["A"]
     broken = encode_shard(["A"], [msgspec.Raw(msgspec.msgpack.encode({"id": 5}))])
     with pytest.raises(IntegrityError, match="record 'A'"):
-        list(ShardRecords.decode(broken, "meta/00000/x.msgpack").records())
+        ShardRecords.decode(broken, "meta/00000/x.msgpack").at(0)
 
 
 def test_filtered_pages_across_shards_match_a_plain_scan(tmp_path: Path) -> None:
@@ -253,6 +254,31 @@ def test_filtered_pages_across_shards_match_a_plain_scan(tmp_path: Path) -> None
             s.id async for s in catalog.iter_series(SeriesFilter(external_provider="fred"))
         ]
         assert with_fred == sorted(s["id"] for s in specs if s["external_ids"])
+        await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_a_filter_over_a_record_it_cannot_read_raises_integrity_error(tmp_path: Path) -> None:
+    """A filter reads only some fields of each record; one it cannot read is damage
+    reported as such, not a decoding error from deep inside."""
+
+    async def main() -> None:
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+        await catalog.create(spec("S000"))
+        manifest = await latest(catalog)
+        bad_record = msgspec.msgpack.encode({"id": "S000", "frequency": "monthly", "source": 5})
+        data = encode_shard(["S000"], [msgspec.Raw(bad_record)])
+        ref = ShardRef(
+            path="meta/00000/bad.msgpack", size=len(data), sha256=checksum(data), count=1
+        )
+        await catalog.store.put_new(ref.path, data)
+        bad = msgspec.structs.replace(
+            manifest, version=manifest.version + 1, parent=manifest.version, shards=[ref]
+        )
+        await catalog.store.put_if_absent(manifest_key(bad.version), encode_manifest(bad))
+        with pytest.raises(IntegrityError, match="record 'S000'"):
+            await catalog.list(source="FRED")
         await catalog.close()
 
     asyncio.run(main())
