@@ -313,6 +313,9 @@ class StoreReader:
 
     def cache_records(self, ref: ShardRef, data: bytes) -> None:
         """Remember a shard this process wrote, sparing a read."""
+        # Opened from its own bytes, not from the parts it was encoded from: those
+        # are views into older shards' buffers, which would then stay alive unseen
+        # by the cache's byte count.
         records = ShardRecords.decode(data, ref.path)
         self.cache.put(ref.path, records, records.nbytes, len(records))
 

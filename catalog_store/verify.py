@@ -157,8 +157,10 @@ class _Verifier:
     async def placement(self, manifest: Manifest) -> None:
         """Each metadata shard holds only ids of its range (a lookup looks nowhere else)."""
         bounds = manifest.bounds
+        if len(bounds) != len(manifest.shards) - 1:
+            return  # reported as bad_manifest already; no range to check against
         for i, ref in enumerate(manifest.shards):
-            if ref is None or ref.path in self.bad or len(bounds) != len(manifest.shards) - 1:
+            if ref is None or ref.path in self.bad:
                 continue
             low = bounds[i - 1] if i else None
             high = bounds[i] if i < len(bounds) else None
