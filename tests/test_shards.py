@@ -6,7 +6,9 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
+from collections.abc import Iterable
 from pathlib import Path
+from typing import Any
 
 import msgspec
 import pytest
@@ -41,6 +43,14 @@ async def latest(catalog: AsyncCatalog) -> Manifest:
     return (await catalog.snapshot()).manifest
 
 
+async def create_all(catalog: AsyncCatalog, specs: Iterable[dict[str, Any]]) -> Manifest:
+    """Create every series in one batch; the manifest of the version that made."""
+    async with catalog.batch() as batch:
+        for spec_ in specs:
+            batch.create(spec_)
+    return await latest(catalog)
+
+
 async def ids_by_shard(catalog: AsyncCatalog, manifest: Manifest) -> list[list[str]]:
     reader = catalog.reader
     return [list(await reader.records(ref)) for ref in manifest.shards]
@@ -51,10 +61,7 @@ def test_shards_split_by_id_range_and_every_lookup_finds_its_series(tmp_path: Pa
         catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
         ids = [f"S{n:03d}" for n in random.Random(7).sample(range(1000), 60)]
         for first in range(0, 60, 15):  # ids in no order, four batches
-            async with catalog.batch() as batch:
-                for series_id in ids[first : first + 15]:
-                    batch.create(spec(series_id))
-        manifest = await latest(catalog)
+            manifest = await create_all(catalog, map(spec, ids[first : first + 15]))
         held = await ids_by_shard(catalog, manifest)
         assert len(manifest.shards) >= 60 // 8
         assert all(0 < len(shard) <= 8 for shard in held)
@@ -79,10 +86,7 @@ def test_shards_split_by_id_range_and_every_lookup_finds_its_series(tmp_path: Pa
 def test_a_commit_rewrites_only_the_shard_its_ids_fall_in(tmp_path: Path) -> None:
     async def main() -> None:
         catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
-        async with catalog.batch() as batch:
-            for n in range(40):
-                batch.create(spec(f"S{n:03d}"))
-        before = await latest(catalog)
+        before = await create_all(catalog, (spec(f"S{n:03d}") for n in range(40)))
         await catalog.update("S017", {"title": "changed"})
         after = await latest(catalog)
         changed = [
@@ -91,10 +95,7 @@ def test_a_commit_rewrites_only_the_shard_its_ids_fall_in(tmp_path: Path) -> Non
         assert len(changed) == 1
         assert after.bounds == before.bounds
         # Ids past the end land in the last shard, which alone is rewritten (and split).
-        async with catalog.batch() as batch:
-            for n in range(40, 52):
-                batch.create(spec(f"S{n:03d}"))
-        grown = await latest(catalog)
+        grown = await create_all(catalog, (spec(f"S{n:03d}") for n in range(40, 52)))
         assert grown.shards[: len(after.shards) - 1] == after.shards[:-1]
         assert len(grown.shards) > len(after.shards)
         assert (await catalog.verify()).ok
@@ -107,10 +108,7 @@ def test_emptied_shards_are_dropped_and_their_ids_can_come_back(tmp_path: Path) 
     async def main() -> None:
         catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
         ids = [f"S{n:03d}" for n in range(30)]
-        async with catalog.batch() as batch:
-            for series_id in ids:
-                batch.create(spec(series_id))
-        manifest = await latest(catalog)
+        manifest = await create_all(catalog, map(spec, ids))
         first_shard = (await ids_by_shard(catalog, manifest))[0]
         async with catalog.batch() as batch:
             for series_id in first_shard:
@@ -136,10 +134,7 @@ def test_emptied_shards_are_dropped_and_their_ids_can_come_back(tmp_path: Path) 
 def test_verify_finds_a_record_outside_its_shards_range(tmp_path: Path) -> None:
     async def main() -> None:
         catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
-        async with catalog.batch() as batch:
-            for n in range(20):
-                batch.create(spec(f"S{n:03d}"))
-        manifest = await latest(catalog)
+        manifest = await create_all(catalog, (spec(f"S{n:03d}") for n in range(20)))
         held = await ids_by_shard(catalog, manifest)
         # A commit (from a faulty writer) whose first bound leaves the first shard's
         # last record outside its range: lookups of that id would look elsewhere.
@@ -168,14 +163,10 @@ def test_shard_size_follows_the_catalog_size(
 
     async def main() -> None:
         catalog = await AsyncCatalog.open_store(MemoryStore(str(tmp_path)), create=True)
-        async with catalog.batch() as batch:
-            for n in range(1000):
-                batch.create(spec(f"S{n:05d}"))
-        small = [len(s) for s in await ids_by_shard(catalog, await latest(catalog))]
+        first = await create_all(catalog, (spec(f"S{n:05d}") for n in range(1000)))
+        small = [len(s) for s in await ids_by_shard(catalog, first)]
         assert max(small) <= 64 and sum(small) == 1000
-        async with catalog.batch() as batch:
-            for n in range(1000, 80_000):
-                batch.create(spec(f"S{n:05d}"))
+        await create_all(catalog, (spec(f"S{n:05d}") for n in range(1000, 80_000)))
         # 80,000 / 32 = 2,500, capped at 2,048: the new ids split into pieces of <= 1,536.
         large = [len(s) for s in await ids_by_shard(catalog, await latest(catalog))]
         assert small[:-1] == large[: len(small) - 1]  # untouched shards carried over
@@ -229,10 +220,7 @@ def test_filtered_pages_across_shards_match_a_plain_scan(tmp_path: Path) -> None
                 "external_ids": {"fred": f"X{n}"} if n % 3 == 0 else {},
             }
             specs.append(spec_)
-        async with catalog.batch() as batch:
-            for spec_ in specs:
-                batch.create(spec_)
-        assert len((await latest(catalog)).shards) > 3
+        assert len((await create_all(catalog, specs)).shards) > 3
         conditions = [
             ({"source": "FRED"}, lambda s: s["source"] == "FRED"),
             ({"frequency": "annual", "tags": ["usa"]},
