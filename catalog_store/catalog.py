@@ -32,7 +32,14 @@ from catalog_store.errors import (
     SeriesNotFoundError,
     ValidationError,
 )
-from catalog_store.listing import Page, SeriesFilter, decode_cursor, iter_records, page
+from catalog_store.listing import (
+    Page,
+    SeriesFilter,
+    decode_cursor,
+    iter_records,
+    page,
+    table_rows,
+)
 from catalog_store.maintenance import (
     DEFAULT_GRACE,
     GcReport,
@@ -195,6 +202,7 @@ class AsyncCatalog:
             shard_count=count,
             shards=[None],
             xid_shards=[None] * count,
+            table=[],
         )
         with contextlib.suppress(AlreadyExistsError):
             await self.store.put_if_absent(keys.manifest_key(0), encode_manifest(empty))
@@ -367,6 +375,26 @@ class AsyncCatalog:
         snapshot = await self.snapshot(as_of)
         async for _shard, record in iter_records(snapshot, flt or SeriesFilter()):
             yield to_series(record)
+
+    async def metadata_table(
+        self,
+        *,
+        source: str | None = None,
+        frequency: str | None = None,
+        tags: Iterable[str] = (),
+        text: str | None = None,
+        as_of: AsOf = None,
+    ) -> pa.Table:
+        """What users set on every matching series, as one Arrow table in id order.
+
+        Columns are the user-set fields and ``created_at`` (``attributes`` as JSON
+        text); version, dates and counts are on :meth:`get` and :meth:`list`. With
+        ``source``, only that source's part of the table is read: the fast way to
+        take a large selection into a dataframe. Raises ValidationError for an
+        unknown frequency.
+        """
+        flt = SeriesFilter(source, frequency, tuple(tags), text)
+        return await table_rows(await self.snapshot(as_of), flt)
 
     async def find_by_external_id(
         self, provider: str, external_id: str, as_of: AsOf = None

@@ -19,7 +19,7 @@ from typing import Any
 import msgspec
 import pyarrow as pa
 
-from catalog_store import keys
+from catalog_store import keys, table
 from catalog_store.commit import Draft
 from catalog_store.datafiles import EncodedFile, read_files
 from catalog_store.records import (
@@ -29,9 +29,11 @@ from catalog_store.records import (
     SeriesRecord,
     ShardRecords,
     ShardRef,
+    TablePart,
     encode_record,
     encode_shard,
     encode_xid_shard,
+    pieces,
     xid_key,
 )
 from catalog_store.snapshot import Snapshot
@@ -61,14 +63,6 @@ def split_size(series_count: int) -> int:
     return max(SHARD_MIN_SPLIT, min(SHARD_MAX_RECORDS, series_count // 32))
 
 
-def _pieces(count: int, split_at: int) -> list[tuple[int, int]]:
-    """``[start, end)`` of each shard ``count`` records make: one, or equal pieces."""
-    if count <= split_at:
-        return [(0, count)] if count else []
-    size = -(-count // -(-count // max(1, split_at * 3 // 4)))
-    return [(i, min(i + size, count)) for i in range(0, count, size)]
-
-
 class _ShardEdit:
     """One shard as a change set leaves it: its records at the base, and the edits.
 
@@ -87,6 +81,11 @@ class _ShardEdit:
 
     def __setitem__(self, series_id: str, record: SeriesRecord | None) -> None:
         self.edits[series_id] = record  # None: removed
+
+    def at_tail(self) -> bool:
+        """Whether every edit adds a record after the base's last id (ids in order)."""
+        last = self.base.last_id()
+        return all(r is not None and k > last for k, r in self.edits.items())
 
     def merged(self) -> tuple[list[str], list[msgspec.Raw]]:
         """Ids in order and their encoded records, edits applied."""
@@ -127,6 +126,8 @@ class ChangeSet:
         self._staged = staged
         self._pending: dict[str, bytes] = {}
         self._looked_at: set[str] = set()
+        #: Each changed series as the base has it (None: new), for the metadata table.
+        self._before: dict[str, SeriesRecord | None] = {}
 
     async def _shard(self, series_id: str) -> _ShardEdit:
         shard = keys.meta_shard_of(self.base.manifest.bounds, series_id)
@@ -144,6 +145,7 @@ class ChangeSet:
         """Store ``record``; ``before`` is what it replaces (None for a new series)."""
         (await self._shard(record.id))[record.id] = record
         self.changes.append((operation, record.id))
+        self._before.setdefault(record.id, before)
         if before is None:
             self.series_delta += 1
         self.observation_delta += record.observation_count - (
@@ -167,6 +169,7 @@ class ChangeSet:
     async def remove(self, record: SeriesRecord, operation: str) -> None:
         (await self._shard(record.id))[record.id] = None
         self.changes.append((operation, record.id))
+        self._before.setdefault(record.id, record)
         self.series_delta -= 1
         self.observation_delta -= record.observation_count
 
@@ -218,6 +221,36 @@ class ChangeSet:
         path = keys.shard_file_key(kind, shard)
         return ShardRef(path=path, size=len(data), sha256=digest, count=count), data
 
+    async def _table(self, writes: list[Awaitable[None]]) -> list[TablePart] | None:
+        """The metadata table's parts after this change set, queuing the new ones."""
+        parts = self.base.manifest.table
+        if parts is None or not self._before:
+            return parts  # None: a catalog from before the table, which readers scan
+        changed = [
+            (before, self._records[keys.meta_shard_of(self.base.manifest.bounds, sid)].get(sid))
+            for sid, before in self._before.items()
+        ]
+        result: list[TablePart] = []
+        for part in await table.rewrite(parts, self.reader.table_part, changed):
+            if isinstance(part, TablePart):
+                result.append(part)
+                continue
+            source, low, rows = part
+            data = table.encode_part(rows)
+            digest = keys.checksum(data)
+            staged = self._staged.shards.get(digest)
+            new = TablePart(
+                path=keys.table_part_key() if staged is None else staged.path,
+                size=len(data),
+                sha256=digest,
+                count=rows.num_rows,
+                source=source,
+                low=low,
+            )
+            writes.append(self._write_table_part(new, data if staged is None else None, data))
+            result.append(new)
+        return result
+
     def stage(self, files: list[EncodedFile]) -> list[DataFile]:
         """Queue new immutable files; :meth:`finish` writes them beside the shards."""
         for record, data in files:
@@ -250,10 +283,11 @@ class ChangeSet:
                 shards.append(ref)
                 lows.append(low)
                 continue
-            ids, raws = self._records[index].merged()
+            edit = self._records[index]
+            ids, raws = edit.merged()
             if ref is not None:
                 superseded.append(ref.path)
-            for start, end in _pieces(len(ids), split_at):
+            for start, end in pieces(len(ids), split_at, edit.at_tail()):
                 data = encode_shard(ids[start:end], raws[start:end])
                 new, todo = self._shard_object(keys.META_DIR, len(shards), data, end - start)
                 assert new is not None
@@ -272,6 +306,7 @@ class ChangeSet:
             xid_shards[shard] = xref
             if xref is not None:
                 writes.append(self._write_shard(xref, xdata))
+        table_parts = await self._table(writes)
         manifest = Manifest(
             version=self.version,
             parent=base.version,
@@ -286,6 +321,7 @@ class ChangeSet:
             shards=shards,
             bounds=bounds,
             xid_shards=xid_shards,
+            table=table_parts,
         )
 
         async def write_objects() -> None:
@@ -300,6 +336,12 @@ class ChangeSet:
     async def _write_data(self, path: str, data: bytes) -> None:
         await self.store.put_new(path, data)
         self._staged.paths.add(path)
+
+    async def _write_table_part(self, ref: TablePart, data: bytes | None, cache: bytes) -> None:
+        if data is not None:
+            await self.store.put_new(ref.path, data)
+            self._staged.shards[ref.sha256] = ref
+        self.reader.cache_table_part(ref, cache)
 
     async def _write_shard(self, ref: ShardRef, data: bytes | None, cache: bytes = b"") -> None:
         if data is not None:

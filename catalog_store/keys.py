@@ -68,6 +68,11 @@ def shard_file_key(kind: str, shard: int) -> str:
     return f"{kind}/{shard:05d}/{uuid.uuid4().hex}.msgpack"
 
 
+def table_part_key() -> str:
+    """A new, unique key for one part of the metadata table (under ``meta/``)."""
+    return f"{META_DIR}/table/{uuid.uuid4().hex}.arrow"
+
+
 def checksum(data: bytes) -> str:
     """The checksum recorded for every object a manifest references."""
     return hashlib.sha256(data).hexdigest()

@@ -17,7 +17,9 @@ from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import pyarrow as pa
 
+from catalog_store import keys, table
 from catalog_store.errors import ValidationError
 from catalog_store.models import FREQUENCIES, Series
 from catalog_store.records import SeriesRecord, to_series
@@ -127,15 +129,46 @@ async def iter_records(
     manifest = snapshot.manifest
     fields = flt.fields()
     view = _view_decoder(fields) if fields else None  # None: every series matches
+    holding = await _shards_holding(snapshot, flt.source)
     for shard in range(start_shard, len(manifest.shards)):
         ref = manifest.shards[shard]
-        if ref is None:
+        if ref is None or (holding is not None and shard not in holding):
             continue
         records = await snapshot.reader.records(ref)
         for index, series_id in records.entries(after if shard == start_shard else ""):
             if view is not None and not flt.matches(records.view(index, view), series_id):
                 continue
             yield shard, records.at(index)
+
+
+#: A source with fewer series than this share of the catalog is looked up in the
+#: metadata table first, so a listing opens only the shards that hold it; a larger
+#: one is in nearly every shard, and the lookup would only add to the scan.
+_SELECTIVE_SHARE = 1 / 8
+
+
+async def _shards_holding(snapshot: Snapshot, source: str | None) -> set[int] | None:
+    """The metadata shards holding series of ``source``, or None: scan them all."""
+    manifest = snapshot.manifest
+    if source is None or manifest.table is None:
+        return None
+    parts = [part for part in manifest.table if part.source == source]
+    if sum(part.count for part in parts) > manifest.series_count * _SELECTIVE_SHARE:
+        return None
+    holding: set[int] = set()
+    for part in parts:
+        ids = (await snapshot.reader.table_part(part))["id"].to_pylist()
+        holding.update(keys.meta_shard_of(manifest.bounds, series_id) for series_id in ids)
+    return holding
+
+
+async def table_rows(snapshot: Snapshot, flt: SeriesFilter) -> pa.Table:
+    """The metadata table's rows matching ``flt`` at the snapshot's version, by id."""
+    parts = snapshot.manifest.table
+    if parts is None:  # a version written before the table existed: build it from records
+        return table.table_of([record async for _shard, record in iter_records(snapshot, flt)])
+    chosen = [part for part in parts if flt.source is None or part.source == flt.source]
+    return table.select([await snapshot.reader.table_part(part) for part in chosen], flt)
 
 
 async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | None) -> Page:

@@ -76,6 +76,7 @@ async def referenced_objects(reader: StoreReader, latest: int, oldest: int = 0) 
         for ref in manifest.xid_shards:
             if ref is not None:
                 seen.add(ref.path)
+        seen.update(part.path for part in manifest.table or ())
         for ref in manifest.shards:
             if ref is None or ref.path in seen:
                 continue
@@ -242,6 +243,7 @@ async def repair(committer: Committer) -> RepairReport:
                 shards=target.shards,
                 bounds=target.bounds,
                 xid_shards=target.xid_shards,
+                table=target.table,
             )
         )
 

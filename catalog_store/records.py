@@ -40,6 +40,14 @@ class ShardRef(ObjectRef, frozen=True, kw_only=True):
     count: int
 
 
+class TablePart(ShardRef, frozen=True, kw_only=True):
+    """One part of the metadata table: ``count`` rows of ``source``, ids from ``low``
+    up to the next part's ``low`` of that source."""
+
+    source: str
+    low: str
+
+
 class DataFile(ObjectRef, frozen=True, kw_only=True):
     """One Parquet file of observations, in order of writing within a series.
 
@@ -102,6 +110,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     #: ``bounds[i]`` is the lowest id shard ``i + 1`` may hold (one fewer than shards).
     bounds: list[str] = msgspec.field(default_factory=list)
     xid_shards: list[ShardRef | None]
+    #: The metadata table's parts in order of (source, low); None in a manifest written
+    #: by a version of fincat without the table (readers then scan the shards).
+    table: list[TablePart] | None = None
     #: SHA-256 of the manifest's own JSON with this field empty; last, so that a
     #: reader checks the exact bytes it read (see :func:`encode_manifest`).
     checksum: str = ""
@@ -239,6 +250,10 @@ class ShardRecords(Mapping[str, SeriesRecord]):
     def __len__(self) -> int:
         return len(self._ids)
 
+    def last_id(self) -> str:
+        """The highest id held ("" when empty)."""
+        return self._ids[-1] if self._ids else ""
+
     def entries(self, after: str = "") -> Iterator[tuple[int, str]]:
         """``(position, id)`` in id order past ``after``, nothing decoded."""
         start = bisect.bisect_right(self._ids, after) if after else 0
@@ -255,6 +270,21 @@ class ShardRecords(Mapping[str, SeriesRecord]):
     def raw(self, position: int) -> msgspec.Raw:
         """The encoded record at ``position``, as stored."""
         return self._raws[position]
+
+
+def pieces(count: int, split_at: int, tail: bool = False) -> list[tuple[int, int]]:
+    """``[start, end)`` of each object ``count`` sorted entries make when objects split
+    past ``split_at``: one, or equal pieces of at most three quarters of it.
+
+    With ``tail`` (every new entry sorts after the old ones: ids created in order)
+    the pieces are full but the last, as a B-tree splits its rightmost page: the
+    room left for inserts would never be used, and half-full objects would make
+    the manifest, which lists them all, half as large again.
+    """
+    if count <= split_at:
+        return [(0, count)] if count else []
+    size = split_at if tail else -(-count // -(-count // max(1, split_at * 3 // 4)))
+    return [(i, min(i + size, count)) for i in range(0, count, size)]
 
 
 def encode_record(record: SeriesRecord) -> msgspec.Raw:

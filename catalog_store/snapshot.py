@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import cachetools
+import pyarrow as pa
 
 from catalog_store import keys
 from catalog_store.errors import (
@@ -30,6 +31,7 @@ from catalog_store.records import (
     ShardRecords,
     ShardRef,
     StoreMarker,
+    TablePart,
     decode_manifest,
     decode_marker,
     decode_shard,
@@ -37,6 +39,7 @@ from catalog_store.records import (
     xid_key,
 )
 from catalog_store.storage import Store
+from catalog_store.table import decode_part, open_part, part_bytes
 
 T = TypeVar("T")
 
@@ -115,9 +118,8 @@ class ObjectCache:
 
 def _manifest_size(manifest: Manifest) -> int:
     # Measured with tracemalloc: ~400 bytes a decoded shard reference, ~160 a change.
-    return (
-        1024 + 400 * (len(manifest.shards) + len(manifest.xid_shards)) + 160 * len(manifest.changes)
-    )
+    refs = len(manifest.shards) + len(manifest.xid_shards) + len(manifest.table or ())
+    return 1024 + 400 * refs + 160 * len(manifest.changes)
 
 
 def _shard_bytes(records: ShardRecords) -> int:
@@ -329,6 +331,20 @@ class StoreReader:
             return dict(decode_xid_shard(data, ref))
 
         return await self.cache.get_or_load(ref.path, load, lambda d: 256 + 120 * len(d))
+
+    async def table_part(self, ref: TablePart) -> pa.Table:
+        """The rows of one part of the metadata table."""
+
+        async def load() -> pa.Table:
+            data = await self.store.get(ref.path)
+            return await _decode_off_loop(data, lambda: decode_part(data, ref))
+
+        return await self.cache.get_or_load(ref.path, load, part_bytes)
+
+    def cache_table_part(self, ref: TablePart, data: bytes) -> None:
+        """Remember a part this process wrote, sparing a read."""
+        table = open_part(data, ref)
+        self.cache.put(ref.path, table, part_bytes(table))
 
 
 async def _decode_off_loop(data: bytes, decode: Callable[[], T]) -> T:

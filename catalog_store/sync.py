@@ -272,6 +272,21 @@ class Catalog:
                 return
             cursor = page.next_cursor
 
+    def metadata_table(
+        self,
+        *,
+        source: str | None = None,
+        frequency: str | None = None,
+        tags: Iterable[str] = (),
+        text: str | None = None,
+        as_of: AsOf = None,
+    ) -> pa.Table:
+        return self._runner.run(
+            self.inner.metadata_table(
+                source=source, frequency=frequency, tags=tags, text=text, as_of=as_of
+            )
+        )
+
     def find_by_external_id(self, provider: str, external_id: str, as_of: AsOf = None) -> Series:
         return self._runner.run(self.inner.find_by_external_id(provider, external_id, as_of))
 

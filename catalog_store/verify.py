@@ -4,9 +4,11 @@ Walks every live version (or only the latest), and checks that each manifest
 parses, claims its own version and chains to its parent with non-decreasing
 commit times; that every object it references exists with the recorded size and
 checksum and decodes; that every observation file holds the rows and date bounds
-its record says; and that each series' derived fields (first and last date,
-observation count) match its files. Objects that no version references are listed
-as orphans: harmless leftovers of failed commits that ``fincat gc`` reclaims.
+its record says; that each series' derived fields (first and last date,
+observation count) match its files; and that the metadata table is in order and,
+at the latest version, holds exactly the rows the records give. Objects that no
+version references are listed as orphans: harmless leftovers of failed commits
+that ``fincat gc`` reclaims.
 """
 
 from __future__ import annotations
@@ -16,7 +18,10 @@ from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-from catalog_store import keys
+import pyarrow as pa
+import pyarrow.compute as pc
+
+from catalog_store import keys, table
 from catalog_store.datafiles import read_files
 from catalog_store.errors import (
     IntegrityError,
@@ -24,7 +29,7 @@ from catalog_store.errors import (
     VersionNotFoundError,
 )
 from catalog_store.observations import date_ints
-from catalog_store.records import Manifest, SeriesRecord, ShardRef
+from catalog_store.records import Manifest, SeriesRecord, ShardRef, TablePart
 from catalog_store.snapshot import StoreReader
 
 #: Problem kinds, from the worst down.
@@ -36,6 +41,7 @@ KINDS = (
     "corrupt_object",
     "file_mismatch",
     "derived_mismatch",
+    "table_mismatch",
 )
 
 
@@ -135,6 +141,7 @@ class _Verifier:
                 await self.shard(xid_ref, manifest.version, index=True)
         key = keys.manifest_key(manifest.version)
         await self.placement(manifest)
+        await self.table(manifest, content=manifest.version == self.report.latest_version)
         series = sum(ref.count for ref in shards)
         if series != manifest.series_count:
             self.problem(
@@ -175,6 +182,88 @@ class _Verifier:
                     f"shard {ref.path} holds ids outside its range",
                     version=manifest.version,
                 )
+
+    async def table(self, manifest: Manifest, content: bool) -> None:
+        """The metadata table's parts read, are in order and hold only rows of their
+        source and id range; with ``content``, exactly the rows the records give."""
+        parts = manifest.table
+        if parts is None:
+            return  # a version written before the table existed
+        version = manifest.version
+        key = keys.manifest_key(version)
+        starts = [(part.source, part.low) for part in parts]
+        if any(a >= b for a, b in itertools.pairwise(starts)):
+            detail = "metadata table parts are out of order"
+            self.problem("bad_manifest", key, detail, version=version)
+        rows: list[pa.Table] = []
+        for i, part in enumerate(parts):
+            following = parts[i + 1] if i + 1 < len(parts) else None
+            high = following.low if following and following.source == part.source else None
+            found = await self.table_part(part, high, version)
+            if found is not None:
+                rows.append(found)
+        if (
+            content
+            and len(rows) == len(parts)
+            and not self.bad.intersection(ref.path for ref in manifest.shards if ref is not None)
+        ):
+            await self.table_content(manifest, rows)
+
+    async def table_part(self, part: TablePart, high: str | None, version: int) -> pa.Table | None:
+        new = part.path not in self.seen
+        if new:
+            self.seen.add(part.path)
+            self.report.objects_checked += 1
+        try:
+            rows = await self.reader.table_part(part)
+        except ObjectNotFoundError:
+            if new:
+                self.problem("missing_object", part.path, "table part is missing", version=version)
+            self.bad.add(part.path)
+            return None
+        except IntegrityError as exc:
+            if new:
+                self.problem("corrupt_object", part.path, str(exc), version=version)
+            self.bad.add(part.path)
+            return None
+        ids = rows["id"]
+        if rows.num_rows and (
+            not pc.all(pc.equal(rows["source"], part.source)).as_py()
+            or pc.min(ids).as_py() < part.low
+            or (high is not None and pc.max(ids).as_py() >= high)
+        ):
+            self.problem(
+                "bad_manifest",
+                keys.manifest_key(version),
+                f"table part {part.path} holds rows outside its source or id range",
+                version=version,
+            )
+        return rows
+
+    async def table_content(self, manifest: Manifest, parts: list[pa.Table]) -> None:
+        records: list[SeriesRecord] = []
+        for ref in manifest.shards:
+            if ref is not None:
+                records.extend((await self.reader.records(ref)).values())
+        expected = table.table_of(records)
+        actual = (pa.concat_tables(parts) if parts else table.TABLE_SCHEMA.empty_table()).sort_by(
+            "id"
+        )
+        if expected.equals(actual):
+            return
+        want = {row["id"]: row for row in expected.to_pylist()}
+        have = {row["id"]: row for row in actual.to_pylist()}
+        wrong = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
+        self.problem(
+            "table_mismatch",
+            keys.manifest_key(manifest.version),
+            f"the metadata table disagrees with the records on {len(wrong)} series, "
+            f"first {wrong[0]!r}"
+            if wrong
+            else "the metadata table has duplicate rows",
+            version=manifest.version,
+            series_id=wrong[0] if wrong else None,
+        )
 
     async def shard(self, ref: ShardRef, version: int, index: bool) -> None:
         if ref.path in self.seen:

@@ -167,10 +167,19 @@ def test_shard_size_follows_the_catalog_size(
         small = [len(s) for s in await ids_by_shard(catalog, first)]
         assert max(small) <= 64 and sum(small) == 1000
         await create_all(catalog, (spec(f"S{n:05d}") for n in range(1000, 80_000)))
-        # 80,000 / 32 = 2,500, capped at 2,048: the new ids split into pieces of <= 1,536.
+        # 80,000 / 32 = 2,500, capped at 2,048. The new ids all come after the old
+        # ones, so the last shard splits into full pieces, as a B-tree's rightmost page.
         large = [len(s) for s in await ids_by_shard(catalog, await latest(catalog))]
         assert small[:-1] == large[: len(small) - 1]  # untouched shards carried over
-        assert max(large) <= 1536 and sum(large) == 80_000
+        grown = large[len(small) - 1 :]
+        assert set(grown[:-1]) == {2048} and 0 < grown[-1] <= 2048
+        assert sum(large) == 80_000
+        # Ids inserted among the existing ones split a shard into equal pieces of at
+        # most three quarters of the split size: room for more inserts there.
+        await create_all(catalog, (spec(f"S{n:05d}a") for n in range(5000, 5600)))
+        mixed = [len(s) for s in await ids_by_shard(catalog, await latest(catalog))]
+        assert max(mixed) == 2048 and sum(mixed) == 80_600
+        assert all(n <= 1536 for n in mixed if n not in large)
         await catalog.close()
 
     asyncio.run(main())
@@ -266,7 +275,7 @@ def test_a_filter_over_a_record_it_cannot_read_raises_integrity_error(tmp_path: 
         )
         await catalog.store.put_if_absent(manifest_key(bad.version), encode_manifest(bad))
         with pytest.raises(IntegrityError, match="record 'S000'"):
-            await catalog.list(source="FRED")
+            await catalog.list(source="src1")
         await catalog.close()
 
     asyncio.run(main())

@@ -1,0 +1,201 @@
+"""The metadata table: what users set on every series, as Arrow, in parts by source.
+
+A manifest's ``table`` lists parts, each an Arrow IPC stream of the rows of one
+source within one id range, in id order. A commit that creates or deletes a series,
+or changes what a user set on it, rewrites the parts its row leaves and enters;
+writing observations leaves the table alone. "Every series of source X" then reads
+only X's parts and returns them as one Arrow table, with no record decoded and no
+model built per series: at 10^6 series that is ~100 parts of ~200 KB where a scan
+of the records opens ~1,400 shards and builds 200,000 models.
+
+Rows hold the fields a user sets (``SPEC_FIELDS``) and ``created_at``. What changes
+with every write (version, dates, observation counts) stays in the records only,
+so appends never rewrite a part.
+"""
+
+from __future__ import annotations
+
+import bisect
+from collections import defaultdict
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import replace
+from types import SimpleNamespace
+from typing import TYPE_CHECKING, Any
+
+import msgspec
+import pyarrow as pa
+import pyarrow.compute as pc
+from pyarrow import ipc
+
+from catalog_store.errors import IntegrityError
+from catalog_store.models import SPEC_FIELDS
+from catalog_store.records import SeriesRecord, TablePart, pieces, verify
+
+if TYPE_CHECKING:
+    from catalog_store.listing import SeriesFilter
+
+TABLE_SCHEMA = pa.schema(
+    [
+        pa.field("id", pa.string(), nullable=False),
+        pa.field("title", pa.string(), nullable=False),
+        pa.field("description", pa.string(), nullable=False),
+        pa.field("source", pa.string(), nullable=False),
+        pa.field("frequency", pa.string(), nullable=False),
+        pa.field("units", pa.string(), nullable=False),
+        pa.field("seasonal_adjustment", pa.string(), nullable=False),
+        pa.field("tags", pa.list_(pa.string()), nullable=False),
+        pa.field("external_ids", pa.map_(pa.string(), pa.string()), nullable=False),
+        #: JSON text: attribute values mix strings, numbers, booleans and nulls.
+        pa.field("attributes", pa.string(), nullable=False),
+        pa.field("partitioning", pa.string()),
+        pa.field("created_at", pa.timestamp("us", tz="UTC"), nullable=False),
+    ]
+)
+#: A rewritten part with more rows than this is split. Rewriting one costs a metadata
+#: change a fraction of a millisecond; a source of 200,000 series has ~130 parts.
+TABLE_PART_ROWS = 2048
+#: Parts bigger than this in memory are stored compressed (zstd): smaller objects on
+#: S3 for ~0.5 ms of decoding; small parts decode faster uncompressed.
+_COMPRESS_OVER = 64 * 1024
+
+_ROW_FIELDS = (*SPEC_FIELDS, "created_at")
+_json = msgspec.json.Encoder()
+
+
+def row_of(record: SeriesRecord) -> tuple[Any, ...]:
+    """The values a record's table row holds: equal rows need no rewrite."""
+    return tuple(getattr(record, name) for name in _ROW_FIELDS)
+
+
+def table_of(records: Sequence[SeriesRecord]) -> pa.Table:
+    """The table rows of ``records``, in their order."""
+    columns: dict[str, list[Any]] = {name: [] for name in TABLE_SCHEMA.names}
+    for record in records:
+        for name in _ROW_FIELDS:
+            columns[name].append(getattr(record, name))
+    columns["external_ids"] = [list(x.items()) for x in columns["external_ids"]]
+    columns["attributes"] = [_json.encode(a).decode() for a in columns["attributes"]]
+    return pa.Table.from_pydict(columns, schema=TABLE_SCHEMA)
+
+
+def encode_part(table: pa.Table) -> bytes:
+    compression = "zstd" if table.nbytes > _COMPRESS_OVER else None
+    sink = pa.BufferOutputStream()
+    options = ipc.IpcWriteOptions(compression=compression)
+    with ipc.new_stream(sink, TABLE_SCHEMA, options=options) as writer:
+        writer.write_table(table.combine_chunks())
+    return sink.getvalue().to_pybytes()  # type: ignore[no-any-return]
+
+
+def open_part(data: bytes, ref: TablePart) -> pa.Table:
+    """A part's rows from its bytes (IntegrityError if they are not what ``ref`` says)."""
+    try:
+        table = ipc.open_stream(pa.py_buffer(data)).read_all()
+    except (pa.ArrowInvalid, OSError) as exc:
+        raise IntegrityError(f"table part {ref.path} cannot be read: {exc}") from None
+    if not table.schema.equals(TABLE_SCHEMA) or table.num_rows != ref.count:
+        raise IntegrityError(f"table part {ref.path}: schema or row count differs")
+    return table
+
+
+def decode_part(data: bytes, ref: TablePart) -> pa.Table:
+    verify(data, ref)
+    return open_part(data, ref)
+
+
+def part_bytes(table: pa.Table) -> int:
+    """What holding a decoded part costs, for the cache's byte bound."""
+    return 512 + int(table.get_total_buffer_size())
+
+
+class _Placement:
+    """Finds the part of a (source, id): parts are ordered by (source, low)."""
+
+    def __init__(self, parts: Sequence[TablePart]) -> None:
+        self.parts = parts
+        self.starts = [(p.source, p.low) for p in parts]
+
+    def part_of(self, source: str, series_id: str) -> int | None:
+        i = bisect.bisect_right(self.starts, (source, series_id)) - 1
+        return i if i >= 0 and self.parts[i].source == source else None
+
+
+#: A new part: (source, low, rows). The caller stores it and makes its TablePart.
+NewPart = tuple[str, str, pa.Table]
+
+
+async def rewrite(
+    parts: Sequence[TablePart],
+    load: Callable[[TablePart], Awaitable[pa.Table]],
+    changed: Iterable[tuple[SeriesRecord | None, SeriesRecord | None]],
+) -> list[TablePart | NewPart]:
+    """The parts after ``changed`` (each series' (before, after); None: absent), in
+    order: unchanged parts as they are, rewritten ones as :data:`NewPart`."""
+    placement = _Placement(parts)
+    leaving: dict[int, set[str]] = defaultdict(set)
+    entering: dict[int | str, list[SeriesRecord]] = defaultdict(list)  # a part, or a new source
+    for before, after in changed:
+        if before is not None and after is not None and row_of(before) == row_of(after):
+            continue
+        if before is not None:
+            i = placement.part_of(before.source, before.id)
+            if i is None:
+                raise IntegrityError(f"the metadata table has no part for series {before.id!r}")
+            leaving[i].add(before.id)
+        if after is not None:
+            found = placement.part_of(after.source, after.id)
+            entering[after.source if found is None else found].append(after)
+    result: list[TablePart | NewPart] = []
+    for i, part in enumerate(parts):
+        if i not in leaving and i not in entering:
+            result.append(part)
+            continue
+        rows = await load(part)
+        gone = leaving.get(i)  # an updated row leaves, then enters again
+        if gone:
+            rows = rows.filter(pc.invert(pc.is_in(rows["id"], pa.array(sorted(gone), pa.string()))))
+        result.extend(_split(part.source, part.low, rows, entering.get(i, [])))
+    for source in sorted(k for k in entering if isinstance(k, str)):
+        result.extend(_split(source, "", TABLE_SCHEMA.empty_table(), entering[source]))
+    # A new source's parts, or a part below a source's lowest, take their place.
+    result.sort(key=lambda p: (p.source, p.low) if isinstance(p, TablePart) else p[:2])
+    return result
+
+
+def _split(source: str, low: str, rows: pa.Table, added: list[SeriesRecord]) -> list[NewPart]:
+    tail = True
+    if added:
+        new = table_of(sorted(added, key=lambda record: record.id))
+        tail = rows.num_rows == 0 or new["id"][0].as_py() > rows["id"][-1].as_py()
+        rows = pa.concat_tables([rows, new])
+        if not tail:  # ids created in order, the common case, need no sort
+            rows = rows.sort_by("id")
+    ids = rows["id"]
+    return [
+        (source, low if start == 0 else ids[start].as_py(), rows.slice(start, end - start))
+        for start, end in pieces(rows.num_rows, TABLE_PART_ROWS, tail)
+    ]
+
+
+def select(parts: Sequence[pa.Table], flt: SeriesFilter) -> pa.Table:
+    """The rows of ``parts`` (already chosen by source) that ``flt`` matches, by id."""
+    table = pa.concat_tables(parts) if parts else TABLE_SCHEMA.empty_table()
+    if flt.source is None and len(parts) > 1:
+        table = table.sort_by("id")  # parts are in order of source first
+    if flt.frequency is not None:
+        table = table.filter(pc.equal(table["frequency"], flt.frequency))
+    rest = replace(flt, source=None, frequency=None)
+    fields = rest.fields()
+    if not fields or table.num_rows == 0:
+        return table
+    # The other conditions go through SeriesFilter.matches, so a table and a listing
+    # select by exactly the same rules.
+    columns = {name: table[name].to_pylist() for name in fields}
+    if "external_ids" in columns:
+        columns["external_ids"] = [dict(pairs) for pairs in columns["external_ids"]]
+    ids = table["id"].to_pylist()
+    mask = [
+        rest.matches(SimpleNamespace(**{name: columns[name][i] for name in fields}), ids[i])
+        for i in range(len(ids))
+    ]
+    return table.filter(pa.array(mask, pa.bool_()))
