@@ -286,7 +286,9 @@ class DuckdbSystem:
         return {sid: counts.get(sid, 0) for sid in ids}
 
     def lookup(self, sid: str) -> Any:
-        return self.con.execute("SELECT * FROM meta WHERE id = ?", [sid]).fetchone()
+        # fetchall, not fetchone: a half-read result would block the next query.
+        rows = self.con.execute("SELECT * FROM meta WHERE id = ?", [sid]).fetchall()
+        return rows[0] if rows else None
 
     def filter_source(self, source: str) -> int:
         query = "SELECT * FROM meta WHERE source = ?"

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import itertools
 from collections.abc import Sequence
 from typing import Any
 
@@ -292,31 +293,39 @@ def bound(value: dt.date | dt.datetime | None, frequency: str, upper: bool) -> i
     return base
 
 
-def partitions_of(ints: np.ndarray[Any, Any], scheme: str, intraday: bool) -> list[str]:
-    """The Hive-style partition of each date (``decade=2010``, ``year=2013/month=04``)."""
-    if scheme == "none" or not len(ints):
-        return [""] * len(ints)
+def _partition_keys(
+    ints: np.ndarray[Any, Any], scheme: str, intraday: bool
+) -> np.ndarray[Any, Any]:
+    """A number per date that orders and identifies its partition (months since year 0
+    for ``month``, the year or decade's first year otherwise)."""
     unit = "datetime64[us]" if intraday else "datetime64[D]"
     stamps = ints.astype(unit)
+    if scheme == "month":
+        return stamps.astype("datetime64[M]").astype(np.int64) + 1970 * 12
     years = stamps.astype("datetime64[Y]").astype(np.int64) + 1970
+    return years - years % 10 if scheme == "decade" else years
+
+
+def _partition_label(key: int, scheme: str) -> str:
     if scheme == "decade":
-        return [f"decade={y - y % 10}" for y in years.tolist()]
+        return f"decade={key}"
     if scheme == "year":
-        return [f"year={y}" for y in years.tolist()]
-    months = stamps.astype("datetime64[M]").astype(np.int64) % 12 + 1
-    return [f"year={y}/month={m:02d}" for y, m in zip(years.tolist(), months.tolist(), strict=True)]
+        return f"year={key}"
+    return f"year={key // 12}/month={key % 12 + 1:02d}"
 
 
 def split_by_partition(table: pa.Table, scheme: str, intraday: bool) -> dict[str, pa.Table]:
-    """Split a sorted table into its partitions (each slice stays sorted)."""
-    labels = partitions_of(date_ints(table), scheme, intraday)
-    out: dict[str, pa.Table] = {}
-    start = 0
-    for i in range(1, len(labels) + 1):
-        if i == len(labels) or labels[i] != labels[start]:
-            out[labels[start]] = table.slice(start, i - start)
-            start = i
-    return out
+    """Split a sorted table into its Hive-style partitions (``decade=2010``, ``year=2013``,
+    ``year=2013/month=04``; ``""`` for none), each slice still sorted."""
+    if scheme == "none" or table.num_rows == 0:
+        return {"": table} if table.num_rows else {}
+    keys = _partition_keys(date_ints(table), scheme, intraday)
+    # Sorted dates: each partition is one run of equal keys, found without a row loop.
+    starts = [0, *(np.flatnonzero(np.diff(keys)) + 1).tolist(), len(keys)]
+    return {
+        _partition_label(int(keys[a]), scheme): table.slice(a, b - a)
+        for a, b in itertools.pairwise(starts)
+    }
 
 
 def encode_parquet(table: pa.Table) -> bytes:
