@@ -364,6 +364,13 @@ class AsyncCatalog:
         Raises ValidationError for a bad limit, frequency or cursor.
         """
         flt = SeriesFilter(source, frequency, tuple(tags), text)
+        return await self.list_matching(flt, limit, cursor, as_of)
+
+    async def list_matching(
+        self, flt: SeriesFilter, limit: int = 100, cursor: str | None = None, as_of: AsOf = None
+    ) -> Page:
+        """:meth:`list` by a :class:`SeriesFilter` (which can also ask for an external-id
+        provider)."""
         if cursor:
             as_of = decode_cursor(cursor)[0]
         return await page(await self.snapshot(as_of), flt, limit, cursor)

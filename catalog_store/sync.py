@@ -259,14 +259,7 @@ class Catalog:
         flt = flt or SeriesFilter()
         cursor: str | None = None
         while True:
-            page = self.list(
-                source=flt.source,
-                frequency=flt.frequency,
-                tags=flt.tags,
-                text=flt.text,
-                limit=page_size,
-                cursor=cursor,
-            )
+            page = self._runner.run(self.inner.list_matching(flt, page_size, cursor))
             yield from page.items
             if page.next_cursor is None:
                 return

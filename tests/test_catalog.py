@@ -8,7 +8,7 @@ import time
 
 import pytest
 
-from catalog_store import Catalog, CatalogOptions
+from catalog_store import Catalog, CatalogOptions, SeriesFilter
 from catalog_store.errors import (
     ConflictError,
     ExternalIdTakenError,
@@ -176,6 +176,14 @@ def test_cursor_pages_are_complete_and_pinned_to_a_version(catalog: Catalog) -> 
     assert sorted(seen) == [f"S{i:04d}" for i in range(250)]
     assert len(catalog.list(source="src1", limit=1000).items) == 125
     assert sum(1 for _ in catalog.iter_series(page_size=7)) == 251
+
+
+def test_iter_series_applies_every_condition_of_its_filter(catalog: Catalog) -> None:
+    catalog.create(id="A", frequency="annual", external_ids={"fred": "A1"}, source="x")
+    catalog.create(id="B", frequency="annual", source="x")
+    catalog.create(id="C", frequency="annual", external_ids={"fred": "C1"}, source="y")
+    found = catalog.iter_series(SeriesFilter(external_provider="fred", source="x"), page_size=1)
+    assert [s.id for s in found] == ["A"]
 
 
 def test_history_and_as_of_an_instant(catalog: Catalog) -> None:
