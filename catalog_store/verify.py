@@ -241,29 +241,41 @@ class _Verifier:
         return rows
 
     async def table_content(self, manifest: Manifest, parts: list[pa.Table]) -> None:
-        records: list[SeriesRecord] = []
-        for ref in manifest.shards:
-            if ref is not None:
-                records.extend((await self.reader.records(ref)).values())
-        expected = table.table_of(records)
+        """Compare the table with the records shard by shard: both are in id order, so
+        only one shard's records are decoded at a time (10^6 of them would not fit)."""
         actual = (pa.concat_tables(parts) if parts else table.TABLE_SCHEMA.empty_table()).sort_by(
             "id"
         )
-        if expected.equals(actual):
-            return
-        want = {row["id"]: row for row in expected.to_pylist()}
-        have = {row["id"]: row for row in actual.to_pylist()}
-        wrong = sorted(k for k in want.keys() | have.keys() if want.get(k) != have.get(k))
-        self.problem(
-            "table_mismatch",
-            keys.manifest_key(manifest.version),
-            f"the metadata table disagrees with the records on {len(wrong)} series, "
-            f"first {wrong[0]!r}"
-            if wrong
-            else "the metadata table has duplicate rows",
-            version=manifest.version,
-            series_id=wrong[0] if wrong else None,
-        )
+        offset = 0
+        wrong: str | None = None
+        for ref in manifest.shards:
+            if ref is None:
+                continue
+            expected = table.table_of(list((await self.reader.records(ref)).values()))
+            found = actual.slice(offset, expected.num_rows)
+            offset += expected.num_rows
+            if not expected.equals(found):
+                have = found.to_pylist()
+                wrong = next(
+                    (
+                        row["id"]
+                        for i, row in enumerate(expected.to_pylist())
+                        if i >= len(have) or have[i] != row
+                    ),
+                    None,
+                )
+                if wrong is not None:
+                    break
+        if wrong is None and offset < actual.num_rows:
+            wrong = actual["id"][offset].as_py()  # a row no record has
+        if wrong is not None:
+            self.problem(
+                "table_mismatch",
+                keys.manifest_key(manifest.version),
+                f"the metadata table disagrees with the records from series {wrong!r} on",
+                version=manifest.version,
+                series_id=wrong,
+            )
 
     async def shard(self, ref: ShardRef, version: int, index: bool) -> None:
         if ref.path in self.seen:

@@ -298,6 +298,21 @@ def test_verify_reports_a_table_that_disagrees_with_the_records(tmp_path: Path) 
     assert [(p.kind, p.series_id) for p in report.problems] == [("table_mismatch", "B")]
 
 
+def test_verify_reports_a_table_row_no_series_has(tmp_path: Path) -> None:
+    root = tmp_path / "c"
+    manifest = catalog_of_two(root, "fred")
+    (part,) = manifest.table or []
+    rows = table.open_part((root / part.path).read_bytes(), part)
+    ghost = rows.slice(1, 1).set_column(0, table.TABLE_SCHEMA.field("id"), pa.array(["C"]))
+    data = table.encode_part(pa.concat_tables([rows, ghost]))
+    extra = msgspec.structs.replace(
+        part, path=table_part_key(), size=len(data), sha256=checksum(data), count=3
+    )
+    (root / extra.path).write_bytes(data)
+    report = verify_after(root, _next(manifest, table=[extra]))
+    assert [(p.kind, p.series_id) for p in report.problems] == [("table_mismatch", "C")]
+
+
 def test_verify_reports_parts_out_of_order(tmp_path: Path) -> None:
     root = tmp_path / "c"
     manifest = catalog_of_two(root, "ecb")
