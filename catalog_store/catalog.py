@@ -390,6 +390,7 @@ class AsyncCatalog:
         frequency: str | None = None,
         tags: Iterable[str] = (),
         text: str | None = None,
+        external_provider: str | None = None,
         as_of: AsOf = None,
     ) -> pa.Table:
         """What users set on every matching series, as one Arrow table in id order.
@@ -397,10 +398,11 @@ class AsyncCatalog:
         Columns are the user-set fields and ``created_at`` (``attributes`` as JSON
         text); version, dates and counts are on :meth:`get` and :meth:`list`. With
         ``source``, only that source's part of the table is read: the fast way to
-        take a large selection into a dataframe. Raises ValidationError for an
-        unknown frequency.
+        take a large selection into a dataframe. ``external_provider`` keeps series
+        with an id from that provider. Raises ValidationError for an unknown
+        frequency.
         """
-        flt = SeriesFilter(source, frequency, tuple(tags), text)
+        flt = SeriesFilter(source, frequency, tuple(tags), text, external_provider)
         return await table_rows(await self.snapshot(as_of), flt)
 
     async def find_by_external_id(

@@ -272,11 +272,17 @@ class Catalog:
         frequency: str | None = None,
         tags: Iterable[str] = (),
         text: str | None = None,
+        external_provider: str | None = None,
         as_of: AsOf = None,
     ) -> pa.Table:
         return self._runner.run(
             self.inner.metadata_table(
-                source=source, frequency=frequency, tags=tags, text=text, as_of=as_of
+                source=source,
+                frequency=frequency,
+                tags=tags,
+                text=text,
+                external_provider=external_provider,
+                as_of=as_of,
             )
         )
 

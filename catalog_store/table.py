@@ -18,11 +18,11 @@ from __future__ import annotations
 import bisect
 from collections import defaultdict
 from collections.abc import Awaitable, Callable, Iterable, Sequence
-from dataclasses import replace
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 from pyarrow import ipc
@@ -184,18 +184,33 @@ def select(parts: Sequence[pa.Table], flt: SeriesFilter) -> pa.Table:
         table = table.sort_by("id")  # parts are in order of source first
     if flt.frequency is not None:
         table = table.filter(pc.equal(table["frequency"], flt.frequency))
-    rest = replace(flt, source=None, frequency=None)
-    fields = rest.fields()
-    if not fields or table.num_rows == 0:
+    if flt.tags:
+        table = table.filter(_lists_holding(table["tags"].combine_chunks(), flt.tags))
+    if flt.external_provider is not None:
+        ids = table["external_ids"].combine_chunks()
+        providers = pa.ListArray.from_arrays(ids.offsets, ids.keys)
+        table = table.filter(_lists_holding(providers, (flt.external_provider,)))
+    if not flt.text or table.num_rows == 0:
         return table
-    # The other conditions go through SeriesFilter.matches, so a table and a listing
-    # select by exactly the same rules.
+    # Text goes through SeriesFilter.matches, so a table and a listing select by
+    # exactly the same rule (case folding, not just lower case).
+    fields = ("title", "description")
     columns = {name: table[name].to_pylist() for name in fields}
-    if "external_ids" in columns:
-        columns["external_ids"] = [dict(pairs) for pairs in columns["external_ids"]]
     ids = table["id"].to_pylist()
     mask = [
-        rest.matches(SimpleNamespace(**{name: columns[name][i] for name in fields}), ids[i])
+        flt.matches(SimpleNamespace(**{name: columns[name][i] for name in fields}), ids[i])
         for i in range(len(ids))
     ]
     return table.filter(pa.array(mask, pa.bool_()))
+
+
+def _lists_holding(lists: pa.Array, wanted: Iterable[str]) -> pa.Array:
+    """Which of ``lists`` (list<string>) hold every one of ``wanted``."""
+    flat = pc.list_flatten(lists)
+    owners = pc.list_parent_indices(lists).to_numpy()
+    keep = np.ones(len(lists), dtype=bool)
+    for value in wanted:
+        holds = np.zeros(len(lists), dtype=bool)
+        holds[owners[pc.equal(flat, value).to_numpy(zero_copy_only=False)]] = True
+        keep &= holds
+    return pa.array(keep)

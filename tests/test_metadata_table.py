@@ -182,6 +182,9 @@ def test_as_of_reads_the_table_of_that_version(tmp_path: Path) -> None:
         SeriesFilter(text="ÜNÏCODE"),
         SeriesFilter(source="ecb", frequency="daily", tags=("rates",)),
         SeriesFilter(source="nobody"),
+        SeriesFilter(external_provider="fred"),
+        SeriesFilter(source="fred", external_provider="fred", tags=("cpi",)),
+        SeriesFilter(external_provider="ecb"),
     ],
 )
 def test_a_table_selects_exactly_what_a_listing_selects(
@@ -194,7 +197,11 @@ def test_a_table_selects_exactly_what_a_listing_selects(
             batch.create(random_spec(rng, f"S{n:03d}"))
     listed = [s.id for s in cat.iter_series(flt)]
     found = cat.metadata_table(
-        source=flt.source, frequency=flt.frequency, tags=flt.tags, text=flt.text
+        source=flt.source,
+        frequency=flt.frequency,
+        tags=flt.tags,
+        text=flt.text,
+        external_provider=flt.external_provider,
     )
     assert found["id"].to_pylist() == listed
     cat.close()
