@@ -5,8 +5,8 @@ source within one id range, in id order. A commit that creates or deletes a seri
 or changes what a user set on it, rewrites the parts its row leaves and enters;
 writing observations leaves the table alone. "Every series of source X" then reads
 only X's parts and returns them as one Arrow table, with no record decoded and no
-model built per series: at 10^6 series that is ~100 parts of ~200 KB where a scan
-of the records opens ~1,400 shards and builds 200,000 models.
+model built per series: at 10^6 series that is ~100 parts where a scan of the
+records opens ~1,300 shards and builds 200,000 models.
 
 Rows hold the fields a user sets (``SPEC_FIELDS``) and ``created_at``. What changes
 with every write (version, dates, observation counts) stays in the records only,
