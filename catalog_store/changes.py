@@ -237,6 +237,7 @@ class ChangeSet:
                 result.append(part)
                 continue
             source, low, rows = part
+            rows = rows.combine_chunks()
             data = table.encode_part(rows)
             digest = keys.checksum(data)
             staged = self._staged.shards.get(digest)
@@ -248,7 +249,7 @@ class ChangeSet:
                 source=source,
                 low=low,
             )
-            writes.append(self._write_table_part(new, data if staged is None else None, data))
+            writes.append(self._write_table_part(new, data if staged is None else None, rows))
             result.append(new)
         return result
 
@@ -338,11 +339,11 @@ class ChangeSet:
         await self.store.put_new(path, data)
         self._staged.paths.add(path)
 
-    async def _write_table_part(self, ref: TablePart, data: bytes | None, cache: bytes) -> None:
+    async def _write_table_part(self, ref: TablePart, data: bytes | None, rows: pa.Table) -> None:
         if data is not None:
             await self.store.put_new(ref.path, data)
             self._staged.shards[ref.sha256] = ref
-        self.reader.cache_table_part(ref, cache)
+        self.reader.cache_table_part(ref, rows)
 
     async def _write_shard(self, ref: ShardRef, data: bytes | None, cache: bytes = b"") -> None:
         if data is not None:

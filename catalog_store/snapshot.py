@@ -39,7 +39,7 @@ from catalog_store.records import (
     xid_key,
 )
 from catalog_store.storage import Store
-from catalog_store.table import decode_part, open_part, part_bytes
+from catalog_store.table import decode_part, part_bytes
 
 T = TypeVar("T")
 
@@ -341,10 +341,10 @@ class StoreReader:
 
         return await self.cache.get_or_load(ref.path, load, part_bytes)
 
-    def cache_table_part(self, ref: TablePart, data: bytes) -> None:
-        """Remember a part this process wrote, sparing a read."""
-        table = open_part(data, ref)
-        self.cache.put(ref.path, table, part_bytes(table))
+    def cache_table_part(self, ref: TablePart, rows: pa.Table) -> None:
+        """Remember a part this process wrote, sparing a read: its rows as encoded
+        (contiguous, so the cache counts exactly the buffers it keeps)."""
+        self.cache.put(ref.path, rows, part_bytes(rows))
 
 
 async def _decode_off_loop(data: bytes, decode: Callable[[], T]) -> T:
