@@ -7,6 +7,7 @@ import asyncio
 import datetime as dt
 import json
 import random
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -290,33 +291,31 @@ def verify_after(root: Path, manifest: Manifest) -> VerifyReport:
     return report
 
 
-def test_verify_reports_a_table_that_disagrees_with_the_records(tmp_path: Path) -> None:
-    root = tmp_path / "c"
+def verify_with_rows(root: Path, edit: Callable[[pa.Table], pa.Table]) -> VerifyReport:
+    """Verify after the only part of a catalog of A and B (both fred) is replaced by a
+    well-formed, checksummed part of ``edit(rows)``: only a comparison can tell."""
     manifest = catalog_of_two(root, "fred")
     (part,) = manifest.table or []
-    rows = table.open_part((root / part.path).read_bytes(), part)
-    # A part that lost B's row, well formed and checksummed: only a comparison finds it.
-    data = table.encode_part(rows.slice(0, 1))
-    lost = msgspec.structs.replace(
-        part, path=table_part_key(), size=len(data), sha256=checksum(data), count=1
+    rows = edit(table.open_part((root / part.path).read_bytes(), part))
+    data = table.encode_part(rows)
+    edited = msgspec.structs.replace(
+        part, path=table_part_key(), size=len(data), sha256=checksum(data), count=rows.num_rows
     )
-    (root / lost.path).write_bytes(data)
-    report = verify_after(root, _next(manifest, table=[lost]))
+    (root / edited.path).write_bytes(data)
+    return verify_after(root, _next(manifest, table=[edited]))
+
+
+def test_verify_reports_a_table_that_disagrees_with_the_records(tmp_path: Path) -> None:
+    report = verify_with_rows(tmp_path / "c", lambda rows: rows.slice(0, 1))  # B lost
     assert [(p.kind, p.series_id) for p in report.problems] == [("table_mismatch", "B")]
 
 
 def test_verify_reports_a_table_row_no_series_has(tmp_path: Path) -> None:
-    root = tmp_path / "c"
-    manifest = catalog_of_two(root, "fred")
-    (part,) = manifest.table or []
-    rows = table.open_part((root / part.path).read_bytes(), part)
-    ghost = rows.slice(1, 1).set_column(0, table.TABLE_SCHEMA.field("id"), pa.array(["C"]))
-    data = table.encode_part(pa.concat_tables([rows, ghost]))
-    extra = msgspec.structs.replace(
-        part, path=table_part_key(), size=len(data), sha256=checksum(data), count=3
-    )
-    (root / extra.path).write_bytes(data)
-    report = verify_after(root, _next(manifest, table=[extra]))
+    def add_ghost(rows: pa.Table) -> pa.Table:
+        ghost = rows.slice(1, 1).set_column(0, table.TABLE_SCHEMA.field("id"), pa.array(["C"]))
+        return pa.concat_tables([rows, ghost])
+
+    report = verify_with_rows(tmp_path / "c", add_ghost)
     assert [(p.kind, p.series_id) for p in report.problems] == [("table_mismatch", "C")]
 
 
