@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from litestar.types import ControllerRouterHandler
 
-from gateway.routes import commits, health, observations, series, versions
+from gateway.routes import commits, health, metadata, observations, series, versions
 
 
 def all_routes() -> list[ControllerRouterHandler]:
@@ -12,6 +12,7 @@ def all_routes() -> list[ControllerRouterHandler]:
     return [
         *series.ROUTES,
         *observations.ROUTES,
+        *metadata.ROUTES,
         commits.commit,
         *versions.ROUTES,
         *health.ROUTES,

@@ -122,7 +122,7 @@ def _table_responses(kind: Any) -> dict[int, dict[str, Any]]:
     }
 
 
-async def _off_loop(rows: int, work: Callable[[], T]) -> T:
+async def off_loop(rows: int, work: Callable[[], T]) -> T:
     if rows > THREAD_ROWS:
         return await asyncio.to_thread(work)
     return work()
@@ -136,7 +136,7 @@ async def encode(table: pa.Table, fmt: Format, head: dict[str, Any], keys: dict[
         "parquet": lambda: encode_parquet(table),
         "arrow": lambda: encode_arrow(table),
     }
-    return await _off_loop(table.num_rows, encoders[fmt.name])
+    return await off_loop(table.num_rows, encoders[fmt.name])
 
 
 def representation_headers(headers: dict[str, str], fmt: Format, name: str) -> dict[str, str]:
