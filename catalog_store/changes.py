@@ -26,6 +26,7 @@ from catalog_store.records import (
     MAX_LISTED_CHANGES,
     DataFile,
     Manifest,
+    PendingRow,
     SeriesRecord,
     ShardRecords,
     ShardRef,
@@ -222,17 +223,24 @@ class ChangeSet:
         path = keys.shard_file_key(kind, shard)
         return ShardRef(path=path, size=len(data), sha256=digest, count=count), data
 
-    async def _table(self, writes: list[Awaitable[None]]) -> list[TablePart] | None:
-        """The metadata table's parts after this change set, queuing the new ones."""
-        parts = self.base.manifest.table
-        if parts is None or not self._before:
-            return parts  # None: a catalog from before the table, which readers scan
+    async def _table(
+        self, writes: list[Awaitable[None]]
+    ) -> tuple[list[TablePart] | None, list[PendingRow]]:
+        """The metadata table's parts and pending rows after this change set, queuing
+        the parts it rewrites."""
+        base = self.base.manifest
+        if base.table is None or not self._before:
+            # None: a catalog from before the table, which readers scan.
+            return base.table, base.table_pending
         changed = [
-            (before, self._records[keys.meta_shard_of(self.base.manifest.bounds, sid)].get(sid))
+            (before, self._records[keys.meta_shard_of(base.bounds, sid)].get(sid))
             for sid, before in self._before.items()
         ]
+        pending = table.pend(base.table_pending, changed)
+        if len(pending) <= table.TABLE_PENDING_MAX:
+            return base.table, sorted(pending.values(), key=lambda entry: entry.id)
         result: list[TablePart] = []
-        for part in await table.rewrite(parts, self.reader.table_part, changed):
+        for part in await table.rewrite(base.table, self.reader.table_part, pending.values()):
             if isinstance(part, TablePart):
                 result.append(part)
                 continue
@@ -251,7 +259,7 @@ class ChangeSet:
             )
             writes.append(self._write_table_part(new, data if staged is None else None, rows))
             result.append(new)
-        return result
+        return result, []
 
     def stage(self, files: list[EncodedFile]) -> list[DataFile]:
         """Queue new immutable files; :meth:`finish` writes them beside the shards."""
@@ -308,7 +316,7 @@ class ChangeSet:
             xid_shards[shard] = xref
             if xref is not None:
                 writes.append(self._write_shard(xref, xdata))
-        table_parts = await self._table(writes)
+        table_parts, table_pending = await self._table(writes)
         manifest = Manifest(
             version=self.version,
             parent=base.version,
@@ -324,6 +332,7 @@ class ChangeSet:
             bounds=bounds,
             xid_shards=xid_shards,
             table=table_parts,
+            table_pending=table_pending,
         )
 
         async def write_objects() -> None:

@@ -155,11 +155,8 @@ async def _shards_holding(snapshot: Snapshot, source: str | None) -> set[int] | 
     parts = [part for part in manifest.table if part.source == source]
     if sum(part.count for part in parts) > manifest.series_count * _SELECTIVE_SHARE:
         return None
-    holding: set[int] = set()
-    for part in parts:
-        ids = (await snapshot.reader.table_part(part))["id"].to_pylist()
-        holding.update(keys.meta_shard_of(manifest.bounds, series_id) for series_id in ids)
-    return holding
+    rows = await table_rows(snapshot, SeriesFilter(source=source))
+    return {keys.meta_shard_of(manifest.bounds, sid) for sid in rows["id"].to_pylist()}
 
 
 async def table_rows(snapshot: Snapshot, flt: SeriesFilter) -> pa.Table:
@@ -168,7 +165,8 @@ async def table_rows(snapshot: Snapshot, flt: SeriesFilter) -> pa.Table:
     if parts is None:  # a version written before the table existed: build it from records
         return table.table_of([record async for _shard, record in iter_records(snapshot, flt)])
     chosen = [part for part in parts if flt.source is None or part.source == flt.source]
-    return table.select([await snapshot.reader.table_part(part) for part in chosen], flt)
+    loaded = [await snapshot.reader.table_part(part) for part in chosen]
+    return table.select(loaded, snapshot.manifest.table_pending, flt)
 
 
 async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | None) -> Page:

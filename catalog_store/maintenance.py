@@ -244,6 +244,7 @@ async def repair(committer: Committer) -> RepairReport:
                 bounds=target.bounds,
                 xid_shards=target.xid_shards,
                 table=target.table,
+                table_pending=target.table_pending,
             )
         )
 

@@ -48,6 +48,35 @@ class TablePart(ShardRef, frozen=True, kw_only=True):
     low: str
 
 
+class TableRow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
+    """One series' row of the metadata table: what a user set, and ``created_at``."""
+
+    id: str
+    frequency: str
+    title: str = ""
+    description: str = ""
+    source: str = ""
+    units: str = ""
+    seasonal_adjustment: str = ""
+    tags: list[str] = msgspec.field(default_factory=list)
+    external_ids: dict[str, str] = msgspec.field(default_factory=dict)
+    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
+    partitioning: str | None = None
+    created_at: dt.datetime
+
+
+class PendingRow(msgspec.Struct, frozen=True, kw_only=True):
+    """A change to the metadata table not yet written into its parts.
+
+    ``placed`` is the source under which the parts hold a (now stale) row of the
+    series, None if they hold none; ``row`` is its row now, None once deleted.
+    """
+
+    id: str
+    placed: str | None
+    row: TableRow | None
+
+
 class DataFile(ObjectRef, frozen=True, kw_only=True):
     """One Parquet file of observations, in order of writing within a series.
 
@@ -113,6 +142,9 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     #: The metadata table's parts in order of (source, low); None in a manifest written
     #: by a version of fincat without the table (readers then scan the shards).
     table: list[TablePart] | None = None
+    #: Changes to the table since its parts were last rewritten, by id: a commit that
+    #: changes a few series' metadata lists them here instead of rewriting parts.
+    table_pending: list[PendingRow] = msgspec.field(default_factory=list)
     #: SHA-256 of the manifest's own JSON with this field empty; last, so that a
     #: reader checks the exact bytes it read (see :func:`encode_manifest`).
     checksum: str = ""

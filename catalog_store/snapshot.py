@@ -119,7 +119,7 @@ class ObjectCache:
 def _manifest_size(manifest: Manifest) -> int:
     # Measured with tracemalloc: ~400 bytes a decoded shard reference, ~160 a change.
     refs = len(manifest.shards) + len(manifest.xid_shards) + len(manifest.table or ())
-    return 1024 + 400 * refs + 160 * len(manifest.changes)
+    return 1024 + 400 * refs + 160 * len(manifest.changes) + 1000 * len(manifest.table_pending)
 
 
 def _shard_bytes(records: ShardRecords) -> int:

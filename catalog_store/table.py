@@ -10,7 +10,9 @@ records opens ~1,300 shards and builds 200,000 models.
 
 Rows hold the fields a user sets (``SPEC_FIELDS``) and ``created_at``. What changes
 with every write (version, dates, observation counts) stays in the records only,
-so appends never rewrite a part.
+so appends never rewrite a part. A commit that changes only a few rows lists them
+in the manifest as pending (``Manifest.table_pending``) instead of rewriting parts;
+readers apply them over the parts, and a later commit writes them in.
 """
 
 from __future__ import annotations
@@ -29,7 +31,7 @@ from pyarrow import ipc
 
 from catalog_store.errors import IntegrityError
 from catalog_store.models import SPEC_FIELDS
-from catalog_store.records import SeriesRecord, TablePart, pieces, verify
+from catalog_store.records import PendingRow, SeriesRecord, TablePart, TableRow, pieces, verify
 
 if TYPE_CHECKING:
     from catalog_store.listing import SeriesFilter
@@ -58,24 +60,57 @@ TABLE_PART_ROWS = 2048
 #: S3 for ~0.5 ms of decoding; small parts decode faster uncompressed.
 _COMPRESS_OVER = 64 * 1024
 
+#: Changed rows a manifest may carry before a commit writes them into the parts: a
+#: commit that creates or changes a series then writes no part at all (one object
+#: less to make durable), and every 17th such commit rewrites the parts of all of
+#: them at once. Every manifest carries them, so they stay few (~4 KB at most).
+TABLE_PENDING_MAX = 16
+
 _ROW_FIELDS = (*SPEC_FIELDS, "created_at")
 _json = msgspec.json.Encoder()
 
 
-def row_of(record: SeriesRecord) -> tuple[Any, ...]:
-    """The values a record's table row holds: equal rows need no rewrite."""
-    return tuple(getattr(record, name) for name in _ROW_FIELDS)
+def row_of(record: SeriesRecord) -> TableRow:
+    """A record's row of the table."""
+    return TableRow(**{name: getattr(record, name) for name in _ROW_FIELDS})
 
 
-def table_of(records: Sequence[SeriesRecord]) -> pa.Table:
-    """The table rows of ``records``, in their order."""
+def table_of(rows: Sequence[SeriesRecord | TableRow]) -> pa.Table:
+    """The table rows of records or rows, in their order."""
     columns: dict[str, list[Any]] = {name: [] for name in TABLE_SCHEMA.names}
-    for record in records:
+    for row in rows:
         for name in _ROW_FIELDS:
-            columns[name].append(getattr(record, name))
+            columns[name].append(getattr(row, name))
     columns["external_ids"] = [list(x.items()) for x in columns["external_ids"]]
     columns["attributes"] = [_json.encode(a).decode() for a in columns["attributes"]]
     return pa.Table.from_pydict(columns, schema=TABLE_SCHEMA)
+
+
+def pend(
+    pending: Sequence[PendingRow],
+    changed: Iterable[tuple[SeriesRecord | None, SeriesRecord | None]],
+) -> dict[str, PendingRow]:
+    """``pending`` after the changes of one commit (each series' (before, after);
+    None: absent), by id. A series whose row did not change adds nothing."""
+    out = {entry.id: entry for entry in pending}
+    for before, after in changed:
+        series = after if after is not None else before
+        assert series is not None
+        row = None if after is None else row_of(after)
+        known = out.get(series.id)
+        if known is None:
+            if before is not None and row == row_of(before):
+                continue
+            placed = None if before is None else before.source
+        elif known.row == row:
+            continue
+        else:
+            placed = known.placed
+        if placed is None and row is None:
+            out.pop(series.id, None)  # created and deleted before it reached the parts
+        else:
+            out[series.id] = PendingRow(id=series.id, placed=placed, row=row)
+    return out
 
 
 def encode_part(table: pa.Table) -> bytes:
@@ -127,24 +162,22 @@ NewPart = tuple[str, str, pa.Table]
 async def rewrite(
     parts: Sequence[TablePart],
     load: Callable[[TablePart], Awaitable[pa.Table]],
-    changed: Iterable[tuple[SeriesRecord | None, SeriesRecord | None]],
+    pending: Iterable[PendingRow],
 ) -> list[TablePart | NewPart]:
-    """The parts after ``changed`` (each series' (before, after); None: absent), in
-    order: unchanged parts as they are, rewritten ones as :data:`NewPart`."""
+    """The parts with ``pending`` written into them, in order: unchanged parts as
+    they are, rewritten ones as :data:`NewPart`."""
     placement = _Placement(parts)
     leaving: dict[int, set[str]] = defaultdict(set)
-    entering: dict[int | str, list[SeriesRecord]] = defaultdict(list)  # a part, or a new source
-    for before, after in changed:
-        if before is not None and after is not None and row_of(before) == row_of(after):
-            continue
-        if before is not None:
-            i = placement.part_of(before.source, before.id)
+    entering: dict[int | str, list[TableRow]] = defaultdict(list)  # a part, or a new source
+    for entry in pending:
+        if entry.placed is not None:
+            i = placement.part_of(entry.placed, entry.id)
             if i is None:
-                raise IntegrityError(f"the metadata table has no part for series {before.id!r}")
-            leaving[i].add(before.id)
-        if after is not None:
-            found = placement.part_of(after.source, after.id)
-            entering[after.source if found is None else found].append(after)
+                raise IntegrityError(f"the metadata table has no part for series {entry.id!r}")
+            leaving[i].add(entry.id)
+        if entry.row is not None:
+            found = placement.part_of(entry.row.source, entry.id)
+            entering[entry.row.source if found is None else found].append(entry.row)
     result: list[TablePart | NewPart] = []
     for i, part in enumerate(parts):
         if i not in leaving and i not in entering:
@@ -162,10 +195,10 @@ async def rewrite(
     return result
 
 
-def _split(source: str, low: str, rows: pa.Table, added: list[SeriesRecord]) -> list[NewPart]:
+def _split(source: str, low: str, rows: pa.Table, added: list[TableRow]) -> list[NewPart]:
     tail = True
     if added:
-        new = table_of(sorted(added, key=lambda record: record.id))
+        new = table_of(sorted(added, key=lambda row: row.id))
         tail = rows.num_rows == 0 or new["id"][0].as_py() > rows["id"][-1].as_py()
         rows = pa.concat_tables([rows, new])
         if not tail:  # ids created in order, the common case, need no sort
@@ -177,11 +210,24 @@ def _split(source: str, low: str, rows: pa.Table, added: list[SeriesRecord]) -> 
     ]
 
 
-def select(parts: Sequence[pa.Table], flt: SeriesFilter) -> pa.Table:
-    """The rows of ``parts`` (already chosen by source) that ``flt`` matches, by id."""
+def select(parts: Sequence[pa.Table], pending: Sequence[PendingRow], flt: SeriesFilter) -> pa.Table:
+    """The rows of ``parts`` (already chosen by source), with ``pending`` applied, that
+    ``flt`` matches, in id order."""
     table = pa.concat_tables(parts) if parts else TABLE_SCHEMA.empty_table()
-    if flt.source is None and len(parts) > 1:
-        table = table.sort_by("id")  # parts are in order of source first
+    ordered = flt.source is not None or len(parts) < 2  # parts are in order of source first
+    if pending:
+        stale = pa.array([entry.id for entry in pending], pa.string())
+        table = table.filter(pc.invert(pc.is_in(table["id"], stale)))
+        rows = [
+            entry.row
+            for entry in pending
+            if entry.row is not None and flt.source in (None, entry.row.source)
+        ]
+        if rows:
+            table = pa.concat_tables([table, table_of(rows)])
+            ordered = False
+    if not ordered:
+        table = table.sort_by("id")
     if flt.frequency is not None:
         table = table.filter(pc.equal(table["frequency"], flt.frequency))
     if flt.tags:

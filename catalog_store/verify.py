@@ -28,6 +28,7 @@ from catalog_store.errors import (
     ObjectNotFoundError,
     VersionNotFoundError,
 )
+from catalog_store.listing import SeriesFilter
 from catalog_store.observations import date_ints
 from catalog_store.records import Manifest, SeriesRecord, ShardRef, TablePart
 from catalog_store.snapshot import StoreReader
@@ -243,9 +244,9 @@ class _Verifier:
     async def table_content(self, manifest: Manifest, parts: list[pa.Table]) -> None:
         """Compare the table with the records shard by shard: both are in id order, so
         only one shard's records are decoded at a time (10^6 of them would not fit)."""
-        actual = (pa.concat_tables(parts) if parts else table.TABLE_SCHEMA.empty_table()).sort_by(
-            "id"
-        )
+        held = pa.concat_tables(parts) if parts else table.TABLE_SCHEMA.empty_table()
+        self.pending_placed(manifest, held)
+        actual = table.select(parts, manifest.table_pending, SeriesFilter()).sort_by("id")
         offset = 0
         wrong: str | None = None
         for ref in manifest.shards:
@@ -276,6 +277,23 @@ class _Verifier:
                 version=manifest.version,
                 series_id=wrong,
             )
+
+    def pending_placed(self, manifest: Manifest, held: pa.Table) -> None:
+        """Each pending row names where the parts hold its series' stale row, if they do:
+        the next rewrite removes the row from there."""
+        if not manifest.table_pending:
+            return
+        where = dict(zip(held["id"].to_pylist(), held["source"].to_pylist(), strict=True))
+        for entry in manifest.table_pending:
+            if where.get(entry.id) != entry.placed:
+                self.problem(
+                    "table_mismatch",
+                    keys.manifest_key(manifest.version),
+                    f"pending row of {entry.id!r} says the parts hold it under "
+                    f"{entry.placed!r}; they hold it under {where.get(entry.id)!r}",
+                    version=manifest.version,
+                    series_id=entry.id,
+                )
 
     async def shard(self, ref: ShardRef, version: int, index: bool) -> None:
         if ref.path in self.seen:

@@ -18,7 +18,7 @@ import pytest
 from catalog_store import AsyncCatalog, Catalog, Series, SeriesFilter, changes, table
 from catalog_store.errors import IntegrityError
 from catalog_store.keys import checksum, manifest_key, table_part_key
-from catalog_store.records import Manifest, encode_manifest
+from catalog_store.records import Manifest, PendingRow, encode_manifest
 from catalog_store.verify import VerifyReport
 from tests.conftest import StoreTarget
 
@@ -27,8 +27,16 @@ SOURCES = ("", "bls", "ecb", "fred")
 
 @pytest.fixture
 def small_parts(monkeypatch: pytest.MonkeyPatch) -> None:
-    # The production size (2,048 rows a part) would need thousands of series to split.
+    # The production sizes (2,048 rows a part, 32 pending rows) would need thousands
+    # of series to split and dozens of commits to write pending rows into parts.
     monkeypatch.setattr(table, "TABLE_PART_ROWS", 4)
+    monkeypatch.setattr(table, "TABLE_PENDING_MAX", 2)
+
+
+@pytest.fixture
+def no_pending(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every commit writes its rows into the parts."""
+    monkeypatch.setattr(table, "TABLE_PENDING_MAX", 0)
 
 
 def expected_rows(series: list[Series]) -> list[dict[str, Any]]:
@@ -90,12 +98,17 @@ def check_table(cat: Catalog) -> None:
     starts = [(p.source, p.low) for p in parts]
     assert starts == sorted(starts) and len(set(starts)) == len(starts)
     assert all(0 < p.count <= table.TABLE_PART_ROWS for p in parts)
-    assert sum(p.count for p in parts) == len(everything)
+    pending = latest(cat).table_pending
+    assert len(pending) <= table.TABLE_PENDING_MAX
+    held = sum(p.count for p in parts) - sum(e.placed is not None for e in pending)
+    assert held + sum(e.row is not None for e in pending) == len(everything)
 
 
+@pytest.mark.parametrize("pending_max", [0, 2, 5])
 def test_the_table_follows_creates_updates_deletes_and_moves_between_sources(
-    tmp_path: Path, small_parts: None
+    tmp_path: Path, small_parts: None, monkeypatch: pytest.MonkeyPatch, pending_max: int
 ) -> None:
+    monkeypatch.setattr(table, "TABLE_PENDING_MAX", pending_max)
     rng = random.Random(11)
     cat = Catalog.open(str(tmp_path / "c"), create=True)
     live: set[str] = set()
@@ -122,7 +135,7 @@ def test_the_table_follows_creates_updates_deletes_and_moves_between_sources(
 
 
 def test_ids_in_order_fill_parts_and_a_source_outlives_its_first_part(
-    tmp_path: Path, small_parts: None
+    tmp_path: Path, small_parts: None, no_pending: None
 ) -> None:
     cat = Catalog.open(str(tmp_path / "c"), create=True)
     for n in range(9):
@@ -146,16 +159,52 @@ def test_ids_in_order_fill_parts_and_a_source_outlives_its_first_part(
     cat.close()
 
 
-def test_writing_observations_or_changing_nothing_rewrites_no_part(tmp_path: Path) -> None:
+@pytest.mark.parametrize("pending_max", [0, 32])
+def test_writing_observations_or_changing_nothing_leaves_the_table_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, pending_max: int
+) -> None:
+    monkeypatch.setattr(table, "TABLE_PENDING_MAX", pending_max)
     cat = Catalog.open(str(tmp_path / "c"), create=True)
     cat.create(id="A", frequency="daily", source="fred", title="A")
-    before = latest(cat).table
+
+    def state() -> tuple[Any, ...]:
+        manifest = latest(cat)
+        return manifest.table, manifest.table_pending
+
+    before = state()
     cat.write("A", ([dt.date(2024, 1, 2)], [1.0]))
     cat.update("A", {"title": "A"})
-    assert latest(cat).table == before
+    assert state() == before
     cat.update("A", {"title": "B"})
-    assert latest(cat).table != before
+    assert state() != before
     assert cat.metadata_table()["title"].to_pylist() == ["B"]
+    cat.close()
+
+
+def test_pending_rows_reach_the_parts_once_there_are_more_than_the_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(table, "TABLE_PENDING_MAX", 3)
+    cat = Catalog.open(str(tmp_path / "c"), create=True)
+    for series_id in "ABC":
+        cat.create(id=series_id, frequency="daily", source="fred")
+    assert latest(cat).table == [] and len(latest(cat).table_pending) == 3
+    check_table(cat)
+    cat.create(id="D", frequency="daily", source="fred")  # the fourth: written into a part
+    assert [p.count for p in latest(cat).table or []] == [4]
+    assert latest(cat).table_pending == []
+    cat.update("A", {"source": "ecb"})
+    cat.delete("B")
+    cat.create(id="E", frequency="daily", source="bls")
+    cat.delete("E")  # created and deleted while pending: nothing left to write
+    assert [(e.id, e.placed, e.row is None) for e in latest(cat).table_pending] == [
+        ("A", "fred", False),
+        ("B", "fred", True),
+    ]
+    check_table(cat)
+    assert cat.metadata_table(source="fred")["id"].to_pylist() == ["C", "D"]
+    assert [s.id for s in cat.iter_series(SeriesFilter(source="ecb"))] == ["A"]
+    assert cat.verify().ok
     cat.close()
 
 
@@ -253,7 +302,9 @@ def test_a_version_without_the_table_is_read_by_scanning_the_records(tmp_path: P
     cat.close()
 
 
-def test_a_damaged_part_raises_integrity_error_and_verify_reports_it(tmp_path: Path) -> None:
+def test_a_damaged_part_raises_integrity_error_and_verify_reports_it(
+    tmp_path: Path, no_pending: None
+) -> None:
     root = tmp_path / "c"
     cat = Catalog.open(str(root), create=True)
     cat.create(id="A", frequency="daily", source="fred")
@@ -305,12 +356,14 @@ def verify_with_rows(root: Path, edit: Callable[[pa.Table], pa.Table]) -> Verify
     return verify_after(root, _next(manifest, table=[edited]))
 
 
-def test_verify_reports_a_table_that_disagrees_with_the_records(tmp_path: Path) -> None:
+def test_verify_reports_a_table_that_disagrees_with_the_records(
+    tmp_path: Path, no_pending: None
+) -> None:
     report = verify_with_rows(tmp_path / "c", lambda rows: rows.slice(0, 1))  # B lost
     assert [(p.kind, p.series_id) for p in report.problems] == [("table_mismatch", "B")]
 
 
-def test_verify_reports_a_table_row_no_series_has(tmp_path: Path) -> None:
+def test_verify_reports_a_table_row_no_series_has(tmp_path: Path, no_pending: None) -> None:
     def add_ghost(rows: pa.Table) -> pa.Table:
         ghost = rows.slice(1, 1).set_column(0, table.TABLE_SCHEMA.field("id"), pa.array(["C"]))
         return pa.concat_tables([rows, ghost])
@@ -319,11 +372,23 @@ def test_verify_reports_a_table_row_no_series_has(tmp_path: Path) -> None:
     assert [(p.kind, p.series_id) for p in report.problems] == [("table_mismatch", "C")]
 
 
-def test_verify_reports_parts_out_of_order(tmp_path: Path) -> None:
+def test_verify_reports_parts_out_of_order(tmp_path: Path, no_pending: None) -> None:
     root = tmp_path / "c"
     manifest = catalog_of_two(root, "ecb")
     report = verify_after(root, _next(manifest, table=list(reversed(manifest.table or []))))
     assert [p.kind for p in report.problems] == ["bad_manifest"]
+
+
+def test_verify_reports_a_pending_row_that_misplaces_its_stale_row(
+    tmp_path: Path, no_pending: None
+) -> None:
+    root = tmp_path / "c"
+    manifest = catalog_of_two(root, "ecb")
+    # A is held under fred: a rewrite told "ecb" would leave its stale row behind.
+    wrong = PendingRow(id="A", placed="ecb", row=None)
+    report = verify_after(root, _next(manifest, table_pending=[wrong]))
+    assert {(p.kind, p.series_id) for p in report.problems} == {("table_mismatch", "A")}
+    assert any("pending row of 'A'" in p.detail for p in report.problems)
 
 
 def test_gc_keeps_every_part_a_version_references(tmp_path: Path, small_parts: None) -> None:
