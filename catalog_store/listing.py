@@ -22,7 +22,7 @@ import pyarrow as pa
 from catalog_store import keys, table
 from catalog_store.errors import ValidationError
 from catalog_store.models import FREQUENCIES, Series
-from catalog_store.records import SeriesRecord, to_series
+from catalog_store.records import SeriesRecord, TablePart, to_series
 from catalog_store.snapshot import Snapshot
 
 MAX_PAGE = 1000
@@ -164,9 +164,24 @@ async def table_rows(snapshot: Snapshot, flt: SeriesFilter) -> pa.Table:
     parts = snapshot.manifest.table
     if parts is None:  # a version written before the table existed: build it from records
         return table.table_of([record async for _shard, record in iter_records(snapshot, flt)])
-    chosen = [part for part in parts if flt.source is None or part.source == flt.source]
-    loaded = [await snapshot.reader.table_part(part) for part in chosen]
-    return table.select(loaded, snapshot.manifest.table_pending, flt)
+    return table.select(await _rows_of_source(snapshot, parts, flt.source), flt)
+
+
+async def _rows_of_source(
+    snapshot: Snapshot, parts: Sequence[TablePart], source: str | None
+) -> pa.Table:
+    manifest = snapshot.manifest
+    chosen = [part for part in parts if source is None or part.source == source]
+
+    async def combine() -> pa.Table:
+        loaded = [await snapshot.reader.table_part(part) for part in chosen]
+        return table.combine(loaded, manifest.table_pending, source)
+
+    if not manifest.table_pending:
+        return await combine()  # cached parts, put side by side
+    # Applying pending rows builds a table: keep it for the next call at this version.
+    key = f"table-view/{manifest.version}/{'*' if source is None else '=' + source}"
+    return await snapshot.reader.cache.get_or_load(key, combine, table.part_bytes)
 
 
 async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | None) -> Page:

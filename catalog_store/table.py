@@ -210,24 +210,30 @@ def _split(source: str, low: str, rows: pa.Table, added: list[TableRow]) -> list
     ]
 
 
-def select(parts: Sequence[pa.Table], pending: Sequence[PendingRow], flt: SeriesFilter) -> pa.Table:
-    """The rows of ``parts`` (already chosen by source), with ``pending`` applied, that
-    ``flt`` matches, in id order."""
+def combine(
+    parts: Sequence[pa.Table], pending: Sequence[PendingRow], source: str | None
+) -> pa.Table:
+    """The rows of ``source`` (None: every source) at one version, in id order: its
+    ``parts`` without the stale rows of ``pending`` ids, plus the pending rows."""
     table = pa.concat_tables(parts) if parts else TABLE_SCHEMA.empty_table()
-    ordered = flt.source is not None or len(parts) < 2  # parts are in order of source first
+    ordered = source is not None or len(parts) < 2  # parts are in order of source first
     if pending:
         stale = pa.array([entry.id for entry in pending], pa.string())
         table = table.filter(pc.invert(pc.is_in(table["id"], stale)))
         rows = [
             entry.row
             for entry in pending
-            if entry.row is not None and flt.source in (None, entry.row.source)
+            if entry.row is not None and source in (None, entry.row.source)
         ]
         if rows:
             table = pa.concat_tables([table, table_of(rows)])
             ordered = False
-    if not ordered:
-        table = table.sort_by("id")
+    return table if ordered else table.sort_by("id")
+
+
+def select(table: pa.Table, flt: SeriesFilter) -> pa.Table:
+    """The rows of ``table`` (one source's, or all, from :func:`combine`) that ``flt``
+    matches."""
     if flt.frequency is not None:
         table = table.filter(pc.equal(table["frequency"], flt.frequency))
     if flt.tags:

@@ -28,7 +28,6 @@ from catalog_store.errors import (
     ObjectNotFoundError,
     VersionNotFoundError,
 )
-from catalog_store.listing import SeriesFilter
 from catalog_store.observations import date_ints
 from catalog_store.records import Manifest, SeriesRecord, ShardRef, TablePart
 from catalog_store.snapshot import StoreReader
@@ -246,7 +245,7 @@ class _Verifier:
         only one shard's records are decoded at a time (10^6 of them would not fit)."""
         held = pa.concat_tables(parts) if parts else table.TABLE_SCHEMA.empty_table()
         self.pending_placed(manifest, held)
-        actual = table.select(parts, manifest.table_pending, SeriesFilter()).sort_by("id")
+        actual = table.combine(parts, manifest.table_pending, None)
         offset = 0
         wrong: str | None = None
         for ref in manifest.shards:
