@@ -246,12 +246,13 @@ def select(table: pa.Table, flt: SeriesFilter) -> pa.Table:
         return table
     # Text goes through SeriesFilter.matches, so a table and a listing select by
     # exactly the same rule (case folding, not just lower case).
-    fields = ("title", "description")
-    columns = {name: table[name].to_pylist() for name in fields}
-    ids = table["id"].to_pylist()
+    text = type(flt)(text=flt.text)
+    titles, descriptions = table["title"].to_pylist(), table["description"].to_pylist()
     mask = [
-        flt.matches(SimpleNamespace(**{name: columns[name][i] for name in fields}), ids[i])
-        for i in range(len(ids))
+        text.matches(SimpleNamespace(title=title, description=description), series_id)
+        for series_id, title, description in zip(
+            table["id"].to_pylist(), titles, descriptions, strict=True
+        )
     ]
     return table.filter(pa.array(mask, pa.bool_()))
 

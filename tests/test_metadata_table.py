@@ -230,6 +230,8 @@ def test_as_of_reads_the_table_of_that_version(tmp_path: Path) -> None:
         SeriesFilter(tags=("gdp", "cpi")),
         SeriesFilter(text="S01"),
         SeriesFilter(text="ÜNÏCODE"),
+        SeriesFilter(text="s0", source="fred"),
+        SeriesFilter(text="s0", tags=("gdp",), external_provider="fred"),
         SeriesFilter(source="ecb", frequency="daily", tags=("rates",)),
         SeriesFilter(source="nobody"),
         SeriesFilter(external_provider="fred"),
