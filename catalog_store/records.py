@@ -48,6 +48,19 @@ class TablePart(ShardRef, frozen=True, kw_only=True):
     low: str
 
 
+class DataFile(ObjectRef, frozen=True, kw_only=True):
+    """One Parquet file of observations, in order of writing within a series.
+
+    ``lo``/``hi`` bound its dates: days since 1970-01-01, or microseconds since the
+    epoch (UTC) for intraday series.
+    """
+
+    partition: str
+    lo: int
+    hi: int
+    rows: int
+
+
 class TableRow(msgspec.Struct, frozen=True, kw_only=True, omit_defaults=True):
     """One series' row of the metadata table: what a user set, and ``created_at``."""
 
@@ -77,34 +90,9 @@ class PendingRow(msgspec.Struct, frozen=True, kw_only=True):
     row: TableRow | None
 
 
-class DataFile(ObjectRef, frozen=True, kw_only=True):
-    """One Parquet file of observations, in order of writing within a series.
+class SeriesRecord(TableRow, frozen=True, kw_only=True, omit_defaults=False, gc=False):
+    """A series in a metadata shard: its table row, derived fields and live files."""
 
-    ``lo``/``hi`` bound its dates: days since 1970-01-01, or microseconds since the
-    epoch (UTC) for intraday series.
-    """
-
-    partition: str
-    lo: int
-    hi: int
-    rows: int
-
-
-class SeriesRecord(msgspec.Struct, frozen=True, kw_only=True, gc=False):
-    """A series in a metadata shard: metadata, derived fields and its live files."""
-
-    id: str
-    frequency: str
-    title: str = ""
-    description: str = ""
-    source: str = ""
-    units: str = ""
-    seasonal_adjustment: str = ""
-    tags: list[str] = msgspec.field(default_factory=list)
-    external_ids: dict[str, str] = msgspec.field(default_factory=dict)
-    attributes: dict[str, Any] = msgspec.field(default_factory=dict)
-    partitioning: str | None = None
-    created_at: dt.datetime
     updated_at: dt.datetime
     version: int
     first: int | None = None

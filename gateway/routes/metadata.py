@@ -10,14 +10,14 @@ than a model per series. Rows are in id order, at one catalog version.
 from __future__ import annotations
 
 import io
-from typing import Annotated, Any
+from typing import Any
 
 import msgspec
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
 from litestar import Request, Response, get
-from litestar.params import FromQuery, QueryParameter
+from litestar.params import FromQuery
 
 from gateway.formats import ARROW_STREAM, CSV, JSON, PARQUET, negotiate, text_column
 from gateway.openapi import BINARY, TEXT, documented, struct_schema
@@ -30,7 +30,7 @@ from gateway.routes.observations import (
     representation_headers,
     table_response,
 )
-from gateway.routes.series import READ, AsOfParam
+from gateway.routes.series import READ, AsOfParam, TagParam, TextParam
 from gateway.state import gateway_of
 
 
@@ -115,14 +115,10 @@ def encode_csv(table: pa.Table) -> bytes:
 )
 async def read_metadata_table(
     request: Request[Any, Any, Any],
-    q: Annotated[
-        str | None, QueryParameter(description="Text in the id, title or description.")
-    ] = None,
+    q: TextParam = None,
     source: FromQuery[str | None] = None,
     frequency: FromQuery[str | None] = None,
-    tag: Annotated[
-        list[str] | None, QueryParameter(description="Repeatable; every tag must be present.")
-    ] = None,
+    tag: TagParam = None,
     as_of: AsOfParam = None,
     format: FormatParam = None,
 ) -> Response[Any]:

@@ -68,6 +68,12 @@ IfMatch = Annotated[
         description='Apply only if the series is still at this version (its ETag, "42").',
     ),
 ]
+TextParam = Annotated[
+    str | None, QueryParameter(description="Text in the id, title or description.")
+]
+TagParam = Annotated[
+    list[str] | None, QueryParameter(description="Repeatable; every tag must be present.")
+]
 AsOfParam = Annotated[
     str | None,
     QueryParameter(
@@ -163,14 +169,10 @@ def not_modified(version: int, weak: bool = False) -> Response[Any]:
 )
 async def list_series(
     request: Request[Any, Any, Any],
-    q: Annotated[
-        str | None, QueryParameter(description="Text in the id, title or description.")
-    ] = None,
+    q: TextParam = None,
     source: FromQuery[str | None] = None,
     frequency: FromQuery[str | None] = None,
-    tag: Annotated[
-        list[str] | None, QueryParameter(description="Repeatable; every tag must be present.")
-    ] = None,
+    tag: TagParam = None,
     external_id: Annotated[
         str | None,
         QueryParameter(description="provider:id, e.g. fred:GDP; gives at most the one series."),
