@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 from litestar import Request, Response, get
 from litestar.params import FromQuery
 
+from catalog_store.errors import ValidationError
 from gateway.formats import ARROW_STREAM, CSV, JSON, PARQUET, negotiate, text_column
 from gateway.openapi import BINARY, TEXT, documented, struct_schema
 from gateway.params import parse_as_of
@@ -32,6 +33,11 @@ from gateway.routes.observations import (
 )
 from gateway.routes.series import READ, AsOfParam, TagParam, TextParam
 from gateway.state import gateway_of
+
+#: Rows a JSON or CSV answer may hold: those encodings build Python objects per row
+#: (~1 KB each for JSON), so a whole 10^6-series catalog would take a gigabyte of a
+#: gateway's memory. Arrow and Parquet go from the table's buffers and have no limit.
+TEXT_ROWS_MAX = 100_000
 
 
 class MetadataColumns(msgspec.Struct):
@@ -133,6 +139,12 @@ async def read_metadata_table(
     headers = {"Fincat-Catalog-Version": str(version)}
     if fmt.name in ("arrow", "parquet"):
         return await table_response(request, table, fmt, {}, {}, headers, "metadata")
+    if table.num_rows > TEXT_ROWS_MAX:
+        raise ValidationError(
+            f"{table.num_rows} rows; {fmt.name} answers hold at most {TEXT_ROWS_MAX}: "
+            "ask for format=arrow or parquet, or narrow the filters",
+            "format",
+        )
     body = await off_loop(
         table.num_rows,
         lambda: encode_json(version, table) if fmt.name == "json" else encode_csv(table),

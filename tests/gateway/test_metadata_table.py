@@ -8,8 +8,10 @@ import json
 
 import pyarrow as pa
 import pyarrow.parquet as pq
+import pytest
 from pyarrow import ipc
 
+from gateway.routes import metadata
 from tests.gateway.conftest import Client, problem
 
 
@@ -72,3 +74,17 @@ def test_bad_input_is_a_problem_naming_the_field(client: Client) -> None:
         body = problem(client.get(f"/v1/metadata?{query}"), 422)
         assert [e["field"] for e in body["errors"]] == [field]
     problem(client.get("/v1/metadata", headers={"Accept": "image/png"}), 406)
+
+
+def test_text_formats_refuse_more_rows_than_their_limit(
+    client: Client, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The production limit (100,000 rows) would need that many series.
+    monkeypatch.setattr(metadata, "TEXT_ROWS_MAX", 2)
+    for fmt in ("json", "csv"):
+        body = problem(client.get("/v1/metadata", params={"format": fmt}), 422)
+        assert [e["field"] for e in body["errors"]] == ["format"]
+        assert "at most 2" in body["detail"]
+        assert client.get("/v1/metadata", params={"format": fmt, "source": "BEA"}).is_success
+    whole = client.get("/v1/metadata", params={"format": "arrow"})
+    assert ipc.open_stream(pa.py_buffer(whole.content)).read_all().num_rows == 3
