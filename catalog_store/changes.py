@@ -12,7 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import heapq
-from collections.abc import Awaitable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -210,18 +210,25 @@ class ChangeSet:
         else:
             shard[key] = owner
 
+    def _new_object(
+        self, data: bytes, new_path: Callable[[], str]
+    ) -> tuple[str, str, bytes | None]:
+        """Path and checksum of an object holding ``data``, and the bytes still to write:
+        None when an earlier attempt of this commit wrote the same bytes (its path)."""
+        digest = keys.checksum(data)
+        staged = self._staged.shards.get(digest)
+        if staged is not None:
+            return staged.path, digest, None
+        return new_path(), digest, data
+
     def _shard_object(
         self, kind: str, shard: int, data: bytes, count: int
     ) -> tuple[ShardRef | None, bytes | None]:
         """The ref of a new shard object, and its bytes unless an earlier attempt wrote it."""
         if count == 0:
             return None, None
-        digest = keys.checksum(data)
-        ref = self._staged.shards.get(digest)
-        if ref is not None:
-            return ref, None
-        path = keys.shard_file_key(kind, shard)
-        return ShardRef(path=path, size=len(data), sha256=digest, count=count), data
+        path, digest, todo = self._new_object(data, lambda: keys.shard_file_key(kind, shard))
+        return ShardRef(path=path, size=len(data), sha256=digest, count=count), todo
 
     async def _table(
         self, writes: list[Awaitable[None]]
@@ -247,17 +254,16 @@ class ChangeSet:
             source, low, rows = part
             rows = rows.combine_chunks()
             data = table.encode_part(rows)
-            digest = keys.checksum(data)
-            staged = self._staged.shards.get(digest)
+            path, digest, todo = self._new_object(data, keys.table_part_key)
             new = TablePart(
-                path=keys.table_part_key() if staged is None else staged.path,
+                path=path,
                 size=len(data),
                 sha256=digest,
                 count=rows.num_rows,
                 source=source,
                 low=low,
             )
-            writes.append(self._write_table_part(new, data if staged is None else None, rows))
+            writes.append(self._write_table_part(new, todo, rows))
             result.append(new)
         return result, []
 
@@ -348,16 +354,18 @@ class ChangeSet:
         await self.store.put_new(path, data)
         self._staged.paths.add(path)
 
-    async def _write_table_part(self, ref: TablePart, data: bytes | None, rows: pa.Table) -> None:
+    async def _write_object(self, ref: ShardRef, data: bytes | None) -> None:
+        """Write a shard or table part (unless an earlier attempt did: ``data`` None)."""
         if data is not None:
             await self.store.put_new(ref.path, data)
             self._staged.shards[ref.sha256] = ref
+
+    async def _write_table_part(self, ref: TablePart, data: bytes | None, rows: pa.Table) -> None:
+        await self._write_object(ref, data)
         self.reader.cache_table_part(ref, rows)
 
     async def _write_shard(self, ref: ShardRef, data: bytes | None, cache: bytes = b"") -> None:
-        if data is not None:
-            await self.store.put_new(ref.path, data)
-            self._staged.shards[ref.sha256] = ref
+        await self._write_object(ref, data)
         if cache:
             # The next commit and the first read after this one start from here.
             self.reader.cache_records(ref, cache)

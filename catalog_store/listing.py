@@ -155,7 +155,7 @@ async def _shards_holding(snapshot: Snapshot, source: str | None) -> set[int] | 
     parts = [part for part in manifest.table if part.source == source]
     if sum(part.count for part in parts) > manifest.series_count * _SELECTIVE_SHARE:
         return None
-    rows = await table_rows(snapshot, SeriesFilter(source=source))
+    rows = await _rows_of_source(snapshot, parts, source)
     return {keys.meta_shard_of(manifest.bounds, sid) for sid in rows["id"].to_pylist()}
 
 

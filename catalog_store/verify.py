@@ -14,9 +14,9 @@ that ``fincat gc`` reclaims.
 from __future__ import annotations
 
 import itertools
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 import pyarrow as pa
 import pyarrow.compute as pc
@@ -31,6 +31,8 @@ from catalog_store.errors import (
 from catalog_store.observations import date_ints
 from catalog_store.records import Manifest, SeriesRecord, ShardRef, TablePart
 from catalog_store.snapshot import StoreReader
+
+T = TypeVar("T")
 
 #: Problem kinds, from the worst down.
 KINDS = (
@@ -210,21 +212,10 @@ class _Verifier:
             await self.table_content(manifest, rows)
 
     async def table_part(self, part: TablePart, high: str | None, version: int) -> pa.Table | None:
-        new = part.path not in self.seen
-        if new:
-            self.seen.add(part.path)
-            self.report.objects_checked += 1
-        try:
-            rows = await self.reader.table_part(part)
-        except ObjectNotFoundError:
-            if new:
-                self.problem("missing_object", part.path, "table part is missing", version=version)
-            self.bad.add(part.path)
-            return None
-        except IntegrityError as exc:
-            if new:
-                self.problem("corrupt_object", part.path, str(exc), version=version)
-            self.bad.add(part.path)
+        rows = await self.read(
+            part.path, version, "table part", lambda: self.reader.table_part(part)
+        )
+        if rows is None:
             return None
         ids = rows["id"]
         if rows.num_rows and (
@@ -294,23 +285,34 @@ class _Verifier:
                     series_id=entry.id,
                 )
 
+    async def read(
+        self, path: str, version: int, what: str, load: Callable[[], Awaitable[T]]
+    ) -> T | None:
+        """``load()``; None, and a problem reported the first time, if the object at
+        ``path`` is missing or damaged. Counts each object checked once."""
+        new = path not in self.seen
+        if new:
+            self.seen.add(path)
+            self.report.objects_checked += 1
+        try:
+            return await load()
+        except ObjectNotFoundError:
+            if new:
+                self.problem("missing_object", path, f"{what} is missing", version=version)
+        except IntegrityError as exc:
+            if new:
+                self.problem("corrupt_object", path, str(exc), version=version)
+        self.bad.add(path)
+        return None
+
     async def shard(self, ref: ShardRef, version: int, index: bool) -> None:
         if ref.path in self.seen:
             return
-        self.seen.add(ref.path)
-        self.report.objects_checked += 1
-        try:
-            if index:
-                await self.reader.xids(ref)
-                return
-            records = await self.reader.records(ref)
-        except ObjectNotFoundError:
-            self.problem("missing_object", ref.path, "shard is missing", version=version)
-            self.bad.add(ref.path)
+        if index:
+            await self.read(ref.path, version, "shard", lambda: self.reader.xids(ref))
             return
-        except IntegrityError as exc:
-            self.problem("corrupt_object", ref.path, str(exc), version=version)
-            self.bad.add(ref.path)
+        records = await self.read(ref.path, version, "shard", lambda: self.reader.records(ref))
+        if records is None:
             return
         if len(records) != ref.count:
             self.problem("corrupt_object", ref.path, "record count differs", version=version)
