@@ -136,18 +136,25 @@ def text_column(column: pa.ChunkedArray | pa.Array) -> pa.Array | pa.ChunkedArra
     return column.cast(pa.string())
 
 
+def json_values(column: pa.ChunkedArray) -> list[Any]:
+    """A column as JSON-ready values: dates and instants as strings, maps as objects,
+    missing values as None."""
+    if pa.types.is_temporal(column.type):
+        return text_column(column).to_pylist()  # type: ignore[no-any-return]
+    if pa.types.is_map(column.type):
+        return [dict(pairs) for pairs in column.to_pylist()]
+    return column.to_pylist()  # type: ignore[no-any-return]
+
+
 def encode_columns(head: dict[str, Any], table: pa.Table, names: dict[str, str]) -> bytes:
     """Columnar JSON: ``head`` fields, then each column of ``table`` as a list.
 
-    ``names`` maps table columns to JSON keys (``date`` -> ``dates``). Dates and
-    instants become strings; missing values become null.
+    ``names`` maps table columns to JSON keys (``date`` -> ``dates``); values as
+    :func:`json_values` gives them.
     """
     body = dict(head)
     for column, key in names.items():
-        values = table.column(column)
-        if pa.types.is_temporal(values.type):
-            values = text_column(values)
-        body[key] = values.to_pylist()
+        body[key] = json_values(table.column(column))
     return msgspec.json.encode(body)
 
 

@@ -20,7 +20,15 @@ from litestar import Request, Response, get
 from litestar.params import FromQuery
 
 from catalog_store.errors import ValidationError
-from gateway.formats import ARROW_STREAM, CSV, JSON, PARQUET, negotiate, text_column
+from gateway.formats import (
+    ARROW_STREAM,
+    CSV,
+    JSON,
+    PARQUET,
+    json_values,
+    negotiate,
+    text_column,
+)
 from gateway.openapi import BINARY, TEXT, documented, struct_schema
 from gateway.params import parse_as_of
 from gateway.problems import problem_specs
@@ -62,15 +70,10 @@ class MetadataColumns(msgspec.Struct):
 def encode_json(version: int, table: pa.Table) -> bytes:
     body: dict[str, Any] = {"version": version, "count": table.num_rows}
     for name in table.column_names:
-        column = table[name]
-        if name == "created_at":
-            body[name] = text_column(column).to_pylist()
-        elif name == "external_ids":
-            body[name] = [dict(pairs) for pairs in column.to_pylist()]
-        elif name == "attributes":
-            body[name] = [msgspec.json.decode(text) for text in column.to_pylist()]
+        if name == "attributes":  # JSON text already: embedded as it is
+            body[name] = [msgspec.Raw(text.encode()) for text in table[name].to_pylist()]
         else:
-            body[name] = column.to_pylist()
+            body[name] = json_values(table[name])
     return msgspec.json.encode(body)
 
 
