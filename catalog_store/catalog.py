@@ -21,9 +21,9 @@ from typing import Any
 import pyarrow as pa
 
 from catalog_store import keys
-from catalog_store.changes import ChangeSet, Staged
+from catalog_store.changes import RECORDS_PENDING_MAX, ChangeSet, Staged
 from catalog_store.commit import Committer, Draft, RetryPolicy, utc_now
-from catalog_store.datafiles import read_record
+from catalog_store.datafiles import INLINE_MAX_ROWS, read_record
 from catalog_store.errors import (
     AlreadyExistsError,
     CatalogStoreError,
@@ -93,12 +93,24 @@ class CatalogOptions:
     max_staleness: float = 0.0
     #: A partition with more files than this is compacted after a write.
     compact_threshold: int = 16
+    #: An append keeps up to this many rows of a series in its record (in the
+    #: manifest) instead of writing a file; 0 writes every row to a Parquet file
+    #: at once, for engines that read the files directly.
+    inline_rows: int = INLINE_MAX_ROWS
+    #: A commit leaves up to this many changed series in the manifest instead of
+    #: rewriting their metadata shards; 0 rewrites them at every commit.
+    pending_records: int = RECORDS_PENDING_MAX
     retry: RetryPolicy = field(default_factory=RetryPolicy)
     #: Told about every storage call: (operation, seconds, succeeded). For metrics.
     store_listener: StoreListener | None = None
     #: Seconds any one storage call may take before it is abandoned as unavailable
     #: (None: no limit). Generous: it bounds a hang, not a slow large read.
     store_timeout: float | None = 120.0
+
+    def __post_init__(self) -> None:
+        for name in ("inline_rows", "pending_records"):
+            if getattr(self, name) < 0:
+                raise ValidationError("must not be negative", name)
 
 
 @dataclass(frozen=True)
@@ -521,6 +533,17 @@ class AsyncCatalog:
         committed = await self._commit([op], f"compact {series_id}", allow_empty=False)
         return committed.manifest.version if committed else None
 
+    async def checkpoint(self) -> int | None:
+        """Write every series the manifest holds (``records_pending``) into its
+        metadata shard, and their appended rows into Parquet files, as one commit.
+
+        Changes no value. Afterwards every observation is in a file that the
+        records list, for engines that read the files directly. Returns the new
+        version, or None if the manifest held nothing.
+        """
+        committed = await self._commit([], "checkpoint", flush=True)
+        return committed.manifest.version if committed else None
+
     async def _maybe_compact(self, committed: Committed) -> None:
         crowded = []
         for series_id, record in committed.records.items():
@@ -559,13 +582,28 @@ class AsyncCatalog:
     # -- internals -------------------------------------------------------------------
 
     async def _commit(
-        self, operations: Sequence[Operation], message: str, allow_empty: bool = True
+        self,
+        operations: Sequence[Operation],
+        message: str,
+        allow_empty: bool = True,
+        flush: bool = False,
     ) -> Committed:
+        """Commit ``operations``; with ``flush``, write what the manifest holds into
+        shards and files (nothing to commit if it holds nothing)."""
         staged = Staged()
         attempts: dict[int, ChangeSet] = {}
 
         async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Draft:
-            changes = ChangeSet(base, commit_id, at, staged)
+            if flush and not base.manifest.records_pending:
+                raise _NothingToCommit
+            changes = ChangeSet(
+                base,
+                commit_id,
+                at,
+                staged,
+                pending_max=0 if flush else self.options.pending_records,
+                inline_max=self.options.inline_rows,
+            )
             for op in operations:
                 await op.apply(changes)
             if not changes.changes and not allow_empty:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import heapq
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,11 +20,12 @@ import pyarrow as pa
 
 from catalog_store import keys, table
 from catalog_store.commit import Draft
-from catalog_store.datafiles import EncodedFile, read_files
+from catalog_store.datafiles import INLINE_MAX_ROWS, EncodedFile, encode_inline, read_files
 from catalog_store.records import (
     MAX_LISTED_CHANGES,
     DataFile,
     Manifest,
+    PendingRecord,
     PendingRow,
     SeriesRecord,
     ShardRecords,
@@ -47,6 +47,8 @@ class Staged:
 
     shards: dict[str, ShardRef] = field(default_factory=dict)  # by checksum
     paths: set[str] = field(default_factory=set)
+    #: Files made of a series' inline rows, by series and the rows' checksum.
+    settled: dict[tuple[str, str], list[EncodedFile]] = field(default_factory=dict)
 
 
 #: A rewritten shard with more records than its catalog's split size is split (see
@@ -58,6 +60,13 @@ class Staged:
 #: of them at 10^6 series.
 SHARD_MIN_SPLIT = 64
 SHARD_MAX_RECORDS = 768
+
+#: A commit leaves at most this many changed series in the manifest
+#: (``records_pending``) instead of rewriting their shards, and only while their
+#: encoded records stay under RECORDS_PENDING_BYTES: every reader decodes the
+#: manifest. The commit that would pass either writes them all into their shards.
+RECORDS_PENDING_MAX = 16
+RECORDS_PENDING_BYTES = 64 * 1024
 
 
 def split_size(series_count: int) -> int:
@@ -91,16 +100,8 @@ class _ShardEdit:
 
     def merged(self) -> tuple[list[str], list[msgspec.Raw]]:
         """Ids in order and their encoded records, edits applied."""
-        edits = self.edits
-        base = self.base
-        kept = ((k, base.raw(i)) for i, k in base.entries() if k not in edits)
-        changed = sorted((k, encode_record(r)) for k, r in edits.items() if r is not None)
-        ids: list[str] = []
-        raws: list[msgspec.Raw] = []
-        for k, raw in heapq.merge(kept, changed, key=lambda item: item[0]):
-            ids.append(k)
-            raws.append(raw)
-        return ids, raws
+        edits = [PendingRecord(id=k, record=r) for k, r in sorted(self.edits.items())]
+        return self.base.overlaid(edits).encoded()
 
 
 class ChangeSet:
@@ -112,8 +113,14 @@ class ChangeSet:
         commit_id: str,
         committed_at: dt.datetime,
         staged: Staged,
+        *,
+        pending_max: int = RECORDS_PENDING_MAX,
+        inline_max: int = INLINE_MAX_ROWS,
     ) -> None:
         self.base = base
+        #: Limits of what this commit leaves in the manifest (see CatalogOptions).
+        self.pending_max = pending_max
+        self.inline_max = inline_max
         self.reader = base.reader
         self.store: Store = base.reader.store
         self.version = base.version + 1
@@ -134,8 +141,7 @@ class ChangeSet:
     async def _shard(self, series_id: str) -> _ShardEdit:
         shard = keys.meta_shard_of(self.base.manifest.bounds, series_id)
         if shard not in self._records:
-            base = await self.reader.records(self.base.manifest.shards[shard])
-            self._records[shard] = _ShardEdit(base)
+            self._records[shard] = _ShardEdit(await self.base.shard_records(shard))
         return self._records[shard]
 
     async def get(self, series_id: str) -> SeriesRecord | None:
@@ -267,6 +273,45 @@ class ChangeSet:
             result.append(new)
         return result, []
 
+    async def settle(self, record: SeriesRecord) -> SeriesRecord:
+        """``record`` with its inline rows moved into new files (queued), or as it is.
+
+        Not a change of value: the series keeps its version.
+        """
+        if record.inline is None:
+            return record
+        key = (record.id, keys.checksum(msgspec.msgpack.encode(record.inline)))
+        if key not in self._staged.settled:
+            self._staged.settled[key] = await encode_inline(record)
+        files = self.stage(self._staged.settled[key])
+        return msgspec.structs.replace(record, files=record.files + tuple(files), inline=None)
+
+    def _pending_records(self) -> list[PendingRecord] | None:
+        """The manifest's pending records after this change set, None if they would
+        pass the limits (the shards must then be rewritten)."""
+        pending = {entry.id: entry.record for entry in self.base.manifest.records_pending}
+        for edit in self._records.values():
+            pending.update(edit.edits)
+        if len(pending) > self.pending_max:
+            return None
+        size = sum(len(encode_record(r)) for r in pending.values() if r is not None)
+        if size > RECORDS_PENDING_BYTES:
+            return None
+        return [PendingRecord(id=k, record=r) for k, r in sorted(pending.items())]
+
+    async def _flush_pending(self) -> set[int]:
+        """Edit the base's pending records into their shards, and every inline row
+        into files; return the shards to rewrite."""
+        ids = {entry.id for entry in self.base.manifest.records_pending}
+        for edit in self._records.values():
+            ids.update(edit.edits)
+        for series_id in sorted(ids):
+            edit = await self._shard(series_id)
+            record = edit.get(series_id)
+            if record is not None and record.inline is not None:
+                edit[series_id] = await self.settle(record)
+        return {keys.meta_shard_of(self.base.manifest.bounds, series_id) for series_id in ids}
+
     def stage(self, files: list[EncodedFile]) -> list[DataFile]:
         """Queue new immutable files; :meth:`finish` writes them beside the shards."""
         for record, data in files:
@@ -283,8 +328,19 @@ class ChangeSet:
         """The manifest of ``self.version`` and the writes of the objects it names."""
         base = self.base.manifest
         xid_shards = list(base.xid_shards)
+        records_pending = self._pending_records()
+        rewrite = set() if records_pending is not None else await self._flush_pending()
+        # Only files a record still lists: one an operation read back and rewrote
+        # (held rows a range rewrite replaced) would be an orphan of a good commit.
+        listed = {
+            f.path
+            for edit in self._records.values()
+            for record in edit.edits.values()
+            if record is not None
+            for f in record.files
+        }
         writes: list[Awaitable[None]] = [
-            self._write_data(path, data) for path, data in self._pending.items()
+            self._write_data(path, data) for path, data in self._pending.items() if path in listed
         ]
         # Shards in id order: an untouched one is carried over by reference, a touched
         # one is rewritten, split when it has grown past the split size, and dropped
@@ -295,7 +351,7 @@ class ChangeSet:
         superseded: list[str] = []
         for index, ref in enumerate(base.shards):
             low = base.bounds[index - 1] if index else None
-            if index not in self._records:
+            if index not in rewrite:
                 shards.append(ref)
                 lows.append(low)
                 continue
@@ -339,6 +395,7 @@ class ChangeSet:
             xid_shards=xid_shards,
             table=table_parts,
             table_pending=table_pending,
+            records_pending=records_pending or [],
         )
 
         async def write_objects() -> None:

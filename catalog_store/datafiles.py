@@ -13,17 +13,57 @@ import pyarrow as pa
 
 from catalog_store import keys
 from catalog_store.observations import (
+    DEFAULT_PARTITIONING,
     clip,
     date_ints,
     decode_parquet,
     empty_table,
     encode_parquet,
     merge,
+    split_by_partition,
+    table_of_rows,
 )
-from catalog_store.records import DataFile, SeriesRecord, verify
+from catalog_store.records import DataFile, InlineRows, SeriesRecord, verify
 from catalog_store.snapshot import StoreReader
 
 EncodedFile = tuple[DataFile, bytes]
+
+#: By default a series' record holds at most this many appended rows before they go
+#: to a file (CatalogOptions.inline_rows).
+INLINE_MAX_ROWS = 64
+
+
+def scheme_of(record: SeriesRecord) -> str:
+    """The series' time partitioning."""
+    return record.partitioning or DEFAULT_PARTITIONING[record.frequency]
+
+
+def inline_rows(record: SeriesRecord, table: pa.Table, limit: int) -> InlineRows | None:
+    """The record's inline rows with ``table`` (rows after all of them) appended, or
+    None when together they pass ``limit``."""
+    held = record.inline
+    if (len(held.dates) if held else 0) + table.num_rows > limit:
+        return None
+    dates = date_ints(table).tolist()
+    values = table.column("value").to_pylist()
+    if held is None:
+        return InlineRows(dates, values)
+    return InlineRows(held.dates + dates, held.values + values)
+
+
+def inline_table(record: SeriesRecord) -> pa.Table:
+    """The record's inline rows as a table (empty if it has none)."""
+    if record.inline is None:
+        return empty_table(record.frequency)
+    return table_of_rows(record.inline.dates, record.inline.values, record.frequency)
+
+
+async def encode_inline(record: SeriesRecord) -> list[EncodedFile]:
+    """The record's inline rows as new files, one per partition they fall in."""
+    table = inline_table(record)
+    return await encode_partitions(
+        record.id, split_by_partition(table, scheme_of(record), record.frequency == "intraday")
+    )
 
 
 def encode_file(series_id: str, partition: str, table: pa.Table) -> EncodedFile:
@@ -100,4 +140,10 @@ async def read_record(
 ) -> pa.Table:
     """A series' observations in ``[low, high]`` (ordinals; None is open)."""
     files = overlapping(record.files, low, high)
-    return clip(await read_files(reader, files, record.frequency), low, high)
+    table = await read_files(reader, files, record.frequency)
+    inline = record.inline
+    if inline is not None and (high is None or inline.dates[0] <= high):
+        # Appended after every file: later than all their dates, so they follow them.
+        rows = inline_table(record)
+        table = pa.concat_tables([table, rows]).combine_chunks() if table.num_rows else rows
+    return clip(table, low, high)

@@ -131,10 +131,9 @@ async def iter_records(
     view = _view_decoder(fields) if fields else None  # None: every series matches
     holding = await _shards_holding(snapshot, flt.source)
     for shard in range(start_shard, len(manifest.shards)):
-        ref = manifest.shards[shard]
-        if ref is None or (holding is not None and shard not in holding):
+        if holding is not None and shard not in holding:
             continue
-        records = await snapshot.reader.records(ref)
+        records = await snapshot.shard_records(shard)
         for index, series_id in records.entries(after if shard == start_shard else ""):
             if view is not None and not flt.matches(records.view(index, view), series_id):
                 continue

@@ -20,6 +20,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
+import msgspec
+
 from catalog_store import keys
 from catalog_store.commit import Committer, Draft
 from catalog_store.errors import (
@@ -28,7 +30,6 @@ from catalog_store.errors import (
     ValidationError,
     VersionNotFoundError,
 )
-from catalog_store.records import Manifest
 from catalog_store.snapshot import StoreReader
 from catalog_store.verify import verify_version
 
@@ -77,6 +78,9 @@ async def referenced_objects(reader: StoreReader, latest: int, oldest: int = 0) 
             if ref is not None:
                 seen.add(ref.path)
         seen.update(part.path for part in manifest.table or ())
+        for entry in manifest.records_pending:
+            if entry.record is not None:
+                seen.update(f.path for f in entry.record.files)
         for ref in manifest.shards:
             if ref is None or ref.path in seen:
                 continue
@@ -229,24 +233,17 @@ async def repair(committer: Committer) -> RepairReport:
     message = f"repair: restore version {good}; versions {good + 1}..{latest} are no longer current"
 
     async def build(base: Any, commit_id: str, at: dt.datetime) -> Draft:
-        return Draft(
-            Manifest(
-                version=base.version + 1,
-                parent=base.version,
-                commit_id=commit_id,
-                committed_at=at,
-                message=message,
-                changes=[("restore", str(good))],
-                series_count=target.series_count,
-                observation_count=target.observation_count,
-                shard_count=target.shard_count,
-                shards=target.shards,
-                bounds=target.bounds,
-                xid_shards=target.xid_shards,
-                table=target.table,
-                table_pending=target.table_pending,
-            )
+        restored = msgspec.structs.replace(
+            target,
+            version=base.version + 1,
+            parent=base.version,
+            commit_id=commit_id,
+            committed_at=at,
+            message=message,
+            changes=[("restore", str(good))],
+            change_count=1,
         )
+        return Draft(restored)
 
     landed = await committer.commit(build)
     report.new_version = landed.version

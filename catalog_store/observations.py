@@ -55,6 +55,15 @@ def empty_table(frequency: str) -> pa.Table:
     return schema_for(frequency).empty_table()
 
 
+def table_of_rows(dates: Sequence[int], values: Sequence[float | None], frequency: str) -> pa.Table:
+    """A table of rows given as ordinals (see :func:`date_ints`) and values, in order."""
+    schema = schema_for(frequency)
+    return pa.table(
+        [pa.array(dates, schema.field("date").type), pa.array(values, pa.float64())],
+        schema=schema,
+    )
+
+
 def check_mode(mode: str) -> str:
     if mode not in _WRITE_MODES:
         raise ValidationError(

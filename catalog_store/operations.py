@@ -19,7 +19,7 @@ import numpy as np
 import pyarrow as pa
 
 from catalog_store.changes import ChangeSet
-from catalog_store.datafiles import EncodedFile, encode_partitions
+from catalog_store.datafiles import EncodedFile, encode_partitions, inline_rows, scheme_of
 from catalog_store.errors import (
     AppendOrderError,
     ExternalIdTakenError,
@@ -49,10 +49,6 @@ class Operation(Protocol):
 
 def spec_of(record: SeriesRecord) -> SeriesSpec:
     return SeriesSpec.model_construct(**{name: getattr(record, name) for name in SPEC_FIELDS})
-
-
-def scheme_of(record: SeriesRecord) -> str:
-    return record.partitioning or DEFAULT_PARTITIONING[record.frequency]
 
 
 async def _existing(changes: ChangeSet, series_id: str, expected: int | None) -> SeriesRecord:
@@ -114,10 +110,11 @@ class UpdateSeries:
         await _claim_external_ids(changes, record.id, record.external_ids, spec.external_ids)
         fields = spec.model_dump(exclude={"id"})
         new_scheme = spec.partitioning or DEFAULT_PARTITIONING[spec.frequency]
-        if record.files and new_scheme != scheme_of(record):
+        if (record.files or record.inline) and new_scheme != scheme_of(record):
             # Rewrite the files into the new partitions. Files of two schemes would
             # overlap in dates, and compaction or a range rewrite of one partition
             # would then reorder writes and let an older value win.
+            record = await changes.settle(record)
             table = await changes.read_files(record.files, record.frequency)
             parts = split_by_partition(table, new_scheme, record.frequency == "intraday")
             fields["files"] = tuple(changes.stage(await encode_partitions(record.id, parts)))
@@ -191,17 +188,21 @@ class WriteObservations:
         return self._encoded[key]
 
     async def apply(self, changes: ChangeSet) -> None:
-        record = await _existing(changes, self.series_id, self.expected_version)
-        table, low, high = self.prepare(record.frequency)
-        if self.mode in ("replace_range", "delete_range"):
-            new = await self._rewrite_range(changes, record, table, low, high)
-        elif table.num_rows == 0:
+        before = await _existing(changes, self.series_id, self.expected_version)
+        table, low, high = self.prepare(before.frequency)
+        if table.num_rows == 0 and self.mode not in ("replace_range", "delete_range"):
             return
-        elif self.mode == "append":
-            new = await self._append(changes, record, table)
+        if self.mode == "append":
+            new = await self._append(changes, before, table)
         else:
-            new = await self._upsert(changes, record, table)
-        await changes.put(new, self.mode, record)
+            # Inline rows are newer than every file: they go to a file before this
+            # write adds any, so that files stay in order of writing.
+            record = await changes.settle(before)
+            if self.mode == "upsert":
+                new = await self._upsert(changes, record, table)
+            else:
+                new = await self._rewrite_range(changes, record, table, low, high)
+        await changes.put(new, self.mode, before)
 
     async def _append(
         self, changes: ChangeSet, record: SeriesRecord, table: pa.Table
@@ -210,8 +211,17 @@ class WriteObservations:
         if record.last is not None and int(ints[0]) <= record.last:
             first_new = table.column("date")[0].as_py()
             raise AppendOrderError(self.series_id, first_new, _show(record.last, record))
-        files = record.files + tuple(changes.stage(await self._files(table, record)))
         count = record.observation_count + len(ints)
+        inline = inline_rows(record, table, changes.inline_max)
+        if inline is not None:
+            # A few rows ride in the record; a commit that changes only a few
+            # series then writes nothing but its manifest.
+            first = int(ints[0]) if record.first is None else record.first
+            return changes.stamp(
+                record, inline=inline, observation_count=count, first=first, last=int(ints[-1])
+            )
+        record = await changes.settle(record)
+        files = record.files + tuple(changes.stage(await self._files(table, record)))
         return changes.stamp(record, files=files, observation_count=count, **_bounds(files))
 
     async def _upsert(
@@ -276,11 +286,15 @@ class CompactSeries:
         record = await changes.get(self.series_id)
         if record is None:
             return
+        before = record
+        record = await changes.settle(record)
         counts: dict[str, int] = {}
         for f in record.files:
             counts[f.partition] = counts.get(f.partition, 0) + 1
         crowded = sorted(p for p, n in counts.items() if n >= self.min_files)
         if not crowded:
+            if record is not before:
+                await changes.put(record, "compact", before)
             return
         merged: dict[str, pa.Table] = {}
         for partition in crowded:
@@ -288,7 +302,7 @@ class CompactSeries:
             merged[partition] = await changes.read_files(in_partition, record.frequency)
         added = changes.stage(await encode_partitions(self.series_id, merged))
         files = tuple(f for f in record.files if f.partition not in merged) + tuple(added)
-        await changes.put(msgspec.structs.replace(record, files=files), "compact", record)
+        await changes.put(msgspec.structs.replace(record, files=files), "compact", before)
 
 
 def _show(ordinal_value: int, record: SeriesRecord) -> object:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import datetime as dt
+import heapq
 import itertools
 from collections.abc import Iterator, Mapping
 from typing import Any
@@ -19,7 +20,11 @@ from catalog_store.errors import IntegrityError
 from catalog_store.keys import checksum
 from catalog_store.models import SPEC_FIELDS, Series
 
-MANIFEST_FORMAT = "fincat-manifest/2"
+MANIFEST_FORMAT = "fincat-manifest/3"
+#: Version 3 without held series (``records_pending``): what a manifest holding
+#: none is written as, so that a fincat from before them can still read it.
+MANIFEST_FORMAT_2 = "fincat-manifest/2"
+READABLE_MANIFEST_FORMATS = (MANIFEST_FORMAT_2, MANIFEST_FORMAT)
 #: A manifest lists at most this many of its changes: every reader decodes the
 #: manifest, so its size must not grow with the size of a batch.
 MAX_LISTED_CHANGES = 1000
@@ -90,6 +95,15 @@ class PendingRow(msgspec.Struct, frozen=True, kw_only=True):
     row: TableRow | None
 
 
+class InlineRows(msgspec.Struct, frozen=True, gc=False):
+    """Observations appended after every file of a series, held in its record until
+    they are written into a file: ``dates`` as ordinals (see :func:`to_ordinal`),
+    ascending; ``values`` float64 or None (missing), never NaN or infinite."""
+
+    dates: list[int]
+    values: list[float | None]
+
+
 class SeriesRecord(TableRow, frozen=True, kw_only=True, omit_defaults=False, gc=False):
     """A series in a metadata shard: its table row, derived fields and live files."""
 
@@ -102,6 +116,17 @@ class SeriesRecord(TableRow, frozen=True, kw_only=True, omit_defaults=False, gc=
     #: The catalog version at which this series last changed before ``version``;
     #: following it walks the series' own history without reading every manifest.
     previous_version: int | None = None
+    #: Rows appended since the last file, newer than every file's; only a record in
+    #: ``Manifest.records_pending`` has any (shards never hold rows).
+    inline: InlineRows | None = None
+
+
+class PendingRecord(msgspec.Struct, frozen=True, kw_only=True):
+    """A series as a version has it, held in the manifest instead of its shard:
+    ``record`` None once deleted."""
+
+    id: str
+    record: SeriesRecord | None
 
 
 class Manifest(msgspec.Struct, frozen=True, kw_only=True):
@@ -133,6 +158,10 @@ class Manifest(msgspec.Struct, frozen=True, kw_only=True):
     #: Changes to the table since its parts were last rewritten, by id: a commit that
     #: changes a few series' metadata lists them here instead of rewriting parts.
     table_pending: list[PendingRow] = msgspec.field(default_factory=list)
+    #: Series a commit changed since their shards were last rewritten, by id: a
+    #: commit touching a few series lists them here instead of rewriting shards,
+    #: and readers look here before the shards.
+    records_pending: list[PendingRecord] = msgspec.field(default_factory=list)
     #: SHA-256 of the manifest's own JSON with this field empty; last, so that a
     #: reader checks the exact bytes it read (see :func:`encode_manifest`).
     checksum: str = ""
@@ -168,9 +197,11 @@ def encode_manifest(manifest: Manifest) -> bytes:
 
     The digest covers the JSON with ``"checksum":""`` and is then written into that
     field, which msgspec encodes last; so any changed byte, a digit of a count or a
-    letter of the commit id, fails :func:`decode_manifest`.
+    letter of the commit id, fails :func:`decode_manifest`. The format is the
+    oldest that can say what the manifest holds.
     """
-    body = _json.encode(msgspec.structs.replace(manifest, checksum=""))
+    form = MANIFEST_FORMAT if manifest.records_pending else MANIFEST_FORMAT_2
+    body = _json.encode(msgspec.structs.replace(manifest, format=form, checksum=""))
     assert body.endswith(_UNSEALED)
     return body[:-2] + checksum(body).encode() + b'"}'
 
@@ -180,7 +211,7 @@ def decode_manifest(data: bytes, key: str) -> Manifest:
         manifest = _manifest_decoder.decode(data)
     except (msgspec.DecodeError, msgspec.ValidationError) as exc:
         raise IntegrityError(f"manifest {key} cannot be parsed: {exc}") from None
-    if manifest.format != MANIFEST_FORMAT:
+    if manifest.format not in READABLE_MANIFEST_FORMATS:
         raise IntegrityError(f"manifest {key} has unknown format {manifest.format!r}")
     seal = f'"checksum":"{manifest.checksum}"}}'.encode()
     if (
@@ -238,6 +269,27 @@ class ShardRecords(Mapping[str, SeriesRecord]):
         if len(ids) != len(raws) or any(a >= b for a, b in itertools.pairwise(ids)):
             raise IntegrityError(f"shard {path}: ids are not in order or do not match records")
         return cls(ids, raws, path, len(data))
+
+    def overlaid(self, pending: list[PendingRecord]) -> ShardRecords:
+        """These records with ``pending`` (entries of this shard's range, in id order)
+        applied: a view sharing the unchanged records' bytes."""
+        if not pending:
+            return self
+        changed = {entry.id: entry.record for entry in pending}
+        kept = ((k, raw) for k, raw in zip(self._ids, self._raws, strict=True) if k not in changed)
+        added = ((k, encode_record(r)) for k, r in changed.items() if r is not None)
+        ids: list[str] = []
+        raws: list[msgspec.Raw] = []
+        for k, raw in heapq.merge(kept, added, key=lambda item: item[0]):
+            ids.append(k)
+            raws.append(raw)
+        encoded = self.nbytes - 256 - RECORD_OVERHEAD * len(self._ids)
+        encoded += sum(len(raw) for k, raw in zip(ids, raws, strict=True) if k in changed)
+        return ShardRecords(ids, raws, self._path, encoded)
+
+    def encoded(self) -> tuple[list[str], list[msgspec.Raw]]:
+        """Ids in order and their records as stored: what :func:`encode_shard` takes."""
+        return self._ids, self._raws
 
     def _index(self, series_id: str) -> int:
         i = bisect.bisect_left(self._ids, series_id)

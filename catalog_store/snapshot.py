@@ -8,6 +8,7 @@ key forever, evicted least-recently-used when the cache passes its byte bound. O
 from __future__ import annotations
 
 import asyncio
+import bisect
 import datetime as dt
 import time
 from collections.abc import Awaitable, Callable
@@ -27,6 +28,7 @@ from catalog_store.errors import (
 from catalog_store.records import (
     STORE_FORMAT,
     Manifest,
+    PendingRecord,
     SeriesRecord,
     ShardRecords,
     ShardRef,
@@ -119,7 +121,13 @@ class ObjectCache:
 def _manifest_size(manifest: Manifest) -> int:
     # Measured with tracemalloc: ~400 bytes a decoded shard reference, ~160 a change.
     refs = len(manifest.shards) + len(manifest.xid_shards) + len(manifest.table or ())
-    return 1024 + 400 * refs + 160 * len(manifest.changes) + 1000 * len(manifest.table_pending)
+    pending = 1000 * len(manifest.table_pending) + 2000 * len(manifest.records_pending)
+    inline = sum(
+        len(entry.record.inline.dates)
+        for entry in manifest.records_pending
+        if entry.record is not None and entry.record.inline is not None
+    )
+    return 1024 + 400 * refs + 160 * len(manifest.changes) + pending + 60 * inline
 
 
 def _shard_bytes(records: ShardRecords) -> int:
@@ -367,11 +375,37 @@ class Snapshot:
 
     async def record(self, series_id: str) -> SeriesRecord | None:
         """The series' record at this version, or None."""
+        pending = self.manifest.records_pending
+        i = bisect.bisect_left(pending, series_id, key=_entry_id)
+        if i < len(pending) and pending[i].id == series_id:
+            return pending[i].record
         shard = keys.meta_shard_of(self.manifest.bounds, series_id)
         return (await self.reader.records(self.manifest.shards[shard])).get(series_id)
+
+    async def shard_records(self, index: int) -> ShardRecords:
+        """The records of metadata shard ``index`` at this version: the shard's own,
+        with the manifest's pending records of its id range applied."""
+        manifest = self.manifest
+        records = await self.reader.records(manifest.shards[index])
+        return records.overlaid(pending_of_shard(manifest, index))
 
     async def owner_of(self, provider: str, external_id: str) -> str | None:
         """The series holding this external id at this version, or None."""
         key = xid_key(provider, external_id)
         shard = keys.shard_of(key, self.manifest.shard_count)
         return (await self.reader.xids(self.manifest.xid_shards[shard])).get(key)
+
+
+def _entry_id(entry: PendingRecord) -> str:
+    return entry.id
+
+
+def pending_of_shard(manifest: Manifest, index: int) -> list[PendingRecord]:
+    """The manifest's pending records that belong in shard ``index``, in id order."""
+    pending = manifest.records_pending
+    if not pending:
+        return []
+    bounds = manifest.bounds
+    start = bisect.bisect_left(pending, bounds[index - 1], key=_entry_id) if index else 0
+    end = bisect.bisect_left(pending, bounds[index], key=_entry_id) if index < len(bounds) else None
+    return pending[start:end]

@@ -352,6 +352,9 @@ class Catalog:
     def compact(self, series_id: str, min_files: int = 2) -> int | None:
         return self._runner.run(self.inner.compact(series_id, min_files))
 
+    def checkpoint(self) -> int | None:
+        return self._runner.run(self.inner.checkpoint())
+
     @contextmanager
     def batch(self, message: str = "") -> Iterator[SyncBatch]:
         """Gather changes; commit them as one version when the block ends cleanly."""

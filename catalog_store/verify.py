@@ -22,7 +22,7 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from catalog_store import keys, table
-from catalog_store.datafiles import read_files
+from catalog_store.datafiles import read_files, read_record
 from catalog_store.errors import (
     IntegrityError,
     ObjectNotFoundError,
@@ -30,7 +30,7 @@ from catalog_store.errors import (
 )
 from catalog_store.observations import date_ints
 from catalog_store.records import Manifest, SeriesRecord, ShardRef, TablePart
-from catalog_store.snapshot import StoreReader
+from catalog_store.snapshot import Snapshot, StoreReader
 
 T = TypeVar("T")
 
@@ -143,8 +143,12 @@ class _Verifier:
                 await self.shard(xid_ref, manifest.version, index=True)
         key = keys.manifest_key(manifest.version)
         await self.placement(manifest)
-        await self.table(manifest, content=manifest.version == self.report.latest_version)
-        series = sum(ref.count for ref in shards)
+        pending_series, pending_observations = await self.pending(manifest)
+        # Held records out of order make no view of the shards to compare with.
+        ordered = all(a.id < b.id for a, b in itertools.pairwise(manifest.records_pending))
+        latest = manifest.version == self.report.latest_version
+        await self.table(manifest, content=latest and ordered)
+        series = sum(ref.count for ref in shards) + pending_series
         if series != manifest.series_count:
             self.problem(
                 "bad_manifest",
@@ -152,8 +156,10 @@ class _Verifier:
                 f"series_count is {manifest.series_count}, shards hold {series}",
                 version=manifest.version,
             )
-        if all(ref.path in self.observations for ref in shards):
+        readable = all(ref.path in self.observations for ref in shards)
+        if readable and pending_observations is not None:
             observations = sum(self.observations[ref.path] for ref in shards)
+            observations += pending_observations
             if observations != manifest.observation_count:
                 self.problem(
                     "bad_manifest",
@@ -162,6 +168,37 @@ class _Verifier:
                     f"series hold {observations}",
                     version=manifest.version,
                 )
+
+    async def pending(self, manifest: Manifest) -> tuple[int, int | None]:
+        """Check the manifest's pending records as series; return what they add to the
+        series and observations their shards hold (None: a shard is unreadable)."""
+        version = manifest.version
+        pending = manifest.records_pending
+        if any(a.id >= b.id for a, b in itertools.pairwise(pending)):
+            self.problem(
+                "bad_manifest",
+                keys.manifest_key(version),
+                "pending records are not in id order",
+                version=version,
+            )
+        series, observations = 0, 0
+        for entry in pending:
+            ref = manifest.shards[keys.meta_shard_of(manifest.bounds, entry.id)]
+            stale = None
+            if ref is not None:
+                if ref.path in self.bad:
+                    return series, None
+                stale = (await self.reader.records(ref)).get(entry.id)
+            series += (entry.record is not None) - (stale is not None)
+            observations -= stale.observation_count if stale is not None else 0
+            if entry.record is not None:
+                if entry.record.id != entry.id:
+                    detail = f"pending record {entry.id!r} names {entry.record.id!r}"
+                    key = keys.manifest_key(version)
+                    self.problem("bad_manifest", key, detail, version=version)
+                observations += entry.record.observation_count
+                await self.series(entry.record, version)
+        return series, observations
 
     async def placement(self, manifest: Manifest) -> None:
         """Each metadata shard holds only ids of its range (a lookup looks nowhere else)."""
@@ -239,10 +276,9 @@ class _Verifier:
         actual = table.combine(parts, manifest.table_pending, None)
         offset = 0
         wrong: str | None = None
-        for ref in manifest.shards:
-            if ref is None:
-                continue
-            expected = table.table_of(list((await self.reader.records(ref)).values()))
+        snapshot = Snapshot(self.reader, manifest)
+        for index in range(len(manifest.shards)):
+            expected = table.table_of(list((await snapshot.shard_records(index)).values()))
             found = actual.slice(offset, expected.num_rows)
             offset += expected.num_rows
             if not expected.equals(found):
@@ -366,7 +402,22 @@ class _Verifier:
             await self.derived(record, version)
 
     async def derived(self, record: SeriesRecord, version: int) -> None:
-        table = await read_files(self.reader, record.files, record.frequency)
+        inline = record.inline
+        if inline is not None and (
+            len(inline.dates) != len(inline.values)
+            or not inline.dates
+            or any(a >= b for a, b in itertools.pairwise(inline.dates))
+            or any(inline.dates[0] <= f.hi for f in record.files)
+        ):
+            self.problem(
+                "derived_mismatch",
+                record.id,
+                "inline rows are empty, out of order, unmatched or not after every file",
+                version=version,
+                series_id=record.id,
+            )
+            return
+        table = await read_record(self.reader, record, None, None)
         ints = date_ints(table)
         first = int(ints[0]) if len(ints) else None
         last = int(ints[-1]) if len(ints) else None

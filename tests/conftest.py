@@ -12,7 +12,7 @@ from typing import Any
 import boto3
 import pytest
 
-from catalog_store import Catalog
+from catalog_store import Catalog, CatalogOptions
 from catalog_store.storage import drop_memory_store
 from tests.s3server import LoopbackS3Server
 
@@ -23,6 +23,11 @@ os.environ.setdefault("AWS_DEFAULT_REGION", "us-east-1")
 os.environ.pop("AWS_PROFILE", None)
 
 BACKENDS = ["memory", "local", "s3"]
+
+#: Every commit writes its rows into Parquet files and its series into their
+#: shards at once, instead of holding a few in the manifest: for tests of the
+#: file and shard layout (damaging a file, counting shard rewrites).
+EAGER = CatalogOptions(inline_rows=0, pending_records=0)
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:

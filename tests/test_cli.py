@@ -24,7 +24,7 @@ from catalog_store.cli._output import Meter
 from catalog_store.cli.csvfiles import infer_frequency, parse_date, read_long
 from catalog_store.demo import load_demo_async
 from catalog_store.errors import ValidationError
-from tests.conftest import StoreTarget
+from tests.conftest import EAGER, StoreTarget
 
 DATA = Path(__file__).resolve().parents[1] / "catalog_store" / "demo"
 RUNNER = CliRunner(env={"COLUMNS": "200"})
@@ -873,7 +873,10 @@ def test_verify_json_reports_damage_and_exits_4(tmp_path: Path, local: list[str]
     ok(cli(*local, "init"))
     path = write_file(tmp_path / "wide.csv", WIDE)
     ok(cli(*local, "import", path, "--format", "wide"))
-    ok(cli(*local, "write", "gdp", "-", input="date,value\n2000-04-01,103\n"))
+    # Version 2 appends to gdp through an eager catalog, so that it writes a data file
+    # of its own to damage (``fincat write`` would hold so small an append in the manifest).
+    with Catalog.open(local[1], options=EAGER) as catalog:
+        catalog.write("gdp", ([dt.date(2000, 4, 1)], [103.0]))
     healthy = as_json(cli(*local, "verify", "--json"))
     # Records in each shard object: gdp and cpi share one id range, so version 1's
     # shard holds both and version 2's holds gdp's new state beside cpi.

@@ -387,6 +387,7 @@ def test_gc_reclaims_temp_files_of_killed_writers(tmp_path: Path) -> None:
         catalog = await AsyncCatalog.open(url, create=True)
         await catalog.create({"id": "S", "frequency": "annual"})
         await catalog.write("S", ([dt.date(2020, 1, 1)], [1.0]))
+        await catalog.checkpoint()  # the row into a data file: S's data directory
         # What a writer killed after writing its temp file leaves behind.
         (data_dir,) = (Path(url) / "data").iterdir()
         leftovers = [data_dir / ".0123abcd.tmp", Path(url) / "_manifests" / ".4567cdef.tmp"]

@@ -21,6 +21,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import copy
+import dataclasses
 import datetime as dt
 import errno
 import os
@@ -62,7 +63,7 @@ from catalog_store.testing.faults import (
     FaultyStore,
     Injection,
 )
-from tests.conftest import StoreTarget, make_target
+from tests.conftest import EAGER, StoreTarget, make_target
 
 SMALL_RETRY = RetryPolicy(max_attempts=4, max_seconds=5.0, base_delay=0.001, max_delay=0.01)
 CHECKSUMMED = r"^(data|meta|xid)/"
@@ -832,23 +833,26 @@ async def writes_in_flight() -> None:
 
 
 async def seeded_catalog(target: StoreTarget) -> dict[dt.date, float | None]:
-    """A catalog with series S (daily, external id src:S) holding a few values."""
+    """A catalog with series S (daily, external id src:S) holding a few values, written
+    out: S's record in its metadata shard and its values in a data file."""
     setup = await AsyncCatalog.open(target.url, target.options or None, create=True)
     await setup.create({"id": "S", "frequency": "daily", "external_ids": {"src": "S"}})
     rows = {dt.date(2020, 2, 27) + dt.timedelta(days=i): float(i) for i in range(5)}
     await setup.write("S", (list(rows), list(rows.values())))
+    assert await setup.checkpoint() is not None
     await setup.close()
     return dict(rows)
 
 
 async def faulty_catalog(
-    target: StoreTarget, plan: FaultPlan, **options: Any
+    target: StoreTarget, plan: FaultPlan, base: CatalogOptions | None = None, **options: Any
 ) -> tuple[AsyncCatalog, AsyncCatalog]:
-    """(catalog through the faults, oracle on the bare store)."""
+    """(catalog through the faults, oracle on the bare store); the catalog's options
+    are ``base`` (default: the defaults) with ``options`` and the campaign's retries."""
     with plan.paused():
         catalog = await AsyncCatalog.open_store(
             FaultyStore(raw_store(target), plan),
-            options=CatalogOptions(retry=SMALL_RETRY, **options),
+            options=dataclasses.replace(base or CatalogOptions(), retry=SMALL_RETRY, **options),
         )
     oracle = await AsyncCatalog.open_store(raw_store(target))
     return catalog, oracle
@@ -859,7 +863,8 @@ def test_a_full_disk_fails_the_commit_cleanly(target: StoreTarget, where: str) -
     async def main() -> None:
         rows = await seeded_catalog(target)
         plan = FaultPlan()
-        catalog, oracle = await faulty_catalog(target, plan)
+        # Eager: the write puts a data file and a shard before its manifest.
+        catalog, oracle = await faulty_catalog(target, plan, EAGER)
         before = await oracle.version()
         full = (
             FaultRule(FaultKind.FULL, probability=1.0, operations=frozenset({"put"}), keys="^data/")

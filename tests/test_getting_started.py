@@ -304,7 +304,7 @@ def check_write(out: str) -> None:
 
 def check_revise(out: str) -> None:
     series = json.loads(out)
-    assert series["version"] == 4  # the page says so
+    assert series["version"] == 5  # the page says so
     assert series["observation_count"] == 203
 
 

@@ -15,7 +15,7 @@ from catalog_store.errors import ValidationError, VersionNotFoundError
 from catalog_store.keys import LATEST_HINT
 from catalog_store.maintenance import RepairRefusedError
 from catalog_store.storage import open_store
-from tests.conftest import StoreTarget
+from tests.conftest import EAGER, StoreTarget
 
 
 def fill(cat: Catalog) -> None:
@@ -80,7 +80,8 @@ def test_gc_on_every_backend_keeps_every_version_readable(target: StoreTarget) -
 
 def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
     root = tmp_path / "store"
-    cat = Catalog.open(str(root), create=True)
+    # Eager: every write adds a file of its own, even one of a single row.
+    cat = Catalog.open(str(root), create=True, options=EAGER)
     fill(cat)
     good = cat.version()
     cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
@@ -125,6 +126,7 @@ def test_cli_verify_gc_and_repair(tmp_path: Path) -> None:
     root = tmp_path / "store"
     cat = Catalog.open(str(root), create=True)
     fill(cat)
+    cat.checkpoint()  # the observations into data files, to damage one
     cat.close()
     runner = CliRunner()
     ok = runner.invoke(app, ["--root", str(root), "verify", "--json"])
@@ -156,7 +158,8 @@ def test_cli_verify_gc_and_repair(tmp_path: Path) -> None:
 def test_gc_with_retention_expires_only_versions_superseded_before_the_cutoff(
     target: StoreTarget,
 ) -> None:
-    cat = Catalog.open(target.url, target.options or None, create=True)
+    # Eager: each write below adds a file of its own, referenced from its version on.
+    cat = Catalog.open(target.url, target.options or None, create=True, options=EAGER)
     cat.create(id="A", frequency="annual")  # v1
     cat.write("A", ([dt.date(2000, 1, 1)], [1.0]))  # v2
     cat.write("A", ([dt.date(2000, 1, 1)], [2.0]), "upsert")  # v3: the state at the cutoff

@@ -164,6 +164,7 @@ def test_ids_differing_in_case_do_not_collide_on_disk(tmp_path: Any) -> None:
         cat.create(id="gdp", frequency="annual", title="lower")
         cat.write("GDP", ([dt.date(2000, 1, 1)], [1.0]))
         cat.write("gdp", ([dt.date(2000, 1, 1)], [2.0]))
+        cat.checkpoint()  # both series' rows into data files
         assert cat.get("GDP").title == "upper"
         assert cat.get("gdp").title == "lower"
         assert cat.read("GDP").column("value").to_pylist() == [1.0]

@@ -63,6 +63,7 @@ def test_leap_days(catalog: Catalog) -> None:
     catalog.create(id="I", frequency="intraday", partitioning="month")
     last_instant = dt.datetime(2020, 2, 29, 23, 59, 59, 999_999, tzinfo=UTC)
     catalog.write("I", ([last_instant, dt.datetime(2020, 3, 1, tzinfo=UTC)], [1.0, 2.0]))
+    catalog.checkpoint()  # the held rows into files, one per partition
     assert {f.partition for f in record_of(catalog, "I").files} == {
         "year=2020/month=02",
         "year=2020/month=03",
@@ -77,6 +78,7 @@ def test_year_and_decade_boundaries(catalog: Catalog) -> None:
     catalog.write("B", ([D(1999, 12, 29), D(1999, 12, 30), D(1999, 12, 31)], [1.0, 2.0, 3.0]))
     s = catalog.write("B", ([D(2000, 1, 3)], [4.0]))  # Friday to Monday across the millennium
     assert (s.first_date, s.last_date, s.observation_count) == (D(1999, 12, 29), D(2000, 1, 3), 4)
+    catalog.checkpoint()  # the held rows into files, one per partition
     assert sorted(f.partition for f in record_of(catalog, "B").files) == [
         "decade=1990",
         "decade=2000",
@@ -92,6 +94,7 @@ def test_year_and_decade_boundaries(catalog: Catalog) -> None:
     catalog.create(id="Y", frequency="daily", partitioning="year")
     edges = [D(1600, 1, 1), D(1969, 12, 31), D(1970, 1, 1), D(2200, 12, 31)]
     catalog.write("Y", (edges, [1.0, 2.0, 3.0, 4.0]))
+    catalog.checkpoint()
     assert sorted((f.partition, f.rows) for f in record_of(catalog, "Y").files) == [
         ("year=1600", 1),
         ("year=1969", 1),
@@ -103,6 +106,7 @@ def test_year_and_decade_boundaries(catalog: Catalog) -> None:
     catalog.create(id="M", frequency="monthly", partitioning="decade")
     months = [D(1959, 12, 1), D(1960, 1, 1), D(2009, 12, 1), D(2010, 1, 1)]
     catalog.write("M", (months, [1.0, 2.0, 3.0, 4.0]))
+    catalog.checkpoint()
     assert sorted(f.partition for f in record_of(catalog, "M").files) == [
         "decade=1950",
         "decade=1960",
@@ -189,6 +193,7 @@ def test_intraday_observations_are_utc_instants(catalog: Catalog) -> None:
     table = catalog.read("FX")
     assert table.schema.field("date").type == pa.timestamp("us", tz="UTC")
     assert rows(table) == [(in_utc[0], 2.0), (in_utc[1], 1.0), (in_utc[2], 3.0)]
+    catalog.checkpoint()  # the held rows into files, one per UTC month
     assert sorted(f.partition for f in record_of(catalog, "FX").files) == [
         "year=2020/month=01",
         "year=2020/month=02",

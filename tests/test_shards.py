@@ -26,6 +26,7 @@ from catalog_store.records import (
     encode_shard,
 )
 from catalog_store.storage import MemoryStore
+from tests.conftest import EAGER
 
 
 @pytest.fixture(autouse=True)
@@ -85,7 +86,8 @@ def test_shards_split_by_id_range_and_every_lookup_finds_its_series(tmp_path: Pa
 
 def test_a_commit_rewrites_only_the_shard_its_ids_fall_in(tmp_path: Path) -> None:
     async def main() -> None:
-        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+        # Eager: every commit rewrites the shards of its ids instead of holding them.
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True, options=EAGER)
         before = await create_all(catalog, (spec(f"S{n:03d}") for n in range(40)))
         await catalog.update("S017", {"title": "changed"})
         after = await latest(catalog)
@@ -106,7 +108,8 @@ def test_a_commit_rewrites_only_the_shard_its_ids_fall_in(tmp_path: Path) -> Non
 
 def test_emptied_shards_are_dropped_and_their_ids_can_come_back(tmp_path: Path) -> None:
     async def main() -> None:
-        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+        # Eager: every commit rewrites the shards of its ids instead of holding them.
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True, options=EAGER)
         ids = [f"S{n:03d}" for n in range(30)]
         manifest = await create_all(catalog, map(spec, ids))
         first_shard = (await ids_by_shard(catalog, manifest))[0]
@@ -263,7 +266,9 @@ def test_a_filter_over_a_record_it_cannot_read_raises_integrity_error(tmp_path: 
     async def main() -> None:
         catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
         await catalog.create(spec("S000"))
+        await catalog.checkpoint()  # S000 into its shard, not held in the manifest
         manifest = await latest(catalog)
+        assert manifest.records_pending == []
         bad_record = msgspec.msgpack.encode({"id": "S000", "frequency": "monthly", "source": 5})
         data = encode_shard(["S000"], [msgspec.Raw(bad_record)])
         ref = ShardRef(

@@ -32,6 +32,7 @@ pytestmark = pytest.mark.timeout(120)
 async def open_faulty(target: StoreTarget, rule: FaultRule) -> tuple[AsyncCatalog, FaultyStore]:
     setup = await AsyncCatalog.open(target.url, target.options or None, create=True)
     await setup.create({"id": "S", "frequency": "annual", "title": "before"})
+    await setup.checkpoint()  # S's record into its metadata shard, to be read from there
     await setup.close()
     store = FaultyStore(open_store(target.url, target.options or None), FaultPlan([rule]))
     catalog = await AsyncCatalog.open_store(

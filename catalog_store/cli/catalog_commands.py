@@ -1,4 +1,4 @@
-"""Commands about the catalog as a whole: init, ls, show, log, demo, compact."""
+"""Commands about the catalog as a whole: init, ls, show, log, demo, compact, checkpoint."""
 
 from __future__ import annotations
 
@@ -252,3 +252,19 @@ def compact(
         as_json,
         text,
     )
+
+
+@app.command()
+def checkpoint(ctx: typer.Context, as_json: JsonFlag = False) -> None:
+    """Write the series recent commits left in the manifest into their shards, and
+    their appended rows into Parquet files; values do not change."""
+    with open_catalog(ctx) as catalog, progress("writing held series out"):
+        version = catalog.checkpoint()
+
+    def text(data: dict[str, Any]) -> None:
+        if version is None:
+            console().print("nothing held in the manifest: every row is in a file.")
+        else:
+            console().print(f"written out as version {version}.")
+
+    emit({"checkpointed": version is not None, "version": version}, as_json, text)
