@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
@@ -66,15 +67,18 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def open_catalog(_: Litestar) -> AsyncIterator[None]:
+        options = CatalogOptions(
+            max_staleness=settings.cache_ttl,
+            cache_bytes=settings.cache_bytes,
+            store_listener=metrics.store_listener,
+        )
+        if not settings.hold_writes:
+            options = dataclasses.replace(options, inline_rows=0, pending_records=0)
         catalog = await AsyncCatalog.open(
             settings.root,
             dict(settings.storage_options) or None,
             create=settings.create,
-            options=CatalogOptions(
-                max_staleness=settings.cache_ttl,
-                cache_bytes=settings.cache_bytes,
-                store_listener=metrics.store_listener,
-            ),
+            options=options,
         )
         gateway.attach(catalog)
         metrics.watch_catalog(catalog.stats)

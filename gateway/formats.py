@@ -167,7 +167,8 @@ def encode_csv(table: pa.Table) -> bytes:
     sink = io.BytesIO()
     sink.write((",".join(table.column_names) + "\n").encode())
     pacsv.write_csv(
-        pa.table(columns),
+        # One chunk per column: pyarrow 26 writes zeros for columns chunked unlike.
+        pa.table(columns).combine_chunks(),
         sink,
         # Dates and numbers never hold a comma or a quote, so nothing needs quoting.
         pacsv.WriteOptions(include_header=False, quoting_style="none"),

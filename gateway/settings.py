@@ -35,6 +35,7 @@ ENV_RATE_BURST = "FINCAT_RATE_BURST"
 ENV_MAX_BODY_BYTES = "FINCAT_MAX_BODY_BYTES"
 ENV_MAX_OBSERVATIONS = "FINCAT_MAX_OBSERVATIONS"
 ENV_CREATE = "FINCAT_CREATE"
+ENV_HOLD_WRITES = "FINCAT_HOLD_WRITES"
 ENV_MONITOR_INTERVAL = "FINCAT_MONITOR_INTERVAL"
 
 
@@ -71,6 +72,9 @@ class Settings:
     max_operations: int = 1000
     #: Initialise an empty catalog at ``root`` if there is none.
     create: bool = False
+    #: Let small writes be held in the manifest (CatalogOptions.inline_rows and
+    #: pending_records at their defaults); off, every write goes to files and shards.
+    hold_writes: bool = True
     #: Seconds between refreshes of the per-source freshness and verify metrics; 0: never.
     monitor_interval: float = 30.0
     #: Limits and switches of ``/graphql`` (``FINCAT_GRAPHQL_*``).
@@ -141,8 +145,9 @@ class Settings:
                     changes[attribute] = kind(env[name])
                 except ValueError:
                     raise SettingsError(f"{name} must be a number, not {env[name]!r}") from None
-        if ENV_CREATE in env:
-            changes["create"] = env[ENV_CREATE].strip().lower() in ("1", "true", "yes")
+        for name, attribute in ((ENV_CREATE, "create"), (ENV_HOLD_WRITES, "hold_writes")):
+            if name in env:
+                changes[attribute] = env[name].strip().lower() in ("1", "true", "yes")
         try:
             changes["graphql"] = GraphQLSettings.from_env(env)
         except GraphQLSettingsError as exc:
@@ -169,6 +174,7 @@ class Settings:
             ENV_MAX_BODY_BYTES: str(self.max_body_bytes),
             ENV_MAX_OBSERVATIONS: str(self.max_observations),
             ENV_CREATE: "1" if self.create else "0",
+            ENV_HOLD_WRITES: "1" if self.hold_writes else "0",
             ENV_API_KEYS: keys_to_json(self.api_keys) if self.api_keys else "",
         }
         env.update(self.graphql.to_env())

@@ -181,6 +181,7 @@ def test_settings_from_env_round_trip(tmp_path: Path) -> None:
         rate_limit=3.5,
         max_observations=10,
         create=True,
+        hold_writes=False,
     )
     assert Settings.from_env(settings.to_env()) == settings
     keys_file = tmp_path / "keys.json"

@@ -307,6 +307,8 @@ def test_cost_limit(big_client: Client) -> None:
 def test_internal_errors_are_masked(tmp_path: Path) -> None:
     target = StoreTarget("local", str(tmp_path / "store"))
     seed(target)
+    with target.open(create=False) as cat:
+        cat.checkpoint()  # every observation into a data file, to damage GDP's
     for path in (tmp_path / "store" / "data").rglob("*.parquet"):
         if "GDP" in str(path.relative_to(tmp_path)) and "GDPC1" not in str(path):
             path.write_bytes(b"damaged" * 10)

@@ -185,6 +185,7 @@ def test_monitor_exports_source_freshness_and_the_recorded_verify(
     local_target: StoreTarget,
 ) -> None:
     cat = local_target.open()
+    cat.checkpoint()  # every observation into a data file, to delete GDP's below
     passed = cat.verify(record=True)
     assert passed.ok
     bea = max(cat.get(s).updated_at for s in ("GDP", "GDPC1")).timestamp()

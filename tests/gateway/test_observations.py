@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+from pathlib import Path
 
 import pandas as pd
 import pyarrow as pa
@@ -279,3 +280,23 @@ def test_intraday_instants_round_trip(client: Client) -> None:
     assert ranged["values"] == [1.2]
     csv = client.get(url, params={"format": "csv"}).text.splitlines()
     assert csv[1] == "2024-02-29T22:59:59.500000Z,1.1"
+
+
+def test_held_writes_can_be_turned_off(local_target: StoreTarget) -> None:
+    data = Path(local_target.url) / "data"
+
+    def files() -> int:
+        return sum(1 for _ in data.rglob("*.parquet"))
+
+    url = "/v1/series/UNRATE/observations"
+    with client_for(local_target) as client:
+        before = files()
+        held = client.post(url, json={"dates": ["2024-07-01"], "values": [4.2]})
+        assert held.status_code == 200, held.text
+        assert files() == before  # held in the manifest
+    with client_for(local_target, hold_writes=False) as client:
+        written = client.post(url, json={"dates": ["2024-08-01"], "values": [4.3]})
+        assert written.status_code == 200, written.text
+        # Every held row goes to a file (GDP's seed and UNRATE's July), and the new one.
+        assert files() == before + 3
+        assert client.get(url).json()["values"][-2:] == [4.2, 4.3]
