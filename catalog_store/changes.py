@@ -37,7 +37,7 @@ from catalog_store.records import (
     pieces,
     xid_key,
 )
-from catalog_store.snapshot import Snapshot
+from catalog_store.snapshot import Snapshot, pending_of_shard
 from catalog_store.storage import Store
 
 
@@ -75,33 +75,40 @@ def split_size(series_count: int) -> int:
 
 
 class _ShardEdit:
-    """One shard as a change set leaves it: its records at the base, and the edits.
+    """One shard as a change set leaves it: its stored records, the records the base
+    version holds in its manifest for the shard's range, and the edits.
 
     Records the commit does not change keep their encoded bytes, so rewriting a
     shard re-encodes only what changed.
     """
 
-    def __init__(self, base: ShardRecords) -> None:
+    def __init__(self, base: ShardRecords, held: list[PendingRecord]) -> None:
         self.base = base
+        self.held: dict[str, SeriesRecord | None] = {entry.id: entry.record for entry in held}
         self.edits: dict[str, SeriesRecord | None] = {}
 
     def get(self, series_id: str) -> SeriesRecord | None:
         if series_id in self.edits:
             return self.edits[series_id]
+        if series_id in self.held:
+            return self.held[series_id]
         return self.base.get(series_id)
 
     def __setitem__(self, series_id: str, record: SeriesRecord | None) -> None:
         self.edits[series_id] = record  # None: removed
 
+    def _changes(self) -> dict[str, SeriesRecord | None]:
+        return {**self.held, **self.edits}
+
     def at_tail(self) -> bool:
-        """Whether every edit adds a record after the base's last id (ids in order)."""
+        """Whether every change adds a record after the stored last id (ids in order)."""
         last = self.base.last_id()
-        return all(r is not None and k > last for k, r in self.edits.items())
+        return all(r is not None and k > last for k, r in self._changes().items())
 
     def merged(self) -> tuple[list[str], list[msgspec.Raw]]:
-        """Ids in order and their encoded records, edits applied."""
-        edits = [PendingRecord(id=k, record=r) for k, r in sorted(self.edits.items())]
-        return self.base.overlaid(edits).encoded()
+        """Ids in order and their encoded records, held records and edits applied."""
+        changes = [PendingRecord(id=k, record=r) for k, r in sorted(self._changes().items())]
+        return self.base.overlaid(changes).encoded()
 
 
 class ChangeSet:
@@ -141,7 +148,9 @@ class ChangeSet:
     async def _shard(self, series_id: str) -> _ShardEdit:
         shard = keys.meta_shard_of(self.base.manifest.bounds, series_id)
         if shard not in self._records:
-            self._records[shard] = _ShardEdit(await self.base.shard_records(shard))
+            manifest = self.base.manifest
+            stored = await self.reader.records(manifest.shards[shard])
+            self._records[shard] = _ShardEdit(stored, pending_of_shard(manifest, shard))
         return self._records[shard]
 
     async def get(self, series_id: str) -> SeriesRecord | None:
@@ -397,6 +406,9 @@ class ChangeSet:
             table_pending=table_pending,
             records_pending=records_pending or [],
         )
+
+        if not writes and not superseded:
+            return Draft(manifest)
 
         async def write_objects() -> None:
             # Independent objects: written at once, so their flushes overlap.

@@ -37,10 +37,6 @@ from catalog_store.snapshot import Snapshot, StoreReader
 log = logging.getLogger(__name__)
 
 
-async def _nothing_to_write() -> None:
-    return None
-
-
 @dataclass(frozen=True)
 class Draft:
     """A manifest not yet committed, and the writes of the new objects it names."""
@@ -48,7 +44,8 @@ class Draft:
     manifest: Manifest
     #: Writes the immutable objects (with :meth:`Store.put_new`); the manifest is
     #: created only after it has returned, so no version names a missing object.
-    write_objects: Callable[[], Awaitable[None]] = _nothing_to_write
+    #: None when the manifest names no new object.
+    write_objects: Callable[[], Awaitable[None]] | None = None
 
 
 #: Builds the draft of ``base.version + 1`` from a base snapshot, without writing;
@@ -167,15 +164,21 @@ class Committer:
                         raise
                     continue
 
-                async def write_objects(draft: Draft = draft) -> None:
+                async def write_objects(writes: Callable[[], Awaitable[None]]) -> None:
                     nonlocal objects_written
-                    await draft.write_objects()
+                    await writes()
                     objects_written = True
 
+                key, data = keys.manifest_key(version), encode_manifest(draft.manifest)
                 try:
-                    await self.store.put_if_absent_after(
-                        keys.manifest_key(version), encode_manifest(draft.manifest), write_objects()
-                    )
+                    if draft.write_objects is None:
+                        # Nothing to wait for: the plain conditional create, which
+                        # a local store does in one trip to its worker thread.
+                        objects_written = True
+                        await self.store.put_if_absent(key, data)
+                    else:
+                        ready = write_objects(draft.write_objects)
+                        await self.store.put_if_absent_after(key, data, ready)
                     return self._landed(draft.manifest, started)
                 except AlreadyExistsError:
                     # Someone's manifest, or ours if an SDK retry re-sent a landed write.

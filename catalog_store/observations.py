@@ -140,10 +140,10 @@ def normalize(observations: Any, frequency: str) -> pa.Table:
     table = pa.table({"date": dates, "value": values}, schema=schema_for(frequency))
     if dates.null_count:
         raise ValidationError("dates must not be null", "dates")
-    order = pc.sort_indices(table, [("date", "ascending")])
-    table = table.take(order)
     ints = date_ints(table)
-    if len(ints) > 1:
+    if len(ints) > 1 and not (ints[1:] > ints[:-1]).all():  # not already in order
+        table = table.take(pc.sort_indices(table, [("date", "ascending")]))
+        ints = date_ints(table)
         dup = np.flatnonzero(ints[1:] == ints[:-1])
         if len(dup):
             raise ValidationError(f"duplicate date {_show(table, int(dup[0]))}", "dates")
