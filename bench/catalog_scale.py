@@ -12,7 +12,8 @@ the catalog. Usage::
     .venv/bin/python bench/catalog_scale.py --sizes 10000,100000
     .venv/bin/python bench/catalog_scale.py --sizes 10000,100000,1000000
 
-Every size runs with the same object cache bound (``--cache-mb``, default 64), so
+Every size runs with the same object cache bound (``--cache-mb``, default the
+library's, 32), so
 the peak RSS shows whether that bound holds as the catalog grows.
 """
 
@@ -127,7 +128,12 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", default="10000,100000")
     parser.add_argument("--shards", type=int, default=64, help="external-id index shards")
-    parser.add_argument("--cache-mb", type=int, default=64, help="object cache bound, MiB")
+    parser.add_argument(
+        "--cache-mb",
+        type=int,
+        default=CatalogOptions().cache_bytes // 2**20,
+        help="object cache bound, MiB (default: the library's)",
+    )
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--child", nargs="*")
