@@ -52,9 +52,8 @@ def inline_rows(record: SeriesRecord, table: pa.Table, limit: int) -> InlineRows
 
 
 def inline_table(record: SeriesRecord) -> pa.Table:
-    """The record's inline rows as a table (empty if it has none)."""
-    if record.inline is None:
-        return empty_table(record.frequency)
+    """The record's inline rows (it must have some) as a table."""
+    assert record.inline is not None
     return table_of_rows(record.inline.dates, record.inline.values, record.frequency)
 
 

@@ -144,10 +144,13 @@ class _Verifier:
         key = keys.manifest_key(manifest.version)
         await self.placement(manifest)
         pending_series, pending_observations = await self.pending(manifest)
-        # Held records out of order make no view of the shards to compare with.
-        ordered = all(a.id < b.id for a, b in itertools.pairwise(manifest.records_pending))
+        # Held records out of order or misnamed make no view of the shards to compare.
+        held = manifest.records_pending
+        sound = all(a.id < b.id for a, b in itertools.pairwise(held)) and all(
+            e.record is None or e.record.id == e.id for e in held
+        )
         latest = manifest.version == self.report.latest_version
-        await self.table(manifest, content=latest and ordered)
+        await self.table(manifest, content=latest and sound)
         series = sum(ref.count for ref in shards) + pending_series
         if series != manifest.series_count:
             self.problem(

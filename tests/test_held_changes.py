@@ -13,7 +13,7 @@ from typing import Any
 import msgspec
 import pytest
 
-from catalog_store import Catalog, CatalogOptions
+from catalog_store import Catalog, CatalogOptions, changes
 from catalog_store.errors import IntegrityError, ValidationError
 from catalog_store.keys import checksum, manifest_key
 from catalog_store.records import InlineRows, Manifest, encode_manifest
@@ -111,6 +111,21 @@ def test_the_commit_past_the_limit_writes_every_held_series_out(tmp_path: Path) 
             assert cat.get(f"S{i}").version == manifest.version - (3 - i)
         assert [s.observation_count for s in cat.iter_series()] == [1, 1, 1, 1, 0, 0]
         assert cat.verify().ok
+
+
+def test_held_records_are_written_out_past_their_byte_limit(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 16 records of the production limit of 64 KB would need large attributes.
+    monkeypatch.setattr(changes, "RECORDS_PENDING_BYTES", 2000)
+    with Catalog.open(tmp_path / "store", create=True) as cat:
+        cat.create(id="A", frequency="daily", attributes={"note": "x" * 600})
+        cat.create(id="B", frequency="daily", attributes={"note": "y" * 600})
+        assert [e.id for e in latest(cat).records_pending] == ["A", "B"]
+        cat.create(id="C", frequency="daily", attributes={"note": "z" * 600})
+        assert latest(cat).records_pending == []  # three would pass 2,000 bytes
+        assert [s.id for s in cat.iter_series()] == ["A", "B", "C"]
+        assert cat.get("C").attributes == {"note": "z" * 600}
 
 
 def test_a_series_held_rows_move_to_a_file_at_their_limit(tmp_path: Path) -> None:
@@ -321,6 +336,13 @@ def test_verify_reports_held_rows_out_of_order_and_held_records_out_of_order(
         assert [(p.kind, p.detail) for p in problems] == [
             ("bad_manifest", "pending records are not in id order")
         ]
+        # An entry naming another series than its record does.
+        renamed = msgspec.structs.replace(held[1], record=held[0].record)
+        put_manifest(cat, next_manifest(cat, records_pending=[held[0], renamed]))
+        problems = cat.verify(latest_only=True).problems
+        assert ("bad_manifest", "pending record 'B' names 'A'") in [
+            (p.kind, p.detail) for p in problems
+        ]
         # One entry gone: the series count no longer adds up, nor does the table.
         put_manifest(cat, next_manifest(cat, records_pending=held[:1]))
         kinds = {p.kind for p in cat.verify(latest_only=True).problems}
@@ -368,4 +390,19 @@ def test_cli_checkpoint(tmp_path: Path) -> None:
     assert done.stdout.strip() == f"written out as version {version + 1}."
     again = runner.invoke(app, ["--root", str(root), "checkpoint", "--json"])
     assert json.loads(again.stdout) == {"checkpointed": False, "version": None}
+    text = runner.invoke(app, ["--root", str(root), "checkpoint"])
+    assert text.stdout.strip() == "nothing held in the manifest: every row is in a file."
     assert len(files_under(root, "data")) == 1
+
+
+def test_verify_with_a_held_record_over_a_missing_shard(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with Catalog.open(root, create=True) as cat:
+        with cat.batch() as batch:  # into a shard
+            batch.create({"id": "A", "frequency": "daily"})
+        cat.checkpoint()
+        cat.write("A", ([START], [1.0]))  # held over that shard
+        (shard,) = files_under(root, "meta")
+        (root / shard).unlink()
+        report = cat.verify(latest_only=True)
+        assert [(p.kind, p.key) for p in report.problems] == [("missing_object", shard)]
