@@ -253,13 +253,15 @@ class Catalog:
         )
 
     def iter_series(
-        self, flt: SeriesFilter | None = None, page_size: int = 1000
+        self, flt: SeriesFilter | None = None, page_size: int = 1000, as_of: AsOf = None
     ) -> Iterator[Series]:
-        """Every matching series, fetched a page at a time at one version."""
+        """Every matching series, fetched a page at a time at one version (the latest,
+        or ``as_of``)."""
         flt = flt or SeriesFilter()
         cursor: str | None = None
         while True:
-            page = self._runner.run(self.inner.list_matching(flt, page_size, cursor))
+            # The first page pins the version; the cursor carries it to the next.
+            page = self._runner.run(self.inner.list_matching(flt, page_size, cursor, as_of))
             yield from page.items
             if page.next_cursor is None:
                 return
