@@ -300,7 +300,12 @@ class ChangeSet:
         pass the limits (the shards must then be rewritten)."""
         pending = {entry.id: entry.record for entry in self.base.manifest.records_pending}
         for edit in self._records.values():
-            pending.update(edit.edits)
+            for series_id, record in edit.edits.items():
+                if record is None and series_id not in edit.base:
+                    # Created and deleted while held: no shard has it to remove.
+                    pending.pop(series_id, None)
+                else:
+                    pending[series_id] = record
         if len(pending) > self.pending_max:
             return None
         size = sum(len(encode_record(r)) for r in pending.values() if r is not None)

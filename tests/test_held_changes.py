@@ -113,6 +113,19 @@ def test_the_commit_past_the_limit_writes_every_held_series_out(tmp_path: Path) 
         assert cat.verify().ok
 
 
+def test_a_series_created_and_deleted_while_held_leaves_no_entry(tmp_path: Path) -> None:
+    with Catalog.open(tmp_path / "store", create=True) as cat:
+        cat.create(id="A", frequency="daily")
+        cat.create(id="B", frequency="daily")
+        cat.delete("B")
+        assert [(e.id, e.record is not None) for e in latest(cat).records_pending] == [("A", True)]
+        cat.checkpoint()
+        cat.delete("A")  # stored in its shard now: the deletion is held
+        assert [(e.id, e.record) for e in latest(cat).records_pending] == [("A", None)]
+        assert list(cat.iter_series()) == []
+        assert cat.verify().ok
+
+
 def test_held_records_are_written_out_past_their_byte_limit(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
