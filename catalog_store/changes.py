@@ -295,36 +295,38 @@ class ChangeSet:
         files = self.stage(self._staged.settled[key])
         return msgspec.structs.replace(record, files=record.files + tuple(files), inline=None)
 
-    def _pending_records(self) -> list[PendingRecord] | None:
-        """The manifest's pending records after this change set, None if they would
-        pass the limits (the shards must then be rewritten)."""
-        pending = {entry.id: entry.record for entry in self.base.manifest.records_pending}
+    def _held(self) -> dict[str, SeriesRecord | None]:
+        """The series held in the manifest after this change set, by id: the base's,
+        with this change set's edits applied."""
+        held = {entry.id: entry.record for entry in self.base.manifest.records_pending}
         for edit in self._records.values():
             for series_id, record in edit.edits.items():
                 if record is None and series_id not in edit.base:
                     # Created and deleted while held: no shard has it to remove.
-                    pending.pop(series_id, None)
+                    held.pop(series_id, None)
                 else:
-                    pending[series_id] = record
-        if len(pending) > self.pending_max:
+                    held[series_id] = record
+        return held
+
+    def _within_limits(self, held: dict[str, SeriesRecord | None]) -> list[PendingRecord] | None:
+        """``held`` as the manifest lists it, None if it would pass the limits (the
+        shards must then be rewritten)."""
+        if len(held) > self.pending_max:
             return None
-        size = sum(len(encode_record(r)) for r in pending.values() if r is not None)
+        size = sum(len(encode_record(r)) for r in held.values() if r is not None)
         if size > RECORDS_PENDING_BYTES:
             return None
-        return [PendingRecord(id=k, record=r) for k, r in sorted(pending.items())]
+        return [PendingRecord(id=k, record=r) for k, r in sorted(held.items())]
 
-    async def _flush_pending(self) -> set[int]:
-        """Edit the base's pending records into their shards, and every inline row
-        into files; return the shards to rewrite."""
-        ids = {entry.id for entry in self.base.manifest.records_pending}
-        for edit in self._records.values():
-            ids.update(edit.edits)
-        for series_id in sorted(ids):
+    async def _flush(self, held: dict[str, SeriesRecord | None]) -> set[int]:
+        """Edit the ``held`` series into their shards, and their inline rows into
+        files; return the shards to rewrite."""
+        for series_id in sorted(held):
             edit = await self._shard(series_id)
             record = edit.get(series_id)
             if record is not None and record.inline is not None:
                 edit[series_id] = await self.settle(record)
-        return {keys.meta_shard_of(self.base.manifest.bounds, series_id) for series_id in ids}
+        return {keys.meta_shard_of(self.base.manifest.bounds, series_id) for series_id in held}
 
     def stage(self, files: list[EncodedFile]) -> list[DataFile]:
         """Queue new immutable files; :meth:`finish` writes them beside the shards."""
@@ -342,8 +344,9 @@ class ChangeSet:
         """The manifest of ``self.version`` and the writes of the objects it names."""
         base = self.base.manifest
         xid_shards = list(base.xid_shards)
-        records_pending = self._pending_records()
-        rewrite = set() if records_pending is not None else await self._flush_pending()
+        held = self._held()
+        records_pending = self._within_limits(held)
+        rewrite = set() if records_pending is not None else await self._flush(held)
         # Only files a record still lists: one an operation read back and rewrote
         # (held rows a range rewrite replaced) would be an orphan of a good commit.
         listed = {

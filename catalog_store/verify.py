@@ -146,12 +146,7 @@ class _Verifier:
                 await self.shard(xid_ref, manifest.version, index=True)
         key = keys.manifest_key(manifest.version)
         await self.placement(manifest)
-        pending_series, pending_observations = await self.pending(manifest)
-        # Held records out of order or misnamed make no view of the shards to compare.
-        held = manifest.records_pending
-        sound = all(a.id < b.id for a, b in itertools.pairwise(held)) and all(
-            e.record is None or e.record.id == e.id for e in held
-        )
+        pending_series, pending_observations, sound = await self.pending(manifest)
         latest = manifest.version == self.report.latest_version
         await self.table(manifest, content=latest and sound)
         series = sum(ref.count for ref in shards) + pending_series
@@ -175,12 +170,15 @@ class _Verifier:
                     version=manifest.version,
                 )
 
-    async def pending(self, manifest: Manifest) -> tuple[int, int | None]:
+    async def pending(self, manifest: Manifest) -> tuple[int, int | None, bool]:
         """Check the manifest's pending records as series; return what they add to the
-        series and observations their shards hold (None: a shard is unreadable)."""
+        series and observations their shards hold (None: a shard is unreadable), and
+        whether they make a view of the shards to compare the table with: in id
+        order, each naming its own series, over readable shards."""
         version = manifest.version
         pending = manifest.records_pending
-        if any(a.id >= b.id for a, b in itertools.pairwise(pending)):
+        sound = all(a.id < b.id for a, b in itertools.pairwise(pending))
+        if not sound:
             self.problem(
                 "bad_manifest",
                 keys.manifest_key(version),
@@ -193,12 +191,13 @@ class _Verifier:
             stale = None
             if ref is not None:
                 if ref.path in self.bad:
-                    return series, None
+                    return series, None, False
                 stale = (await self.reader.records(ref)).get(entry.id)
             series += (entry.record is not None) - (stale is not None)
             observations -= stale.observation_count if stale is not None else 0
             if entry.record is not None:
                 if entry.record.id != entry.id:
+                    sound = False
                     detail = f"pending record {entry.id!r} names {entry.record.id!r}"
                     key = keys.manifest_key(version)
                     self.problem("bad_manifest", key, detail, version=version)
@@ -208,7 +207,7 @@ class _Verifier:
                 if state not in self.held_checked:
                     self.held_checked.add(state)
                     await self.series(entry.record, version)
-        return series, observations
+        return series, observations, sound
 
     async def placement(self, manifest: Manifest) -> None:
         """Each metadata shard holds only ids of its range (a lookup looks nowhere else)."""
