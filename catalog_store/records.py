@@ -10,8 +10,8 @@ from __future__ import annotations
 import bisect
 import datetime as dt
 import heapq
-import itertools
-from collections.abc import Iterator, Mapping
+import operator
+from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
@@ -185,6 +185,11 @@ _record_decoder = msgspec.msgpack.Decoder(SeriesRecord)
 _xid_decoder = msgspec.msgpack.Decoder(list[tuple[str, str]])
 
 
+def strictly_ascending(items: Sequence[Any]) -> bool:
+    """Whether each item sorts after the one before it (no two equal)."""
+    return all(map(operator.lt, items, items[1:]))
+
+
 _UNSEALED = b'"checksum":""}'
 
 
@@ -266,7 +271,7 @@ class ShardRecords(Mapping[str, SeriesRecord]):
             ids, raws = _shard_decoder.decode(data)
         except (msgspec.DecodeError, msgspec.ValidationError) as exc:
             raise IntegrityError(f"shard {path} cannot be parsed: {exc}") from None
-        if len(ids) != len(raws) or any(a >= b for a, b in itertools.pairwise(ids)):
+        if len(ids) != len(raws) or not strictly_ascending(ids):
             raise IntegrityError(f"shard {path}: ids are not in order or do not match records")
         return cls(ids, raws, path, len(data))
 

@@ -13,7 +13,6 @@ that ``fincat gc`` reclaims.
 
 from __future__ import annotations
 
-import itertools
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
 from typing import Any, TypeVar
@@ -30,7 +29,14 @@ from catalog_store.errors import (
 )
 from catalog_store.keys import checksum
 from catalog_store.observations import date_ints
-from catalog_store.records import Manifest, SeriesRecord, ShardRef, TablePart, encode_record
+from catalog_store.records import (
+    Manifest,
+    SeriesRecord,
+    ShardRef,
+    TablePart,
+    encode_record,
+    strictly_ascending,
+)
 from catalog_store.snapshot import Snapshot, StoreReader
 
 T = TypeVar("T")
@@ -129,9 +135,7 @@ class _Verifier:
         if len(manifest.xid_shards) != manifest.shard_count:
             self.problem("bad_manifest", key, "index shard list length differs", version=version)
         bounds = manifest.bounds
-        if len(bounds) != len(manifest.shards) - 1 or any(
-            a >= b for a, b in itertools.pairwise(bounds)
-        ):
+        if len(bounds) != len(manifest.shards) - 1 or not strictly_ascending(bounds):
             self.problem(
                 "bad_manifest", key, "shard bounds do not order the shards", version=version
             )
@@ -177,7 +181,7 @@ class _Verifier:
         order, each naming its own series, over readable shards."""
         version = manifest.version
         pending = manifest.records_pending
-        sound = all(a.id < b.id for a, b in itertools.pairwise(pending))
+        sound = strictly_ascending([entry.id for entry in pending])
         if not sound:
             self.problem(
                 "bad_manifest",
@@ -240,7 +244,7 @@ class _Verifier:
         version = manifest.version
         key = keys.manifest_key(version)
         starts = [(part.source, part.low) for part in parts]
-        if any(a >= b for a, b in itertools.pairwise(starts)):
+        if not strictly_ascending(starts):
             detail = "metadata table parts are out of order"
             self.problem("bad_manifest", key, detail, version=version)
         rows: list[pa.Table] = []
@@ -415,7 +419,7 @@ class _Verifier:
         if inline is not None and (
             len(inline.dates) != len(inline.values)
             or not inline.dates
-            or any(a >= b for a, b in itertools.pairwise(inline.dates))
+            or not strictly_ascending(inline.dates)
             or any(inline.dates[0] <= f.hi for f in record.files)
         ):
             self.problem(
