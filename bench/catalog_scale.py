@@ -5,7 +5,10 @@ import job); then, in a fresh process (a reader, or a gateway), measure
 meta_lookup (1,000 random ids, cache filling as it goes), one listing page of
 100, streaming the series of one source as models, then meta_filter on that
 source (the metadata table of ``src2``: first call, then p50 of five); and cold
-lookups, each in a new process opening the catalog. Both processes report their
+lookups, each in a new process opening the catalog; and, in one more process (a
+daily job), appends of one row to 340 random series, one commit each, so 20 of
+them write the series held in the manifest out to their shards (p50 and p99).
+Build and read processes report their
 peak RSS; the reader's also before the table, which is a result that grows with
 the catalog. Usage::
 
@@ -30,6 +33,7 @@ from pathlib import Path
 from typing import Any
 
 from common import (
+    LAST_DATE,
     code_version,
     create_metadata_catalog,
     machine_load,
@@ -101,6 +105,21 @@ def cold_lookup(root: str, n: int, seed: int) -> dict[str, Any]:
     return {"cold_ms": elapsed * 1e3, "rss_mb": peak_rss_mb()}
 
 
+def append(root: str, n: int, seed: int, count: int = 340) -> dict[str, Any]:
+    """One row to each of ``count`` random series, one commit each: every commit
+    writes the whole manifest, so its cost shows how a commit grows with the
+    catalog; every 17th also writes the held series out to their shards."""
+    width = max(5, len(str(n - 1)))
+    cat = Catalog.open(root)
+    times = []
+    for index in random.Random(seed).sample(range(n), min(count, n)):
+        t = time.perf_counter()
+        cat.write(f"SER{index:0{width}d}", ([LAST_DATE], [1.0]))
+        times.append(time.perf_counter() - t)
+    cat.close()
+    return {"append": summary(times)}
+
+
 def child(argv: list[str]) -> None:
     mode, root, n = argv[0], argv[1], int(argv[2])
     rest = [int(a) for a in argv[3:]]
@@ -108,6 +127,8 @@ def child(argv: list[str]) -> None:
         out = build(root, n, *rest)
     elif mode == "read":
         out = read(root, n, *rest)
+    elif mode == "append":
+        out = append(root, n, *rest)
     else:
         out = cold_lookup(root, n, *rest)
     print(json.dumps(out))
@@ -156,6 +177,7 @@ def main() -> None:
             newest = max(Path(root, "_manifests").glob("*.json"))
             manifest = json.loads(newest.read_bytes())
             manifest_kb = newest.stat().st_size / 1024
+            appended = run_child("append", root, n, args.seed)["append"]
         rss[n] = (built["rss_mb"], got["bounded_rss_mb"], got["rss_mb"])
         rows.append(
             [
@@ -171,6 +193,7 @@ def main() -> None:
                 f"{got['bounded_rss_mb']:.0f} / {got['rss_mb']:.0f}",
                 f"{len(manifest['shards']):,} / {len(manifest.get('table') or ()):,}",
                 f"{manifest_kb:.0f}",
+                f"{appended['p50_ms']:.2f} / {appended['p99_ms']:.1f}",
             ]
         )
         print(f"  {n:,} done", flush=True)
@@ -187,6 +210,7 @@ def main() -> None:
         "peak RSS read MB (before / with table)",
         "shards / table parts",
         "manifest KB",
+        "append p50 / p99 ms",
     ]
     print(render_table(header, rows))
     print(

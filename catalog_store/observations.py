@@ -8,6 +8,7 @@ Pure functions on pyarrow tables; no storage I/O. A table has two columns:
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import io
 import itertools
 from collections.abc import Sequence
@@ -45,12 +46,14 @@ _WRITE_MODES = ("append", "upsert", "replace_range", "delete_range")
 WriteMode = str
 
 
+@functools.cache  # schemas and tables are immutable; building one costs ~10 us
 def schema_for(frequency: str) -> pa.Schema:
     """The schema of a series' observation tables."""
     date_type = INSTANT_TYPE if frequency == "intraday" else DATE_TYPE
     return pa.schema([pa.field("date", date_type, nullable=False), pa.field("value", pa.float64())])
 
 
+@functools.cache
 def empty_table(frequency: str) -> pa.Table:
     return schema_for(frequency).empty_table()
 
