@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -229,6 +229,56 @@ def combine(
             table = pa.concat_tables([table, table_of(rows)])
             ordered = False
     return table if ordered else table.sort_by("id")
+
+
+class _SourceCursor:
+    """Where the next id range starts in one source's parts."""
+
+    def __init__(self, tables: list[pa.Table]) -> None:
+        self.tables = tables
+        self.index = 0  # the part being cut
+        self.ids: list[str] = []  # its ids, decoded once
+        self.start = 0  # the row the next range starts at
+
+    def take(self, high: str | None) -> Iterator[pa.Table]:
+        """Slices of this source's rows before ``high`` (None: all the rest)."""
+        while self.index < len(self.tables):
+            rows = self.tables[self.index]
+            if not self.ids:
+                self.ids = rows["id"].to_pylist()
+            end = len(self.ids) if high is None else bisect.bisect_left(self.ids, high, self.start)
+            if end > self.start:
+                yield rows.slice(self.start, end - self.start)
+            if end < len(self.ids):
+                self.start = end
+                return
+            self.index, self.ids, self.start = self.index + 1, [], 0
+
+
+def split_at(
+    refs: Sequence[TablePart], parts: Sequence[pa.Table], highs: Iterable[str | None]
+) -> Iterator[list[pa.Table]]:
+    """The rows of ``parts`` (read from ``refs``, each source's in id order) in
+    consecutive id ranges, each ending before its ``high`` (None: the rest): per
+    range, the slices of the sources with rows there, sharing the parts' buffers."""
+    by_source: dict[str, list[pa.Table]] = defaultdict(list)
+    for ref, rows in zip(refs, parts, strict=True):
+        by_source[ref.source].append(rows)
+    cursors = [_SourceCursor(tables) for tables in by_source.values()]
+    for high in highs:
+        yield [piece for cursor in cursors for piece in cursor.take(high)]
+
+
+def first_difference(expected: pa.Table, found: pa.Table) -> str | None:
+    """The id of the first row where two id-ordered tables differ, or None."""
+    if expected.equals(found):
+        return None
+    want, have = expected.to_pylist(), found.to_pylist()
+    for a, b in zip(want, have, strict=False):
+        if a != b:
+            return str(min(a["id"], b["id"]))  # a row changed, lost or extra
+    longer = want if len(want) > len(have) else have
+    return str(longer[min(len(want), len(have))]["id"])
 
 
 def select(table: pa.Table, flt: SeriesFilter) -> pa.Table:

@@ -13,8 +13,10 @@ that ``fincat gc`` reclaims.
 
 from __future__ import annotations
 
+import bisect
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from operator import attrgetter
 from typing import Any, TypeVar
 
 import pyarrow as pa
@@ -243,8 +245,8 @@ class _Verifier:
             return  # a version written before the table existed
         version = manifest.version
         key = keys.manifest_key(version)
-        starts = [(part.source, part.low) for part in parts]
-        if not strictly_ascending(starts):
+        ordered = strictly_ascending([(part.source, part.low) for part in parts])
+        if not ordered:
             detail = "metadata table parts are out of order"
             self.problem("bad_manifest", key, detail, version=version)
         rows: list[pa.Table] = []
@@ -256,6 +258,7 @@ class _Verifier:
                 rows.append(found)
         if (
             content
+            and ordered
             and len(rows) == len(parts)
             and not self.bad.intersection(ref.path for ref in manifest.shards if ref is not None)
         ):
@@ -272,57 +275,59 @@ class _Verifier:
             not pc.all(pc.equal(rows["source"], part.source)).as_py()
             or pc.min(ids).as_py() < part.low
             or (high is not None and pc.max(ids).as_py() >= high)
+            or pc.any(pc.greater_equal(ids[:-1], ids[1:])).as_py()
         ):
             self.problem(
                 "bad_manifest",
                 keys.manifest_key(version),
-                f"table part {part.path} holds rows outside its source or id range",
+                f"table part {part.path} holds rows outside its source or id range, "
+                "or out of id order",
                 version=version,
             )
+            return None  # its rows cannot be compared in id order
         return rows
 
     async def table_content(self, manifest: Manifest, parts: list[pa.Table]) -> None:
-        """Compare the table with the records shard by shard: both are in id order, so
-        only one shard's records are decoded at a time (10^6 of them would not fit)."""
-        held = pa.concat_tables(parts) if parts else table.TABLE_SCHEMA.empty_table()
-        self.pending_placed(manifest, held)
-        actual = table.combine(parts, manifest.table_pending, None)
-        offset = 0
-        wrong: str | None = None
+        """Compare the table with the records shard by shard: the parts are cut at the
+        shards' bounds, so only one shard's records and rows are decoded and sorted at
+        a time (10^6 of them would not fit)."""
+        assert manifest.table is not None
+        self.pending_placed(manifest, parts)
+        by_id = attrgetter("id")
+        pending = sorted(manifest.table_pending, key=by_id)
+        highs = [*manifest.bounds, None]
+        ranges = table.split_at(manifest.table, parts, highs)
         snapshot = Snapshot(self.reader, manifest)
-        for index in range(len(manifest.shards)):
+        for index, (high, found_parts) in enumerate(zip(highs, ranges, strict=True)):
+            split = len(pending) if high is None else bisect.bisect_left(pending, high, key=by_id)
+            found = table.combine(found_parts, pending[:split], None)
+            pending = pending[split:]
             expected = table.table_of(list((await snapshot.shard_records(index)).values()))
-            found = actual.slice(offset, expected.num_rows)
-            offset += expected.num_rows
-            if not expected.equals(found):
-                have = found.to_pylist()
-                wrong = next(
-                    (
-                        row["id"]
-                        for i, row in enumerate(expected.to_pylist())
-                        if i >= len(have) or have[i] != row
-                    ),
-                    None,
+            wrong = table.first_difference(expected, found)
+            if wrong is not None:
+                self.problem(
+                    "table_mismatch",
+                    keys.manifest_key(manifest.version),
+                    f"the metadata table disagrees with the records from series {wrong!r} on",
+                    version=manifest.version,
+                    series_id=wrong,
                 )
-                if wrong is not None:
-                    break
-        if wrong is None and offset < actual.num_rows:
-            wrong = actual["id"][offset].as_py()  # a row no record has
-        if wrong is not None:
-            self.problem(
-                "table_mismatch",
-                keys.manifest_key(manifest.version),
-                f"the metadata table disagrees with the records from series {wrong!r} on",
-                version=manifest.version,
-                series_id=wrong,
-            )
+                return
 
-    def pending_placed(self, manifest: Manifest, held: pa.Table) -> None:
+    def pending_placed(self, manifest: Manifest, parts: list[pa.Table]) -> None:
         """Each pending row names where the parts hold its series' stale row, if they do:
         the next rewrite removes the row from there."""
         if not manifest.table_pending:
             return
-        where = dict(zip(held["id"].to_pylist(), held["source"].to_pylist(), strict=True))
+        ids = pa.array([entry.id for entry in manifest.table_pending], pa.string())
+        held = [rows.filter(pc.is_in(rows["id"], ids)) for rows in parts]
+        where = {
+            series_id: source
+            for rows in held
+            for series_id, source in zip(
+                rows["id"].to_pylist(), rows["source"].to_pylist(), strict=True
+            )
+        }
         for entry in manifest.table_pending:
             if where.get(entry.id) != entry.placed:
                 self.problem(

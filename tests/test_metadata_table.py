@@ -20,7 +20,7 @@ from catalog_store.errors import IntegrityError
 from catalog_store.keys import checksum, manifest_key, table_part_key
 from catalog_store.records import Manifest, PendingRow, encode_manifest
 from catalog_store.verify import VerifyReport
-from tests.conftest import StoreTarget
+from tests.conftest import EAGER, StoreTarget
 
 SOURCES = ("", "bls", "ecb", "fred")
 
@@ -433,3 +433,107 @@ def test_a_listing_of_a_rare_source_opens_only_the_shards_holding_it(
     assert ids == ["S017", "S150", "S151"]
     assert shards >= 30
     assert opened <= 1 + 2  # the source's one table part, and the two shards holding it
+
+
+def catalog_of_many_shards(root: Path, monkeypatch: pytest.MonkeyPatch) -> Manifest:
+    """60 series of three sources in ~8 shards and ~15 parts; the last 2 changed
+    rows still pending in the manifest."""
+    monkeypatch.setattr(changes, "SHARD_MIN_SPLIT", 8)
+    monkeypatch.setattr(changes, "SHARD_MAX_RECORDS", 8)
+    monkeypatch.setattr(table, "TABLE_PART_ROWS", 4)
+    monkeypatch.setattr(table, "TABLE_PENDING_MAX", 2)
+    cat = Catalog.open(str(root), create=True, options=EAGER)
+    with cat.batch() as batch:
+        for n in range(60):
+            source = ("bls", "ecb", "fred")[n % 3]
+            batch.create({"id": f"S{n:03d}", "frequency": "daily", "source": source})
+    cat.update("S007", {"title": "moved to a pending row"})
+    cat.update("S052", {"title": "and another"})
+    manifest = latest(cat)
+    cat.close()
+    assert len(manifest.shards) >= 6 and len(manifest.table or ()) >= 12
+    assert {entry.id for entry in manifest.table_pending} == {"S007", "S052"}
+    return manifest
+
+
+def verify_with_part(
+    root: Path, manifest: Manifest, source: str, edit: Callable[[pa.Table], pa.Table]
+) -> VerifyReport:
+    """Verify after the second part of ``source`` is replaced by ``edit(rows)``, a
+    well-formed and checksummed part."""
+    parts = list(manifest.table or ())
+    index = [i for i, part in enumerate(parts) if part.source == source][1]
+    rows = edit(table.open_part((root / parts[index].path).read_bytes(), parts[index]))
+    data = table.encode_part(rows)
+    parts[index] = msgspec.structs.replace(
+        parts[index],
+        path=table_part_key(),
+        size=len(data),
+        sha256=checksum(data),
+        count=rows.num_rows,
+    )
+    (root / parts[index].path).write_bytes(data)
+    return verify_after(root, _next(manifest, table=parts))
+
+
+def test_verify_compares_a_table_of_many_parts_with_many_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "c"
+    manifest = catalog_of_many_shards(root, monkeypatch)
+    report = verify_after(root, _next(manifest))
+    assert report.ok, report.problems
+
+
+@pytest.mark.parametrize(
+    ("edit", "wrong"),
+    [
+        (lambda rows: pa.concat_tables([rows.slice(0, 1), rows.slice(2)]), 1),  # lost
+        (
+            lambda rows: rows.set_column(
+                1, table.TABLE_SCHEMA.field("title"), [["x"] * rows.num_rows]
+            ),
+            0,
+        ),
+    ],
+    ids=["row lost", "row changed"],
+)
+def test_verify_names_the_first_wrong_row_among_many_shards(
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    edit: Callable[[pa.Table], pa.Table],
+    wrong: int,
+) -> None:
+    root = tmp_path / "c"
+    manifest = catalog_of_many_shards(root, monkeypatch)
+    part = [p for p in manifest.table or () if p.source == "bls"][1]
+    ids = table.open_part((root / part.path).read_bytes(), part)["id"].to_pylist()
+    report = verify_with_part(root, manifest, "bls", edit)
+    assert [(p.kind, p.series_id) for p in report.problems] == [("table_mismatch", ids[wrong])]
+
+
+def test_verify_names_a_row_no_series_has_among_many_shards(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "c"
+    manifest = catalog_of_many_shards(root, monkeypatch)
+
+    def add_ghost(rows: pa.Table) -> pa.Table:
+        ghost_id = rows["id"][0].as_py() + "x"  # sorts between two real ids
+        ghost = rows.slice(0, 1).set_column(0, table.TABLE_SCHEMA.field("id"), [[ghost_id]])
+        return pa.concat_tables([rows.slice(0, 1), ghost, rows.slice(1)])
+
+    report = verify_with_part(root, manifest, "ecb", add_ghost)
+    (problem,) = report.problems
+    assert problem.kind == "table_mismatch"
+    assert problem.series_id is not None and problem.series_id.endswith("x")
+
+
+def test_verify_reports_a_part_whose_rows_are_out_of_id_order(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    root = tmp_path / "c"
+    manifest = catalog_of_many_shards(root, monkeypatch)
+    report = verify_with_part(root, manifest, "fred", lambda rows: rows.take([1, 0, 2, 3]))
+    assert [p.kind for p in report.problems] == ["bad_manifest"]
+    assert "out of id order" in report.problems[0].detail
