@@ -113,6 +113,7 @@ class _Verifier:
         self.held_checked: set[str] = set()
         self.bad: set[str] = set()
         self.placed: set[tuple[str, str | None, str | None]] = set()
+        self.misplaced: set[tuple[str, str | None, str | None]] = set()
         #: Observations recorded in each readable metadata shard, by path.
         self.observations: dict[str, int] = {}
 
@@ -151,10 +152,12 @@ class _Verifier:
             if xid_ref is not None:
                 await self.shard(xid_ref, manifest.version, index=True)
         key = keys.manifest_key(manifest.version)
-        await self.placement(manifest)
+        placed = await self.placement(manifest)
         pending_series, pending_observations, sound = await self.pending(manifest)
         latest = manifest.version == self.report.latest_version
-        await self.table(manifest, content=latest and sound)
+        # The table is compared shard by shard, cut at the bounds: only where the
+        # shards hold what the bounds say.
+        await self.table(manifest, content=latest and sound and placed)
         series = sum(ref.count for ref in shards) + pending_series
         if series != manifest.series_count:
             self.problem(
@@ -215,27 +218,34 @@ class _Verifier:
                     await self.series(entry.record, version)
         return series, observations, sound
 
-    async def placement(self, manifest: Manifest) -> None:
-        """Each metadata shard holds only ids of its range (a lookup looks nowhere else)."""
+    async def placement(self, manifest: Manifest) -> bool:
+        """Each metadata shard holds only ids of its range (a lookup looks nowhere
+        else); whether all of them do, and the bounds order them."""
         bounds = manifest.bounds
-        if len(bounds) != len(manifest.shards) - 1:
-            return  # reported as bad_manifest already; no range to check against
+        if len(bounds) != len(manifest.shards) - 1 or not strictly_ascending(bounds):
+            return False  # reported as bad_manifest already; no range to check against
+        sound = True
         for i, ref in enumerate(manifest.shards):
             if ref is None or ref.path in self.bad:
                 continue
             low = bounds[i - 1] if i else None
             high = bounds[i] if i < len(bounds) else None
-            if (ref.path, low, high) in self.placed:
+            placing = (ref.path, low, high)
+            if placing in self.placed:
+                sound = sound and placing not in self.misplaced
                 continue
-            self.placed.add((ref.path, low, high))
+            self.placed.add(placing)
             ids = (await self.reader.records(ref)).keys()
             if any((low is not None and k < low) or (high is not None and k >= high) for k in ids):
+                self.misplaced.add(placing)
+                sound = False
                 self.problem(
                     "bad_manifest",
                     keys.manifest_key(manifest.version),
                     f"shard {ref.path} holds ids outside its range",
                     version=manifest.version,
                 )
+        return sound
 
     async def table(self, manifest: Manifest, content: bool) -> None:
         """The metadata table's parts read, are in order and hold only rows of their
@@ -319,15 +329,7 @@ class _Verifier:
         the next rewrite removes the row from there."""
         if not manifest.table_pending:
             return
-        ids = pa.array([entry.id for entry in manifest.table_pending], pa.string())
-        held = [rows.filter(pc.is_in(rows["id"], ids)) for rows in parts]
-        where = {
-            series_id: source
-            for rows in held
-            for series_id, source in zip(
-                rows["id"].to_pylist(), rows["source"].to_pylist(), strict=True
-            )
-        }
+        where = table.sources_holding([entry.id for entry in manifest.table_pending], parts)
         for entry in manifest.table_pending:
             if where.get(entry.id) != entry.placed:
                 self.problem(
