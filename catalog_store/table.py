@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import bisect
 from collections import defaultdict
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from types import SimpleNamespace
 from typing import TYPE_CHECKING, Any
 
@@ -234,39 +234,52 @@ def combine(
 class _SourceCursor:
     """Where the next id range starts in one source's parts."""
 
-    def __init__(self, tables: list[pa.Table]) -> None:
-        self.tables = tables
+    def __init__(
+        self, refs: list[TablePart], load: Callable[[TablePart], Awaitable[pa.Table]]
+    ) -> None:
+        self.refs = refs
+        self.load = load
         self.index = 0  # the part being cut
-        self.ids: list[str] = []  # its ids, decoded once
+        self.rows: pa.Table | None = None  # its rows, read when the cut reaches it
+        self.ids: list[str] = []
         self.start = 0  # the row the next range starts at
 
-    def take(self, high: str | None) -> Iterator[pa.Table]:
+    async def take(self, high: str | None) -> list[pa.Table]:
         """Slices of this source's rows before ``high`` (None: all the rest)."""
-        while self.index < len(self.tables):
-            rows = self.tables[self.index]
-            if not self.ids:
-                self.ids = rows["id"].to_pylist()
+        out = []
+        while self.index < len(self.refs):
+            if self.rows is None:
+                self.rows = await self.load(self.refs[self.index])
+                self.ids = self.rows["id"].to_pylist()
             end = len(self.ids) if high is None else bisect.bisect_left(self.ids, high, self.start)
             if end > self.start:
-                yield rows.slice(self.start, end - self.start)
+                out.append(self.rows.slice(self.start, end - self.start))
             if end < len(self.ids):
                 self.start = end
-                return
-            self.index, self.ids, self.start = self.index + 1, [], 0
+                return out
+            self.index, self.rows, self.ids, self.start = self.index + 1, None, [], 0
+        return out
 
 
-def split_at(
-    refs: Sequence[TablePart], parts: Sequence[pa.Table], highs: Iterable[str | None]
-) -> Iterator[list[pa.Table]]:
-    """The rows of ``parts`` (read from ``refs``, each source's in id order) in
-    consecutive id ranges, each ending before its ``high`` (None: the rest): per
-    range, the slices of the sources with rows there, sharing the parts' buffers."""
-    by_source: dict[str, list[pa.Table]] = defaultdict(list)
-    for ref, rows in zip(refs, parts, strict=True):
-        by_source[ref.source].append(rows)
-    cursors = [_SourceCursor(tables) for tables in by_source.values()]
-    for high in highs:
-        yield [piece for cursor in cursors for piece in cursor.take(high)]
+class RangeCutter:
+    """The rows of the parts ``refs`` (each source's in id order) in consecutive id
+    ranges: per range, the slices of the sources with rows there. Each source's
+    parts are read with ``load`` one at a time, as the ranges reach them."""
+
+    def __init__(
+        self, refs: Sequence[TablePart], load: Callable[[TablePart], Awaitable[pa.Table]]
+    ) -> None:
+        by_source: dict[str, list[TablePart]] = defaultdict(list)
+        for ref in refs:
+            by_source[ref.source].append(ref)
+        self.cursors = [_SourceCursor(source_refs, load) for source_refs in by_source.values()]
+
+    async def take(self, high: str | None) -> list[pa.Table]:
+        """The rows after the last range and before ``high`` (None: all the rest)."""
+        out: list[pa.Table] = []
+        for cursor in self.cursors:
+            out += await cursor.take(high)
+        return out
 
 
 def sources_holding(ids: Sequence[str], parts: Sequence[pa.Table]) -> dict[str, str]:

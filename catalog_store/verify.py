@@ -259,20 +259,24 @@ class _Verifier:
         if not ordered:
             detail = "metadata table parts are out of order"
             self.problem("bad_manifest", key, detail, version=version)
-        rows: list[pa.Table] = []
+        readable = 0
+        # Rows of the series the manifest holds pending rows of, wherever they are.
+        pending = pa.array([entry.id for entry in manifest.table_pending], pa.string())
+        holding: list[pa.Table] = []
         for i, part in enumerate(parts):
             following = parts[i + 1] if i + 1 < len(parts) else None
             high = following.low if following and following.source == part.source else None
             found = await self.table_part(part, high, version)
             if found is not None:
-                rows.append(found)
+                readable += 1
+                holding.append(found.filter(pc.is_in(found["id"], pending)))
         if (
             content
             and ordered
-            and len(rows) == len(parts)
+            and readable == len(parts)
             and not self.bad.intersection(ref.path for ref in manifest.shards if ref is not None)
         ):
-            await self.table_content(manifest, rows)
+            await self.table_content(manifest, holding)
 
     async def table_part(self, part: TablePart, high: str | None, version: int) -> pa.Table | None:
         rows = await self.read(
@@ -297,18 +301,20 @@ class _Verifier:
             return None  # its rows cannot be compared in id order
         return rows
 
-    async def table_content(self, manifest: Manifest, parts: list[pa.Table]) -> None:
+    async def table_content(self, manifest: Manifest, holding: list[pa.Table]) -> None:
         """Compare the table with the records shard by shard: the parts are cut at the
-        shards' bounds, so only one shard's records and rows are decoded and sorted at
-        a time (10^6 of them would not fit)."""
+        shards' bounds, so only one shard's records and rows, and one part of each
+        source, are held at a time (10^6 of them would not fit). ``holding``: the
+        rows of the series with pending rows."""
         assert manifest.table is not None
-        self.pending_placed(manifest, parts)
+        self.pending_placed(manifest, holding)
         by_id = attrgetter("id")
         pending = sorted(manifest.table_pending, key=by_id)
         highs = [*manifest.bounds, None]
-        ranges = table.split_at(manifest.table, parts, highs)
+        cutter = table.RangeCutter(manifest.table, self.reader.table_part)
         snapshot = Snapshot(self.reader, manifest)
-        for index, (high, found_parts) in enumerate(zip(highs, ranges, strict=True)):
+        for index, high in enumerate(highs):
+            found_parts = await cutter.take(high)
             split = len(pending) if high is None else bisect.bisect_left(pending, high, key=by_id)
             found = table.combine(found_parts, pending[:split], None)
             pending = pending[split:]
