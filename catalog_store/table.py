@@ -282,13 +282,6 @@ class RangeCutter:
         return out
 
 
-def sources_holding(ids: Sequence[str], parts: Sequence[pa.Table]) -> dict[str, str]:
-    """The source each of ``ids`` has a row under in ``parts``, for those that do."""
-    wanted = pa.array(ids, pa.string())
-    found = combine([rows.filter(pc.is_in(rows["id"], wanted)) for rows in parts], [], None)
-    return dict(zip(found["id"].to_pylist(), found["source"].to_pylist(), strict=True))
-
-
 def first_difference(expected: pa.Table, found: pa.Table) -> str | None:
     """The id of the first row where two id-ordered tables differ, or None."""
     if expected.equals(found):

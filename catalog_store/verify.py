@@ -330,12 +330,11 @@ class _Verifier:
                 )
                 return
 
-    def pending_placed(self, manifest: Manifest, parts: list[pa.Table]) -> None:
-        """Each pending row names where the parts hold its series' stale row, if they do:
-        the next rewrite removes the row from there."""
-        if not manifest.table_pending:
-            return
-        where = table.sources_holding([entry.id for entry in manifest.table_pending], parts)
+    def pending_placed(self, manifest: Manifest, holding: list[pa.Table]) -> None:
+        """Each pending row names where the parts hold its series' stale row, if they do
+        (``holding``: those rows): the next rewrite removes the row from there."""
+        rows = table.combine(holding, [], None)
+        where = dict(zip(rows["id"].to_pylist(), rows["source"].to_pylist(), strict=True))
         for entry in manifest.table_pending:
             if where.get(entry.id) != entry.placed:
                 self.problem(
