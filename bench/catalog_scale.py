@@ -7,7 +7,9 @@ meta_lookup (1,000 random ids, cache filling as it goes), one listing page of
 source (the metadata table of ``src2``: first call, then p50 of five); and cold
 lookups, each in a new process opening the catalog; and, in one more process (a
 daily job), appends of one row to 340 random series, one commit each, so 20 of
-them write the series held in the manifest out to their shards (p50 and p99).
+them write the series held in the manifest out to their shards (p50 and p99);
+and, in a last process (a nightly check), ``verify`` of the latest version, with
+its time and peak RSS.
 Build and read processes report their
 peak RSS; the reader's also before the table, which is a result that grows with
 the catalog. Usage::
@@ -120,6 +122,18 @@ def append(root: str, n: int, seed: int, count: int = 340) -> dict[str, Any]:
     return {"append": summary(times)}
 
 
+def verify_latest(root: str, n: int) -> dict[str, Any]:
+    """What ``fincat verify --latest`` costs: every record, shard and table part."""
+    cat = Catalog.open(root)
+    t = time.perf_counter()
+    report = cat.verify(latest_only=True)
+    elapsed = time.perf_counter() - t
+    cat.close()
+    assert report.ok, report.problems[:5]
+    assert report.series_checked >= n, (report.series_checked, n)
+    return {"verify_s": elapsed, "rss_mb": peak_rss_mb()}
+
+
 def child(argv: list[str]) -> None:
     mode, root, n = argv[0], argv[1], int(argv[2])
     rest = [int(a) for a in argv[3:]]
@@ -129,6 +143,8 @@ def child(argv: list[str]) -> None:
         out = read(root, n, *rest)
     elif mode == "append":
         out = append(root, n, *rest)
+    elif mode == "verify":
+        out = verify_latest(root, n)
     else:
         out = cold_lookup(root, n, *rest)
     print(json.dumps(out))
@@ -178,6 +194,7 @@ def main() -> None:
             manifest = json.loads(newest.read_bytes())
             manifest_kb = newest.stat().st_size / 1024
             appended = run_child("append", root, n, args.seed)["append"]
+            checked = run_child("verify", root, n)
         rss[n] = (built["rss_mb"], got["bounded_rss_mb"], got["rss_mb"])
         rows.append(
             [
@@ -194,6 +211,7 @@ def main() -> None:
                 f"{len(manifest['shards']):,} / {len(manifest.get('table') or ()):,}",
                 f"{manifest_kb:.0f}",
                 f"{appended['p50_ms']:.2f} / {appended['p99_ms']:.1f}",
+                f"{checked['verify_s']:.1f} / {checked['rss_mb']:.0f}",
             ]
         )
         print(f"  {n:,} done", flush=True)
@@ -211,6 +229,7 @@ def main() -> None:
         "shards / table parts",
         "manifest KB",
         "append p50 / p99 ms",
+        "verify s / peak RSS MB",
     ]
     print(render_table(header, rows))
     print(
