@@ -63,6 +63,7 @@ from catalog_store.records import (
     StoreMarker,
     encode_manifest,
     encode_marker,
+    has_held_writes,
     to_series,
 )
 from catalog_store.snapshot import Snapshot, StoreReader
@@ -538,13 +539,14 @@ class AsyncCatalog:
 
     async def checkpoint(self) -> int | None:
         """Write every series the manifest holds (``records_pending``) into its
-        metadata shard, and their appended rows into Parquet files, as one commit.
+        metadata shard, and every row a record holds (``inline``, there or in a
+        shard) into Parquet files, as one commit.
 
         Changes no value. Afterwards every observation is in a file that the
         records list, for engines that read the files directly. Returns the new
-        version, or None if the manifest held nothing.
+        version, or None if nothing was held.
         """
-        committed = await self._commit([], "checkpoint", flush=True)
+        committed = await self._commit([], "checkpoint", checkpoint=True)
         return committed.manifest.version if committed else None
 
     async def _maybe_compact(self, committed: Committed) -> None:
@@ -589,23 +591,25 @@ class AsyncCatalog:
         operations: Sequence[Operation],
         message: str,
         allow_empty: bool = True,
-        flush: bool = False,
+        checkpoint: bool = False,
     ) -> Committed:
-        """Commit ``operations``; with ``flush``, write what the manifest holds into
-        shards and files (nothing to commit if it holds nothing)."""
+        """Commit ``operations``; with ``checkpoint``, write everything held out (see
+        :meth:`checkpoint`; nothing to commit if nothing is held)."""
         staged = Staged()
         attempts: dict[int, ChangeSet] = {}
 
         async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Draft:
-            if flush and not base.manifest.records_pending:
+            if checkpoint and not has_held_writes(base.manifest):
                 raise _NothingToCommit
             changes = ChangeSet(
                 base,
                 commit_id,
                 at,
                 staged,
-                pending_max=0 if flush else self.options.pending_records,
+                pending_max=0 if checkpoint else self.options.pending_records,
                 inline_max=self.options.inline_rows,
+                settle_rows=self.options.inline_rows == 0,
+                checkpoint=checkpoint,
             )
             for op in operations:
                 await op.apply(changes)

@@ -105,6 +105,15 @@ class _ShardEdit:
         last = self.base.last_id()
         return all(r is not None and k > last for k, r in self._changes().items())
 
+    def holding_rows(self, stored_holding: int) -> set[str]:
+        """Ids of the records this shard is left with that hold rows (``inline``);
+        ``stored_holding``: how many of the stored records do."""
+        changes = self._changes()
+        ids = {k for k, r in changes.items() if r is not None and r.inline is not None}
+        if stored_holding:
+            ids.update(k for k, r in self.base.items() if k not in changes and r.inline is not None)
+        return ids
+
     def merged(self) -> tuple[list[str], list[msgspec.Raw]]:
         """Ids in order and their encoded records, held records and edits applied."""
         changes = [PendingRecord(id=k, record=r) for k, r in sorted(self._changes().items())]
@@ -123,11 +132,19 @@ class ChangeSet:
         *,
         pending_max: int = RECORDS_PENDING_MAX,
         inline_max: int = INLINE_MAX_ROWS,
+        settle_rows: bool = False,
+        checkpoint: bool = False,
     ) -> None:
         self.base = base
         #: Limits of what this commit leaves in the manifest (see CatalogOptions).
         self.pending_max = pending_max
         self.inline_max = inline_max
+        #: Whether rows held in the records this commit writes into shards go into
+        #: files (for a writer that holds none itself); otherwise they stay held.
+        self.settle_rows = settle_rows
+        #: Whether to write out everything held: records into shards, and every
+        #: record's rows, in the manifest or a shard, into files.
+        self.checkpoint = checkpoint
         self.reader = base.reader
         self.store: Store = base.reader.store
         self.version = base.version + 1
@@ -237,13 +254,14 @@ class ChangeSet:
         return new_path(), digest, data
 
     def _shard_object(
-        self, kind: str, shard: int, data: bytes, count: int
+        self, kind: str, shard: int, data: bytes, count: int, inline: int = 0
     ) -> tuple[ShardRef | None, bytes | None]:
         """The ref of a new shard object, and its bytes unless an earlier attempt wrote it."""
         if count == 0:
             return None, None
         path, digest, todo = self._new_object(data, lambda: keys.shard_file_key(kind, shard))
-        return ShardRef(path=path, size=len(data), sha256=digest, count=count), todo
+        ref = ShardRef(path=path, size=len(data), sha256=digest, count=count, inline=inline)
+        return ref, todo
 
     async def _table(
         self, writes: list[Awaitable[None]]
@@ -319,14 +337,32 @@ class ChangeSet:
         return [PendingRecord(id=k, record=r) for k, r in sorted(held.items())]
 
     async def _flush(self, held: dict[str, SeriesRecord | None]) -> set[int]:
-        """Edit the ``held`` series into their shards, and their inline rows into
-        files; return the shards to rewrite."""
+        """Edit the ``held`` series into their shards (their inline rows into files
+        if ``settle_rows`` or ``checkpoint``); return the shards to rewrite."""
         for series_id in sorted(held):
             edit = await self._shard(series_id)
             record = edit.get(series_id)
-            if record is not None and record.inline is not None:
+            settle = self.settle_rows or self.checkpoint
+            if settle and record is not None and record.inline is not None:
                 edit[series_id] = await self.settle(record)
         return {keys.meta_shard_of(self.base.manifest.bounds, series_id) for series_id in held}
+
+    async def _settle_shards(self) -> set[int]:
+        """Move the rows that records in the base's shards hold into files; return
+        the shards to rewrite."""
+        rewrite = set()
+        for index, ref in enumerate(self.base.manifest.shards):
+            if ref is None or not ref.inline:
+                continue
+            rewrite.add(index)
+            for series_id, stored in (await self.reader.records(ref)).items():
+                if stored.inline is None:
+                    continue
+                edit = await self._shard(series_id)
+                record = edit.get(series_id)
+                if record is not None and record.inline is not None:
+                    edit[series_id] = await self.settle(record)
+        return rewrite
 
     def stage(self, files: list[EncodedFile]) -> list[DataFile]:
         """Queue new immutable files; :meth:`finish` writes them beside the shards."""
@@ -347,6 +383,8 @@ class ChangeSet:
         held = self._held()
         records_pending = self._within_limits(held)
         rewrite = set() if records_pending is not None else await self._flush(held)
+        if self.checkpoint:
+            rewrite |= await self._settle_shards()
         # Only files a record still lists: one an operation read back and rewrote
         # (held rows a range rewrite replaced) would be an orphan of a good commit.
         listed = {
@@ -378,11 +416,15 @@ class ChangeSet:
             low = base_lows[index]
             edit = self._records[index]
             ids, raws = edit.merged()
+            holding = edit.holding_rows(ref.inline if ref is not None else 0)
             if ref is not None:
                 superseded.append(ref.path)
             for start, end in pieces(len(ids), split_at, edit.at_tail()):
                 data = encode_shard(ids[start:end], raws[start:end])
-                new, todo = self._shard_object(keys.META_DIR, len(shards), data, end - start)
+                inline = sum(series_id in holding for series_id in ids[start:end]) if holding else 0
+                new, todo = self._shard_object(
+                    keys.META_DIR, len(shards), data, end - start, inline
+                )
                 assert new is not None
                 shards.append(new)
                 lows.append(low if start == 0 else ids[start])

@@ -39,10 +39,13 @@ class ObjectRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     sha256: str
 
 
-class ShardRef(ObjectRef, frozen=True, kw_only=True):
+class ShardRef(ObjectRef, frozen=True, kw_only=True, omit_defaults=True):
     """One metadata or index shard at some version; ``count`` entries."""
 
     count: int
+    #: Of a metadata shard: how many of its records hold rows (``inline``), which a
+    #: checkpoint writes into files. Not written when 0, as before such records.
+    inline: int = 0
 
 
 class TablePart(ShardRef, frozen=True, kw_only=True):
@@ -197,6 +200,14 @@ def encode_marker(obj: StoreMarker) -> bytes:
     return _json.encode(obj)
 
 
+def has_held_writes(manifest: Manifest) -> bool:
+    """Whether ``manifest`` holds series (``records_pending``) or lists a shard whose
+    records hold rows: what a checkpoint writes out, and what format 3 says."""
+    return bool(manifest.records_pending) or any(
+        ref is not None and ref.inline for ref in manifest.shards
+    )
+
+
 def encode_manifest(manifest: Manifest) -> bytes:
     """The manifest's JSON, sealed with the checksum of its bytes.
 
@@ -205,7 +216,7 @@ def encode_manifest(manifest: Manifest) -> bytes:
     letter of the commit id, fails :func:`decode_manifest`. The format is the
     oldest that can say what the manifest holds.
     """
-    form = MANIFEST_FORMAT if manifest.records_pending else MANIFEST_FORMAT_2
+    form = MANIFEST_FORMAT if has_held_writes(manifest) else MANIFEST_FORMAT_2
     body = _json.encode(msgspec.structs.replace(manifest, format=form, checksum=""))
     assert body.endswith(_UNSEALED)
     return body[:-2] + checksum(body).encode() + b'"}'

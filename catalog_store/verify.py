@@ -375,8 +375,10 @@ class _Verifier:
         records = await self.read(ref.path, version, "shard", lambda: self.reader.records(ref))
         if records is None:
             return
-        if len(records) != ref.count:
-            self.problem("corrupt_object", ref.path, "record count differs", version=version)
+        holding = sum(record.inline is not None for record in records.values())
+        if (len(records), holding) != (ref.count, ref.inline):
+            detail = "count of records, or of records holding rows, differs"
+            self.problem("corrupt_object", ref.path, detail, version=version)
         self.observations[ref.path] = sum(r.observation_count for r in records.values())
         for record in records.values():
             await self.series(record, version)

@@ -45,6 +45,12 @@ def next_manifest(cat: Catalog, **fields: Any) -> Manifest:
     )
 
 
+def stored_format(cat: Catalog) -> str:
+    """The format the latest manifest says in its stored bytes."""
+    data = cat._runner.run(cat.inner.reader.store.get(manifest_key(cat.version())))
+    return str(msgspec.json.decode(data)["format"])
+
+
 def files_under(root: Path, prefix: str) -> set[str]:
     return {str(p.relative_to(root)) for p in (root / prefix).rglob("*") if p.is_file()}
 
@@ -102,15 +108,76 @@ def test_the_commit_past_the_limit_writes_every_held_series_out(tmp_path: Path) 
             cat.write(f"S{i}", ([START], [float(i)]))
         assert [e.id for e in latest(cat).records_pending] == ["S0", "S1", "S2"]
         assert files_under(root, "data") == set()
+        shards_before = files_under(root, "meta")
         cat.write("S3", ([START], [3.0]))
         manifest = latest(cat)
         assert manifest.records_pending == []
-        assert len(files_under(root, "data")) == 4  # one file each, made of its held rows
+        assert files_under(root, "meta") - shards_before  # the records went into shards
+        # ... with their rows, which need no file of their own yet.
+        assert files_under(root, "data") == set()
+        assert sum(ref.inline for ref in manifest.shards if ref is not None) == 4
+        assert stored_format(cat) == "fincat-manifest/3"  # older fincats must not read it
         for i in range(4):
             assert rows(cat, f"S{i}") == {START: float(i)}
             assert cat.get(f"S{i}").version == manifest.version - (3 - i)
         assert [s.observation_count for s in cat.iter_series()] == [1, 1, 1, 1, 0, 0]
         assert cat.verify().ok
+        cat.write("S0", ([START + dt.timedelta(days=1)], [9.0]))  # from a shard, held again
+        assert rows(cat, "S0") == {START: 0.0, START + dt.timedelta(days=1): 9.0}
+
+        # A checkpoint writes every held row into a file, wherever the record is.
+        cat.checkpoint()
+        manifest = latest(cat)
+        assert len(files_under(root, "data")) == 4  # one file each, made of its held rows
+        assert manifest.records_pending == []
+        assert all(ref.inline == 0 for ref in manifest.shards if ref is not None)
+        assert stored_format(cat) == "fincat-manifest/2"
+        assert rows(cat, "S0") == {START: 0.0, START + dt.timedelta(days=1): 9.0}
+        for i in range(1, 4):
+            assert rows(cat, f"S{i}") == {START: float(i)}
+        assert cat.checkpoint() is None  # nothing held any more
+        assert cat.verify().ok
+
+
+def test_a_writer_holding_nothing_keeps_the_rows_other_records_of_a_shard_hold(
+    tmp_path: Path,
+) -> None:
+    root = tmp_path / "store"
+    with Catalog.open(root, create=True, options=CatalogOptions(pending_records=0)) as cat:
+        cat.create(id="A", frequency="daily")
+        cat.write("A", ([START], [1.0]))  # A's record, with its row, in the shard
+    with Catalog.open(root, options=EAGER) as eager:
+        eager.create(id="B", frequency="daily")
+        eager.write("B", ([START], [2.0]))  # B's row in a file; the shard rewritten
+        manifest = latest(eager)
+        assert [ref.inline for ref in manifest.shards if ref is not None] == [1]
+        assert stored_format(eager) == "fincat-manifest/3"
+        assert len(files_under(root, "data")) == 1
+        assert rows(eager, "A") == {START: 1.0} and rows(eager, "B") == {START: 2.0}
+        assert eager.verify().ok
+        eager.checkpoint()
+        assert len(files_under(root, "data")) == 2
+        assert stored_format(eager) == "fincat-manifest/2"
+        assert rows(eager, "A") == {START: 1.0} and eager.verify().ok
+
+
+def test_verify_reports_a_shard_that_hides_the_rows_its_records_hold(tmp_path: Path) -> None:
+    # A manifest saying no record of a shard holds rows would be written as format
+    # 2, which older readers open without seeing the rows, and a checkpoint would
+    # pass the shard by.
+    with Catalog.open(
+        tmp_path / "store", create=True, options=CatalogOptions(pending_records=0)
+    ) as cat:
+        cat.create(id="A", frequency="daily")
+        cat.write("A", ([START], [1.0]))
+        base = latest(cat)
+        (ref,) = [r for r in base.shards if r is not None]
+        assert ref.inline == 1 and base.records_pending == []
+        hidden = msgspec.structs.replace(ref, inline=0)
+        put_manifest(cat, next_manifest(cat, shards=[hidden]))
+        problems = cat.verify(latest_only=True).problems
+        assert [(p.kind, p.key) for p in problems] == [("corrupt_object", ref.path)]
+        assert "holding rows" in problems[0].detail
 
 
 def test_a_series_created_and_deleted_while_held_leaves_no_entry(tmp_path: Path) -> None:
