@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import random
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +26,7 @@ from catalog_store.records import (
     encode_shard,
 )
 from catalog_store.storage import MemoryStore
+from catalog_store.verify import Problem
 from tests.conftest import EAGER
 
 
@@ -134,48 +135,49 @@ def test_emptied_shards_are_dropped_and_their_ids_can_come_back(tmp_path: Path) 
     asyncio.run(main())
 
 
-def test_verify_finds_a_record_outside_its_shards_range(tmp_path: Path) -> None:
-    async def main() -> None:
-        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+def verify_with_bounds(
+    root: Path, bounds: Callable[[Manifest, list[list[str]]], list[str]]
+) -> tuple[int, list[Problem]]:
+    """Commit, as a faulty writer would, the next version of a catalog of 20 series
+    in several shards with ``bounds(manifest, ids by shard)``; verify."""
+
+    async def main() -> tuple[int, list[Problem]]:
+        catalog = await AsyncCatalog.open(root, create=True)
         manifest = await create_all(catalog, (spec(f"S{n:03d}") for n in range(20)))
+        assert len(manifest.bounds) >= 2
         held = await ids_by_shard(catalog, manifest)
-        # A commit (from a faulty writer) whose first bound leaves the first shard's
-        # last record outside its range: lookups of that id would look elsewhere.
         bad = msgspec.structs.replace(
             manifest,
             version=manifest.version + 1,
             parent=manifest.version,
-            bounds=[held[0][-1], *manifest.bounds[1:]],
+            bounds=bounds(manifest, held),
         )
         await catalog.store.put_if_absent(manifest_key(bad.version), encode_manifest(bad))
         report = await catalog.verify()
-        assert [(p.kind, p.version) for p in report.problems] == [("bad_manifest", bad.version)]
-        assert "outside its range" in report.problems[0].detail
         await catalog.close()
+        return bad.version, report.problems
 
-    asyncio.run(main())
+    return asyncio.run(main())
+
+
+def test_verify_finds_a_record_outside_its_shards_range(tmp_path: Path) -> None:
+    # The first bound leaves the first shard's last record outside its range:
+    # lookups of that id would look elsewhere.
+    version, problems = verify_with_bounds(
+        tmp_path / "c", lambda manifest, held: [held[0][-1], *manifest.bounds[1:]]
+    )
+    assert [(p.kind, p.version) for p in problems] == [("bad_manifest", version)]
+    assert "outside its range" in problems[0].detail
 
 
 def test_verify_reports_bounds_out_of_order_and_leaves_the_table_alone(tmp_path: Path) -> None:
-    async def main() -> None:
-        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
-        manifest = await create_all(catalog, (spec(f"S{n:03d}") for n in range(20)))
-        assert len(manifest.bounds) >= 2
-        bad = msgspec.structs.replace(
-            manifest,
-            version=manifest.version + 1,
-            parent=manifest.version,
-            bounds=list(reversed(manifest.bounds)),
-        )
-        await catalog.store.put_if_absent(manifest_key(bad.version), encode_manifest(bad))
-        report = await catalog.verify()
-        # The table is compared shard by shard, cut at the bounds: with no order to
-        # cut at, only the bounds are reported.
-        assert [(p.kind, p.version) for p in report.problems] == [("bad_manifest", bad.version)]
-        assert "bounds do not order" in report.problems[0].detail
-        await catalog.close()
-
-    asyncio.run(main())
+    version, problems = verify_with_bounds(
+        tmp_path / "c", lambda manifest, _held: list(reversed(manifest.bounds))
+    )
+    # The table is compared shard by shard, cut at the bounds: with no order to cut
+    # at, only the bounds are reported.
+    assert [(p.kind, p.version) for p in problems] == [("bad_manifest", version)]
+    assert "bounds do not order" in problems[0].detail
 
 
 def test_shard_size_follows_the_catalog_size(
