@@ -20,11 +20,14 @@ from catalog_store.errors import IntegrityError
 from catalog_store.keys import checksum
 from catalog_store.models import SPEC_FIELDS, Series
 
-MANIFEST_FORMAT = "fincat-manifest/3"
+MANIFEST_FORMAT = "fincat-manifest/4"
+#: Version 4 without shards whose records hold rows (``ShardRef.inline``): a
+#: fincat from before those would rewrite such a shard without its count.
+MANIFEST_FORMAT_3 = "fincat-manifest/3"
 #: Version 3 without held series (``records_pending``): what a manifest holding
 #: none is written as, so that a fincat from before them can still read it.
 MANIFEST_FORMAT_2 = "fincat-manifest/2"
-READABLE_MANIFEST_FORMATS = (MANIFEST_FORMAT_2, MANIFEST_FORMAT)
+READABLE_MANIFEST_FORMATS = (MANIFEST_FORMAT_2, MANIFEST_FORMAT_3, MANIFEST_FORMAT)
 #: A manifest lists at most this many of its changes: every reader decodes the
 #: manifest, so its size must not grow with the size of a batch.
 MAX_LISTED_CHANGES = 1000
@@ -200,12 +203,14 @@ def encode_marker(obj: StoreMarker) -> bytes:
     return _json.encode(obj)
 
 
+def _shards_hold_rows(manifest: Manifest) -> bool:
+    return any(ref is not None and ref.inline for ref in manifest.shards)
+
+
 def has_held_writes(manifest: Manifest) -> bool:
     """Whether ``manifest`` holds series (``records_pending``) or lists a shard whose
-    records hold rows: what a checkpoint writes out, and what format 3 says."""
-    return bool(manifest.records_pending) or any(
-        ref is not None and ref.inline for ref in manifest.shards
-    )
+    records hold rows: what a checkpoint writes out."""
+    return bool(manifest.records_pending) or _shards_hold_rows(manifest)
 
 
 def encode_manifest(manifest: Manifest) -> bytes:
@@ -216,7 +221,10 @@ def encode_manifest(manifest: Manifest) -> bytes:
     letter of the commit id, fails :func:`decode_manifest`. The format is the
     oldest that can say what the manifest holds.
     """
-    form = MANIFEST_FORMAT if has_held_writes(manifest) else MANIFEST_FORMAT_2
+    if _shards_hold_rows(manifest):
+        form = MANIFEST_FORMAT
+    else:
+        form = MANIFEST_FORMAT_3 if manifest.records_pending else MANIFEST_FORMAT_2
     body = _json.encode(msgspec.structs.replace(manifest, format=form, checksum=""))
     assert body.endswith(_UNSEALED)
     return body[:-2] + checksum(body).encode() + b'"}'
