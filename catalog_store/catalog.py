@@ -98,8 +98,8 @@ class CatalogOptions:
     #: A partition with more files than this is compacted after a write.
     compact_threshold: int = 16
     #: An append keeps up to this many rows of a series in its record (in the
-    #: manifest) instead of writing a file; 0 writes every row to a Parquet file
-    #: at once, for engines that read the files directly.
+    #: manifest, then in its shard) instead of writing a file; 0 writes every row
+    #: to a Parquet file at once, for engines that read the files directly.
     inline_rows: int = INLINE_MAX_ROWS
     #: A commit leaves up to this many changed series in the manifest instead of
     #: rewriting their metadata shards; 0 rewrites them at every commit.

@@ -139,12 +139,13 @@ class ChangeSet:
         #: Limits of what this commit leaves in the manifest (see CatalogOptions).
         self.pending_max = pending_max
         self.inline_max = inline_max
-        #: Whether rows held in the records this commit writes into shards go into
-        #: files (for a writer that holds none itself); otherwise they stay held.
-        self.settle_rows = settle_rows
         #: Whether to write out everything held: records into shards, and every
         #: record's rows, in the manifest or a shard, into files.
         self.checkpoint = checkpoint
+        #: Whether rows held in the records this commit writes into shards go into
+        #: files (a checkpoint, or a writer that holds none itself); otherwise they
+        #: stay held.
+        self.settle_rows = settle_rows or checkpoint
         self.reader = base.reader
         self.store: Store = base.reader.store
         self.version = base.version + 1
@@ -163,7 +164,9 @@ class ChangeSet:
         self._before: dict[str, SeriesRecord | None] = {}
 
     async def _shard(self, series_id: str) -> _ShardEdit:
-        shard = keys.meta_shard_of(self.base.manifest.bounds, series_id)
+        return await self._shard_at(keys.meta_shard_of(self.base.manifest.bounds, series_id))
+
+    async def _shard_at(self, shard: int) -> _ShardEdit:
         if shard not in self._records:
             manifest = self.base.manifest
             stored = await self.reader.records(manifest.shards[shard])
@@ -338,12 +341,11 @@ class ChangeSet:
 
     async def _flush(self, held: dict[str, SeriesRecord | None]) -> set[int]:
         """Edit the ``held`` series into their shards (their inline rows into files
-        if ``settle_rows`` or ``checkpoint``); return the shards to rewrite."""
+        if ``settle_rows``); return the shards to rewrite."""
         for series_id in sorted(held):
             edit = await self._shard(series_id)
             record = edit.get(series_id)
-            settle = self.settle_rows or self.checkpoint
-            if settle and record is not None and record.inline is not None:
+            if self.settle_rows and record is not None and record.inline is not None:
                 edit[series_id] = await self.settle(record)
         return {keys.meta_shard_of(self.base.manifest.bounds, series_id) for series_id in held}
 
@@ -355,10 +357,10 @@ class ChangeSet:
             if ref is None or not ref.inline:
                 continue
             rewrite.add(index)
-            for series_id, stored in (await self.reader.records(ref)).items():
+            edit = await self._shard_at(index)
+            for series_id, stored in edit.base.items():
                 if stored.inline is None:
                     continue
-                edit = await self._shard(series_id)
                 record = edit.get(series_id)
                 if record is not None and record.inline is not None:
                     edit[series_id] = await self.settle(record)

@@ -122,8 +122,9 @@ class SeriesRecord(TableRow, frozen=True, kw_only=True, omit_defaults=False, gc=
     #: The catalog version at which this series last changed before ``version``;
     #: following it walks the series' own history without reading every manifest.
     previous_version: int | None = None
-    #: Rows appended since the last file, newer than every file's; only a record in
-    #: ``Manifest.records_pending`` has any (shards never hold rows).
+    #: Rows appended since the last file, newer than every file's, until they are
+    #: written into one (in ``Manifest.records_pending`` or in a shard, which then
+    #: counts the record in its ``ShardRef.inline``).
     inline: InlineRows | None = None
 
 
