@@ -12,7 +12,7 @@ import contextlib
 import datetime as dt
 import logging
 import uuid
-from collections.abc import AsyncIterator, Iterable, Mapping, Sequence
+from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -393,11 +393,13 @@ class AsyncCatalog:
 
     async def iter_series(
         self, flt: SeriesFilter | None = None, as_of: AsOf = None
-    ) -> AsyncIterator[Series]:
+    ) -> AsyncGenerator[Series, None]:
         """Stream every matching series at one version, one shard in memory at a time."""
         snapshot = await self.snapshot(as_of)
-        async for _shard, record in iter_records(snapshot, flt or SeriesFilter()):
-            yield to_series(record)
+        # A caller that stops early closes this generator; it closes the scan.
+        async with contextlib.aclosing(iter_records(snapshot, flt or SeriesFilter())) as found:
+            async for _shard, record in found:
+                yield to_series(record)
 
     async def metadata_table(
         self,

@@ -10,9 +10,10 @@ from __future__ import annotations
 
 import base64
 import binascii
+import contextlib
 import functools
 import json
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncGenerator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -124,7 +125,7 @@ def decode_cursor(cursor: str) -> tuple[int, int, str]:
 
 async def iter_records(
     snapshot: Snapshot, flt: SeriesFilter, start_shard: int = 0, after: str = ""
-) -> AsyncIterator[tuple[int, SeriesRecord]]:
+) -> AsyncGenerator[tuple[int, SeriesRecord], None]:
     """Matching records from ``(start_shard, after)`` on, with their shard number."""
     manifest = snapshot.manifest
     fields = flt.fields()
@@ -194,10 +195,14 @@ async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | 
             raise ValidationError("invalid cursor", "cursor")
     items: list[Series] = []
     last: tuple[int, str] | None = None
-    async for shard, record in iter_records(snapshot, flt, start_shard, after):
-        if len(items) == limit:
-            assert last is not None
-            return Page(items, encode_cursor(snapshot.version, *last), snapshot.version)
-        items.append(to_series(record))
-        last = (shard, record.id)
+    # Closed here, not when collected: a page stops the scan early, and a generator
+    # left open would be closed later by a task of the event loop, which a
+    # synchronous caller's loop may never run (a warning at exit).
+    async with contextlib.aclosing(iter_records(snapshot, flt, start_shard, after)) as found:
+        async for shard, record in found:
+            if len(items) == limit:
+                assert last is not None
+                return Page(items, encode_cursor(snapshot.version, *last), snapshot.version)
+            items.append(to_series(record))
+            last = (shard, record.id)
     return Page(items, None, snapshot.version)

@@ -8,6 +8,9 @@ too; closing runs what calls left behind (the "latest" hint) before it stops.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
+import textwrap
 import threading
 from pathlib import Path
 
@@ -71,3 +74,24 @@ def test_close_writes_the_hint_a_last_commit_left_behind(tmp_path: Path) -> None
     assert (tmp_path / "c" / LATEST_HINT).read_text() == str(version)
     with Catalog.open(tmp_path / "c") as again:
         assert again.get("S000").title == "last"
+
+
+def test_a_script_that_lists_a_page_and_exits_leaves_no_task_behind(tmp_path: Path) -> None:
+    # A page stops the scan of its shards early; the scan must be closed then, not
+    # by a task of a loop the script never runs again ("Task was destroyed ...").
+    make(tmp_path / "c", 5).close()
+    script = textwrap.dedent(
+        f"""
+        from catalog_store import Catalog
+        cat = Catalog.open({str(tmp_path / "c")!r})
+        page = cat.list(limit=2)
+        first = next(iter(cat.iter_series(page_size=1)))
+        print(len(page.items), page.next_cursor is not None, first.id)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split() == ["2", "True", "S000"]
+    assert done.stderr == ""

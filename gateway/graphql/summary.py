@@ -10,6 +10,7 @@ The pass reads at most ``scan_limit`` series; past that it says it is incomplete
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 from dataclasses import dataclass, field
 
@@ -42,24 +43,25 @@ async def summarize(catalog: AsyncCatalog, version: int, scan_limit: int) -> Cat
     """One pass over the series of ``version``. Raises the catalog's errors."""
     summary = CatalogSummary(version)
     seen = 0
-    async for series in catalog.iter_series(as_of=version):
-        if seen == scan_limit:
-            summary.complete = False
-            break
-        seen += 1
-        if seen % YIELD_EVERY == 0:
-            await asyncio.sleep(0)
-        first, last = day(series.first_date), day(series.last_date)
-        if first is not None and (summary.earliest is None or first < summary.earliest):
-            summary.earliest = first
-        if last is not None and (summary.latest is None or last > summary.latest):
-            summary.latest = last
-        entry = summary.sources.get(series.source)
-        if entry is None:
-            summary.sources[series.source] = SourceSummary(1, series.updated_at)
-        else:
-            entry.series_count += 1
-            entry.last_updated_at = max(entry.last_updated_at, series.updated_at)
+    async with contextlib.aclosing(catalog.iter_series(as_of=version)) as every:
+        async for series in every:
+            if seen == scan_limit:
+                summary.complete = False
+                break
+            seen += 1
+            if seen % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+            first, last = day(series.first_date), day(series.last_date)
+            if first is not None and (summary.earliest is None or first < summary.earliest):
+                summary.earliest = first
+            if last is not None and (summary.latest is None or last > summary.latest):
+                summary.latest = last
+            entry = summary.sources.get(series.source)
+            if entry is None:
+                summary.sources[series.source] = SourceSummary(1, series.updated_at)
+            else:
+                entry.series_count += 1
+                entry.last_updated_at = max(entry.last_updated_at, series.updated_at)
     return summary
 
 
