@@ -153,7 +153,21 @@ def normalize(observations: Any, frequency: str) -> pa.Table:
     _check_range(table, ints, frequency)
     _check_fits(table, ints, frequency)
     _check_finite(table)
-    return table.combine_chunks()
+    return _owned(table)
+
+
+def _owned(table: pa.Table) -> pa.Table:
+    """``table`` in one chunk per column, in memory of its own.
+
+    The caller's arrays may be views of buffers it fills again for the next series
+    (a DataFrame or a numpy array reused in a loop), and a batch keeps the table
+    until it commits; ``concat_arrays`` copies where ``combine_chunks`` may not.
+    """
+    columns = [
+        pa.concat_arrays(column.chunks) if column.num_chunks else column.combine_chunks()
+        for column in table.columns
+    ]
+    return pa.Table.from_arrays(columns, schema=table.schema)
 
 
 def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:

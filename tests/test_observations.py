@@ -486,6 +486,28 @@ def test_a_batch_may_revise_what_it_wrote_earlier(catalog: Catalog) -> None:
     assert catalog.get("S").observation_count == 2
 
 
+def test_a_batch_keeps_what_each_write_was_given_though_the_caller_reuses_its_buffers(
+    catalog: Catalog,
+) -> None:
+    # A crawler fills one DataFrame, or one numpy array, again for each series:
+    # pyarrow reads both without copying, and the batch commits only at its end.
+    for sid in "ABC":
+        catalog.create(id=sid, frequency="daily")
+    frame = pd.DataFrame({"date": [D(2024, 1, 2)], "value": [0.0]})
+    values = np.zeros(1)
+    with catalog.batch() as batch:
+        for i, sid in enumerate("ABC"):
+            frame.loc[0, "value"] = float(i)
+            batch.write(sid, frame)
+    with catalog.batch() as batch:
+        for i, sid in enumerate("ABC"):
+            values[0] = 10.0 + i
+            batch.write(sid, pa.table({"date": [D(2024, 1, 3)], "value": values}))
+    frame.loc[0, "value"] = values[0] = -1.0
+    for i, sid in enumerate("ABC"):
+        assert rows(catalog.read(sid)) == [(D(2024, 1, 2), float(i)), (D(2024, 1, 3), 10.0 + i)]
+
+
 def test_a_write_that_changes_nothing_returns_the_series(catalog: Catalog) -> None:
     catalog.create(id="E", frequency="annual")
     catalog.write("E", ([dt.date(2020, 1, 1)], [1.0]))
