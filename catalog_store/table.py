@@ -95,7 +95,8 @@ def pend(
     out = {entry.id: entry for entry in pending}
     for before, after in changed:
         series = after if after is not None else before
-        assert series is not None
+        if series is None:
+            continue  # created and deleted by this commit: no row before or after
         row = None if after is None else row_of(after)
         known = out.get(series.id)
         if known is None:

@@ -210,6 +210,19 @@ def test_history_and_as_of_an_instant(catalog: Catalog) -> None:
         catalog.get("X", as_of=-1)
 
 
+def test_a_batch_may_create_a_series_and_delete_it_again(catalog: Catalog) -> None:
+    catalog.create(id="KEPT", frequency="annual", source="X")
+    with catalog.batch() as batch:
+        batch.create({"id": "BRIEF", "frequency": "annual", "source": "X"})
+        batch.write("BRIEF", ([dt.date(2000, 1, 1)], [1.0]))
+        batch.delete("BRIEF")
+    assert [s.id for s in catalog.list().items] == ["KEPT"]
+    assert catalog.metadata_table(source="X")["id"].to_pylist() == ["KEPT"]
+    with pytest.raises(SeriesNotFoundError):
+        catalog.get("BRIEF")
+    assert catalog.verify().problems == []
+
+
 def test_batch_is_atomic(catalog: Catalog) -> None:
     catalog.create(id="EXISTS", frequency="annual")
     version = catalog.version()
