@@ -93,8 +93,14 @@ class Committer:
         self.stats = CommitStats()
         self._hint_tasks: set[asyncio.Task[None]] = set()
 
-    async def commit(self, build: Builder) -> Manifest:
+    async def commit(
+        self, build: Builder, stand_in: Callable[[int], Manifest] | None = None
+    ) -> Manifest:
         """Commit what ``build`` makes, retrying lost races; return the landed manifest.
+
+        ``stand_in`` gives the base to build on, by version, when the newest
+        manifest cannot be read whole: only a repair, whose build needs no more of
+        its base than the version number, commits over the damage it repairs.
 
         Raises what ``build`` raises (ConflictError and subclasses when a
         precondition no longer holds; nothing is then visible),
@@ -106,7 +112,7 @@ class Committer:
         started = time.monotonic()
         unknown: set[int] = set()
         try:
-            return await self._attempts(build, commit_id, started, unknown)
+            return await self._attempts(build, commit_id, started, unknown, stand_in)
         except (StorageError, IntegrityError) as exc:
             if not unknown:
                 raise
@@ -125,7 +131,12 @@ class Committer:
             ) from exc
 
     async def _attempts(
-        self, build: Builder, commit_id: str, started: float, unknown: set[int]
+        self,
+        build: Builder,
+        commit_id: str,
+        started: float,
+        unknown: set[int],
+        stand_in: Callable[[int], Manifest] | None,
     ) -> Manifest:
         attempt = 0
         storage_failure: StorageUnavailableError | None = None
@@ -141,7 +152,7 @@ class Committer:
                 # probe. If it is stale, put-if-absent of its successor fails and
                 # the retry looks again; the protocol, not the probe, makes it safe.
                 known = self.reader.known_latest() if attempt == 1 else None
-                base = await self._base(known)
+                base = await self._base(known, stand_in)
                 latest = base.version
                 version = latest + 1
                 if any(v <= latest for v in unknown):
@@ -225,14 +236,24 @@ class Committer:
             self.stats.retries += 1
             await asyncio.sleep(self.policy.delay(attempt))
 
-    async def _base(self, known: int | None) -> Snapshot:
+    async def _base(
+        self, known: int | None, stand_in: Callable[[int], Manifest] | None
+    ) -> Snapshot:
         if known is not None:
             try:
-                return Snapshot(self.reader, await self.reader.manifest(known))
+                return await self._snapshot(known, stand_in)
             except VersionNotFoundError:
                 pass  # expired under retention meanwhile: look for the newest
         latest = await self.reader.latest_version(refresh=True)
-        return Snapshot(self.reader, await self.reader.manifest(latest))
+        return await self._snapshot(latest, stand_in)
+
+    async def _snapshot(self, version: int, stand_in: Callable[[int], Manifest] | None) -> Snapshot:
+        try:
+            return Snapshot(self.reader, await self.reader.manifest(version))
+        except IntegrityError:
+            if stand_in is None:
+                raise
+            return Snapshot(self.reader, stand_in(version))
 
     async def _read_if_ours(self, version: int, commit_id: str) -> Manifest | None:
         key = keys.manifest_key(version)

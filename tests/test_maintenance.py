@@ -103,6 +103,30 @@ def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
     cat.close()
 
 
+def test_repair_commits_over_a_newest_manifest_that_cannot_be_read(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True)
+    fill(cat)
+    good = cat.version()
+    cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
+    cat.close()
+    newest = max((root / "_manifests").glob("0*.json"))
+    damaged = bytearray(newest.read_bytes())
+    damaged[damaged.find(b'"message"') + 12] ^= 1  # one letter of the commit message
+    newest.write_bytes(bytes(damaged))
+
+    fresh = Catalog.open(str(root))
+    report = fresh.repair()
+    assert (report.healthy_version, report.lost_versions) == (good, [good + 1])
+    assert report.new_version == good + 2
+    assert fresh.verify(latest_only=True).ok
+    assert fresh.read("B").column("value").to_pylist() == [5.0]
+    fresh.write("B", ([dt.date(2002, 1, 1)], [7.0]))  # writers can commit again
+    fresh.close()
+    with Catalog.open(str(root)) as reopened:
+        assert reopened.read("B").column("value").to_pylist() == [5.0, 7.0]
+
+
 def test_repair_refuses_when_nothing_verifies(tmp_path: Path) -> None:
     root = tmp_path / "store"
     cat = Catalog.open(str(root), create=True)
