@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import threading
+import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
@@ -121,6 +122,13 @@ def _runs_a_loop() -> bool:
     return True
 
 
+def _close(inner: AsyncCatalog, runner: _LoopRunner) -> None:
+    try:
+        runner.run(inner.close())
+    finally:
+        runner.stop()
+
+
 async def _settle(tasks: set[asyncio.Task[Any]]) -> None:
     await asyncio.gather(*tasks, return_exceptions=True)
 
@@ -176,6 +184,10 @@ class Catalog:
     def __init__(self, inner: AsyncCatalog, runner: _LoopRunner) -> None:
         self.inner = inner
         self._runner = runner
+        # A catalog a script never closes is closed when collected or at exit, as a
+        # file is: the "latest" hint its last commit left is written, and no task
+        # is left pending on a loop nobody runs again.
+        self._closer = weakref.finalize(self, _close, inner, runner)
 
     @classmethod
     def open(
@@ -198,10 +210,8 @@ class Catalog:
         return cls(inner, runner)
 
     def close(self) -> None:
-        try:
-            self._runner.run(self.inner.close())
-        finally:
-            self._runner.stop()
+        """Finish background work and release the store; later calls do nothing."""
+        self._closer()
 
     def __enter__(self) -> Catalog:
         return self

@@ -95,3 +95,28 @@ def test_a_script_that_lists_a_page_and_exits_leaves_no_task_behind(tmp_path: Pa
     assert done.returncode == 0, done.stderr
     assert done.stdout.split() == ["2", "True", "S000"]
     assert done.stderr == ""
+
+
+def test_a_script_that_commits_and_exits_without_closing_writes_the_hint(tmp_path: Path) -> None:
+    script = textwrap.dedent(
+        f"""
+        import datetime as dt
+        from catalog_store import Catalog
+        cat = Catalog.open({str(tmp_path / "c")!r}, create=True)
+        cat.create(id="S", frequency="annual")
+        cat.write("S", ([dt.date(2020, 1, 1)], [1.0]))
+        print(cat.version(refresh=False))
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stderr == ""
+    assert (tmp_path / "c" / LATEST_HINT).read_text() == done.stdout.strip()
+
+
+def test_closing_twice_is_harmless(tmp_path: Path) -> None:
+    cat = make(tmp_path / "c", 1)
+    cat.close()
+    cat.close()
