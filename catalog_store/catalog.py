@@ -39,6 +39,7 @@ from catalog_store.listing import (
     iter_records,
     page,
     table_rows,
+    tag_tuple,
 )
 from catalog_store.maintenance import (
     DEFAULT_GRACE,
@@ -47,7 +48,7 @@ from catalog_store.maintenance import (
     collect_garbage,
     repair,
 )
-from catalog_store.models import Series, SeriesSpec, check_series_id, parse_spec
+from catalog_store.models import Series, SeriesSpec, check_count, check_series_id, parse_spec
 from catalog_store.observations import COLUMNS, as_table, bound, check_mode
 from catalog_store.operations import (
     CompactSeries,
@@ -112,9 +113,14 @@ class CatalogOptions:
     store_timeout: float | None = 120.0
 
     def __post_init__(self) -> None:
-        for name in ("inline_rows", "pending_records"):
-            if getattr(self, name) < 0:
-                raise ValidationError("must not be negative", name)
+        for name in ("inline_rows", "pending_records", "cache_bytes"):
+            check_count(getattr(self, name), name, 0)
+        for name in ("shard_count", "compact_threshold"):
+            check_count(getattr(self, name), name, 1)
+        if not self.max_staleness >= 0:
+            raise ValidationError("must not be negative", "max_staleness")
+        if self.store_timeout is not None and not self.store_timeout > 0:
+            raise ValidationError("must be positive, or None for no limit", "store_timeout")
 
 
 @dataclass(frozen=True)
@@ -263,8 +269,7 @@ class AsyncCatalog:
 
     async def history(self, limit: int = 50, before: int | None = None) -> list[VersionInfo]:
         """Catalog versions, newest first: up to ``limit`` below ``before`` (exclusive)."""
-        if limit < 1:
-            raise ValidationError("must be at least 1", "limit")
+        check_count(limit, "limit", 1)
         top = await self.version() if before is None else before - 1
         oldest = await self.reader.oldest_version()
         out = []
@@ -379,7 +384,7 @@ class AsyncCatalog:
         A cursor pins the version its listing started at (and overrides ``as_of``).
         Raises ValidationError for a bad limit, frequency or cursor.
         """
-        flt = SeriesFilter(source, frequency, tuple(tags), text)
+        flt = SeriesFilter(source, frequency, tag_tuple(tags), text)
         return await self.list_matching(flt, limit, cursor, as_of)
 
     async def list_matching(
@@ -420,7 +425,7 @@ class AsyncCatalog:
         with an id from that provider. Raises ValidationError for an unknown
         frequency.
         """
-        flt = SeriesFilter(source, frequency, tuple(tags), text, external_provider)
+        flt = SeriesFilter(source, frequency, tag_tuple(tags), text, external_provider)
         return await table_rows(await self.snapshot(as_of), flt)
 
     async def find_by_external_id(

@@ -13,7 +13,7 @@ import binascii
 import contextlib
 import functools
 import json
-from collections.abc import AsyncGenerator, Sequence
+from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -22,11 +22,19 @@ import pyarrow as pa
 
 from catalog_store import keys, table
 from catalog_store.errors import ValidationError
-from catalog_store.models import FREQUENCIES, Series
+from catalog_store.models import FREQUENCIES, Series, check_count
 from catalog_store.records import SeriesRecord, TablePart, to_series
 from catalog_store.snapshot import Snapshot
 
 MAX_PAGE = 1000
+
+
+def tag_tuple(tags: Iterable[str]) -> tuple[str, ...]:
+    """The tags a filter asks for; a string would be taken for its letters."""
+    chosen = () if isinstance(tags, str) else tuple(tags)
+    if isinstance(tags, str) or not all(isinstance(tag, str) for tag in chosen):
+        raise ValidationError("tags must be a list of tags", "tags")
+    return chosen
 
 
 @dataclass(frozen=True)
@@ -40,6 +48,7 @@ class SeriesFilter:
     external_provider: str | None = None
 
     def __post_init__(self) -> None:
+        object.__setattr__(self, "tags", tag_tuple(self.tags))
         if self.frequency is not None and self.frequency not in FREQUENCIES:
             raise ValidationError(
                 f"unknown frequency {self.frequency!r}; one of {', '.join(FREQUENCIES)}",
@@ -186,8 +195,7 @@ async def _rows_of_source(
 
 async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | None) -> Page:
     """One page of matching series at the snapshot's version."""
-    if not 1 <= limit <= MAX_PAGE:
-        raise ValidationError(f"must be between 1 and {MAX_PAGE}", "limit")
+    check_count(limit, "limit", 1, MAX_PAGE)
     start_shard, after = 0, ""
     if cursor:
         _version, start_shard, after = decode_cursor(cursor)

@@ -53,6 +53,16 @@ _SERIES_ID = re.compile(SERIES_ID_PATTERN, re.ASCII)
 _PRINTABLE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$", re.ASCII)
 
 
+def check_count(value: int, name: str, low: int, high: int | None = None) -> int:
+    """Return ``value`` if it is an integer in ``[low, high]``, else raise ValidationError."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValidationError(f"must be an integer, not {type(value).__name__}", field=name)
+    if value < low or (high is not None and value > high):
+        limits = f"at least {low}" if high is None else f"between {low} and {high}"
+        raise ValidationError(f"must be {limits}", field=name)
+    return value
+
+
 def check_series_id(value: str) -> str:
     """Return ``value`` if it is a valid series id, else raise ValidationError.
 
@@ -97,6 +107,8 @@ def _check_attributes(values: dict[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ValueError(f"attribute {key!r} must be a string, number, boolean or null")
+        if isinstance(value, int) and not -(2**63) <= value < 2**64:
+            raise ValueError(f"attribute {key!r} is an integer beyond 64 bits")
     if len(values) > MAX_ATTRIBUTES:
         raise ValueError(f"at most {MAX_ATTRIBUTES} attributes")
     try:

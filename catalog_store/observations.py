@@ -84,24 +84,35 @@ def as_table(observations: Any) -> pa.Table:
         return _pair_table(dates, values)
     module = type(observations).__module__
     if module.startswith("pandas"):
-        frame = observations
-        if (
-            "date" not in frame.columns
-            and frame.index.name in ("date", None)
-            and "value" in frame.columns
-        ):
-            frame = frame.reset_index(names="date")
         try:
-            return pa.Table.from_pandas(frame, preserve_index=False)
-        except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, ValueError) as exc:
+            return _frame_table(observations)
+        except (pa.ArrowException, TypeError, ValueError, IndexError, KeyError) as exc:
             raise ValidationError(f"cannot read the DataFrame: {exc}", "observations") from None
     raise ValidationError(
-        "observations must be a pyarrow Table, a pandas DataFrame or a (dates, values) pair",
+        "observations must be a pyarrow Table, a pandas DataFrame or Series, or a "
+        "(dates, values) pair",
         "observations",
     )
 
 
+def _frame_table(frame: Any) -> pa.Table:
+    """A DataFrame with ``date`` and ``value`` columns (or dates as its index), or a
+    Series of values indexed by date."""
+    if not hasattr(frame, "columns"):  # a Series
+        frame = frame.to_frame(name="value")
+    if "date" not in frame.columns and frame.index.name in ("date", None) and "value" in frame:
+        if frame.index.nlevels != 1:
+            raise ValueError("the index must be the dates alone")
+        frame = frame.reset_index(names="date")
+    return pa.Table.from_pandas(frame, preserve_index=False)
+
+
 def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
+    for name, given in (("dates", dates), ("values", values)):
+        if not hasattr(given, "__len__") or isinstance(given, str | bytes):
+            raise ValidationError(
+                f"{name} must be a list or an array, not {type(given).__name__}", name
+            )
     if len(dates) != len(values):
         raise ValidationError(f"{len(dates)} dates but {len(values)} values", "values")
     try:
@@ -138,6 +149,8 @@ def normalize(observations: Any, frequency: str) -> pa.Table:
     extra = [c for c in table.column_names if c not in COLUMNS]
     if extra:
         raise ValidationError(f"unexpected column {extra[0]!r}", extra[0])
+    if len(table.column_names) != len(COLUMNS):
+        raise ValidationError("each column must appear once", "observations")
     dates = _dates(table.column("date"), frequency)
     values = _values(table.column("value"))
     table = pa.table({"date": dates, "value": values}, schema=schema_for(frequency))
@@ -190,7 +203,10 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
             return _parse_strings(column, frequency)
         raise ValidationError(f"intraday dates must be UTC timestamps, not {kind}", "dates")
     if pa.types.is_date(kind):
-        return column.cast(DATE_TYPE)
+        try:
+            return column.cast(DATE_TYPE)
+        except pa.ArrowInvalid:  # a date64 with milliseconds past midnight
+            raise ValidationError("dates must not carry a time of day", "dates") from None
     if pa.types.is_timestamp(kind):
         if kind.tz is not None:
             raise ValidationError(
@@ -227,7 +243,12 @@ def _values(column: pa.ChunkedArray) -> pa.ChunkedArray:
     kind = column.type
     if not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
         raise ValidationError(f"values must be numbers or null, not {kind}", "values")
-    return column.cast(pa.float64())
+    try:
+        return column.cast(pa.float64())
+    except pa.ArrowInvalid as exc:
+        raise ValidationError(
+            f"an integer value does not fit a 64-bit float exactly: {exc}", "values"
+        ) from None
 
 
 def date_ints(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
@@ -239,7 +260,11 @@ def date_ints(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
 
 
 def _show(table: pa.Table, index: int) -> str:
-    return str(table.column("date")[index].as_py())
+    try:
+        return str(table.column("date")[index].as_py())
+    except (OverflowError, ValueError):  # beyond what Python's dates can hold
+        unit = "microseconds" if pa.types.is_timestamp(table.column("date").type) else "days"
+        return f"{int(date_ints(table.slice(index, 1))[0])} {unit} from 1970-01-01"
 
 
 def _check_range(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from typing import Any
 
 import pytest
 
@@ -148,10 +149,18 @@ def test_listing_filters(catalog: Catalog) -> None:
     with pytest.raises(ValidationError) as info:
         catalog.list(frequency="hourly")
     assert info.value.field == "frequency"
-    for bad in (0, 1001):
+    for bad in (0, 1001, "5", 2.0, True):
         with pytest.raises(ValidationError) as info:
-            catalog.list(limit=bad)
+            catalog.list(limit=bad)  # type: ignore[arg-type]
         assert info.value.field == "limit"
+    for bad in (0, "5"):
+        with pytest.raises(ValidationError) as info:
+            catalog.history(limit=bad)  # type: ignore[arg-type]
+        assert info.value.field == "limit"
+    for call in (catalog.list, catalog.metadata_table):
+        with pytest.raises(ValidationError) as info:
+            call(tags="jobs")  # one string, not a list of tags
+        assert info.value.field == "tags"
     with pytest.raises(ValidationError) as info:
         catalog.list(cursor="not-a-cursor")
     assert info.value.field == "cursor"
@@ -221,6 +230,24 @@ def test_a_batch_may_create_a_series_and_delete_it_again(catalog: Catalog) -> No
     with pytest.raises(SeriesNotFoundError):
         catalog.get("BRIEF")
     assert catalog.verify().problems == []
+
+
+@pytest.mark.parametrize(
+    ("name", "value"),
+    [
+        ("shard_count", 0),
+        ("cache_bytes", -1),
+        ("compact_threshold", 0),
+        ("inline_rows", -1),
+        ("pending_records", "16"),
+        ("max_staleness", -0.5),
+        ("store_timeout", 0),
+    ],
+)
+def test_options_out_of_range_are_refused(name: str, value: Any) -> None:
+    with pytest.raises(ValidationError) as info:
+        CatalogOptions(**{name: value})
+    assert info.value.field == name
 
 
 def test_batch_is_atomic(catalog: Catalog) -> None:

@@ -102,6 +102,7 @@ def test_id_must_be_a_string() -> None:
         ({"attributes": {f"k{i}": i for i in range(MAX_ATTRIBUTES + 1)}}, "attributes"),
         ({"attributes": {"big": "x" * 20_000}}, "attributes"),
         ({"attributes": {"": 1}}, "attributes.[key]"),
+        ({"attributes": {"huge": 2**70}}, "attributes"),
         ({"partitioning": "weekly"}, "partitioning"),
         ({"unknown_field": 1}, "unknown_field"),
         ({"version": 3}, "version"),

@@ -316,6 +316,56 @@ REFUSED: list[tuple[str, str, Any, str, str]] = [
     ("time-of-day", "daily", ([dt.datetime(2020, 1, 1, 12)], [1]), "dates", "time of day"),
     ("number-dates", "daily", ([1, 2], [1, 2]), "dates", "int64"),
     ("text-values", "daily", (pa.array([D(2020, 1, 1)]), pa.array(["1"])), "values", "string"),
+    (
+        "int-beyond-float",
+        "daily",
+        pa.table({"date": [D(2020, 1, 1)], "value": pa.array([2**53 + 1], pa.int64())}),
+        "values",
+        "9007199254740993",
+    ),
+    (
+        "uint64-max",
+        "daily",
+        pa.table({"date": [D(2020, 1, 1)], "value": pa.array([2**64 - 1], pa.uint64())}),
+        "values",
+        "64-bit float",
+    ),
+    (
+        "date64-with-time",
+        "daily",
+        pa.table({"date": pa.array([1577880000123], pa.date64()), "value": [1.0]}),
+        "dates",
+        "time of day",
+    ),
+    (
+        "date32-beyond-python",
+        "daily",
+        pa.table({"date": pa.array([2**31 - 1], pa.date32()), "value": [1.0]}),
+        "dates",
+        "2147483647 days from 1970-01-01",
+    ),
+    (
+        "two-value-columns",
+        "daily",
+        pa.Table.from_arrays(
+            [pa.array([D(2020, 1, 1)]), pa.array([1.0]), pa.array([2.0])],
+            names=["date", "value", "value"],
+        ),
+        "observations",
+        "once",
+    ),
+    ("dates-generator", "daily", ((d for d in [D(2020, 1, 1)]), [1.0]), "dates", "generator"),
+    ("scalar-value", "daily", ([D(2020, 1, 1)], 1.0), "values", "float"),
+    (
+        "two-level-index",
+        "daily",
+        pd.DataFrame(
+            {"value": [1.0]},
+            index=pd.MultiIndex.from_tuples([(D(2020, 1, 1), 1)], names=["date", "n"]),
+        ),
+        "observations",
+        "index",
+    ),
 ]
 ACCEPTED: list[tuple[str, str, list[dt.date]]] = [
     ("weekdays", "business_daily", [D(2024, 5, 31), D(2024, 6, 3), D(1960, 1, 4)]),

@@ -239,6 +239,10 @@ FORMS: dict[str, Callable[[], Any]] = {
     "pandas-iso-strings": lambda: pd.DataFrame(
         {"date": [str(d) for d in DATES], "value": [1.0, np.nan, 3.0]}
     ),
+    "pandas-series": lambda: pd.Series(
+        pd.array(VALUES, dtype="Float64"),
+        index=pd.DatetimeIndex([str(d) for d in DATES], name="date"),
+    ),
     "pair-of-lists": lambda: (DATES, VALUES),
     "pair-unsorted": lambda: (list(reversed(DATES)), list(reversed(VALUES))),
     "pair-of-numpy": lambda: (
