@@ -49,7 +49,7 @@ from catalog_store.maintenance import (
     repair,
 )
 from catalog_store.models import Series, SeriesSpec, check_count, check_series_id, parse_spec
-from catalog_store.observations import COLUMNS, as_table, bound, check_mode
+from catalog_store.observations import COLUMNS, as_table, check_mode, range_bounds, utc_instant
 from catalog_store.operations import (
     CompactSeries,
     CreateSeries,
@@ -262,9 +262,7 @@ class AsyncCatalog:
                 raise ValidationError("a version is a non-negative integer", "as_of")
             version = as_of
         else:
-            if as_of.tzinfo is None:
-                raise ValidationError("naive datetime; give a UTC instant", "as_of")
-            version = await self.reader.version_at(as_of.astimezone(dt.UTC))
+            version = await self.reader.version_at(utc_instant(as_of, "as_of"))
         return Snapshot(self.reader, await self.reader.manifest(version))
 
     async def history(self, limit: int = 50, before: int | None = None) -> list[VersionInfo]:
@@ -512,8 +510,7 @@ class AsyncCatalog:
         record = await snapshot.record(series_id)
         if record is None:
             raise SeriesNotFoundError(series_id, snapshot.version)
-        low = bound(start, record.frequency, False)
-        high = bound(end, record.frequency, True)
+        low, high = range_bounds(start, end, record.frequency)
         table = await read_record(self.reader, record, low, high)
         return table.select(list(columns)) if columns is not None else table
 
@@ -530,7 +527,7 @@ class AsyncCatalog:
         snapshot = await self.snapshot()
         record = await snapshot.record(series_id)
         frequency = record.frequency if record else "daily"
-        low, high = bound(start, frequency, False), bound(end, frequency, True)
+        low, high = range_bounds(start, end, frequency)
         return await revisions(self.reader, record, series_id, low, high, first_release_only)
 
     async def compact(self, series_id: str, min_files: int = 2) -> int | None:

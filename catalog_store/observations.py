@@ -235,7 +235,7 @@ def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
             raise ValidationError(f"not an ISO date: {text!r}", "dates") from None
         if value.tzinfo is None:
             raise ValidationError(f"naive timestamp {text!r}; give a UTC offset", "dates")
-        out.append(value.astimezone(dt.UTC))
+        out.append(utc_instant(value, "dates"))
     return pa.chunked_array([pa.array(out, INSTANT_TYPE if frequency == "intraday" else DATE_TYPE)])
 
 
@@ -325,19 +325,40 @@ def ordinal(value: dt.date, intraday: bool) -> int:
     return days * 86_400_000_000 if intraday else days
 
 
+def utc_instant(value: dt.datetime, name: str) -> dt.datetime:
+    """An aware datetime as UTC; ValidationError naming ``name`` for a naive one or
+    one whose UTC time falls outside the years 1-9999."""
+    if value.tzinfo is None:
+        raise ValidationError("naive datetime; give a UTC instant", name)
+    try:
+        return value.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValidationError(f"{value.isoformat()} is out of range in UTC", name) from None
+
+
+def range_bounds(
+    start: dt.date | dt.datetime | None, end: dt.date | dt.datetime | None, frequency: str
+) -> tuple[int | None, int | None]:
+    """``[start, end]`` as ordinals in a series' units (see :func:`bound`)."""
+    low, high = bound(start, frequency, upper=False), bound(end, frequency, upper=True)
+    if low is not None and high is not None and low > high:
+        raise ValidationError("start is after end", "start")
+    return low, high
+
+
 def bound(value: dt.date | dt.datetime | None, frequency: str, upper: bool) -> int | None:
     """A user's range bound as an ordinal in the series' units; None stays None."""
     if value is None:
         return None
     intraday = frequency == "intraday"
+    name = "end" if upper else "start"
     if isinstance(value, dt.datetime):
-        if value.tzinfo is None:
-            raise ValidationError("naive datetime; give a UTC instant", "end" if upper else "start")
+        value = utc_instant(value, name)
         if intraday:
             return (value - dt.datetime(1970, 1, 1, tzinfo=dt.UTC)) // dt.timedelta(microseconds=1)
-        value = value.astimezone(dt.UTC).date()
+        value = value.date()
     if not isinstance(value, dt.date):
-        raise ValidationError("must be a date", "end" if upper else "start")
+        raise ValidationError("must be a date", name)
     base = ordinal(value, intraday)
     if intraday and upper:
         return base + 86_400_000_000 - 1

@@ -31,10 +31,10 @@ from catalog_store.errors import (
 from catalog_store.models import SPEC_FIELDS, SeriesSpec, apply_changes
 from catalog_store.observations import (
     DEFAULT_PARTITIONING,
-    bound,
     date_ints,
     drop_range,
     normalize,
+    range_bounds,
     split_by_partition,
 )
 from catalog_store.records import DataFile, SeriesRecord, from_ordinal
@@ -166,10 +166,7 @@ class WriteObservations:
         Raises ValidationError naming the field at fault; nothing is written.
         """
         if frequency not in self._prepared:
-            low = bound(self.start, frequency, upper=False)
-            high = bound(self.end, frequency, upper=True)
-            if low is not None and high is not None and low > high:
-                raise ValidationError("start is after end", "start")
+            low, high = range_bounds(self.start, self.end, frequency)
             table = normalize(self.observations, frequency)
             if self.mode == "replace_range" and table.num_rows:
                 ints = date_ints(table)

@@ -217,6 +217,28 @@ def test_bad_write_arguments_are_refused_without_a_commit(catalog: Catalog) -> N
     assert catalog.version() == before
 
 
+def test_bad_read_arguments_are_refused(catalog: Catalog) -> None:
+    catalog.create(id="T", frequency="intraday")
+    catalog.write("T", ([dt.datetime(2020, 1, 1, 12, tzinfo=dt.UTC)], [1.0]))
+    before = catalog.version()
+    # UTC+14 at the first instant Python has, and UTC-14 at its last, fall outside it.
+    earliest = dt.datetime(1, 1, 1, tzinfo=dt.timezone(dt.timedelta(hours=14)))
+    latest = dt.datetime(9999, 12, 31, 23, 59, tzinfo=dt.timezone(dt.timedelta(hours=-14)))
+    calls: list[tuple[Callable[[], Any], str]] = [
+        (lambda: catalog.read("T", start=D(2020, 2, 1), end=D(2020, 1, 1)), "start"),
+        (lambda: catalog.revisions("T", start=D(2020, 2, 1), end=D(2020, 1, 1)), "start"),
+        (lambda: catalog.read("T", start=earliest), "start"),
+        (lambda: catalog.read("T", end=latest), "end"),
+        (lambda: catalog.read("T", as_of=earliest), "as_of"),
+        (lambda: catalog.write("T", (["0001-01-01T00:00:00+14:00"], [1.0])), "dates"),
+    ]
+    for call, field in calls:
+        with pytest.raises(ValidationError) as info:
+            call()
+        assert info.value.field == field
+    assert catalog.version() == before
+
+
 # -- input forms -------------------------------------------------------------------
 
 DATES = [D(2020, 2, 28), D(2020, 2, 29), D(2020, 3, 2)]
