@@ -48,7 +48,14 @@ from catalog_store.maintenance import (
     collect_garbage,
     repair,
 )
-from catalog_store.models import Series, SeriesSpec, check_count, check_series_id, parse_spec
+from catalog_store.models import (
+    FREQUENCIES,
+    Series,
+    SeriesSpec,
+    check_count,
+    check_series_id,
+    parse_spec,
+)
 from catalog_store.observations import COLUMNS, as_table, check_mode, range_bounds, utc_instant
 from catalog_store.operations import (
     CompactSeries,
@@ -654,12 +661,14 @@ class Batch:
     def __init__(self, catalog: AsyncCatalog) -> None:
         self._catalog = catalog
         self.operations: list[Operation] = []
-        self._created: dict[str, str] = {}
+        #: The frequency this batch gives a series (by create or update), which its
+        #: later writes are checked against when they are added.
+        self._frequency: dict[str, str] = {}
         self.version: int | None = None
 
     def create(self, spec: SeriesSpec | Mapping[str, Any]) -> None:
         op = CreateSeries(parse_spec(spec))
-        self._created[op.series_id] = op.spec.frequency
+        self._frequency[op.series_id] = op.spec.frequency
         self.operations.append(op)
 
     def update(
@@ -667,6 +676,8 @@ class Batch:
     ) -> None:
         check_series_id(series_id)
         self.operations.append(UpdateSeries(series_id, dict(changes), expected_version))
+        if changes.get("frequency") in FREQUENCIES:  # a bad one is refused at commit
+            self._frequency[series_id] = changes["frequency"]
 
     def delete(self, series_id: str, expected_version: int | None = None) -> None:
         check_series_id(series_id)
@@ -685,6 +696,6 @@ class Batch:
         check_series_id(series_id)
         op = self._catalog._write_op(series_id, observations, mode, start, end, expected_version)
         # Validate now, so a crawler learns which write is bad at the line that added it.
-        frequency = self._created.get(series_id) or (await self._catalog.get(series_id)).frequency
+        frequency = self._frequency.get(series_id) or (await self._catalog.get(series_id)).frequency
         op.prepare(frequency)
         self.operations.append(op)

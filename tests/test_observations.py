@@ -534,6 +534,20 @@ def test_a_batch_keeps_what_each_write_was_given_though_the_caller_reuses_its_bu
         assert rows(catalog.read(sid)) == [(D(2024, 1, 2), float(i)), (D(2024, 1, 3), 10.0 + i)]
 
 
+def test_a_batch_checks_a_write_against_the_frequency_it_gave_the_series(
+    catalog: Catalog,
+) -> None:
+    catalog.create(id="OLD", frequency="monthly")
+    with catalog.batch() as batch:
+        batch.create({"id": "NEW", "frequency": "monthly"})
+        for sid in ("NEW", "OLD"):
+            batch.update(sid, {"frequency": "daily"})
+            batch.write(sid, ([D(2024, 1, 17)], [1.0]))  # mid-month: daily, not monthly
+    for sid in ("NEW", "OLD"):
+        assert catalog.get(sid).frequency == "daily"
+        assert rows(catalog.read(sid)) == [(D(2024, 1, 17), 1.0)]
+
+
 def test_a_write_that_changes_nothing_returns_the_series(catalog: Catalog) -> None:
     catalog.create(id="E", frequency="annual")
     catalog.write("E", ([dt.date(2020, 1, 1)], [1.0]))
