@@ -170,7 +170,6 @@ def test_an_empty_range_reads_as_an_empty_table_with_the_schema(
         (D(1990, 1, 1), D(1990, 12, 31)),
         (D(2030, 1, 1), None),
         (None, D(2019, 12, 31)),
-        (D(2020, 2, 10), D(2020, 1, 1)),
     ]:
         table = catalog.read("S", start=start, end=end)
         assert table.num_rows == 0, (start, end)
