@@ -6,6 +6,10 @@ record per change of the series, not every manifest of the catalog. The result i
 the ALFRED view: ``realtime_start`` (inclusive) and ``realtime_end`` (exclusive,
 null while current) in UTC; the intervals of one date tile time without gaps or
 overlaps from its first publication until it was deleted or until now.
+
+Under a retention floor the walk ends at the state the oldest kept version holds:
+what the series held before it has expired, so that state's values start at the
+floor's commit time, the earliest instant an as-of read can still show them.
 """
 
 from __future__ import annotations
@@ -17,15 +21,16 @@ import pyarrow as pa
 
 from catalog_store.datafiles import read_record
 from catalog_store.errors import SeriesNotFoundError
-from catalog_store.observations import INSTANT_TYPE, date_ints, schema_for
-from catalog_store.records import SeriesRecord
+from catalog_store.observations import INSTANT_TYPE, bound, date_ints, schema_for
+from catalog_store.records import SeriesRecord, from_ordinal
 from catalog_store.snapshot import Snapshot, StoreReader
 
 
-async def states_of(reader: StoreReader, record: SeriesRecord) -> list[SeriesRecord]:
-    """Every state of a series, oldest first, following ``previous_version`` links."""
+async def states_of(reader: StoreReader, record: SeriesRecord, floor: int) -> list[SeriesRecord]:
+    """Every state of a series from the one current at version ``floor`` on, oldest
+    first, following ``previous_version`` links."""
     states = [record]
-    while states[-1].previous_version is not None:
+    while states[-1].version > floor and states[-1].previous_version is not None:
         current = states[-1]
         version = current.previous_version
         assert version is not None
@@ -36,6 +41,9 @@ async def states_of(reader: StoreReader, record: SeriesRecord) -> list[SeriesRec
             if parent is None:
                 break
             version = parent
+        # A state from before the floor lasted until ``current``, past the floor, so
+        # the floor's manifest holds the same record while the older one has expired.
+        version = max(version, floor)
         earlier = await Snapshot(reader, await reader.manifest(version)).record(record.id)
         if earlier is None or earlier.version >= current.version:
             break  # created in that commit, or a damaged chain: stop rather than loop
@@ -63,12 +71,22 @@ async def revisions(
     high: int | None,
     first_release_only: bool = False,
 ) -> pa.Table:
-    """The revision table of a series for dates in ``[low, high]``, sorted by date then time."""
+    """The revision table of a series for dates in ``[low, high]`` (ordinals in the
+    units of ``record``'s frequency), sorted by date then time."""
     if record is None:
         raise SeriesNotFoundError(series_id)
-    states = await states_of(reader, record)
-    times = [(await reader.manifest(state.version)).committed_at for state in states]
-    tables = await asyncio.gather(*(read_record(reader, s, low, high) for s in states))
+    floor = await reader.oldest_version()
+    states = await states_of(reader, record, floor)
+    times = [(await reader.manifest(max(s.version, floor))).committed_at for s in states]
+    # A frequency changes only while a series is empty, so no state mixes dates and
+    # instants; a table that must show both shows instants, dates at midnight UTC,
+    # which loses nothing. An intraday state without rows has no instant to show.
+    intraday = record.frequency == "intraday" or any(
+        s.frequency == "intraday" and s.observation_count for s in states
+    )
+    tables = await asyncio.gather(
+        *(_read_state(reader, s, record, low, high, intraday) for s in states)
+    )
     # Per date: list of [value, start, end]; a state that lacks the date closes it.
     open_rows: dict[int, list[object]] = {}
     rows: list[tuple[int, float | None, dt.datetime, dt.datetime | None]] = []
@@ -93,7 +111,31 @@ async def revisions(
     if first_release_only:
         seen: set[int] = set()
         rows = [r for r in rows if not (r[0] in seen or seen.add(r[0]))]  # type: ignore[func-returns-value]
-    return _table(rows, record.frequency)
+    return _table(rows, "intraday" if intraday else record.frequency)
+
+
+async def _read_state(
+    reader: StoreReader,
+    state: SeriesRecord,
+    latest: SeriesRecord,
+    low: int | None,
+    high: int | None,
+    instants: bool,
+) -> pa.Table:
+    """One state's rows in ``[low, high]``, bounds given in ``latest``'s units.
+
+    They are applied in the state's own units, as a read as of that state applies
+    them (a day counts when any part of it is in range); with ``instants``, a
+    state's dates become instants at midnight UTC.
+    """
+    if state.frequency != latest.frequency:
+        intraday = latest.frequency == "intraday"
+        low = bound(None if low is None else from_ordinal(low, intraday), state.frequency, False)
+        high = bound(None if high is None else from_ordinal(high, intraday), state.frequency, True)
+    table = await read_record(reader, state, low, high)
+    if instants and state.frequency != "intraday":
+        table = table.set_column(0, "date", table.column("date").cast(INSTANT_TYPE))
+    return table
 
 
 def _same(a: object, b: object) -> bool:

@@ -10,15 +10,20 @@ from __future__ import annotations
 
 import datetime as dt
 import itertools
+import json
+import time
 from collections import defaultdict
+from pathlib import Path
 from typing import Any
 
 import msgspec
 import pyarrow as pa
 import pytest
+from typer.testing import CliRunner
 
 from catalog_store import Catalog
 from catalog_store.changes import ChangeSet
+from catalog_store.cli import app
 from catalog_store.errors import SeriesNotFoundError
 from catalog_store.records import SeriesRecord
 from catalog_store.vintages import revisions_schema
@@ -226,3 +231,105 @@ def test_revisions_follow_records_that_link_to_their_own_version(
     ]
     third = committed_at(catalog, catalog.version())
     assert revision_rows(catalog.revisions("T")) == [(D(2020, 1, 1), 4.0, third, None)]
+
+
+def test_after_retention_history_starts_at_the_oldest_kept_version(catalog: Catalog) -> None:
+    d1, d2, d3 = D(2020, 1, 1), D(2020, 1, 2), D(2020, 1, 3)
+    catalog.create(id="S", frequency="daily")
+    catalog.write("S", ([d1, d2, d3], [1.0, 2.0, 3.0]))
+    catalog.write("S", ([d1], [1.5]), mode="upsert")
+    catalog.write("S", mode="delete_range", start=d3, end=d3)
+    catalog.create(id="T", frequency="daily")  # the floor: S last changed before it
+    floor = catalog.version()
+    time.sleep(0.05)
+    cutoff = dt.datetime.now(UTC)
+    time.sleep(0.05)
+    catalog.write("S", ([d2], [2.5]), mode="upsert")
+    revised = committed_at(catalog, catalog.version())
+    catalog.write("T", ([d1], [7.0]))
+    written = committed_at(catalog, catalog.version())
+    kept = committed_at(catalog, floor)
+
+    report = catalog.collect_garbage(grace=dt.timedelta(0), retain=dt.datetime.now(UTC) - cutoff)
+    assert report.oldest_version == floor
+    # Values already current at the floor start at its commit time, though published
+    # earlier; what was replaced or deleted before it (1.0, and 3.0) has expired.
+    rows = revision_rows(catalog.revisions("S"))
+    assert rows == [(d1, 1.5, kept, None), (d2, 2.0, kept, revised), (d2, 2.5, revised, None)]
+    assert_tiles(rows)
+    for date, value, start, _end in rows:
+        seen = catalog.read("S", start=date, end=date, as_of=start)
+        assert seen.column("value").to_pylist() == [value]
+    assert revision_rows(catalog.revisions("S", start=d2, first_release_only=True)) == [rows[1]]
+    assert revision_rows(catalog.revisions("T")) == [(d1, 7.0, written, None)]
+
+
+def test_cli_revisions_after_retention(tmp_path: Path) -> None:
+    root = str(tmp_path / "store")
+    with Catalog.open(root, create=True) as cat:
+        cat.create(id="S", frequency="daily")
+        cat.write("S", ([D(2020, 1, 1)], [1.0]))
+        cat.write("S", ([D(2020, 1, 1)], [1.5]), mode="upsert")
+        cat.create(id="T", frequency="daily")
+        kept = committed_at(cat, cat.version())
+    runner = CliRunner()
+    gc = runner.invoke(app, ["--root", root, "gc", "--grace-hours", "0", "--retain-days", "0"])
+    assert gc.exit_code == 0, gc.output
+    result = runner.invoke(app, ["--root", root, "revisions", "S", "--json"])
+    assert result.exit_code == 0, result.output
+    [row] = json.loads(result.stdout)
+    assert dt.datetime.fromisoformat(row.pop("realtime_start")) == kept
+    assert row == {"date": "2020-01-01", "value": 1.5, "realtime_end": None}
+
+
+def instant(day: dt.date, hour: int = 0) -> dt.datetime:
+    return dt.datetime(day.year, day.month, day.day, hour, tzinfo=UTC)
+
+
+def test_states_of_another_frequency_keep_their_own_dates(catalog: Catalog) -> None:
+    d2, d5 = D(2024, 1, 2), D(2024, 1, 5)
+    catalog.create(id="F", frequency="daily")
+    catalog.write("F", ([d2, d5], [1.0, 5.0]))
+    published = committed_at(catalog, catalog.version())
+    catalog.write("F", None, mode="delete_range", start=D(2024, 1, 1), end=D(2024, 12, 31))
+    deleted = committed_at(catalog, catalog.version())
+    catalog.update("F", {"frequency": "intraday"})
+    catalog.write("F", ([instant(d2, 15)], [3.0]))
+    later = committed_at(catalog, catalog.version())
+
+    table = catalog.revisions("F")
+    assert table.schema == revisions_schema("intraday")
+    # Beside instants, a date is its midnight UTC, as a read as of then shows it.
+    rows = revision_rows(table)
+    assert rows == [
+        (instant(d2), 1.0, published, deleted),
+        (instant(d2, 15), 3.0, later, None),
+        (instant(d5), 5.0, published, deleted),
+    ]
+    old = catalog.read("F", as_of=published)
+    assert old.column("date").to_pylist() == [d2, d5]
+    # Bounds apply in each state's units: a day counts when any of it is in range.
+    assert revision_rows(catalog.revisions("F", start=D(2024, 1, 3))) == [rows[2]]
+    noon = catalog.revisions("F", start=instant(d2, 12), end=instant(d2, 16))
+    assert revision_rows(noon) == rows[:2]
+    late = revision_rows(catalog.revisions("F", start=instant(d2, 16)))
+    assert late == [rows[0], rows[2]]
+
+    # The other way round the table keeps the intraday state's instants.
+    catalog.create(id="G", frequency="intraday")
+    catalog.write("G", ([instant(d2, 10), instant(d2, 15)], [1.0, 2.0]))
+    catalog.write("G", None, mode="delete_range")
+    catalog.update("G", {"frequency": "daily"})
+    catalog.write("G", ([d2], [4.0]))
+    table = catalog.revisions("G", start=d2, end=d2)
+    assert table.schema == revisions_schema("intraday")
+    assert [(r[0], r[1]) for r in revision_rows(table)] == [
+        (instant(d2), 4.0),
+        (instant(d2, 10), 1.0),
+        (instant(d2, 15), 2.0),
+    ]
+    # An intraday state that held no observation leaves the dates as they are.
+    catalog.create(id="H", frequency="intraday")
+    catalog.update("H", {"frequency": "daily"})
+    catalog.write("H", ([d2], [4.0]))
+    assert catalog.revisions("H").schema == revisions_schema("daily")
