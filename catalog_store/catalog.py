@@ -359,7 +359,7 @@ class AsyncCatalog:
         at that version (else VersionMismatchError, a ConflictError)."""
         check_series_id(series_id)
         op = UpdateSeries(series_id, dict(changes), expected_version)
-        committed = await self._commit([op], message or f"update {series_id}")
+        committed = await self._commit([op], message or f"update {series_id}", allow_empty=False)
         return committed.series(series_id)
 
     async def delete(
@@ -466,8 +466,9 @@ class AsyncCatalog:
         """
         check_series_id(series_id)
         op = self._write_op(series_id, observations, mode, start, end, expected_version)
-        committed = await self._commit([op], message or f"{mode} {series_id}")
-        await self._maybe_compact(committed)
+        committed = await self._commit([op], message or f"{mode} {series_id}", allow_empty=False)
+        if committed.landed:
+            await self._maybe_compact(committed)
         return committed.series(series_id)
 
     @staticmethod
@@ -546,7 +547,7 @@ class AsyncCatalog:
         await self.get(series_id)
         op = CompactSeries(series_id, min_files)
         committed = await self._commit([op], f"compact {series_id}", allow_empty=False)
-        return committed.manifest.version if committed else None
+        return committed.manifest.version if committed.landed else None
 
     async def checkpoint(self) -> int | None:
         """Write every series the manifest holds (``records_pending``) into its
@@ -558,7 +559,7 @@ class AsyncCatalog:
         version, or None if nothing was held.
         """
         committed = await self._commit([], "checkpoint", checkpoint=True)
-        return committed.manifest.version if committed else None
+        return committed.manifest.version if committed.landed else None
 
     async def _maybe_compact(self, committed: Committed) -> None:
         crowded = []
@@ -590,10 +591,11 @@ class AsyncCatalog:
         yield batch
         if batch.operations:
             committed = await self._commit(
-                batch.operations, message or f"batch of {len(batch.operations)}"
+                batch.operations, message or f"batch of {len(batch.operations)}", allow_empty=False
             )
             batch.version = committed.manifest.version
-            await self._maybe_compact(committed)
+            if committed.landed:
+                await self._maybe_compact(committed)
 
     # -- internals -------------------------------------------------------------------
 
@@ -611,7 +613,7 @@ class AsyncCatalog:
 
         async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Draft:
             if checkpoint and not has_held_writes(base.manifest):
-                raise _NothingToCommit
+                raise _NothingToCommit(base.manifest, {})
             changes = ChangeSet(
                 base,
                 commit_id,
@@ -625,24 +627,26 @@ class AsyncCatalog:
             for op in operations:
                 await op.apply(changes)
             if not changes.changes and not allow_empty:
-                raise _NothingToCommit
+                raise _NothingToCommit(base.manifest, changes.touched())
             attempts[changes.version] = changes
             return await changes.finish(message)
 
         try:
             manifest = await self.committer.commit(build)
-        except _NothingToCommit:
-            return None  # type: ignore[return-value]
+        except _NothingToCommit as idle:
+            return Committed(idle.manifest, idle.records, landed=False)
         # The attempt that built the landed version knows what it wrote.
         return Committed(manifest, attempts[manifest.version].touched())
 
 
 @dataclass(frozen=True)
 class Committed:
-    """A landed commit and the series it changed, as it left them."""
+    """A landed commit and the series it changed, as it left them; or, not
+    ``landed``, the newest version, on which the operations changed nothing."""
 
     manifest: Manifest
     records: dict[str, SeriesRecord | None]
+    landed: bool = True
 
     def series(self, series_id: str) -> Series:
         record = self.records.get(series_id)
@@ -651,8 +655,14 @@ class Committed:
         return to_series(record)
 
 
-class _NothingToCommit(Exception):
-    pass
+class _NothingToCommit(CatalogStoreError):
+    """The operations change nothing on ``manifest``. A CatalogStoreError, so that the
+    commit loop re-judges it on the newest version when it was judged on an older one."""
+
+    def __init__(self, manifest: Manifest, records: dict[str, SeriesRecord | None]) -> None:
+        super().__init__("nothing to commit")
+        self.manifest = manifest
+        self.records = records
 
 
 class Batch:

@@ -109,6 +109,8 @@ class UpdateSeries:
             )
         await _claim_external_ids(changes, record.id, record.external_ids, spec.external_ids)
         fields = spec.model_dump(exclude={"id"})
+        if all(getattr(record, name) == value for name, value in fields.items()):
+            return  # no new version of the series, and none of the catalog for it alone
         new_scheme = spec.partitioning or DEFAULT_PARTITIONING[spec.frequency]
         if (record.files or record.inline) and new_scheme != scheme_of(record):
             # Rewrite the files into the new partitions. Files of two schemes would

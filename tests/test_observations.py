@@ -552,8 +552,19 @@ def test_a_write_that_changes_nothing_returns_the_series(catalog: Catalog) -> No
     catalog.create(id="E", frequency="annual")
     catalog.write("E", ([dt.date(2020, 1, 1)], [1.0]))
     version = catalog.get("E").version
+    catalog_version = catalog.version()
     series = catalog.write("E", ([], []), "append")
     assert (series.id, series.observation_count, series.version) == ("E", 1, version)
+    # Nor does an update to the values the series has, or a batch of such changes:
+    # no new version of the catalog, so caches and ETags stay valid.
+    assert catalog.update("E", {}).version == version
+    assert catalog.update("E", {"frequency": "annual", "tags": []}).version == version
+    with catalog.batch() as batch:
+        batch.update("E", {"title": ""})
+        batch.write("E", ([], []))
+    assert batch.version == catalog_version
+    assert catalog.version() == catalog_version
+    assert catalog.update("E", {"title": "now"}).version > version
     deleted = catalog.write(
         "E", mode="delete_range", start=dt.date(1990, 1, 1), end=dt.date(1991, 1, 1)
     )
