@@ -235,9 +235,9 @@ class Series:
         context.observations.reserve(
             table.num_rows, f"revisions of {self.id!r}", OBSERVATION_ADVICE
         )
-        return Revisions(
-            series_id=self.id, table=table, intraday=self.frequency is Frequency.INTRADAY
-        )
+        # Instants when any state of the series held them, not only when it does now.
+        intraday = pa.types.is_timestamp(table.schema.field("date").type)
+        return Revisions(series_id=self.id, table=table, intraday=intraday)
 
     @field(
         description="The catalog versions at which this series changed, newest first, "

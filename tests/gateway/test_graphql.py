@@ -223,6 +223,21 @@ def test_revisions_and_history(client: Client) -> None:
     assert older == [{"version": history[1]["version"]}]
 
 
+def test_revisions_of_a_series_that_was_intraday_are_instants(local_target: StoreTarget) -> None:
+    with local_target.open() as cat:
+        cat.create(id="F", frequency="intraday")
+        cat.write("F", ([dt.datetime(2024, 1, 2, 15, tzinfo=dt.UTC)], [1.0]))
+        cat.write("F", None, "delete_range", start=dt.date(2024, 1, 1), end=dt.date(2024, 1, 31))
+        cat.update("F", {"frequency": "daily"})
+        cat.write("F", ([dt.date(2024, 1, 3)], [3.0]))
+    with client_for(local_target) as client:
+        query = '{ series(id: "F") { revisions { dates instants values } } }'
+        revisions = ok(client, query)["series"]["revisions"]
+    assert revisions["values"] == [1.0, 3.0]
+    assert revisions["instants"] == ["2024-01-02T15:00:00+00:00", "2024-01-03T00:00:00+00:00"]
+    assert revisions["dates"] == ["2024-01-02", "2024-01-03"]
+
+
 def test_versions_connection(client: Client) -> None:
     query = """query($after: String) { versions(first: 4, after: $after) {
         edges { cursor node { version commitId message committedAt seriesCount
