@@ -172,12 +172,11 @@ def test_two_gateways_on_one_bucket(
         )
         return response.status_code
 
-    for _round in range(3):
+    for round_ in range(3):
+        # New titles each round: setting the title a series has already is no change.
+        mine, theirs = f"A wins {round_}", f"B wins {round_}"
         with concurrent.futures.ThreadPoolExecutor(2) as pool:
-            futures = {
-                pool.submit(patch, a, "A wins"): "A wins",
-                pool.submit(patch, b, "B wins"): "B wins",
-            }
+            futures = {pool.submit(patch, a, mine): mine, pool.submit(patch, b, theirs): theirs}
             results = {futures[f]: f.result() for f in futures}
         assert sorted(results.values()) == [200, 412], results
         winner = next(title for title, status in results.items() if status == 200)
