@@ -19,14 +19,16 @@ from importlib.metadata import version as package_version
 
 from litestar import Litestar
 from litestar.datastructures import State
+from litestar.enums import ScopeType
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
+from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
 from catalog_store import AsyncCatalog, CatalogOptions
 from gateway.auth import AccessMiddleware, KeyRing
 from gateway.graphql.router import graphql_controller
-from gateway.metrics import GatewayMetrics, MetricsMiddleware, count_unmatched
+from gateway.metrics import GatewayMetrics, observe_request
 from gateway.monitor import MonitorCollector, Observed, watch
 from gateway.params import refuse_encoded_separators
 from gateway.problems import EXCEPTION_HANDLERS
@@ -47,6 +49,26 @@ def _version() -> str:
         return package_version("fincat")
     except PackageNotFoundError:  # running from a source tree that was not installed
         return "0+unknown"
+
+
+class GatewayApp(Litestar):
+    """Litestar, with every HTTP request counted and timed around the whole app.
+
+    Litestar runs middleware only for requests that match a route; measured here,
+    a request for an unknown path is in the latency histogram as in the counter.
+    """
+
+    async def __call__(
+        self,
+        scope: Scope | LifeSpanScope,
+        receive: Receive | LifeSpanReceive,
+        send: Send | LifeSpanSend,
+    ) -> None:
+        if scope["type"] != ScopeType.HTTP:
+            await super().__call__(scope, receive, send)
+            return
+        metrics = self.state[STATE_KEY].metrics
+        await observe_request(metrics, super().__call__, scope, receive, send)  # type: ignore[arg-type]
 
 
 def create_app(settings: Settings) -> Litestar:
@@ -119,12 +141,11 @@ def create_app(settings: Settings) -> Litestar:
         components=components,
         security=[{"bearer": []}] if settings.auth_enabled else None,
     )
-    return Litestar(
+    return GatewayApp(
         route_handlers=[*all_routes(), graphql_controller(settings)],
         lifespan=[open_catalog],
         exception_handlers=EXCEPTION_HANDLERS,
-        middleware=[MetricsMiddleware(metrics), AccessMiddleware()],
-        before_send=[count_unmatched(metrics)],
+        middleware=[AccessMiddleware()],
         before_request=refuse_encoded_separators,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi,

@@ -16,13 +16,19 @@ import uvicorn
 
 from catalog_store.cli import app
 from gateway.auth import SCOPES, KeyConfigError, hash_token, load_keys_file, new_token
-from gateway.graphql.config import GraphQLSettings, GraphQLSettingsError
 from gateway.settings import (
-    DEFAULT_CACHE_BYTES,
+    ENV_API_KEYS,
     ENV_API_KEYS_FILE,
+    ENV_CACHE_BYTES,
+    ENV_CACHE_TTL,
+    ENV_CREATE,
+    ENV_HOST,
+    ENV_PORT,
+    ENV_RATE_BURST,
+    ENV_RATE_LIMIT,
+    ENV_ROOT,
     Settings,
     SettingsError,
-    keys_from_env,
 )
 
 __all__ = ["app", "main"]
@@ -51,72 +57,105 @@ def serve(
         ),
     ] = None,
     host: Annotated[
-        str,
-        typer.Option(help="Address to bind. Without API keys only loopback is allowed."),
-    ] = "127.0.0.1",
-    port: Annotated[int, typer.Option(min=0, max=65535, help="Port to listen on.")] = 8000,
+        str | None,
+        typer.Option(
+            help=f"Address to bind [{ENV_HOST}, default {Settings.host}]. "
+            "Without API keys only loopback is allowed."
+        ),
+    ] = None,
+    port: Annotated[
+        int | None,
+        typer.Option(
+            min=0, max=65535, help=f"Port to listen on [{ENV_PORT}, default {Settings.port}]."
+        ),
+    ] = None,
     workers: Annotated[
         int, typer.Option(min=1, max=64, help="Worker processes (each has its own cache).")
     ] = 1,
     cache_ttl: Annotated[
-        float,
+        float | None,
         typer.Option(
             "--cache-ttl",
             min=0.0,
-            help="Seconds a worker may serve the latest version before asking the store again.",
+            help="Seconds a worker may serve the latest version before asking the store "
+            f"again [{ENV_CACHE_TTL}, default {Settings.cache_ttl}].",
         ),
-    ] = 1.0,
+    ] = None,
     cache_bytes: Annotated[
-        int, typer.Option("--cache-bytes", min=1, help="Byte bound of each worker's cache.")
-    ] = DEFAULT_CACHE_BYTES,
+        int | None,
+        typer.Option(
+            "--cache-bytes",
+            min=1,
+            help=f"Byte bound of each worker's cache [{ENV_CACHE_BYTES}, "
+            f"default {Settings.cache_bytes}].",
+        ),
+    ] = None,
     api_keys: Annotated[
         Path | None,
         typer.Option(
             "--api-keys",
             metavar="FILE",
-            help="JSON or TOML file of hashed API keys (see `fincat api-key`).",
+            help="JSON or TOML file of hashed API keys (see `fincat api-key`), beside those "
+            f"of {ENV_API_KEYS_FILE} and {ENV_API_KEYS}.",
         ),
     ] = None,
     rate_limit: Annotated[
-        float,
+        float | None,
         typer.Option(
-            "--rate-limit", min=0.0, help="Requests per second per key and worker; 0 is off."
+            "--rate-limit",
+            min=0.0,
+            help="Requests per second per key and worker; 0 is off "
+            f"[{ENV_RATE_LIMIT}, default {Settings.rate_limit}].",
         ),
-    ] = 50.0,
+    ] = None,
     rate_burst: Annotated[
-        int, typer.Option("--rate-burst", min=1, help="Requests a key may make at once.")
-    ] = 100,
+        int | None,
+        typer.Option(
+            "--rate-burst",
+            min=1,
+            help=f"Requests a key may make at once [{ENV_RATE_BURST}, "
+            f"default {Settings.rate_burst}].",
+        ),
+    ] = None,
     create: Annotated[
-        bool, typer.Option("--create", help="Initialise an empty catalog if there is none.")
-    ] = False,
+        bool | None,
+        typer.Option(
+            "--create", help=f"Initialise an empty catalog if there is none [{ENV_CREATE}]."
+        ),
+    ] = None,
     log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
 ) -> None:
     """Serve the catalog over HTTP (REST, OpenAPI at /schema).
 
-    Without API keys the server runs in local development mode (no
-    authentication) and refuses any address but loopback.
+    Every setting is read from its FINCAT_* environment variable; an option on
+    the command line wins. Without API keys the server runs in local development
+    mode (no authentication) and refuses any address but loopback.
     """
     default_root, storage_options = _global_options(ctx)
     location = os.path.expanduser(root) if root else default_root
     if not location:
         raise typer.BadParameter("where is the catalog?", param_hint="'--root'")
+    options = {
+        "host": host,
+        "port": port,
+        "cache_ttl": cache_ttl,
+        "cache_bytes": cache_bytes,
+        "rate_limit": rate_limit,
+        "rate_burst": rate_burst,
+        "create": create,
+    }
+    # Options default to None, "not given", so that a default never hides the environment.
+    given = {name: value for name, value in options.items() if value is not None}
     try:
         keys = load_keys_file(api_keys) if api_keys is not None else ()
-        settings = Settings(
-            root=location,
-            storage_options=storage_options,
-            host=host,
-            port=port,
-            cache_ttl=cache_ttl,
-            cache_bytes=cache_bytes,
-            api_keys=(*keys, *keys_from_env()),
-            rate_limit=rate_limit,
-            rate_burst=rate_burst,
-            create=create,
-            graphql=GraphQLSettings.from_env(),
+        from_env = Settings.from_env({**os.environ, ENV_ROOT: location})
+        settings = from_env.with_changes(
+            storage_options={**from_env.storage_options, **storage_options},
+            api_keys=(*keys, *from_env.api_keys),
+            **given,
         )
         settings.check_bind()
-    except (SettingsError, KeyConfigError, GraphQLSettingsError) as exc:
+    except (SettingsError, KeyConfigError) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
     # Workers are separate processes: they rebuild these settings from the environment.
@@ -124,12 +163,13 @@ def serve(
     # The keys travel as hashes in FINCAT_API_KEYS; reading the file again would double them.
     os.environ.pop(ENV_API_KEYS_FILE, None)
     mode = f"{len(settings.api_keys)} API key(s)" if settings.auth_enabled else "no authentication"
-    typer.echo(f"fincat serving {settings.root} on http://{host}:{port} ({mode})", err=True)
+    where = f"http://{settings.host}:{settings.port}"
+    typer.echo(f"fincat serving {settings.root} on {where} ({mode})", err=True)
     uvicorn.run(
         APP_FACTORY,
         factory=True,
-        host=host,
-        port=port,
+        host=settings.host,
+        port=settings.port,
         workers=workers,
         log_level=log_level,
         # Client addresses key the rate limit; a proxy's headers are not trusted by default.

@@ -216,6 +216,27 @@ def media_type_of(content_type: str | None) -> str:
     return (content_type or "").split(";", 1)[0].strip().lower()
 
 
+def is_json(media_type: str) -> bool:
+    """``application/json`` or a JSON-based ``application/*+json`` (``merge-patch+json``)."""
+    return media_type == JSON or (
+        media_type.startswith("application/") and media_type.endswith("+json")
+    )
+
+
+def require_json(content_type: str | None) -> None:
+    """Raises UnsupportedMediaTypeError (415) unless ``content_type`` declares JSON.
+
+    A body declared as anything else (or not declared) is refused even if it
+    parses: a web page may send text/plain, a form or an untyped body to any
+    origin without a CORS preflight, and must not be able to write that way.
+    """
+    media = media_type_of(content_type)
+    if not is_json(media):
+        raise UnsupportedMediaTypeError(
+            f"cannot read a body of type {media or 'none'!r}; send {JSON}"
+        )
+
+
 def decode_table(media_type: str, body: bytes) -> pa.Table:
     """A CSV or Arrow IPC stream body as a table (columns are checked by the catalog).
 
@@ -242,6 +263,10 @@ def _decode_csv(body: bytes) -> pa.Table:
             pa.BufferReader(body),
             convert_options=pacsv.ConvertOptions(
                 column_types={"date": pa.string(), "value": pa.float64()},
+                # Only an empty field is a missing value. pyarrow would also read
+                # NaN, NA, null, #N/A ... as null, and so store a NaN a client sent
+                # as a missing value; NaN is then refused like JSON and Arrow NaN.
+                null_values=[""],
                 strings_can_be_null=False,
             ),
         )

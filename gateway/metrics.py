@@ -11,10 +11,7 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable, Iterator
-from typing import Any
 
-from litestar.enums import ScopeType
-from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from prometheus_client import (
     CollectorRegistry,
@@ -132,7 +129,7 @@ class GatewayMetrics:
         if collector is not None:
             self.registry.register(collector)
 
-    def observe(self, method: str, route: str, status: int, seconds: float | None) -> None:
+    def observe(self, method: str, route: str, status: int, seconds: float) -> None:
         # Label lookups cost more than the update; routes and statuses are few, so
         # the children are kept by key.
         if method not in METHODS:  # any token is a valid method; labels must stay few
@@ -146,51 +143,33 @@ class GatewayMetrics:
             )
             self._children[key] = children
         children[0].inc()
-        if seconds is not None:
-            children[1].observe(seconds)
+        children[1].observe(seconds)
 
     def render(self) -> bytes:
         """The text exposition format of every metric of this app."""
         return generate_latest(self.registry)
 
 
-class MetricsMiddleware(ASGIMiddleware):
-    """Counts and times every routed HTTP request under its route template."""
+async def observe_request(
+    metrics: GatewayMetrics, app: ASGIApp, scope: Scope, receive: Receive, send: Send
+) -> None:
+    """Run ``app`` for one HTTP request, counting and timing it under its route template.
 
-    scopes = (ScopeType.HTTP,)
+    Called around the whole app, routing included, so a request no route matches
+    (404, 405) is counted and timed like any other; its route is ``<unmatched>``.
+    """
+    started = time.perf_counter()
+    status = 500
 
-    def __init__(self, metrics: GatewayMetrics) -> None:
-        self.metrics = metrics
+    async def send_and_note(message: Message) -> None:
+        nonlocal status
+        if message["type"] == "http.response.start":
+            status = message["status"]
+        await send(message)
 
-    async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        started = time.perf_counter()
-        status = 500
-
-        async def send_and_note(message: Message) -> None:
-            nonlocal status
-            if message["type"] == "http.response.start":
-                status = message["status"]
-            await send(message)
-
-        try:
-            await next_app(scope, receive, send_and_note)
-        except Exception as exc:
-            # Refused before the handler ran (401, 403, 429): the app's exception
-            # handler answers after this middleware has returned.
-            status = getattr(exc, "status_code", 500)
-            raise
-        finally:
-            route = scope.get("path_template") or UNMATCHED
-            method = str(scope.get("method", "GET"))
-            self.metrics.observe(method, route, status, time.perf_counter() - started)
-
-
-def count_unmatched(metrics: GatewayMetrics) -> Callable[[Message, Scope], Any]:
-    """A ``before_send`` hook counting responses to requests that matched no route."""
-
-    async def before_send(message: Message, scope: Scope) -> None:
-        if message["type"] == "http.response.start" and "route_handler" not in scope:
-            method = str(scope.get("method", "GET"))
-            metrics.observe(method, UNMATCHED, message["status"], None)
-
-    return before_send
+    try:
+        await app(scope, receive, send_and_note)
+    finally:
+        route = scope.get("path_template") or UNMATCHED
+        method = str(scope.get("method", "GET"))
+        metrics.observe(method, route, status, time.perf_counter() - started)

@@ -1,4 +1,4 @@
-"""Parsing what clients send beside the body: versions, instants, dates, ETags, JSON.
+"""Parsing what clients send: versions, instants, dates, ETags, JSON bodies, changes.
 
 Bad values raise the catalog's ValidationError naming the parameter, so they
 become 422 problems like every other invalid input; unparseable syntax (a
@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
+from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -17,6 +18,7 @@ from litestar.exceptions import ClientException
 
 from catalog_store.catalog import AsOf
 from catalog_store.errors import ValidationError
+from catalog_store.models import SeriesSpec, apply_changes
 
 T = TypeVar("T")
 
@@ -24,6 +26,8 @@ T = TypeVar("T")
 MAX_VERSION = 10**18
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})"\s*$')
 _PATH_PART = re.compile(r"\[(\d+)\]")
+#: msgspec's wording for a missing or unknown key: the key is the field at fault.
+_NAMED_KEY = re.compile(r"Object (?:missing required|contains unknown) field `(.*)`", re.DOTALL)
 
 
 def etag(version: int, weak: bool = False) -> str:
@@ -123,25 +127,50 @@ async def refuse_encoded_separators(request: Request[Any, Any, Any]) -> None:
 def decode_json(body: bytes, kind: type[T]) -> T:
     """Decode and type-check a JSON body.
 
-    Raises ClientException (400) if it is not JSON and ValidationError (422)
-    naming the field (``operations.2.id``) if it does not fit ``kind``.
+    Raises ClientException (400) if it is not JSON (or nests deeper than the
+    decoder's recursion limit) and ValidationError (422) naming the field
+    (``operations.2.id``; ``body`` when the document itself has the wrong type)
+    if it does not fit ``kind``.
     """
     if not body.strip():
         raise ClientException("the request body is empty; send a JSON document")
     try:
-        return msgspec.json.decode(body, type=kind, strict=True)
-    except msgspec.ValidationError as exc:
-        try:  # typed decoding stops at the first misfit, which may hide broken syntax
+        try:
+            return msgspec.json.decode(body, type=kind, strict=True)
+        except msgspec.ValidationError as exc:
+            # Typed decoding stops at the first misfit, which may hide broken syntax.
             msgspec.json.decode(body)
-        except msgspec.DecodeError as syntax:
-            raise ClientException(f"the request body is not valid JSON: {syntax}") from None
-        message, _, where = str(exc).partition(" - at `$")
-        field = _PATH_PART.sub(r".\1", where.rstrip("`")).lstrip(".")
-        raise ValidationError(message, field or None) from None
+            raise ValidationError(*_misfit(str(exc))) from None
     except msgspec.DecodeError as exc:
         raise ClientException(f"the request body is not valid JSON: {exc}") from None
+    except RecursionError:
+        raise ClientException("the request body nests too deeply to be decoded") from None
+
+
+def _misfit(text: str) -> tuple[str, str]:
+    """The message and dotted field path of a msgspec ValidationError's text."""
+    message, _, where = text.partition(" - at `$")
+    parts = [_PATH_PART.sub(r".\1", where.rstrip("`")).lstrip(".")]
+    named = _NAMED_KEY.fullmatch(message)
+    if named:
+        parts.append(named.group(1))
+    return message, ".".join(p for p in parts if p) or "body"
 
 
 def decode_json_object(body: bytes) -> dict[str, Any]:
     """A JSON body that must be an object (400 if not JSON, 422 if not an object)."""
     return decode_json(body, dict[str, Any])
+
+
+def check_changes(series_id: str, changes: Mapping[str, Any]) -> None:
+    """Raises ValidationError naming the field of ``changes`` at fault (``tags.0``).
+
+    A batch validates an update's changes only when it commits, and the error then
+    no longer tells which operation it came from; checked as the operation is
+    read, the caller can put the operation's index before the field. Each field is
+    validated on its own (no rule of SeriesSpec spans two fields), so a stand-in
+    series with this id (which must be valid) shows what the stored one would;
+    rules about the stored series (the frequency of a series with observations, an
+    external id taken) are checked at commit.
+    """
+    apply_changes(SeriesSpec.model_construct(id=series_id, frequency="daily"), changes)

@@ -61,12 +61,28 @@ def _unsatisfiable(size: int) -> RangeNotSatisfiableError:
     )
 
 
+def if_range_holds(if_range: str | None, etag: str | None) -> bool:
+    """Whether a ``Range`` may be served under ``If-Range`` (RFC 9110 13.1.5).
+
+    Only an ETag equal to the current one by strong comparison holds: a weak ETag
+    never does, and neither does a date (these representations are generated per
+    request and have no modification time to compare with).
+    """
+    if if_range is None:
+        return True
+    tag = if_range.strip()
+    return etag is not None and not etag.startswith("W/") and tag == etag
+
+
 def ranged(
     request: Request[Any, Any, Any], body: bytes, media_type: str, headers: dict[str, str]
 ) -> Response[bytes]:
-    """``body`` whole (200) or the part the ``Range`` header asks for (206)."""
+    """``body`` whole (200) or the part the ``Range`` header asks for (206); whole when
+    an ``If-Range`` does not hold for ``headers``' ETag."""
     headers = {**headers, "Accept-Ranges": "bytes"}
-    wanted = parse_range(request.headers.get("range"), len(body))
+    wanted = None
+    if if_range_holds(request.headers.get("if-range"), headers.get("ETag")):
+        wanted = parse_range(request.headers.get("range"), len(body))
     if wanted is None:
         return Response(body, media_type=media_type, headers=headers)
     start, end = wanted

@@ -50,6 +50,22 @@ class Gateway:
             raise CatalogNotOpenError("the catalog is not open")
         return self._catalog
 
+    async def ready(self) -> int:
+        """The latest version, once the store's marker is read and that version's
+        manifest loads.
+
+        The marker is read from the store each time: one small request, and one
+        that fails when the store's root is gone, where a probe for a newer version
+        answers "none" and the manifest may come from the cache. Raises
+        CatalogStoreError when the store cannot be read, CatalogNotOpenError outside
+        the lifespan.
+        """
+        catalog = self.catalog
+        await catalog.reader.read_marker()
+        version = await catalog.version(refresh=True)
+        await catalog.history(limit=1)
+        return version
+
     def attach(self, catalog: AsyncCatalog | None) -> None:
         """Serve ``catalog`` from now on (at startup); None detaches it (at shutdown)."""
         self._catalog = catalog

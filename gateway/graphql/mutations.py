@@ -34,6 +34,7 @@ from gateway.graphql.inputs import (
 )
 from gateway.graphql.scalars import WriteMode, catalog_mode
 from gateway.graphql.types import Series, series_node
+from gateway.params import check_changes
 
 Context = strawberry.Info[GraphQLContext, None]
 Message = Annotated[
@@ -139,8 +140,10 @@ def _add(batch: Batch, index: int, op: BatchOperation) -> WriteOperation | None:
     elif op.update:
         with argument_prefix(prefix + "update."):
             check_series_id(op.update.id)
-            changes = changes_of(op.update.changes, prefix + "update.changes")
-            batch.update(op.update.id, changes, expected_version=op.update.expected_version)
+        changes = changes_of(op.update.changes, prefix + "update.changes")
+        with argument_prefix(prefix + "update.changes."):
+            check_changes(op.update.id, changes)
+        batch.update(op.update.id, changes, expected_version=op.update.expected_version)
     elif op.delete:
         with argument_prefix(prefix + "delete."):
             batch.delete(op.delete.id, expected_version=op.delete.expected_version)

@@ -207,12 +207,10 @@ class Query:
             sources=sources,
         )
 
-    @field(description="Whether the store answers and the latest manifest loads.")
+    @field(description="Whether the store can be read, as /health/ready tells.")
     async def health(self, info: Context) -> Health:
         try:
-            catalog = context_of(info).catalog
-            version = await catalog.version(refresh=True)
-            await catalog.history(limit=1)
+            version = await context_of(info).gateway.ready()
         except (CatalogStoreError, CatalogNotOpenError):
             return Health(status="not-ready", version=None)
         return Health(status="ready", version=version)

@@ -141,11 +141,14 @@ class _Base(GraphQLController):
 
     def decode_json(self, data: str | bytes) -> object:
         try:
-            return _decoder.decode(data)
-        except msgspec.DecodeError:
-            # json decides, as strawberry would: it accepts what msgspec refuses
-            # (NaN, Infinity) and raises the JSONDecodeError strawberry answers 400 to.
-            return json.loads(data)
+            try:
+                return _decoder.decode(data)
+            except msgspec.DecodeError:
+                # json decides, as strawberry would: it accepts what msgspec refuses
+                # (NaN, Infinity) and raises the JSONDecodeError strawberry answers 400 to.
+                return json.loads(data)
+        except RecursionError:
+            raise HTTPException(400, "the request body nests too deeply to be decoded") from None
 
     async def get_sub_response(self, request: Request[Any, Any, Any]) -> Response[Any]:
         sub: Response[Any] = request.state[SUB_RESPONSE]

@@ -16,9 +16,10 @@ from litestar.status_codes import HTTP_201_CREATED, HTTP_413_REQUEST_ENTITY_TOO_
 
 from catalog_store.catalog import Batch
 from catalog_store.errors import ValidationError
-from gateway.formats import JSON
+from catalog_store.models import check_series_id
+from gateway.formats import JSON, require_json
 from gateway.openapi import documented, struct_schema
-from gateway.params import decode_json, parse_bound
+from gateway.params import check_changes, decode_json, parse_bound
 from gateway.problems import problem_specs, with_prefix
 from gateway.routes.series import WRITE
 from gateway.state import gateway_of
@@ -75,7 +76,7 @@ class CommitResult(msgspec.Struct):
     opt=WRITE,
     summary="Commit several changes atomically",
     status_code=HTTP_201_CREATED,
-    responses=problem_specs(400, 401, 403, 404, 409, 413, 422, 429, 503),
+    responses=problem_specs(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
     operation_class=documented(
         request_body={JSON: struct_schema(CommitRequest)},
         headers={201: {"Location": "The URL of the new catalog version."}},
@@ -85,6 +86,7 @@ async def commit(request: Request[Any, Any, Any]) -> Response[CommitResult]:
     """Apply every operation as one commit: all are visible at once, or none is."""
     gateway = gateway_of(request)
     settings = gateway.settings
+    require_json(request.headers.get("content-type"))
     data = decode_json(await request.body(), CommitRequest)
     count = len(data.operations)
     if not 1 <= count <= settings.max_operations:
@@ -120,6 +122,11 @@ async def _add(batch: Batch, op: Op) -> None:
         except ValidationError as exc:
             raise with_prefix(exc, "series.") from None
     elif isinstance(op, UpdateOp):
+        check_series_id(op.id)
+        try:
+            check_changes(op.id, op.changes)
+        except ValidationError as exc:
+            raise with_prefix(exc, "changes.") from None
         batch.update(op.id, op.changes, expected_version=op.expected_version)
     elif isinstance(op, DeleteOp):
         batch.delete(op.id, expected_version=op.expected_version)

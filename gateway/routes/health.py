@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import Request, Response, get
+from litestar import HttpMethod, Request, Response, route
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from catalog_store.errors import CatalogStoreError
@@ -14,6 +14,9 @@ from gateway.problems import problem_response, problem_specs
 from gateway.state import CatalogNotOpenError, gateway_of
 
 OPEN: list[dict[str, list[str]]] = [{}]  # an empty security requirement: no key needed
+#: Probes and uptime monitors often ask with HEAD. Litestar answers it as the GET,
+#: with the GET's headers; the HTTP server sends no body to a HEAD.
+GET_OR_HEAD = [HttpMethod.GET, HttpMethod.HEAD]
 
 
 class Health(msgspec.Struct, omit_defaults=True):
@@ -21,25 +24,24 @@ class Health(msgspec.Struct, omit_defaults=True):
     version: int | None = None
 
 
-@get("/health/live", summary="Liveness", security=OPEN, tags=["health"])
+@route("/health/live", http_method=GET_OR_HEAD, summary="Liveness", security=OPEN, tags=["health"])
 async def live() -> Health:
     """200 while the process serves requests; it checks nothing else."""
     return Health("ok")
 
 
-@get(
+@route(
     "/health/ready",
+    http_method=GET_OR_HEAD,
     summary="Readiness",
     security=OPEN,
     tags=["health"],
     responses=problem_specs(503),
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
-    """200 when the store answers and the latest manifest loads, else 503."""
+    """200 when the store's marker (``fincat.json``) can be read, else 503."""
     try:
-        catalog = gateway_of(request).catalog
-        version = await catalog.version(refresh=True)
-        await catalog.history(limit=1)
+        version = await gateway_of(request).ready()
     except (CatalogStoreError, CatalogNotOpenError) as exc:
         return problem_response(
             request,
@@ -51,8 +53,9 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
     return Response(Health("ready", version))
 
 
-@get(
+@route(
     "/metrics",
+    http_method=GET_OR_HEAD,
     summary="Prometheus metrics",
     security=OPEN,
     tags=["health"],
@@ -61,7 +64,8 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
 async def metrics(request: Request[Any, Any, Any]) -> Response[bytes]:
     """Request counts and latencies by route, cache and commit counters, store latencies."""
     body = gateway_of(request).metrics.render()
-    return Response(body, media_type=CONTENT_TYPE_LATEST)
+    # As a header, not a media type: Litestar would add a second charset parameter.
+    return Response(body, headers={"Content-Type": CONTENT_TYPE_LATEST})
 
 
 ROUTES = [live, ready, metrics]

@@ -31,6 +31,7 @@ from gateway.formats import (
     encode_columns,
     encode_csv,
     encode_parquet,
+    is_json,
     media_type_of,
     negotiate,
 )
@@ -307,7 +308,7 @@ async def write_observations(
     media = media_type_of(request.headers.get("content-type"))
     body = await request.body()
     observations: Any
-    if media in (JSON, "") or media.endswith("+json"):
+    if is_json(media):
         data = decode_json(body, ObservationsWrite)
         mode = data.mode or mode
         start = data.start if data.start is not None else start

@@ -21,6 +21,7 @@ from catalog_store.errors import SeriesNotFoundError, ValidationError
 from catalog_store.listing import MAX_PAGE
 from catalog_store.models import SERIES_ID_PATTERN, Frequency, Series, SeriesSpec
 from gateway.auth import needs
+from gateway.formats import JSON, require_json
 from gateway.openapi import documented, inline_defs
 from gateway.params import (
     decode_json_object,
@@ -34,7 +35,6 @@ from gateway.state import gateway_of
 
 READ = needs("read")
 WRITE = needs("write")
-JSON_BODY = "application/json"
 _SPEC_SCHEMA = inline_defs(SeriesSpec.model_json_schema())
 _SPEC_SCHEMA["properties"]["id"]["pattern"] = SERIES_ID_PATTERN
 _SPEC_SCHEMA["examples"] = [
@@ -217,14 +217,15 @@ async def list_series(
     opt=WRITE,
     summary="Create a series",
     status_code=HTTP_201_CREATED,
-    responses=problem_specs(400, 401, 403, 409, 413, 422, 429),
+    responses=problem_specs(400, 401, 403, 409, 413, 415, 422, 429),
     operation_class=documented(
-        request_body={JSON_BODY: _SPEC_SCHEMA},
+        request_body={JSON: _SPEC_SCHEMA},
         headers={201: {**_ETAG_DOC, "Location": "The new series' URL."}},
     ),
 )
 async def create_series(request: Request[Any, Any, Any]) -> Response[SeriesOut]:
     """Create a series from its metadata (409 if the id exists, 422 naming a bad field)."""
+    require_json(request.headers.get("content-type"))
     spec = decode_json_object(await request.body())
     series = await gateway_of(request).catalog.create(spec)
     response = series_response(series, HTTP_201_CREATED)
@@ -273,9 +274,9 @@ async def get_series(
     "/v1/series/{series_id:str}",
     opt=WRITE,
     summary="Update a series",
-    responses=problem_specs(400, 401, 403, 404, 409, 412, 413, 422, 429),
+    responses=problem_specs(400, 401, 403, 404, 409, 412, 413, 415, 422, 429),
     operation_class=documented(
-        request_body={JSON_BODY: _CHANGES_SCHEMA, "application/merge-patch+json": _CHANGES_SCHEMA},
+        request_body={JSON: _CHANGES_SCHEMA, "application/merge-patch+json": _CHANGES_SCHEMA},
         headers={200: _ETAG_DOC},
     ),
 )
@@ -283,6 +284,7 @@ async def update_series(
     request: Request[Any, Any, Any], series_id: SeriesId, if_match: IfMatch = None
 ) -> Response[SeriesOut]:
     """Replace the given top-level metadata fields; ``If-Match`` makes it conditional."""
+    require_json(request.headers.get("content-type"))
     changes = decode_json_object(await request.body())
     series = await gateway_of(request).catalog.update(
         series_id, changes, expected_version=parse_if_match(if_match)

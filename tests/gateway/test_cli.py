@@ -3,13 +3,17 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
 
+import httpx
 from typer.testing import CliRunner
 
 from gateway.auth import KeyRing, hash_token, parse_keys
 from gateway.cli import app as cli_app
+from tests.conftest import StoreTarget
+from tests.gateway.conftest import Server, problem
 
 
 def test_fincat_script_runs_the_gateway_cli() -> None:
@@ -41,3 +45,34 @@ def test_api_key_command_prints_a_usable_entry(tmp_path: Path) -> None:
     assert ring.authenticate(token + "x") is None
     bad = CliRunner().invoke(cli_app, ["api-key", "x", "--scope", "root"])
     assert bad.exit_code == 2
+
+
+def test_serve_takes_settings_from_the_environment_unless_given(
+    local_target: StoreTarget, servers: Callable[..., Server]
+) -> None:
+    env = {
+        "FINCAT_MAX_OBSERVATIONS": "2",
+        "FINCAT_RATE_LIMIT": "0.001",
+        "FINCAT_RATE_BURST": "3",
+        "FINCAT_HOLD_WRITES": "0",
+    }
+    three = {"dates": ["2024-07-01", "2024-08-01", "2024-09-01"], "values": [1.0, 2.0, 3.0]}
+    data = Path(local_target.url) / "data"
+
+    def files() -> int:
+        return sum(1 for _ in data.rglob("*.parquet"))
+
+    from_env = servers(local_target, env=env)
+    url = f"{from_env.url}/v1/series/UNRATE/observations"
+    problem(httpx.post(url, json=three), 413)
+    before = files()
+    written = httpx.post(url, json={"dates": ["2024-07-01"], "values": [4.2]})
+    assert written.status_code == 200, written.text
+    assert files() > before  # not held in the manifest
+    assert httpx.get(url).status_code == 200
+    problem(httpx.get(url), 429)  # a burst of three
+
+    options_win = servers(local_target, "--rate-limit", "100", "--rate-burst", "100", env=env)
+    url = f"{options_win.url}/v1/series/UNRATE/observations"
+    for _ in range(5):
+        problem(httpx.post(url, json=three), 413)

@@ -115,6 +115,31 @@ def test_failed_commit_changes_nothing(client: Client) -> None:
     problem(client.get("/v1/series/A1"), 404)
 
 
+def test_update_errors_name_their_operation(client: Client) -> None:
+    version = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+
+    def field_of(*operations: dict[str, object]) -> str:
+        response = client.post("/v1/commits", json={"operations": list(operations)})
+        return str(problem(response, 422)["errors"][0]["field"])
+
+    create = {"op": "create", "series": {"id": "NEW", "frequency": "monthly"}}
+    assert field_of({"op": "update", "id": "GDP", "changes": {"bogus": 1}}) == (
+        "operations.0.changes.bogus"
+    )
+    tags = {"op": "update", "id": "GDP", "changes": {"tags": ["ok", "not ok"]}}
+    assert field_of(create, tags) == "operations.1.changes.tags.1"
+    assert field_of(create, {"op": "update", "id": "NEW", "changes": {"frequency": "hourly"}}) == (
+        "operations.1.changes.frequency"
+    )
+    renamed = {"op": "update", "id": "GDP", "changes": {"id": "OTHER"}}
+    assert field_of(create, create | {"series": {"id": "B", "frequency": "annual"}}, renamed) == (
+        "operations.2.changes.id"
+    )
+    assert field_of({"op": "update", "id": "a b", "changes": {}}) == "operations.0.id"
+    assert client.get("/v1/versions?limit=1").json()["items"][0]["version"] == version
+    problem(client.get("/v1/series/NEW"), 404)
+
+
 def test_versions_paging(client: Client) -> None:
     latest = client.get("/v1/versions?limit=1").json()
     top = latest["items"][0]["version"]

@@ -240,6 +240,23 @@ def test_commit_batch_is_one_atomic_commit(shared_target: StoreTarget) -> None:
         )
         error(two, "GRAPHQL_VALIDATION_FAILED")
         error(post(client, batch, {"ops": []}), "VALIDATION")
+        bad_update = [
+            {"create": {"id": "PPI", "frequency": "MONTHLY"}},
+            {"update": {"id": "GDP", "changes": {"tags": ["ok", "not ok"]}}},
+            {"update": {"id": "GDP", "changes": {"seasonalAdjustment": "x" * 65}}},
+        ]
+        body = post(client, batch, {"ops": bad_update})
+        assert (
+            error(body, "VALIDATION")["extensions"]["field"] == "operations.1.update.changes.tags.1"
+        )
+        body = post(client, batch, {"ops": [bad_update[0], bad_update[2]]})
+        assert error(body, "VALIDATION")["extensions"]["field"] == (
+            "operations.1.update.changes.seasonalAdjustment"
+        )
+        bad_id = [{"update": {"id": "a b", "changes": {"units": "x"}}}]
+        body = post(client, batch, {"ops": bad_id})
+        assert error(body, "VALIDATION")["extensions"]["field"] == "operations.0.update.id"
+        assert ok(client, '{ series(id: "PPI") { id } }') == {"series": None}
 
 
 # -- the schema file and settings ---------------------------------------------------------

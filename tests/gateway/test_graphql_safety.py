@@ -250,6 +250,27 @@ def test_malformed_documents(big_client: Client) -> None:
     still_serves(big_client)
 
 
+def test_deeply_nested_json_is_a_bad_request(client: Client) -> None:
+    deep = "[" * 2000 + "]" * 2000
+    create = """mutation($a: JSON) {
+        createSeries(input: {id: "D", frequency: ANNUAL, attributes: $a}) { id } }"""
+    attributes = '{"a": ' * 1000 + "1" + "}" * 1000
+    bodies = [
+        deep,
+        json.dumps({"query": create, "variables": {"a": None}}).replace("null", attributes),
+    ]
+    for body in bodies:
+        response = client.post(
+            "/graphql", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text[:500]
+        assert "deeply" in error(response.json(), "BAD_REQUEST")["message"]
+    in_url = client.get("/graphql", params={"query": SIMPLE, "variables": deep})
+    assert in_url.status_code == 400, in_url.text[:500]
+    error(in_url.json(), "BAD_REQUEST")
+    assert ok(client, '{ series(id: "D") { id } }') == {"series": None}
+
+
 def test_ten_million_observations_are_refused_quickly(big_client: Client) -> None:
     query = (
         "{ "

@@ -62,6 +62,52 @@ def test_not_ready_when_the_store_stops_answering() -> None:
             server.stop()
 
 
+def test_not_ready_when_the_store_is_gone(local_target: StoreTarget) -> None:
+    store = Path(local_target.url)
+    health = {"query": "{ health { status } }"}
+    with client_for(local_target, cache_ttl=0.0) as client:
+        assert client.get("/v1/series/GDP").status_code == 200  # its objects are cached now
+        assert client.get("/health/ready").status_code == 200
+        store.rename(store.with_name("moved"))
+        assert problem(client.get("/health/ready"), 503)["type"].endswith("not-ready")
+        assert client.post("/graphql", json=health).json()["data"]["health"] == {
+            "status": "not-ready"
+        }
+        assert client.get("/health/live").status_code == 200
+        store.with_name("moved").rename(store)
+        assert client.get("/health/ready").status_code == 200
+        assert client.post("/graphql", json=health).json()["data"]["health"] == {"status": "ready"}
+
+
+def test_health_and_metrics_answer_head(client: Client) -> None:
+    for path in ("/health/live", "/health/ready", "/metrics"):
+        got = client.get(path)
+        head = client.head(path)
+        assert head.status_code == 200, (path, head.text)
+        assert head.headers["content-type"] == got.headers["content-type"]
+        assert head.content == b""
+
+
+def test_metrics_content_type_names_one_charset(client: Client) -> None:
+    content_type = client.get("/metrics").headers["content-type"]
+    assert content_type.startswith("text/plain; version=")
+    assert content_type.count("charset") == 1
+
+
+def test_every_counted_request_is_timed(client: Client) -> None:
+    client.get("/no/such/route")
+    client.delete("/health/live")  # a route, but not this method
+    client.get("/v1/series/NOPE")
+    text = client.get("/metrics").text
+    for route in ("<unmatched>", "/v1/series/{series_id}"):
+        counted = metric(text, "fincat_http_requests_total", route=route)
+        assert counted >= 1, route
+        timed = metric(text, "fincat_http_request_duration_seconds_count", route=route)
+        assert timed == counted, route
+    assert metric(text, "fincat_http_requests_total", route="<unmatched>", status="404") == 1
+    assert metric(text, "fincat_http_requests_total", route="<unmatched>", status="405") == 1
+
+
 def test_metrics_by_route_template_with_catalog_counters(local_target: StoreTarget) -> None:
     # A long TTL keeps B's idea of the latest version stale, so its commit loses a race.
     slow = settings_for(local_target, cache_ttl=60.0)

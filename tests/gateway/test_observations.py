@@ -171,7 +171,7 @@ def test_write_errors_change_nothing(client: Client) -> None:
         (client.post(url, json={"dates": ["2025-01-15"], "values": [1]}), 422, "dates"),
         (client.post(url, json={"dates": ["2025-01-01"], "values": ["x"]}), 422, "values.0"),
         (client.post(url, json={"dates": ["2025-01-01"], "values": []}), 422, "values"),
-        (client.post(url, json={"dates": ["2025-01-01"], "value": [1]}), 422, None),
+        (client.post(url, json={"dates": ["2025-01-01"], "value": [1]}), 422, "value"),
         (client.post(url, json={"mode": "sideways", "dates": [], "values": []}), 422, "mode"),
         (
             client.post(url, json={"mode": "delete_range", "dates": ["2025-01-01"], "values": [1]}),
@@ -204,6 +204,7 @@ def test_write_errors_change_nothing(client: Client) -> None:
         ),
         (client.post(url, content=b"\x00\x01garbage", headers={"content-type": ARROW}), 400, None),
         (client.post(url, content=b"<x/>", headers={"content-type": "application/xml"}), 415, None),
+        (client.post(url, content=b'{"dates": [], "values": []}'), 415, None),
         (client.post("/v1/series/NOPE/observations", json={"dates": [], "values": []}), 404, None),
     ]
     for response, status, field in cases:
@@ -211,6 +212,53 @@ def test_write_errors_change_nothing(client: Client) -> None:
         if field is not None:
             assert body["errors"][0]["field"] == field, body
     assert client.get("/v1/series/UNRATE").json()["version"] == version
+
+
+@pytest.mark.parametrize("text", ["NaN", "nan", "-nan", "inf", "-inf"])
+def test_csv_nan_is_refused_like_json_nan(client: Client, text: str) -> None:
+    url = "/v1/series/UNRATE/observations?mode=upsert"
+    csv = f"date,value\n2024-01-01,{text}\n".encode()
+    refused = problem(client.post(url, content=csv, headers={"content-type": "text/csv"}), 422)
+    assert refused["errors"][0]["field"] == "values"
+    assert client.get("/v1/series/UNRATE/observations").json()["values"][0] == 3.7
+
+
+def test_csv_missing_value_is_an_empty_field_only(client: Client) -> None:
+    url = "/v1/series/UNRATE/observations"
+    for text in ("NA", "N/A", "n/a", "null", "NULL", "#N/A", "None", "-", " "):
+        csv = f"date,value\n2024-01-01,{text}\n".encode()
+        sent = client.post(f"{url}?mode=upsert", content=csv, headers={"content-type": "text/csv"})
+        assert "CSV" in problem(sent, 400)["detail"], text
+    assert client.get(url).json()["values"][:2] == [3.7, 3.9]
+    csv = b'date,value\n2024-01-01,\n2024-02-01,""\n'
+    written = client.post(f"{url}?mode=upsert", content=csv, headers={"content-type": "text/csv"})
+    assert written.status_code == 200, written.text
+    assert client.get(url).json()["values"][:3] == [None, None, 3.8]
+
+
+def test_if_range_serves_the_range_only_for_the_current_strong_etag(client: Client) -> None:
+    url = "/v1/series/UNRATE/observations?format=parquet"
+    whole = client.get(url)
+    tag = whole.headers["etag"]
+    assert tag.startswith('W/"')
+    part = client.get(url, headers={"Range": "bytes=0-10"})
+    assert (part.status_code, part.content) == (206, whole.content[:11])
+    for if_range in (
+        tag,  # weak: never matches
+        tag.removeprefix("W/"),  # the current version, but this representation is weak
+        '"1"',  # an older version
+        "Sat, 01 Jan 2000 00:00:00 GMT",
+    ):
+        full = client.get(url, headers={"Range": "bytes=0-10", "If-Range": if_range})
+        assert full.status_code == 200, if_range
+        assert full.content == whole.content
+        assert "content-range" not in full.headers
+    arrow = client.get(
+        "/v1/series/UNRATE/observations?format=arrow",
+        headers={"Range": "bytes=0-10", "If-Range": '"1"'},
+    )
+    assert arrow.status_code == 200
+    assert pa.ipc.open_stream(arrow.content).read_all().num_rows == 6
 
 
 def test_observation_limit(local_target: StoreTarget) -> None:

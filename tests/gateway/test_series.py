@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import json
 from pathlib import Path
 
 from litestar.testing import AsyncTestClient
@@ -82,7 +83,9 @@ def test_create_errors(client: Client) -> None:
         400,
     )
     problem(client.post("/v1/series", json=["a list"]), 422)
-    problem(client.post("/v1/series", content=b""), 400)
+    problem(
+        client.post("/v1/series", content=b"", headers={"content-type": "application/json"}), 400
+    )
     # Nothing was created by any of these.
     assert {s["id"] for s in client.get("/v1/series").json()["items"]} == {"GDP", "GDPC1", "UNRATE"}
 
@@ -214,3 +217,99 @@ def test_two_clients_same_if_match_exactly_one_wins(tmp_path: Path) -> None:
     assert statuses == [200, 412]
     winner = "from A" if outcome[0][0] == 200 else "from B"
     assert outcome[0][1] == winner
+
+
+NOT_JSON = [
+    {"content-type": "text/plain"},
+    {"content-type": "application/x-www-form-urlencoded"},
+    {"content-type": "multipart/form-data; boundary=x"},
+    {"content-type": "application/xml"},
+    {"content-type": "text/json"},
+    {},
+]
+
+
+def test_json_bodies_must_be_declared_json(client: Client) -> None:
+    # A web page can send any of these to any origin without a CORS preflight.
+    writes = [
+        ("POST", "/v1/series", {"id": "CSRF", "frequency": "annual"}),
+        ("PATCH", "/v1/series/GDP", {"title": "changed"}),
+        ("POST", "/v1/commits", {"operations": [{"op": "delete", "id": "GDP"}]}),
+        ("POST", "/v1/series/GDP/observations", {"dates": ["2024-01-01"], "values": [1.0]}),
+    ]
+    version = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+    for method, url, body in writes:
+        for headers in NOT_JSON:
+            refused = client.request(method, url, content=json.dumps(body), headers=headers)
+            assert problem(refused, 415)["type"].endswith("unsupported-media-type"), headers
+    assert client.get("/v1/versions?limit=1").json()["items"][0]["version"] == version
+
+    declared = ("application/json; charset=utf-8", "application/merge-patch+json")
+    for number, media in enumerate(declared):
+        created = client.post(
+            "/v1/series",
+            content=json.dumps({"id": f"OK{number}", "frequency": "annual"}),
+            headers={"content-type": media},
+        )
+        assert created.status_code == 201, created.text
+        patched = client.patch(
+            f"/v1/series/OK{number}", content=b'{"units": "x"}', headers={"content-type": media}
+        )
+        assert patched.status_code == 200, patched.text
+    committed = client.post(
+        "/v1/commits",
+        content=b'{"operations": [{"op": "delete", "id": "OK0"}]}',
+        headers={"content-type": "application/json; charset=utf-8"},
+    )
+    assert committed.status_code == 201, committed.text
+
+
+def test_deeply_nested_json_is_a_bad_request(client: Client) -> None:
+    deep_list = b"[" * 2000 + b"]" * 2000
+    deep_attributes = (
+        '{"id": "DEEP", "frequency": "annual", "attributes": {"a": '
+        + '{"a": ' * 1000
+        + "1"
+        + "}" * 1000
+        + "}}"
+    ).encode()
+    for method, url, body in [
+        ("POST", "/v1/series", deep_list),
+        ("POST", "/v1/series", deep_attributes),
+        ("PATCH", "/v1/series/GDP", deep_list),
+        ("POST", "/v1/commits", deep_list),
+        ("POST", "/v1/series/GDP/observations", deep_list),
+    ]:
+        response = client.request(
+            method, url, content=body, headers={"content-type": "application/json"}
+        )
+        assert "deeply" in problem(response, 400)["detail"], (method, url)
+    problem(client.get("/v1/series/DEEP"), 404)
+
+
+def test_misfit_bodies_name_a_field(client: Client) -> None:
+    def field_of(method: str, url: str, body: bytes) -> str:
+        response = client.request(
+            method, url, content=body, headers={"content-type": "application/json"}
+        )
+        errors = problem(response, 422)["errors"]
+        assert len(errors) == 1, errors
+        return str(errors[0]["field"])
+
+    for body in (b"[]", b"null", b'"GDP"', b"42"):
+        assert field_of("POST", "/v1/series", body) == "body"
+        assert field_of("PATCH", "/v1/series/GDP", body) == "body"
+        assert field_of("POST", "/v1/commits", body) == "body"
+        assert field_of("POST", "/v1/series/GDP/observations", body) == "body"
+    assert field_of("POST", "/v1/commits", b"{}") == "operations"
+    assert field_of("POST", "/v1/commits", b'{"operations": [], "extra": 1}') == "extra"
+    assert field_of("POST", "/v1/commits", b'{"operations": [{"op": "delete"}]}') == (
+        "operations.0.id"
+    )
+    assert field_of("POST", "/v1/commits", b'{"operations": [{"id": "GDP"}]}') == (
+        "operations.0.op"
+    )
+    unknown = b'{"operations": [{"op": "delete", "id": "GDP", "x": 1}]}'
+    assert field_of("POST", "/v1/commits", unknown) == "operations.0.x"
+    observations = b'{"dates": [], "values": [], "extra": 1}'
+    assert field_of("POST", "/v1/series/GDP/observations", observations) == "extra"
