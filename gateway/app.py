@@ -30,7 +30,7 @@ from gateway.auth import AccessMiddleware, KeyRing
 from gateway.graphql.router import graphql_controller
 from gateway.metrics import GatewayMetrics, observe_request
 from gateway.monitor import MonitorCollector, Observed, watch
-from gateway.params import refuse_encoded_separators
+from gateway.params import check_request
 from gateway.problems import EXCEPTION_HANDLERS
 from gateway.ratelimit import TokenBuckets
 from gateway.routes import all_routes
@@ -146,7 +146,7 @@ def create_app(settings: Settings) -> Litestar:
         lifespan=[open_catalog],
         exception_handlers=EXCEPTION_HANDLERS,
         middleware=[AccessMiddleware()],
-        before_request=refuse_encoded_separators,
+        before_request=check_request,
         request_max_body_size=settings.max_body_bytes,
         openapi_config=openapi,
         state=State({STATE_KEY: gateway}),

@@ -13,8 +13,8 @@ from collections.abc import Mapping
 from typing import Any, TypeVar
 
 import msgspec
-from litestar import Request
-from litestar.exceptions import ClientException
+from litestar import Litestar, Request
+from litestar.exceptions import ClientException, ValidationException
 
 from catalog_store.catalog import AsOf
 from catalog_store.errors import ValidationError
@@ -26,6 +26,7 @@ T = TypeVar("T")
 MAX_VERSION = 10**18
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})"\s*$')
 _PATH_PART = re.compile(r"\[(\d+)\]")
+_DECLARED = "fincat.query_parameters"
 #: msgspec's wording for a missing or unknown key: the key is the field at fault.
 _NAMED_KEY = re.compile(r"Object (?:missing required|contains unknown) field `(.*)`", re.DOTALL)
 
@@ -112,8 +113,14 @@ def none_match(header: str | None, version: int) -> bool:
     return False
 
 
-async def refuse_encoded_separators(request: Request[Any, Any, Any]) -> None:
-    """A ``before_request`` hook: 400 for ``%2F`` or ``%5C`` in the path.
+async def check_request(request: Request[Any, Any, Any]) -> None:
+    """The ``before_request`` hook: refuses what no route should see."""
+    refuse_encoded_separators(request)
+    refuse_unknown_parameters(request)
+
+
+def refuse_encoded_separators(request: Request[Any, Any, Any]) -> None:
+    """400 for ``%2F`` or ``%5C`` in the path.
 
     Servers decode the path before routing, so an id holding an encoded slash
     (``GDP%2Fobservations``) would otherwise reach a different route. No valid
@@ -122,6 +129,45 @@ async def refuse_encoded_separators(request: Request[Any, Any, Any]) -> None:
     raw = request.scope.get("raw_path") or b""
     if b"%2f" in raw.lower() or b"%5c" in raw.lower():
         raise ClientException("encoded '/' or '\\' is not allowed in a path")
+
+
+def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
+    """400 naming a query parameter the REST operation does not take.
+
+    Ignored, it would give an answer to another question: ``as_of`` on revisions
+    (which have no as-of) would return today's revisions, a misspelt ``format``
+    JSON. The parameters each operation takes are those its OpenAPI lists.
+    """
+    template = request.scope.get("path_template") or ""
+    if not template.startswith("/v1/") or not request.query_params:
+        return
+    method = "GET" if request.method == "HEAD" else request.method
+    taken = _declared_parameters(request.app).get((method, template), frozenset())
+    for name in request.query_params:
+        if name not in taken:
+            known = ", ".join(sorted(taken)) or "none"
+            message = f"unknown query parameter; this operation takes {known}"
+            raise ValidationException(
+                f"{name}: {message}", extra=[{"key": name, "message": message}]
+            )
+
+
+def _declared_parameters(app: Litestar) -> dict[tuple[str, str], frozenset[str]]:
+    declared: dict[tuple[str, str], frozenset[str]] | None = app.state.get(_DECLARED)
+    if declared is None:
+        declared = {}
+        for path, item in (app.openapi_schema.paths or {}).items():
+            for method in ("get", "post", "put", "patch", "delete"):
+                operation = getattr(item, method, None)
+                if operation is not None:
+                    names = frozenset(
+                        p.name
+                        for p in operation.parameters or ()
+                        if getattr(p, "param_in", None) == "query"
+                    )
+                    declared[(method.upper(), path)] = names
+        app.state[_DECLARED] = declared
+    return declared
 
 
 def decode_json(body: bytes, kind: type[T]) -> T:

@@ -138,6 +138,26 @@ def test_list_errors(client: Client) -> None:
     problem(client.get("/v1/series?external_id=fred:GDP&source=BEA"), 422)
 
 
+def test_a_query_parameter_an_operation_does_not_take_is_refused(client: Client) -> None:
+    # Ignored, each would answer another question than the one asked.
+    for url, name in [
+        ("/v1/series/UNRATE/revisions?as_of=1", "as_of"),
+        ("/v1/series/UNRATE/observations?fromat=csv", "fromat"),
+        ("/v1/metadata?limit=5", "limit"),
+        ("/v1/series?tags=jobs", "tags"),
+        ("/v1/versions/1?as_of=1", "as_of"),
+    ]:
+        body = problem(client.get(url), 400)
+        assert body["errors"] == [{"field": name, "message": body["errors"][0]["message"]}], url
+        assert "unknown query parameter" in body["detail"]
+    assert client.head("/v1/series/UNRATE/observations?bogus=1").status_code == 400
+    # What an operation takes is still taken, repeated where it may be.
+    assert (
+        client.get("/v1/series/UNRATE/observations?format=csv&start=2024-01-01").status_code == 200
+    )
+    assert client.get("/v1/series?tag=jobs&tag=usa&limit=5").status_code == 200
+
+
 def test_get_conditional_and_as_of(client: Client) -> None:
     first = client.get("/v1/series/GDP")
     tag = first.headers["etag"]
