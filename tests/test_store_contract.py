@@ -8,6 +8,7 @@ import multiprocessing
 import threading
 import time
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -241,6 +242,12 @@ def test_four_processes_race_for_one_key_and_one_wins(shared_target: StoreTarget
 def test_open_store_from_urls(tmp_path: object) -> None:
     assert isinstance(open_store(str(tmp_path)), LocalStore)
     assert isinstance(open_store(f"file://{tmp_path}"), LocalStore)
+    local = open_store(f"file://localhost{tmp_path}")
+    assert isinstance(local, LocalStore) and local.root == Path(str(tmp_path)).resolve()
+    for hosted in ("file://mystore", "file://data/x", "file://./x"):
+        with pytest.raises(ValidationError) as info:
+            open_store(hosted)  # a host, not the start of a path: refused, not guessed at
+        assert info.value.field == "url"
     assert isinstance(open_store("memory://x"), MemoryStore)
     with pytest.raises(UnsupportedOperationError):
         open_store("ftp://host/path")

@@ -38,6 +38,13 @@ def open_store(url: str | Path, storage_options: Mapping[str, Any] | None = None
     parsed = urlparse(text)
     scheme = parsed.scheme.lower()
     if scheme in ("", "file") or (len(scheme) == 1 and text[1:3] in (":\\", ":/")):
+        if scheme == "file" and parsed.netloc not in ("", "localhost"):
+            # file://data/x would name /x on host "data": refused, not guessed at.
+            raise ValidationError(
+                f"a file URL names an absolute path (file:///abs/path), not host "
+                f"{parsed.netloc!r}; or give a plain path",
+                field="url",
+            )
         path = unquote(parsed.path) if scheme == "file" else text
         return LocalStore(path)
     if scheme == "memory":
