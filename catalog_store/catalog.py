@@ -28,6 +28,7 @@ from catalog_store.errors import (
     AlreadyExistsError,
     CatalogStoreError,
     FormatError,
+    IntegrityError,
     NotFoundError,
     SeriesNotFoundError,
     ValidationError,
@@ -273,13 +274,20 @@ class AsyncCatalog:
         return Snapshot(self.reader, await self.reader.manifest(version))
 
     async def history(self, limit: int = 50, before: int | None = None) -> list[VersionInfo]:
-        """Catalog versions, newest first: up to ``limit`` below ``before`` (exclusive)."""
+        """Catalog versions, newest first: up to ``limit`` below ``before`` (exclusive).
+
+        A version whose manifest cannot be read is left out (``verify`` names it;
+        the ``repair`` that superseded it says so in its message).
+        """
         check_count(limit, "limit", 1)
         top = await self.version() if before is None else before - 1
         oldest = await self.reader.oldest_version()
         out = []
         for version in range(top, max(top - limit, oldest - 1), -1):
-            out.append(version_info(await self.reader.manifest(version)))
+            try:
+                out.append(version_info(await self.reader.manifest(version)))
+            except IntegrityError as exc:
+                log.warning("history leaves out version %d: %s", version, exc)
         return out
 
     async def verify(

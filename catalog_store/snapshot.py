@@ -282,32 +282,62 @@ class StoreReader:
         """The newest version committed at or before ``instant`` (UTC).
 
         Commit times never decrease along the chain (the protocol makes sure), so a
-        binary search over manifests finds it. Raises VersionNotFoundError if the
-        catalog did not exist yet.
+        binary search over manifests finds it. A manifest that cannot be read (a
+        damaged version, superseded by a repair) has no known time: the search goes
+        round it, and an instant that may fall in its time raises IntegrityError
+        naming it. Raises VersionNotFoundError if the catalog did not exist yet.
         """
         latest = await self.latest_version()
-        cache: dict[int, dt.datetime] = {}
+        cache: dict[int, dt.datetime | None] = {}
 
-        async def time_of(version: int) -> dt.datetime:
+        async def time_of(version: int) -> dt.datetime | None:
             if version not in cache:
-                cache[version] = (await self.manifest(version)).committed_at
+                try:
+                    cache[version] = (await self.manifest(version)).committed_at
+                except (IntegrityError, VersionNotFoundError):
+                    cache[version] = None
             return cache[version]
 
+        async def readable(first: int, last: int, step: int) -> int | None:
+            for version in range(first, last + step, step):
+                if await time_of(version) is not None:
+                    return version
+            return None
+
         oldest = await self.oldest_version()
-        if await time_of(oldest) > instant:
-            if oldest == 0:
+        first = await readable(oldest, latest, 1)
+        first_time = None if first is None else await time_of(first)
+        if first_time is None or first_time > instant:
+            if oldest == 0 and first == 0:
                 raise VersionNotFoundError(f"the catalog did not exist at {instant.isoformat()}")
-            raise VersionNotFoundError(
-                f"history before {instant.isoformat()} has expired: the oldest version kept "
-                f"is {oldest}, committed at {(await time_of(oldest)).isoformat()}"
+            if first == oldest and first_time is not None:
+                raise VersionNotFoundError(
+                    f"history before {instant.isoformat()} has expired: the oldest version "
+                    f"kept is {oldest}, committed at {first_time.isoformat()}"
+                )
+            raise IntegrityError(
+                f"the version current at {instant.isoformat()} cannot be read "
+                f"(versions {oldest}..{(first or latest + 1) - 1} are damaged)"
             )
-        low, high = oldest, latest
+        assert first is not None  # else first_time is None, refused above
+        low, high = first, latest
         while low < high:
             mid = (low + high + 1) // 2
-            if await time_of(mid) <= instant:
-                low = mid
+            probe = await readable(mid, low + 1, -1) or await readable(mid + 1, high, 1)
+            moment = None if probe is None else await time_of(probe)
+            if probe is not None and moment is not None and moment <= instant:
+                low = probe
+            elif probe is not None and probe <= mid:
+                high = probe - 1
             else:
-                high = mid - 1
+                high = low if probe is None else min(high, probe - 1)
+        if low < latest and await time_of(low + 1) is None:
+            after = await readable(low + 1, latest, 1)
+            raise IntegrityError(
+                f"the version current at {instant.isoformat()} cannot be told: version "
+                f"{low + 1} is damaged"
+                + (f" (version {after} is the next that reads)" if after is not None else "")
+            )
         return low
 
     async def records(self, ref: ShardRef | None) -> ShardRecords:

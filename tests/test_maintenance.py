@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 
 from catalog_store import Catalog
-from catalog_store.errors import ValidationError, VersionNotFoundError
+from catalog_store.errors import IntegrityError, ValidationError, VersionNotFoundError
 from catalog_store.keys import LATEST_HINT
 from catalog_store.maintenance import RepairRefusedError
 from catalog_store.storage import open_store
@@ -122,6 +122,16 @@ def test_repair_commits_over_a_newest_manifest_that_cannot_be_read(tmp_path: Pat
     assert fresh.verify(latest_only=True).ok
     assert fresh.read("B").column("value").to_pylist() == [5.0]
     fresh.write("B", ([dt.date(2002, 1, 1)], [7.0]))  # writers can commit again
+    # History and as-of reads by instant go round the damaged version.
+    log = fresh.history()
+    assert [v.version for v in log] == [good + 3, good + 2, *range(good, -1, -1)]
+    assert f"versions {good + 1}..{good + 1} are no longer current" in log[1].message
+    assert fresh.read("B", as_of=log[0].committed_at).num_rows == 2
+    assert fresh.read("B", as_of=log[1].committed_at).num_rows == 1
+    # From version ``good``'s commit on, the damaged version may have been current.
+    with pytest.raises(IntegrityError, match=f"version {good + 1} is damaged"):
+        fresh.read("B", as_of=log[2].committed_at)
+    assert fresh.read("B", as_of=good).num_rows == 1
     fresh.close()
     with Catalog.open(str(root)) as reopened:
         assert reopened.read("B").column("value").to_pylist() == [5.0, 7.0]
