@@ -410,8 +410,11 @@ def encode_parquet(table: pa.Table) -> bytes:
 def decode_parquet(data: bytes, path: str, frequency: str) -> pa.Table:
     try:
         # ParquetFile reads one file directly; read_table sets up a dataset scan,
-        # which costs more than the decode for files of a few thousand rows.
-        table = pq.ParquetFile(pa.BufferReader(data)).read()
+        # which costs more than the decode for files of a few thousand rows. No
+        # threads: they cost more than they save on such a file (~25 %), and a
+        # process that started Arrow's thread pool may abort as it exits
+        # ("terminate called without an active exception", apache/arrow#34314).
+        table = pq.ParquetFile(pa.BufferReader(data)).read(use_threads=False)
     except (pa.ArrowException, OSError) as exc:
         raise IntegrityError(f"{path}: not a readable Parquet file: {exc}") from None
     if table.schema != schema_for(frequency):

@@ -126,7 +126,9 @@ def encode_part(table: pa.Table) -> bytes:
 def open_part(data: bytes, ref: TablePart) -> pa.Table:
     """A part's rows from its bytes (IntegrityError if they are not what ``ref`` says)."""
     try:
-        table = ipc.open_stream(pa.py_buffer(data)).read_all()
+        # One thread, as for Parquet files (see observations.decode_parquet).
+        options = ipc.IpcReadOptions(use_threads=False)
+        table = ipc.open_stream(pa.py_buffer(data), options=options).read_all()
     except (pa.ArrowInvalid, OSError) as exc:
         raise IntegrityError(f"table part {ref.path} cannot be read: {exc}") from None
     if not table.schema.equals(TABLE_SCHEMA) or table.num_rows != ref.count:
