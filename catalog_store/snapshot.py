@@ -169,6 +169,10 @@ class StoreReader:
             try:
                 data = await self.store.get(key)
             except ObjectNotFoundError:
+                # Absent below the retention floor means expired, not "never was";
+                # a process that has not read the floor yet asks for it now.
+                if version < await self.oldest_version():
+                    raise VersionNotFoundError(f"catalog version {version} has expired") from None
                 raise VersionNotFoundError(f"no catalog version {version}") from None
             manifest = decode_manifest(data, key)
             if manifest.version != version:
