@@ -15,7 +15,15 @@ import typer
 import uvicorn
 
 from catalog_store.cli import app
-from gateway.auth import SCOPES, KeyConfigError, hash_token, load_keys_file, new_token
+from catalog_store.sync import Catalog
+from gateway.auth import (
+    SCOPES,
+    KeyConfigError,
+    hash_token,
+    load_keys_file,
+    new_token,
+    parse_keys,
+)
 from gateway.settings import (
     ENV_API_KEYS,
     ENV_API_KEYS_FILE,
@@ -35,6 +43,8 @@ __all__ = ["app", "main"]
 
 #: The uvicorn factory each worker imports; it reads the settings from FINCAT_* variables.
 APP_FACTORY = "gateway.app:app_from_env"
+#: Where ``export-graphql-schema`` writes by default: the schema's place in the repository.
+DEFAULT_SCHEMA = Path("docs/schema.graphql")
 
 
 def _global_options(ctx: typer.Context) -> tuple[str | None, dict[str, Any]]:
@@ -158,6 +168,11 @@ def serve(
     except (SettingsError, KeyConfigError) as exc:
         typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
         raise typer.Exit(2) from None
+    # Each worker opens the catalog as it starts, where a missing or unreadable one is
+    # a server's traceback; opened here first, it is the one-line error of any command.
+    Catalog.open(
+        settings.root, dict(settings.storage_options) or None, create=settings.create
+    ).close()
     # Workers are separate processes: they rebuild these settings from the environment.
     os.environ.update(settings.to_env())
     # The keys travel as hashes in FINCAT_API_KEYS; reading the file again would double them.
@@ -181,17 +196,37 @@ def serve(
 def export_graphql_schema(
     output: Annotated[
         Path,
-        typer.Option("--output", "-o", help="Where to write the SDL; '-' for standard output."),
-    ] = Path("docs/schema.graphql"),
+        typer.Option(
+            "--output",
+            "-o",
+            help="Where to write the SDL, relative to the current directory; '-' for "
+            "standard output.",
+        ),
+    ] = DEFAULT_SCHEMA,
 ) -> None:
-    """Write the GraphQL schema served at /graphql, in SDL."""
+    """Write the GraphQL schema served at /graphql, in SDL.
+
+    The default path is the schema's place in the fincat repository, run from its root.
+    """
     from gateway.graphql.schema import schema_sdl  # the schema loads only for this command
 
     text = schema_sdl()
     if str(output) == "-":
         typer.echo(text, nl=False)
         return
-    output.write_text(text, encoding="utf-8")
+    try:
+        output.write_text(text, encoding="utf-8")
+    except OSError as exc:
+        hint = (
+            " (the default is relative to the current directory: run it at the root of "
+            "the fincat repository, or give --output FILE, or -o - for standard output)"
+            if output == DEFAULT_SCHEMA
+            else ""
+        )
+        typer.secho(
+            f"error: cannot write {output}: {exc.strerror}{hint}", err=True, fg=typer.colors.RED
+        )
+        raise typer.Exit(1) from None
     typer.echo(f"wrote {output}", err=True)
 
 
@@ -214,6 +249,11 @@ def api_key(
         raise typer.BadParameter(f"unknown scope {unknown[0]!r}", param_hint="'--scope'")
     token = new_token()
     entry = {"name": name, "sha256": hash_token(token), "scopes": sorted(set(scopes))}
+    try:
+        # The rules serve reads key files with, so that it never refuses this entry.
+        parse_keys([entry], "the new key")
+    except KeyConfigError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'NAME'") from None
     typer.echo(f"token (give it to the client; it is not stored): {token}")
     typer.echo(f"key file entry: {json.dumps(entry)}")
 

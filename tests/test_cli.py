@@ -19,11 +19,21 @@ from typer.testing import CliRunner, Result
 
 from catalog_store import AsyncCatalog, Catalog
 from catalog_store.cli import app
+from catalog_store.cli._app import describe, exit_code
 from catalog_store.cli._common import parse_storage_options
 from catalog_store.cli._output import Meter
 from catalog_store.cli.csvfiles import infer_frequency, parse_date, read_long
 from catalog_store.demo import load_demo_async
-from catalog_store.errors import ValidationError
+from catalog_store.errors import (
+    AppendOrderError,
+    CatalogStoreError,
+    CommitRetriesExhaustedError,
+    ExternalIdTakenError,
+    SeriesExistsError,
+    ValidationError,
+    VersionMismatchError,
+)
+from catalog_store.models import parse_spec
 from tests.conftest import EAGER, StoreTarget
 
 DATA = Path(__file__).resolve().parents[1] / "catalog_store" / "demo"
@@ -93,10 +103,13 @@ def test_init_creates_once_with_the_shard_count(tmp_path: Path, local: list[str]
     assert first == {"root": local[1], "created": True, "version": 0}
     marker = json.loads((tmp_path / "catalog" / "fincat.json").read_text())
     assert marker["shard_count"] == 4
-    again = as_json(cli(*local, "init", "--shards", "9", "--json"))
-    assert again == {"root": local[1], "created": False, "version": 0}
+    again = cli(*local, "init", "--shards", "9", "--json")
+    assert as_json(again) == {"root": local[1], "created": False, "version": 0}
+    assert "note: --shards 9 is not applied" in again.stderr
     assert json.loads((tmp_path / "catalog" / "fincat.json").read_text())["shard_count"] == 4
-    assert "already exists" in ok(cli(*local, "init")).stdout
+    plain = ok(cli(*local, "init"))
+    assert "already exists" in plain.stdout
+    assert plain.stderr == ""
 
 
 def test_init_on_shared_store(shared_target: StoreTarget) -> None:
@@ -226,6 +239,24 @@ def test_ls_pages_with_cursors(demo_root: list[str]) -> None:
     fails(cli(*demo_root, "ls", "--cursor", "garbage!"), 1, "cursor")
 
 
+def test_the_ls_example_of_the_docs_is_real(tmp_path: Path, local: list[str]) -> None:
+    """docs/cli.md lists what the commands before it leave, in the order ls prints: by id."""
+    docs = (Path(__file__).resolve().parents[1] / "docs" / "cli.md").read_text()
+    example = docs.split("$ fincat ls --source test\n", 1)[1].split("```", 1)[0]
+    path = write_file(tmp_path / "wide.csv", WIDE)
+    ok(cli(*local, "init"))
+    ok(cli(*local, "import", path, "--format", "wide", "--prefix", "US.", "--source", "test"))
+    write_file(tmp_path / "wide.csv", WIDE.replace("101.25", "101.75"))
+    ok(cli(*local, "import", path, "--format", "wide", "--prefix", "US."))
+
+    def rows(text: str) -> list[str]:
+        return [" ".join(line.split()) for line in text.splitlines() if line.startswith("│")]
+
+    listed = ok(cli(*local, "ls", "--source", "test")).stdout
+    assert rows(listed) == rows(example)
+    assert "2 series at version 2" in example and "2 series at version 2" in listed
+
+
 def test_show_prints_derived_fields(demo_root: list[str]) -> None:
     out = ok(cli(*demo_root, "show", "US.CPI")).stdout
     assert "Index 1982-1984=100" in out
@@ -325,6 +356,7 @@ def test_import_wide_creates_series_in_one_commit(tmp_path: Path, local: list[st
         "series": 2,
         "created": 2,
         "observations": 5,
+        "committed": True,
         "version": 1,
         "ids": ["T.gdp", "T.cpi"],
     }
@@ -467,6 +499,54 @@ def test_import_refuses_a_frequency_mismatch(tmp_path: Path, local: list[str]) -
     )
 
 
+def _latest(args: list[str]) -> int:
+    return int(as_json(cli(*args, "log", "--limit", "1", "--json"))[0]["version"])
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "line", "cells", "width"),
+    [
+        (["write", "US.GDP", "-"], "date,value\n2000-04-01,1,5\n", 2, "3 cells", 2),
+        (["write", "US.GDP", "-"], "date,value\n2000-04-01,1\n2000-05-01\n", 3, "1 cell", 2),
+        (["import", "-", "--format", "wide"], "date,a,b\n2000-01-01,1,5,7\n", 2, "4 cells", 3),
+        (["import", "-", "--format", "wide"], "date,a,b\n2000-01-01,1\n", 2, "2 cells", 3),
+        (["import", "-", "--format", "long"], "id,date,value\nA,2000-01-01,1,5\n", 2, "4 cells", 3),
+        (["import", "-", "--format", "long"], "id,date,value\n\nA,2000-01-01\n", 3, "2 cells", 3),
+    ],
+)
+def test_a_row_must_have_as_many_cells_as_the_header(
+    local: list[str], command: list[str], text: str, line: int, cells: str, width: int
+) -> None:
+    """A decimal comma ('1,5') must not be stored as 1.0, nor a short row padded."""
+    ok(cli(*local, "init"))
+    with Catalog.open(local[1]) as catalog:
+        catalog.create(id="US.GDP", frequency="monthly")
+    before = _latest(local)
+    fails(
+        cli(*local, *command, input=text),
+        1,
+        f"error: file: line {line}: {cells}, the header has {width}",
+    )
+    assert _latest(local) == before
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_import_refuses_a_column_named_twice(local: list[str], layout: str) -> None:
+    ok(cli(*local, "init"))
+    text = (
+        "date,a,a\n2000-01-01,1,2\n2000-02-01,3,4\n"
+        if layout == "wide"
+        else "id,date,value,date\nA,2000-01-01,1,2000-01-01\n"
+    )
+    name = "a" if layout == "wide" else "date"
+    fails(
+        cli(*local, "import", "-", "--format", layout, input=text),
+        1,
+        f"error: file: the header names column {name!r} twice",
+    )
+    assert _latest(local) == 0
+
+
 # -- write, read, revisions, compact ------------------------------------------------------
 
 
@@ -487,6 +567,7 @@ def test_write_read_and_revisions(tmp_path: Path, series_root: list[str]) -> Non
         "series_id": "EX.SALES",
         "mode": "append",
         "rows": 3,
+        "committed": True,
         "version": 2,
         "observation_count": 3,
         "first_date": "2020-01-01",
@@ -583,14 +664,15 @@ def test_write_ranges(tmp_path: Path, series_root: list[str]) -> None:
             input="date,value\n2020-01-01,9\n",
         )
     )
-    assert "EX.SALES: upsert of 1 rows committed as version 5" in text.stdout
+    assert "EX.SALES: upsert of 1 row committed as version 5" in text.stdout
 
 
 def test_write_errors(tmp_path: Path, series_root: list[str], shared_target: StoreTarget) -> None:
     path = write_file(tmp_path / "obs.csv", "date,value\n2020-02-01,1\n")
     ok(cli(*series_root, "write", "EX.SALES", path))
     early = write_file(tmp_path / "early.csv", "date,value\n2020-01-01,1\n")
-    fails(cli(*series_root, "write", "EX.SALES", early), 3, "error: dates: append to 'EX.SALES'")
+    # Retrying never helps an append that does not follow the last date: bad input, not a race.
+    fails(cli(*series_root, "write", "EX.SALES", early), 1, "error: dates: append to 'EX.SALES'")
     fails(cli(*series_root, "write", "NO.SUCH", path), 1, "series not found: 'NO.SUCH'")
     bad = write_file(tmp_path / "bad.csv", "date,value\n2020-03-01,1\nsoon,2\n")
     fails(cli(*series_root, "write", "EX.SALES", bad), 1, "error: date: line 3: not a date: 'soon'")
@@ -604,6 +686,196 @@ def test_write_errors(tmp_path: Path, series_root: list[str], shared_target: Sto
     fails(cli(*series_root, "write", "EX.SALES", path, "--start", "2020-01-01"), 1, "start")
     with shared_target.open(create=False) as catalog:
         assert catalog.get("EX.SALES").observation_count == 1
+
+
+def test_a_write_that_changes_nothing_says_so(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    ok(cli(*local, "import", "-", "--format", "wide", input="date,a\n2000-01-01,1\n2000-02-01,2\n"))
+    with Catalog.open(local[1]) as catalog:
+        catalog.create(id="OTHER", frequency="annual")
+    assert _latest(local) == 2
+    idle = as_json(cli(*local, "write", "a", "-", "--json", input="date,value\n"))
+    # The series' version is that of its last change, not the catalog's newest.
+    assert (idle["rows"], idle["committed"], idle["version"]) == (0, False, 1)
+    assert idle["observation_count"] == 2
+    text = ok(cli(*local, "write", "a", "-", "--mode", "upsert", input="date,value\n")).stdout
+    assert "a: upsert of 0 rows: nothing committed; the series is unchanged since version 1" in text
+    assert "committed as" not in text
+    assert _latest(local) == 2
+    landed = as_json(cli(*local, "write", "a", "-", "--json", input="date,value\n2000-03-01,3\n"))
+    assert (landed["committed"], landed["version"]) == (True, 3)
+
+
+def test_an_empty_delta_is_accepted_by_write_and_import_alike(local: list[str]) -> None:
+    """A header and no rows: nothing to do, nothing committed, exit 0. No header at all
+    (an empty file, as a failed download leaves) is refused by both."""
+    ok(cli(*local, "init"))
+    ok(cli(*local, "import", "-", "--format", "wide", input="date,a\n2000-01-01,1\n2000-02-01,2\n"))
+    wide = as_json(cli(*local, "import", "-", "--format", "wide", "--json", input="date,a\n"))
+    assert wide == {
+        "series": 1,
+        "created": 0,
+        "observations": 0,
+        "committed": False,
+        "version": 1,
+        "ids": ["a"],
+    }
+    long = as_json(
+        cli(*local, "import", "-", "--format", "long", "--json", input="id,date,value\n")
+    )
+    assert (long["series"], long["committed"], long["version"]) == (0, False, 1)
+    text = ok(cli(*local, "import", "-", "--format", "wide", input="date,a\n")).stdout
+    assert "nothing committed; the catalog stays at version 1" in text
+    assert (
+        as_json(cli(*local, "write", "a", "-", "--json", input="date,value\n"))["committed"]
+        is False
+    )
+    assert _latest(local) == 1
+    fails(cli(*local, "import", "-", "--format", "wide", input=""), 1, "the file is empty")
+    fails(cli(*local, "write", "a", "-", input=""), 1, "the file is empty")
+
+
+@pytest.mark.parametrize("mode", ["replace_range", "delete_range"])
+def test_range_modes_need_a_bound(tmp_path: Path, local: list[str], mode: str) -> None:
+    ok(cli(*local, "init"))
+    ok(cli(*local, "import", "-", "--format", "wide", input="date,a\n2000-01-01,1\n2000-02-01,2\n"))
+    file = [write_file(tmp_path / "r.csv", "date,value\n2000-01-01,9\n")]
+    args = ["write", "a", *(file if mode == "replace_range" else []), "--mode", mode]
+    fails(cli(*local, *args), 2, "needs --start or --end", "give --start with its first date")
+    assert as_json(cli(*local, "show", "a", "--json"))["observation_count"] == 2
+    everything = as_json(cli(*local, *args, "--start", "2000-01-01", "--json"))
+    assert everything["observation_count"] == (1 if mode == "replace_range" else 0)
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (AppendOrderError("S", "2000-01-01", "2000-02-01"), 1),
+        (VersionMismatchError("S", 3, 4), 1),
+        (ExternalIdTakenError("fred", "GDP", "S"), 1),
+        (CommitRetriesExhaustedError("lost 10 races"), 3),
+        (SeriesExistsError("S"), 3),
+    ],
+)
+def test_exit_3_means_running_again_may_succeed(error: CatalogStoreError, code: int) -> None:
+    assert exit_code(error) == code
+
+
+def test_as_of_and_date_options_out_of_range_are_usage_errors(series_root: list[str]) -> None:
+    fails(cli(*series_root, "read", "EX.SALES", "--as-of", "\u00b2"), 2, "--as-of")
+    fails(cli(*series_root, "read", "EX.SALES", "--as-of", "\u0663"), 2, "--as-of")  # Arabic 3
+    late = "9999-12-31T23:59:59-05:00"
+    fails(cli(*series_root, "show", "EX.SALES", "--as-of", late), 2, "--as-of", "out of range")
+    fails(cli(*series_root, "read", "EX.SALES", "--as-of", late), 2, "out of range in UTC")
+    fails(cli(*series_root, "read", "EX.SALES", "--start", late), 2, "--start", "out of range")
+    fails(cli(*series_root, "revisions", "EX.SALES", "--end", late), 2, "--end", "out of range")
+    early = "0001-01-01T00:00:00+01:00"
+    fails(cli(*series_root, "read", "EX.SALES", "--end", early), 2, "out of range in UTC")
+
+
+@pytest.mark.parametrize(
+    "option",
+    [
+        ["--grace-hours", "inf"],
+        ["--grace-hours", "nan"],
+        ["--grace-hours", "1e12"],
+        ["--grace-hours", "1e8"],
+        ["--retain-days", "inf"],
+        ["--retain-days", "nan"],
+        ["--retain-days", "1e12"],
+        ["--retain-days", "1000000"],
+    ],
+)
+def test_gc_bounds_its_periods(local: list[str], option: list[str]) -> None:
+    ok(cli(*local, "init"))
+    fails(cli(*local, "gc", "--dry-run", *option), 2, option[0])
+
+
+def test_gc_takes_a_century(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    done = as_json(cli(*local, "gc", "--retain-days", "36525", "--grace-hours", "876600", "--json"))
+    assert (done["deleted"], done["expired_versions"]) == (0, 0)
+
+
+def _expire_history(args: list[str]) -> None:
+    """Versions 1-3 change series S; then gc keeps only the newest."""
+    ok(cli(*args, "init"))
+    for value in (1, 2, 3):
+        text = f"id,date,value\nS,2000-01-01,{value}\n"
+        ok(cli(*args, "import", "-", "--format", "long", "--frequency", "annual", input=text))
+    ok(cli(*args, "gc", "--retain-days", "0", "--grace-hours", "0"))
+
+
+def test_reads_before_the_retention_floor_say_history_has_expired(local: list[str]) -> None:
+    _expire_history(local)
+    at = "2000-01-01T00:00:00Z"
+    fails(cli(*local, "read", "S", "--as-of", at), 1, "history before", "has expired")
+    assert as_json(cli(*local, "read", "S", "--as-of", "3", "--json"))[0]["value"] == 3.0
+
+
+def test_a_version_below_the_retention_floor_has_expired(local: list[str]) -> None:
+    _expire_history(local)
+    fails(cli(*local, "read", "S", "--as-of", "1"), 1, "has expired")
+
+
+def test_a_naive_instant_is_asked_for_an_offset(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    intraday = ["import", "-", "--format", "wide", "--frequency", "intraday", "--prefix", "I."]
+    naive = fails(cli(*local, *intraday, input="date,a\n2024-05-02T10:00:00,1\n"), 1)
+    assert "no UTC offset" in naive and "2024-05-02T10:00:00Z" in naive, naive
+    fails(cli(*local, "read", "X", "--start", "2024-05-02T10:00:00"), 2, "no UTC offset")
+
+
+def test_a_frequency_takes_its_article(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    intraday = ["import", "-", "--format", "wide", "--frequency", "intraday", "--prefix", "I."]
+    fails(
+        cli(*local, *intraday, input="date,a\n2024-05-02,1\n"),
+        1,
+        "not an instant with a UTC offset, as an intraday series needs",
+    )
+    annual = ["import", "-", "--format", "wide", "--frequency", "annual", "--prefix", "A."]
+    fails(
+        cli(*local, *annual, input="date,a\n2024-05-02T10:00:00Z,1\n"),
+        1,
+        "is not a calendar date, as an annual series needs",
+    )
+
+
+def test_a_duplicate_date_is_named_before_a_frequency_is_inferred(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    fails(
+        cli(*local, "import", "-", "--format", "wide", input="date,a\n2000-01-01,1\n2000-01,2\n"),
+        1,
+        "error: date: line 3: duplicate date 2000-01-01, also on line 2",
+    )
+    long = "id,date,value\nX,2000,1\nY,2000,5\nX,2000,2\n"
+    fails(
+        cli(*local, "import", "-", "--format", "long", input=long),
+        1,
+        "line 4: duplicate date 2000-01-01, also on line 2",
+    )
+    assert _latest(local) == 0
+
+
+def test_a_bad_source_is_explained_in_words(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    text = "date,a\n2000-01-01,1\n2000-02-01,2\n"
+    bad = fails(
+        cli(*local, "import", "-", "--format", "wide", "--source", "bad source!", input=text),
+        2,
+        "'bad source!' is not a source name",
+        "starting with a letter or digit",
+    )
+    assert "pattern" not in bad
+    assert _latest(local) == 0
+
+
+def test_engine_reports_name_each_field_once() -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_spec({"id": "X", "frequency": "annual", "source": "bad source!"})
+    assert describe(caught.value).startswith("source: String should match")
+    assert describe(ValidationError("must be positive", "limit")) == "limit: must be positive"
 
 
 def test_read_and_show_errors(series_root: list[str]) -> None:

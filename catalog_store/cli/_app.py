@@ -19,7 +19,8 @@ from catalog_store.cli._common import DEFAULT_ROOT, Settings, parse_storage_opti
 from catalog_store.errors import (
     AlreadyExistsError,
     CatalogStoreError,
-    ConflictError,
+    CommitRetriesExhaustedError,
+    ExternalIdTakenError,
     ValidationError,
 )
 
@@ -31,17 +32,31 @@ EXIT_PROBLEMS = 4
 
 
 def exit_code(exc: CatalogStoreError) -> int:
-    """3 when a concurrent writer got there first (retrying may succeed), else 1."""
-    if isinstance(exc, ConflictError | AlreadyExistsError):
+    """3 when the command lost a race and changed nothing, so that running it again
+    may succeed; else 1.
+
+    Races: the commit lost to other writers too often, or a series or object this
+    command was creating was created by another writer first (run again, the
+    command finds it). A conflict no rerun can cure is 1, as bad input is: an
+    append that does not follow the last date (another writer may have appended
+    those dates), a stale expected version (read again before deciding), an
+    external id that belongs to another series.
+    """
+    if isinstance(exc, ExternalIdTakenError):
+        return EXIT_ERROR
+    if isinstance(exc, CommitRetriesExhaustedError | AlreadyExistsError):
         return EXIT_CONFLICT
     return EXIT_ERROR
 
 
 def describe(exc: CatalogStoreError) -> str:
-    """One line naming the field at fault, if the error knows it."""
+    """One line naming the field at fault once, if the error knows it."""
     text = str(exc)
     field = getattr(exc, "field", None)
-    if field and not isinstance(exc, ValidationError) and not text.startswith(f"{field}:"):
+    if isinstance(exc, ValidationError) and field and exc.message.startswith(f"{field}:"):
+        # Reports built from a model's errors already name each field.
+        text = exc.message
+    elif field and not isinstance(exc, ValidationError) and not text.startswith(f"{field}:"):
         text = f"{field}: {text}"
     return " ".join(text.split())
 
@@ -66,10 +81,11 @@ app = typer.Typer(
     name="fincat",
     help="Manage a fincat catalog of financial and economic time series.",
     epilog=(
-        "Exit status: 0 on success, 1 for a missing series, invalid input or a storage "
-        "failure, 2 for a command-line usage error, 3 when a concurrent change conflicts, "
-        "4 when verify finds a problem. With --json, stdout holds one JSON document and "
-        "nothing else; errors and progress go to stderr."
+        "Exit status: 0 on success, 1 for a missing series, invalid input, a conflict no "
+        "rerun can cure or a storage failure, 2 for a command-line usage error, 3 when the "
+        "command lost a race with another writer and changed nothing (running it again "
+        "may succeed), 4 when verify finds a problem. With --json, stdout holds one JSON "
+        "document and nothing else; errors and progress go to stderr."
     ),
     no_args_is_help=True,
     # Markdown rewraps docstring paragraphs and leaves brackets alone.

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import json
+import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,11 +13,13 @@ from typing import Any
 import typer
 
 from catalog_store.catalog import AsOf, CatalogOptions
-from catalog_store.cli.csvfiles import parse_date
+from catalog_store.cli.csvfiles import parse_date, to_utc
 from catalog_store.errors import ValidationError
 from catalog_store.sync import Catalog
 
 DEFAULT_ROOT = "./fincat-data"
+#: A version number: ASCII digits only (str.isdigit also takes '²', which int() refuses).
+_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -108,7 +111,7 @@ def as_of_option(value: str | None) -> AsOf:
     if value is None:
         return None
     text = value.strip()
-    if text.isdigit():
+    if _DIGITS.fullmatch(text):
         return int(text)
     try:
         instant = dt.datetime.fromisoformat(text)
@@ -120,4 +123,7 @@ def as_of_option(value: str | None) -> AsOf:
             "(e.g. 2024-05-01T12:00:00Z)",
             param_hint="'--as-of'",
         )
-    return instant
+    try:
+        return to_utc(instant, value)
+    except ValueError as exc:
+        raise typer.BadParameter(str(exc), param_hint="'--as-of'") from None

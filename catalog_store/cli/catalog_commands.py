@@ -11,7 +11,7 @@ from rich.table import Table
 from catalog_store.catalog import DEFAULT_SHARDS, CatalogOptions, VersionInfo
 from catalog_store.cli._app import app
 from catalog_store.cli._common import as_of_option, open_catalog, settings
-from catalog_store.cli._output import JsonFlag, console, emit, iso, progress
+from catalog_store.cli._output import JsonFlag, console, emit, err_console, iso, progress
 from catalog_store.errors import FormatError
 from catalog_store.models import DERIVED_FIELDS, SPEC_FIELDS, Series
 
@@ -20,31 +20,42 @@ from catalog_store.models import DERIVED_FIELDS, SPEC_FIELDS, Series
 def init(
     ctx: typer.Context,
     shards: Annotated[
-        int,
+        int | None,
         typer.Option(
             "--shards",
             min=1,
             max=4096,
-            help="External-id index shards; fixed for the catalog's life.",
+            help=f"External-id index shards [default: {DEFAULT_SHARDS}]; fixed for the "
+            "catalog's life.",
         ),
-    ] = DEFAULT_SHARDS,
+    ] = None,
     as_json: JsonFlag = False,
 ) -> None:
-    """Create an empty catalog at --root. An existing catalog is left as it is."""
+    """Create an empty catalog at --root. An existing catalog is left as it is,
+    its index shards too."""
     root = settings(ctx).root
+    count = DEFAULT_SHARDS if shards is None else shards
     try:
         with open_catalog(ctx) as catalog:
             version = catalog.version()
         created = False
     except FormatError:
         # No catalog yet (a store of an unknown format raises again just below).
-        with open_catalog(ctx, create=True, options=CatalogOptions(shard_count=shards)) as catalog:
+        with open_catalog(ctx, create=True, options=CatalogOptions(shard_count=count)) as catalog:
             version = catalog.version()
         created = True
+    if not created and shards is not None:
+        # Scripts run init every time, so this is no error; but silence would let the
+        # user think the catalog has these shards.
+        err_console().print(
+            f"note: --shards {shards} is not applied: the catalog at {root} exists, "
+            "and its shard count was fixed when it was created.",
+            soft_wrap=True,
+        )
 
     def text(data: dict[str, Any]) -> None:
         if data["created"]:
-            console().print(f"Created a catalog at {root} with {shards} index shards.")
+            console().print(f"Created a catalog at {root} with {count} index shards.")
         else:
             console().print(f"A catalog already exists at {root} (version {version}).")
 

@@ -66,9 +66,14 @@ def parse_date(text: str, instants: bool = True) -> DateValue:
         stamp = None
     if stamp is not None:
         if stamp.tzinfo is not None and instants:
-            return stamp.astimezone(dt.UTC)
+            return to_utc(stamp, text)
         if stamp.tzinfo is None and stamp.time() == dt.time():
             return stamp.date()
+        if stamp.tzinfo is None and instants:
+            raise ValueError(
+                f"{text!r} has a time of day but no UTC offset; give an instant with an "
+                f"offset ({stamp.isoformat()}Z) for an intraday series, else a calendar date"
+            )
         raise ValueError(f"{text!r} has a time of day; give a calendar date")
     quarter = _QUARTER.match(value)
     if quarter:
@@ -81,6 +86,14 @@ def parse_date(text: str, instants: bool = True) -> DateValue:
         except ValueError:
             continue
     raise ValueError(f"not a date: {text!r}; accepted: {ACCEPTED}")
+
+
+def to_utc(stamp: dt.datetime, text: str) -> dt.datetime:
+    """An aware datetime in UTC; ValueError when that falls outside the years 1-9999."""
+    try:
+        return stamp.astimezone(dt.UTC)
+    except OverflowError:
+        raise ValueError(f"{text!r} is out of range in UTC") from None
 
 
 def parse_value(text: str) -> float | None:
@@ -100,8 +113,17 @@ class ParsedSeries:
     values: list[float | None] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     date_label: str = "date"
+    _line_of: dict[DateValue, int] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, date: DateValue, value: float | None, line: int) -> None:
+        # Refused here, with both lines, before a frequency is inferred from the dates:
+        # a date given twice would otherwise be reported as too few dates to infer from.
+        first = self._line_of.setdefault(date, line)
+        if first != line:
+            raise ValidationError(
+                f"line {line}: duplicate date {date.isoformat()}, also on line {first}",
+                self.date_label,
+            )
         self.dates.append(date)
         self.values.append(value)
         self.lines.append(line)
@@ -112,9 +134,10 @@ class ParsedSeries:
         for date, line in zip(self.dates, self.lines, strict=True):
             if isinstance(date, dt.datetime) != intraday:
                 wanted = "an instant with a UTC offset" if intraday else "a calendar date"
+                article = "an" if frequency[0] in "aeiou" else "a"
                 raise ValidationError(
                     f"line {line}: {date.isoformat()} is not {wanted}, "
-                    f"as a {frequency} series needs",
+                    f"as {article} {frequency} series needs",
                     self.date_label,
                 )
         kind = pa.timestamp("us", tz="UTC") if intraday else pa.date32()
@@ -123,19 +146,33 @@ class ParsedSeries:
         )
 
 
-def _rows(source: TextIO) -> Iterator[tuple[int, list[str]]]:
+def _open(source: TextIO) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
+    """The header, and the rows after it with their line numbers; blank rows are skipped.
+
+    Every row must have as many cells as the header: a decimal comma or a stray
+    delimiter shifts the cells, and dropping or padding them would store wrong values.
+    """
     reader = csv.reader(source)
-    for row in reader:
-        if row and any(cell.strip() for cell in row):
-            yield reader.line_num, row
-
-
-def _header(rows: Iterator[tuple[int, list[str]]]) -> list[str]:
+    rows = ((reader.line_num, row) for row in reader if row and any(cell.strip() for cell in row))
     try:
-        _line, header = next(rows)
+        _line, first = next(rows)
     except StopIteration:
         raise ValidationError("the file is empty; expected a header row", "file") from None
-    return [name.strip().lstrip("\ufeff") for name in header]
+    header = [name.strip().lstrip("\ufeff") for name in first]
+    seen: set[str] = set()
+    for name in header:
+        if name in seen:
+            raise ValidationError(f"the header names column {name!r} twice", "file")
+        seen.add(name)
+    return header, _shaped(rows, len(header))
+
+
+def _shaped(rows: Iterator[tuple[int, list[str]]], width: int) -> Iterator[tuple[int, list[str]]]:
+    for line, row in rows:
+        if len(row) != width:
+            cells = "1 cell" if len(row) == 1 else f"{len(row)} cells"
+            raise ValidationError(f"line {line}: {cells}, the header has {width}", "file")
+        yield line, row
 
 
 def _column(header: Sequence[str], name: str, option: str) -> int:
@@ -181,7 +218,7 @@ class _Dates:
         self.label = "/".join(header[i] for i in self.columns)
 
     def read(self, row: Sequence[str], line: int) -> DateValue:
-        cells = [row[i] if i < len(row) else "" for i in self.columns]
+        cells = [row[i] for i in self.columns]
         try:
             if len(cells) == 2:
                 year, quarter = int(cells[0]), int(cells[1].strip().lstrip("Qq"))
@@ -210,8 +247,7 @@ def read_wide(
     quarter_column: str | None = None,
 ) -> list[ParsedSeries]:
     """One series per column other than the date column(s); missing cells are skipped."""
-    rows = _rows(source)
-    header = _header(rows)
+    header, rows = _open(source)
     dates = _Dates(header, date_column, year_column, quarter_column)
     out = {
         i: ParsedSeries(name, date_label=dates.label)
@@ -223,7 +259,7 @@ def read_wide(
     for line, row in rows:
         date = dates.read(row, line)
         for i, series in out.items():
-            value = _number(row[i], line, series.name) if i < len(row) else None
+            value = _number(row[i], line, series.name)
             if value is not None:
                 series.add(date, value, line)
     return list(out.values())
@@ -238,8 +274,7 @@ def read_long(
     quarter_column: str | None = None,
 ) -> list[ParsedSeries]:
     """Rows of (series id, date, value); rows with a missing value are skipped."""
-    rows = _rows(source)
-    header = _header(rows)
+    header, rows = _open(source)
     dates = _Dates(header, date_column, year_column, quarter_column)
     if id_column is not None:
         id_at = _column(header, id_column, "id-column")
@@ -265,11 +300,11 @@ def read_long(
         value_at = guessed if guessed is not None else rest[0]
     out: dict[str, ParsedSeries] = {}
     for line, row in rows:
-        name = row[id_at].strip() if id_at < len(row) else ""
+        name = row[id_at].strip()
         if not name:
             raise ValidationError(f"line {line}: no series id", header[id_at])
         date = dates.read(row, line)
-        value = _number(row[value_at], line, header[value_at]) if value_at < len(row) else None
+        value = _number(row[value_at], line, header[value_at])
         if value is not None:
             out.setdefault(name, ParsedSeries(name, date_label=dates.label)).add(date, value, line)
     return list(out.values())
@@ -277,8 +312,7 @@ def read_long(
 
 def read_pairs(source: TextIO, name: str) -> ParsedSeries:
     """A ``date,value`` file of one series; a missing value is kept as null."""
-    rows = _rows(source)
-    header = _header(rows)
+    header, rows = _open(source)
     if len(header) != 2:
         raise ValidationError(
             f"expected two columns, date and value; found {', '.join(header)}", "file"
@@ -288,7 +322,7 @@ def read_pairs(source: TextIO, name: str) -> ParsedSeries:
     dates = _Dates(header, header[1 - value_at], None, None)
     series = ParsedSeries(name, date_label=dates.label)
     for line, row in rows:
-        value = _number(row[value_at], line, header[value_at]) if value_at < len(row) else None
+        value = _number(row[value_at], line, header[value_at])
         series.add(dates.read(row, line), value, line)
     return series
 

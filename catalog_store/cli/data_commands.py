@@ -68,21 +68,36 @@ def write(
 ) -> None:
     """Write observations of one series from a CSV file, as one commit.
 
-    Empty, '.' and 'NA' values are written as missing observations (null).
+    Empty, '.' and 'NA' values are written as missing observations (null). An
+    append or upsert of a file with a header and no rows commits nothing.
+    replace_range and delete_range need --start or --end.
     """
     low, high = date_range(start, end)
     if mode is WriteMode.delete_range and file is not None:
         raise typer.BadParameter("delete_range takes no file", param_hint="'FILE.csv'")
     if mode is not WriteMode.delete_range and file is None:
         raise typer.BadParameter(f"{mode.value} needs a file", param_hint="'FILE.csv'")
+    if mode in (WriteMode.replace_range, WriteMode.delete_range) and low is None and high is None:
+        # Without bounds the engine applies the mode to the whole series; a forgotten
+        # option must not empty it.
+        raise typer.BadParameter(
+            f"{mode.value} needs --start or --end; to cover the whole series, give "
+            "--start with its first date",
+            param_hint="'--start' / '--end'",
+        )
     parsed = read_pairs(file, series_id) if file is not None else None
     with open_catalog(ctx) as catalog:
-        table = parsed.table(catalog.get(series_id).frequency) if parsed is not None else None
+        before = catalog.get(series_id)
+        table = parsed.table(before.frequency) if parsed is not None else None
         series = catalog.write(series_id, table, mode.value, start=low, end=high)
     data = {
         "series_id": series_id,
         "mode": mode.value,
         "rows": 0 if parsed is None else len(parsed.dates),
+        # A write that changes nothing makes no version and returns the series as it
+        # is; one that lands gives the series its new version. (A change another
+        # writer makes to the series meanwhile would count as this one's.)
+        "committed": series.version != before.version,
         "version": series.version,
         "observation_count": series.observation_count,
         "first_date": iso(series.first_date),
@@ -97,10 +112,17 @@ def _print_written(data: dict[str, Any]) -> None:
         if data["first_date"] is not None
         else ""
     )
-    console().print(
-        f"{data['series_id']}: {data['mode']} of {data['rows']} rows committed as version "
-        f"{data['version']}; the series has {data['observation_count']} observations{span}."
-    )
+    rows = "1 row" if data["rows"] == 1 else f"{data['rows']} rows"
+    head = f"{data['series_id']}: {data['mode']} of {rows}"
+    count = f"{data['observation_count']} observations{span}"
+    if data["committed"]:
+        text = f"{head} committed as version {data['version']}; the series has {count}."
+    else:
+        text = (
+            f"{head}: nothing committed; the series is unchanged since version "
+            f"{data['version']} and has {count}."
+        )
+    console().print(text)
 
 
 def _records(table: pa.Table) -> list[dict[str, Any]]:

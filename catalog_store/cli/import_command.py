@@ -14,7 +14,7 @@ from catalog_store.cli._common import open_catalog
 from catalog_store.cli._output import JsonFlag, Meter, console, emit, progress
 from catalog_store.cli.csvfiles import ParsedSeries, infer_frequency, read_long, read_wide
 from catalog_store.errors import SeriesNotFoundError, ValidationError
-from catalog_store.models import FREQUENCIES, Series, check_series_id
+from catalog_store.models import FREQUENCIES, Series, check_series_id, parse_spec
 from catalog_store.sync import Catalog
 
 
@@ -104,9 +104,14 @@ def _commit(
     mode: str,
     name: str,
     meter: Meter,
-) -> int:
-    """Create the series of ``specs`` and write every table as one commit; its version."""
+) -> tuple[int, bool]:
+    """Create the series of ``specs`` and write every table as one commit.
+
+    Returns the catalog version holding the import and whether this commit made it:
+    changes that change nothing (no rows at all) make no version.
+    """
     meter.stage(f"importing {name}", total=len(tables), then="committing")
+    before = catalog.version()
     with catalog.batch(f"import {name}") as batch:
         for series_id, table in tables.items():
             if series_id in specs:
@@ -120,7 +125,23 @@ def _commit(
                         f"series {series_id!r}: {exc.message}", exc.field
                     ) from None
             meter.advance()
-    return batch.version if batch.version is not None else catalog.version()
+    if batch.version is None:
+        return before, False
+    # (A commit another writer makes meanwhile would count as this one's.)
+    return batch.version, batch.version > before
+
+
+def _check_source(value: str) -> str:
+    """``--source`` checked by the rule the engine applies when the series is created,
+    before the file is read, and explained in words rather than as a pattern."""
+    try:
+        parse_spec({"id": "source-check", "frequency": "annual", "source": value})
+    except ValidationError:
+        raise typer.BadParameter(
+            f"{value!r} is not a source name: up to 64 ASCII letters, digits, '_', '.', "
+            "':' and '-', starting with a letter or digit"
+        ) from None
+    return value
 
 
 @app.command("import")
@@ -139,7 +160,9 @@ def import_csv(
             help="wide: a date column and one column per series; long: id, date, value rows.",
         ),
     ],
-    source: Annotated[str, typer.Option(help="Source of the series this creates.")] = "",
+    source: Annotated[
+        str, typer.Option(help="Source of the series this creates.", callback=_check_source)
+    ] = "",
     frequency: Annotated[
         str | None,
         typer.Option(
@@ -163,7 +186,7 @@ def import_csv(
     Dates may be ISO dates, 'Jan 1 2000' and similar spellings, or year and quarter
     columns (found automatically when named year and quarter). Empty, '.' and 'NA'
     cells are skipped. Without --date-column the first of date, month, period, time
-    is used, else the first column.
+    is used, else the first column. A file with a header and no rows commits nothing.
     """
     if frequency is not None and frequency not in FREQUENCIES:
         raise typer.BadParameter(
@@ -185,8 +208,6 @@ def import_csv(
                 file, id_column, date_column, value_column, year_column, quarter_column
             )
             file_frequency = None
-        if not any(item.dates for item in parsed):
-            raise ValidationError("the file holds no observations", "file")
         ids = _series_ids(parsed, prefix)
 
         with open_catalog(ctx) as catalog:
@@ -207,12 +228,13 @@ def import_csv(
                 for sid, item in zip(ids, parsed, strict=True)
                 if existing[sid] is None
             }
-            version = _commit(catalog, tables, specs, mode.value, name, meter)
+            version, committed = _commit(catalog, tables, specs, mode.value, name, meter)
 
     data = {
         "series": len(ids),
         "created": sum(current is None for current in existing.values()),
         "observations": sum(table.num_rows for table in tables.values()),
+        "committed": committed,
         "version": version,
         "ids": ids,
     }
@@ -220,7 +242,14 @@ def import_csv(
 
 
 def _print_imported(data: dict[str, Any]) -> None:
-    console().print(
-        f"Imported {data['observations']} observations into {data['series']} series "
-        f"({data['created']} created) as version {data['version']}."
-    )
+    if data["committed"]:
+        text = (
+            f"Imported {data['observations']} observations into {data['series']} series "
+            f"({data['created']} created) as version {data['version']}."
+        )
+    else:
+        text = (
+            f"{data['observations']} observations for {data['series']} series change "
+            f"nothing: nothing committed; the catalog stays at version {data['version']}."
+        )
+    console().print(text)

@@ -16,6 +16,10 @@ from catalog_store.maintenance import DEFAULT_GRACE
 
 #: Problems listed one per line by the text report; --json lists them all.
 SHOWN_PROBLEMS = 50
+#: The longest grace period and retention gc takes, 100 years: no catalog is that
+#: old, and far longer ones reach back before the year 1, which no date can hold.
+MAX_DAYS = 36525
+MAX_HOURS = MAX_DAYS * 24
 
 
 @app.command()
@@ -72,7 +76,12 @@ def gc(
     ctx: typer.Context,
     grace_hours: Annotated[
         float,
-        typer.Option("--grace-hours", min=0, help="Keep unreferenced objects younger than this."),
+        typer.Option(
+            "--grace-hours",
+            min=0,
+            max=MAX_HOURS,
+            help="Keep unreferenced objects younger than this.",
+        ),
     ] = DEFAULT_GRACE.total_seconds() / 3600,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="List what would go; delete nothing.")
@@ -82,6 +91,7 @@ def gc(
         typer.Option(
             "--retain-days",
             min=0,
+            max=MAX_DAYS,
             help="Expire versions superseded more than this many days ago "
             "(default: keep every version).",
         ),

@@ -8,6 +8,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 
 import httpx
+import pytest
 from typer.testing import CliRunner
 
 from gateway.auth import KeyRing, hash_token, parse_keys
@@ -45,6 +46,40 @@ def test_api_key_command_prints_a_usable_entry(tmp_path: Path) -> None:
     assert ring.authenticate(token + "x") is None
     bad = CliRunner().invoke(cli_app, ["api-key", "x", "--scope", "root"])
     assert bad.exit_code == 2
+
+
+def test_api_key_refuses_a_name_serve_would_refuse() -> None:
+    for name in ("bad name!", "", "_x", "x" * 65):
+        result = CliRunner().invoke(cli_app, ["api-key", name], env={"COLUMNS": "200"})
+        assert result.exit_code == 2, result.output
+        assert "'name' must be 1-64 letters" in result.stderr
+        assert "token" not in result.stdout
+
+
+def test_serve_refuses_a_directory_that_is_no_catalog(tmp_path: Path) -> None:
+    for args in (["--root", str(tmp_path), "serve"], ["serve", "--root", str(tmp_path)]):
+        result = CliRunner().invoke(cli_app, args, env={"NO_COLOR": "1", "COLUMNS": "200"})
+        assert result.exit_code == 1, result.output
+        assert (
+            result.stderr.strip()
+            == f"error: file://{tmp_path} is not a fincat store (no fincat.json)"
+        )
+        assert "Traceback" not in result.output
+
+
+def test_export_graphql_schema_outside_the_repository(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli_app, ["export-graphql-schema"], env={"COLUMNS": "200"})
+    assert result.exit_code == 1, result.output
+    assert "error: cannot write docs/schema.graphql" in result.stderr
+    assert "-o - for standard output" in result.stderr
+    assert result.exception is None or isinstance(result.exception, SystemExit)
+    (tmp_path / "docs").mkdir()
+    written = CliRunner().invoke(cli_app, ["export-graphql-schema"])
+    assert written.exit_code == 0, written.output
+    assert "type Query" in (tmp_path / "docs" / "schema.graphql").read_text()
 
 
 def test_serve_takes_settings_from_the_environment_unless_given(
