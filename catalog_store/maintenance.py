@@ -26,6 +26,7 @@ from catalog_store import keys
 from catalog_store.commit import Committer, Draft
 from catalog_store.errors import (
     CatalogStoreError,
+    ConflictError,
     IntegrityError,
     ValidationError,
     VersionNotFoundError,
@@ -226,14 +227,24 @@ async def repair(committer: Committer) -> RepairReport:
         return report
     target = await reader.manifest(good)
     report.lost_versions = list(range(good + 1, latest + 1))
+    newest_time = target.committed_at
     for version in report.lost_versions:
         try:
-            report.lost_changes.extend((await reader.manifest(version)).changes)
+            lost = await reader.manifest(version)
         except CatalogStoreError:
             continue
+        report.lost_changes.extend(lost.changes)
+        newest_time = max(newest_time, lost.committed_at)
     message = f"repair: restore version {good}; versions {good + 1}..{latest} are no longer current"
 
     async def build(base: Any, commit_id: str, at: dt.datetime) -> Draft:
+        if base.version != latest:
+            # A commit landed since the versions were verified: restoring over it
+            # would undo a change its writer was told had landed.
+            raise ConflictError(
+                f"the catalog moved on to version {base.version} during the repair "
+                f"of version {latest}; run repair again"
+            )
         restored = msgspec.structs.replace(
             target,
             version=base.version + 1,
@@ -247,8 +258,9 @@ async def repair(committer: Committer) -> RepairReport:
         return Draft(restored)
 
     def stand_in(version: int) -> Manifest:
-        # The newest manifest is itself the damage: build on its number alone.
-        return msgspec.structs.replace(target, version=version)
+        # The newest manifest is itself the damage: build on its number alone, and
+        # after the newest commit time known, so that commit times never go back.
+        return msgspec.structs.replace(target, version=version, committed_at=newest_time)
 
     landed = await committer.commit(build, stand_in)
     report.new_version = landed.version

@@ -7,11 +7,17 @@ import datetime as dt
 import os
 import time
 from pathlib import Path
+from typing import Any
 
 import pytest
 
 from catalog_store import Catalog
-from catalog_store.errors import IntegrityError, ValidationError, VersionNotFoundError
+from catalog_store.errors import (
+    ConflictError,
+    IntegrityError,
+    ValidationError,
+    VersionNotFoundError,
+)
 from catalog_store.keys import LATEST_HINT
 from catalog_store.maintenance import RepairRefusedError
 from catalog_store.storage import open_store
@@ -135,6 +141,52 @@ def test_repair_commits_over_a_newest_manifest_that_cannot_be_read(tmp_path: Pat
     fresh.close()
     with Catalog.open(str(root)) as reopened:
         assert reopened.read("B").column("value").to_pylist() == [5.0, 7.0]
+
+
+def test_repair_never_restores_over_a_commit_made_while_it_verified(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog_store import maintenance
+
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True, options=EAGER)
+    fill(cat)
+    cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
+    newest = max((root / "data").rglob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    newest.unlink()  # the newest version no longer verifies
+    writer = Catalog.open(str(root))
+    verify = maintenance.verify_version
+
+    async def verify_while_a_writer_commits(reader: Any, version: int) -> Any:
+        if writer.version() == version:  # first call: the newest version
+            writer.write("A", ([dt.date(2002, 1, 1)], [3.0]))  # told it landed
+        return await verify(reader, version)
+
+    monkeypatch.setattr(maintenance, "verify_version", verify_while_a_writer_commits)
+    with pytest.raises(ConflictError, match="run repair again"):
+        cat.repair()
+    assert cat.read("A").column("value").to_pylist() == [1.0, 2.0, 3.0]
+    writer.close()
+    cat.close()
+
+
+def test_history_pages_past_a_damaged_manifest(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True)
+    fill(cat)
+    for year in range(2002, 2006):
+        cat.write("A", ([dt.date(year, 1, 1)], [float(year)]))
+    damaged = root / "_manifests" / f"{5:020d}.json"
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    seen, before = [], None
+    while True:
+        page = cat.history(limit=2, before=before)
+        seen += [v.version for v in page]
+        if len(page) < 2:
+            break
+        before = page[-1].version
+    assert seen == [v for v in range(cat.version(), -1, -1) if v != 5]
+    cat.close()
 
 
 def test_repair_refuses_when_nothing_verifies(tmp_path: Path) -> None:
