@@ -57,7 +57,14 @@ from catalog_store.models import (
     check_series_id,
     parse_spec,
 )
-from catalog_store.observations import COLUMNS, as_table, check_mode, range_bounds, utc_instant
+from catalog_store.observations import (
+    COLUMNS,
+    as_table,
+    check_mode,
+    owned,
+    range_bounds,
+    utc_instant,
+)
 from catalog_store.operations import (
     CompactSeries,
     CreateSeries,
@@ -277,13 +284,16 @@ class AsyncCatalog:
         """Catalog versions, newest first: up to ``limit`` below ``before`` (exclusive).
 
         A version whose manifest cannot be read is left out (``verify`` names it;
-        the ``repair`` that superseded it says so in its message).
+        the ``repair`` that superseded it says so in its message), and the next
+        one below takes its place, so a page is short only at the oldest version.
         """
         check_count(limit, "limit", 1)
         top = await self.version() if before is None else before - 1
         oldest = await self.reader.oldest_version()
-        out = []
-        for version in range(top, max(top - limit, oldest - 1), -1):
+        out: list[VersionInfo] = []
+        for version in range(top, oldest - 1, -1):
+            if len(out) == limit:
+                break
             try:
                 out.append(version_info(await self.reader.manifest(version)))
             except IntegrityError as exc:
@@ -501,7 +511,7 @@ class AsyncCatalog:
         else:
             if observations is None:
                 raise ValidationError("observations are required", "observations")
-            table = as_table(observations)
+            table = owned(as_table(observations))
         return WriteObservations(series_id, mode, table, start, end, expected_version)
 
     async def read(
@@ -601,8 +611,8 @@ class AsyncCatalog:
             committed = await self._commit(
                 batch.operations, message or f"batch of {len(batch.operations)}", allow_empty=False
             )
-            batch.version = committed.manifest.version
             if committed.landed:
+                batch.version = committed.manifest.version
                 await self._maybe_compact(committed)
 
     # -- internals -------------------------------------------------------------------
@@ -682,6 +692,8 @@ class Batch:
         #: The frequency this batch gives a series (by create or update), which its
         #: later writes are checked against when they are added.
         self._frequency: dict[str, str] = {}
+        #: The version the batch committed as; None until then, and after a batch
+        #: whose changes change nothing.
         self.version: int | None = None
 
     def create(self, spec: SeriesSpec | Mapping[str, Any]) -> None:

@@ -166,15 +166,17 @@ def normalize(observations: Any, frequency: str) -> pa.Table:
     _check_range(table, ints, frequency)
     _check_fits(table, ints, frequency)
     _check_finite(table)
-    return _owned(table)
+    return table.combine_chunks()
 
 
-def _owned(table: pa.Table) -> pa.Table:
+def owned(table: pa.Table) -> pa.Table:
     """``table`` in one chunk per column, in memory of its own.
 
     The caller's arrays may be views of buffers it fills again for the next series
-    (a DataFrame or a numpy array reused in a loop), and a batch keeps the table
-    until it commits; ``concat_arrays`` copies where ``combine_chunks`` may not.
+    (a DataFrame or a numpy array reused in a loop), and a write keeps its table
+    until it commits, which for a batch is at its end, and may validate it again
+    there (for the series' frequency then); ``concat_arrays`` copies where
+    ``combine_chunks`` may not.
     """
     columns = [
         pa.concat_arrays(column.chunks) if column.num_chunks else column.combine_chunks()

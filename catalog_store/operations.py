@@ -39,6 +39,8 @@ from catalog_store.observations import (
 )
 from catalog_store.records import DataFile, SeriesRecord, from_ordinal
 
+_json = msgspec.json.Encoder()
+
 
 class Operation(Protocol):
     @property
@@ -109,7 +111,7 @@ class UpdateSeries:
             )
         await _claim_external_ids(changes, record.id, record.external_ids, spec.external_ids)
         fields = spec.model_dump(exclude={"id"})
-        if all(getattr(record, name) == value for name, value in fields.items()):
+        if all(_same(getattr(record, name), value) for name, value in fields.items()):
             return  # no new version of the series, and none of the catalog for it alone
         new_scheme = spec.partitioning or DEFAULT_PARTITIONING[spec.frequency]
         if (record.files or record.inline) and new_scheme != scheme_of(record):
@@ -122,6 +124,11 @@ class UpdateSeries:
             fields["files"] = tuple(changes.stage(await encode_partitions(record.id, parts)))
         new = changes.stamp(record, **fields)
         await changes.put(new, "update", record)
+
+
+def _same(stored: Any, given: Any) -> bool:
+    """Equal as stored: as JSON, where 1, 1.0 and true differ though Python's == does not."""
+    return bool(_json.encode(stored) == _json.encode(given))
 
 
 @dataclass(frozen=True)

@@ -100,6 +100,11 @@ class _LoopRunner:
                 self._helper = ThreadPoolExecutor(1, thread_name_prefix="fincat-sync")
             return self._helper
 
+    def busy(self) -> bool:
+        """Whether a call is running the loop now."""
+        with self._mutex:
+            return self._owned
+
     def stop(self) -> None:
         try:
             pending = asyncio.all_tasks(self.loop)
@@ -123,6 +128,10 @@ def _runs_a_loop() -> bool:
 
 
 def _close(inner: AsyncCatalog, runner: _LoopRunner) -> None:
+    if runner.busy():
+        # Only at exit, with a daemon thread still inside a call: its loop is running,
+        # and the process ends with that thread.
+        return
     try:
         runner.run(inner.close())
     finally:
@@ -142,7 +151,8 @@ class SyncBatch:
 
     @property
     def version(self) -> int | None:
-        """The version the batch committed as, once the block has ended."""
+        """The version the batch committed as, once the block has ended; None if it
+        committed nothing (no change, or only changes to what the series hold)."""
         return self._batch.version
 
     def create(self, spec: SeriesSpec | Mapping[str, Any]) -> None:

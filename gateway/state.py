@@ -63,7 +63,7 @@ class Gateway:
         catalog = self.catalog
         await catalog.reader.read_marker()
         version = await catalog.version(refresh=True)
-        await catalog.history(limit=1)
+        await catalog.reader.manifest(version)
         return version
 
     def attach(self, catalog: AsyncCatalog | None) -> None:

@@ -534,6 +534,22 @@ def test_a_batch_keeps_what_each_write_was_given_though_the_caller_reuses_its_bu
         assert rows(catalog.read(sid)) == [(D(2024, 1, 2), float(i)), (D(2024, 1, 3), 10.0 + i)]
 
 
+def test_a_write_checked_again_at_commit_checks_what_it_was_given(target: StoreTarget) -> None:
+    # The batch checks a write against the series' frequency when it is added, and
+    # again at commit if another writer changed the frequency meanwhile.
+    catalog, other = target.open(), target.open(create=False)
+    catalog.create(id="M", frequency="monthly")
+    values = np.array([1.0, 2.0])
+    with catalog.batch() as batch:
+        batch.write("M", ([D(2020, 1, 1), D(2021, 1, 1)], values))
+        other.update("M", {"frequency": "annual"})
+        values[:] = -9.0
+    assert catalog.get("M").frequency == "annual"
+    assert rows(catalog.read("M")) == [(D(2020, 1, 1), 1.0), (D(2021, 1, 1), 2.0)]
+    catalog.close()
+    other.close()
+
+
 def test_a_batch_checks_a_write_against_the_frequency_it_gave_the_series(
     catalog: Catalog,
 ) -> None:
@@ -562,9 +578,16 @@ def test_a_write_that_changes_nothing_returns_the_series(catalog: Catalog) -> No
     with catalog.batch() as batch:
         batch.update("E", {"title": ""})
         batch.write("E", ([], []))
-    assert batch.version == catalog_version
+    assert batch.version is None  # it committed nothing
     assert catalog.version() == catalog_version
     assert catalog.update("E", {"title": "now"}).version > version
+    # "The same" is the same as stored: 1, 1.0 and true are three values.
+    flagged = catalog.update("E", {"attributes": {"flag": 1}})
+    for value in (1.0, True):
+        changed = catalog.update("E", {"attributes": {"flag": value}})
+        assert changed.version > flagged.version
+        assert type(changed.attributes["flag"]) is type(value)
+        flagged = changed
     deleted = catalog.write(
         "E", mode="delete_range", start=dt.date(1990, 1, 1), end=dt.date(1991, 1, 1)
     )

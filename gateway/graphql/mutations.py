@@ -261,5 +261,7 @@ class Mutation:
                 write = _add(batch, index, op)
                 if write is not None:
                     await _write(batch, write, f"operations.{index}.write.")
-        assert batch.version is not None
-        return CommitResult(version=batch.version, operations=len(operations))
+        version = batch.version  # None: every change was to what the series already hold
+        if version is None:
+            version = await context.catalog.version()
+        return CommitResult(version=version, operations=len(operations))

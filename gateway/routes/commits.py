@@ -12,7 +12,7 @@ from typing import Any
 import msgspec
 from litestar import Request, Response, post
 from litestar.exceptions import HTTPException
-from litestar.status_codes import HTTP_201_CREATED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
+from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from catalog_store.catalog import Batch
 from catalog_store.errors import ValidationError
@@ -109,7 +109,9 @@ async def commit(request: Request[Any, Any, Any]) -> Response[CommitResult]:
                 await _add(batch, op)
             except ValidationError as exc:
                 raise with_prefix(exc, f"operations.{index}.") from None
-    assert batch.version is not None
+    if batch.version is None:  # every change was to what the series already hold
+        current = await gateway.catalog.version()
+        return Response(CommitResult(current, count), status_code=HTTP_200_OK)
     response = Response(CommitResult(batch.version, count), status_code=HTTP_201_CREATED)
     response.headers["Location"] = f"/v1/versions/{batch.version}"
     return response

@@ -51,6 +51,20 @@ def test_commit_is_atomic_and_listed(shared_client: Client) -> None:
     problem(c.get("/v1/series/GDPC1"), 404)
 
 
+def test_a_commit_that_changes_nothing_makes_no_version(client: Client) -> None:
+    version = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+    title = client.get("/v1/series/GDP").json()["title"]
+    same = {"operations": [{"op": "update", "id": "GDP", "changes": {"title": title}}]}
+    answer = client.post("/v1/commits", json=same)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"version": version, "operations": 1}
+    assert "location" not in answer.headers
+    changed = {"operations": [{"op": "update", "id": "GDP", "changes": {"title": "new"}}]}
+    answer = client.post("/v1/commits", json=changed)
+    assert answer.status_code == 201
+    assert answer.json()["version"] == version + 1
+
+
 def test_failed_commit_changes_nothing(client: Client) -> None:
     version = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
     bad_spec = problem(

@@ -79,6 +79,13 @@ def test_not_ready_when_the_store_is_gone(local_target: StoreTarget) -> None:
         assert client.post("/graphql", json=health).json()["data"]["health"] == {"status": "ready"}
 
 
+def test_not_ready_when_the_newest_manifest_is_damaged(local_target: StoreTarget) -> None:
+    newest = max((Path(local_target.url) / "_manifests").glob("0*.json"))
+    newest.write_bytes(newest.read_bytes()[:-10])
+    with client_for(local_target, cache_ttl=0.0) as client:
+        assert problem(client.get("/health/ready"), 503)["type"].endswith("not-ready")
+
+
 def test_health_and_metrics_answer_head(client: Client) -> None:
     for path in ("/health/live", "/health/ready", "/metrics"):
         got = client.get(path)
