@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 
-from catalog_store import Catalog
+from catalog_store import Catalog, CatalogOptions
 from catalog_store.errors import (
     ConflictError,
     IntegrityError,
@@ -31,15 +31,21 @@ def fill(cat: Catalog) -> None:
     cat.write("B", ([dt.date(2000, 1, 1)], [5.0]))
 
 
+def filled(tmp_path: Path, options: CatalogOptions | None = None) -> tuple[Path, Catalog]:
+    """A catalog at ``tmp_path / "store"`` with :func:`fill`'s series, and its root."""
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True, options=options)
+    fill(cat)
+    return root, cat
+
+
 def age(path: Path, hours: float) -> None:
     old = time.time() - hours * 3600
     os.utime(path, (old, old))
 
 
 def test_gc_deletes_old_orphans_only(tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    cat = Catalog.open(str(root), create=True)
-    fill(cat)
+    root, cat = filled(tmp_path)
     young = root / "data" / "A~0" / "part-young.parquet"
     old = root / "data" / "A~0" / "part-old.parquet"
     young.parent.mkdir(parents=True)
@@ -85,10 +91,8 @@ def test_gc_on_every_backend_keeps_every_version_readable(target: StoreTarget) -
 
 
 def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
-    root = tmp_path / "store"
     # Eager: every write adds a file of its own, even one of a single row.
-    cat = Catalog.open(str(root), create=True, options=EAGER)
-    fill(cat)
+    root, cat = filled(tmp_path, EAGER)
     good = cat.version()
     cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
     # Damage the newest version: delete the file its last write added.
@@ -110,9 +114,7 @@ def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
 
 
 def test_repair_commits_over_a_newest_manifest_that_cannot_be_read(tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    cat = Catalog.open(str(root), create=True)
-    fill(cat)
+    root, cat = filled(tmp_path)
     good = cat.version()
     cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
     cat.close()
@@ -148,9 +150,7 @@ def test_repair_never_restores_over_a_commit_made_while_it_verified(
 ) -> None:
     from catalog_store import maintenance
 
-    root = tmp_path / "store"
-    cat = Catalog.open(str(root), create=True, options=EAGER)
-    fill(cat)
+    root, cat = filled(tmp_path, EAGER)
     cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
     newest = max((root / "data").rglob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
     newest.unlink()  # the newest version no longer verifies
@@ -171,9 +171,7 @@ def test_repair_never_restores_over_a_commit_made_while_it_verified(
 
 
 def test_history_pages_past_a_damaged_manifest(tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    cat = Catalog.open(str(root), create=True)
-    fill(cat)
+    root, cat = filled(tmp_path)
     for year in range(2002, 2006):
         cat.write("A", ([dt.date(year, 1, 1)], [float(year)]))
     damaged = root / "_manifests" / f"{5:020d}.json"
@@ -190,9 +188,7 @@ def test_history_pages_past_a_damaged_manifest(tmp_path: Path) -> None:
 
 
 def test_repair_refuses_when_nothing_verifies(tmp_path: Path) -> None:
-    root = tmp_path / "store"
-    cat = Catalog.open(str(root), create=True)
-    fill(cat)
+    root, cat = filled(tmp_path)
     for manifest in (root / "_manifests").glob("*.json"):
         manifest.write_bytes(b"garbage")
     fresh = Catalog.open(str(root))
@@ -209,9 +205,7 @@ def test_cli_verify_gc_and_repair(tmp_path: Path) -> None:
 
     from catalog_store.cli import app
 
-    root = tmp_path / "store"
-    cat = Catalog.open(str(root), create=True)
-    fill(cat)
+    root, cat = filled(tmp_path)
     cat.checkpoint()  # the observations into data files, to damage one
     cat.close()
     runner = CliRunner()
