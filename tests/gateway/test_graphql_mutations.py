@@ -217,6 +217,10 @@ def test_commit_batch_is_one_atomic_commit(shared_target: StoreTarget) -> None:
             "gone": None,
         }
 
+        # Changes to what the series already hold make no version: the answer is
+        # the current one.
+        same = [{"update": {"id": "GDP", "changes": {"units": "USD bn"}}}]
+        assert ok(client, batch, {"ops": same})["commitBatch"]["version"] == result["version"]
         # A stale expected version fails the whole batch: nothing of it lands.
         stale = [
             {"create": {"id": "PPI", "frequency": "MONTHLY"}},
