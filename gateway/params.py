@@ -19,6 +19,7 @@ from litestar.exceptions import ClientException, ValidationException
 from catalog_store.catalog import AsOf
 from catalog_store.errors import ValidationError
 from catalog_store.models import SeriesSpec, apply_changes
+from catalog_store.observations import utc_instant
 
 T = TypeVar("T")
 
@@ -57,7 +58,7 @@ def parse_instant(text: str, name: str) -> dt.datetime:
         ) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError("naive datetime; give a UTC offset, e.g. 2024-05-01T12:00:00Z", name)
-    return value.astimezone(dt.UTC)
+    return utc_instant(value, name)
 
 
 def parse_as_of(text: str | None) -> AsOf:

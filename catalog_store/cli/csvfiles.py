@@ -17,6 +17,7 @@ from typing import TextIO
 import pyarrow as pa
 
 from catalog_store.errors import ValidationError
+from catalog_store.observations import utc_instant
 
 DateValue = dt.date | dt.datetime
 
@@ -91,8 +92,8 @@ def parse_date(text: str, instants: bool = True) -> DateValue:
 def to_utc(stamp: dt.datetime, text: str) -> dt.datetime:
     """An aware datetime in UTC; ValueError when that falls outside the years 1-9999."""
     try:
-        return stamp.astimezone(dt.UTC)
-    except OverflowError:
+        return utc_instant(stamp, "date")
+    except ValidationError:
         raise ValueError(f"{text!r} is out of range in UTC") from None
 
 

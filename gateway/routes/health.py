@@ -39,7 +39,8 @@ async def live() -> Health:
     responses=problem_specs(503),
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
-    """200 when the store's marker (``fincat.json``) can be read, else 503."""
+    """200 when the store's marker (``fincat.json``) reads and the latest manifest loads,
+    else 503."""
     try:
         version = await gateway_of(request).ready()
     except (CatalogStoreError, CatalogNotOpenError) as exc:

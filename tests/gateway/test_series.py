@@ -179,6 +179,15 @@ def test_get_conditional_and_as_of(client: Client) -> None:
     naive = problem(client.get("/v1/series/GDP?as_of=2024-01-01T00:00:00"), 422)
     assert naive["errors"][0]["field"] == "as_of"
     problem(client.get("/v1/series/GDP?as_of=yesterday"), 422)
+    # Instants whose UTC time falls outside the years 1-9999, as as_of and as bounds.
+    for url, field in [
+        ("/v1/series/GDP", "as_of"),
+        ("/v1/series/GDP/observations", "as_of"),
+        ("/v1/series/GDP/observations", "start"),
+    ]:
+        for instant in ("0001-01-01T00:00:00+14:00", "9999-12-31T23:59:59-14:00"):
+            outside = problem(client.get(url, params={field: instant}), 422)
+            assert outside["errors"][0]["field"] == field, (url, instant)
     problem(client.get("/v1/series/GDP?as_of=1900-01-01T00:00:00Z"), 404)
     problem(client.get("/v1/series/GDP?as_of=999999"), 404)
     problem(client.get("/v1/series/GDP?as_of=0"), 404)  # before GDP existed
