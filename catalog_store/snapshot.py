@@ -319,15 +319,19 @@ class StoreReader:
                     f"history before {instant.isoformat()} has expired: the oldest version "
                     f"kept is {oldest}, committed at {first_time.isoformat()}"
                 )
+            damaged_to = latest if first is None else first - 1
             raise IntegrityError(
                 f"the version current at {instant.isoformat()} cannot be read "
-                f"(versions {oldest}..{(first or latest + 1) - 1} are damaged)"
+                f"(versions {oldest}..{damaged_to} are damaged)"
             )
         assert first is not None  # else first_time is None, refused above
         low, high = first, latest
         while low < high:
             mid = (low + high + 1) // 2
-            probe = await readable(mid, low + 1, -1) or await readable(mid + 1, high, 1)
+            # The nearest readable version in (low, mid], else in (mid, high].
+            probe = await readable(mid, low + 1, -1)
+            if probe is None:
+                probe = await readable(mid + 1, high, 1)
             moment = None if probe is None else await time_of(probe)
             if probe is not None and moment is not None and moment <= instant:
                 low = probe
