@@ -57,6 +57,8 @@ class GraphQLContext:
     #: status and headers to answer with.
     refusal: tuple[ApiError, int, dict[str, str]] | None = None
     budget: ObservationBudget | None = None
+    #: Whether the request named the operation to run (set by the schema's execute).
+    operation_named: bool = False
     _loaders: Loaders | None = field(default=None, init=False, repr=False)
     _pin: int | None = field(default=None, init=False, repr=False)
 

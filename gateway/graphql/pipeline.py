@@ -17,8 +17,9 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator, Callable, Iterator, Sequence
 
-from graphql import ASTValidationRule
+from graphql import ASTValidationRule, GraphQLError, OperationDefinitionNode
 from strawberry.extensions import SchemaExtension
+from strawberry.types import ExecutionContext
 
 from gateway.graphql.config import GraphQLSettings
 from gateway.graphql.documents import DocumentCache, Entry, parse_through, validate_through
@@ -48,6 +49,8 @@ def pipeline(
             execution = self.execution_context
             execution.validation_rules = execution.validation_rules + extra_rules
             validate_through(self.entry, execution)
+            if not execution.pre_execution_errors:
+                execution.pre_execution_errors = _unnamed_choice(execution)
             yield
 
         async def on_execute(self) -> AsyncIterator[None]:
@@ -59,3 +62,16 @@ def pipeline(
                 results.keep(key, execution)
 
     return Pipeline
+
+
+def _unnamed_choice(execution: ExecutionContext) -> list[GraphQLError]:
+    """The error of a document of several operations whose request names none:
+    which to run is the client's to say (graphql-core's own message)."""
+    context = execution.context
+    document = execution.graphql_document
+    if getattr(context, "operation_named", True) or document is None:
+        return []
+    operations = [d for d in document.definitions if isinstance(d, OperationDefinitionNode)]
+    if len(operations) < 2:
+        return []
+    return [GraphQLError("Must provide operation name if query contains multiple operations.")]

@@ -51,7 +51,6 @@ from graphql.utilities import get_operation_ast
 from strawberry import Schema
 from strawberry.types import ExecutionContext
 from strawberry.types.base import StrawberryObjectDefinition
-from strawberry.utils.operation import get_first_operation
 
 from catalog_store.errors import CatalogStoreError
 from gateway.graphql.context import GraphQLContext
@@ -280,8 +279,11 @@ class ResultCache:
             return None  # unknown, not yet validated, or invalid
         name = operation_name
         if name is None:
-            first = get_first_operation(entry.document)
-            name = first.name.value if first is not None and first.name else None
+            # The one operation, or None for several: that request is refused on its way.
+            only = get_operation_ast(entry.document)
+            if only is None:
+                return None
+            name = only.name.value if only.name else None
         if not entry.pinned.get(name):
             return None
         try:

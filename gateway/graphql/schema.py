@@ -9,16 +9,19 @@ per schema, as the document cache (:mod:`gateway.graphql.documents`) assumes.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
+from typing import Any
 
 import strawberry
 from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
-from strawberry.types import ExecutionContext
+from graphql.language import OperationType
+from strawberry.types import ExecutionContext, ExecutionResult
 
 from gateway.graphql.config import GraphQLSettings
+from gateway.graphql.context import GraphQLContext
 from gateway.graphql.documents import DocumentCache
 from gateway.graphql.errors import log_internal
 from gateway.graphql.execution import ColumnExecutionContext
@@ -36,6 +39,31 @@ class FincatSchema(strawberry.Schema):
 
     documents: DocumentCache
     results: ResultCache
+
+    async def execute(  # noqa: PLR0913, PLR0917 - strawberry's signature
+        self,
+        query: str | None,
+        variable_values: dict[str, Any] | None = None,
+        context_value: Any | None = None,
+        root_value: Any | None = None,
+        operation_name: str | None = None,
+        allowed_operation_types: Iterable[OperationType] | None = None,
+        operation_extensions: dict[str, Any] | None = None,
+    ) -> ExecutionResult:
+        # strawberry names the first operation when the request names none, so a
+        # document of several operations would run its first; the pipeline refuses
+        # it instead (as the GraphQL spec asks) and needs to know what was asked.
+        if isinstance(context_value, GraphQLContext):
+            context_value.operation_named = operation_name is not None
+        return await super().execute(
+            query,
+            variable_values,
+            context_value,
+            root_value,
+            operation_name,
+            allowed_operation_types,
+            operation_extensions,
+        )
 
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None

@@ -250,6 +250,20 @@ def test_malformed_documents(big_client: Client) -> None:
     still_serves(big_client)
 
 
+def test_a_document_of_several_operations_needs_an_operation_name(client: Client) -> None:
+    document = 'query A { series(id: "GDP") { id } } query B { series(id: "UNRATE") { id } }'
+    for _ in range(2):  # the second time through the document and result caches
+        unnamed = error(post(client, document), "GRAPHQL_VALIDATION_FAILED")
+        assert "operation name" in unnamed["message"]
+        for name, expected in (("B", "UNRATE"), ("A", "GDP")):
+            response = client.post("/graphql", json={"query": document, "operationName": name})
+            assert response.status_code == 200, response.text
+            assert response.json() == {"data": {"series": {"id": expected}}}
+        got = client.get("/graphql", params={"query": document})
+        error(got.json(), "GRAPHQL_VALIDATION_FAILED")
+    assert ok(client, 'query Only { series(id: "GDP") { id } }') == {"series": {"id": "GDP"}}
+
+
 def test_deeply_nested_json_is_a_bad_request(client: Client) -> None:
     deep = "[" * 2000 + "]" * 2000
     create = """mutation($a: JSON) {
