@@ -125,14 +125,28 @@ def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
         raise ValidationError(f"cannot read dates: {exc}", "dates") from None
     try:
-        value_array = (
-            values
-            if isinstance(values, pa.Array | pa.ChunkedArray)
-            else pa.array(values, pa.float64())
-        )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        # Typed as Arrow infers them, not converted to float64 here: a conversion
+        # would turn True into 1.0; :func:`_values` refuses what is not a number.
+        value_array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
+    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
         raise ValidationError(f"values must be numbers or null: {exc}", "values") from None
+    if _bool_among_floats(values, value_array):
+        raise ValidationError("values must be numbers or null, not bool", "values")
     return pa.table({"date": date_array, "value": value_array})
+
+
+_BOOL_AS_FLOAT = pa.array([0.0, 1.0])
+_BOOL_TYPES = frozenset((bool, np.bool_))
+
+
+def _bool_among_floats(values: Sequence[Any], array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a sequence Arrow read as floats holds a bool (it reads ``[1.5, True]``
+    as 1.5 and 1.0). Looked for item by item only where a 0.0 or 1.0 was read."""
+    if not isinstance(values, list | tuple) or not pa.types.is_floating(array.type):
+        return False
+    if not pc.any(pc.is_in(array, value_set=_BOOL_AS_FLOAT)).as_py():
+        return False
+    return not _BOOL_TYPES.isdisjoint(map(type, values))
 
 
 def normalize(observations: Any, frequency: str) -> pa.Table:

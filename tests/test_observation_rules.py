@@ -315,6 +315,10 @@ REFUSED: list[tuple[str, str, Any, str, str]] = [
     ("time-of-day", "daily", ([dt.datetime(2020, 1, 1, 12)], [1]), "dates", "time of day"),
     ("number-dates", "daily", ([1, 2], [1, 2]), "dates", "int64"),
     ("text-values", "daily", (pa.array([D(2020, 1, 1)]), pa.array(["1"])), "values", "string"),
+    ("bool-values", "daily", ([D(2020, 1, 1), D(2020, 1, 2)], [True, False]), "values", "bool"),
+    ("bool-among-floats", "daily", ([D(2020, 1, 1), D(2020, 1, 2)], [1.5, True]), "values", "bool"),
+    ("numpy-bools", "daily", ([D(2020, 1, 1)], np.array([True])), "values", "bool"),
+    ("text-among-floats", "daily", ([D(2020, 1, 1), D(2020, 1, 2)], [1.5, "2"]), "values", "numbers"),
     (
         "int-beyond-float",
         "daily",
