@@ -1,8 +1,9 @@
 """Parsing what clients send: versions, instants, dates, ETags, JSON bodies, changes.
 
-Bad values raise the catalog's ValidationError naming the parameter, so they
-become 422 problems like every other invalid input; unparseable syntax (a
-malformed ETag list, a body that is not JSON) raises ClientException (400).
+Bad values raise the catalog's ValidationError (or Litestar's ValidationException)
+naming the parameter, so they become 422 problems like every other invalid input;
+unparseable syntax (a malformed ETag list, a body that is not JSON) raises
+ClientException (400).
 """
 
 from __future__ import annotations
@@ -133,7 +134,7 @@ def refuse_encoded_separators(request: Request[Any, Any, Any]) -> None:
 
 
 def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
-    """400 naming a query parameter the REST operation does not take.
+    """422 naming a query parameter the REST operation does not take.
 
     Ignored, it would give an answer to another question: ``as_of`` on revisions
     (which have no as-of) would return today's revisions, a misspelt ``format``

@@ -114,6 +114,8 @@ CATALOG_ERRORS: tuple[tuple[type[CatalogStoreError], Kind], ...] = (
     (CatalogStoreError, Kind(500, "catalog-error", "Catalog error", public=False)),
 )
 
+_INVALID = next(kind for cls, kind in CATALOG_ERRORS if cls is ValidationError)
+
 _GENERIC_DETAIL = "the server could not complete the request; the incident is logged"
 
 
@@ -212,6 +214,15 @@ def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Prob
             for item in exc.extra
             if isinstance(item, dict)
         ]
+    if errors:
+        # A parameter of the wrong type or out of range is invalid input naming its
+        # field, as the catalog's own ValidationError is; 400 stays for what cannot
+        # be parsed at all.
+        kind = _INVALID
+        detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
+        return problem_response(
+            request, kind.status, kind.slug, kind.title, detail, errors, exc.headers
+        )
     detail = exc.detail if exc.detail and exc.detail != phrase else phrase
     slug = phrase.lower().replace(" ", "-").replace("'", "")
     return problem_response(request, status, slug, phrase, detail, errors, exc.headers)
@@ -238,7 +249,7 @@ EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 }
 
 _DESCRIPTIONS = {
-    400: "Malformed request (unparseable parameter, header or body).",
+    400: "Malformed request (unparseable body or header, an encoded separator in the path).",
     401: "Missing or unknown API key.",
     403: "The API key lacks the scope this operation needs.",
     404: "No such series or version.",

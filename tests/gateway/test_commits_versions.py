@@ -170,5 +170,5 @@ def test_versions_paging(client: Client) -> None:
     problem(client.get("/v1/versions/abc"), 404)  # matches no route
     problem(client.get(f"/v1/versions/{10**23}"), 422)
     problem(client.get("/v1/versions?cursor=x"), 422)
-    problem(client.get("/v1/versions?limit=0"), 400)
+    problem(client.get("/v1/versions?limit=0"), 422)
     problem(client.get(f"/v1/versions?cursor={top + 5}"), 404)

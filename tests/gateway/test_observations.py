@@ -304,7 +304,7 @@ def test_revisions(client: Client) -> None:
     arrow = client.get("/v1/series/UNRATE/revisions", headers={"Accept": ARROW})
     assert pa.ipc.open_stream(arrow.content).read_all().num_rows == 7
     problem(client.get("/v1/series/NOPE/revisions"), 404)
-    problem(client.get("/v1/series/UNRATE/revisions?first_release_only=maybe"), 400)
+    problem(client.get("/v1/series/UNRATE/revisions?first_release_only=maybe"), 422)
 
 
 def test_intraday_instants_round_trip(client: Client) -> None:

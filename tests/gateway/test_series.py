@@ -131,9 +131,11 @@ def test_list_errors(client: Client) -> None:
         "frequency"
     )
     assert problem(client.get("/v1/series?cursor=garbage"), 422)["errors"][0]["field"] == "cursor"
-    problem(client.get("/v1/series?limit=0"), 400)
-    problem(client.get("/v1/series?limit=1001"), 400)
-    problem(client.get("/v1/series?limit=ten"), 400)
+    # A bad limit is invalid input naming its field, as a bad cursor is.
+    for limit in ("0", "1001", "ten"):
+        body = problem(client.get(f"/v1/series?limit={limit}"), 422)
+        assert [e["field"] for e in body["errors"]] == ["limit"], body
+        assert body["detail"].startswith("limit: "), body
     problem(client.get("/v1/series?external_id=nocolon"), 422)
     problem(client.get("/v1/series?external_id=fred:GDP&source=BEA"), 422)
 
@@ -147,10 +149,10 @@ def test_a_query_parameter_an_operation_does_not_take_is_refused(client: Client)
         ("/v1/series?tags=jobs", "tags"),
         ("/v1/versions/1?as_of=1", "as_of"),
     ]:
-        body = problem(client.get(url), 400)
+        body = problem(client.get(url), 422)
         assert body["errors"] == [{"field": name, "message": body["errors"][0]["message"]}], url
         assert "unknown query parameter" in body["detail"]
-    assert client.head("/v1/series/UNRATE/observations?bogus=1").status_code == 400
+    assert client.head("/v1/series/UNRATE/observations?bogus=1").status_code == 422
     # What an operation takes is still taken, repeated where it may be.
     assert (
         client.get("/v1/series/UNRATE/observations?format=csv&start=2024-01-01").status_code == 200
