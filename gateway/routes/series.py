@@ -175,7 +175,17 @@ async def list_series(
     tag: TagParam = None,
     external_id: Annotated[
         str | None,
-        QueryParameter(description="provider:id, e.g. fred:GDP; gives at most the one series."),
+        QueryParameter(
+            description="provider:id, e.g. fred:GDP (or the id alone with `provider`); "
+            "gives at most the one series."
+        ),
+    ] = None,
+    provider: Annotated[
+        str | None,
+        QueryParameter(
+            description="The provider of `external_id`, which is then the id alone "
+            "(for a provider whose name holds ':')."
+        ),
     ] = None,
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_PAGE)] = 100,
     cursor: Annotated[
@@ -186,14 +196,21 @@ async def list_series(
     """Series matching every filter, one page at a time, at one consistent version."""
     catalog = gateway_of(request).catalog
     when = parse_as_of(as_of)
+    if provider is not None and external_id is None:
+        raise ValidationError("provider is given with external_id only", "provider")
     if external_id is not None:
         if any(v is not None for v in (q, source, frequency, tag, cursor)):
             raise ValidationError(
                 "external_id names one series; it cannot be combined with other filters",
                 "external_id",
             )
-        provider, sep, ident = external_id.partition(":")
-        if not sep or not provider or not ident:
+        if provider is not None:
+            ident = external_id
+        else:
+            provider, sep, ident = external_id.partition(":")
+            if not sep:
+                raise ValidationError("must be provider:id, e.g. fred:GDP", "external_id")
+        if not provider or not ident:
             raise ValidationError("must be provider:id, e.g. fred:GDP", "external_id")
         try:
             found = await catalog.find_by_external_id(provider, ident, as_of=when)

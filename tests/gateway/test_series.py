@@ -126,6 +126,21 @@ def test_list_filters_and_paging(client: Client) -> None:
     assert sorted(seen) == ["GDP", "GDPC1", "UNRATE"]
 
 
+def test_an_external_id_whose_provider_name_holds_a_colon(client: Client) -> None:
+    created = client.post(
+        "/v1/series",
+        json={"id": "EXR", "frequency": "daily", "external_ids": {"ecb:sdw": "D:USD:EUR"}},
+    )
+    assert created.status_code == 201, created.text
+    found = client.get("/v1/series", params={"provider": "ecb:sdw", "external_id": "D:USD:EUR"})
+    assert [s["id"] for s in found.json()["items"]] == ["EXR"]
+    # Without provider the first ':' ends the provider's name: another question.
+    assert client.get("/v1/series?external_id=ecb:sdw:D:USD:EUR").json()["items"] == []
+    assert problem(client.get("/v1/series?provider=ecb"), 422)["errors"][0]["field"] == "provider"
+    empty = client.get("/v1/series", params={"provider": "", "external_id": "x"})
+    assert problem(empty, 422)["errors"][0]["field"] == "external_id"
+
+
 def test_list_errors(client: Client) -> None:
     assert problem(client.get("/v1/series?frequency=hourly"), 422)["errors"][0]["field"] == (
         "frequency"
