@@ -89,15 +89,16 @@ def write(
     with open_catalog(ctx) as catalog:
         before = catalog.get(series_id)
         table = parsed.table(before.frequency) if parsed is not None else None
-        series = catalog.write(series_id, table, mode.value, start=low, end=high)
+        # A batch of one write, which says whether it landed: a write that changes
+        # nothing makes no version, and another writer may change the series meanwhile.
+        with catalog.batch(f"{mode.value} {series_id}") as batch:
+            batch.write(series_id, table, mode.value, start=low, end=high)
+        series = catalog.get(series_id, as_of=batch.version)
     data = {
         "series_id": series_id,
         "mode": mode.value,
         "rows": 0 if parsed is None else len(parsed.dates),
-        # A write that changes nothing makes no version and returns the series as it
-        # is; one that lands gives the series its new version. (A change another
-        # writer makes to the series meanwhile would count as this one's.)
-        "committed": series.version != before.version,
+        "committed": batch.version is not None,
         "version": series.version,
         "observation_count": series.observation_count,
         "first_date": iso(series.first_date),
