@@ -21,6 +21,7 @@ from typing import Any
 import pyarrow as pa
 
 from catalog_store import keys
+from catalog_store.asof import AsOf
 from catalog_store.changes import RECORDS_PENDING_MAX, ChangeSet, Staged
 from catalog_store.commit import Committer, Draft, RetryPolicy, utc_now
 from catalog_store.datafiles import INLINE_MAX_ROWS, read_record
@@ -91,7 +92,6 @@ from catalog_store.vintages import revisions
 
 log = logging.getLogger(__name__)
 
-AsOf = int | dt.datetime | None
 DEFAULT_SHARDS = 64
 #: A laptop process's share: at 10^6 series a lookup that misses it still takes
 #: under a millisecond, and the process stays within 1.5x of its size at 10^4

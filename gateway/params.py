@@ -17,15 +17,12 @@ import msgspec
 from litestar import Litestar, Request
 from litestar.exceptions import ClientException, ValidationException
 
-from catalog_store.catalog import AsOf
+from catalog_store.asof import parse_instant
 from catalog_store.errors import ValidationError
 from catalog_store.models import SeriesSpec, apply_changes
-from catalog_store.observations import utc_instant
 
 T = TypeVar("T")
 
-#: Versions beyond this are refused before they reach the store (keys have 20 digits).
-MAX_VERSION = 10**18
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})"\s*$')
 _PATH_PART = re.compile(r"\[(\d+)\]")
 _DECLARED = "fincat.query_parameters"
@@ -36,39 +33,6 @@ _NAMED_KEY = re.compile(r"Object (?:missing required|contains unknown) field `(.
 def etag(version: int, weak: bool = False) -> str:
     """The ETag of a series version: ``"42"`` (or ``W/"42"`` for a derived representation)."""
     return f'W/"{version}"' if weak else f'"{version}"'
-
-
-def parse_version(text: str, name: str) -> int:
-    """A non-negative version number. Raises ValidationError naming ``name``."""
-    value = text.strip()
-    if not value.isascii() or not value.isdigit() or len(value) > 19:
-        raise ValidationError("must be a non-negative integer version", name)
-    number = int(value)
-    if number > MAX_VERSION:
-        raise ValidationError(f"must be at most {MAX_VERSION}", name)
-    return number
-
-
-def parse_instant(text: str, name: str) -> dt.datetime:
-    """An RFC 3339 instant with a UTC offset. Raises ValidationError (naive or malformed)."""
-    try:
-        value = dt.datetime.fromisoformat(text.strip())
-    except ValueError:
-        raise ValidationError(
-            "must be an RFC 3339 instant with an offset, e.g. 2024-05-01T12:00:00Z", name
-        ) from None
-    if value.tzinfo is None or value.utcoffset() is None:
-        raise ValidationError("naive datetime; give a UTC offset, e.g. 2024-05-01T12:00:00Z", name)
-    return utc_instant(value, name)
-
-
-def parse_as_of(text: str | None) -> AsOf:
-    """``as_of``: a catalog version number, or an instant with a UTC offset."""
-    if text is None or not text.strip():
-        return None
-    if text.strip().isdigit():
-        return parse_version(text, "as_of")
-    return parse_instant(text, "as_of")
 
 
 def parse_bound(text: str | None, name: str) -> dt.date | dt.datetime | None:

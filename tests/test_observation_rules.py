@@ -318,7 +318,13 @@ REFUSED: list[tuple[str, str, Any, str, str]] = [
     ("bool-values", "daily", ([D(2020, 1, 1), D(2020, 1, 2)], [True, False]), "values", "bool"),
     ("bool-among-floats", "daily", ([D(2020, 1, 1), D(2020, 1, 2)], [1.5, True]), "values", "bool"),
     ("numpy-bools", "daily", ([D(2020, 1, 1)], np.array([True])), "values", "bool"),
-    ("text-among-floats", "daily", ([D(2020, 1, 1), D(2020, 1, 2)], [1.5, "2"]), "values", "numbers"),
+    (
+        "text-among-floats",
+        "daily",
+        ([D(2020, 1, 1), D(2020, 1, 2)], [1.5, "2"]),
+        "values",
+        "numbers",
+    ),
     (
         "int-beyond-float",
         "daily",

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import datetime as dt
 import json
-import re
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -12,14 +11,13 @@ from typing import Any
 
 import typer
 
-from catalog_store.catalog import AsOf, CatalogOptions
-from catalog_store.cli.csvfiles import parse_date, to_utc
+from catalog_store.asof import AsOf, parse_as_of
+from catalog_store.catalog import CatalogOptions
+from catalog_store.cli.csvfiles import parse_date
 from catalog_store.errors import ValidationError
 from catalog_store.sync import Catalog
 
 DEFAULT_ROOT = "./fincat-data"
-#: A version number: ASCII digits only (str.isdigit also takes '²', which int() refuses).
-_DIGITS = re.compile(r"[0-9]+")
 
 
 @dataclass(frozen=True)
@@ -108,22 +106,7 @@ def _day(value: dt.date | dt.datetime) -> dt.date:
 
 def as_of_option(value: str | None) -> AsOf:
     """``--as-of``: a catalog version number or an RFC 3339 instant with an offset."""
-    if value is None:
-        return None
-    text = value.strip()
-    if _DIGITS.fullmatch(text):
-        return int(text)
     try:
-        instant = dt.datetime.fromisoformat(text)
-    except ValueError:
-        instant = None
-    if instant is None or instant.tzinfo is None:
-        raise typer.BadParameter(
-            f"{value!r} is neither a version number nor an instant with a UTC offset "
-            "(e.g. 2024-05-01T12:00:00Z)",
-            param_hint="'--as-of'",
-        )
-    try:
-        return to_utc(instant, value)
-    except ValueError as exc:
-        raise typer.BadParameter(str(exc), param_hint="'--as-of'") from None
+        return parse_as_of(value, "--as-of")
+    except ValidationError as exc:
+        raise typer.BadParameter(exc.message, param_hint="'--as-of'") from None

@@ -11,6 +11,7 @@ from typing import Annotated
 
 import strawberry
 
+from catalog_store.asof import parse_version
 from catalog_store.errors import CatalogStoreError, SeriesNotFoundError
 from gateway.graphql.auth import IsAdmin
 from gateway.graphql.catalog_types import (
@@ -36,7 +37,6 @@ from gateway.graphql.paging import SCAN_LIMIT, Conditions, list_series
 from gateway.graphql.scalars import AsOf
 from gateway.graphql.summary import summary_at
 from gateway.graphql.types import Series, check_page, series_node
-from gateway.params import parse_version
 from gateway.state import CatalogNotOpenError
 
 Context = strawberry.Info[GraphQLContext, None]

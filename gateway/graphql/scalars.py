@@ -9,8 +9,8 @@ from typing import NewType
 import strawberry
 from strawberry.types.scalar import ScalarDefinition
 
+from catalog_store.asof import MAX_VERSION, parse_as_of
 from catalog_store.errors import ValidationError
-from gateway.params import MAX_VERSION, parse_as_of
 
 #: A catalog version number (``42`` or ``"42"``) or an RFC 3339 instant with an offset.
 AsOf = NewType("AsOf", object)

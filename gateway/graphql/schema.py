@@ -17,8 +17,8 @@ from graphql import GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
-from graphql.language import OperationType
 from strawberry.types import ExecutionContext, ExecutionResult
+from strawberry.types.graphql import OperationType
 
 from gateway.graphql.config import GraphQLSettings
 from gateway.graphql.context import GraphQLContext
@@ -40,7 +40,7 @@ class FincatSchema(strawberry.Schema):
     documents: DocumentCache
     results: ResultCache
 
-    async def execute(  # noqa: PLR0913, PLR0917 - strawberry's signature
+    async def execute(
         self,
         query: str | None,
         variable_values: dict[str, Any] | None = None,

@@ -19,6 +19,7 @@ import pyarrow.csv as pacsv
 from litestar import Request, Response, get
 from litestar.params import FromQuery
 
+from catalog_store.asof import parse_as_of
 from catalog_store.errors import ValidationError
 from gateway.formats import (
     ARROW_STREAM,
@@ -30,7 +31,6 @@ from gateway.formats import (
     text_column,
 )
 from gateway.openapi import BINARY, TEXT, documented, struct_schema
-from gateway.params import parse_as_of
 from gateway.problems import problem_specs
 from gateway.ranges import ranged
 from gateway.routes.observations import (

@@ -19,6 +19,7 @@ from litestar.params import FromQuery, HeaderParameter, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_304_NOT_MODIFIED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
+from catalog_store.asof import parse_as_of
 from gateway.formats import (
     ARROW_STREAM,
     CSV,
@@ -40,7 +41,6 @@ from gateway.params import (
     decode_json,
     etag,
     none_match,
-    parse_as_of,
     parse_bound,
     parse_if_match,
 )

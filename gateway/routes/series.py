@@ -17,6 +17,7 @@ from litestar.openapi.spec import Example
 from litestar.params import FromQuery, HeaderParameter, PathParameter, QueryParameter
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_304_NOT_MODIFIED
 
+from catalog_store.asof import parse_as_of
 from catalog_store.errors import SeriesNotFoundError, ValidationError
 from catalog_store.listing import MAX_PAGE
 from catalog_store.models import SERIES_ID_PATTERN, Frequency, Series, SeriesSpec
@@ -27,7 +28,6 @@ from gateway.params import (
     decode_json_object,
     etag,
     none_match,
-    parse_as_of,
     parse_if_match,
 )
 from gateway.problems import problem_specs

@@ -1,0 +1,53 @@
+"""Points in a catalog's history as text: a version number or a UTC instant.
+
+The one reading of an ``as_of`` (and of any version number) that the CLI, REST and
+GraphQL share, raising :class:`~catalog_store.errors.ValidationError` naming the
+parameter, so that each surface refuses exactly what the others refuse.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+
+from catalog_store.errors import ValidationError
+from catalog_store.observations import utc_instant
+
+#: A catalog version (int), an instant (aware datetime), or None for the newest.
+AsOf = int | dt.datetime | None
+
+#: Versions beyond this are refused before they reach the store (keys have 20 digits).
+MAX_VERSION = 10**18
+
+
+def parse_version(text: str, name: str) -> int:
+    """A non-negative version number in ASCII digits. Raises ValidationError naming ``name``."""
+    value = text.strip()
+    if not value.isascii() or not value.isdigit() or len(value) > 19:
+        raise ValidationError("must be a non-negative integer version", name)
+    number = int(value)
+    if number > MAX_VERSION:
+        raise ValidationError(f"must be at most {MAX_VERSION}", name)
+    return number
+
+
+def parse_instant(text: str, name: str) -> dt.datetime:
+    """An RFC 3339 instant with a UTC offset, as UTC. Raises ValidationError (naive,
+    malformed, or outside the years 1-9999 in UTC)."""
+    try:
+        value = dt.datetime.fromisoformat(text.strip())
+    except ValueError:
+        raise ValidationError(
+            "must be an RFC 3339 instant with an offset, e.g. 2024-05-01T12:00:00Z", name
+        ) from None
+    if value.tzinfo is None or value.utcoffset() is None:
+        raise ValidationError("naive datetime; give a UTC offset, e.g. 2024-05-01T12:00:00Z", name)
+    return utc_instant(value, name)
+
+
+def parse_as_of(text: str | None, name: str = "as_of") -> AsOf:
+    """A version number or an instant with a UTC offset; None for no or blank text."""
+    if text is None or not text.strip():
+        return None
+    if text.strip().isdigit():
+        return parse_version(text, name)
+    return parse_instant(text, name)
