@@ -28,8 +28,11 @@ from catalog_store.errors import (
     AppendOrderError,
     CatalogStoreError,
     CommitRetriesExhaustedError,
+    CommitStateUnknownError,
     ExternalIdTakenError,
     SeriesExistsError,
+    StorageFullError,
+    StorageUnavailableError,
     ValidationError,
     VersionMismatchError,
 )
@@ -755,10 +758,25 @@ def test_range_modes_need_a_bound(tmp_path: Path, local: list[str], mode: str) -
         (ExternalIdTakenError("fred", "GDP", "S"), 1),
         (CommitRetriesExhaustedError("lost 10 races"), 3),
         (SeriesExistsError("S"), 3),
+        (StorageUnavailableError("timed out"), 5),
+        (CommitStateUnknownError("version 7 unknown", "c1", [7]), 5),
+        (StorageFullError("no space left"), 1),
     ],
 )
 def test_exit_3_means_running_again_may_succeed(error: CatalogStoreError, code: int) -> None:
     assert exit_code(error) == code
+
+
+def test_an_unreachable_store_exits_5() -> None:
+    # Nothing listens on the discard port; one attempt, so that it fails quickly.
+    options = {
+        "endpoint_url": "http://127.0.0.1:9",
+        "key": "k",
+        "secret": "s",
+        "config_kwargs": '{"retries": {"max_attempts": 1}, "connect_timeout": 1}',
+    }
+    args = [arg for key, value in options.items() for arg in ("--storage-option", f"{key}={value}")]
+    fails(cli("--root", "s3://fincat-nowhere/x", *args, "ls"), 5, "Could not connect")
 
 
 def test_as_of_and_date_options_out_of_range_are_usage_errors(series_root: list[str]) -> None:

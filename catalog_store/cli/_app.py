@@ -20,7 +20,9 @@ from catalog_store.errors import (
     AlreadyExistsError,
     CatalogStoreError,
     CommitRetriesExhaustedError,
+    CommitStateUnknownError,
     ExternalIdTakenError,
+    StorageUnavailableError,
     ValidationError,
 )
 
@@ -29,11 +31,14 @@ EXIT_ERROR = 1
 EXIT_CONFLICT = 3
 #: ``verify`` found damage (the report is printed first, as text or JSON).
 EXIT_PROBLEMS = 4
+#: The storage could not be reached, or did not say whether a commit landed.
+EXIT_UNAVAILABLE = 5
 
 
 def exit_code(exc: CatalogStoreError) -> int:
     """3 when the command lost a race and changed nothing, so that running it again
-    may succeed; else 1.
+    may succeed; 5 when the storage failed in a way that may pass (unreachable,
+    timing out, or leaving a commit's outcome unknown); else 1.
 
     Races: the commit lost to other writers too often, or a series or object this
     command was creating was created by another writer first (run again, the
@@ -46,6 +51,8 @@ def exit_code(exc: CatalogStoreError) -> int:
         return EXIT_ERROR
     if isinstance(exc, CommitRetriesExhaustedError | AlreadyExistsError):
         return EXIT_CONFLICT
+    if isinstance(exc, StorageUnavailableError | CommitStateUnknownError):
+        return EXIT_UNAVAILABLE
     return EXIT_ERROR
 
 
