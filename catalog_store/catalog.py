@@ -644,6 +644,7 @@ class AsyncCatalog:
             )
             for op in operations:
                 await op.apply(changes)
+            await changes.check_claims()
             if not changes.changes and not allow_empty:
                 raise _NothingToCommit(base.manifest, changes.touched())
             attempts[changes.version] = changes

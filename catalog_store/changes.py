@@ -21,6 +21,7 @@ import pyarrow as pa
 from catalog_store import keys, table
 from catalog_store.commit import Draft
 from catalog_store.datafiles import INLINE_MAX_ROWS, EncodedFile, encode_inline, read_files
+from catalog_store.errors import ExternalIdTakenError
 from catalog_store.records import (
     MAX_LISTED_CHANGES,
     DataFile,
@@ -157,6 +158,9 @@ class ChangeSet:
         self.observation_delta = 0
         self._records: dict[int, _ShardEdit] = {}
         self._xids: dict[int, dict[str, str]] = {}
+        #: External ids taken from the series that held them, judged when the
+        #: commit ends: (provider, id, that series) by index key.
+        self._taken: dict[str, tuple[str, str, str]] = {}
         self._staged = staged
         self._pending: dict[str, bytes] = {}
         self._looked_at: set[str] = set()
@@ -233,17 +237,31 @@ class ChangeSet:
             self._xids[shard] = dict(base)
         return self._xids[shard]
 
-    async def xid_owner(self, provider: str, external_id: str) -> str | None:
-        key = xid_key(provider, external_id)
-        return (await self._xid_shard(key)).get(key)
-
-    async def set_xid(self, provider: str, external_id: str, owner: str | None) -> None:
+    async def claim_xid(self, provider: str, external_id: str, series_id: str) -> None:
+        """Index the external id as ``series_id``'s. Taken from another series, it
+        stands only if that one lets go of it in this commit (two series swapping
+        ids in one batch): :meth:`check_claims` judges that at the end."""
         key = xid_key(provider, external_id)
         shard = await self._xid_shard(key)
-        if owner is None:
-            shard.pop(key, None)
-        else:
-            shard[key] = owner
+        holder = shard.get(key)
+        if holder is not None and holder != series_id:
+            self._taken.setdefault(key, (provider, external_id, holder))
+        shard[key] = series_id
+
+    async def release_xid(self, provider: str, external_id: str, series_id: str) -> None:
+        """Unindex the external id, if ``series_id`` is the one indexed for it."""
+        key = xid_key(provider, external_id)
+        shard = await self._xid_shard(key)
+        if shard.get(key) == series_id:
+            del shard[key]
+
+    async def check_claims(self) -> None:
+        """Raise ExternalIdTakenError for an external id taken from a series that
+        still carries it once every operation of the commit has been applied."""
+        for provider, external_id, holder in self._taken.values():
+            record = await self.get(holder)
+            if record is not None and record.external_ids.get(provider) == external_id:
+                raise ExternalIdTakenError(provider, external_id, holder)
 
     def _new_object(
         self, data: bytes, new_path: Callable[[], str]

@@ -22,7 +22,6 @@ from catalog_store.changes import ChangeSet
 from catalog_store.datafiles import EncodedFile, encode_partitions, inline_rows, scheme_of
 from catalog_store.errors import (
     AppendOrderError,
-    ExternalIdTakenError,
     SeriesExistsError,
     SeriesNotFoundError,
     ValidationError,
@@ -67,12 +66,9 @@ async def _claim_external_ids(
 ) -> None:
     for provider, value in old.items():
         if new.get(provider) != value:
-            await changes.set_xid(provider, value, None)
+            await changes.release_xid(provider, value, series_id)
     for provider, value in new.items():
-        owner = await changes.xid_owner(provider, value)
-        if owner is not None and owner != series_id:
-            raise ExternalIdTakenError(provider, value, owner)
-        await changes.set_xid(provider, value, series_id)
+        await changes.claim_xid(provider, value, series_id)
 
 
 @dataclass(frozen=True)

@@ -116,6 +116,38 @@ def test_external_ids_are_unique_per_provider(catalog: Catalog) -> None:
     assert catalog.find_by_external_id("fred", "GDPC1_OLD", as_of=catalog.version() - 1).id == "GDP"
 
 
+def test_a_batch_may_swap_and_hand_over_external_ids(catalog: Catalog) -> None:
+    catalog.create(id="A", frequency="monthly", external_ids={"fred": "X"})
+    catalog.create(id="B", frequency="monthly", external_ids={"fred": "Y"})
+    catalog.create(id="C", frequency="monthly", external_ids={"fred": "Z"})
+    with catalog.batch() as batch:  # a swap: each takes what the other lets go
+        batch.update("A", {"external_ids": {"fred": "Y"}})
+        batch.update("B", {"external_ids": {"fred": "X"}})
+    assert catalog.find_by_external_id("fred", "X").id == "B"
+    assert catalog.find_by_external_id("fred", "Y").id == "A"
+    with catalog.batch() as batch:  # taken from a series deleted in the same batch
+        batch.create({"id": "D", "frequency": "monthly", "external_ids": {"fred": "Z"}})
+        batch.delete("C")
+    assert catalog.find_by_external_id("fred", "Z").id == "D"
+    version = catalog.version()
+
+    def updates(*changes: tuple[str, dict[str, Any]]) -> None:
+        with catalog.batch() as batch:
+            for series_id, change in changes:
+                batch.update(series_id, change)
+
+    # Taken from a series that keeps it: refused, whatever the order.
+    with pytest.raises(ExternalIdTakenError) as info:
+        updates(("A", {"external_ids": {"fred": "X"}}), ("B", {"title": "still X"}))
+    assert info.value.owner == "B"
+    # Taken, then let go again by the taker: the holder keeps it; refused all the same.
+    with pytest.raises(ExternalIdTakenError):
+        updates(("A", {"external_ids": {"fred": "X"}}), ("A", {"external_ids": {}}))
+    assert catalog.version() == version
+    assert catalog.find_by_external_id("fred", "X").id == "B"
+    assert catalog.find_by_external_id("fred", "Y").id == "A"
+
+
 def test_listing_filters(catalog: Catalog) -> None:
     with catalog.batch("seed") as batch:
         batch.create({"id": "A1", "frequency": "monthly", "source": "BLS", "tags": ["jobs", "usa"]})
