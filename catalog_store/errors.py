@@ -96,7 +96,9 @@ class ValidationError(CatalogStoreError, ValueError):
         field: str | None = None,
         problems: list[dict[str, str]] | None = None,
     ) -> None:
-        super().__init__(f"{field}: {message}" if field else message)
+        # A report of several problems names each field in its message already.
+        named = not field or message.startswith(f"{field}: ")
+        super().__init__(message if named else f"{field}: {message}")
         self.field = field
         self.message = message
         #: Every problem found, each ``{"field": ..., "message": ...}``.

@@ -49,6 +49,14 @@ MAX_ATTRIBUTES_BYTES = 16_384
 
 SERIES_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.\-]{0,127}$"
 NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63}$"
+#: A source: a name, or empty for none.
+SOURCE_PATTERN = r"^(?:[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63})?$"
+NAME_RULE = "1-64 ASCII letters, digits, '_', '.', ':' and '-', starting with a letter or digit"
+#: What each pattern asks, in words: a message naming the regex helps no one.
+_PATTERN_WORDS = {
+    NAME_PATTERN: f"must be {NAME_RULE}",
+    SOURCE_PATTERN: f"must be empty or {NAME_RULE}",
+}
 _SERIES_ID = re.compile(SERIES_ID_PATTERN, re.ASCII)
 _PRINTABLE = re.compile(r"^[\x21-\x7e](?:[\x20-\x7e]*[\x21-\x7e])?$", re.ASCII)
 
@@ -168,9 +176,7 @@ class SeriesSpec(BaseModel):
     frequency: Frequency
     title: Annotated[str, StringConstraints(max_length=MAX_TITLE)] = ""
     description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)] = ""
-    source: Annotated[
-        str, StringConstraints(pattern=r"^(?:[A-Za-z0-9][A-Za-z0-9_.:\-]{0,63})?$")
-    ] = ""
+    source: Annotated[str, StringConstraints(pattern=SOURCE_PATTERN)] = ""
     units: Annotated[str, StringConstraints(max_length=MAX_UNITS)] = ""
     seasonal_adjustment: Annotated[str, StringConstraints(max_length=MAX_NAME)] = ""
     tags: Tags = Field(default_factory=list)
@@ -202,19 +208,25 @@ class Series(SeriesSpec):
 
 def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
     """Turn a pydantic report into fincat's ValidationError naming the first bad field."""
-    problems = exc.errors(include_url=False)
-    first = problems[0]
-    field = ".".join(str(part) for part in (prefix, *first["loc"]) if part != "")
-    details = "; ".join(
-        f"{'.'.join(str(p) for p in e['loc']) or 'input'}: {e['msg']}" for e in problems
-    )
-    return ValidationError(
-        details,
-        field=field or None,
-        problems=[
-            {"field": ".".join(str(p) for p in e["loc"]), "message": e["msg"]} for e in problems
-        ],
-    )
+    problems = [
+        {"field": ".".join(str(p) for p in e["loc"] if p != ""), "message": _in_words(e)}
+        for e in exc.errors(include_url=False)
+    ]
+    field = ".".join(part for part in (prefix, problems[0]["field"]) if part)
+    if len(problems) == 1:
+        return ValidationError(problems[0]["message"], field=field or None, problems=problems)
+    details = "; ".join(f"{p['field'] or 'input'}: {p['message']}" for p in problems)
+    return ValidationError(details, field=field or None, problems=problems)
+
+
+def _in_words(problem: Any) -> str:
+    if problem["type"] == "value_error" and "error" in problem.get("ctx", {}):
+        return str(problem["ctx"]["error"])  # our own words, without "Value error, "
+    if problem["type"] == "string_pattern_mismatch":
+        words = _PATTERN_WORDS.get(str(problem.get("ctx", {}).get("pattern")))
+        if words is not None:
+            return words
+    return str(problem["msg"])
 
 
 def parse_spec(value: SeriesSpec | Mapping[str, Any]) -> SeriesSpec:

@@ -114,6 +114,19 @@ def test_each_field_limit_names_the_field(fields: dict[str, Any], field: str) ->
     with pytest.raises(ValidationError) as info:
         parse_spec(spec(**fields))
     assert info.value.field == field, str(info.value)
+    # In words, naming the field once: no regex, no "Value error, " from pydantic.
+    text = str(info.value)
+    assert text.startswith(f"{field}: ") and text.count(f"{field}: ") == 1, text
+    assert "pattern" not in text and "Value error" not in text, text
+
+
+def test_several_problems_are_each_named_once() -> None:
+    with pytest.raises(ValidationError) as info:
+        parse_spec(spec(title=5, units="u" * 129))
+    assert str(info.value) == (
+        "title: Input should be a valid string; units: String should have at most 128 characters"
+    )
+    assert [p["field"] for p in info.value.problems] == ["title", "units"]
 
 
 def test_strict_mode_does_not_coerce() -> None:

@@ -58,12 +58,9 @@ def exit_code(exc: CatalogStoreError) -> int:
 
 def describe(exc: CatalogStoreError) -> str:
     """One line naming the field at fault once, if the error knows it."""
-    text = str(exc)
+    text = str(exc)  # a ValidationError's names its field
     field = getattr(exc, "field", None)
-    if isinstance(exc, ValidationError) and field and exc.message.startswith(f"{field}:"):
-        # Reports built from a model's errors already name each field.
-        text = exc.message
-    elif field and not isinstance(exc, ValidationError) and not text.startswith(f"{field}:"):
+    if field and not isinstance(exc, ValidationError) and not text.startswith(f"{field}:"):
         text = f"{field}: {text}"
     return " ".join(text.split())
 

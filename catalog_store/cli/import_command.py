@@ -135,11 +135,8 @@ def _check_source(value: str) -> str:
     before the file is read, and explained in words rather than as a pattern."""
     try:
         parse_spec({"id": "source-check", "frequency": "annual", "source": value})
-    except ValidationError:
-        raise typer.BadParameter(
-            f"{value!r} is not a source name: up to 64 ASCII letters, digits, '_', '.', "
-            "':' and '-', starting with a letter or digit"
-        ) from None
+    except ValidationError as exc:
+        raise typer.BadParameter(f"{value!r} is not a source name: {exc.message}") from None
     return value
 
 
