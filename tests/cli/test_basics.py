@@ -1,0 +1,177 @@
+"""The ``fincat`` CLI's global options, init, exit statuses and the wording of its errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from catalog_store.cli._app import describe, exit_code
+from catalog_store.cli._common import parse_storage_options
+from catalog_store.errors import (
+    AppendOrderError,
+    CatalogStoreError,
+    CommitRetriesExhaustedError,
+    CommitStateUnknownError,
+    ExternalIdTakenError,
+    SeriesExistsError,
+    StorageFullError,
+    StorageUnavailableError,
+    ValidationError,
+    VersionMismatchError,
+)
+from catalog_store.models import parse_spec
+from tests.cli.helpers import as_json, cli, fails, latest_version, ok, roots
+from tests.conftest import StoreTarget
+
+# -- global options and init ---------------------------------------------------------------
+
+
+def test_help_lists_every_command() -> None:
+    out = ok(cli("--help")).stdout
+    for name in ("init", "ls", "show", "log", "import", "demo", "write", "read"):
+        assert name in out
+    assert "revisions" in out
+    assert "compact" in out
+
+
+def test_init_creates_once_with_the_shard_count(tmp_path: Path, local: list[str]) -> None:
+    first = as_json(cli(*local, "init", "--shards", "4", "--json"))
+    assert first == {"root": local[1], "created": True, "version": 0}
+    marker = json.loads((tmp_path / "catalog" / "fincat.json").read_text())
+    assert marker["shard_count"] == 4
+    again = cli(*local, "init", "--shards", "9", "--json")
+    assert as_json(again) == {"root": local[1], "created": False, "version": 0}
+    assert "note: --shards 9 is not applied" in again.stderr
+    assert json.loads((tmp_path / "catalog" / "fincat.json").read_text())["shard_count"] == 4
+    plain = ok(cli(*local, "init"))
+    assert "already exists" in plain.stdout
+    assert plain.stderr == ""
+
+
+def test_init_on_shared_store(shared_target: StoreTarget) -> None:
+    assert as_json(cli(*roots(shared_target), "init", "--json"))["created"] is True
+    with shared_target.open(create=False) as catalog:
+        assert catalog.version() == 0
+
+
+def test_root_comes_from_the_environment(tmp_path: Path) -> None:
+    env = {"FINCAT_ROOT": str(tmp_path / "from-env")}
+    assert as_json(cli("init", "--json", env=env))["root"] == str(tmp_path / "from-env")
+    assert (tmp_path / "from-env" / "fincat.json").exists()
+
+
+def test_a_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
+    fails(cli("--root", str(tmp_path / "nothing"), "ls"), 1, "error:", "not a fincat store")
+
+
+def test_malformed_storage_option_is_a_usage_error(local: list[str]) -> None:
+    fails(cli(*local, "--storage-option", "novalue", "ls"), 2, "KEY=VALUE")
+
+
+def test_storage_options_keep_secrets_as_strings() -> None:
+    options = parse_storage_options(
+        ["key=12345", "anon=false", 'client_kwargs={"region_name": "eu-west-1"}', "a=b=c"]
+    )
+    assert options == {
+        "key": "12345",
+        "anon": False,
+        "client_kwargs": {"region_name": "eu-west-1"},
+        "a": "b=c",
+    }
+
+
+# -- exit statuses -------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("error", "code"),
+    [
+        (AppendOrderError("S", "2000-01-01", "2000-02-01"), 1),
+        (VersionMismatchError("S", 3, 4), 1),
+        (ExternalIdTakenError("fred", "GDP", "S"), 1),
+        (CommitRetriesExhaustedError("lost 10 races"), 3),
+        (SeriesExistsError("S"), 3),
+        (StorageUnavailableError("timed out"), 5),
+        (CommitStateUnknownError("version 7 unknown", "c1", [7]), 5),
+        (StorageFullError("no space left"), 1),
+    ],
+)
+def test_exit_3_means_running_again_may_succeed(error: CatalogStoreError, code: int) -> None:
+    assert exit_code(error) == code
+
+
+def test_an_unreachable_store_exits_5() -> None:
+    # Nothing listens on the discard port; one attempt, so that it fails quickly.
+    options = {
+        "endpoint_url": "http://127.0.0.1:9",
+        "key": "k",
+        "secret": "s",
+        "config_kwargs": '{"retries": {"max_attempts": 1}, "connect_timeout": 1}',
+    }
+    args = [arg for key, value in options.items() for arg in ("--storage-option", f"{key}={value}")]
+    fails(cli("--root", "s3://fincat-nowhere/x", *args, "ls"), 5, "Could not connect")
+
+
+# -- error wording -------------------------------------------------------------------------
+
+
+def test_a_naive_instant_is_asked_for_an_offset(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    intraday = ["import", "-", "--format", "wide", "--frequency", "intraday", "--prefix", "I."]
+    naive = fails(cli(*local, *intraday, input="date,a\n2024-05-02T10:00:00,1\n"), 1)
+    assert "no UTC offset" in naive and "2024-05-02T10:00:00Z" in naive, naive
+    fails(cli(*local, "read", "X", "--start", "2024-05-02T10:00:00"), 2, "no UTC offset")
+
+
+def test_a_frequency_takes_its_article(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    intraday = ["import", "-", "--format", "wide", "--frequency", "intraday", "--prefix", "I."]
+    fails(
+        cli(*local, *intraday, input="date,a\n2024-05-02,1\n"),
+        1,
+        "not an instant with a UTC offset, as an intraday series needs",
+    )
+    annual = ["import", "-", "--format", "wide", "--frequency", "annual", "--prefix", "A."]
+    fails(
+        cli(*local, *annual, input="date,a\n2024-05-02T10:00:00Z,1\n"),
+        1,
+        "is not a calendar date, as an annual series needs",
+    )
+
+
+def test_a_duplicate_date_is_named_before_a_frequency_is_inferred(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    fails(
+        cli(*local, "import", "-", "--format", "wide", input="date,a\n2000-01-01,1\n2000-01,2\n"),
+        1,
+        "error: date: line 3: duplicate date 2000-01-01, also on line 2",
+    )
+    long = "id,date,value\nX,2000,1\nY,2000,5\nX,2000,2\n"
+    fails(
+        cli(*local, "import", "-", "--format", "long", input=long),
+        1,
+        "line 4: duplicate date 2000-01-01, also on line 2",
+    )
+    assert latest_version(local) == 0
+
+
+def test_a_bad_source_is_explained_in_words(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    text = "date,a\n2000-01-01,1\n2000-02-01,2\n"
+    bad = fails(
+        cli(*local, "import", "-", "--format", "wide", "--source", "bad source!", input=text),
+        2,
+        "'bad source!' is not a source name",
+        "starting with a letter or digit",
+    )
+    assert "pattern" not in bad
+    assert latest_version(local) == 0
+
+
+def test_engine_reports_name_each_field_once() -> None:
+    with pytest.raises(ValidationError) as caught:
+        parse_spec({"id": "X", "frequency": "annual", "source": "bad source!"})
+    assert describe(caught.value).startswith("source: must be empty or 1-64 ASCII letters")
+    assert describe(ValidationError("must be positive", "limit")) == "limit: must be positive"

@@ -1,0 +1,292 @@
+"""``fincat import`` of wide and long CSV files, and the CSV parsing helpers behind it."""
+
+from __future__ import annotations
+
+import datetime as dt
+import io
+from pathlib import Path
+
+import pytest
+
+from catalog_store import Catalog
+from catalog_store.cli.csvfiles import infer_frequency, parse_date, read_long
+from catalog_store.errors import ValidationError
+from tests.cli.helpers import WIDE, as_json, cli, fails, latest_version, ok, roots, write_file
+from tests.conftest import StoreTarget
+
+DATA = Path(__file__).resolve().parents[2] / "catalog_store" / "demo"
+
+LONG = """symbol,date,price
+AAA,Jan 1 2000,10.5
+AAA,Feb 1 2000,11
+BBB,Jan 1 2000,20
+BBB,Feb 1 2000,.
+BBB,Mar 1 2000,22.25
+"""
+
+
+# -- import --------------------------------------------------------------------------------
+
+
+def test_import_wide_creates_series_in_one_commit(tmp_path: Path, local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    path = write_file(tmp_path / "wide.csv", WIDE)
+    summary = as_json(
+        cli(
+            *local,
+            "import",
+            path,
+            "--format",
+            "wide",
+            "--prefix",
+            "T.",
+            "--source",
+            "test",
+            "--json",
+        )
+    )
+    assert summary == {
+        "series": 2,
+        "created": 2,
+        "observations": 5,
+        "committed": True,
+        "version": 1,
+        "ids": ["T.gdp", "T.cpi"],
+    }
+    gdp = as_json(cli(*local, "show", "T.gdp", "--json"))
+    assert (gdp["frequency"], gdp["source"], gdp["title"]) == ("monthly", "test", "gdp")
+    assert as_json(cli(*local, "read", "T.cpi", "--format", "json")) == [
+        {"date": "2000-01-01", "value": 170.0},
+        {"date": "2000-03-01", "value": 171.5},
+    ]
+    history = as_json(cli(*local, "log", "--json"))
+    assert [h["version"] for h in history] == [1, 0]
+    assert (history[0]["message"], history[0]["changes"]) == ("import wide.csv", 4)
+
+    # Upsert again with one revised value: no series created, one more version.
+    write_file(tmp_path / "wide.csv", WIDE.replace("101.25", "101.75"))
+    again = as_json(cli(*local, "import", path, "--format", "wide", "--prefix", "T.", "--json"))
+    assert (again["created"], again["version"]) == (0, 2)
+    read = ok(cli(*local, "read", "T.gdp")).stdout
+    assert read == "date,value\n2000-01-01,100.5\n2000-02-01,101.75\n2000-03-01,102.0\n"
+    text = ok(cli(*local, "import", path, "--format", "wide", "--prefix", "T.")).stdout
+    assert "Imported 5 observations into 2 series (0 created) as version 3." in text
+
+
+def test_import_long_with_month_names(tmp_path: Path, shared_target: StoreTarget) -> None:
+    args = roots(shared_target)
+    ok(cli(*args, "init"))
+    path = write_file(tmp_path / "long.csv", LONG)
+    summary = as_json(
+        cli(*args, "import", path, "--format", "long", "--frequency", "monthly", "--json")
+    )
+    assert (summary["ids"], summary["observations"]) == (["AAA", "BBB"], 4)
+    assert as_json(cli(*args, "read", "BBB", "--format", "json")) == [
+        {"date": "2000-01-01", "value": 20.0},
+        {"date": "2000-03-01", "value": 22.25},
+    ]
+    with shared_target.open(create=False) as catalog:
+        assert catalog.get("AAA").frequency == "monthly"
+        assert catalog.read("AAA").column("value").to_pylist() == [10.5, 11.0]
+
+
+def test_import_long_from_stdin_with_named_columns(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    text = "when,name,v\n2001-01-01,X,1\n2002-01-01,X,2\n2003-01-01,X,3\n"
+    summary = as_json(
+        cli(
+            *local,
+            "import",
+            "-",
+            "--format",
+            "long",
+            "--id-column",
+            "name",
+            "--date-column",
+            "when",
+            "--value-column",
+            "v",
+            "--json",
+            input=text,
+        )
+    )
+    assert summary["ids"] == ["X"]
+    assert as_json(cli(*local, "show", "X", "--json"))["frequency"] == "annual"
+
+
+def test_import_macro_file_with_year_and_quarter(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    path = str(DATA / "us_macro_quarterly.csv")
+    summary = as_json(
+        cli(
+            *local,
+            "import",
+            path,
+            "--format",
+            "wide",
+            "--prefix",
+            "M.",
+            "--source",
+            "FRED",
+            "--json",
+        )
+    )
+    assert (summary["series"], summary["observations"]) == (12, 12 * 203)
+    gdp = as_json(cli(*local, "show", "M.realgdp", "--json"))
+    assert (gdp["frequency"], gdp["first_date"], gdp["last_date"]) == (
+        "quarterly",
+        "1959-01-01",
+        "2009-07-01",
+    )
+    first = as_json(cli(*local, "read", "M.realgdp", "--end", "1959-01-01", "--format", "json"))
+    assert first == [{"date": "1959-01-01", "value": 2710.349}]
+
+
+def test_import_with_explicit_year_and_quarter_columns(tmp_path: Path, local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    path = write_file(tmp_path / "q.csv", "yr,q,level\n2020,1,5\n2020,Q2,6\n2020,3,7\n")
+    args = ["--year-column", "yr", "--quarter-column", "q", "--prefix", "Q.", "--json"]
+    summary = as_json(cli(*local, "import", path, "--format", "wide", *args))
+    assert summary["ids"] == ["Q.level"]
+    assert as_json(cli(*local, "read", "Q.level", "--format", "json"))[-1] == {
+        "date": "2020-07-01",
+        "value": 7.0,
+    }
+
+
+def test_import_errors_commit_nothing(tmp_path: Path, local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    bad_date = write_file(tmp_path / "bad.csv", "date,a\n2000-01-01,1\n2000-02-30,2\n")
+    fails(
+        cli(*local, "import", bad_date, "--format", "wide"), 1, "error: date: line 3", "2000-02-30"
+    )
+    bad_value = write_file(tmp_path / "value.csv", "date,a\n2000-01-01,1\n2000-02-01,lots\n")
+    fails(cli(*local, "import", bad_value, "--format", "wide"), 1, "a: line 3", "'lots'")
+    bad_id = write_file(tmp_path / "id.csv", "date,bad id\n2000-01-01,1\n2000-02-01,2\n")
+    fails(cli(*local, "import", bad_id, "--format", "wide"), 1, "id:", "'bad id'")
+    off = write_file(tmp_path / "off.csv", "date,a,b\n2000-01-01,1,1\n2000-02-15,2,2\n")
+    fails(
+        cli(*local, "import", off, "--format", "wide", "--frequency", "monthly"),
+        1,
+        "series 'a'",
+        "2000-02-15 is not the first day of a month",
+    )
+    single = write_file(tmp_path / "single.csv", "date,a\n2000-01-01,1\n")
+    fails(cli(*local, "import", single, "--format", "wide"), 1, "frequency", "pass --frequency")
+    fails(cli(*local, "import", single, "--format", "wide", "--frequency", "hourly"), 2)
+    fails(cli(*local, "import", single, "--format", "sideways"), 2)
+    fails(cli(*local, "import", str(tmp_path / "absent.csv"), "--format", "wide"), 2)
+    assert as_json(cli(*local, "log", "--json"))[0]["version"] == 0
+
+
+def test_import_refuses_a_frequency_mismatch(tmp_path: Path, local: list[str]) -> None:
+    ok(cli(*local, "demo"))
+    path = write_file(tmp_path / "m.csv", "date,REALGDP\n2010-01-01,1\n2010-04-01,2\n")
+    fails(
+        cli(
+            *local, "import", path, "--format", "wide", "--prefix", "US.", "--frequency", "monthly"
+        ),
+        1,
+        "frequency",
+        "is quarterly, not monthly",
+    )
+
+
+@pytest.mark.parametrize(
+    ("command", "text", "line", "cells", "width"),
+    [
+        (["write", "US.GDP", "-"], "date,value\n2000-04-01,1,5\n", 2, "3 cells", 2),
+        (["write", "US.GDP", "-"], "date,value\n2000-04-01,1\n2000-05-01\n", 3, "1 cell", 2),
+        (["import", "-", "--format", "wide"], "date,a,b\n2000-01-01,1,5,7\n", 2, "4 cells", 3),
+        (["import", "-", "--format", "wide"], "date,a,b\n2000-01-01,1\n", 2, "2 cells", 3),
+        (["import", "-", "--format", "long"], "id,date,value\nA,2000-01-01,1,5\n", 2, "4 cells", 3),
+        (["import", "-", "--format", "long"], "id,date,value\n\nA,2000-01-01\n", 3, "2 cells", 3),
+    ],
+)
+def test_a_row_must_have_as_many_cells_as_the_header(
+    local: list[str], command: list[str], text: str, line: int, cells: str, width: int
+) -> None:
+    """A decimal comma ('1,5') must not be stored as 1.0, nor a short row padded."""
+    ok(cli(*local, "init"))
+    with Catalog.open(local[1]) as catalog:
+        catalog.create(id="US.GDP", frequency="monthly")
+    before = latest_version(local)
+    fails(
+        cli(*local, *command, input=text),
+        1,
+        f"error: file: line {line}: {cells}, the header has {width}",
+    )
+    assert latest_version(local) == before
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_import_refuses_a_column_named_twice(local: list[str], layout: str) -> None:
+    ok(cli(*local, "init"))
+    text = (
+        "date,a,a\n2000-01-01,1,2\n2000-02-01,3,4\n"
+        if layout == "wide"
+        else "id,date,value,date\nA,2000-01-01,1,2000-01-01\n"
+    )
+    name = "a" if layout == "wide" else "date"
+    fails(
+        cli(*local, "import", "-", "--format", layout, input=text),
+        1,
+        f"error: file: the header names column {name!r} twice",
+    )
+    assert latest_version(local) == 0
+
+
+# -- parsing -------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("2000-01-31", dt.date(2000, 1, 31)),
+        ("Jan 1 2000", dt.date(2000, 1, 1)),
+        ("January 31, 2000", dt.date(2000, 1, 31)),
+        ("31 Jan 2000", dt.date(2000, 1, 31)),
+        ("2000/01/31", dt.date(2000, 1, 31)),
+        ("2000-02", dt.date(2000, 2, 1)),
+        ("Feb 2000", dt.date(2000, 2, 1)),
+        ("2000Q3", dt.date(2000, 7, 1)),
+        ("2000-Q4", dt.date(2000, 10, 1)),
+        ("1999", dt.date(1999, 1, 1)),
+        ("2000-01-31T00:00:00", dt.date(2000, 1, 31)),
+        (" 2000-01-31 ", dt.date(2000, 1, 31)),
+        ("2000-01-31T12:30:00Z", dt.datetime(2000, 1, 31, 12, 30, tzinfo=dt.UTC)),
+        ("2000-01-31T12:30:00+02:00", dt.datetime(2000, 1, 31, 10, 30, tzinfo=dt.UTC)),
+    ],
+)
+def test_parse_date(text: str, expected: dt.date) -> None:
+    assert parse_date(text) == expected
+
+
+@pytest.mark.parametrize("text", ["", "2000-02-30", "soon", "2000Q5", "2000-01-31T12:30:00"])
+def test_parse_date_rejects(text: str) -> None:
+    with pytest.raises(ValueError, match=r"date|time of day"):
+        parse_date(text)
+
+
+@pytest.mark.parametrize(
+    ("dates", "expected"),
+    [
+        (["2000-01-01", "2000-02-01", "2000-04-01"], "monthly"),
+        (["2000-01-01", "2000-04-01", "2000-10-01"], "quarterly"),
+        (["2000-01-01", "2000-07-01"], "semiannual"),
+        (["2000-01-01", "2001-01-01"], "annual"),
+        (["2024-01-01", "2024-01-08", "2024-01-22"], "weekly"),
+        (["2024-01-05", "2024-01-08", "2024-01-09"], "business_daily"),
+        (["2024-01-06", "2024-01-07"], "daily"),
+        (["2024-01-02", "2024-01-05", "2024-01-15"], "irregular"),
+        (["2024-01-01"], None),
+    ],
+)
+def test_infer_frequency(dates: list[str], expected: str | None) -> None:
+    assert infer_frequency([dt.date.fromisoformat(d) for d in dates]) == expected
+
+
+def test_long_files_need_an_id_column() -> None:
+    with pytest.raises(ValidationError, match="pass --id-column") as caught:
+        read_long(io.StringIO("date,value\n2000-01-01,1\n"))
+    assert caught.value.field == "id-column"
