@@ -123,6 +123,9 @@ def apply_ops(state: State, ops: list[dict[str, Any]], version: int) -> State:
     """The state after ``ops`` land together as ``version``; Refused if they cannot."""
     new = copy.deepcopy(state)
     owners = {(p, x): sid for sid, s in new.items() for p, x in s.external_ids.items()}
+    # An external id taken from another series is judged once every operation is
+    # applied: refused only if that series still carries it.
+    taken: dict[tuple[str, str], str] = {}
     for op in ops:
         kind = op["op"]
         if kind == "create":
@@ -132,7 +135,7 @@ def apply_ops(state: State, ops: list[dict[str, Any]], version: int) -> State:
                 raise Refused(SeriesExistsError)
             for pair in spec.get("external_ids", {}).items():
                 if owners.get(pair, sid) != sid:
-                    raise Refused(ExternalIdTakenError)
+                    taken.setdefault(pair, owners[pair])
                 owners[pair] = sid
             new[sid] = SeriesModel(
                 frequency=spec["frequency"],
@@ -154,7 +157,8 @@ def apply_ops(state: State, ops: list[dict[str, Any]], version: int) -> State:
             series.attributes = dict(op["changes"].get("attributes", series.attributes))
         elif kind == "delete":
             for pair in series.external_ids.items():
-                owners.pop(pair, None)
+                if owners.get(pair) == sid:
+                    del owners[pair]
             del new[sid]
             continue
         else:
@@ -167,6 +171,9 @@ def apply_ops(state: State, ops: list[dict[str, Any]], version: int) -> State:
                     del series.values[day]
             series.values.update(rows)
         series.version = version
+    for (provider, value), holder in taken.items():
+        if holder in new and new[holder].external_ids.get(provider) == value:
+            raise Refused(ExternalIdTakenError)
     return new
 
 
