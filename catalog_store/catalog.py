@@ -288,6 +288,8 @@ class AsyncCatalog:
         one below takes its place, so a page is short only at the oldest version.
         """
         check_count(limit, "limit", 1)
+        if before is not None:
+            check_count(before, "before", 0)
         top = await self.version() if before is None else before - 1
         oldest = await self.reader.oldest_version()
         out: list[VersionInfo] = []
@@ -562,6 +564,7 @@ class AsyncCatalog:
         Changes no value. Returns the new version, or None if nothing needed it.
         """
         check_series_id(series_id)
+        check_count(min_files, "min_files", 1)
         await self.get(series_id)
         op = CompactSeries(series_id, min_files)
         committed = await self._commit([op], f"compact {series_id}", allow_empty=False)

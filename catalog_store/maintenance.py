@@ -111,10 +111,15 @@ async def collect_garbage(
     commit: an object written after gc started is younger than the grace period,
     and the newest version, and every version after the retention cutoff, is kept.
     """
-    if grace < dt.timedelta(0):
-        raise ValidationError("must not be negative", "grace")
-    if retain is not None and retain < dt.timedelta(0):
-        raise ValidationError("must not be negative", "retain")
+    for name, period in (("grace", grace), ("retain", retain)):
+        if period is None and name == "retain":
+            continue
+        if not isinstance(period, dt.timedelta):
+            raise ValidationError(
+                f"must be a datetime.timedelta, not {type(period).__name__}", name
+            )
+        if period < dt.timedelta(0):
+            raise ValidationError("must not be negative", name)
     report = GcReport(dry_run=dry_run)
     now = now or dt.datetime.now(dt.UTC)
     latest = await reader.latest_version(refresh=True)

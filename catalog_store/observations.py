@@ -453,6 +453,41 @@ def merge(tables: Sequence[pa.Table], disjoint: bool) -> pa.Table:
     return newest_first.take(pa.array(first_seen))
 
 
+def unchanged_rows(table: pa.Table, existing: pa.Table) -> np.ndarray[Any, np.dtype[np.bool_]]:
+    """Which rows of ``table`` ``existing`` already holds, date and value alike.
+
+    Both are sorted with one row per date. Values are compared bit for bit, so
+    -0.0 is a change from 0.0; a null matches only a null.
+    """
+    ints, held = date_ints(table), date_ints(existing)
+    if not len(held):
+        return np.zeros(len(ints), dtype=np.bool_)
+    at = np.minimum(np.searchsorted(held, ints), len(held) - 1)
+    found = held[at] == ints
+    new, old = _value_bits(table), _value_bits(existing)
+    same: np.ndarray[Any, np.dtype[np.bool_]] = found & (new == old[at])
+    return same
+
+
+def _value_bits(table: pa.Table) -> np.ndarray[Any, np.dtype[np.uint64]]:
+    """The value column as the bits of each float; a null as a pattern no finite
+    float has (stored values are never NaN)."""
+    column = table.column("value").combine_chunks()
+    values = column.to_numpy(zero_copy_only=False).astype(np.float64, copy=True)
+    bits: np.ndarray[Any, np.dtype[np.uint64]] = values.view(np.uint64)
+    if column.null_count:
+        bits[column.is_null().to_numpy(zero_copy_only=False)] = _NULL_BITS
+    return bits
+
+
+_NULL_BITS = np.uint64(0x7FF8_DEAD_BEEF_0001)
+
+
+def same_rows(a: pa.Table, b: pa.Table) -> bool:
+    """Whether two sorted tables hold the same dates with the same values."""
+    return a.num_rows == b.num_rows and bool(unchanged_rows(a, b).all())
+
+
 def clip(table: pa.Table, low: int | None, high: int | None) -> pa.Table:
     """Rows of a sorted table with ``low <= date <= high`` (inclusive; None is open)."""
     if low is None and high is None:

@@ -27,14 +27,16 @@ from catalog_store.errors import (
     ValidationError,
     VersionMismatchError,
 )
-from catalog_store.models import SPEC_FIELDS, SeriesSpec, apply_changes
+from catalog_store.models import SPEC_FIELDS, SeriesSpec, apply_changes, check_count
 from catalog_store.observations import (
     DEFAULT_PARTITIONING,
     date_ints,
     drop_range,
     normalize,
     range_bounds,
+    same_rows,
     split_by_partition,
+    unchanged_rows,
 )
 from catalog_store.records import DataFile, SeriesRecord, from_ordinal
 
@@ -50,6 +52,13 @@ class Operation(Protocol):
 
 def spec_of(record: SeriesRecord) -> SeriesSpec:
     return SeriesSpec.model_construct(**{name: getattr(record, name) for name in SPEC_FIELDS})
+
+
+def _check_expected(expected: int | None) -> None:
+    """An expected version is a version number: anything else is bad input, not a
+    conflict (which would tell the caller it lost a race)."""
+    if expected is not None:
+        check_count(expected, "expected_version", 0)
 
 
 async def _existing(changes: ChangeSet, series_id: str, expected: int | None) -> SeriesRecord:
@@ -98,6 +107,9 @@ class UpdateSeries:
     changes: dict[str, Any]
     expected_version: int | None = None
 
+    def __post_init__(self) -> None:
+        _check_expected(self.expected_version)
+
     async def apply(self, changes: ChangeSet) -> None:
         record = await _existing(changes, self.series_id, self.expected_version)
         spec = apply_changes(spec_of(record), self.changes)
@@ -132,6 +144,9 @@ class DeleteSeries:
     series_id: str
     expected_version: int | None = None
 
+    def __post_init__(self) -> None:
+        _check_expected(self.expected_version)
+
     async def apply(self, changes: ChangeSet) -> None:
         record = await _existing(changes, self.series_id, self.expected_version)
         await _claim_external_ids(changes, record.id, record.external_ids, {})
@@ -165,6 +180,9 @@ class WriteObservations:
     )
     _encoded: dict[tuple[str, str], list[EncodedFile]] = field(default_factory=dict, repr=False)
 
+    def __post_init__(self) -> None:
+        _check_expected(self.expected_version)
+
     def prepare(self, frequency: str) -> tuple[pa.Table, int | None, int | None]:
         """The validated table and range bounds for a series of ``frequency``.
 
@@ -194,6 +212,7 @@ class WriteObservations:
         table, low, high = self.prepare(before.frequency)
         if table.num_rows == 0 and self.mode not in ("replace_range", "delete_range"):
             return
+        new: SeriesRecord | None
         if self.mode == "append":
             new = await self._append(changes, before, table)
         else:
@@ -204,6 +223,8 @@ class WriteObservations:
                 new = await self._upsert(changes, record, table)
             else:
                 new = await self._rewrite_range(changes, record, table, low, high)
+            if new is None:
+                return  # every row as it is already: no new version of the series
         await changes.put(new, self.mode, before)
 
     async def _append(
@@ -228,15 +249,29 @@ class WriteObservations:
 
     async def _upsert(
         self, changes: ChangeSet, record: SeriesRecord, table: pa.Table
-    ) -> SeriesRecord:
+    ) -> SeriesRecord | None:
+        """Only the rows that differ from the series are written: a source synced
+        whole every day adds its revisions, not another copy of its history."""
         ints = date_ints(table)
         low, high = int(ints[0]), int(ints[-1])
         touched = [f for f in record.files if f.hi >= low and f.lo <= high]
         overlap = 0
+        encoded = None
         if touched:
             existing = await changes.read_files(touched, record.frequency)
+            unchanged = unchanged_rows(table, existing)
+            if unchanged.all():
+                return None
+            if unchanged.any():
+                # Depends on the base, so encoded afresh by each attempt.
+                table = table.filter(pa.array(~unchanged))
+                ints = date_ints(table)
+                parts = split_by_partition(table, scheme_of(record), record.frequency == "intraday")
+                encoded = await encode_partitions(self.series_id, parts)
             overlap = int(np.isin(ints, date_ints(existing), assume_unique=True).sum())
-        files = record.files + tuple(changes.stage(await self._files(table, record)))
+        if encoded is None:
+            encoded = await self._files(table, record)
+        files = record.files + tuple(changes.stage(encoded))
         count = record.observation_count + len(ints) - overlap
         return changes.stamp(record, files=files, observation_count=count, **_bounds(files))
 
@@ -247,8 +282,9 @@ class WriteObservations:
         table: pa.Table,
         low: int | None,
         high: int | None,
-    ) -> SeriesRecord:
-        """Copy-on-write of every partition the range or the new rows touch."""
+    ) -> SeriesRecord | None:
+        """Copy-on-write of every partition the range or the new rows change; None
+        if they change none."""
         intraday = record.frequency == "intraday"
         new_parts = split_by_partition(table, scheme_of(record), intraday)
         touched = {
@@ -257,19 +293,22 @@ class WriteObservations:
             if (low is None or f.hi >= low) and (high is None or f.lo <= high)
         } | set(new_parts)
         rewritten: dict[str, pa.Table] = {}
-        removed = 0
+        count = record.observation_count
         for partition in sorted(touched):
             in_partition = [f for f in record.files if f.partition == partition]
             current = await changes.read_files(in_partition, record.frequency)
             kept = drop_range(current, low, high)
-            removed += current.num_rows - kept.num_rows
             addition = new_parts.get(partition)
             if addition is not None and addition.num_rows:
                 kept = pa.concat_tables([kept, addition]).sort_by("date")
+            if same_rows(kept, current):
+                continue  # its files stay: the same rows, already written
             rewritten[partition] = kept.combine_chunks()
+            count += kept.num_rows - current.num_rows
+        if not rewritten:
+            return None
         added = changes.stage(await encode_partitions(self.series_id, rewritten))
-        files = tuple(f for f in record.files if f.partition not in touched) + tuple(added)
-        count = record.observation_count - removed + table.num_rows
+        files = tuple(f for f in record.files if f.partition not in rewritten) + tuple(added)
         return changes.stamp(record, files=files, observation_count=count, **_bounds(files))
 
 
@@ -293,7 +332,8 @@ class CompactSeries:
         counts: dict[str, int] = {}
         for f in record.files:
             counts[f.partition] = counts.get(f.partition, 0) + 1
-        crowded = sorted(p for p, n in counts.items() if n >= self.min_files)
+        # One file has one row per date already: rewriting it would change nothing.
+        crowded = sorted(p for p, n in counts.items() if n >= max(self.min_files, 2))
         if not crowded:
             if record is not before:
                 await changes.put(record, "compact", before)

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import math
 
 import pyarrow as pa
 
@@ -139,7 +140,10 @@ async def _read_state(
 
 
 def _same(a: object, b: object) -> bool:
-    return a == b or (a is None and b is None)
+    """Identical as stored, as a write judges it: -0.0 is a change from 0.0."""
+    if not isinstance(a, float) or not isinstance(b, float):
+        return a is None and b is None
+    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
 
 
 def _table(

@@ -207,6 +207,10 @@ def test_bad_write_arguments_are_refused_without_a_commit(catalog: Catalog) -> N
         ({"observations": {"date": [D(2020, 1, 2)]}}, "observations"),
         ({"observations": pa.table({"date": [D(2020, 1, 2)]})}, "value"),
         ({"observations": pa.table({"date": [D(2020, 1, 2)], "value": [1.0], "x": [1]})}, "x"),
+        # Not a version number: bad input, not a conflict (which means a lost race).
+        ({"observations": ([D(2020, 1, 2)], [1.0]), "expected_version": "2"}, "expected_version"),
+        ({"observations": ([D(2020, 1, 2)], [1.0]), "expected_version": True}, "expected_version"),
+        ({"observations": ([D(2020, 1, 2)], [1.0]), "expected_version": -1}, "expected_version"),
     ]
     for kwargs, field in cases:
         with pytest.raises(ValidationError) as info:
@@ -214,7 +218,21 @@ def test_bad_write_arguments_are_refused_without_a_commit(catalog: Catalog) -> N
         assert info.value.field == field, kwargs
     with pytest.raises(SeriesNotFoundError):
         catalog.write("NOPE", ([D(2020, 1, 2)], [1.0]))
+    refusals: list[tuple[Callable[[], object], str]] = [
+        (lambda: catalog.update("S", {"title": "t"}, expected_version=1.5), "expected_version"),
+        (lambda: catalog.delete("S", expected_version="1"), "expected_version"),
+        (lambda: catalog.compact("S", min_files="2"), "min_files"),  # type: ignore[arg-type]
+        (lambda: catalog.compact("S", min_files=0), "min_files"),
+        (lambda: catalog.history(before="3"), "before"),  # type: ignore[arg-type]
+        (lambda: catalog.collect_garbage(grace=3600), "grace"),  # type: ignore[arg-type]
+        (lambda: catalog.collect_garbage(retain=30), "retain"),  # type: ignore[arg-type]
+    ]
+    for call, field in refusals:
+        with pytest.raises(ValidationError) as info:
+            call()
+        assert info.value.field == field
     assert catalog.version() == before
+    assert catalog.get("S").version <= before
 
 
 def test_bad_read_arguments_are_refused(catalog: Catalog) -> None:
@@ -385,6 +403,7 @@ def test_compact_merges_small_files_and_changes_no_value(
     assert catalog.get("S") == series_before  # no value changed, so neither did the series
     assert rows(catalog.read("S")) == before[versions[-1]]
     assert catalog.compact("S") is None  # nothing left to do
+    assert catalog.compact("S", min_files=1) is None  # nor in a partition of one file
     with pytest.raises(SeriesNotFoundError):
         catalog.compact("NOPE")
 
@@ -592,3 +611,48 @@ def test_a_write_that_changes_nothing_returns_the_series(catalog: Catalog) -> No
         "E", mode="delete_range", start=dt.date(1990, 1, 1), end=dt.date(1991, 1, 1)
     )
     assert deleted.observation_count == 1
+
+
+def test_a_write_of_values_the_series_has_makes_no_version(catalog: Catalog) -> None:
+    days = [D(2020, 1, 1) + dt.timedelta(days=i) for i in range(800)]  # three years
+    values: list[float | None] = [float(i) for i in range(800)]
+    values[5] = None
+    catalog.create(id="SYNC", frequency="daily", partitioning="year")
+    catalog.write("SYNC", (days, values))
+    version, files = catalog.version(), record_of(catalog, "SYNC").files
+    # A source synced whole again, a range replaced by what it holds, a range
+    # deleted where there is nothing, a missing value upserted as missing.
+    catalog.write("SYNC", (days, values), "upsert")
+    catalog.write(
+        "SYNC", (days[400:500], values[400:500]), "replace_range", start=days[400], end=days[499]
+    )
+    catalog.write("SYNC", None, "delete_range", start=D(2030, 1, 1), end=D(2030, 12, 31))
+    catalog.write("SYNC", ([days[5]], [None]), "upsert")
+    assert (catalog.version(), record_of(catalog, "SYNC").files) == (version, files)
+    # A sync that revises two values writes those two rows, not the history again.
+    revised = list(values)
+    revised[10], revised[700] = 10.5, -0.0
+    series = catalog.write("SYNC", (days, revised), "upsert")
+    assert series.version == version + 1 and series.observation_count == 800
+    added = [f for f in record_of(catalog, "SYNC").files if f not in files]
+    assert sum(f.rows for f in added) == 2
+    assert rows(catalog.read("SYNC")) == list(zip(days, revised, strict=True))
+    assert [
+        (r["date"], r["value"])
+        for r in catalog.revisions("SYNC", start=days[10], end=days[10]).to_pylist()
+    ] == [
+        (days[10], 10.0),
+        (days[10], 10.5),
+    ]
+    # -0.0 is a change from 0.0, and a revision.
+    catalog.write("SYNC", ([days[0]], [-0.0]), "upsert")
+    assert catalog.version() == version + 2
+    assert len(catalog.revisions("SYNC", start=days[0], end=days[0])) == 2
+    # A range replaced with one value changed rewrites only the partition holding it.
+    before = record_of(catalog, "SYNC").files
+    changed = revised[400:500]
+    changed[50] = 1.25
+    catalog.write("SYNC", (days[400:500], changed), "replace_range", start=days[400], end=days[499])
+    after = record_of(catalog, "SYNC").files
+    assert {f.partition for f in set(after) ^ set(before)} == {days[450].strftime("year=%Y")}
+    assert rows(catalog.read("SYNC", start=days[450], end=days[450])) == [(days[450], 1.25)]
