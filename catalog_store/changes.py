@@ -207,6 +207,12 @@ class ChangeSet:
             result[series_id] = None if shard is None else shard.get(series_id)
         return result
 
+    def removed_here(self, series_id: str) -> bool:
+        """Whether the series was there at the base and an earlier operation of
+        this commit deleted it."""
+        deleted = ("delete", series_id) in self.changes
+        return deleted and self._before.get(series_id) is not None
+
     async def remove(self, record: SeriesRecord, operation: str) -> None:
         (await self._shard(record.id))[record.id] = None
         self.changes.append((operation, record.id))

@@ -50,9 +50,9 @@ class ObjectNotFoundError(NotFoundError, FileNotFoundError):
 class SeriesNotFoundError(NotFoundError, KeyError):
     """No series with this id exists at the version read."""
 
-    def __init__(self, series_id: str, version: int | None = None) -> None:
+    def __init__(self, series_id: str, version: int | None = None, detail: str = "") -> None:
         at = f" at version {version}" if version is not None else ""
-        super().__init__(f"series not found: {series_id!r}{at}")
+        super().__init__(f"series not found: {series_id!r}{detail or at}")
         self.series_id = series_id
         self.version = version
 

@@ -64,6 +64,8 @@ def _check_expected(expected: int | None) -> None:
 async def _existing(changes: ChangeSet, series_id: str, expected: int | None) -> SeriesRecord:
     record = await changes.get(series_id)
     if record is None:
+        if changes.removed_here(series_id):
+            raise SeriesNotFoundError(series_id, detail=", deleted earlier in this batch")
         raise SeriesNotFoundError(series_id, changes.base.version)
     if expected is not None and record.version != expected:
         raise VersionMismatchError(series_id, expected, record.version)

@@ -116,6 +116,21 @@ def test_external_ids_are_unique_per_provider(catalog: Catalog) -> None:
     assert catalog.find_by_external_id("fred", "GDPC1_OLD", as_of=catalog.version() - 1).id == "GDP"
 
 
+def test_a_write_after_a_delete_in_one_batch_says_so(catalog: Catalog) -> None:
+    catalog.create(id="B", frequency="daily")
+    version = catalog.version()
+
+    def delete_then_write() -> None:
+        with catalog.batch() as batch:
+            batch.delete("B")
+            batch.write("B", ([dt.date(2024, 1, 6)], [6.0]))
+
+    # "not found at version N" would be false: B is there at N.
+    with pytest.raises(SeriesNotFoundError, match="deleted earlier in this batch"):
+        delete_then_write()
+    assert catalog.version() == version
+
+
 def test_a_batch_may_swap_and_hand_over_external_ids(catalog: Catalog) -> None:
     catalog.create(id="A", frequency="monthly", external_ids={"fred": "X"})
     catalog.create(id="B", frequency="monthly", external_ids={"fred": "Y"})
