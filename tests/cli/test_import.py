@@ -69,8 +69,12 @@ def test_import_wide_creates_series_in_one_commit(tmp_path: Path, local: list[st
     assert (again["created"], again["version"]) == (0, 2)
     read = ok(cli(*local, "read", "T.gdp")).stdout
     assert read == "date,value\n2000-01-01,100.5\n2000-02-01,101.75\n2000-03-01,102.0\n"
+    write_file(tmp_path / "wide.csv", WIDE.replace("101.25", "102.25"))
     text = ok(cli(*local, "import", path, "--format", "wide", "--prefix", "T.")).stdout
     assert "Imported 5 observations into 2 series (0 created) as version 3." in text
+    # The same file again changes no value: nothing is committed.
+    text = ok(cli(*local, "import", path, "--format", "wide", "--prefix", "T.")).stdout
+    assert "change nothing: nothing committed; the catalog stays at version 3." in text
 
 
 def test_import_long_with_month_names(tmp_path: Path, shared_target: StoreTarget) -> None:
