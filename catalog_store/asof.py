@@ -1,13 +1,15 @@
-"""Points in a catalog's history as text: a version number or a UTC instant.
+"""Points in time as text: a version number, a UTC instant, a calendar date.
 
 The one reading of an ``as_of`` (and of any version number) that the CLI, REST and
-GraphQL share, raising :class:`~catalog_store.errors.ValidationError` naming the
-parameter, so that each surface refuses exactly what the others refuse.
+GraphQL share, and of a calendar date that REST and GraphQL share, raising
+:class:`~catalog_store.errors.ValidationError` naming the parameter, so that each
+surface refuses exactly what the others refuse.
 """
 
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from catalog_store.errors import ValidationError
 from catalog_store.observations import utc_instant
@@ -17,6 +19,8 @@ AsOf = int | dt.datetime | None
 
 #: Versions beyond this are refused before they reach the store (keys have 20 digits).
 MAX_VERSION = 10**18
+
+_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_version(text: str, name: str) -> int:
@@ -28,6 +32,19 @@ def parse_version(text: str, name: str) -> int:
     if number > MAX_VERSION:
         raise ValidationError(f"must be at most {MAX_VERSION}", name)
     return number
+
+
+def parse_date(text: str, name: str) -> dt.date:
+    """A calendar date written ``YYYY-MM-DD``, surrounding whitespace aside. Raises
+    ValidationError naming ``name`` for anything else, such as the ISO 8601 basic
+    (``20240131``) and week (``2024W053``) forms that ``date.fromisoformat`` takes."""
+    value = text.strip()
+    if _DATE.fullmatch(value) is not None:
+        try:
+            return dt.date.fromisoformat(value)
+        except ValueError:  # a month or day out of range
+            pass
+    raise ValidationError("must be a date like 2024-01-31", name)
 
 
 def parse_instant(text: str, name: str) -> dt.datetime:

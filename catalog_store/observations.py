@@ -239,20 +239,30 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
 
 
 def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
+    if frequency != "intraday":
+        # Arrow reads exactly YYYY-MM-DD, as REST and GraphQL do (Python's
+        # fromisoformat also takes 20240131 and 2024W053).
+        try:
+            return column.cast(DATE_TYPE)
+        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+            for text in column.to_pylist():
+                try:
+                    pa.scalar(text).cast(DATE_TYPE)
+                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    raise ValidationError(
+                        f"not a date like 2024-01-31: {text!r}", "dates"
+                    ) from None
+            raise ValidationError("dates must be written like 2024-01-31", "dates") from None
     out: list[Any] = []
     for text in column.to_pylist():
         try:
-            if frequency == "intraday":
-                value = dt.datetime.fromisoformat(text)
-            else:
-                out.append(dt.date.fromisoformat(text))
-                continue
+            value = dt.datetime.fromisoformat(text)
         except (TypeError, ValueError):
-            raise ValidationError(f"not an ISO date: {text!r}", "dates") from None
+            raise ValidationError(f"not an ISO instant: {text!r}", "dates") from None
         if value.tzinfo is None:
             raise ValidationError(f"naive timestamp {text!r}; give a UTC offset", "dates")
         out.append(utc_instant(value, "dates"))
-    return pa.chunked_array([pa.array(out, INSTANT_TYPE if frequency == "intraday" else DATE_TYPE)])
+    return pa.chunked_array([pa.array(out, INSTANT_TYPE)])
 
 
 def _values(column: pa.ChunkedArray) -> pa.ChunkedArray:

@@ -16,10 +16,12 @@ from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
 from importlib.metadata import version as package_version
+from typing import Any
 
-from litestar import Litestar
+from litestar import Litestar, Request
 from litestar.datastructures import State
 from litestar.enums import ScopeType
+from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
@@ -30,8 +32,8 @@ from gateway.auth import AccessMiddleware, KeyRing
 from gateway.graphql.router import graphql_controller
 from gateway.metrics import GatewayMetrics, observe_request
 from gateway.monitor import MonitorCollector, Observed, watch
-from gateway.params import check_request
-from gateway.problems import EXCEPTION_HANDLERS
+from gateway.params import check_request, refuse_encoded_separators
+from gateway.problems import EXCEPTION_HANDLERS, http_error
 from gateway.ratelimit import TokenBuckets
 from gateway.routes import all_routes
 from gateway.settings import Settings
@@ -52,10 +54,13 @@ def _version() -> str:
 
 
 class GatewayApp(Litestar):
-    """Litestar, with every HTTP request counted and timed around the whole app.
+    """Litestar, with every HTTP request counted and timed around the whole app, and
+    paths holding an encoded separator refused before routing.
 
     Litestar runs middleware only for requests that match a route; measured here,
-    a request for an unknown path is in the latency histogram as in the counter.
+    a request for an unknown path is in the latency histogram as in the counter,
+    and ``a%2Fb``, decoded by the server to ``a/b`` and so matching no route, is a
+    400 rather than a 404.
     """
 
     async def __call__(
@@ -68,7 +73,19 @@ class GatewayApp(Litestar):
             await super().__call__(scope, receive, send)
             return
         metrics = self.state[STATE_KEY].metrics
-        await observe_request(metrics, super().__call__, scope, receive, send)  # type: ignore[arg-type]
+        await observe_request(metrics, self._route, scope, receive, send)  # type: ignore[arg-type]
+
+    async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
+        try:
+            refuse_encoded_separators(scope)
+        except ClientException as exc:
+            # Litestar's exception handling wraps only its router, which this precedes:
+            # the app's own handler gives the problem it would give.
+            request: Request[Any, Any, Any] = Request(scope)
+            response = http_error(request, exc).to_asgi_response(None, request)
+            await response(scope, receive, send)
+            return
+        await super().__call__(scope, receive, send)
 
 
 def create_app(settings: Settings) -> Litestar:

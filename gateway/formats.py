@@ -237,27 +237,35 @@ def require_json(content_type: str | None) -> None:
         )
 
 
-def decode_table(media_type: str, body: bytes) -> pa.Table:
+def decode_table(media_type: str, body: bytes, allow_empty: bool = False) -> pa.Table:
     """A CSV or Arrow IPC stream body as a table (columns are checked by the catalog).
 
-    Raises ClientException (400) for a body that does not parse and
-    UnsupportedMediaTypeError (415) for any other media type.
+    An empty body is a table of no rows with ``allow_empty``, else a ClientException
+    (400), as is a body that does not parse; any other media type is an
+    UnsupportedMediaTypeError (415), with a body or without.
     """
-    if media_type in (CSV, "application/csv"):
+    is_csv = media_type in (CSV, "application/csv")
+    if not is_csv and media_type not in (ARROW_STREAM, "application/vnd.apache.arrow.file"):
+        raise UnsupportedMediaTypeError(
+            f"cannot read a body of type {media_type or 'none'!r}; "
+            f"send {JSON}, {CSV} or {ARROW_STREAM}"
+        )
+    if not body or body.isspace():  # isspace stops at the first other byte: no copy
+        if allow_empty:
+            return pa.table(
+                {"date": pa.array([], pa.string()), "value": pa.array([], pa.float64())}
+            )
+        wanted = "a CSV header line 'date,value'" if is_csv else "an Arrow IPC stream"
+        raise ClientException(f"the request body is empty; send {wanted}")
+    if is_csv:
         return _decode_csv(body)
-    if media_type in (ARROW_STREAM, "application/vnd.apache.arrow.file"):
-        try:
-            return ipc.open_stream(pa.BufferReader(body)).read_all()
-        except (pa.ArrowException, OSError, ValueError) as exc:
-            raise ClientException(f"not a readable Arrow IPC stream: {exc}") from None
-    raise UnsupportedMediaTypeError(
-        f"cannot read a body of type {media_type or 'none'!r}; send {JSON}, {CSV} or {ARROW_STREAM}"
-    )
+    try:
+        return ipc.open_stream(pa.BufferReader(body)).read_all()
+    except (pa.ArrowException, OSError, ValueError) as exc:
+        raise ClientException(f"not a readable Arrow IPC stream: {exc}") from None
 
 
 def _decode_csv(body: bytes) -> pa.Table:
-    if not body.strip():
-        raise ClientException("the CSV body is empty; it needs a header line 'date,value'")
     try:
         return pacsv.read_csv(
             pa.BufferReader(body),

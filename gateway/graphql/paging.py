@@ -107,6 +107,19 @@ class Conditions:
         return self.beyond_catalog(series)
 
 
+def check_external_id(
+    provider: str | None, external_id: str | None, fields: tuple[str, str]
+) -> None:
+    """Raises ApiError ``VALIDATION`` naming (by ``fields``) an empty provider or id.
+
+    No series can carry one, so an empty value is a client's mistake: answering with
+    no series would hide it, and REST refuses it too.
+    """
+    for value, field in zip((provider, external_id), fields, strict=True):
+        if value == "":
+            raise ApiError("must not be empty", VALIDATION, field)
+
+
 @dataclass(frozen=True)
 class Listing:
     """One page: each item with its own cursor, whether more may follow, where to go on."""
@@ -130,6 +143,11 @@ async def list_series(
     Raises ApiError (bad cursor) and the catalog's errors (ValidationError for a
     bad frequency, VersionNotFoundError).
     """
+    check_external_id(
+        conditions.external_provider,
+        conditions.external_id,
+        ("filter.externalProvider", "filter.externalId"),
+    )
     position = Position.decode(after) if after else Position(version, None, 0)
     if conditions.external_id is not None:
         return await _by_external_id(catalog, conditions, position)

@@ -33,7 +33,7 @@ from gateway.graphql.context import GraphQLContext, context_of
 from gateway.graphql.decorators import field
 from gateway.graphql.errors import VALIDATION, ApiError
 from gateway.graphql.inputs import SeriesFilter
-from gateway.graphql.paging import SCAN_LIMIT, Conditions, list_series
+from gateway.graphql.paging import SCAN_LIMIT, Conditions, check_external_id, list_series
 from gateway.graphql.scalars import AsOf
 from gateway.graphql.summary import summary_at
 from gateway.graphql.types import Series, check_page, series_node
@@ -126,6 +126,7 @@ class Query:
         external_id: Annotated[str, strawberry.argument(name="id")],
         as_of: AsOfArgument = None,
     ) -> Series | None:
+        check_external_id(provider, external_id, ("provider", "id"))
         context = context_of(info)
         version = await version_of(context, as_of)
         try:

@@ -147,6 +147,10 @@ class _Base(GraphQLController):
                 # json decides, as strawberry would: it accepts what msgspec refuses
                 # (NaN, Infinity) and raises the JSONDecodeError strawberry answers 400 to.
                 return json.loads(data)
+        except UnicodeDecodeError:
+            # Raised by msgspec and json alike for bytes that are not UTF-8; strawberry
+            # answers only JSONDecodeError with a 400.
+            raise HTTPException(400, "the request body is not valid UTF-8 JSON") from None
         except RecursionError:
             raise HTTPException(400, "the request body nests too deeply to be decoded") from None
 

@@ -1,4 +1,5 @@
-"""The schema's own scalar and enums: ``AsOf``, ``Frequency``, ``Partitioning``, ``WriteMode``."""
+"""The schema's own scalars and enums: ``AsOf``, ``Date``, ``Frequency``, ``Partitioning``,
+``WriteMode``."""
 
 from __future__ import annotations
 
@@ -7,9 +8,10 @@ from enum import Enum
 from typing import NewType
 
 import strawberry
+from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
-from catalog_store.asof import MAX_VERSION, parse_as_of
+from catalog_store.asof import MAX_VERSION, parse_as_of, parse_date
 from catalog_store.errors import ValidationError
 
 #: A catalog version number (``42`` or ``"42"``) or an RFC 3339 instant with an offset.
@@ -50,7 +52,36 @@ AS_OF_SCALAR: ScalarDefinition = strawberry.scalar(
     parse_value=parse_as_of_value,
 )
 
-SCALARS: dict[object, ScalarDefinition] = {AsOf: AS_OF_SCALAR}
+
+def parse_date_value(value: object) -> dt.date:
+    """A ``Date`` argument, read as REST reads a date.
+
+    One that does not parse is a value that does not fit its type, as for
+    strawberry's own scalars (GRAPHQL_VALIDATION_FAILED, graphql-core's message
+    naming the variable or literal): a scalar does not know its argument's name.
+    """
+    reason = "must be a string"
+    if isinstance(value, str):
+        try:
+            return parse_date(value, "Date")
+        except ValidationError as exc:
+            reason = exc.message
+    raise StrawberryInputCoercionError(f"Value cannot represent a Date: {value!r}; it {reason}")
+
+
+def _serialize_date(value: dt.date) -> str:
+    return value.isoformat()
+
+
+# Replaces strawberry's Date, whose date.fromisoformat also takes 20240131 and 2024W053.
+DATE_SCALAR: ScalarDefinition = strawberry.scalar(
+    name="Date",
+    description="A calendar date, YYYY-MM-DD (2024-01-31).",
+    serialize=_serialize_date,
+    parse_value=parse_date_value,
+)
+
+SCALARS: dict[object, ScalarDefinition] = {AsOf: AS_OF_SCALAR, dt.date: DATE_SCALAR}
 
 
 @strawberry.enum(description="How often a series has observations.")

@@ -60,6 +60,8 @@ from gateway.state import gateway_of
 T = TypeVar("T")
 #: Tables with more rows than this are encoded in a worker thread.
 THREAD_ROWS = 20_000
+#: Every format-negotiated answer varies by Accept, a 304 included (RFC 9110 15.4.5).
+VARY = {"Vary": "Accept"}
 OBSERVATION_KEYS = {"date": "dates", "value": "values"}
 REVISION_KEYS = {
     "date": "dates",
@@ -141,7 +143,7 @@ async def encode(table: pa.Table, fmt: Format, head: dict[str, Any], keys: dict[
 
 
 def representation_headers(headers: dict[str, str], fmt: Format, name: str) -> dict[str, str]:
-    out = {**headers, "Vary": "Accept"}
+    out = {**headers, **VARY}
     if fmt.name in ("arrow", "parquet"):
         out["Content-Disposition"] = f'inline; filename="{name}.{fmt.extension}"'
     return out
@@ -191,7 +193,7 @@ async def load_observations(
     series = await catalog.get(series_id, as_of=pinned)
     headers = {"ETag": etag(series.version, weak=True), "Fincat-Catalog-Version": str(pinned)}
     if none_match(if_none_match, series.version):
-        return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)
+        return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers={**headers, **VARY})
     table = await catalog.read(series_id, start=low, end=high, as_of=pinned)
     return Loaded(fmt, table, {"series_id": series_id, "version": series.version}, headers)
 
@@ -318,9 +320,12 @@ async def write_observations(
         given = data.dates is not None or data.values is not None
         observations = (data.dates or [], data.values or []) if given else None
     else:
-        table = decode_table(media, body)
+        # delete_range takes no rows, which a CSV or Arrow body can only say by holding
+        # none (a header alone, a stream of no batches, no bytes at all).
+        deleting = mode == "delete_range"
+        table = decode_table(media, body, allow_empty=deleting)
         _check_rows(table.num_rows, limit)
-        observations = table
+        observations = None if deleting and table.num_rows == 0 else table
     series = await gateway.catalog.write(
         series_id,
         observations,

@@ -194,6 +194,46 @@ def test_series_by_external_id(client: Client) -> None:
     assert none == {"seriesByExternalId": None}
 
 
+def test_an_empty_external_provider_or_id_is_refused(client: Client) -> None:
+    by_id = "query($p: String!, $i: String!) { seriesByExternalId(provider: $p, id: $i) { id } }"
+    for provider, ident, field in (("", "GDP", "provider"), ("fred", "", "id")):
+        refused = post(client, by_id, {"p": provider, "i": ident})
+        assert error(refused, "VALIDATION")["extensions"]["field"] == field
+    listing = "query($f: SeriesFilter) { seriesList(filter: $f) { edges { node { id } } } }"
+    for given, field in (
+        ({"externalProvider": "fred", "externalId": ""}, "filter.externalId"),
+        ({"externalProvider": "", "externalId": "GDP"}, "filter.externalProvider"),
+        ({"externalProvider": ""}, "filter.externalProvider"),
+    ):
+        refused = post(client, listing, {"f": given})
+        assert error(refused, "VALIDATION")["extensions"]["field"] == field
+
+
+def test_rest_and_graphql_read_date_text_alike(client: Client) -> None:
+    query = 'query($s: Date) { series(id: "UNRATE") { observations(start: $s) { dates } } }'
+    for text, taken in (
+        ("2024-05-01", True),
+        (" 2024-05-01 ", True),
+        ("20240501", False),
+        ("2024W183", False),
+        ("2024-W18-3", False),
+        ("2024-5-1", False),
+        ("2024-02-30", False),
+        ("x", False),
+    ):
+        rest = client.get("/v1/series/UNRATE/observations", params={"start": text})
+        graphql = post(client, query, {"s": text})
+        assert (rest.status_code == 200) is taken, (text, rest.text)
+        if taken:
+            dates = graphql["data"]["series"]["observations"]["dates"]
+            assert dates == rest.json()["dates"] == ["2024-05-01", "2024-06-01"]
+        else:
+            refused = error(graphql, "GRAPHQL_VALIDATION_FAILED")
+            assert "date like 2024-01-31" in refused["message"], text
+    inline = post(client, '{ series(id: "UNRATE") { observations(start: "20240501") { count } } }')
+    error(inline, "GRAPHQL_VALIDATION_FAILED")
+
+
 def test_revisions_and_history(client: Client) -> None:
     data = ok(
         client,

@@ -285,6 +285,23 @@ def test_deeply_nested_json_is_a_bad_request(client: Client) -> None:
     assert ok(client, '{ series(id: "D") { id } }') == {"series": None}
 
 
+def test_json_that_is_not_utf8_is_a_bad_request(client: Client) -> None:
+    create = 'mutation { createSeries(input: {id: "X7", frequency: MONTHLY}) { id } }'
+    bodies = [
+        b'{"query": "{ series(id: \\"\xff\\") { id } }"}',
+        b'{"query": "' + create.replace('"', '\\"').encode() + b'", "\xff": 1}',
+        b"\xff",
+    ]
+    for body in bodies:
+        response = client.post(
+            "/graphql", content=body, headers={"Content-Type": "application/json"}
+        )
+        assert response.status_code == 400, response.text
+        assert response.headers["content-type"].startswith("application/json")
+        assert "UTF-8" in error(response.json(), "BAD_REQUEST")["message"]
+    assert ok(client, '{ series(id: "X7") { id } }') == {"series": None}
+
+
 def test_ten_million_observations_are_refused_quickly(big_client: Client) -> None:
     query = (
         "{ "

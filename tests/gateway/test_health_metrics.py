@@ -224,6 +224,23 @@ def test_hostile_series_ids_get_4xx(client: Client, segment: str) -> None:
         assert response.headers["content-type"].startswith("application/problem+json")
 
 
+def test_an_encoded_separator_in_the_path_is_a_bad_request(client: Client) -> None:
+    # The server decodes the path before routing: these would match another route or none.
+    for method, path in [
+        ("GET", "/v1/series/a%2Fb"),
+        ("GET", "/v1/series/GDP%2fobservations"),
+        ("DELETE", "/v1/series/GDP%2F"),
+        ("POST", "/v1/series/a%5Cb/observations"),
+        ("GET", "/v1/series/%2F%2F/revisions"),
+        ("POST", "/graphql%2F"),
+    ]:
+        refused = problem(client.request(method, path), 400)
+        assert refused["type"] == "urn:fincat:problem:bad-request", (method, path)
+    assert client.get("/v1/series?q=a%2Fb%5Cc").status_code == 200  # the query may hold them
+    text = client.get("/metrics").text
+    assert metric(text, "fincat_http_requests_total", route="<unmatched>", status="400") == 6
+
+
 def scrape_until(client: Client, ready: Callable[[str], bool]) -> str:
     """Scrape /metrics until ``ready`` holds (the monitor refreshes in the background)."""
     for _ in range(200):

@@ -86,6 +86,44 @@ def test_read_negotiation_errors(client: Client) -> None:
     problem(client.get("/v1/series/NOPE/observations"), 404)
 
 
+def test_start_and_end_are_dates_or_instants_in_one_form(client: Client) -> None:
+    url = "/v1/series/UNRATE/observations"
+    spaced = client.get(url, params={"start": " 2024-05-01 ", "end": "2024-06-01\t"})
+    assert spaced.json()["dates"] == ["2024-05-01", "2024-06-01"]
+    instant = client.get(url, params={"start": "2024-05-01T00:00:00Z"})
+    assert instant.status_code == 200, instant.text
+    for text in (
+        "20240103",
+        "2024W023",
+        "2024-W02-3",
+        "2024-1-3",
+        "x",
+        "2024-01-03T",
+        "2024-02-30",
+    ):
+        refused = problem(client.get(url, params={"start": text}), 422)["errors"]
+        assert refused[0]["field"] == "start", text
+        if "T" not in text:
+            assert "date like 2024-01-31" in refused[0]["message"], (text, refused)
+            assert "RFC 3339 instant with an offset" in refused[0]["message"], (text, refused)
+    naive = problem(client.get(url, params={"end": "2024-01-03T00:00:00"}), 422)["errors"]
+    assert naive[0]["field"] == "end"
+    assert "naive" in naive[0]["message"]
+
+
+def test_not_modified_carries_the_vary_of_the_full_answer(client: Client) -> None:
+    url = "/v1/series/GDP/observations"
+    for how in ({}, {"format": "csv"}):
+        full = client.get(url, params=how)
+        assert full.headers["vary"] == "Accept"
+        current = {"If-None-Match": full.headers["etag"]}
+        for method in ("GET", "HEAD"):
+            cached = client.request(method, url, params=how, headers=current)
+            assert cached.status_code == 304, (method, how)
+            assert cached.headers["vary"] == "Accept", (method, how)
+            assert cached.headers["etag"] == full.headers["etag"]
+
+
 def test_read_as_of(client: Client) -> None:
     now = client.get("/v1/series/UNRATE/observations").json()
     before = client.get("/v1/series/UNRATE/observations", params={"as_of": now["version"] - 1})
@@ -162,6 +200,48 @@ def test_write_csv_and_arrow(client: Client) -> None:
     assert upsert.status_code == 200, upsert.text
     body = client.get("/v1/series/UNRATE/observations?start=2025-01-01").json()
     assert body["values"] == [5.5, 6.5]
+
+
+def test_delete_range_takes_csv_and_arrow_bodies_of_no_rows(client: Client) -> None:
+    url = "/v1/series/UNRATE/observations"
+    empty = pa.table({"date": pa.array([], pa.date32()), "value": pa.array([], pa.float64())})
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, empty.schema) as writer:
+        writer.write_table(empty)
+    bodies = [
+        (b"date,value\n", "text/csv"),
+        (b"", "text/csv"),
+        (sink.getvalue(), ARROW),
+        (b"", ARROW),
+    ]
+    month = 1
+    for body, media in bodies:
+        day = f"2024-{month:02d}-01"
+        deleted = client.post(
+            f"{url}?mode=delete_range&start={day}&end={day}",
+            content=body,
+            headers={"content-type": media},
+        )
+        assert deleted.status_code == 200, (body, media, deleted.text)
+        assert client.get(url).json()["dates"][0] == f"2024-{month + 1:02d}-01"
+        month += 1
+    version = client.get("/v1/series/UNRATE").json()["version"]
+    with_rows = client.post(
+        f"{url}?mode=delete_range&start=2024-05-01",
+        content=b"date,value\n2024-05-01,1\n",
+        headers={"content-type": "text/csv"},
+    )
+    assert problem(with_rows, 422)["errors"][0]["field"] == "observations"
+    # Without delete_range an empty body is still unreadable, and any body must be typed.
+    problem(client.post(url, content=b"", headers={"content-type": "text/csv"}), 400)
+    problem(client.post(url, content=b"", headers={"content-type": ARROW}), 400)
+    untyped = client.post(
+        f"{url}?mode=delete_range&start=2024-05-01",
+        content=b"",
+        headers={"content-type": "text/plain"},
+    )
+    problem(untyped, 415)
+    assert client.get("/v1/series/UNRATE").json()["version"] == version
 
 
 def test_write_errors_change_nothing(client: Client) -> None:

@@ -333,6 +333,27 @@ def test_deeply_nested_json_is_a_bad_request(client: Client) -> None:
     problem(client.get("/v1/series/DEEP"), 404)
 
 
+def test_json_that_is_not_utf8_is_a_bad_request(client: Client) -> None:
+    bodies = [
+        b'{"id": "X7", "frequency": "monthly", "title": "\xff"}',
+        b'{"id": "X7", "frequency": "monthly", "\xff": 1}',
+        b"\xff",
+    ]
+    for method, url in [
+        ("POST", "/v1/series"),
+        ("PATCH", "/v1/series/GDP"),
+        ("POST", "/v1/commits"),
+        ("POST", "/v1/series/GDP/observations"),
+    ]:
+        for body in bodies:
+            response = client.request(
+                method, url, content=body, headers={"content-type": "application/json"}
+            )
+            refused = problem(response, 400)
+            assert refused["type"] == "urn:fincat:problem:bad-request", (method, url, body)
+    problem(client.get("/v1/series/X7"), 404)
+
+
 def test_misfit_bodies_name_a_field(client: Client) -> None:
     def field_of(method: str, url: str, body: bytes) -> str:
         response = client.request(
