@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import bisect
 import hashlib
+import re
 import uuid
 from collections.abc import Sequence
 
@@ -71,6 +72,22 @@ def shard_file_key(kind: str, shard: int) -> str:
 def table_part_key() -> str:
     """A new, unique key for one part of the metadata table (under ``meta/``)."""
     return f"{META_DIR}/table/{uuid.uuid4().hex}.arrow"
+
+
+#: The keys this module makes under ``meta/``, ``xid/`` and ``data/``: the only ones
+#: gc may delete. Anything else there (another catalog nested under this one's
+#: ``data/``, a file an operator put) is not this catalog's to remove.
+_OWN_OBJECT = re.compile(
+    r"(?:(?:meta|xid)/[0-9]{5}/[0-9a-f]{32}\.msgpack"
+    r"|meta/table/[0-9a-f]{32}\.arrow"
+    r"|data/[^/]+~[0-9a-f]{16}/(?:[a-z]+=[0-9]+/)*part-[0-9a-f]{32}\.parquet)",
+    re.ASCII,
+)
+
+
+def is_own_object(key: str) -> bool:
+    """Whether ``key`` has the shape of an object this catalog writes (see _OWN_OBJECT)."""
+    return _OWN_OBJECT.fullmatch(key) is not None
 
 
 def checksum(data: bytes) -> str:

@@ -133,8 +133,8 @@ async def collect_garbage(
     sizes: dict[str, int] = {}
     for prefix in (keys.META_DIR, keys.XID_DIR, keys.DATA_DIR):
         async for info in reader.store.list(f"{prefix}/"):
-            if info.key in referenced:
-                continue
+            if info.key in referenced or not keys.is_own_object(info.key):
+                continue  # in use, or not ours (a catalog nested under this one)
             if info.modified is None or info.modified > cutoff:
                 report.too_young += 1
                 continue

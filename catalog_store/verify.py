@@ -504,5 +504,5 @@ async def verify_version(reader: StoreReader, version: int) -> VerifyReport:
 async def _orphans(reader: StoreReader, referenced: set[str], report: VerifyReport) -> None:
     for prefix in (keys.META_DIR, keys.XID_DIR, keys.DATA_DIR):
         async for info in reader.store.list(f"{prefix}/"):
-            if info.key not in referenced:
+            if info.key not in referenced and keys.is_own_object(info.key):
                 report.orphans.append(info.key)

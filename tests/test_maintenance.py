@@ -46,18 +46,19 @@ def age(path: Path, hours: float) -> None:
 
 def test_gc_deletes_old_orphans_only(tmp_path: Path) -> None:
     root, cat = filled(tmp_path)
-    young = root / "data" / "A~0" / "part-young.parquet"
-    old = root / "data" / "A~0" / "part-old.parquet"
+    # Orphans have the shape of the objects a commit writes (gc deletes no other).
+    young = root / "data" / f"A~{'0' * 16}" / f"part-{'1' * 32}.parquet"
+    old = young.with_name(f"part-{'2' * 32}.parquet")
     young.parent.mkdir(parents=True)
     young.write_bytes(b"in flight")
     old.write_bytes(b"crashed long ago")
     age(old, 2)
     for live in (root / "data").rglob("part-*.parquet"):
-        if live.name not in ("part-young.parquet", "part-old.parquet"):
+        if live not in (young, old):
             age(live, 5)  # referenced files are never deleted, however old
 
     dry = cat.collect_garbage(dry_run=True)
-    assert [Path(k).name for k in dry.candidates] == ["part-old.parquet"]
+    assert [Path(k).name for k in dry.candidates] == [old.name]
     assert dry.too_young == 1 and dry.deleted == 0 and old.exists()
 
     report = cat.collect_garbage()
@@ -70,6 +71,24 @@ def test_gc_deletes_old_orphans_only(tmp_path: Path) -> None:
     assert cat.collect_garbage(grace=dt.timedelta(0)).deleted == 1
     with pytest.raises(ValidationError):
         cat.collect_garbage(grace=dt.timedelta(seconds=-1))
+    cat.close()
+
+
+def test_gc_and_verify_leave_a_catalog_nested_under_data_alone(tmp_path: Path) -> None:
+    root, cat = filled(tmp_path)
+    nested = Catalog.open(root / "data" / "inner", create=True)
+    nested.create(id="N", frequency="daily")
+    nested.write("N", ([dt.date(2024, 1, 1)], [1.0]))
+    nested.checkpoint()
+    nested.close()
+    for path in (root / "data" / "inner").rglob("*"):
+        if path.is_file():
+            age(path, 5)
+    assert cat.verify().orphans == []
+    assert cat.collect_garbage(grace=dt.timedelta(0)).deleted == 0
+    with Catalog.open(root / "data" / "inner") as inner:
+        assert inner.read("N").num_rows == 1
+        assert inner.verify().ok
     cat.close()
 
 

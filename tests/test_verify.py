@@ -79,10 +79,13 @@ def test_a_missing_shard_and_a_damaged_manifest_are_found(local: tuple[Catalog, 
 
 def test_orphans_are_listed_but_are_not_problems(local: tuple[Catalog, Path]) -> None:
     cat, root = local
-    orphan = root / "data" / "S0~0000000000000000" / "part-orphan.parquet"
+    orphan = root / "data" / "S0~0000000000000000" / f"part-{'0' * 32}.parquet"
     orphan.parent.mkdir(parents=True)
     orphan.write_bytes(b"left by a crashed writer")
+    (orphan.parent / "notes.txt").write_text("not an object a commit writes")
     report = cat.verify()
     assert report.ok
-    assert any(o.endswith("part-orphan.parquet") for o in report.orphans)
+    assert [o for o in report.orphans if o.startswith("data/S0~")] == [
+        f"data/S0~0000000000000000/part-{'0' * 32}.parquet"
+    ]
     cat.close()
