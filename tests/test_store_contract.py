@@ -255,6 +255,13 @@ def test_open_store_from_urls(tmp_path: object) -> None:
         open_store("")
     with pytest.raises(ValidationError):
         open_store("s3:///no-bucket")
+    # A URL would drop a query or fragment and open another root: refused.
+    for url in ("s3://bucket/reports?2024", "s3://bucket/reports#eu", f"file://{tmp_path}?x"):
+        with pytest.raises(ValidationError) as info:
+            open_store(url)
+        assert info.value.field == "url"
+    # A plain path keeps them as characters of its name.
+    assert open_store(f"{tmp_path}/rep?2024#eu").root.name == "rep?2024#eu"  # type: ignore[attr-defined]
 
 
 def test_memory_stores_with_one_name_share_objects() -> None:

@@ -37,6 +37,14 @@ def open_store(url: str | Path, storage_options: Mapping[str, Any] | None = None
         raise ValidationError("store URL is empty", field="url")
     parsed = urlparse(text)
     scheme = parsed.scheme.lower()
+    if scheme in ("file", "memory", "s3", "s3a") and ("?" in text or "#" in text):
+        # A URL drops them: s3://b/reports?2024 and s3://b/reports#eu would both open
+        # s3://b/reports, and a write meant for one would land in the other.
+        raise ValidationError(
+            "a store URL has no query or fragment ('?' or '#'); "
+            "name the prefix with other characters",
+            field="url",
+        )
     if scheme in ("", "file") or (len(scheme) == 1 and text[1:3] in (":\\", ":/")):
         if scheme == "file" and parsed.netloc not in ("", "localhost"):
             # file://data/x would name /x on host "data": refused, not guessed at.
