@@ -12,7 +12,7 @@ import datetime as dt
 import re
 
 from catalog_store.errors import ValidationError
-from catalog_store.observations import utc_instant
+from catalog_store.observations import parse_instant_text, utc_instant
 
 #: A catalog version (int), an instant (aware datetime), or None for the newest.
 AsOf = int | dt.datetime | None
@@ -51,7 +51,7 @@ def parse_instant(text: str, name: str) -> dt.datetime:
     """An RFC 3339 instant with a UTC offset, as UTC. Raises ValidationError (naive,
     malformed, or outside the years 1-9999 in UTC)."""
     try:
-        value = dt.datetime.fromisoformat(text.strip())
+        value = parse_instant_text(text.strip())
     except ValueError:
         raise ValidationError(
             "must be an RFC 3339 instant with an offset, e.g. 2024-05-01T12:00:00Z", name

@@ -11,6 +11,7 @@ import datetime as dt
 import functools
 import io
 import itertools
+import re
 from collections.abc import Sequence
 from typing import Any
 
@@ -238,6 +239,24 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
     raise ValidationError(f"dates must be dates, not {kind}", "dates")
 
 
+#: RFC 3339's date-time (seconds optional, at most microseconds), its offset optional
+#: so that a naive one is reported as naive rather than as malformed.
+_INSTANT_TEXT = re.compile(
+    r"[0-9]{4}-[0-9]{2}-[0-9]{2}[Tt ][0-9]{2}:[0-9]{2}(?::[0-9]{2}(?:\.[0-9]{1,6})?)?"
+    r"(?:[Zz]|[+-][0-9]{2}:[0-9]{2})?",
+    re.ASCII,
+)
+
+
+def parse_instant_text(text: str) -> dt.datetime:
+    """An RFC 3339 date-time, naive if it has no offset. Raises ValueError for any
+    other form (``datetime.fromisoformat`` also takes ISO week dates, offsets
+    without a colon, and nanoseconds, which it drops)."""
+    if _INSTANT_TEXT.fullmatch(text) is None:
+        raise ValueError(f"not an RFC 3339 instant: {text!r}")
+    return dt.datetime.fromisoformat(text.upper())
+
+
 def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
     if frequency != "intraday":
         # Arrow reads exactly YYYY-MM-DD, as REST and GraphQL do (Python's
@@ -256,9 +275,9 @@ def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
     out: list[Any] = []
     for text in column.to_pylist():
         try:
-            value = dt.datetime.fromisoformat(text)
+            value = parse_instant_text(text)
         except (TypeError, ValueError):
-            raise ValidationError(f"not an ISO instant: {text!r}", "dates") from None
+            raise ValidationError(f"not an RFC 3339 instant: {text!r}", "dates") from None
         if value.tzinfo is None:
             raise ValidationError(f"naive timestamp {text!r}; give a UTC offset", "dates")
         out.append(utc_instant(value, "dates"))

@@ -312,6 +312,8 @@ REFUSED: list[tuple[str, str, Any, str, str]] = [
     ("null-date", "daily", ([D(2020, 1, 1), None], [1, 2]), "dates", "null"),
     ("not-iso", "daily", (["2020-13-01"], [1]), "dates", "2020-13-01"),
     ("iso-basic-form", "daily", (["20200101"], [1]), "dates", "20200101"),
+    ("instant-week-date", "intraday", (["2024-W01-1T00:00:00Z"], [1]), "dates", "RFC 3339"),
+    ("instant-nanoseconds", "intraday", (["2024-01-01T00:00:00.1234567Z"], [1]), "dates", "RFC"),
     ("iso-week-form", "daily", (["2020W011"], [1]), "dates", "2020W011"),
     ("instant-for-a-date", "daily", ([_INSTANT], [1]), "dates", "instants"),
     ("time-of-day", "daily", ([dt.datetime(2020, 1, 1, 12)], [1]), "dates", "time of day"),

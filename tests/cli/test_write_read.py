@@ -208,6 +208,11 @@ def test_range_modes_need_a_bound(tmp_path: Path, local: list[str], mode: str) -
 def test_as_of_and_date_options_out_of_range_are_usage_errors(series_root: list[str]) -> None:
     fails(cli(*series_root, "read", "EX.SALES", "--as-of", "\u00b2"), 2, "--as-of")
     fails(cli(*series_root, "read", "EX.SALES", "--as-of", "\u0663"), 2, "--as-of")  # Arabic 3
+    # RFC 3339 only: not an ISO week date, an offset without a colon, nanoseconds.
+    for odd in ("2026-W49-7T00:00:00Z", "2026-12-06T15:03+0100", "2026-12-06T15:03:00.1234567Z"):
+        fails(cli(*series_root, "read", "EX.SALES", "--as-of", odd), 2, "--as-of", "RFC 3339")
+    # Lower-case t and z are RFC 3339 too.
+    as_json(cli(*series_root, "show", "EX.SALES", "--as-of", "2100-01-01t00:00:00z", "--json"))
     late = "9999-12-31T23:59:59-05:00"
     fails(cli(*series_root, "show", "EX.SALES", "--as-of", late), 2, "--as-of", "out of range")
     fails(cli(*series_root, "read", "EX.SALES", "--as-of", late), 2, "out of range in UTC")
