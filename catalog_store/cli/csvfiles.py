@@ -12,7 +12,7 @@ import itertools
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import TextIO
+from typing import Any, TextIO
 
 import pyarrow as pa
 
@@ -154,7 +154,9 @@ def _open(source: TextIO) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
     delimiter shifts the cells, and dropping or padding them would store wrong values.
     """
     reader = csv.reader(source)
-    rows = ((reader.line_num, row) for row in reader if row and any(cell.strip() for cell in row))
+    rows = (
+        (line, row) for line, row in _decoded(reader) if row and any(cell.strip() for cell in row)
+    )
     try:
         _line, first = next(rows)
     except StopIteration:
@@ -166,6 +168,17 @@ def _open(source: TextIO) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
             raise ValidationError(f"the header names column {name!r} twice", "file")
         seen.add(name)
     return header, _shaped(rows, len(header))
+
+
+def _decoded(reader: Any) -> Iterator[tuple[int, list[str]]]:
+    """The rows of a csv reader with their line numbers; a file that is not UTF-8
+    (Latin-1, UTF-16 from a spreadsheet) is refused in one line. (Text is decoded
+    ahead of the rows, so no line number is given: it would mislead.)"""
+    try:
+        for row in reader:
+            yield reader.line_num, row
+    except UnicodeDecodeError:
+        raise ValidationError("the file is not UTF-8 text; save it as UTF-8", "file") from None
 
 
 def _shaped(rows: Iterator[tuple[int, list[str]]], width: int) -> Iterator[tuple[int, list[str]]]:

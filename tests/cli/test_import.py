@@ -240,6 +240,25 @@ def test_import_refuses_a_column_named_twice(local: list[str], layout: str) -> N
     assert latest_version(local) == 0
 
 
+@pytest.mark.parametrize(
+    "content",
+    [
+        b"date,caf\xe9\n2000-01-01,1\n2000-02-01,2\n",  # Latin-1
+        "date,a\n2000-01-01,1\n2000-02-01,2\n".encode("utf-16"),  # a spreadsheet's export
+    ],
+    ids=["latin-1", "utf-16"],
+)
+def test_a_file_that_is_not_utf8_is_refused_in_one_line(
+    tmp_path: Path, local: list[str], content: bytes
+) -> None:
+    ok(cli(*local, "init"))
+    path = tmp_path / "odd.csv"
+    path.write_bytes(content)
+    for command in (["import", str(path), "--format", "wide"], ["write", "a", str(path)]):
+        fails(cli(*local, *command), 1, "error: file: the file is not UTF-8 text")
+    assert latest_version(local) == 0
+
+
 # -- parsing -------------------------------------------------------------------------------
 
 
