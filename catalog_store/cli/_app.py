@@ -86,10 +86,12 @@ app = typer.Typer(
     help="Manage a fincat catalog of financial and economic time series.",
     epilog=(
         "Exit status: 0 on success, 1 for a missing series, invalid input, a conflict no "
-        "rerun can cure or a storage failure, 2 for a command-line usage error, 3 when the "
-        "command lost a race with another writer and changed nothing (running it again "
-        "may succeed), 4 when verify finds a problem. With --json, stdout holds one JSON "
-        "document and nothing else; errors and progress go to stderr."
+        "rerun can cure or a storage failure no rerun can cure, 2 for a command-line usage "
+        "error, 3 when the command lost a race with another writer and changed nothing "
+        "(running it again may succeed), 4 when verify finds a problem, 5 when the storage "
+        "could not be reached or a commit's outcome is unknown (read, then run it again "
+        "later). With --json, stdout holds one JSON document and nothing else; errors and "
+        "progress go to stderr."
     ),
     no_args_is_help=True,
     # Markdown rewraps docstring paragraphs and leaves brackets alone.

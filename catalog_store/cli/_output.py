@@ -62,6 +62,11 @@ def iso(value: Any) -> Any:
     return value
 
 
+def plural(count: int, noun: str) -> str:
+    """``1 row``, ``2 rows``: a count with its noun."""
+    return f"{count} {noun}" if count == 1 else f"{count} {noun}s"
+
+
 def print_json(value: Any) -> None:
     """Machine-readable output: plain JSON on stdout, no colour, no wrapping.
 

@@ -16,6 +16,7 @@ from typing import Any, TextIO
 
 import pyarrow as pa
 
+from catalog_store.cli._output import plural
 from catalog_store.errors import ValidationError
 from catalog_store.observations import utc_instant
 
@@ -184,7 +185,7 @@ def _decoded(reader: Any) -> Iterator[tuple[int, list[str]]]:
 def _shaped(rows: Iterator[tuple[int, list[str]]], width: int) -> Iterator[tuple[int, list[str]]]:
     for line, row in rows:
         if len(row) != width:
-            cells = "1 cell" if len(row) == 1 else f"{len(row)} cells"
+            cells = plural(len(row), "cell")
             raise ValidationError(f"line {line}: {cells}, the header has {width}", "file")
         yield line, row
 

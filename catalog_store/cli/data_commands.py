@@ -12,7 +12,7 @@ import typer
 
 from catalog_store.cli._app import app
 from catalog_store.cli._common import as_of_option, date_range, open_catalog
-from catalog_store.cli._output import JsonFlag, console, emit, iso
+from catalog_store.cli._output import JsonFlag, console, emit, iso, plural
 from catalog_store.cli.csvfiles import read_pairs
 
 SeriesArg = Annotated[str, typer.Argument(metavar="SERIES_ID")]
@@ -113,7 +113,7 @@ def _print_written(data: dict[str, Any]) -> None:
         if data["first_date"] is not None
         else ""
     )
-    rows = "1 row" if data["rows"] == 1 else f"{data['rows']} rows"
+    rows = plural(data["rows"], "row")
     head = f"{data['series_id']}: {data['mode']} of {rows}"
     count = f"{data['observation_count']} observations{span}"
     if data["committed"]:

@@ -11,7 +11,7 @@ import typer
 
 from catalog_store.cli._app import app
 from catalog_store.cli._common import open_catalog
-from catalog_store.cli._output import JsonFlag, Meter, console, emit, progress
+from catalog_store.cli._output import JsonFlag, Meter, console, emit, plural, progress
 from catalog_store.cli.csvfiles import ParsedSeries, infer_frequency, read_long, read_wide
 from catalog_store.errors import SeriesNotFoundError, ValidationError
 from catalog_store.models import FREQUENCIES, Series, check_series_id, parse_spec
@@ -238,14 +238,15 @@ def import_csv(
 
 
 def _print_imported(data: dict[str, Any]) -> None:
+    observations = plural(data["observations"], "observation")
     if data["committed"]:
         text = (
-            f"Imported {data['observations']} observations into {data['series']} series "
+            f"Imported {observations} into {data['series']} series "
             f"({data['created']} created) as version {data['version']}."
         )
     else:
         text = (
-            f"{data['observations']} observations for {data['series']} series change "
+            f"{observations} for {data['series']} series change "
             f"nothing: nothing committed; the catalog stays at version {data['version']}."
         )
     console().print(text)

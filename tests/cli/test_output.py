@@ -200,7 +200,7 @@ def test_gc_json_lists_and_deletes_old_orphans(tmp_path: Path, local: list[str])
     ok(cli(*local, "init"))
     path = write_file(tmp_path / "wide.csv", WIDE)
     ok(cli(*local, "import", path, "--format", "wide"))
-    orphan = Path(local[1]) / "data" / "gdp~0000000000000000" / "part-orphan.parquet"
+    orphan = Path(local[1]) / "data" / "gdp~0000000000000000" / f"part-{'0' * 32}.parquet"
     orphan.parent.mkdir(parents=True, exist_ok=True)
     orphan.write_bytes(b"left by a writer that died")
     old = (dt.datetime.now(dt.UTC) - dt.timedelta(hours=2)).timestamp()
@@ -209,7 +209,7 @@ def test_gc_json_lists_and_deletes_old_orphans(tmp_path: Path, local: list[str])
     kept = as_json(cli(*local, "gc", "--grace-hours", "3", "--json"))
     assert (kept["deleted"], kept["unreferenced_too_young"], kept["candidates"]) == (0, 1, [])
     dry = as_json(cli(*local, "gc", "--grace-hours", "1", "--dry-run", "--json"))
-    assert dry["candidates"] == ["data/gdp~0000000000000000/part-orphan.parquet"]
+    assert dry["candidates"] == [f"data/gdp~0000000000000000/part-{'0' * 32}.parquet"]
     assert (dry["dry_run"], dry["unreferenced_old_enough"], dry["deleted"]) == (True, 1, 0)
     assert orphan.exists()
     done = as_json(cli(*local, "gc", "--grace-hours", "1", "--json"))
