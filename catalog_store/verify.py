@@ -76,6 +76,9 @@ class VerifyReport:
     objects_checked: int = 0
     series_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
+    #: Problems in versions a later ``repair`` superseded: damage that stays in the
+    #: history (as-of reads of those versions fail) but no longer in the catalog.
+    superseded: list[Problem] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
 
     @property
@@ -97,6 +100,7 @@ class VerifyReport:
             "series_checked": self.series_checked,
             "problem_counts": self.counts(),
             "problems": [asdict(p) for p in self.problems],
+            "superseded_problems": [asdict(p) for p in self.superseded],
             "orphans": len(self.orphans),
         }
 
@@ -478,16 +482,32 @@ async def verify(
     oldest = await reader.oldest_version()
     versions = [latest] if latest_only else list(range(oldest, latest + 1))
     parent: Manifest | None = None
+    superseded: set[int] = set()
     for done, version in enumerate(versions, 1):
         manifest = await checker.manifest(version, parent)
         parent = manifest
         if manifest is not None:
             await checker.check_manifest(manifest)
+            superseded.update(_restored_over(manifest))
         if progress is not None:
             progress(done, len(versions))
     if not latest_only:
         await _orphans(reader, checker.seen, report)
+    # A repair leaves the damaged versions in the history, and each object is
+    # checked once, at the first version naming it: those the restored version
+    # verified clean never reach a version after the repair.
+    report.superseded = [p for p in report.problems if p.version in superseded]
+    report.problems = [p for p in report.problems if p.version not in superseded]
     return report
+
+
+def _restored_over(manifest: Manifest) -> range:
+    """The versions a repair commit took out of the catalog (none for any other)."""
+    if len(manifest.changes) == 1 and manifest.changes[0][0] == "restore":
+        restored = manifest.changes[0][1]
+        if restored.isdigit():
+            return range(int(restored) + 1, manifest.version)
+    return range(0)
 
 
 async def verify_version(reader: StoreReader, version: int) -> VerifyReport:

@@ -129,6 +129,15 @@ def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
     assert (root / LATEST_HINT).exists()
     again = cat.repair()
     assert again.new_version is None and "nothing to repair" in again.message
+    # A full verify passes again: the damage stays in the history the repair
+    # superseded, reported apart, so the nightly verify and its alerts clear.
+    full = cat.verify()
+    assert full.ok and full.problems == []
+    assert [(p.kind, p.version) for p in full.superseded] == [("missing_object", good + 1)]
+    # Damage in a version no repair superseded still fails it.
+    cat.write("B", ([dt.date(2002, 1, 1)], [7.0]))
+    max((root / "data").rglob("*.parquet"), key=lambda p: p.stat().st_mtime_ns).unlink()
+    assert [p.version for p in cat.verify().problems] == [good + 3]
     cat.close()
 
 

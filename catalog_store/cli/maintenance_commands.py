@@ -11,7 +11,7 @@ from rich.text import Text
 
 from catalog_store.cli._app import EXIT_PROBLEMS, app
 from catalog_store.cli._common import open_catalog
-from catalog_store.cli._output import JsonFlag, console, emit, progress
+from catalog_store.cli._output import JsonFlag, console, emit, plural, progress
 from catalog_store.maintenance import DEFAULT_GRACE
 
 #: Problems listed one per line by the text report; --json lists them all.
@@ -68,6 +68,13 @@ def _print_verified(data: dict[str, Any]) -> None:
         )
     if len(problems) > SHOWN_PROBLEMS:
         out.print(f"... and {len(problems) - SHOWN_PROBLEMS} more (--json lists them all)")
+    superseded = data["superseded_problems"]
+    if superseded:
+        versions = sorted({p["version"] for p in superseded})
+        out.print(
+            f"{plural(len(superseded), 'problem')} in versions a repair superseded "
+            f"({', '.join(map(str, versions))}): history only, not the catalog"
+        )
     out.print(Text("OK", style="green") if data["ok"] else Text("PROBLEMS FOUND", style="red"))
 
 
