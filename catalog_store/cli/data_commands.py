@@ -68,8 +68,9 @@ def write(
 ) -> None:
     """Write observations of one series from a CSV file, as one commit.
 
-    Empty, '.' and 'NA' values are written as missing observations (null). An
-    append or upsert of a file with a header and no rows commits nothing.
+    Empty, '.', 'NA', 'N/A', '#N/A', 'NaN', 'null' and 'None' values (in any case)
+    are written as missing observations (null). An append or upsert of a file with
+    a header and no rows commits nothing.
     replace_range and delete_range need --start or --end.
     """
     low, high = date_range(start, end)
