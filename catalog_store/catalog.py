@@ -531,6 +531,9 @@ class AsyncCatalog:
         """
         check_series_id(series_id)
         if columns is not None:
+            names = list(columns) if isinstance(columns, list | tuple) else []
+            if not names or len(set(names)) != len(names):
+                raise ValidationError("must be a list of distinct column names", "columns")
             unknown = [c for c in columns if c not in COLUMNS]
             if unknown:
                 raise ValidationError(f"unknown column {unknown[0]!r}", "columns")
@@ -552,6 +555,8 @@ class AsyncCatalog:
         """Every value each date in ``[start, end]`` has had, with ``realtime_start`` and
         ``realtime_end`` (null while current): the ALFRED view. Raises SeriesNotFoundError."""
         check_series_id(series_id)
+        if not isinstance(first_release_only, bool):
+            raise ValidationError("must be True or False", "first_release_only")
         snapshot = await self.snapshot()
         record = await snapshot.record(series_id)
         frequency = record.frequency if record else "daily"

@@ -84,6 +84,13 @@ def test_append_sets_derived_fields(catalog: Catalog) -> None:
         (D(2020, 1, 6), None),
     ]
     assert catalog.read("DGS10", columns=["value"]).column_names == ["value"]
+    for columns in ([], ["value", "value"], "value"):
+        with pytest.raises(ValidationError) as info:
+            catalog.read("DGS10", columns=columns)  # type: ignore[arg-type]
+        assert info.value.field == "columns"
+    with pytest.raises(ValidationError) as info:
+        catalog.revisions("DGS10", first_release_only="no")  # type: ignore[arg-type]
+    assert info.value.field == "first_release_only"
     with pytest.raises(ValidationError) as info:
         catalog.read("DGS10", columns=["date", "vintage"])
     assert info.value.field == "columns"
