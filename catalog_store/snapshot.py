@@ -158,8 +158,12 @@ class StoreReader:
         self.marker = marker
         return marker
 
-    async def manifest(self, version: int) -> Manifest:
-        """The manifest of ``version``. Raises VersionNotFoundError if there is none."""
+    async def manifest(self, version: int, cached: bool = True) -> Manifest:
+        """The manifest of ``version``. Raises VersionNotFoundError if there is none.
+
+        ``cached=False`` reads it from the store whatever the cache holds (and
+        leaves the cache as it is): a health check must see the store, not memory.
+        """
         if version < self._floor:
             # Expired under retention; a cached copy may outlive its files.
             raise VersionNotFoundError(f"catalog version {version} has expired")
@@ -179,6 +183,8 @@ class StoreReader:
                 raise IntegrityError(f"{key} claims version {manifest.version}")
             return manifest
 
+        if not cached:
+            return await load()
         return await self.cache.get_or_load(key, load, _manifest_size)
 
     def cache_manifest(self, manifest: Manifest) -> None:

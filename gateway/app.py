@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import dataclasses
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from importlib.metadata import PackageNotFoundError
@@ -27,7 +26,7 @@ from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
 from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
 
-from catalog_store import AsyncCatalog, CatalogOptions
+from catalog_store import AsyncCatalog
 from gateway.auth import AccessMiddleware, KeyRing
 from gateway.graphql.router import graphql_controller
 from gateway.metrics import GatewayMetrics, observe_request
@@ -106,18 +105,11 @@ def create_app(settings: Settings) -> Litestar:
 
     @asynccontextmanager
     async def open_catalog(_: Litestar) -> AsyncIterator[None]:
-        options = CatalogOptions(
-            max_staleness=settings.cache_ttl,
-            cache_bytes=settings.cache_bytes,
-            store_listener=metrics.store_listener,
-        )
-        if not settings.hold_writes:
-            options = dataclasses.replace(options, inline_rows=0, pending_records=0)
         catalog = await AsyncCatalog.open(
             settings.root,
             dict(settings.storage_options) or None,
             create=settings.create,
-            options=options,
+            options=settings.catalog_options(metrics.store_listener),
         )
         gateway.attach(catalog)
         metrics.watch_catalog(catalog.stats)

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated, Any, NoReturn
 
 import typer
 import uvicorn
+from uvicorn.config import STARTUP_FAILURE
 
 from catalog_store.cli import app
 from catalog_store.sync import Catalog
@@ -35,6 +37,7 @@ from gateway.settings import (
     ENV_RATE_BURST,
     ENV_RATE_LIMIT,
     ENV_ROOT,
+    NUMBERS,
     Settings,
     SettingsError,
 )
@@ -53,6 +56,12 @@ def _global_options(ctx: typer.Context) -> tuple[str | None, dict[str, Any]]:
     root = getattr(obj, "root", None)
     options = dict(getattr(obj, "storage_options", None) or {})
     return (str(root) if root else None), options
+
+
+def fail(message: str, status: int = 1) -> NoReturn:
+    """End the command as every fincat command ends on an error: one line, a status."""
+    typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
+    raise typer.Exit(status)
 
 
 @app.command()
@@ -76,7 +85,9 @@ def serve(
     port: Annotated[
         int | None,
         typer.Option(
-            min=0, max=65535, help=f"Port to listen on [{ENV_PORT}, default {Settings.port}]."
+            min=NUMBERS["port"].low,
+            max=NUMBERS["port"].high,
+            help=f"Port to listen on [{ENV_PORT}, default {Settings.port}].",
         ),
     ] = None,
     workers: Annotated[
@@ -86,7 +97,7 @@ def serve(
         float | None,
         typer.Option(
             "--cache-ttl",
-            min=0.0,
+            min=NUMBERS["cache_ttl"].low,
             help="Seconds a worker may serve the latest version before asking the store "
             f"again [{ENV_CACHE_TTL}, default {Settings.cache_ttl}].",
         ),
@@ -95,7 +106,7 @@ def serve(
         int | None,
         typer.Option(
             "--cache-bytes",
-            min=1,
+            min=NUMBERS["cache_bytes"].low,
             help=f"Byte bound of each worker's cache [{ENV_CACHE_BYTES}, "
             f"default {Settings.cache_bytes}].",
         ),
@@ -113,7 +124,7 @@ def serve(
         float | None,
         typer.Option(
             "--rate-limit",
-            min=0.0,
+            min=NUMBERS["rate_limit"].low,
             help="Requests per second per key and worker; 0 is off "
             f"[{ENV_RATE_LIMIT}, default {Settings.rate_limit}].",
         ),
@@ -122,7 +133,7 @@ def serve(
         int | None,
         typer.Option(
             "--rate-burst",
-            min=1,
+            min=NUMBERS["rate_burst"].low,
             help=f"Requests a key may make at once [{ENV_RATE_BURST}, "
             f"default {Settings.rate_burst}].",
         ),
@@ -166,13 +177,20 @@ def serve(
         )
         settings.check_bind()
     except (SettingsError, KeyConfigError) as exc:
-        typer.secho(f"error: {exc}", err=True, fg=typer.colors.RED)
-        raise typer.Exit(2) from None
-    # Each worker opens the catalog as it starts, where a missing or unreadable one is
-    # a server's traceback; opened here first, it is the one-line error of any command.
+        fail(str(exc), status=2)
+    # What fails as a server starts is a traceback and uvicorn's exit status 3 ("lost a
+    # race, run again" to a script), so it is tried here first, as the one-line error
+    # of any command: the catalog opened as each worker opens it, then the address.
     Catalog.open(
-        settings.root, dict(settings.storage_options) or None, create=settings.create
+        settings.root,
+        dict(settings.storage_options) or None,
+        create=settings.create,
+        options=settings.catalog_options(),
     ).close()
+    try:
+        _try_listen(settings.host, settings.port)
+    except OSError as exc:
+        fail(f"cannot listen on {settings.host} port {settings.port}: {exc.strerror or exc}")
     # Workers are separate processes: they rebuild these settings from the environment.
     os.environ.update(settings.to_env())
     # The keys travel as hashes in FINCAT_API_KEYS; reading the file again would double them.
@@ -180,16 +198,39 @@ def serve(
     mode = f"{len(settings.api_keys)} API key(s)" if settings.auth_enabled else "no authentication"
     where = f"http://{settings.host}:{settings.port}"
     typer.echo(f"fincat serving {settings.root} on {where} ({mode})", err=True)
-    uvicorn.run(
-        APP_FACTORY,
-        factory=True,
-        host=settings.host,
-        port=settings.port,
-        workers=workers,
-        log_level=log_level,
-        # Client addresses key the rate limit; a proxy's headers are not trusted by default.
-        proxy_headers=False,
-    )
+    try:
+        uvicorn.run(
+            APP_FACTORY,
+            factory=True,
+            host=settings.host,
+            port=settings.port,
+            workers=workers,
+            log_level=log_level,
+            # Client addresses key the rate limit; a proxy's headers are not trusted by default.
+            proxy_headers=False,
+        )
+    except SystemExit as exc:
+        if exc.code != STARTUP_FAILURE:
+            raise
+        # Something changed since the checks above (the store, the port); uvicorn has
+        # logged what.
+        fail("the server did not start (its log above says why)")
+
+
+def _try_listen(host: str, port: int) -> None:
+    """Bind every address uvicorn will bind for ``host`` and ``port``, then let go.
+
+    Raises OSError as uvicorn would meet it: a name that does not resolve, an address
+    in use or not on this machine. Sockets are made as asyncio's server makes them
+    (SO_REUSEADDR, IPv6 only on IPv6 addresses), so this refuses only what it refuses.
+    """
+    infos = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM, flags=socket.AI_PASSIVE)
+    for family, kind, proto, _, address in infos:
+        with socket.socket(family, kind, proto) as sock:
+            sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+            if family == socket.AF_INET6:
+                sock.setsockopt(socket.IPPROTO_IPV6, socket.IPV6_V6ONLY, 1)
+            sock.bind(address)
 
 
 @app.command("export-graphql-schema")
@@ -223,10 +264,7 @@ def export_graphql_schema(
             if output == DEFAULT_SCHEMA
             else ""
         )
-        typer.secho(
-            f"error: cannot write {output}: {exc.strerror}{hint}", err=True, fg=typer.colors.RED
-        )
-        raise typer.Exit(1) from None
+        fail(f"cannot write {output}: {exc.strerror}{hint}")
     typer.echo(f"wrote {output}", err=True)
 
 

@@ -116,6 +116,10 @@ CATALOG_ERRORS: tuple[tuple[type[CatalogStoreError], Kind], ...] = (
 
 _INVALID = next(kind for cls, kind in CATALOG_ERRORS if cls is ValidationError)
 
+#: ``/health/ready`` while the store cannot be read, whichever catalog error says so
+#: (a missing manifest, a 500 through CATALOG_ERRORS elsewhere, is a 503 here too).
+NOT_READY = Kind(503, "not-ready", "Not ready", retry_after=1)
+
 _GENERIC_DETAIL = "the server could not complete the request; the incident is logged"
 
 
@@ -153,6 +157,11 @@ def with_prefix(exc: ValidationError, prefix: str) -> ValidationError:
     return out
 
 
+def retry_headers(kind: Kind) -> dict[str, str]:
+    """``Retry-After`` for a kind that retrying later may cure, else nothing."""
+    return {"Retry-After": str(kind.retry_after)} if kind.retry_after else {}
+
+
 def problem_response(
     request: Request[Any, Any, Any],
     status: int,
@@ -183,7 +192,7 @@ def catalog_error(request: Request[Any, Any, Any], exc: Exception) -> Response[P
     if isinstance(exc, VersionMismatchError) and "if-match" not in request.headers:
         # The precondition was in the body (a commit's expected_version), not a header.
         status, title = 409, "Conflicting concurrent change"
-    headers = {"Retry-After": str(kind.retry_after)} if kind.retry_after else {}
+    headers = retry_headers(kind)
     if kind.public:
         errors = field_errors(exc)
         if isinstance(exc, ValidationError) and errors:

@@ -14,6 +14,9 @@ from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from catalog_store import CatalogOptions
+from catalog_store.storage.guarded import StoreListener
+from gateway import envvars
 from gateway.auth import ApiKey, keys_to_json, load_keys_file, parse_keys
 from gateway.graphql.config import GraphQLSettings, GraphQLSettingsError
 
@@ -41,6 +44,56 @@ ENV_MONITOR_INTERVAL = "FINCAT_MONITOR_INTERVAL"
 
 class SettingsError(ValueError):
     """A setting is malformed, or the combination of settings is unsafe."""
+
+
+@dataclass(frozen=True)
+class Number:
+    """A numeric setting: its variable, its type and the values it may take.
+
+    The one rule for the setting, whichever way it arrives: ``fincat serve`` gives
+    its option ``min`` and ``max`` from here, :meth:`Settings.from_env` checks the
+    variable with it, and every Settings checks itself with it.
+    """
+
+    variable: str | None
+    kind: type[int] | type[float]
+    low: int | float
+    high: int | float | None = None
+
+    def check(self, name: str, value: float) -> None:
+        """Raise SettingsError naming ``name`` unless ``value`` is in range."""
+        # Written so that NaN, which compares false with everything, is refused.
+        if value >= self.low and (self.high is None or value <= self.high):
+            return
+        bound = f">= {self.low}" if self.high is None else f"from {self.low} to {self.high}"
+        raise SettingsError(f"{name} must be {bound}, not {value!r}")
+
+    def read(self, text: str) -> int | float:
+        """The text of this setting's variable as its value; raises SettingsError
+        naming the variable."""
+        name = str(self.variable)
+        try:
+            value = envvars.number(name, text, self.kind)
+        except ValueError as exc:
+            raise SettingsError(str(exc)) from None
+        self.check(name, value)
+        return value
+
+
+#: The numeric fields of :class:`Settings`, by name.
+NUMBERS: dict[str, Number] = {
+    "port": Number(ENV_PORT, int, 0, 65535),
+    "cache_ttl": Number(ENV_CACHE_TTL, float, 0.0),
+    "cache_bytes": Number(ENV_CACHE_BYTES, int, 1),
+    "rate_limit": Number(ENV_RATE_LIMIT, float, 0.0),
+    "rate_burst": Number(ENV_RATE_BURST, int, 1),
+    "max_body_bytes": Number(ENV_MAX_BODY_BYTES, int, 1),
+    "max_observations": Number(ENV_MAX_OBSERVATIONS, int, 1),
+    "max_operations": Number(None, int, 1),
+    "monitor_interval": Number(ENV_MONITOR_INTERVAL, float, 0.0),
+}
+#: The boolean fields of :class:`Settings` read from the environment, and their variables.
+FLAGS: dict[str, str] = {"create": ENV_CREATE, "hold_writes": ENV_HOLD_WRITES}
 
 
 @dataclass(frozen=True)
@@ -81,14 +134,8 @@ class Settings:
     graphql: GraphQLSettings = field(default_factory=GraphQLSettings)
 
     def __post_init__(self) -> None:
-        if self.cache_ttl < 0 or self.monitor_interval < 0:
-            raise SettingsError("cache_ttl and monitor_interval must not be negative")
-        if self.rate_limit < 0 or self.rate_burst < 1:
-            raise SettingsError("rate_limit must be >= 0 and rate_burst >= 1")
-        if self.max_body_bytes < 1 or self.max_observations < 1 or self.max_operations < 1:
-            raise SettingsError("limits must be positive")
-        if not 0 <= self.port <= 65535:
-            raise SettingsError(f"port {self.port} is out of range")
+        for name, number in NUMBERS.items():
+            number.check(name, getattr(self, name))
 
     @property
     def auth_enabled(self) -> bool:
@@ -110,12 +157,24 @@ class Settings:
     def with_changes(self, **changes: Any) -> Settings:
         return replace(self, **changes)
 
+    def catalog_options(self, store_listener: StoreListener | None = None) -> CatalogOptions:
+        """How an app opens the catalog; ``fincat serve`` opens it so before it starts one."""
+        options = CatalogOptions(
+            max_staleness=self.cache_ttl,
+            cache_bytes=self.cache_bytes,
+            store_listener=store_listener,
+        )
+        if not self.hold_writes:
+            options = replace(options, inline_rows=0, pending_records=0)
+        return options
+
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> Settings:
         """Settings from ``FINCAT_*`` environment variables.
 
         Raises SettingsError for a missing root or a malformed value (the message
-        names the variable).
+        names the variable). Each variable takes what its option of ``fincat serve``
+        takes (:data:`NUMBERS`); flags take 1/0, true/false, yes/no or on/off.
         """
         env = os.environ if environ is None else environ
         root = env.get(ENV_ROOT)
@@ -129,25 +188,15 @@ class Settings:
             changes["storage_options"] = options
         if ENV_HOST in env:
             changes["host"] = env[ENV_HOST]
-        numbers: tuple[tuple[str, str, type[int] | type[float]], ...] = (
-            (ENV_PORT, "port", int),
-            (ENV_CACHE_TTL, "cache_ttl", float),
-            (ENV_CACHE_BYTES, "cache_bytes", int),
-            (ENV_RATE_LIMIT, "rate_limit", float),
-            (ENV_RATE_BURST, "rate_burst", int),
-            (ENV_MAX_BODY_BYTES, "max_body_bytes", int),
-            (ENV_MAX_OBSERVATIONS, "max_observations", int),
-            (ENV_MONITOR_INTERVAL, "monitor_interval", float),
-        )
-        for name, attribute, kind in numbers:
+        for attribute, number in NUMBERS.items():
+            if number.variable is not None and number.variable in env:
+                changes[attribute] = number.read(env[number.variable])
+        for attribute, name in FLAGS.items():
             if name in env:
                 try:
-                    changes[attribute] = kind(env[name])
-                except ValueError:
-                    raise SettingsError(f"{name} must be a number, not {env[name]!r}") from None
-        for name, attribute in ((ENV_CREATE, "create"), (ENV_HOLD_WRITES, "hold_writes")):
-            if name in env:
-                changes[attribute] = env[name].strip().lower() in ("1", "true", "yes")
+                    changes[attribute] = envvars.flag(name, env[name])
+                except ValueError as exc:
+                    raise SettingsError(str(exc)) from None
         try:
             changes["graphql"] = GraphQLSettings.from_env(env)
         except GraphQLSettingsError as exc:

@@ -51,19 +51,19 @@ class Gateway:
         return self._catalog
 
     async def ready(self) -> int:
-        """The latest version, once the store's marker is read and that version's
-        manifest loads.
+        """The latest version, once the store's marker and that version's manifest
+        are read from the store and decode.
 
-        The marker is read from the store each time: one small request, and one
-        that fails when the store's root is gone, where a probe for a newer version
-        answers "none" and the manifest may come from the cache. Raises
-        CatalogStoreError when the store cannot be read, CatalogNotOpenError outside
-        the lifespan.
+        Both are read from the store each time, never from the cache: a probe for a
+        newer version answers "none" when the manifests (or the whole root) are gone,
+        and a cached manifest outlives its file. Raises CatalogStoreError when the
+        store cannot be read, CatalogNotOpenError outside the lifespan.
         """
         catalog = self.catalog
-        await catalog.reader.read_marker()
+        reader = catalog.reader
+        await reader.read_marker()
         version = await catalog.version(refresh=True)
-        await catalog.reader.manifest(version)
+        await reader.manifest(version, cached=False)
         return version
 
     def attach(self, catalog: AsyncCatalog | None) -> None:

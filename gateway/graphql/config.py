@@ -11,6 +11,8 @@ import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
 
+from gateway import envvars
+
 ENV_PREFIX = "FINCAT_GRAPHQL_"
 #: Two days: a source whose newest change is older than this is reported stale.
 DEFAULT_FRESHNESS_MAX_AGE = 2 * 24 * 3600.0
@@ -58,13 +60,7 @@ class GraphQLSettings:
 
     def __post_init__(self) -> None:
         for item in fields(self):
-            value = getattr(self, item.name)
-            if isinstance(value, bool):
-                continue
-            if item.name in MAY_BE_ZERO and value == 0:
-                continue
-            if value <= 0:
-                raise GraphQLSettingsError(f"graphql {item.name} must be positive, not {value}")
+            _check(item.name, getattr(self, item.name), f"graphql {item.name}")
 
     @classmethod
     def from_env(cls, environ: Mapping[str, str] | None = None) -> GraphQLSettings:
@@ -79,17 +75,15 @@ class GraphQLSettings:
             name = ENV_PREFIX + item.name.upper()
             if name not in env:
                 continue
-            text = env[name].strip()
             kind = type(getattr(defaults, item.name))
-            if kind is bool:
-                if text.lower() not in ("1", "true", "yes", "0", "false", "no"):
-                    raise GraphQLSettingsError(f"{name} must be true or false, not {text!r}")
-                changes[item.name] = text.lower() in ("1", "true", "yes")
-                continue
             try:
-                changes[item.name] = int(text) if kind is int else float(text)
-            except ValueError:
-                raise GraphQLSettingsError(f"{name} must be a number, not {text!r}") from None
+                if kind is bool:
+                    changes[item.name] = envvars.flag(name, env[name])
+                else:
+                    changes[item.name] = envvars.number(name, env[name], kind)
+            except ValueError as exc:
+                raise GraphQLSettingsError(str(exc)) from None
+            _check(item.name, changes[item.name], name)
         return cls(**changes)  # type: ignore[arg-type]
 
     def to_env(self) -> dict[str, str]:
@@ -100,3 +94,11 @@ class GraphQLSettings:
             text = ("1" if value else "0") if isinstance(value, bool) else repr(value)
             out[ENV_PREFIX + item.name.upper()] = text
         return out
+
+
+def _check(field: str, value: bool | float, label: str) -> None:
+    """Raise GraphQLSettingsError naming ``label`` unless ``value`` suits ``field``."""
+    if isinstance(value, bool) or (field in MAY_BE_ZERO and value == 0):
+        return
+    if not value > 0:  # NaN too
+        raise GraphQLSettingsError(f"{label} must be positive, not {value}")

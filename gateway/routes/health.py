@@ -10,7 +10,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from catalog_store.errors import CatalogStoreError
 from gateway.openapi import TEXT, documented
-from gateway.problems import problem_response, problem_specs
+from gateway.problems import NOT_READY, problem_response, problem_specs, retry_headers
 from gateway.state import CatalogNotOpenError, gateway_of
 
 OPEN: list[dict[str, list[str]]] = [{}]  # an empty security requirement: no key needed
@@ -39,17 +39,18 @@ async def live() -> Health:
     responses=problem_specs(503),
 )
 async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
-    """200 when the store's marker (``fincat.json``) reads and the latest manifest loads,
-    else 503."""
+    """200 when the store's marker (``fincat.json``) and the latest manifest read from
+    the store, else 503."""
     try:
         version = await gateway_of(request).ready()
     except (CatalogStoreError, CatalogNotOpenError) as exc:
         return problem_response(
             request,
-            503,
-            "not-ready",
-            "Not ready",
+            NOT_READY.status,
+            NOT_READY.slug,
+            NOT_READY.title,
             f"the catalog cannot be read ({type(exc).__name__})",
+            headers=retry_headers(NOT_READY),
         )
     return Response(Health("ready", version))
 

@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import socket
+import subprocess
+import sys
 from collections.abc import Callable
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -11,10 +15,11 @@ import httpx
 import pytest
 from typer.testing import CliRunner
 
-from gateway.auth import KeyRing, hash_token, parse_keys
+from gateway.auth import KeyRing, hash_token, keys_to_json, parse_keys
 from gateway.cli import app as cli_app
+from gateway.settings import Settings, SettingsError
 from tests.conftest import StoreTarget
-from tests.gateway.conftest import Server, problem
+from tests.gateway.conftest import KEYS, ROOT, Server, problem
 
 
 def test_fincat_script_runs_the_gateway_cli() -> None:
@@ -111,3 +116,81 @@ def test_serve_takes_settings_from_the_environment_unless_given(
     url = f"{options_win.url}/v1/series/UNRATE/observations"
     for _ in range(5):
         problem(httpx.post(url, json=three), 413)
+
+
+def serve_failing(target: StoreTarget, *args: str, **env: str) -> tuple[int, str]:
+    """Run ``fincat serve`` as a supervisor would, expecting it not to start: its exit
+    status and stderr. A server that starts after all is killed by the timeout."""
+    result = subprocess.run(
+        [sys.executable, "-m", "gateway.cli", "--root", target.url, "serve", *args],
+        cwd=ROOT,
+        env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
+    )
+    return result.returncode, result.stderr
+
+
+def test_serve_startup_failures_are_one_line_errors(local_target: StoreTarget) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        status, stderr = serve_failing(local_target, "--port", str(port))
+    assert (status, stderr) == (
+        1,
+        f"error: cannot listen on 127.0.0.1 port {port}: Address already in use\n",
+    )
+    status, stderr = serve_failing(
+        local_target, "--host", "999.1.1.1", FINCAT_API_KEYS=keys_to_json(KEYS)
+    )
+    assert status == 1
+    assert stderr.startswith("error: cannot listen on 999.1.1.1 port 8000: ")
+    assert len(stderr.splitlines()) == 1
+    status, stderr = serve_failing(local_target, FINCAT_CACHE_TTL="nan")
+    assert (status, stderr) == (2, "error: FINCAT_CACHE_TTL must be >= 0.0, not nan\n")
+
+
+@pytest.mark.parametrize(
+    ("option", "variable", "value"),
+    [
+        ("--port", "FINCAT_PORT", "65536"),
+        ("--cache-ttl", "FINCAT_CACHE_TTL", "-1"),
+        ("--cache-bytes", "FINCAT_CACHE_BYTES", "0"),
+        ("--rate-limit", "FINCAT_RATE_LIMIT", "nan"),
+        ("--rate-burst", "FINCAT_RATE_BURST", "0"),
+    ],
+)
+def test_a_variable_is_refused_where_its_option_is(
+    tmp_path: Path, option: str, variable: str, value: str
+) -> None:
+    refused = CliRunner().invoke(cli_app, ["--root", str(tmp_path), "serve", option, value])
+    assert refused.exit_code == 2, refused.output
+    with pytest.raises(SettingsError, match=f"^{variable} must be "):
+        Settings.from_env({"FINCAT_ROOT": "x", variable: value})
+
+
+def test_serve_refuses_a_bad_variable_in_one_line(local_target: StoreTarget) -> None:
+    status, stderr = serve_failing(local_target, FINCAT_CACHE_BYTES="0")
+    assert (status, stderr) == (2, "error: FINCAT_CACHE_BYTES must be >= 1, not 0\n")
+    status, stderr = serve_failing(local_target, FINCAT_HOLD_WRITES="banana")
+    assert status == 2
+    assert stderr.startswith("error: FINCAT_HOLD_WRITES must be 1, true, yes or on, or 0")
+
+
+def test_flag_variables_take_the_usual_words_and_nothing_else() -> None:
+    words = {"1": True, "TRUE": True, "yes": True, " On ": True}
+    words |= {"0": False, "false": False, "NO": False, "off": False}
+    flags = {
+        "FINCAT_CREATE": lambda s: s.create,
+        "FINCAT_HOLD_WRITES": lambda s: s.hold_writes,
+        "FINCAT_GRAPHQL_IDE": lambda s: s.graphql.ide,
+    }
+    for variable, read in flags.items():
+        for word, value in words.items():
+            assert read(Settings.from_env({"FINCAT_ROOT": "x", variable: word})) is value
+        for word in ("maybe", "", "2", "y", "enabled"):
+            with pytest.raises(SettingsError, match=f"^{variable} must be 1, true, yes or on"):
+                Settings.from_env({"FINCAT_ROOT": "x", variable: word})

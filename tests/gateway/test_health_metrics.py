@@ -86,6 +86,35 @@ def test_not_ready_when_the_newest_manifest_is_damaged(local_target: StoreTarget
         assert problem(client.get("/health/ready"), 503)["type"].endswith("not-ready")
 
 
+def test_not_ready_when_the_newest_manifest_is_gone(local_target: StoreTarget) -> None:
+    manifests = Path(local_target.url) / "_manifests"
+    moved = manifests.with_name("moved")
+    # A long TTL: the probe must ask the store all the same, and not find its
+    # answer in the manifest the cache holds.
+    with client_for(local_target, cache_ttl=60.0) as client:
+        assert client.get("/health/ready").status_code == 200
+        manifests.rename(moved)
+        assert problem(client.get("/health/ready"), 503)["type"].endswith("not-ready")
+        moved.rename(manifests)
+        assert client.get("/health/ready").status_code == 200
+        newest = max(manifests.glob("0*.json"))
+        newest.rename(moved)
+        assert problem(client.get("/health/ready"), 503)["type"].endswith("not-ready")
+        moved.rename(newest)
+        assert client.get("/health/ready").status_code == 200
+
+
+def test_not_ready_says_when_to_retry(local_target: StoreTarget) -> None:
+    store = Path(local_target.url)
+    with client_for(local_target) as client:
+        store.rename(store.with_name("moved"))
+        for method in ("GET", "HEAD"):
+            response = client.request(method, "/health/ready")
+            assert response.status_code == 503
+            assert response.headers["Retry-After"] == "1"
+        store.with_name("moved").rename(store)
+
+
 def test_health_and_metrics_answer_head(client: Client) -> None:
     for path in ("/health/live", "/health/ready", "/metrics"):
         got = client.get(path)
