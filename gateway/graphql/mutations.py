@@ -57,11 +57,24 @@ class DeletedSeries:
 
 @strawberry.type
 class CommitResult:
-    version: int = strawberry.field(description="The catalog version holding every change.")
+    version: int = strawberry.field(
+        description="The catalog version holding every change: the new one, or the "
+        "current one when nothing was committed."
+    )
     operations: int
+    committed: bool = strawberry.field(
+        default=True,
+        description="Whether the batch made a new version; false when every change was "
+        "to what the series already hold.",
+    )
 
-    @field(description="The commit, with each change and the series it left.")
-    async def commit(self, info: Context) -> Version:
+    @field(
+        description="The commit, with each change and the series it left; null when "
+        "nothing was committed (the current version is another writer's commit)."
+    )
+    async def commit(self, info: Context) -> Version | None:
+        if not self.committed:
+            return None
         return version_node(await context_of(info).catalog.version_details(self.version))
 
 
@@ -261,7 +274,7 @@ class Mutation:
                 write = _add(batch, index, op)
                 if write is not None:
                     await _write(batch, write, f"operations.{index}.write.")
-        version = batch.version  # None: every change was to what the series already hold
-        if version is None:
-            version = await context.catalog.version()
-        return CommitResult(version=version, operations=len(operations))
+        if batch.version is None:  # every change was to what the series already hold
+            current = await context.catalog.version()
+            return CommitResult(version=current, operations=len(operations), committed=False)
+        return CommitResult(version=batch.version, operations=len(operations))
