@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import io
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -28,23 +29,16 @@ BBB,Mar 1 2000,22.25
 # -- import --------------------------------------------------------------------------------
 
 
+def import_wide(root: list[str], path: str, prefix: str, source: str) -> Any:
+    """The JSON summary of a wide import of ``path`` that must succeed."""
+    options = ["--format", "wide", "--prefix", prefix, "--source", source, "--json"]
+    return as_json(cli(*root, "import", path, *options))
+
+
 def test_import_wide_creates_series_in_one_commit(tmp_path: Path, local: list[str]) -> None:
     ok(cli(*local, "init"))
     path = write_file(tmp_path / "wide.csv", WIDE)
-    summary = as_json(
-        cli(
-            *local,
-            "import",
-            path,
-            "--format",
-            "wide",
-            "--prefix",
-            "T.",
-            "--source",
-            "test",
-            "--json",
-        )
-    )
+    summary = import_wide(local, path, "T.", "test")
     assert summary == {
         "series": 2,
         "created": 2,
@@ -121,20 +115,7 @@ def test_import_long_from_stdin_with_named_columns(local: list[str]) -> None:
 def test_import_macro_file_with_year_and_quarter(local: list[str]) -> None:
     ok(cli(*local, "init"))
     path = str(DATA / "us_macro_quarterly.csv")
-    summary = as_json(
-        cli(
-            *local,
-            "import",
-            path,
-            "--format",
-            "wide",
-            "--prefix",
-            "M.",
-            "--source",
-            "FRED",
-            "--json",
-        )
-    )
+    summary = import_wide(local, path, "M.", "FRED")
     assert (summary["series"], summary["observations"]) == (12, 12 * 203)
     gdp = as_json(cli(*local, "show", "M.realgdp", "--json"))
     assert (gdp["frequency"], gdp["first_date"], gdp["last_date"]) == (

@@ -5,12 +5,18 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
+from typer.testing import Result
 
 from catalog_store import Catalog
 from tests.cli.helpers import as_json, cli, fails, latest_version, ok, write_file
 from tests.conftest import StoreTarget
 
 # -- write, read, revisions ----------------------------------------------------------------
+
+
+def upsert(root: list[str], text: str, *options: str) -> Result:
+    """``fincat write EX.SALES - --mode upsert`` of ``text``."""
+    return cli(*root, "write", "EX.SALES", "-", "--mode", "upsert", *options, input=text)
 
 
 def test_write_read_and_revisions(tmp_path: Path, series_root: list[str]) -> None:
@@ -28,18 +34,7 @@ def test_write_read_and_revisions(tmp_path: Path, series_root: list[str]) -> Non
         "first_date": "2020-01-01",
         "last_date": "2020-03-01",
     }
-    revised = as_json(
-        cli(
-            *series_root,
-            "write",
-            "EX.SALES",
-            "-",
-            "--mode",
-            "upsert",
-            "--json",
-            input="date,value\nMar 1 2020,3.25\n2020-04-01,4\n",
-        )
-    )
+    revised = as_json(upsert(series_root, "date,value\nMar 1 2020,3.25\n2020-04-01,4\n", "--json"))
     assert (revised["version"], revised["observation_count"]) == (3, 4)
     assert ok(cli(*series_root, "read", "EX.SALES")).stdout == (
         "date,value\n2020-01-01,1.5\n2020-02-01,\n2020-03-01,3.25\n2020-04-01,4.0\n"
@@ -108,17 +103,7 @@ def test_write_ranges(tmp_path: Path, series_root: list[str]) -> None:
         2,
         "2020-02-01",
     )
-    text = ok(
-        cli(
-            *series_root,
-            "write",
-            "EX.SALES",
-            "-",
-            "--mode",
-            "upsert",
-            input="date,value\n2020-01-01,9\n",
-        )
-    )
+    text = ok(upsert(series_root, "date,value\n2020-01-01,9\n"))
     assert "EX.SALES: upsert of 1 row committed as version 5" in text.stdout
 
 
