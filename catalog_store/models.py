@@ -102,6 +102,24 @@ def _check_printable(value: str) -> str:
     return value
 
 
+#: C0 and C1 control characters and DEL: a title holding ESC would drive the
+#: terminal of whoever lists the catalog. Line breaks and tabs are text in a description.
+_CONTROL = re.compile(r"[\x00-\x1f\x7f-\x9f]")
+_CONTROL_BUT_LAYOUT = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f-\x9f]")
+
+
+def _check_line(value: str) -> str:
+    if _CONTROL.search(value):
+        raise ValueError("must not hold control characters (line breaks, tabs, escapes)")
+    return value
+
+
+def _check_text(value: str) -> str:
+    if _CONTROL_BUT_LAYOUT.search(value):
+        raise ValueError("must not hold control characters other than line breaks and tabs")
+    return value
+
+
 def _check_unique(values: list[str]) -> list[str]:
     if len(set(values)) != len(values):
         raise ValueError("tags must be unique")
@@ -174,11 +192,15 @@ class SeriesSpec(BaseModel):
 
     id: SeriesId
     frequency: Frequency
-    title: Annotated[str, StringConstraints(max_length=MAX_TITLE)] = ""
-    description: Annotated[str, StringConstraints(max_length=MAX_DESCRIPTION)] = ""
+    title: Annotated[str, StringConstraints(max_length=MAX_TITLE), AfterValidator(_check_line)] = ""
+    description: Annotated[
+        str, StringConstraints(max_length=MAX_DESCRIPTION), AfterValidator(_check_text)
+    ] = ""
     source: Annotated[str, StringConstraints(pattern=SOURCE_PATTERN)] = ""
-    units: Annotated[str, StringConstraints(max_length=MAX_UNITS)] = ""
-    seasonal_adjustment: Annotated[str, StringConstraints(max_length=MAX_NAME)] = ""
+    units: Annotated[str, StringConstraints(max_length=MAX_UNITS), AfterValidator(_check_line)] = ""
+    seasonal_adjustment: Annotated[
+        str, StringConstraints(max_length=MAX_NAME), AfterValidator(_check_line)
+    ] = ""
     tags: Tags = Field(default_factory=list)
     external_ids: ExternalIds = Field(default_factory=dict)
     attributes: Attributes = Field(default_factory=dict)

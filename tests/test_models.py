@@ -84,6 +84,10 @@ def test_id_must_be_a_string() -> None:
         ({"title": "t" * 501}, "title"),
         ({"title": 5}, "title"),
         ({"description": "d" * 10_001}, "description"),
+        ({"title": "red \x1b[31m"}, "title"),  # a terminal escape
+        ({"units": "a\x00b"}, "units"),
+        ({"seasonal_adjustment": "SA\x85"}, "seasonal_adjustment"),  # C1 next line
+        ({"description": "bell\x07"}, "description"),
         ({"source": "has space"}, "source"),
         ({"source": "s" * 65}, "source"),
         ({"units": "u" * 129}, "units"),
@@ -140,7 +144,7 @@ def test_a_full_valid_spec_round_trips() -> None:
     value = parse_spec(
         spec(
             title="Real GDP",
-            description="Billions of chained 2017 dollars",
+            description="Billions of chained 2017 dollars.\n\tSee NIPA table 1.1.6.",
             source="FRED",
             units="Bil. of Chn. 2017 $",
             seasonal_adjustment="SAAR",
