@@ -158,9 +158,9 @@ class ChangeSet:
         self.observation_delta = 0
         self._records: dict[int, _ShardEdit] = {}
         self._xids: dict[int, dict[str, str]] = {}
-        #: External ids taken from the series that held them, judged when the
-        #: commit ends: (provider, id, that series) by index key.
-        self._taken: dict[str, tuple[str, str, str]] = {}
+        #: External ids taken from a series that held them, settled when the commit
+        #: ends: (provider, id, every series that held or claimed it) by index key.
+        self._contested: dict[str, tuple[str, str, list[str]]] = {}
         self._staged = staged
         self._pending: dict[str, bytes] = {}
         self._looked_at: set[str] = set()
@@ -244,14 +244,16 @@ class ChangeSet:
         return self._xids[shard]
 
     async def claim_xid(self, provider: str, external_id: str, series_id: str) -> None:
-        """Index the external id as ``series_id``'s. Taken from another series, it
-        stands only if that one lets go of it in this commit (two series swapping
-        ids in one batch): :meth:`check_claims` judges that at the end."""
+        """Index the external id as ``series_id``'s. Taken from another series, it is
+        contested: :meth:`check_claims` settles it from the records as the commit
+        leaves them (two series may swap ids in one batch)."""
         key = xid_key(provider, external_id)
         shard = await self._xid_shard(key)
         holder = shard.get(key)
         if holder is not None and holder != series_id:
-            self._taken.setdefault(key, (provider, external_id, holder))
+            self._contested.setdefault(key, (provider, external_id, [holder]))[2].append(series_id)
+        elif key in self._contested:
+            self._contested[key][2].append(series_id)
         shard[key] = series_id
 
     async def release_xid(self, provider: str, external_id: str, series_id: str) -> None:
@@ -262,12 +264,22 @@ class ChangeSet:
             del shard[key]
 
     async def check_claims(self) -> None:
-        """Raise ExternalIdTakenError for an external id taken from a series that
-        still carries it once every operation of the commit has been applied."""
-        for provider, external_id, holder in self._taken.values():
-            record = await self.get(holder)
-            if record is not None and record.external_ids.get(provider) == external_id:
-                raise ExternalIdTakenError(provider, external_id, holder)
+        """Index each contested external id for the one series that carries it once
+        every operation of the commit is applied, or for none; raise
+        ExternalIdTakenError if more than one does."""
+        for key, (provider, external_id, involved) in self._contested.items():
+            carriers = []
+            for series_id in dict.fromkeys(involved):
+                record = await self.get(series_id)
+                if record is not None and record.external_ids.get(provider) == external_id:
+                    carriers.append(series_id)
+            if len(carriers) > 1:
+                raise ExternalIdTakenError(provider, external_id, carriers[0])
+            shard = await self._xid_shard(key)
+            if carriers:
+                shard[key] = carriers[0]
+            else:
+                shard.pop(key, None)
 
     def _new_object(
         self, data: bytes, new_path: Callable[[], str]

@@ -155,12 +155,20 @@ def test_a_batch_may_swap_and_hand_over_external_ids(catalog: Catalog) -> None:
     with pytest.raises(ExternalIdTakenError) as info:
         updates(("A", {"external_ids": {"fred": "X"}}), ("B", {"title": "still X"}))
     assert info.value.owner == "B"
-    # Taken, then let go again by the taker: the holder keeps it; refused all the same.
-    with pytest.raises(ExternalIdTakenError):
-        updates(("A", {"external_ids": {"fred": "X"}}), ("A", {"external_ids": {}}))
+    # Taken along a chain (D from A, then B from D): D still carries it, refused.
+    with pytest.raises(ExternalIdTakenError) as info:
+        updates(
+            ("D", {"external_ids": {"fred": "Y"}}),
+            ("B", {"external_ids": {"fred": "Y"}}),
+            ("A", {"external_ids": {}}),
+        )
+    assert info.value.owner == "D"
     assert catalog.version() == version
+    # Taken, then let go again by the taker: the holder keeps it, and the index too.
+    updates(("A", {"external_ids": {"fred": "X"}}), ("A", {"external_ids": {"fred": "Y"}}))
     assert catalog.find_by_external_id("fred", "X").id == "B"
     assert catalog.find_by_external_id("fred", "Y").id == "A"
+    assert catalog.verify().ok
 
 
 def test_listing_filters(catalog: Catalog) -> None:

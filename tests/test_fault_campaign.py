@@ -123,9 +123,9 @@ def apply_ops(state: State, ops: list[dict[str, Any]], version: int) -> State:
     """The state after ``ops`` land together as ``version``; Refused if they cannot."""
     new = copy.deepcopy(state)
     owners = {(p, x): sid for sid, s in new.items() for p, x in s.external_ids.items()}
-    # An external id taken from another series is judged once every operation is
-    # applied: refused only if that series still carries it.
-    taken: dict[tuple[str, str], str] = {}
+    # An external id taken from another series is settled once every operation is
+    # applied: refused if more than one series that held or claimed it carries it.
+    contested: dict[tuple[str, str], list[str]] = {}
     for op in ops:
         kind = op["op"]
         if kind == "create":
@@ -135,7 +135,9 @@ def apply_ops(state: State, ops: list[dict[str, Any]], version: int) -> State:
                 raise Refused(SeriesExistsError)
             for pair in spec.get("external_ids", {}).items():
                 if owners.get(pair, sid) != sid:
-                    taken.setdefault(pair, owners[pair])
+                    contested.setdefault(pair, [owners[pair]]).append(sid)
+                elif pair in contested:
+                    contested[pair].append(sid)
                 owners[pair] = sid
             new[sid] = SeriesModel(
                 frequency=spec["frequency"],
@@ -177,8 +179,9 @@ def apply_ops(state: State, ops: list[dict[str, Any]], version: int) -> State:
             if series.values == held:
                 continue  # changes no value: the series keeps its version
         series.version = version
-    for (provider, value), holder in taken.items():
-        if holder in new and new[holder].external_ids.get(provider) == value:
+    for (provider, value), involved in contested.items():
+        carriers = {s for s in involved if s in new and new[s].external_ids.get(provider) == value}
+        if len(carriers) > 1:
             raise Refused(ExternalIdTakenError)
     return new
 
