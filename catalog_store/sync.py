@@ -236,19 +236,29 @@ class Catalog:
     def history(self, limit: int = 50, before: int | None = None) -> list[VersionInfo]:
         return self._runner.run(self.inner.history(limit, before))
 
-    def create(self, spec: SeriesSpec | Mapping[str, Any] | None = None, **fields: Any) -> Series:
-        return self._runner.run(self.inner.create(spec if spec is not None else fields))
+    def create(
+        self,
+        spec: SeriesSpec | Mapping[str, Any] | None = None,
+        *,
+        message: str = "",
+        **fields: Any,
+    ) -> Series:
+        return self._runner.run(self.inner.create(spec if spec is not None else fields, message))
 
     def get(self, series_id: str, as_of: AsOf = None) -> Series:
         return self._runner.run(self.inner.get(series_id, as_of))
 
     def update(
-        self, series_id: str, changes: Mapping[str, Any], expected_version: int | None = None
+        self,
+        series_id: str,
+        changes: Mapping[str, Any],
+        expected_version: int | None = None,
+        message: str = "",
     ) -> Series:
-        return self._runner.run(self.inner.update(series_id, changes, expected_version))
+        return self._runner.run(self.inner.update(series_id, changes, expected_version, message))
 
-    def delete(self, series_id: str, expected_version: int | None = None) -> int:
-        return self._runner.run(self.inner.delete(series_id, expected_version))
+    def delete(self, series_id: str, expected_version: int | None = None, message: str = "") -> int:
+        return self._runner.run(self.inner.delete(series_id, expected_version, message))
 
     def list(
         self,
@@ -321,6 +331,7 @@ class Catalog:
         start: DateLike = None,
         end: DateLike = None,
         expected_version: int | None = None,
+        message: str = "",
     ) -> Series:
         return self._runner.run(
             self.inner.write(
@@ -330,6 +341,7 @@ class Catalog:
                 start=start,
                 end=end,
                 expected_version=expected_version,
+                message=message,
             )
         )
 

@@ -8,6 +8,7 @@ too; closing runs what calls left behind (the "latest" hint) before it stops.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import subprocess
 import sys
 import textwrap
@@ -120,3 +121,12 @@ def test_closing_twice_is_harmless(tmp_path: Path) -> None:
     cat = make(tmp_path / "c", 1)
     cat.close()
     cat.close()
+
+
+def test_every_commit_call_takes_a_message() -> None:
+    with Catalog.open("memory://sync-messages", create=True) as cat:
+        cat.create(id="M", frequency="annual", message="one")
+        cat.update("M", {"title": "t"}, message="two")
+        cat.write("M", ([dt.date(2020, 1, 1)], [1.0]), message="three")
+        cat.delete("M", message="four")
+        assert [v.message for v in cat.history(limit=4)] == ["four", "three", "two", "one"]
