@@ -252,6 +252,10 @@ def test_cli_verify_gc_and_repair(tmp_path: Path) -> None:
     assert fixed.exit_code == 0, fixed.output
     assert json.loads(fixed.stdout)["new_version"] is not None
     assert runner.invoke(app, ["--root", str(root), "verify", "--latest"]).exit_code == 0
+    # The whole history passes too; the damage the repair left behind is named apart.
+    full = runner.invoke(app, ["--root", str(root), "verify"])
+    assert full.exit_code == 0, full.output
+    assert "in versions a repair superseded" in full.stdout and "OK" in full.stdout
 
     dry = runner.invoke(
         app, ["--root", str(root), "gc", "--dry-run", "--grace-hours", "0", "--json"]
