@@ -9,18 +9,15 @@ surface refuses exactly what the others refuse.
 from __future__ import annotations
 
 import datetime as dt
-import re
 
 from catalog_store.errors import ValidationError
-from catalog_store.observations import parse_instant_text, utc_instant
+from catalog_store.observations import parse_date_text, parse_instant_text, utc_instant
 
 #: A catalog version (int), an instant (aware datetime), or None for the newest.
 AsOf = int | dt.datetime | None
 
 #: Versions beyond this are refused before they reach the store (keys have 20 digits).
 MAX_VERSION = 10**18
-
-_DATE = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}")
 
 
 def parse_version(text: str, name: str) -> int:
@@ -38,13 +35,10 @@ def parse_date(text: str, name: str) -> dt.date:
     """A calendar date written ``YYYY-MM-DD``, surrounding whitespace aside. Raises
     ValidationError naming ``name`` for anything else, such as the ISO 8601 basic
     (``20240131``) and week (``2024W053``) forms that ``date.fromisoformat`` takes."""
-    value = text.strip()
-    if _DATE.fullmatch(value) is not None:
-        try:
-            return dt.date.fromisoformat(value)
-        except ValueError:  # a month or day out of range
-            pass
-    raise ValidationError("must be a date like 2024-01-31", name)
+    try:
+        return parse_date_text(text.strip())
+    except ValueError:
+        raise ValidationError("must be a date like 2024-01-31", name) from None
 
 
 def parse_instant(text: str, name: str) -> dt.datetime:

@@ -239,6 +239,8 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
     raise ValidationError(f"dates must be dates, not {kind}", "dates")
 
 
+#: A calendar date as every surface writes one: RFC 3339's full-date, YYYY-MM-DD.
+_DATE_TEXT = re.compile(r"[0-9]{4}-[0-9]{2}-[0-9]{2}", re.ASCII)
 #: RFC 3339's date-time (seconds optional, at most microseconds), its offset optional
 #: so that a naive one is reported as naive rather than as malformed.
 _INSTANT_TEXT = re.compile(
@@ -257,17 +259,26 @@ def parse_instant_text(text: str) -> dt.datetime:
     return dt.datetime.fromisoformat(text.upper())
 
 
+def parse_date_text(text: str) -> dt.date:
+    """A calendar date written YYYY-MM-DD. Raises ValueError for any other form
+    (``date.fromisoformat`` also takes 20240131 and 2024W053)."""
+    if _DATE_TEXT.fullmatch(text) is None:
+        raise ValueError(f"not a date like 2024-01-31: {text!r}")
+    return dt.date.fromisoformat(text)  # ValueError for a month or day out of range
+
+
 def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
     if frequency != "intraday":
-        # Arrow reads exactly YYYY-MM-DD, as REST and GraphQL do (Python's
-        # fromisoformat also takes 20240131 and 2024W053).
+        # Arrow's cast reads exactly YYYY-MM-DD too, all at once; the text at fault is
+        # then found one by one.
         try:
             return column.cast(DATE_TYPE)
         except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
             for text in column.to_pylist():
                 try:
-                    pa.scalar(text).cast(DATE_TYPE)
-                except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
+                    if text is not None:
+                        parse_date_text(text)
+                except (TypeError, ValueError):
                     raise ValidationError(
                         f"not a date like 2024-01-31: {text!r}", "dates"
                     ) from None
