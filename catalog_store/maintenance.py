@@ -111,15 +111,9 @@ async def collect_garbage(
     commit: an object written after gc started is younger than the grace period,
     and the newest version, and every version after the retention cutoff, is kept.
     """
-    for name, period in (("grace", grace), ("retain", retain)):
-        if period is None and name == "retain":
-            continue
-        if not isinstance(period, dt.timedelta):
-            raise ValidationError(
-                f"must be a datetime.timedelta, not {type(period).__name__}", name
-            )
-        if period < dt.timedelta(0):
-            raise ValidationError("must not be negative", name)
+    _check_period(grace, "grace")
+    if retain is not None:
+        _check_period(retain, "retain")
     report = GcReport(dry_run=dry_run)
     now = now or dt.datetime.now(dt.UTC)
     latest = await reader.latest_version(refresh=True)
@@ -151,6 +145,13 @@ async def collect_garbage(
             if progress is not None:
                 progress(done, len(report.candidates))
     return report
+
+
+def _check_period(period: dt.timedelta, name: str) -> None:
+    if not isinstance(period, dt.timedelta):
+        raise ValidationError(f"must be a datetime.timedelta, not {type(period).__name__}", name)
+    if period < dt.timedelta(0):
+        raise ValidationError("must not be negative", name)
 
 
 async def expire_versions(
