@@ -13,7 +13,7 @@ import strawberry
 from strawberry.scalars import JSON
 
 from gateway.graphql.errors import VALIDATION, ApiError
-from gateway.graphql.scalars import Frequency, Partitioning, WriteMode
+from gateway.graphql.scalars import Frequency, Instant, Partitioning, WriteMode
 
 #: What a null resets each updatable field to.
 _RESET: dict[str, Any] = {
@@ -113,6 +113,12 @@ class WriteOperation:
     values: list[float | None] | None = None
     start: dt.date | None = None
     end: dt.date | None = None
+    start_instant: Instant | None = strawberry.field(
+        default=None, description="An instant instead of start (as in writeObservations)."
+    )
+    end_instant: Instant | None = strawberry.field(
+        default=None, description="An instant instead of end (as in writeObservations)."
+    )
     expected_version: int | None = None
 
 

@@ -31,8 +31,9 @@ V = TypeVar("V")
 
 #: (series id, catalog version)
 SeriesKey = tuple[str, int]
-#: (series id, catalog version, first date, last date); None is open.
-RangeKey = tuple[str, int, dt.date | None, dt.date | None]
+#: (series id, catalog version, start, end): a date or, for an intraday series, an
+#: instant (a datetime never equals a date, so the two are distinct keys); None is open.
+RangeKey = tuple[str, int, dt.date | dt.datetime | None, dt.date | dt.datetime | None]
 
 
 async def _each(keys: Sequence[K], read: Callable[[K], Awaitable[V]]) -> list[V | BaseException]:

@@ -19,6 +19,7 @@ from catalog_store.catalog import Batch
 from catalog_store.errors import ValidationError
 from catalog_store.models import check_series_id
 from gateway.graphql.auth import CanWrite
+from gateway.graphql.bounds import Bounds, read_bounds
 from gateway.graphql.catalog_types import Version, version_node
 from gateway.graphql.context import GraphQLContext, context_of
 from gateway.graphql.decorators import field, mutation
@@ -32,7 +33,7 @@ from gateway.graphql.inputs import (
     observations_of,
     spec_of,
 )
-from gateway.graphql.scalars import WriteMode, catalog_mode
+from gateway.graphql.scalars import Instant, WriteMode, catalog_mode
 from gateway.graphql.types import Series, series_node
 from gateway.params import check_changes
 
@@ -97,13 +98,16 @@ def _rows(dates: list[Any] | None, instants: list[Any] | None, values: list[Any]
 class _WriteArguments:
     """Renames the catalog's field names of a write to the arguments the client sent."""
 
-    def __init__(self, prefix: str, instants: bool) -> None:
+    def __init__(self, prefix: str, instants: bool, bounds: Bounds) -> None:
         self.prefix = prefix
         self.keys = "instants" if instants else "dates"
+        self.bounds = bounds
 
     def rename(self, exc: ValidationError) -> ValidationError:
         field = exc.field or ""
         head, dot, rest = field.partition(".")
+        if head in ("start", "end"):
+            return self.bounds.renamed(exc, self.prefix)
         if head in ("observations", "dates", "date"):
             head = self.keys
         return ValidationError(exc.message, f"{self.prefix}{head}{dot}{rest}")
@@ -116,7 +120,8 @@ async def _write(
     message: str | None = None,
 ) -> Any:
     rows = observations_of(op.dates, op.instants, op.values, prefix)
-    names = _WriteArguments(prefix, op.instants is not None)
+    bounds = read_bounds(op.start, op.end, op.start_instant, op.end_instant, prefix)
+    names = _WriteArguments(prefix, op.instants is not None, bounds)
     try:
         check_series_id(op.series_id)
     except ValidationError as exc:
@@ -127,16 +132,16 @@ async def _write(
                 op.series_id,
                 rows,
                 catalog_mode(op.mode),
-                start=op.start,
-                end=op.end,
+                start=bounds.start,
+                end=bounds.end,
                 expected_version=op.expected_version,
             )
         return await target.write(
             op.series_id,
             rows,
             catalog_mode(op.mode),
-            start=op.start,
-            end=op.end,
+            start=bounds.start,
+            end=bounds.end,
             expected_version=op.expected_version,
             message=message or "",
         )
@@ -217,7 +222,8 @@ class Mutation:
         permission_classes=WRITE,
         description="Write observations of one series as one commit: dates[i] gets "
         "values[i]; intraday series take instants instead of dates. start and end bound "
-        "REPLACE_RANGE and DELETE_RANGE.",
+        "REPLACE_RANGE and DELETE_RANGE; startInstant and endInstant bound them by instants "
+        "instead (an intraday series to the microsecond).",
     )
     async def write_observations(
         self,
@@ -229,6 +235,8 @@ class Mutation:
         instants: list[dt.datetime] | None = None,
         start: dt.date | None = None,
         end: dt.date | None = None,
+        start_instant: Instant | None = None,
+        end_instant: Instant | None = None,
         expected_version: ExpectedVersion = None,
         message: Message = None,
     ) -> Series:
@@ -242,6 +250,8 @@ class Mutation:
             values=values,
             start=start,
             end=end,
+            start_instant=start_instant,
+            end_instant=end_instant,
             expected_version=expected_version,
         )
         series = await _write(context.catalog, op, "", message)

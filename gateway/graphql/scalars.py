@@ -1,5 +1,5 @@
-"""The schema's own scalars and enums: ``AsOf``, ``Date``, ``Frequency``, ``Partitioning``,
-``WriteMode``."""
+"""The schema's own scalars and enums: ``AsOf``, ``Date``, ``DateTime``, ``Instant``,
+``Frequency``, ``Partitioning``, ``WriteMode``."""
 
 from __future__ import annotations
 
@@ -13,9 +13,13 @@ from strawberry.types.scalar import ScalarDefinition
 
 from catalog_store.asof import MAX_VERSION, parse_as_of, parse_date
 from catalog_store.errors import ValidationError
+from catalog_store.observations import parse_instant_text
 
 #: A catalog version number (``42`` or ``"42"``) or an RFC 3339 instant with an offset.
 AsOf = NewType("AsOf", object)
+#: The text of an RFC 3339 instant, as the client wrote it: the field taking it reads
+#: it (:func:`catalog_store.asof.parse_instant`), so that its errors name the argument.
+Instant = NewType("Instant", str)
 
 
 def parse_as_of_value(value: object) -> int | dt.datetime:
@@ -81,7 +85,63 @@ DATE_SCALAR: ScalarDefinition = strawberry.scalar(
     parse_value=parse_date_value,
 )
 
-SCALARS: dict[object, ScalarDefinition] = {AsOf: AS_OF_SCALAR, dt.date: DATE_SCALAR}
+
+def parse_date_time_value(value: object) -> dt.datetime:
+    """A ``DateTime`` argument (an instant of a write), in RFC 3339's form as the catalog
+    reads an instant's text; whitespace around it is ignored.
+
+    One without an offset is left naive, for the catalog to refuse naming the
+    argument, as it refuses a naive instant sent to REST. Any other form (ISO 8601's
+    basic and week forms, an offset without a colon, nanoseconds) does not fit the
+    type, as a malformed ``Date`` does not.
+    """
+    reason = "must be a string"
+    if isinstance(value, str):
+        try:
+            return parse_instant_text(value.strip())
+        except ValueError:
+            reason = "must be an RFC 3339 instant with an offset, e.g. 2024-05-01T12:00:00Z"
+    raise StrawberryInputCoercionError(f"Value cannot represent a DateTime: {value!r}; it {reason}")
+
+
+def _serialize_date_time(value: dt.datetime) -> str:
+    return value.isoformat()
+
+
+# Replaces strawberry's DateTime, whose dateutil parser also takes 20240131T1200 and
+# offsets without a colon, which REST refuses.
+DATE_TIME_SCALAR: ScalarDefinition = strawberry.scalar(
+    name="DateTime",
+    description="A date and time of day with a UTC offset (2024-05-01T12:00:00+00:00); "
+    "as an argument, in RFC 3339's form.",
+    serialize=_serialize_date_time,
+    parse_value=parse_date_time_value,
+)
+
+
+def parse_instant_value(value: object) -> str:
+    """An ``Instant`` argument: its text, for the field to read (and name in its errors)."""
+    if not isinstance(value, str):
+        raise StrawberryInputCoercionError(
+            f"Value cannot represent an Instant: {value!r}; it must be a string"
+        )
+    return value
+
+
+INSTANT_SCALAR: ScalarDefinition = strawberry.scalar(
+    name="Instant",
+    description="An RFC 3339 instant with a UTC offset (2024-05-01T12:00:00Z, "
+    "2024-05-01T14:00:00.25+02:00); other text is a VALIDATION error naming the argument.",
+    serialize=str,
+    parse_value=parse_instant_value,
+)
+
+SCALARS: dict[object, ScalarDefinition] = {
+    AsOf: AS_OF_SCALAR,
+    dt.date: DATE_SCALAR,
+    dt.datetime: DATE_TIME_SCALAR,
+    Instant: INSTANT_SCALAR,
+}
 
 
 @strawberry.enum(description="How often a series has observations.")

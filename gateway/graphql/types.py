@@ -16,13 +16,29 @@ import strawberry
 from strawberry.scalars import JSON
 
 from catalog_store import Series as CatalogSeries
+from catalog_store.observations import bound
+from gateway.graphql.bounds import Bound, read_bounds
 from gateway.graphql.context import GraphQLContext, context_of
 from gateway.graphql.decorators import field
 from gateway.graphql.errors import NOT_FOUND, VALIDATION, ApiError
 from gateway.graphql.execution import Column
-from gateway.graphql.scalars import AsOf, Frequency, Partitioning
+from gateway.graphql.scalars import AsOf, Frequency, Instant, Partitioning
 
 OBSERVATION_ADVICE = "ask for a narrower range with start and end"
+StartInstant = Annotated[
+    Instant | None,
+    strawberry.argument(
+        description="The first instant, instead of start: for an intraday series, to the "
+        "microsecond; for another, its UTC date."
+    ),
+]
+EndInstant = Annotated[
+    Instant | None,
+    strawberry.argument(
+        description="The last instant, instead of end: for an intraday series, to the "
+        "microsecond; for another, its UTC date."
+    ),
+]
 
 
 def day(value: dt.date | dt.datetime | None) -> dt.date | None:
@@ -38,20 +54,23 @@ def check_page(first: int, limit: int, name: str = "first") -> None:
         raise ApiError(f"must be between 1 and {limit}", VALIDATION, name)
 
 
-def estimate_rows(series: CatalogSeries, start: dt.date | None, end: dt.date | None) -> int:
+def estimate_rows(series: CatalogSeries, start: Bound, end: Bound) -> int:
     """Observations of ``series`` in ``[start, end]``: exact for the whole series, else
-    its count scaled by the share of its date span the range covers."""
-    first, last = day(series.first_date), day(series.last_date)
-    count = series.observation_count
+    its count scaled by the share of its span the range covers, in the series' units
+    (days, or microseconds for an intraday series), as the catalog bounds a read."""
+    frequency, count = series.frequency, series.observation_count
+    first = bound(series.first_date, frequency, upper=False)
+    last = bound(series.last_date, frequency, upper=False)
     if not count or first is None or last is None:
         return 0
-    low = max(first, start) if start else first
-    high = min(last, end) if end else last
+    given_low, given_high = bound(start, frequency, False), bound(end, frequency, True)
+    low = first if given_low is None else max(first, given_low)
+    high = last if given_high is None else min(last, given_high)
     if low > high:
         return 0
     if low == first and high == last:
         return count
-    share = ((high - low).days + 1) / ((last - first).days + 1)
+    share = (high - low + 1) / (last - first + 1)
     return min(count, math.ceil(count * share))
 
 
@@ -174,12 +193,17 @@ class Series:
     )
     record: strawberry.Private[CatalogSeries]
 
-    @field(description="Observations in [start, end], ascending by date.")
+    @field(
+        description="Observations in [start, end], ascending by date; an intraday series "
+        "may be bounded by instants (startInstant, endInstant) rather than whole UTC days."
+    )
     async def observations(
         self,
         info: strawberry.Info[GraphQLContext, None],
         start: dt.date | None = None,
         end: dt.date | None = None,
+        start_instant: StartInstant = None,
+        end_instant: EndInstant = None,
         as_of: Annotated[
             AsOf | None,
             strawberry.argument(
@@ -188,6 +212,7 @@ class Series:
         ] = None,
     ) -> Observations:
         context = context_of(info)
+        bounds = read_bounds(start, end, start_instant, end_instant)
         series = self.record
         version = self.catalog_version
         if as_of is not None:
@@ -196,14 +221,16 @@ class Series:
             if found is None:
                 raise ApiError(f"series {self.id!r} did not exist at version {version}", NOT_FOUND)
             series = found
-        if start is not None and end is not None and start > end:
-            raise ApiError("start is after end", VALIDATION, "start")
+        bounds.check(series.frequency)
         budget = context.observations
         what = f"observations of {self.id!r}"
-        estimate = estimate_rows(series, start, end)
+        estimate = estimate_rows(series, bounds.start, bounds.end)
         budget.reserve(estimate, what, OBSERVATION_ADVICE)
         try:
-            table = await context.loaders.observations.load((self.id, version, start, end))
+            with bounds.named():
+                table = await context.loaders.observations.load(
+                    (self.id, version, bounds.start, bounds.end)
+                )
         finally:
             budget.release(estimate)
         budget.reserve(table.num_rows, what, OBSERVATION_ADVICE)
@@ -217,7 +244,8 @@ class Series:
 
     @field(
         description="Every value each date in [start, end] has had, over the series' whole "
-        "history; firstReleaseOnly keeps each date's first value."
+        "history; firstReleaseOnly keeps each date's first value. An intraday series may "
+        "be bounded by instants (startInstant, endInstant)."
     )
     async def revisions(
         self,
@@ -225,13 +253,19 @@ class Series:
         start: dt.date | None = None,
         end: dt.date | None = None,
         first_release_only: bool = False,
+        start_instant: StartInstant = None,
+        end_instant: EndInstant = None,
     ) -> Revisions:
         context = context_of(info)
-        if start is not None and end is not None and start > end:
-            raise ApiError("start is after end", VALIDATION, "start")
-        table = await context.catalog.revisions(
-            self.id, start=start, end=end, first_release_only=first_release_only
-        )
+        bounds = read_bounds(start, end, start_instant, end_instant)
+        # The catalog takes the bounds in the series' current frequency.
+        with bounds.named():
+            table = await context.catalog.revisions(
+                self.id,
+                start=bounds.start,
+                end=bounds.end,
+                first_release_only=first_release_only,
+            )
         context.observations.reserve(
             table.num_rows, f"revisions of {self.id!r}", OBSERVATION_ADVICE
         )

@@ -432,6 +432,7 @@ def scalar_strategies() -> dict[str, st.SearchStrategy[graphql.ValueNode]]:
     return {
         "Date": string,
         "DateTime": string,
+        "Instant": string,
         "AsOf": st.one_of(string, number),
         "JSON": st.one_of(string, number),
     }
