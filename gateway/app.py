@@ -24,11 +24,20 @@ from litestar.exceptions import ClientException
 from litestar.openapi import OpenAPIConfig
 from litestar.openapi.plugins import ScalarRenderPlugin, SwaggerRenderPlugin
 from litestar.openapi.spec import Components, SecurityScheme
-from litestar.types import LifeSpanReceive, LifeSpanScope, LifeSpanSend, Receive, Scope, Send
+from litestar.types import (
+    HTTPScope,
+    LifeSpanReceive,
+    LifeSpanScope,
+    LifeSpanSend,
+    Receive,
+    Scope,
+    Send,
+)
 
 from catalog_store import AsyncCatalog
 from gateway.auth import AccessMiddleware, KeyRing
 from gateway.graphql.router import graphql_controller
+from gateway.head import head_as_get
 from gateway.metrics import GatewayMetrics, observe_request
 from gateway.monitor import MonitorCollector, Observed, watch
 from gateway.params import check_request, refuse_encoded_separators
@@ -41,7 +50,8 @@ from gateway.state import STATE_KEY, Gateway
 DESCRIPTION = """\
 Financial and economic time series with their full history. Every change is an
 atomic commit; `as_of` reads the catalog as it was at any version or instant.
-Errors are RFC 9457 problem details (`application/problem+json`).
+Errors are RFC 9457 problem details (`application/problem+json`). Every `GET`
+also answers `HEAD`, with the status and headers the `GET` would have and no body.
 """
 
 
@@ -53,13 +63,15 @@ def _version() -> str:
 
 
 class GatewayApp(Litestar):
-    """Litestar, with every HTTP request counted and timed around the whole app, and
-    paths holding an encoded separator refused before routing.
+    """Litestar, with every HTTP request counted and timed around the whole app, HEAD
+    answered by the GET of the same URL, and paths holding an encoded separator
+    refused before routing.
 
     Litestar runs middleware only for requests that match a route; measured here,
     a request for an unknown path is in the latency histogram as in the counter,
     and ``a%2Fb``, decoded by the server to ``a/b`` and so matching no route, is a
-    400 rather than a 404.
+    400 rather than a 404. HEAD is turned into GET before routing, since Litestar
+    routes it only to handlers declared for it (see gateway.head).
     """
 
     async def __call__(
@@ -72,7 +84,10 @@ class GatewayApp(Litestar):
             await super().__call__(scope, receive, send)
             return
         metrics = self.state[STATE_KEY].metrics
-        await observe_request(metrics, self._route, scope, receive, send)  # type: ignore[arg-type]
+        await observe_request(metrics, self._serve, scope, receive, send)  # type: ignore[arg-type]
+
+    async def _serve(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
+        await head_as_get(self._route, scope, receive, send)
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

@@ -1,9 +1,10 @@
-"""Byte ranges and HEAD for generated representations.
+"""Byte ranges of generated representations.
 
 Readers that open a URL like a file (polars through object_store, fsspec's HTTP
-file system) ask ``HEAD`` for the size and then fetch byte ranges, the Parquet
-footer first. The representation is generated per request, so a range is served
-by encoding it whole and slicing: correct, and cheap for the sizes involved.
+file system) ask ``HEAD`` for the size (answered by the GET, see gateway.head) and
+then fetch byte ranges, the Parquet footer first. The representation is generated
+per request, so a range is served by encoding it whole and slicing: correct, and
+cheap for the sizes involved.
 """
 
 from __future__ import annotations
@@ -13,7 +14,6 @@ from typing import Any
 
 from litestar import Request, Response
 from litestar.exceptions import HTTPException
-from litestar.response.base import ASGIResponse
 from litestar.status_codes import (
     HTTP_206_PARTIAL_CONTENT,
     HTTP_416_REQUESTED_RANGE_NOT_SATISFIABLE,
@@ -93,25 +93,3 @@ def ranged(
         media_type=media_type,
         headers=headers,
     )
-
-
-class HeadResponse(Response[None]):
-    """The headers a GET would send, its ``Content-Length`` included, and no body."""
-
-    def __init__(self, size: int, media_type: str, headers: dict[str, str]) -> None:
-        content_type = (
-            f"{media_type}; charset=utf-8" if media_type.startswith("text/") else media_type
-        )
-        super().__init__(
-            None,
-            headers={
-                **headers,
-                "Accept-Ranges": "bytes",
-                "Content-Length": str(size),
-                "Content-Type": content_type,
-            },
-        )
-
-    def to_asgi_response(self, *args: Any, **kwargs: Any) -> ASGIResponse:
-        kwargs["is_head_response"] = True
-        return super().to_asgi_response(*args, **kwargs)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 import msgspec
-from litestar import HttpMethod, Request, Response, route
+from litestar import Request, Response, get
 from prometheus_client import CONTENT_TYPE_LATEST
 
 from catalog_store.errors import CatalogStoreError
@@ -13,10 +13,9 @@ from gateway.openapi import TEXT, documented
 from gateway.problems import NOT_READY, problem_response, problem_specs, retry_headers
 from gateway.state import CatalogNotOpenError, gateway_of
 
-OPEN: list[dict[str, list[str]]] = [{}]  # an empty security requirement: no key needed
-#: Probes and uptime monitors often ask with HEAD. Litestar answers it as the GET,
-#: with the GET's headers; the HTTP server sends no body to a HEAD.
-GET_OR_HEAD = [HttpMethod.GET, HttpMethod.HEAD]
+#: An empty security requirement: no key needed. Probes and uptime monitors often
+#: ask with HEAD, which every GET route answers (gateway.head).
+OPEN: list[dict[str, list[str]]] = [{}]
 
 
 class Health(msgspec.Struct, omit_defaults=True):
@@ -24,15 +23,14 @@ class Health(msgspec.Struct, omit_defaults=True):
     version: int | None = None
 
 
-@route("/health/live", http_method=GET_OR_HEAD, summary="Liveness", security=OPEN, tags=["health"])
+@get("/health/live", summary="Liveness", security=OPEN, tags=["health"])
 async def live() -> Health:
     """200 while the process serves requests; it checks nothing else."""
     return Health("ok")
 
 
-@route(
+@get(
     "/health/ready",
-    http_method=GET_OR_HEAD,
     summary="Readiness",
     security=OPEN,
     tags=["health"],
@@ -55,9 +53,8 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
     return Response(Health("ready", version))
 
 
-@route(
+@get(
     "/metrics",
-    http_method=GET_OR_HEAD,
     summary="Prometheus metrics",
     security=OPEN,
     tags=["health"],

@@ -3,6 +3,7 @@
 A read is pinned to one catalog version (the latest, or ``as_of``) for both the
 metadata and the values, so a concurrent commit never mixes into one response.
 Large encodings run in a worker thread so one big read does not stall the others.
+Reads and revisions carry the series version as a weak ETag.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from typing import Annotated, Any, NamedTuple, TypeVar
 
 import msgspec
 import pyarrow as pa
-from litestar import Request, Response, get, head, post
+from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
 from litestar.params import FromQuery, HeaderParameter, QueryParameter
 from litestar.response import Stream
@@ -36,6 +37,7 @@ from gateway.formats import (
     media_type_of,
     negotiate,
 )
+from gateway.head import is_head
 from gateway.openapi import BINARY, TEXT, documented, struct_schema
 from gateway.params import (
     decode_json,
@@ -45,7 +47,7 @@ from gateway.params import (
     parse_if_match,
 )
 from gateway.problems import problem_specs
-from gateway.ranges import HeadResponse, ranged
+from gateway.ranges import ranged
 from gateway.routes.series import (
     READ,
     WRITE,
@@ -149,6 +151,11 @@ def representation_headers(headers: dict[str, str], fmt: Format, name: str) -> d
     return out
 
 
+def not_modified(headers: dict[str, str]) -> Response[Any]:
+    """304 with the validators of the 200 (``headers``) and its ``Vary``."""
+    return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers={**headers, **VARY})
+
+
 async def table_response(
     request: Request[Any, Any, Any],
     table: pa.Table,
@@ -159,9 +166,9 @@ async def table_response(
     name: str,
 ) -> Response[Any]:
     """``table`` in the negotiated format; Arrow is streamed batch by batch unless a
-    byte range is asked for."""
+    byte range is asked for, or a HEAD, which must tell its ``Content-Length``."""
     headers = representation_headers(headers, fmt, name)
-    if fmt.name == "arrow" and "range" not in request.headers:
+    if fmt.name == "arrow" and "range" not in request.headers and not is_head(request):
         headers["Accept-Ranges"] = "bytes"
         return Stream(arrow_stream(table), media_type=fmt.content_type, headers=headers)
     body = await encode(table, fmt, head, keys)
@@ -193,7 +200,7 @@ async def load_observations(
     series = await catalog.get(series_id, as_of=pinned)
     headers = {"ETag": etag(series.version, weak=True), "Fincat-Catalog-Version": str(pinned)}
     if none_match(if_none_match, series.version):
-        return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers={**headers, **VARY})
+        return not_modified(headers)
     table = await catalog.read(series_id, start=low, end=high, as_of=pinned)
     return Loaded(fmt, table, {"series_id": series_id, "version": series.version}, headers)
 
@@ -230,32 +237,15 @@ async def read_observations(
     return await table_response(request, table, fmt, head, OBSERVATION_KEYS, headers, series_id)
 
 
-@head("/v1/series/{series_id:str}/observations", opt=READ, include_in_schema=False)
-async def head_observations(
-    request: Request[Any, Any, Any],
-    series_id: SeriesId,
-    start: DateParam = None,
-    end: DateParam = None,
-    as_of: AsOfParam = None,
-    format: FormatParam = None,
-    if_none_match: IfNoneMatch = None,
-) -> Response[None]:
-    """The headers of the matching GET, with its ``Content-Length``, for file-like readers."""
-    loaded = await load_observations(request, series_id, start, end, as_of, format, if_none_match)
-    if isinstance(loaded, Response):
-        return loaded
-    fmt, table, head_fields, headers = loaded
-    body = await encode(table, fmt, head_fields, OBSERVATION_KEYS)
-    headers = representation_headers(headers, fmt, series_id)
-    return HeadResponse(len(body), fmt.content_type, headers)
-
-
 @get(
     "/v1/series/{series_id:str}/revisions",
     opt=READ,
     summary="Read the revision history",
     responses=problem_specs(400, 401, 403, 404, 406, 416, 422, 429),
-    operation_class=documented(responses={200: _table_responses(Revisions)[200]}),
+    operation_class=documented(
+        responses=_table_responses(Revisions),
+        headers={200: {"ETag": 'Weak ETag of the series version: W/"42".'}},
+    ),
 )
 async def read_revisions(
     request: Request[Any, Any, Any],
@@ -264,17 +254,26 @@ async def read_revisions(
     end: DateParam = None,
     first_release_only: FromQuery[bool] = False,
     format: FormatParam = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response[Any]:
     """Every value each date in ``[start, end]`` has had, with its realtime interval
     (the ALFRED view); ``first_release_only`` keeps each date's first value."""
     fmt = negotiate(format, request.headers.get("accept"))
     low, high = parse_bound(start, "start"), parse_bound(end, "end")
-    table = await gateway_of(request).catalog.revisions(
+    catalog = gateway_of(request).catalog
+    # The history changes only when the series does, so its version is the validator.
+    # Read before the history: a history newer than its ETag costs the client one
+    # more 200 later, where one older than its ETag would be kept by a wrong 304.
+    series = await catalog.get(series_id)
+    headers = {"ETag": etag(series.version, weak=True)}
+    if none_match(if_none_match, series.version):
+        return not_modified(headers)
+    table = await catalog.revisions(
         series_id, start=low, end=high, first_release_only=first_release_only
     )
     head_fields = {"series_id": series_id}
     name = f"{series_id}-revisions"
-    return await table_response(request, table, fmt, head_fields, REVISION_KEYS, {}, name)
+    return await table_response(request, table, fmt, head_fields, REVISION_KEYS, headers, name)
 
 
 @post(
@@ -345,4 +344,4 @@ def _check_rows(rows: int, limit: int) -> None:
         )
 
 
-ROUTES = [read_observations, head_observations, read_revisions, write_observations]
+ROUTES = [read_observations, read_revisions, write_observations]

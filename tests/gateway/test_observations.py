@@ -387,6 +387,32 @@ def test_revisions(client: Client) -> None:
     problem(client.get("/v1/series/UNRATE/revisions?first_release_only=maybe"), 422)
 
 
+def test_revisions_carry_the_series_version_as_etag(client: Client) -> None:
+    url = "/v1/series/UNRATE/revisions"
+    version = client.get("/v1/series/UNRATE").json()["version"]
+    for how in ({}, {"format": "csv"}, {"format": "arrow"}):
+        full = client.get(url, params=how)
+        assert full.headers["etag"] == f'W/"{version}"', how
+        assert full.headers["vary"] == "Accept"
+        cached = client.get(url, params=how, headers={"If-None-Match": full.headers["etag"]})
+        assert cached.status_code == 304, how
+        assert cached.content == b""
+        assert cached.headers["etag"] == full.headers["etag"]
+        assert cached.headers["vary"] == "Accept"
+    old = {"If-None-Match": f'W/"{version}"'}
+    # Another series' commit leaves this history, and so its ETag, as it was.
+    client.post("/v1/series/GDP/observations", json={"dates": ["2024-01-01"], "values": [1.0]})
+    assert client.get(url, headers=old).status_code == 304
+    revised = client.post(
+        "/v1/series/UNRATE/observations",
+        json={"mode": "upsert", "dates": ["2024-06-01"], "values": [4.2]},
+    ).json()["version"]
+    fresh = client.get(url, params={"start": "2024-06-01"}, headers=old)
+    assert fresh.status_code == 200
+    assert fresh.headers["etag"] == f'W/"{revised}"'
+    assert fresh.json()["values"] == [4.1, 4.0, 4.2]
+
+
 def test_intraday_instants_round_trip(client: Client) -> None:
     created = client.post("/v1/series", json={"id": "FX.TICK", "frequency": "intraday"})
     assert created.status_code == 201
