@@ -15,6 +15,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 import uvicorn
 from uvicorn.config import STARTUP_FAILURE
+from uvicorn.supervisors import Multiprocess
 
 from catalog_store.cli import app
 from catalog_store.sync import Catalog
@@ -198,23 +199,46 @@ def serve(
     mode = f"{len(settings.api_keys)} API key(s)" if settings.auth_enabled else "no authentication"
     where = f"http://{settings.host}:{settings.port}"
     typer.echo(f"fincat serving {settings.root} on {where} ({mode})", err=True)
+    server: dict[str, Any] = {
+        "factory": True,
+        "host": settings.host,
+        "port": settings.port,
+        "workers": workers,
+        "log_level": log_level,
+        # Client addresses key the rate limit; a proxy's headers are not trusted by default.
+        "proxy_headers": False,
+    }
+    failed = _run(server)
+    if failed:
+        # Something changed since the checks above (the store, the port); uvicorn has
+        # logged what.
+        fail(f"{failed} (its log above says why)")
+
+
+def _run(options: dict[str, Any]) -> str | None:
+    """Serve until stopped, as ``uvicorn.run`` does; what did not start, if anything.
+
+    With workers, uvicorn's supervisor stops them all when one fails to start and
+    then returns as it does when told to stop, and ``uvicorn.run`` ends as if all
+    went well. So the supervisor is run here, as ``uvicorn.run`` runs it, and the
+    workers' exit statuses tell the two apart.
+    """
     try:
-        uvicorn.run(
-            APP_FACTORY,
-            factory=True,
-            host=settings.host,
-            port=settings.port,
-            workers=workers,
-            log_level=log_level,
-            # Client addresses key the rate limit; a proxy's headers are not trusted by default.
-            proxy_headers=False,
-        )
+        if options["workers"] == 1:
+            uvicorn.run(APP_FACTORY, **options)
+            return None
+        config = uvicorn.Config(APP_FACTORY, **options)
+        sock = config.bind_socket()
     except SystemExit as exc:
         if exc.code != STARTUP_FAILURE:
             raise
-        # Something changed since the checks above (the store, the port); uvicorn has
-        # logged what.
-        fail("the server did not start (its log above says why)")
+        return "the server did not start"
+    with sock:
+        supervisor = Multiprocess(config, sockets=[sock])
+        supervisor.run()
+    if any(worker.exitcode == STARTUP_FAILURE for worker in supervisor.processes):
+        return "a worker did not start, so the server stopped"
+    return None
 
 
 def _try_listen(host: str, port: int) -> None:

@@ -14,7 +14,13 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
-from botocore.exceptions import BotoCoreError, ClientError
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    NoCredentialsError,
+    PartialCredentialsError,
+    ProfileNotFound,
+)
 from s3fs import S3FileSystem
 
 from catalog_store.errors import (
@@ -30,6 +36,8 @@ from catalog_store.storage.base import ObjectInfo, Store, check_key
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _PERMISSION_CODES = {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId"}
 _FULL_CODES = {"QuotaExceeded", "EntityTooLarge", "507"}
+#: Credentials that are not configured: no rerun finds them, so not an outage.
+_MISSING_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, ProfileNotFound)
 
 
 def _client_error(exc: BaseException) -> ClientError | None:
@@ -46,6 +54,11 @@ def translate_s3_errors(key: str) -> Iterator[None]:
     """Turn botocore, aiohttp and s3fs errors into fincat's tree, in one place."""
     try:
         yield
+    except _MISSING_CREDENTIALS as exc:
+        raise StoragePermissionError(
+            f"no S3 credentials: {exc}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
+            "(or AWS_PROFILE), or give the store's key and secret options"
+        ) from exc
     except (TimeoutError, ConnectionError, BotoCoreError) as exc:
         raise StorageUnavailableError(f"{key}: {type(exc).__name__}: {exc}") from exc
     except (OSError, ClientError) as exc:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -21,7 +22,10 @@ Feb 1 2000,101.25,
 """
 
 
-def cli(*args: str, input: str | None = None, env: dict[str, str] | None = None) -> Result:
+def cli(
+    *args: str, input: str | None = None, env: Mapping[str, str | None] | None = None
+) -> Result:
+    """Run ``fincat`` in-process; a variable ``env`` sets to None is removed for the run."""
     return RUNNER.invoke(app, list(args), input=input, env=env)
 
 

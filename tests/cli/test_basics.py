@@ -5,7 +5,9 @@ from __future__ import annotations
 import json
 from pathlib import Path
 
+import boto3
 import pytest
+from moto.core import set_initial_no_auth_action_count
 
 from catalog_store.cli._app import describe, exit_code
 from catalog_store.cli._common import parse_storage_options
@@ -23,7 +25,7 @@ from catalog_store.errors import (
 )
 from catalog_store.models import parse_spec
 from tests.cli.helpers import as_json, cli, fails, latest_version, ok, roots
-from tests.conftest import StoreTarget
+from tests.conftest import StoreTarget, new_bucket
 
 # -- global options and init ---------------------------------------------------------------
 
@@ -112,6 +114,74 @@ def test_an_unreachable_store_exits_5() -> None:
     }
     args = [arg for key, value in options.items() for arg in ("--storage-option", f"{key}={value}")]
     fails(cli("--root", "s3://fincat-nowhere/x", *args, "ls"), 5, "Could not connect")
+
+
+def without_credentials(tmp_path: Path, **variables: str) -> dict[str, str | None]:
+    """An environment holding no AWS credentials but ``variables``: the machine's own
+    files are swapped for empty ones, and no instance role is asked for."""
+    empty = tmp_path / "empty-aws-file"
+    empty.write_text("")
+    names = (
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_SESSION_TOKEN",
+        "AWS_SECURITY_TOKEN",
+        "AWS_PROFILE",
+        "AWS_DEFAULT_PROFILE",
+        "AWS_ROLE_ARN",
+        "AWS_WEB_IDENTITY_TOKEN_FILE",
+        "AWS_CONTAINER_CREDENTIALS_RELATIVE_URI",
+        "AWS_CONTAINER_CREDENTIALS_FULL_URI",
+    )
+    env: dict[str, str | None] = dict.fromkeys(names)
+    env |= {
+        "AWS_SHARED_CREDENTIALS_FILE": str(empty),
+        "AWS_CONFIG_FILE": str(empty),
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_DEFAULT_REGION": "us-east-1",
+    }
+    return env | variables
+
+
+@pytest.mark.parametrize(
+    ("variables", "reason"),
+    [
+        ({}, "Unable to locate credentials"),
+        ({"AWS_ACCESS_KEY_ID": "testing"}, "missing: AWS_SECRET_ACCESS_KEY"),
+        ({"AWS_PROFILE": "fincat-nobody"}, "profile (fincat-nobody) could not be found"),
+    ],
+)
+def test_missing_s3_credentials_exit_1_saying_so(
+    s3_endpoint: str, tmp_path: Path, variables: dict[str, str], reason: str
+) -> None:
+    # Running again finds no credentials either: not 5, "the storage may come back".
+    args = ["--root", f"s3://{new_bucket(s3_endpoint)}/catalog"]
+    args += ["--storage-option", f"endpoint_url={s3_endpoint}"]
+    env = without_credentials(tmp_path, **variables)
+    for command in (["init"], ["ls", "--json"]):
+        stderr = fails(cli(*args, *command, env=env), 1, "error: no S3 credentials: ", reason)
+        assert len(stderr.splitlines()) == 1
+        assert "AWS_ACCESS_KEY_ID" in stderr
+
+
+def test_refused_s3_credentials_exit_1_saying_so(s3_endpoint: str, tmp_path: Path) -> None:
+    # moto takes any key unless asked to check them, as S3 does, against its IAM users.
+    aws = {"endpoint_url": s3_endpoint, "region_name": "us-east-1"}
+    user = f"fincat-{tmp_path.name}"[:64]
+    boto3.client("iam", **aws).create_user(UserName=user)
+    key = boto3.client("iam", **aws).create_access_key(UserName=user)["AccessKey"]["AccessKeyId"]
+    root = ["--root", f"s3://{new_bucket(s3_endpoint)}/catalog"]
+    root += ["--storage-option", f"endpoint_url={s3_endpoint}"]
+    env = without_credentials(tmp_path)
+    checked = set_initial_no_auth_action_count(0)(cli)
+    refused = {
+        ("AKIAFINCATNOSUCHKEY", "secret"): "The AWS Access Key Id you provided does not exist",
+        (key, "not-its-secret"): "The request signature we calculated does not match",
+    }
+    for (key_id, secret), reason in refused.items():
+        args = [*root, "--storage-option", f"key={key_id}", "--storage-option", f"secret={secret}"]
+        stderr = fails(checked(*args, "ls", env=env), 1, "error: fincat.json: ", reason)
+        assert len(stderr.splitlines()) == 1
 
 
 # -- error wording -------------------------------------------------------------------------

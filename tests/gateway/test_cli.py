@@ -7,7 +7,7 @@ import os
 import socket
 import subprocess
 import sys
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from importlib.metadata import entry_points
 from pathlib import Path
 
@@ -19,7 +19,7 @@ from gateway.auth import KeyRing, hash_token, keys_to_json, parse_keys
 from gateway.cli import app as cli_app
 from gateway.settings import Settings, SettingsError
 from tests.conftest import StoreTarget
-from tests.gateway.conftest import KEYS, ROOT, Server, problem
+from tests.gateway.conftest import KEYS, ROOT, Server, free_port, problem
 
 
 def test_fincat_script_runs_the_gateway_cli() -> None:
@@ -118,11 +118,13 @@ def test_serve_takes_settings_from_the_environment_unless_given(
         problem(httpx.post(url, json=three), 413)
 
 
-def serve_failing(target: StoreTarget, *args: str, **env: str) -> tuple[int, str]:
+def serve_failing(
+    target: StoreTarget, *args: str, program: Sequence[str] = ("-m", "gateway.cli"), **env: str
+) -> tuple[int, str]:
     """Run ``fincat serve`` as a supervisor would, expecting it not to start: its exit
     status and stderr. A server that starts after all is killed by the timeout."""
     result = subprocess.run(
-        [sys.executable, "-m", "gateway.cli", "--root", target.url, "serve", *args],
+        [sys.executable, *program, "--root", target.url, "serve", *args],
         cwd=ROOT,
         env={**os.environ, "NO_COLOR": "1", "COLUMNS": "200", **env},
         capture_output=True,
@@ -151,6 +153,50 @@ def test_serve_startup_failures_are_one_line_errors(local_target: StoreTarget) -
     assert len(stderr.splitlines()) == 1
     status, stderr = serve_failing(local_target, FINCAT_CACHE_TTL="nan")
     assert (status, stderr) == (2, "error: FINCAT_CACHE_TTL must be >= 0.0, not nan\n")
+
+
+#: ``fincat`` for ``python -c``, its catalog (the directory after --root) removed once
+#: serve has checked it and the address: a change after the checks, which only the
+#: server's own start meets.
+LOSE_THE_CATALOG = """
+import shutil
+import sys
+
+import gateway.cli
+
+check_address = gateway.cli._try_listen
+
+
+def check_address_then_lose_the_catalog(host: str, port: int) -> None:
+    check_address(host, port)
+    shutil.rmtree(sys.argv[sys.argv.index("--root") + 1])
+
+
+gateway.cli._try_listen = check_address_then_lose_the_catalog
+gateway.cli.main()
+"""
+
+
+@pytest.mark.parametrize(
+    ("workers", "message"),
+    [
+        (1, "error: the server did not start (its log above says why)"),
+        (2, "error: a worker did not start, so the server stopped (its log above says why)"),
+    ],
+)
+def test_serve_fails_when_the_server_fails_to_start_after_the_checks(
+    local_target: StoreTarget, workers: int, message: str
+) -> None:
+    # uvicorn's supervisor stops every worker when one fails to start and returns as
+    # when it is told to stop: serve must not then exit 0, as if it had been stopped.
+    port = str(free_port())
+    program = ("-c", LOSE_THE_CATALOG)
+    status, stderr = serve_failing(
+        local_target, "--workers", str(workers), "--port", port, program=program
+    )
+    assert status == 1, stderr
+    assert "is not a fincat store (no fincat.json)" in stderr  # the server's log
+    assert stderr.splitlines()[-1] == message
 
 
 @pytest.mark.parametrize(
