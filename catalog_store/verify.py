@@ -5,10 +5,10 @@ parses, claims its own version and chains to its parent with non-decreasing
 commit times; that every object it references exists with the recorded size and
 checksum and decodes; that every observation file holds the rows and date bounds
 its record says; that each series' derived fields (first and last date,
-observation count) match its files; and that the metadata table is in order and,
-at the latest version, holds exactly the rows the records give. Objects that no
-version references are listed as orphans: harmless leftovers of failed commits
-that ``fincat gc`` reclaims.
+observation count) match its files; and that the metadata table and external-id
+index (:mod:`.verify_index`) are in order and, at the latest version, hold exactly
+what the records give. Objects that no version references are listed as orphans:
+harmless leftovers of failed commits that ``fincat gc`` reclaims.
 """
 
 from __future__ import annotations
@@ -22,7 +22,7 @@ from typing import Any, TypeVar
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from catalog_store import keys, table
+from catalog_store import keys, table, verify_index
 from catalog_store.datafiles import read_files, read_record
 from catalog_store.errors import (
     IntegrityError,
@@ -53,6 +53,7 @@ KINDS = (
     "file_mismatch",
     "derived_mismatch",
     "table_mismatch",
+    *verify_index.KINDS,
 )
 
 
@@ -75,6 +76,8 @@ class VerifyReport:
     versions_checked: int = 0
     objects_checked: int = 0
     series_checked: int = 0
+    #: External ids the series carry at the latest version, compared with the index.
+    external_ids_checked: int = 0
     problems: list[Problem] = field(default_factory=list)
     #: Problems in versions a later ``repair`` superseded: damage that stays in the
     #: history (as-of reads of those versions fail) but no longer in the catalog.
@@ -98,6 +101,7 @@ class VerifyReport:
             "versions_checked": self.versions_checked,
             "objects_checked": self.objects_checked,
             "series_checked": self.series_checked,
+            "external_ids_checked": self.external_ids_checked,
             "problem_counts": self.counts(),
             "problems": [asdict(p) for p in self.problems],
             "superseded_problems": [asdict(p) for p in self.superseded],
@@ -118,6 +122,7 @@ class _Verifier:
         self.bad: set[str] = set()
         self.placed: set[tuple[str, str | None, str | None]] = set()
         self.misplaced: set[tuple[str, str | None, str | None]] = set()
+        self.index = verify_index.IndexChecks(self)
         #: Observations recorded in each readable metadata shard, by path.
         self.observations: dict[str, int] = {}
 
@@ -151,10 +156,8 @@ class _Verifier:
     async def check_manifest(self, manifest: Manifest) -> None:
         shards = [ref for ref in manifest.shards if ref is not None]
         for ref in shards:
-            await self.shard(ref, manifest.version, index=False)
-        for xid_ref in manifest.xid_shards:
-            if xid_ref is not None:
-                await self.shard(xid_ref, manifest.version, index=True)
+            await self.shard(ref, manifest.version)
+        await self.index.shards(manifest)
         key = keys.manifest_key(manifest.version)
         placed = await self.placement(manifest)
         pending_series, pending_observations, sound = await self.pending(manifest)
@@ -162,6 +165,8 @@ class _Verifier:
         # The table is compared shard by shard, cut at the bounds: only where the
         # shards hold what the bounds say.
         await self.table(manifest, content=latest and sound and placed)
+        if latest and sound and placed:
+            self.report.external_ids_checked = await self.index.content(manifest)
         series = sum(ref.count for ref in shards) + pending_series
         if series != manifest.series_count:
             self.problem(
@@ -370,11 +375,8 @@ class _Verifier:
         self.bad.add(path)
         return None
 
-    async def shard(self, ref: ShardRef, version: int, index: bool) -> None:
+    async def shard(self, ref: ShardRef, version: int) -> None:
         if ref.path in self.seen:
-            return
-        if index:
-            await self.read(ref.path, version, "shard", lambda: self.reader.xids(ref))
             return
         records = await self.read(ref.path, version, "shard", lambda: self.reader.records(ref))
         if records is None:
