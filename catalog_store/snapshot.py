@@ -45,6 +45,11 @@ from catalog_store.table import decode_part, part_bytes
 
 T = TypeVar("T")
 
+#: Seconds an old version's read trusts the retention floor last read: the floor
+#: moves only when gc expires history, and a walk through history (``history``,
+#: revisions) then reads it once, not once per version.
+FLOOR_STALENESS = 1.0
+
 
 class _CountingLRU(cachetools.LRUCache[str, tuple[Any, int, int]]):
     """An LRU of (value, bytes, records) that keeps the sum of records as it changes."""
@@ -144,6 +149,7 @@ class StoreReader:
         self._latest: int | None = None
         self._latest_checked = 0.0
         self._floor = 0  # the oldest version kept, as last seen
+        self._floor_checked = float("-inf")
         self.marker: StoreMarker | None = None
 
     async def read_marker(self) -> StoreMarker:
@@ -164,8 +170,15 @@ class StoreReader:
         ``cached=False`` reads it from the store whatever the cache holds (and
         leaves the cache as it is): a health check must see the store, not memory.
         """
+        if (
+            self._latest is not None
+            and version < self._latest
+            and time.monotonic() - self._floor_checked > max(self.max_staleness, FLOOR_STALENESS)
+        ):
+            # An old version may have expired since: its manifest (cached here, or
+            # left by a gc that stopped part way) may outlive the files it names.
+            await self.oldest_version()
         if version < self._floor:
-            # Expired under retention; a cached copy may outlive its files.
             raise VersionNotFoundError(f"catalog version {version} has expired")
         key = keys.manifest_key(version)
 
@@ -269,6 +282,7 @@ class StoreReader:
         except (ValueError, UnicodeDecodeError):
             raise IntegrityError(f"{keys.RETENTION_FLOOR} is not a version number") from None
         self._floor = max(self._floor, floor)
+        self._floor_checked = time.monotonic()
         return floor
 
     async def _search_from_zero(self) -> int:

@@ -11,14 +11,14 @@ from typing import Any
 
 import pytest
 
-from catalog_store import Catalog, CatalogOptions
+from catalog_store import Catalog, CatalogOptions, snapshot
 from catalog_store.errors import (
     ConflictError,
     IntegrityError,
     ValidationError,
     VersionNotFoundError,
 )
-from catalog_store.keys import LATEST_HINT
+from catalog_store.keys import LATEST_HINT, manifest_key
 from catalog_store.maintenance import RepairRefusedError
 from catalog_store.storage import open_store
 from tests.conftest import EAGER, StoreTarget
@@ -317,6 +317,36 @@ def test_gc_with_retention_expires_only_versions_superseded_before_the_cutoff(
     assert fresh.version() == 5
     assert fresh.get("A").title == "now"
     fresh.close()
+
+
+def test_a_version_expired_by_another_process_reads_as_expired(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # A long-lived reader holds old manifests in its cache, and a gc that stopped
+    # part way may leave some below the floor: either would name deleted files.
+    monkeypatch.setattr(snapshot, "FLOOR_STALENESS", 0.0)
+    root = str(tmp_path / "store")
+    cat = Catalog.open(root, create=True, options=EAGER)
+    cat.create(id="A", frequency="annual")  # v1
+    cat.write("A", ([dt.date(2000, 1, 1)], [1.0]))  # v2: its file only v2 references
+    cat.write("A", ([dt.date(2000, 1, 1)], [2.0]), "upsert")  # v3
+    cat.write("A", ([dt.date(2000, 1, 1)], [3.0]), "upsert")  # v4
+    reader = Catalog.open(root)
+    assert reader.read("A", as_of=2)["value"].to_pylist() == [1.0]  # cached from here on
+    v2 = tmp_path / "store" / manifest_key(2)
+    left_over = v2.read_bytes()
+
+    report = cat.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+    assert (report.expired_versions, report.oldest_version) == (4, 4)
+    with pytest.raises(VersionNotFoundError, match="expired"):
+        reader.read("A", as_of=2)
+    v2.write_bytes(left_over)  # as a gc stopped before deleting it leaves it
+    fresh = Catalog.open(root)
+    with pytest.raises(VersionNotFoundError, match="expired"):
+        fresh.read("A", as_of=2)
+    assert fresh.read("A")["value"].to_pylist() == [3.0]
+    for opened in (cat, reader, fresh):
+        opened.close()
 
 
 def test_gc_rejects_a_negative_retention(tmp_path: Path) -> None:
