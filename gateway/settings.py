@@ -212,20 +212,14 @@ class Settings:
         API keys travel as their hashes only; storage options (which may hold
         credentials) stay in the environment of the server's own processes.
         """
-        env = {
-            ENV_ROOT: self.root,
-            ENV_HOST: self.host,
-            ENV_PORT: str(self.port),
-            ENV_CACHE_TTL: repr(self.cache_ttl),
-            ENV_CACHE_BYTES: str(self.cache_bytes),
-            ENV_RATE_LIMIT: repr(self.rate_limit),
-            ENV_RATE_BURST: str(self.rate_burst),
-            ENV_MAX_BODY_BYTES: str(self.max_body_bytes),
-            ENV_MAX_OBSERVATIONS: str(self.max_observations),
-            ENV_CREATE: "1" if self.create else "0",
-            ENV_HOLD_WRITES: "1" if self.hold_writes else "0",
-            ENV_API_KEYS: keys_to_json(self.api_keys) if self.api_keys else "",
-        }
+        env = {ENV_ROOT: self.root, ENV_HOST: self.host}
+        # From the same tables from_env reads, so that no setting is left behind.
+        for attribute, number in NUMBERS.items():
+            if number.variable is not None:
+                env[number.variable] = str(getattr(self, attribute))
+        for attribute, name in FLAGS.items():
+            env[name] = "1" if getattr(self, attribute) else "0"
+        env[ENV_API_KEYS] = keys_to_json(self.api_keys) if self.api_keys else ""
         env.update(self.graphql.to_env())
         if self.storage_options:
             env[ENV_STORAGE_OPTIONS] = json.dumps(dict(self.storage_options))

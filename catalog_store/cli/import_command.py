@@ -182,8 +182,9 @@ def import_csv(
     Dates may be ISO dates, 'Jan 1 2000' and similar spellings, or year and quarter
     columns (found automatically when named year and quarter). Empty, '.', 'NA',
     'N/A', '#N/A', 'NaN', 'null' and 'None' cells (in any case) are skipped. Without
-    --date-column the first of date, month, period, time is used, else the first
-    column. A file with a header and no rows commits nothing.
+    --date-column the first of date, month, period, time, timestamp and
+    observation_date is used, else the first column. A file with a header and no
+    rows commits nothing.
     """
     if frequency is not None and frequency not in FREQUENCIES:
         raise typer.BadParameter(

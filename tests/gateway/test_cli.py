@@ -87,6 +87,27 @@ def test_export_graphql_schema_outside_the_repository(
     assert "type Query" in (tmp_path / "docs" / "schema.graphql").read_text()
 
 
+def test_settings_survive_the_trip_through_the_environment() -> None:
+    # fincat serve hands its settings to the server's processes as FINCAT_* variables.
+    every_setting_changed = Settings(
+        root="/srv/catalog",
+        storage_options={"endpoint_url": "http://127.0.0.1:9"},
+        host="0.0.0.0",
+        port=8123,
+        cache_ttl=2.5,
+        cache_bytes=12345,
+        api_keys=KEYS,
+        rate_limit=7.5,
+        rate_burst=9,
+        max_body_bytes=4096,
+        max_observations=77,
+        create=True,
+        hold_writes=False,
+        monitor_interval=0.0,
+    )
+    assert Settings.from_env(every_setting_changed.to_env()) == every_setting_changed
+
+
 def test_serve_takes_settings_from_the_environment_unless_given(
     local_target: StoreTarget, servers: Callable[..., Server]
 ) -> None:
