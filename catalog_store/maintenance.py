@@ -16,9 +16,10 @@ again, and reports the versions whose changes are no longer current.
 from __future__ import annotations
 
 import datetime as dt
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from functools import partial
+from typing import Any, TypeVar
 
 import msgspec
 
@@ -28,12 +29,15 @@ from catalog_store.errors import (
     CatalogStoreError,
     ConflictError,
     IntegrityError,
+    ObjectNotFoundError,
     ValidationError,
     VersionNotFoundError,
 )
 from catalog_store.records import Manifest
 from catalog_store.snapshot import StoreReader
-from catalog_store.verify import verify_version
+from catalog_store.verify import restored_over, verify_version
+
+T = TypeVar("T")
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
 
@@ -69,13 +73,22 @@ class GcReport:
 
 
 async def referenced_objects(reader: StoreReader, latest: int, oldest: int = 0) -> set[str]:
-    """Every object key any version from ``oldest`` to ``latest`` references."""
+    """Every object key any version from ``oldest`` to ``latest`` references.
+
+    A version that cannot be read stops gc (GcRefusedError, or the storage error
+    itself when the store failed): taking it to reference nothing would delete the
+    files it holds. A read is tried twice, since a body cut short in transit fails
+    its checksum like damage does. Versions a repair took out of the catalog are
+    passed over: their damage is known, and what they referenced is lost anyway.
+    Versions are read newest first, so each repair is seen before what it replaced.
+    """
     seen: set[str] = set()
-    for version in range(oldest, latest + 1):
-        try:
-            manifest = await reader.manifest(version)
-        except (VersionNotFoundError, IntegrityError):
-            continue  # a damaged version references nothing we can know of
+    superseded: set[int] = set()
+    for version in range(latest, oldest - 1, -1):
+        manifest = await _readable(reader, version, superseded, partial(reader.manifest, version))
+        if manifest is None:
+            continue
+        superseded.update(restored_over(manifest))
         for ref in manifest.xid_shards:
             if ref is not None:
                 seen.add(ref.path)
@@ -86,14 +99,36 @@ async def referenced_objects(reader: StoreReader, latest: int, oldest: int = 0) 
         for ref in manifest.shards:
             if ref is None or ref.path in seen:
                 continue
-            seen.add(ref.path)
-            try:
-                records = await reader.records(ref)
-            except CatalogStoreError:
+            seen.add(ref.path)  # kept even when damaged: a manifest names it
+            records = await _readable(reader, version, superseded, partial(reader.records, ref))
+            if records is None:
                 continue
             for record in records.values():
                 seen.update(f.path for f in record.files)
     return seen
+
+
+async def _readable(
+    reader: StoreReader,
+    version: int,
+    superseded: set[int],
+    read: Callable[[], Awaitable[T]],
+) -> T | None:
+    """What ``read`` returns; None when ``version`` is out of the catalog (expired by
+    a concurrent gc, or taken out by a repair) and so references nothing gc keeps."""
+    for attempt in (1, 2):
+        try:
+            return await read()
+        except (VersionNotFoundError, IntegrityError, ObjectNotFoundError) as exc:
+            if version in superseded or version < await reader.oldest_version():
+                return None
+            if attempt == 2:
+                raise GcRefusedError(
+                    f"version {version} cannot be read ({exc}), so gc cannot tell which "
+                    "objects it holds and deletes nothing; run fincat verify, then "
+                    "fincat repair if it finds damage"
+                ) from exc
+    raise AssertionError("unreachable")
 
 
 async def collect_garbage(
@@ -272,6 +307,10 @@ async def repair(committer: Committer) -> RepairReport:
     report.new_version = landed.version
     report.message = message
     return report
+
+
+class GcRefusedError(CatalogStoreError):
+    """gc cannot read a version it keeps, so it deletes nothing."""
 
 
 class RepairRefusedError(CatalogStoreError):

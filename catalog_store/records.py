@@ -33,6 +33,10 @@ READABLE_MANIFEST_FORMATS = (MANIFEST_FORMAT_2, MANIFEST_FORMAT_3, MANIFEST_FORM
 MAX_LISTED_CHANGES = 1000
 STORE_FORMAT = "fincat/1"
 
+#: What decoding damaged bytes raises: msgspec's errors, and UnicodeDecodeError for
+#: a string that is not UTF-8 (a flipped byte inside a JSON string).
+DECODE_ERRORS = (msgspec.DecodeError, msgspec.ValidationError, UnicodeDecodeError)
+
 
 class ObjectRef(msgspec.Struct, frozen=True, kw_only=True, gc=False):
     """An immutable object a manifest or record references, with its check values."""
@@ -234,7 +238,7 @@ def encode_manifest(manifest: Manifest) -> bytes:
 def decode_manifest(data: bytes, key: str) -> Manifest:
     try:
         manifest = _manifest_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise IntegrityError(f"manifest {key} cannot be parsed: {exc}") from None
     if manifest.format not in READABLE_MANIFEST_FORMATS:
         raise IntegrityError(f"manifest {key} has unknown format {manifest.format!r}")
@@ -251,7 +255,7 @@ def decode_manifest(data: bytes, key: str) -> Manifest:
 def decode_marker(data: bytes) -> StoreMarker:
     try:
         return _marker_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise IntegrityError(f"store marker cannot be parsed: {exc}") from None
 
 
@@ -289,7 +293,7 @@ class ShardRecords(Mapping[str, SeriesRecord]):
         """Open an encoded shard (IntegrityError if it is not one)."""
         try:
             ids, raws = _shard_decoder.decode(data)
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except DECODE_ERRORS as exc:
             raise IntegrityError(f"shard {path} cannot be parsed: {exc}") from None
         if len(ids) != len(raws) or not strictly_ascending(ids):
             raise IntegrityError(f"shard {path}: ids are not in order or do not match records")
@@ -323,7 +327,7 @@ class ShardRecords(Mapping[str, SeriesRecord]):
     def _parse(self, i: int, decoder: msgspec.msgpack.Decoder[Any]) -> Any:
         try:
             return decoder.decode(self._raws[i])
-        except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+        except DECODE_ERRORS as exc:
             raise IntegrityError(f"shard {self._path}: record {self._ids[i]!r}: {exc}") from None
 
     def _decode(self, i: int) -> SeriesRecord:
@@ -406,7 +410,7 @@ def decode_xid_shard(data: bytes, ref: ObjectRef) -> list[tuple[str, str]]:
     verify(data, ref)
     try:
         return _xid_decoder.decode(data)
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         raise IntegrityError(f"index shard {ref.path} cannot be parsed: {exc}") from None
 
 

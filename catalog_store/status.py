@@ -15,6 +15,7 @@ import msgspec
 
 from catalog_store import keys
 from catalog_store.errors import CatalogStoreError, ObjectNotFoundError
+from catalog_store.records import DECODE_ERRORS
 from catalog_store.storage import Store
 from catalog_store.verify import VerifyReport
 
@@ -41,7 +42,7 @@ async def read_verify_status(store: Store) -> VerifyStatus | None:
         return _decoder.decode(await store.get(keys.VERIFY_STATUS))
     except ObjectNotFoundError:
         return None
-    except (msgspec.DecodeError, msgspec.ValidationError) as exc:
+    except DECODE_ERRORS as exc:
         log.warning("ignoring an unreadable %s: %s", keys.VERIFY_STATUS, exc)
         return None
 

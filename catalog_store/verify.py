@@ -490,7 +490,7 @@ async def verify(
         parent = manifest
         if manifest is not None:
             await checker.check_manifest(manifest)
-            superseded.update(_restored_over(manifest))
+            superseded.update(restored_over(manifest))
         if progress is not None:
             progress(done, len(versions))
     if not latest_only:
@@ -503,7 +503,7 @@ async def verify(
     return report
 
 
-def _restored_over(manifest: Manifest) -> range:
+def restored_over(manifest: Manifest) -> range:
     """The versions a repair commit took out of the catalog (none for any other)."""
     if len(manifest.changes) == 1 and manifest.changes[0][0] == "restore":
         restored = manifest.changes[0][1]

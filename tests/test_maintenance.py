@@ -11,16 +11,18 @@ from typing import Any
 
 import pytest
 
-from catalog_store import Catalog, CatalogOptions, snapshot
+from catalog_store import AsyncCatalog, Catalog, CatalogOptions, snapshot
 from catalog_store.errors import (
     ConflictError,
     IntegrityError,
+    StorageUnavailableError,
     ValidationError,
     VersionNotFoundError,
 )
 from catalog_store.keys import LATEST_HINT, manifest_key
-from catalog_store.maintenance import RepairRefusedError
+from catalog_store.maintenance import GcRefusedError, GcReport, RepairRefusedError
 from catalog_store.storage import open_store
+from catalog_store.testing.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
 from tests.conftest import EAGER, StoreTarget
 
 
@@ -382,4 +384,87 @@ def test_cli_gc_retain_days_expires_old_versions(tmp_path: Path) -> None:
     cat = Catalog.open(root)
     assert cat.read("A")["value"].to_pylist() == [1.0, 2.0]
     assert cat.verify().ok
+    cat.close()
+
+
+# -- gc when a version cannot be read ------------------------------------------------------
+
+GC_NO_HELD = CatalogOptions(inline_rows=0, pending_records=0)
+
+
+async def gc_through(root: Path, *rules: FaultRule, **gc: Any) -> GcReport:
+    """gc on ``root`` through a store that fails as ``rules`` say."""
+    faulty = FaultyStore(open_store(str(root)), FaultPlan(rules))
+    cat = await AsyncCatalog.open_store(faulty)
+    try:
+        return await cat.collect_garbage(grace=dt.timedelta(0), **gc)
+    finally:
+        await cat.close()
+
+
+def three_versions_of_gdp(root: Path) -> list[str]:
+    """v1 creates GDP, v2 writes a row, v3 rewrites it: v2's file only v2 references.
+    Returns the files on disk under data/."""
+    cat = Catalog.open(str(root), create=True, options=GC_NO_HELD)
+    cat.create(id="GDP", frequency="quarterly")
+    cat.write("GDP", ([dt.date(2000, 1, 1)], [1.0]))
+    cat.write("GDP", ([dt.date(2000, 1, 1)], [1.5]), "replace_range")
+    cat.close()
+    return data_files(root)
+
+
+def data_files(root: Path) -> list[str]:
+    return sorted(p.relative_to(root).as_posix() for p in (root / "data").rglob("*.parquet"))
+
+
+def assert_whole(root: Path, files: list[str]) -> None:
+    assert data_files(root) == files
+    cat = Catalog.open(str(root))
+    assert cat.read("GDP")["value"].to_pylist() == [1.5]
+    assert cat.read("GDP", as_of=2)["value"].to_pylist() == [1.0]
+    assert cat.verify().ok
+    cat.close()
+
+
+def test_gc_stops_when_a_shard_cannot_be_read_and_deletes_nothing(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    files = three_versions_of_gdp(root)
+    # The store failing for a moment, on the newest shard: before, gc took it to
+    # reference nothing and deleted the series' live file.
+    unavailable = FaultRule(
+        FaultKind.UNAVAILABLE, probability=1.0, operations=frozenset({"get"}), keys="^meta/"
+    )
+    with pytest.raises(StorageUnavailableError):
+        asyncio.run(gc_through(root, unavailable))
+    assert_whole(root, files)
+
+
+def test_gc_reads_a_version_again_when_its_body_came_cut_short(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    files = three_versions_of_gdp(root)
+    once = FaultRule(FaultKind.TRUNCATE, keys=manifest_key(2), calls=frozenset({1}))
+    report = asyncio.run(gc_through(root, once))
+    assert report.deleted == 0
+    assert_whole(root, files)
+
+
+def test_gc_refuses_while_a_kept_version_is_damaged_and_not_after_repair(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    files = three_versions_of_gdp(root)
+    always = FaultRule(FaultKind.CORRUPT, keys=manifest_key(2), probability=1.0)
+    with pytest.raises(GcRefusedError, match="version 2 cannot be read"):
+        asyncio.run(gc_through(root, always))
+    assert_whole(root, files)
+
+    # Damage that repair has taken out of the catalog does not hold gc back.
+    newest = root / manifest_key(3)
+    newest.write_bytes(newest.read_bytes()[:-10])
+    cat = Catalog.open(str(root))
+    assert cat.repair().healthy_version == 2
+    cat.close()
+    report = asyncio.run(gc_through(root))
+    # What only the damaged version 3 named: its shard and the file of its row.
+    assert sorted(key.split("/")[0] for key in report.candidates) == ["data", "meta"]
+    cat = Catalog.open(str(root))
+    assert cat.read("GDP")["value"].to_pylist() == [1.0]
     cat.close()
