@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from catalog_store import Catalog
+from catalog_store.errors import IntegrityError
 from catalog_store.keys import manifest_key
 from tests.conftest import StoreTarget
 
@@ -89,3 +90,23 @@ def test_orphans_are_listed_but_are_not_problems(local: tuple[Catalog, Path]) ->
         f"data/S0~0000000000000000/part-{'0' * 32}.parquet"
     ]
     cat.close()
+
+
+def test_a_manifest_holding_bytes_that_are_not_utf8_is_damage(tmp_path: Path) -> None:
+    # One flipped byte inside a JSON string made msgspec raise UnicodeDecodeError,
+    # which no caller took for damage: reads failed untyped, verify and gc stopped.
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True)
+    cat.create(id="A", frequency="annual")
+    cat.create(id="B", frequency="annual")
+    path = root / manifest_key(1)
+    data = path.read_bytes()
+    at = data.index(b'"commit_id":"') + len(b'"commit_id":"')
+    path.write_bytes(data[:at] + b"\xff" + data[at + 1 :])
+    fresh = Catalog.open(str(root))
+    with pytest.raises(IntegrityError, match="cannot be parsed"):
+        fresh.get("A", as_of=1)
+    report = fresh.verify()
+    assert [p.kind for p in report.problems] == ["bad_manifest"], report.problems
+    for opened in (cat, fresh):
+        opened.close()
