@@ -70,12 +70,16 @@ def parse_storage_options(items: Sequence[str]) -> dict[str, Any]:
     return options
 
 
-def date_option(value: str | None, name: str) -> dt.date | dt.datetime | None:
-    """A ``--start``/``--end`` value; a malformed one is a usage error."""
+def date_option(value: str | None, name: str, end: bool = False) -> dt.date | dt.datetime | None:
+    """A ``--start``/``--end`` value; a malformed one is a usage error.
+
+    With ``end``, a month, quarter or year is its last day: ``--end 2000`` is through
+    the end of 2000, as a user means it, not through its first day.
+    """
     if value is None:
         return None
     try:
-        return parse_date(value, instants=True)
+        return parse_date(value, instants=True, end=end)
     except ValueError as exc:
         raise typer.BadParameter(str(exc), param_hint=f"'{name}'") from None
 
@@ -88,7 +92,7 @@ def date_range(
     The engine's reads return nothing for an inverted range rather than refusing it,
     which would hide a typo.
     """
-    low, high = date_option(start, "--start"), date_option(end, "--end")
+    low, high = date_option(start, "--start"), date_option(end, "--end", end=True)
     if low is not None and high is not None and _after(low, high):
         raise ValidationError("start is after end", "start")
     return low, high

@@ -6,6 +6,7 @@ CSV column at fault and the line, so a user can find the bad cell.
 
 from __future__ import annotations
 
+import calendar
 import csv
 import datetime as dt
 import itertools
@@ -18,7 +19,7 @@ import pyarrow as pa
 
 from catalog_store.cli._output import plural
 from catalog_store.errors import ValidationError
-from catalog_store.observations import utc_instant
+from catalog_store.observations import parse_date_text, parse_instant_text, utc_instant
 
 DateValue = dt.date | dt.datetime
 
@@ -27,9 +28,10 @@ MISSING = frozenset({"", ".", "na", "n/a", "#n/a", "nan", "null", "none"})
 
 ACCEPTED = (
     "ISO dates (2000-01-31), 'Jan 31 2000', 'January 31, 2000', '31 Jan 2000', "
-    "'2000/01/31', '2000-01', 'Jan 2000', '2000Q1', '2000', or ISO instants with an offset"
+    "'2000/01/31', '2000-01', 'Jan 2000', '2000Q1', '2000', or RFC 3339 instants with an "
+    "offset (2024-01-02T14:30:00Z)"
 )
-_FORMATS = (
+_DAY_FORMATS = (
     "%b %d %Y",
     "%B %d %Y",
     "%b %d, %Y",
@@ -37,56 +39,81 @@ _FORMATS = (
     "%d %b %Y",
     "%d %B %Y",
     "%Y/%m/%d",
-    "%Y-%m",
-    "%Y/%m",
-    "%b %Y",
-    "%B %Y",
 )
+_MONTH_FORMATS = ("%Y-%m", "%Y/%m", "%b %Y", "%B %Y")
 _QUARTER = re.compile(r"^(\d{4})\s*[-/ ]?\s*Q([1-4])$", re.IGNORECASE)
 _YEAR = re.compile(r"^\d{4}$")
+#: A time of day (or ISO 8601's basic form, 20240102T1430): the text is an instant, read
+#: only as RFC 3339, as the engine reads instants on every surface. No other spelling
+#: has a colon or a T between digits.
+_TIME = re.compile(r":|\d[Tt]\d")
 
 DATE_NAMES = ("date", "month", "period", "time", "timestamp", "observation_date")
 ID_NAMES = ("id", "series_id", "series", "symbol", "ticker", "code")
 
 
-def parse_date(text: str, instants: bool = True) -> DateValue:
+def parse_date(text: str, instants: bool = True, end: bool = False) -> DateValue:
     """A calendar date, or (with ``instants``) a UTC instant when the text has an offset.
 
-    Month and quarter spellings give the first day of the period, FRED's convention.
-    Raises ValueError saying which spellings are accepted.
+    A month, quarter or year gives the first day of the period, FRED's convention, or
+    with ``end`` (the end bound of a range) its last day: ``--end 2000`` is through
+    2000-12-31. Raises ValueError saying which spellings are accepted.
     """
     value = " ".join(text.split())
     if not value:
         raise ValueError("empty date")
     try:
-        return dt.date.fromisoformat(value)
+        # YYYY-MM-DD only: date.fromisoformat also reads ISO week dates (2000-W05),
+        # which are no period the CLI knows, and the basic form (20000131).
+        return parse_date_text(value)
     except ValueError:
         pass
+    if _TIME.search(value):
+        return _instant(text, instants)
+    first, months = _period(value, text)
+    if end and months:
+        last = first.month + months - 1
+        return first.replace(month=last, day=calendar.monthrange(first.year, last)[1])
+    return first
+
+
+def _instant(text: str, instants: bool) -> DateValue:
+    """Text with a time of day: an instant, or a naive midnight (as pandas writes dates)."""
     try:
-        stamp: dt.datetime | None = dt.datetime.fromisoformat(value)
+        # Not datetime.fromisoformat: it drops digits beyond the microsecond, so two
+        # distinct instants would be stored as one.
+        stamp = parse_instant_text(text.strip())
     except ValueError:
-        stamp = None
-    if stamp is not None:
-        if stamp.tzinfo is not None and instants:
-            return to_utc(stamp, text)
-        if stamp.tzinfo is None and stamp.time() == dt.time():
-            return stamp.date()
-        if stamp.tzinfo is None and instants:
-            raise ValueError(
-                f"{text!r} has a time of day but no UTC offset; give an instant with an "
-                f"offset ({stamp.isoformat()}Z) for an intraday series, else a calendar date"
-            )
-        raise ValueError(f"{text!r} has a time of day; give a calendar date")
+        raise ValueError(
+            f"not an RFC 3339 instant: {text!r}; write one like 2024-01-02T14:30:00.123456Z "
+            "(at most six fractional digits: instants are stored to the microsecond)"
+        ) from None
+    if stamp.tzinfo is not None and instants:
+        return to_utc(stamp, text)
+    if stamp.tzinfo is None and stamp.time() == dt.time():
+        return stamp.date()
+    if stamp.tzinfo is None and instants:
+        raise ValueError(
+            f"{text!r} has a time of day but no UTC offset; give an instant with an "
+            f"offset ({stamp.isoformat()}Z) for an intraday series, else a calendar date"
+        )
+    raise ValueError(f"{text!r} has a time of day; give a calendar date")
+
+
+def _period(value: str, text: str) -> tuple[dt.date, int]:
+    """A date in a spelling other than ISO, as its first day and the months it spans
+    (0 for a day)."""
     quarter = _QUARTER.match(value)
     if quarter:
-        return dt.date(int(quarter.group(1)), 3 * int(quarter.group(2)) - 2, 1)
+        return dt.date(int(quarter.group(1)), 3 * int(quarter.group(2)) - 2, 1), 3
     if _YEAR.match(value):
-        return dt.date(int(value), 1, 1)
-    for fmt in _FORMATS:
-        try:
-            return dt.datetime.strptime(value, fmt).date()
-        except ValueError:
-            continue
+        return dt.date(int(value), 1, 1), 12
+    for formats, months in ((_DAY_FORMATS, 0), (_MONTH_FORMATS, 1)):
+        for fmt in formats:
+            try:
+                return dt.datetime.strptime(value, fmt).date(), months
+            except ValueError:
+                continue
     raise ValueError(f"not a date: {text!r}; accepted: {ACCEPTED}")
 
 

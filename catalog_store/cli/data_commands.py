@@ -17,9 +17,23 @@ from catalog_store.cli.csvfiles import read_pairs
 
 SeriesArg = Annotated[str, typer.Argument(metavar="SERIES_ID")]
 StartOpt = Annotated[
-    str | None, typer.Option("--start", metavar="DATE", help="First date, inclusive.")
+    str | None,
+    typer.Option(
+        "--start",
+        metavar="DATE",
+        help="First date, inclusive; a month, quarter or year (2000-06, 2000Q2, 2000) "
+        "starts on its first day.",
+    ),
 ]
-EndOpt = Annotated[str | None, typer.Option("--end", metavar="DATE", help="Last date, inclusive.")]
+EndOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--end",
+        metavar="DATE",
+        help="Last date, inclusive; a month, quarter or year (2000-06, 2000Q2, 2000) "
+        "ends on its last day.",
+    ),
+]
 
 
 class WriteMode(StrEnum):
