@@ -79,8 +79,20 @@ class CommitStats:
     durations: list[float] = field(default_factory=list)
 
 
+#: The resolution of a commit time as a manifest records it (RFC 3339 with
+#: microseconds): the least step from one version's time to the next.
+TICK = dt.timedelta(microseconds=1)
+
+
 def utc_now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
+
+
+def commit_time(parent: Manifest) -> dt.datetime:
+    """The time of a commit on ``parent``: this machine's clock, but always later
+    than the parent's time, so that no two versions share an instant even when
+    writers' clocks disagree (an as-of read of that instant could show only one)."""
+    return max(utc_now(), parent.committed_at + TICK)
 
 
 class Committer:
@@ -161,7 +173,8 @@ class Committer:
                     raise StorageUnavailableError(
                         f"cannot read back version(s) {sorted(unknown)} to settle the outcome"
                     )
-                committed_at = max(utc_now(), base.manifest.committed_at)
+                # From the base of this attempt: a retry on a newer base gets a newer time.
+                committed_at = commit_time(base.manifest)
                 try:
                     draft = await build(base, commit_id, committed_at)
                 except CatalogStoreError as exc:

@@ -10,7 +10,9 @@ the cutoff stays readable) by raising the floor ``_manifests/_floor``.
 repair never deletes anything. When the newest version is damaged (its manifest
 unreadable or an object it references missing or corrupt), it commits a copy of
 the newest version that verifies as a new version, so readers see whole data
-again, and reports the versions whose changes are no longer current.
+again, and reports the versions whose changes are no longer current. The series
+the copy changes back are changed by that commit like by any other: their records
+carry its version, linked to the states they had before it.
 """
 
 from __future__ import annotations
@@ -24,7 +26,9 @@ from typing import Any, TypeVar
 import msgspec
 
 from catalog_store import keys
+from catalog_store.changes import ChangeSet, Staged
 from catalog_store.commit import Committer, Draft
+from catalog_store.datafiles import read_record
 from catalog_store.errors import (
     CatalogStoreError,
     ConflictError,
@@ -33,9 +37,10 @@ from catalog_store.errors import (
     ValidationError,
     VersionNotFoundError,
 )
-from catalog_store.records import Manifest
-from catalog_store.snapshot import StoreReader
+from catalog_store.records import Manifest, SeriesRecord
+from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.verify import restored_over, verify_version
+from catalog_store.vintages import previous_state
 
 T = TypeVar("T")
 
@@ -269,6 +274,7 @@ async def repair(committer: Committer) -> RepairReport:
     target = await reader.manifest(good)
     report.lost_versions = list(range(good + 1, latest + 1))
     newest_time = target.committed_at
+    newest_lost: Manifest | None = None
     for version in report.lost_versions:
         try:
             lost = await reader.manifest(version)
@@ -276,7 +282,11 @@ async def repair(committer: Committer) -> RepairReport:
             continue
         report.lost_changes.extend(lost.changes)
         newest_time = max(newest_time, lost.committed_at)
+        newest_lost = lost
     message = f"repair: restore version {good}; versions {good + 1}..{latest} are no longer current"
+    # The series whose state the restore changes back, and the state each links to.
+    links = {} if newest_lost is None else await changed_back(reader, target, newest_lost)
+    staged = Staged()
 
     async def build(base: Any, commit_id: str, at: dt.datetime) -> Draft:
         if base.version != latest:
@@ -286,17 +296,23 @@ async def repair(committer: Committer) -> RepairReport:
                 f"the catalog moved on to version {base.version} during the repair "
                 f"of version {latest}; run repair again"
             )
+        # The healthy version's state, built on as if it were the newest: each series
+        # changed back gets a new state of this commit, as any commit changing it does.
+        healthy = Snapshot(reader, msgspec.structs.replace(target, version=base.version))
+        changes = ChangeSet(healthy, commit_id, at, staged)
+        for series_id, link in links.items():
+            record = await changes.get(series_id)
+            assert record is not None  # links name only series of the healthy version
+            new = msgspec.structs.replace(
+                record, version=changes.version, updated_at=at, previous_version=link
+            )
+            await changes.put(new, "restore", record)
+        draft = await changes.finish(message)
+        # One change, naming the version restored: what verify and gc look for.
         restored = msgspec.structs.replace(
-            target,
-            version=base.version + 1,
-            parent=base.version,
-            commit_id=commit_id,
-            committed_at=at,
-            message=message,
-            changes=[("restore", str(good))],
-            change_count=1,
+            draft.manifest, changes=[("restore", str(good))], change_count=1
         )
-        return Draft(restored)
+        return Draft(restored, draft.write_objects)
 
     def stand_in(version: int) -> Manifest:
         # The newest manifest is itself the damage: build on its number alone, and
@@ -307,6 +323,85 @@ async def repair(committer: Committer) -> RepairReport:
     report.new_version = landed.version
     report.message = message
     return report
+
+
+async def changed_back(
+    reader: StoreReader, healthy: Manifest, lost: Manifest
+) -> dict[str, int | None]:
+    """The series whose state a restore of ``healthy`` over ``lost`` (the newest
+    version after it that reads) changes, each with the ``previous_version`` its
+    restored record gets: the version of the state it had before the restore.
+
+    A series is changed back when its record at ``lost`` is another state (another
+    version) or is gone. Only shards ``lost`` does not share with ``healthy``, and
+    the records either holds in its manifest, can hold such a series. A record that
+    cannot be read at ``lost`` showed no other state to any read, and is left as it
+    is. The objects are read as they are now, not as a cache holds them.
+    """
+    fresh = StoreReader(reader.store, cache_bytes=64 * 2**20, max_staleness=0.0)
+    floor = await fresh.oldest_version()
+    before = Snapshot(fresh, lost)
+    after = Snapshot(fresh, healthy)
+    shared = {ref.path for ref in lost.shards if ref is not None}
+    links: dict[str, int | None] = {}
+    seen: set[str] = set()
+
+    async def compare(record: SeriesRecord) -> None:
+        seen.add(record.id)
+        try:
+            then = await before.record(record.id)
+        except (IntegrityError, ObjectNotFoundError):
+            return
+        if then is None:
+            links[record.id] = None  # deleted since: the restore creates it again
+        elif then.version != record.version:
+            links[record.id] = await _readable_state(fresh, then, record, floor)
+
+    for index, ref in enumerate(healthy.shards):
+        if ref is not None and ref.path not in shared:
+            for record in (await after.shard_records(index)).values():
+                await compare(record)
+    for entry in [*healthy.records_pending, *lost.records_pending]:
+        if entry.id not in seen and (held := await after.record(entry.id)) is not None:
+            await compare(held)
+    return links
+
+
+async def _readable_state(
+    reader: StoreReader, state: SeriesRecord, healthy: SeriesRecord, floor: int
+) -> int | None:
+    """The version of the newest state of a series, from ``state`` back to the one
+    ``healthy`` holds, that revisions can read whole (its record at its own version,
+    and its rows); None when the series did not exist then.
+
+    A state whose objects are damaged is passed over: no read shows it, and linking
+    to it would make every revision history of the series fail. When the states
+    before one cannot be told, the healthy one is all that is known.
+    """
+    current: SeriesRecord | None = state
+    while current is not None and current.version > healthy.version:
+        if await _reads_whole(reader, current):
+            return current.version
+        try:
+            current = await previous_state(reader, current, floor)
+        except (IntegrityError, ObjectNotFoundError, VersionNotFoundError):
+            return healthy.version
+    # None: created after the healthy version (deleted, then created again).
+    return None if current is None else healthy.version
+
+
+async def _reads_whole(reader: StoreReader, state: SeriesRecord) -> bool:
+    """Whether a state reads as revisions read it: the record at its own version,
+    then all its rows."""
+    try:
+        manifest = await reader.manifest(state.version)
+        held = await Snapshot(reader, manifest).record(state.id)
+        if held is None or held.version != state.version:
+            return False
+        await read_record(reader, held, None, None)
+    except (IntegrityError, ObjectNotFoundError, VersionNotFoundError):
+        return False
+    return True
 
 
 class GcRefusedError(CatalogStoreError):

@@ -27,27 +27,36 @@ from catalog_store.records import SeriesRecord, from_ordinal
 from catalog_store.snapshot import Snapshot, StoreReader
 
 
+async def previous_state(
+    reader: StoreReader, current: SeriesRecord, floor: int = 0
+) -> SeriesRecord | None:
+    """The state of the series before ``current``, following its ``previous_version``
+    link; None when ``current`` is its first (created then), or the first kept at
+    ``floor``."""
+    version = current.previous_version
+    if current.version <= floor or version is None:
+        return None
+    if version >= current.version:
+        # A record that links to itself (a series changed twice in one commit by an
+        # older writer): its state before that commit is in the commit's parent.
+        parent = (await reader.manifest(current.version)).parent
+        if parent is None:
+            return None
+        version = parent
+    # A state from before the floor lasted until ``current``, past the floor, so
+    # the floor's manifest holds the same record while the older one has expired.
+    version = max(version, floor)
+    earlier = await Snapshot(reader, await reader.manifest(version)).record(current.id)
+    if earlier is None or earlier.version >= current.version:
+        return None  # created in that commit, or a damaged chain: stop rather than loop
+    return earlier
+
+
 async def states_of(reader: StoreReader, record: SeriesRecord, floor: int) -> list[SeriesRecord]:
     """Every state of a series from the one current at version ``floor`` on, oldest
     first, following ``previous_version`` links."""
     states = [record]
-    while states[-1].version > floor and states[-1].previous_version is not None:
-        current = states[-1]
-        version = current.previous_version
-        assert version is not None
-        if version >= current.version:
-            # A record that links to itself (a series changed twice in one commit by an
-            # older writer): its state before that commit is in the commit's parent.
-            parent = (await reader.manifest(current.version)).parent
-            if parent is None:
-                break
-            version = parent
-        # A state from before the floor lasted until ``current``, past the floor, so
-        # the floor's manifest holds the same record while the older one has expired.
-        version = max(version, floor)
-        earlier = await Snapshot(reader, await reader.manifest(version)).record(record.id)
-        if earlier is None or earlier.version >= current.version:
-            break  # created in that commit, or a damaged chain: stop rather than loop
+    while (earlier := await previous_state(reader, states[-1], floor)) is not None:
         states.append(earlier)
     states.reverse()
     return states
@@ -79,6 +88,11 @@ async def revisions(
     floor = await reader.oldest_version()
     states = await states_of(reader, record, floor)
     times = [(await reader.manifest(max(s.version, floor))).committed_at for s in states]
+    # A state committed at the same instant as the next (a store an older fincat
+    # wrote, whose writers' clocks disagreed) is never what an as-of read shows:
+    # at that instant it reads the newer one.
+    kept = [i for i in range(len(states)) if i + 1 == len(states) or times[i] < times[i + 1]]
+    states, times = [states[i] for i in kept], [times[i] for i in kept]
     # A frequency changes only while a series is empty, so no state mixes dates and
     # instants; a table that must show both shows instants, dates at midnight UTC,
     # which loses nothing. An intraday state without rows has no instant to show.
