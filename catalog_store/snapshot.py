@@ -322,6 +322,13 @@ class StoreReader:
                     cache[version] = None
             return cache[version]
 
+        newest_time = await time_of(latest)
+        if newest_time is not None and newest_time <= instant:
+            # The answer may be a version committed since ``latest`` was learnt
+            # (by another process, within ``max_staleness``): an as-of read is
+            # never stale, so ask the store.
+            latest = await self.latest_version(refresh=True)
+
         async def readable(first: int, last: int, step: int) -> int | None:
             for version in range(first, last + step, step):
                 if await time_of(version) is not None:
