@@ -188,6 +188,14 @@ class Committer:
                         raise
                     continue
 
+                if known is not None and not await self.reader.holds(latest):
+                    # The version built on, unprobed, is gone: expired by gc under
+                    # retention, or the store was emptied or replaced. A successor
+                    # would land below the retention floor, or in the void.
+                    raise StorageUnavailableError(
+                        f"version {latest}, the base of this commit, is no longer in the store"
+                    )
+
                 async def write_objects(writes: Callable[[], Awaitable[None]]) -> None:
                     nonlocal objects_written
                     await writes()

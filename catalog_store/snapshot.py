@@ -210,6 +210,15 @@ class StoreReader:
     async def _exists(self, version: int) -> bool:
         return await self.store.exists(keys.manifest_key(version))
 
+    async def holds(self, version: int) -> bool:
+        """Whether the store still holds ``version``'s manifest; if not, forget it as
+        the latest, so that the next :meth:`latest_version` searches afresh."""
+        if await self._exists(version):
+            return True
+        if self._latest is not None and self._latest >= version:
+            self._latest = None
+        return False
+
     def note_latest(self, version: int) -> None:
         """Record a version known to exist (after our own commit)."""
         if self._latest is None or version > self._latest:
@@ -230,8 +239,16 @@ class StoreReader:
             and now - self._latest_checked <= self.max_staleness
         ):
             return self._latest
-        if self._latest is not None and not await self._exists(self._latest + 1):
-            # The common case costs one probe: nothing new since we last looked.
+        newer = True
+        if self._latest is not None:
+            # Is there a newer version, and is ours still there? gc under retention
+            # deletes old manifests, and a store can be emptied or replaced: probing
+            # only forward from a version that is gone would stay on it for good.
+            newer, _kept = await asyncio.gather(
+                self._exists(self._latest + 1), self.holds(self._latest)
+            )
+        if self._latest is not None and not newer:
+            # The common case: nothing new since we last looked.
             version = self._latest
         else:
             start = await self._hint()

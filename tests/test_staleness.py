@@ -9,9 +9,13 @@ is never built on, nor served for longer than a refresh.
 from __future__ import annotations
 
 import datetime as dt
+import shutil
 from pathlib import Path
 
+import pytest
+
 from catalog_store import Catalog, CatalogOptions
+from catalog_store.errors import CatalogStoreError
 
 LAZY = CatalogOptions(max_staleness=3600.0)
 
@@ -29,3 +33,43 @@ def test_an_as_of_instant_after_the_known_latest_asks_the_store(tmp_path: Path) 
     assert reader.get("A", as_of=at - dt.timedelta(microseconds=1)).title == "first"
     for opened in (writer, reader):
         opened.close()
+
+
+def test_a_process_behind_a_retention_gc_catches_up_and_writes_after_the_floor(
+    tmp_path: Path,
+) -> None:
+    root = str(tmp_path / "store")
+    writer = Catalog.open(root, create=True)
+    writer.create(id="A", frequency="annual", title="t1")
+    behind = Catalog.open(root)
+    assert behind.get("A").title == "t1"  # knows version 1, and no later
+    for title in ("t2", "t3", "t4"):
+        writer.update("A", {"title": title})
+    gc = writer.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+    assert gc.oldest_version == 4
+    # Versions 2 and 3 are gone: probing only forward from 1 found "nothing new",
+    # so this process served version 1 for good and committed over the floor.
+    assert behind.get("A").title == "t4"
+    assert behind.update("A", {"title": "t5"}).version == 5
+    assert writer.get("A").title == "t5"
+    assert [v.version for v in writer.history()] == [5, 4]
+    assert writer.verify().ok
+    for opened in (writer, behind):
+        opened.close()
+
+
+def test_a_commit_into_a_store_that_went_away_fails_and_writes_nothing(tmp_path: Path) -> None:
+    store, away = tmp_path / "store", tmp_path / "away"
+    cat = Catalog.open(str(store), create=True)
+    cat.create(id="A", frequency="annual")
+    store.rename(away)
+    with pytest.raises(CatalogStoreError):
+        cat.create(id="B", frequency="annual")
+    assert not store.exists() or not any(store.rglob("*.json")), "wrote into the void"
+    if store.exists():
+        shutil.rmtree(store)
+    away.rename(store)
+    assert cat.create(id="C", frequency="annual").version == 2
+    assert sorted(s.id for s in cat.list().items) == ["A", "C"]
+    assert cat.verify().ok
+    cat.close()
