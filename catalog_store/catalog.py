@@ -482,7 +482,8 @@ class AsyncCatalog:
         Modes: ``append`` (every date after the last one, else AppendOrderError),
         ``upsert`` (rows replace earlier rows of the same date), ``replace_range``
         (delete ``[start, end]`` then insert rows that lie inside it) and
-        ``delete_range``. Raises ValidationError (nothing written) for bad input.
+        ``delete_range``; the two range modes need ``start`` or ``end`` (a missing one
+        is open). Raises ValidationError (nothing written) for bad input.
         """
         check_series_id(series_id)
         op = self._write_op(series_id, observations, mode, start, end, expected_version)
@@ -502,18 +503,24 @@ class AsyncCatalog:
     ) -> WriteObservations:
         """Check what can be checked without the series; the rest is checked in the commit."""
         check_mode(mode)
-        if mode not in ("replace_range", "delete_range") and (start is not None or end is not None):
+        ranged = mode in ("replace_range", "delete_range")
+        if not ranged and (start is not None or end is not None):
             raise ValidationError(
                 f"start and end apply to replace_range and delete_range, not {mode}", "start"
             )
-        if mode == "delete_range":
-            if observations is not None:
-                raise ValidationError("delete_range takes no observations", "observations")
-            table = as_table(([], []))
-        else:
-            if observations is None:
-                raise ValidationError("observations are required", "observations")
-            table = owned(as_table(observations))
+        if mode == "delete_range" and observations is not None:
+            raise ValidationError("delete_range takes no observations", "observations")
+        if mode != "delete_range" and observations is None:
+            raise ValidationError("observations are required", "observations")
+        if ranged and start is None and end is None:
+            # Both ends open is the whole series: a bound a caller forgot (an option, a
+            # JSON key, a GraphQL argument) must not empty it.
+            raise ValidationError(
+                f"{mode} needs start or end (a missing one is open); to cover the whole "
+                "series, give start as its first date or earlier",
+                "start",
+            )
+        table = as_table(([], [])) if observations is None else owned(as_table(observations))
         return WriteObservations(series_id, mode, table, start, end, expected_version)
 
     async def read(

@@ -9,11 +9,13 @@ tables in, bytes out.
 from __future__ import annotations
 
 import io
+import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Any
 
 import msgspec
+import numpy as np
 import pyarrow as pa
 import pyarrow.compute as pc
 import pyarrow.csv as pacsv
@@ -28,6 +30,8 @@ JSON = "application/json"
 CSV = "text/csv"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
 PARQUET = "application/vnd.apache.parquet"
+#: The media types a CSV body may be declared as.
+CSV_TYPES = (CSV, "application/csv")
 
 
 @dataclass(frozen=True)
@@ -51,6 +55,10 @@ FORMATS: dict[str, Format] = {
 FORMAT_NAMES = tuple(FORMATS)
 #: Rows per Arrow record batch when streaming: a few MB, so the first bytes leave early.
 BATCH_ROWS = 65_536
+#: A float read from CSV text this large may be a rounded integer: 2^53 + 1 reads as 2^53.
+_ROUNDED_FROM = 2.0**53
+#: CSV text of an integer, as the float reader takes it (a sign, spaces around).
+_INTEGER_TEXT = re.compile(r"\s*[+-]?[0-9]+\s*")
 
 
 class NotAcceptableError(HTTPException):
@@ -244,7 +252,7 @@ def decode_table(media_type: str, body: bytes, allow_empty: bool = False) -> pa.
     (400), as is a body that does not parse; any other media type is an
     UnsupportedMediaTypeError (415), with a body or without.
     """
-    is_csv = media_type in (CSV, "application/csv")
+    is_csv = media_type in CSV_TYPES
     if not is_csv and media_type not in (ARROW_STREAM, "application/vnd.apache.arrow.file"):
         raise UnsupportedMediaTypeError(
             f"cannot read a body of type {media_type or 'none'!r}; "
@@ -265,12 +273,37 @@ def decode_table(media_type: str, body: bytes, allow_empty: bool = False) -> pa.
         raise ClientException(f"not a readable Arrow IPC stream: {exc}") from None
 
 
-def _decode_csv(body: bytes) -> pa.Table:
+def observations_as_written(media_type: str, table: pa.Table, body: bytes) -> Any:
+    """What the catalog is given for a body :func:`decode_table` read as ``table``.
+
+    That is ``table``, unless it is CSV holding an integer a float cannot hold
+    exactly: the CSV reader rounds it (2^53 + 1 to 2^53) unseen, so then the dates
+    and the values with such integers as written, which the catalog refuses as it
+    refuses them from Python. Only a body holding a value from 2^53 up is read
+    again, as text, to tell.
+    """
+    if media_type not in CSV_TYPES or "value" not in table.column_names:
+        return table
+    values = table.column("value")
+    large = pc.fill_null(pc.greater_equal(pc.abs(values), _ROUNDED_FROM), False)
+    if not pc.any(large).as_py():
+        return table
+    texts = _decode_csv(body, pa.string()).column("value")
+    written: list[Any] | None = None
+    for index in map(int, np.flatnonzero(large.to_numpy())):
+        text = texts[index].as_py()
+        if _INTEGER_TEXT.fullmatch(text):
+            written = values.to_pylist() if written is None else written
+            written[index] = int(text)
+    return table if written is None else (table.column("date"), written)
+
+
+def _decode_csv(body: bytes, value_type: pa.DataType | None = None) -> pa.Table:
     try:
         return pacsv.read_csv(
             pa.BufferReader(body),
             convert_options=pacsv.ConvertOptions(
-                column_types={"date": pa.string(), "value": pa.float64()},
+                column_types={"date": pa.string(), "value": value_type or pa.float64()},
                 # Only an empty field is a missing value. pyarrow would also read
                 # NaN, NA, null, #N/A ... as null, and so store a NaN a client sent
                 # as a missing value; NaN is then refused like JSON and Arrow NaN.

@@ -25,6 +25,8 @@ from catalog_store.models import SeriesSpec, apply_changes
 T = TypeVar("T")
 
 _ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})"\s*$')
+#: An ETag of a series version, or of a version and a retention floor (``"42.7"``).
+_TAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})(?:\.(\d{1,19}))?"\s*$')
 _PATH_PART = re.compile(r"\[(\d+)\]")
 _DECLARED = "fincat.query_parameters"
 _BOUND = (
@@ -33,10 +35,21 @@ _BOUND = (
 #: msgspec's wording for a missing or unknown key: the key is the field at fault.
 _NAMED_KEY = re.compile(r"Object (?:missing required|contains unknown) field `(.*)`", re.DOTALL)
 
+#: An observation value in a JSON body, as the client wrote it. An integer stays an
+#: int, for the catalog to refuse one a float cannot hold exactly (beyond 2^53) as it
+#: refuses it from Python; decoded as a float, it would be rounded unseen.
+JsonValue = int | float | None
 
-def etag(version: int, weak: bool = False) -> str:
-    """The ETag of a series version: ``"42"`` (or ``W/"42"`` for a derived representation)."""
-    return f'W/"{version}"' if weak else f'"{version}"'
+
+def etag(version: int, weak: bool = False, floor: int = 0) -> str:
+    """The ETag of a series version: ``"42"`` (or ``W/"42"`` for a derived representation).
+
+    ``floor`` is the oldest catalog version kept, for a representation that also
+    depends on it (a revision history loses rows when retention raises it):
+    ``W/"42.7"``. Without expired history (0) the tag is the version alone.
+    """
+    tag = f"{version}.{floor}" if floor else str(version)
+    return f'W/"{tag}"' if weak else f'"{tag}"'
 
 
 def parse_bound(text: str | None, name: str) -> dt.date | dt.datetime | None:
@@ -72,8 +85,9 @@ def parse_if_match(header: str | None) -> int | None:
     return int(match.group(1))
 
 
-def none_match(header: str | None, version: int) -> bool:
-    """True if ``If-None-Match`` lists ``version`` (or ``*``): the client's copy is current.
+def none_match(header: str | None, version: int, floor: int = 0) -> bool:
+    """True if ``If-None-Match`` lists the ETag of ``version`` and ``floor`` (see
+    :func:`etag`), or ``*``: the client's copy is current.
 
     Comparison is weak, as RFC 9110 asks for If-None-Match; malformed entries never match.
     """
@@ -82,8 +96,10 @@ def none_match(header: str | None, version: int) -> bool:
     for item in header.split(","):
         if item.strip() == "*":
             return True
-        match = _ETAG.fullmatch(item)
-        if match is not None and int(match.group(1)) == version:
+        match = _TAG.fullmatch(item)
+        if match is None:
+            continue
+        if (int(match.group(1)), int(match.group(2) or 0)) == (version, floor):
             return True
     return False
 

@@ -408,7 +408,7 @@ def three_versions_of_gdp(root: Path) -> list[str]:
     cat = Catalog.open(str(root), create=True, options=GC_NO_HELD)
     cat.create(id="GDP", frequency="quarterly")
     cat.write("GDP", ([dt.date(2000, 1, 1)], [1.0]))
-    cat.write("GDP", ([dt.date(2000, 1, 1)], [1.5]), "replace_range")
+    cat.write("GDP", ([dt.date(2000, 1, 1)], [1.5]), "replace_range", start=dt.date(2000, 1, 1))
     cat.close()
     return data_files(root)
 

@@ -177,6 +177,10 @@ class ObservationMachine(RuleBasedStateMachine):
         start, end = (None if i is None else pick(series_id, i) for i in bounds)
         if start is not None and end is not None and start > end:
             start, end = end, start
+        if start is None and end is None:
+            # Both ends open is refused; the whole series is covered on purpose by
+            # the first date any write can use.
+            start = POOLS[series_id][0]
         return start, end
 
     def _drop(self, series_id: str, start: dt.date | None, end: dt.date | None) -> None:

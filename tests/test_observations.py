@@ -114,7 +114,7 @@ def test_append_not_after_the_last_date_is_refused(catalog: Catalog, first: dt.d
 def test_append_to_a_series_emptied_by_delete_range_accepts_any_date(catalog: Catalog) -> None:
     catalog.create(id="S", frequency="daily")
     catalog.write("S", ([D(2020, 1, 6)], [1.0]))
-    s = catalog.write("S", mode="delete_range")
+    s = catalog.write("S", mode="delete_range", start=D(2020, 1, 6))
     assert (s.first_date, s.last_date, s.observation_count) == (None, None, 0)
     s = catalog.write("S", ([D(1999, 1, 1)], [3.0]))
     assert (s.first_date, s.last_date, s.observation_count) == (D(1999, 1, 1), D(1999, 1, 1), 1)
@@ -193,7 +193,7 @@ def test_delete_range_updates_derived_fields(catalog: Catalog) -> None:
     s = catalog.write("S", mode="delete_range", start=D(2020, 11, 15))
     assert (s.first_date, s.last_date, s.observation_count) == (D(2020, 3, 1), D(2020, 11, 1), 6)
     assert rows(catalog.read("S")) == [(D(2020, m, 1), float(m)) for m in (3, 7, 8, 9, 10, 11)]
-    s = catalog.write("S", mode="delete_range")
+    s = catalog.write("S", mode="delete_range", start=s.first_date, end=s.last_date)
     assert (s.first_date, s.last_date, s.observation_count) == (None, None, 0)
     assert catalog.read("S").equals(schema_for("monthly").empty_table())
 

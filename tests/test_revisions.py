@@ -318,7 +318,7 @@ def test_states_of_another_frequency_keep_their_own_dates(catalog: Catalog) -> N
     # The other way round the table keeps the intraday state's instants.
     catalog.create(id="G", frequency="intraday")
     catalog.write("G", ([instant(d2, 10), instant(d2, 15)], [1.0, 2.0]))
-    catalog.write("G", None, mode="delete_range")
+    catalog.write("G", None, mode="delete_range", start=d2, end=d2)
     catalog.update("G", {"frequency": "daily"})
     catalog.write("G", ([d2], [4.0]))
     table = catalog.revisions("G", start=d2, end=d2)

@@ -2,8 +2,8 @@
 
 In order: the document is parsed through the document cache with the token limit
 (strawberry's ``MaxTokensLimiter`` sets the same parse option), validated with the
-schema's rules plus the depth, alias and introspection rules (the rules of
-strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter``, added as its
+schema's rules plus those of Float literals, depth, aliases and introspection (the
+rules of strawberry's ``QueryDepthLimiter`` and ``MaxAliasesLimiter``, added as its
 ``AddValidationRules`` would), its input size and cost are checked, and a query
 that reads only its pinned catalog version is answered from the result cache when
 it can be (and its result kept when it runs).

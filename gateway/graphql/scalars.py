@@ -1,5 +1,6 @@
 """The schema's own scalars and enums: ``AsOf``, ``Date``, ``DateTime``, ``Instant``,
-``Frequency``, ``Partitioning``, ``WriteMode``."""
+``Frequency``, ``Partitioning``, ``WriteMode``; and the rule that reads ``Float``
+literals as graphql-core reads ``Float`` variables."""
 
 from __future__ import annotations
 
@@ -8,6 +9,7 @@ from enum import Enum
 from typing import NewType
 
 import strawberry
+from graphql import GraphQLError, GraphQLFloat, IntValueNode, ValidationRule, get_named_type
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
@@ -135,6 +137,26 @@ INSTANT_SCALAR: ScalarDefinition = strawberry.scalar(
     serialize=str,
     parse_value=parse_instant_value,
 )
+
+
+class ExactFloatLiterals(ValidationRule):
+    """Refuses an integer literal a ``Float`` cannot hold exactly (beyond 2^53).
+
+    graphql-core refuses such an integer in a variable ("value would lose precision"),
+    as the GraphQL spec asks, but reads a literal with ``float()``, which rounds
+    2^53 + 1 to 2^53 unseen; a value written in the document would then be stored
+    rounded. This applies the variables' check to literals, with its message.
+    ``Float`` is a standard scalar, which a schema may not redefine.
+    """
+
+    def enter_int_value(self, node: IntValueNode, *_args: object) -> None:
+        if get_named_type(self.context.get_input_type()) is not GraphQLFloat:
+            return
+        try:
+            GraphQLFloat.parse_value(int(node.value))
+        except GraphQLError as error:
+            self.report_error(GraphQLError(error.message, node))
+
 
 SCALARS: dict[object, ScalarDefinition] = {
     AsOf: AS_OF_SCALAR,

@@ -3,8 +3,9 @@
 :mod:`~gateway.graphql.pipeline` runs the steps before execution (document cache,
 token, depth and alias limits, input and cost limits, result cache);
 :class:`~gateway.graphql.extensions.ErrorCodes` ends every operation (codes, masking,
-metrics). The validation rules of depth, aliases and introspection are built once
-per schema, as the document cache (:mod:`gateway.graphql.documents`) assumes.
+metrics). The validation rules of Float literals, depth, aliases and introspection
+are built once per schema, as the document cache (:mod:`gateway.graphql.documents`)
+assumes.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 
 import strawberry
-from graphql import GraphQLError
+from graphql import ASTValidationRule, GraphQLError
 from graphql.validation import NoSchemaIntrospectionCustomRule
 from strawberry.extensions import MaxAliasesLimiter, QueryDepthLimiter, SchemaExtension
 from strawberry.schema.config import StrawberryConfig
@@ -30,7 +31,7 @@ from gateway.graphql.mutations import Mutation
 from gateway.graphql.pipeline import pipeline
 from gateway.graphql.queries import Query
 from gateway.graphql.results import ResultCache
-from gateway.graphql.scalars import SCALARS
+from gateway.graphql.scalars import SCALARS, ExactFloatLiterals
 
 
 class FincatSchema(strawberry.Schema):
@@ -75,7 +76,8 @@ def extensions(
     config: GraphQLSettings, documents: DocumentCache, results: ResultCache
 ) -> list[Callable[[], SchemaExtension]]:
     """Extension factories, one instance of each per request."""
-    rules = [
+    rules: list[type[ASTValidationRule]] = [
+        ExactFloatLiterals,
         *QueryDepthLimiter(max_depth=config.max_depth).validation_rules,
         *MaxAliasesLimiter(max_alias_count=config.max_aliases).validation_rules,
     ]

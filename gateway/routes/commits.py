@@ -19,7 +19,7 @@ from catalog_store.errors import ValidationError
 from catalog_store.models import check_series_id
 from gateway.formats import JSON, require_json
 from gateway.openapi import documented, struct_schema
-from gateway.params import check_changes, decode_json, parse_bound
+from gateway.params import JsonValue, check_changes, decode_json, parse_bound
 from gateway.problems import problem_specs, with_prefix
 from gateway.routes.series import WRITE
 from gateway.state import gateway_of
@@ -50,7 +50,7 @@ class WriteOp(msgspec.Struct, tag="write", tag_field="op", forbid_unknown_fields
     id: str
     mode: str = "append"
     dates: list[str] | None = None
-    values: list[float | None] | None = None
+    values: list[JsonValue] | None = None
     start: str | None = None
     end: str | None = None
     expected_version: int | None = None

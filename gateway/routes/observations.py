@@ -3,7 +3,8 @@
 A read is pinned to one catalog version (the latest, or ``as_of``) for both the
 metadata and the values, so a concurrent commit never mixes into one response.
 Large encodings run in a worker thread so one big read does not stall the others.
-Reads and revisions carry the series version as a weak ETag.
+Reads and revisions carry the series version as a weak ETag; revisions add the
+oldest version kept once retention has expired history.
 """
 
 from __future__ import annotations
@@ -36,10 +37,12 @@ from gateway.formats import (
     is_json,
     media_type_of,
     negotiate,
+    observations_as_written,
 )
 from gateway.head import is_head
 from gateway.openapi import BINARY, TEXT, documented, struct_schema
 from gateway.params import (
+    JsonValue,
     decode_json,
     etag,
     none_match,
@@ -110,7 +113,7 @@ class ObservationsWrite(msgspec.Struct, forbid_unknown_fields=True):
 
     mode: str | None = None
     dates: list[str] | None = None
-    values: list[float | None] | None = None
+    values: list[JsonValue] | None = None
     start: str | None = None
     end: str | None = None
 
@@ -244,7 +247,12 @@ async def read_observations(
     responses=problem_specs(400, 401, 403, 404, 406, 416, 422, 429),
     operation_class=documented(
         responses=_table_responses(Revisions),
-        headers={200: {"ETag": 'Weak ETag of the series version: W/"42".'}},
+        headers={
+            200: {
+                "ETag": 'Weak ETag of the series version: W/"42"; once retention has '
+                'expired history, with the oldest version kept: W/"42.7".'
+            }
+        },
     ),
 )
 async def read_revisions(
@@ -261,12 +269,14 @@ async def read_revisions(
     fmt = negotiate(format, request.headers.get("accept"))
     low, high = parse_bound(start, "start"), parse_bound(end, "end")
     catalog = gateway_of(request).catalog
-    # The history changes only when the series does, so its version is the validator.
-    # Read before the history: a history newer than its ETag costs the client one
-    # more 200 later, where one older than its ETag would be kept by a wrong 304.
+    # The history changes when the series does, and loses rows when retention raises
+    # the oldest version kept: the two are the validator. Read before the history: a
+    # history newer than its ETag costs the client one more 200 later, where one
+    # older than its ETag would be kept by a wrong 304.
     series = await catalog.get(series_id)
-    headers = {"ETag": etag(series.version, weak=True)}
-    if none_match(if_none_match, series.version):
+    floor = await catalog.reader.oldest_version()
+    headers = {"ETag": etag(series.version, weak=True, floor=floor)}
+    if none_match(if_none_match, series.version, floor):
         return not_modified(headers)
     table = await catalog.revisions(
         series_id, start=low, end=high, first_release_only=first_release_only
@@ -324,7 +334,8 @@ async def write_observations(
         deleting = mode == "delete_range"
         table = decode_table(media, body, allow_empty=deleting)
         _check_rows(table.num_rows, limit)
-        observations = None if deleting and table.num_rows == 0 else table
+        deleted = deleting and table.num_rows == 0
+        observations = None if deleted else observations_as_written(media, table, body)
     series = await gateway.catalog.write(
         series_id,
         observations,

@@ -1,0 +1,45 @@
+"""Over HTTP, a revision history's ETag changes when retention expires part of it, so
+a client's copy taken before is not confirmed by a 304 (and stays stable otherwise)."""
+
+from __future__ import annotations
+
+import datetime as dt
+from pathlib import Path
+
+import httpx
+
+from tests.conftest import StoreTarget
+from tests.gateway.conftest import Server, seed, start_server
+
+
+def test_retention_changes_the_revisions_etag(tmp_path: Path) -> None:
+    target = StoreTarget("local", str(tmp_path / "store"))
+    seed(target)
+    server: Server = start_server(target, tmp_path)
+    try:
+        url = f"{server.url}/v1/series/UNRATE/revisions"
+        before = httpx.get(url, params={"start": "2024-06-01"})
+        version = httpx.get(f"{server.url}/v1/series/UNRATE").json()["version"]
+        assert before.headers["etag"] == f'W/"{version}"'
+        assert before.json()["values"] == [4.1, 4.0]  # the first release, then the revision
+        old = {"If-None-Match": before.headers["etag"]}
+        assert httpx.get(url, params={"start": "2024-06-01"}, headers=old).status_code == 304
+
+        with target.open(create=False) as cat:
+            report = cat.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+        assert report.oldest_version == version  # the revision's own commit: 4.1 expired
+
+        after = httpx.get(url, params={"start": "2024-06-01"}, headers=old)
+        assert after.status_code == 200
+        assert after.json()["values"] == [4.0]
+        assert after.headers["etag"] == f'W/"{version}.{report.oldest_version}"'
+        for how in ({}, {"format": "csv"}):
+            again = {"If-None-Match": after.headers["etag"]}
+            cached = httpx.get(url, params={"start": "2024-06-01", **how}, headers=again)
+            assert cached.status_code == 304, how
+            assert cached.headers["etag"] == after.headers["etag"]
+        # Observations do not depend on expired history: their ETag is the version alone.
+        observed = httpx.get(f"{server.url}/v1/series/UNRATE/observations")
+        assert observed.headers["etag"] == f'W/"{version}"'
+    finally:
+        server.stop()
