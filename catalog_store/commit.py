@@ -173,6 +173,13 @@ class Committer:
                     raise StorageUnavailableError(
                         f"cannot read back version(s) {sorted(unknown)} to settle the outcome"
                     )
+                if known is not None and not await self.reader.holds(latest):
+                    # The version to build on, unprobed, is gone: expired by gc under
+                    # retention, or the store was emptied or replaced. A successor
+                    # would land below the retention floor, or in the void.
+                    raise StorageUnavailableError(
+                        f"version {latest}, the base of this commit, is no longer in the store"
+                    )
                 # From the base of this attempt: a retry on a newer base gets a newer time.
                 committed_at = commit_time(base.manifest)
                 try:
@@ -187,14 +194,6 @@ class Committer:
                     ):
                         raise
                     continue
-
-                if known is not None and not await self.reader.holds(latest):
-                    # The version built on, unprobed, is gone: expired by gc under
-                    # retention, or the store was emptied or replaced. A successor
-                    # would land below the retention floor, or in the void.
-                    raise StorageUnavailableError(
-                        f"version {latest}, the base of this commit, is no longer in the store"
-                    )
 
                 async def write_objects(writes: Callable[[], Awaitable[None]]) -> None:
                     nonlocal objects_written

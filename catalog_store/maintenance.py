@@ -158,6 +158,12 @@ async def collect_garbage(
     now = now or dt.datetime.now(dt.UTC)
     latest = await reader.latest_version(refresh=True)
     oldest = await reader.oldest_version()
+    if oldest > latest:
+        # Every version would count as expired, and everything they reference go.
+        raise GcRefusedError(
+            f"{keys.RETENTION_FLOOR} names version {oldest}, after the newest version "
+            f"{latest}, so gc deletes nothing; write the oldest version kept into it"
+        )
     if retain is not None:
         oldest = await expire_versions(reader, now - retain, latest, oldest, report)
     report.oldest_version = oldest

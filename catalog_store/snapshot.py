@@ -23,6 +23,8 @@ from catalog_store.errors import (
     FormatError,
     IntegrityError,
     ObjectNotFoundError,
+    StorageError,
+    StorageUnavailableError,
     VersionNotFoundError,
 )
 from catalog_store.records import (
@@ -287,7 +289,10 @@ class StoreReader:
     async def _hint(self) -> int:
         try:
             return int((await self.store.get(keys.LATEST_HINT)).decode().strip())
-        except (ObjectNotFoundError, ValueError, UnicodeDecodeError):
+        except StorageUnavailableError:
+            raise
+        except (ObjectNotFoundError, StorageError, ValueError, UnicodeDecodeError):
+            # Advisory: unreadable (absent, not permitted, a directory) is no hint.
             return 0
 
     async def oldest_version(self) -> int:

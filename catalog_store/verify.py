@@ -482,6 +482,14 @@ async def verify(
     report.latest_version = latest
     checker = _Verifier(reader, report)
     oldest = await reader.oldest_version()
+    if oldest > latest:
+        # gc would take every version for expired and delete what they reference.
+        checker.problem(
+            "bad_manifest",
+            keys.RETENTION_FLOOR,
+            f"names version {oldest}, after the newest version {latest}",
+        )
+        oldest = latest
     versions = [latest] if latest_only else list(range(oldest, latest + 1))
     parent: Manifest | None = None
     superseded: set[int] = set()

@@ -8,8 +8,10 @@ server keeps S3's contract; every other request runs concurrently as usual.
 
 from __future__ import annotations
 
+import contextlib
+import re
 import threading
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Iterator
 from typing import Any
 
 from moto.moto_server.werkzeug_app import (
@@ -28,11 +30,20 @@ class _AtomicConditionalWrites:
         self.lock = threading.Lock()
         #: Every request as (method, path, query string), for request counting.
         self.requests: list[tuple[str, str, str]] = []
+        #: GETs of paths matching this have their body cut short (see ``cut_bodies``).
+        self.cut: re.Pattern[str] | None = None
 
     def __call__(self, environ: dict[str, Any], start_response: Callable[..., Any]) -> Any:
         self.requests.append(
             (environ["REQUEST_METHOD"], environ.get("PATH_INFO", ""), environ["QUERY_STRING"])
         )
+        cut = self.cut
+        if (
+            cut is not None
+            and environ["REQUEST_METHOD"] == "GET"
+            and cut.search(environ.get("PATH_INFO", ""))
+        ):
+            return _cut_short(b"".join(self.app(environ, start_response)))
         conditional = "HTTP_IF_NONE_MATCH" in environ or "HTTP_IF_MATCH" in environ
         if conditional and environ.get("REQUEST_METHOD") in ("PUT", "POST"):
             with self.lock:
@@ -40,6 +51,13 @@ class _AtomicConditionalWrites:
                 # producing it.
                 return list(self.app(environ, start_response))
         return self.app(environ, start_response)
+
+
+def _cut_short(body: bytes) -> Iterator[bytes]:
+    """Half the body after headers promising all of it, then a dropped connection:
+    what a client sees when a network fails mid-response."""
+    yield body[: len(body) // 2]
+    raise ConnectionAbortedError("response cut short on purpose")
 
 
 class LoopbackS3Server:
@@ -65,6 +83,16 @@ class LoopbackS3Server:
     def requests(self, bucket: str) -> list[tuple[str, str, str]]:
         """The requests the server has answered for ``bucket``, in order."""
         return [r for r in self._app.requests if r[1].split("/")[1:2] == [bucket]]
+
+    @contextlib.contextmanager
+    def cut_bodies(self, path: str) -> Iterator[None]:
+        """Inside the block, every GET of a path matching the regex ``path`` gets
+        half its body and then a closed connection."""
+        self._app.cut = re.compile(path)
+        try:
+            yield
+        finally:
+            self._app.cut = None
 
     def start(self) -> LoopbackS3Server:
         self._thread.start()

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
+import errno
 import itertools
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TypeVar
 
 import pytest
@@ -204,3 +207,34 @@ def test_latest_is_found_without_or_with_a_stale_hint(target: StoreTarget) -> No
         await fresh.close()
 
     asyncio.run(main())
+
+
+def test_a_manifest_whose_directory_flush_fails_after_it_is_visible_is_settled(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # The name is linked (readers see the version) when the directory fsync fails:
+    # reported as a plain failure, the caller was told "not committed" of a
+    # commit that stands, and a retry of an append would then be refused.
+    from catalog_store import Catalog
+    from catalog_store.storage import local
+
+    flush = local._fsync_dir
+    failures = {"left": 3}  # every try of one create
+
+    def failing_once_per_manifest(directory: Path) -> None:
+        if directory.name == MANIFEST_DIR and failures["left"] > 0:
+            failures["left"] -= 1
+            raise OSError(errno.EIO, "Input/output error")
+        flush(directory)
+
+    root = str(tmp_path / "store")
+    cat = Catalog.open(root, create=True)
+    cat.create(id="A", frequency="annual")
+    monkeypatch.setattr(local, "_fsync_dir", failing_once_per_manifest)
+    written = cat.write("A", ([dt.date(2000, 1, 1)], [1.0]))
+    assert failures["left"] == 0, "the flush never failed"
+    assert written.version == 2
+    assert Catalog.open(root).read("A")["value"].to_pylist() == [1.0]
+    failures["left"] = 1  # one failure, then a flush that works: the create stands
+    assert cat.write("A", ([dt.date(2001, 1, 1)], [2.0])).version == 3
+    cat.close()

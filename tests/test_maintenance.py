@@ -19,7 +19,7 @@ from catalog_store.errors import (
     ValidationError,
     VersionNotFoundError,
 )
-from catalog_store.keys import LATEST_HINT, manifest_key
+from catalog_store.keys import LATEST_HINT, RETENTION_FLOOR, manifest_key
 from catalog_store.maintenance import GcRefusedError, GcReport, RepairRefusedError
 from catalog_store.storage import open_store
 from catalog_store.testing.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
@@ -468,3 +468,22 @@ def test_gc_refuses_while_a_kept_version_is_damaged_and_not_after_repair(tmp_pat
     cat = Catalog.open(str(root))
     assert cat.read("GDP")["value"].to_pylist() == [1.0]
     cat.close()
+
+
+def test_a_retention_floor_after_the_newest_version_is_reported_and_stops_gc(
+    tmp_path: Path,
+) -> None:
+    # Before, verify checked no version and passed, and gc took every version for
+    # expired and deleted the newest version's shard and files.
+    root = tmp_path / "store"
+    files = three_versions_of_gdp(root)
+    (root / RETENTION_FLOOR).write_text("9")
+    with pytest.raises(GcRefusedError, match="after the newest version 3"):
+        asyncio.run(gc_through(root))
+    cat = Catalog.open(str(root))
+    report = cat.verify()
+    assert not report.ok
+    assert any(p.key == RETENTION_FLOOR for p in report.problems), report.problems
+    cat.close()
+    (root / RETENTION_FLOOR).unlink()
+    assert_whole(root, files)

@@ -16,6 +16,7 @@ import pytest
 
 from catalog_store import Catalog, CatalogOptions
 from catalog_store.errors import CatalogStoreError
+from catalog_store.keys import LATEST_HINT
 
 LAZY = CatalogOptions(max_staleness=3600.0)
 
@@ -73,3 +74,19 @@ def test_a_commit_into_a_store_that_went_away_fails_and_writes_nothing(tmp_path:
     assert sorted(s.id for s in cat.list().items) == ["A", "C"]
     assert cat.verify().ok
     cat.close()
+
+
+def test_an_unreadable_latest_hint_is_no_hint(tmp_path: Path) -> None:
+    # The hint is advisory: a directory (or a file not permitted) in its place
+    # made every command fail.
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True)
+    cat.create(id="A", frequency="annual")
+    cat.close()
+    hint = root / LATEST_HINT
+    hint.unlink()
+    hint.mkdir()
+    fresh = Catalog.open(str(root))
+    assert fresh.version() == 1
+    assert fresh.get("A").id == "A"
+    fresh.close()

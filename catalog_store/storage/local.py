@@ -17,6 +17,7 @@ import builtins
 import contextlib
 import errno
 import os
+import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
 from datetime import UTC, datetime
@@ -33,6 +34,10 @@ from catalog_store.errors import (
 from catalog_store.storage.base import ObjectInfo, Store, check_key
 
 _TMP_SUFFIX = ".tmp"
+#: Tries of a directory flush after a create made a name visible, and the pause
+#: between them (seconds, growing): a transient error then must not end the create.
+_FLUSH_ATTEMPTS = 3
+_FLUSH_PAUSE = 0.01
 _INLINE_READ_BYTES = 64 * 1024
 _PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
 _FULL = {errno.ENOSPC, errno.EDQUOT}
@@ -215,7 +220,19 @@ class LocalStore(Store):
             os.link(tmp, path)
         finally:
             tmp.unlink(missing_ok=True)
-        _fsync_dir(path.parent)
+        for attempt in range(_FLUSH_ATTEMPTS):
+            try:
+                _fsync_dir(path.parent)
+                return
+            except OSError as exc:
+                if attempt == _FLUSH_ATTEMPTS - 1:
+                    # The object is visible already: an error now is no proof it
+                    # was not created. Unavailable, so that a committer reads the
+                    # key back to settle the outcome.
+                    raise StorageUnavailableError(
+                        f"{path.name} was created, then its directory could not be flushed: {exc}"
+                    ) from exc
+                time.sleep(_FLUSH_PAUSE * (attempt + 1))  # EMFILE, EINTR and the like pass
 
     async def list(self, prefix: str = "") -> AsyncIterator[ObjectInfo]:
         # Walk only the deepest directory the prefix names, not the whole root.

@@ -14,6 +14,7 @@ from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from typing import Any
 
+from aiohttp import ClientError as HTTPClientError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
@@ -59,7 +60,9 @@ def translate_s3_errors(key: str) -> Iterator[None]:
             f"no S3 credentials: {exc}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(or AWS_PROFILE), or give the store's key and secret options"
         ) from exc
-    except (TimeoutError, ConnectionError, BotoCoreError) as exc:
+    except (TimeoutError, ConnectionError, BotoCoreError, HTTPClientError) as exc:
+        # HTTPClientError: a response cut short (ClientPayloadError) and the like,
+        # which reach here untranslated when botocore reads a body.
         raise StorageUnavailableError(f"{key}: {type(exc).__name__}: {exc}") from exc
     except (OSError, ClientError) as exc:
         client = _client_error(exc)
