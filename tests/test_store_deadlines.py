@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
 from pathlib import Path
 
 import pytest
@@ -162,3 +163,24 @@ def test_a_manifest_write_is_timed_from_when_its_objects_are_written(
             await store.close()
 
     asyncio.run(main())
+
+
+@pytest.mark.timeout(60)
+def test_a_fifo_in_an_objects_place_is_refused_not_waited_on(tmp_path: Path) -> None:
+    # open() of a FIFO blocks until a writer comes; on the event loop's thread no
+    # deadline could end it, and the whole process (a gateway) froze.
+    from catalog_store import Catalog
+    from catalog_store.errors import StorageError
+
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True, options=CatalogOptions(inline_rows=0))
+    cat.create(id="A", frequency="annual")
+    cat.write("A", ([dt.date(2000, 1, 1)], [1.0]))
+    cat.close()
+    (data,) = (root / "data").rglob("*.parquet")
+    data.unlink()
+    os.mkfifo(data)
+    fresh = Catalog.open(str(root))
+    with pytest.raises(StorageError, match="not a regular file"):
+        fresh.read("A")
+    fresh.close()

@@ -17,6 +17,7 @@ import builtins
 import contextlib
 import errno
 import os
+import stat
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -142,8 +143,14 @@ class LocalStore(Store):
             # a buffer made here: memory a worker allocates comes from that
             # thread's own malloc arena, which grows and is seldom given back, so
             # a process reading many shards would swell past its cache bound.
-            with open(path, "rb") as file:  # noqa: ASYNC230 - deliberate, see above
-                size = os.fstat(file.fileno()).st_size
+            # O_NONBLOCK: a FIFO put in an object's place would block open() on this
+            # thread for good; it has no effect on a regular file.
+            fd = os.open(path, os.O_RDONLY | os.O_NONBLOCK)
+            with open(fd, "rb") as file:  # noqa: ASYNC230 - deliberate, see above
+                st = os.fstat(fd)
+                if not stat.S_ISREG(st.st_mode):
+                    raise StorageError(f"{key}: not a regular file")
+                size = st.st_size
                 if size <= _INLINE_READ_BYTES:
                     return file.read()
                 buffer = bytearray(size + 1)  # one more: a file that grew is read whole
