@@ -34,6 +34,8 @@ from catalog_store.errors import (
     ConflictError,
     IntegrityError,
     ObjectNotFoundError,
+    StorageError,
+    StorageUnavailableError,
     ValidationError,
     VersionNotFoundError,
 )
@@ -407,6 +409,10 @@ async def _reads_whole(reader: StoreReader, state: SeriesRecord) -> bool:
         await read_record(reader, held, None, None)
     except (IntegrityError, ObjectNotFoundError, VersionNotFoundError):
         return False
+    except StorageError as exc:
+        if isinstance(exc, StorageUnavailableError):
+            raise  # the store, not the state: repair again later
+        return False  # unreadable (not permitted, an I/O error): damage like the rest
     return True
 
 

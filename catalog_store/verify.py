@@ -16,6 +16,7 @@ from __future__ import annotations
 import bisect
 from collections.abc import Awaitable, Callable
 from dataclasses import asdict, dataclass, field
+from functools import partial
 from operator import attrgetter
 from typing import Any, TypeVar
 
@@ -27,6 +28,8 @@ from catalog_store.datafiles import read_files, read_record
 from catalog_store.errors import (
     IntegrityError,
     ObjectNotFoundError,
+    StorageError,
+    StorageUnavailableError,
     VersionNotFoundError,
 )
 from catalog_store.keys import checksum
@@ -50,6 +53,7 @@ KINDS = (
     "broken_chain",
     "missing_object",
     "corrupt_object",
+    "unreadable_object",
     "file_mismatch",
     "derived_mismatch",
     "table_mismatch",
@@ -138,6 +142,11 @@ class _Verifier:
             return None
         except IntegrityError as exc:
             self.problem("bad_manifest", key, str(exc), version=version)
+            return None
+        except StorageError as exc:
+            if isinstance(exc, StorageUnavailableError):
+                raise  # the store, not this manifest: run verify again later
+            self.problem("bad_manifest", key, f"cannot be read: {exc}", version=version)
             return None
         self.report.versions_checked += 1
         if version > 0 and manifest.parent != version - 1:
@@ -356,7 +365,12 @@ class _Verifier:
                 )
 
     async def read(
-        self, path: str, version: int, what: str, load: Callable[[], Awaitable[T]]
+        self,
+        path: str,
+        version: int,
+        what: str,
+        load: Callable[[], Awaitable[T]],
+        **where: Any,
     ) -> T | None:
         """``load()``; None, and a problem reported the first time, if the object at
         ``path`` is missing or damaged. Counts each object checked once."""
@@ -368,10 +382,17 @@ class _Verifier:
             return await load()
         except ObjectNotFoundError:
             if new:
-                self.problem("missing_object", path, f"{what} is missing", version=version)
+                self.problem("missing_object", path, f"{what} is missing", version=version, **where)
         except IntegrityError as exc:
             if new:
-                self.problem("corrupt_object", path, str(exc), version=version)
+                self.problem("corrupt_object", path, str(exc), version=version, **where)
+        except StorageError as exc:
+            if isinstance(exc, StorageUnavailableError):
+                raise
+            # Not permitted, a directory in its place, an I/O error: one object,
+            # reported, rather than a verify (and a repair) that stops at it.
+            if new:
+                self.problem("unreadable_object", path, str(exc), version=version, **where)
         self.bad.add(path)
         return None
 
@@ -398,26 +419,14 @@ class _Verifier:
                 continue
             if file.path in self.seen:
                 continue
-            self.seen.add(file.path)
-            self.report.objects_checked += 1
-            try:
-                table = await read_files(self.reader, [file], record.frequency)
-            except ObjectNotFoundError:
-                self.problem(
-                    "missing_object",
-                    file.path,
-                    "observation file is missing",
-                    version=version,
-                    series_id=record.id,
-                )
-                self.bad.add(file.path)
-                healthy = False
-                continue
-            except IntegrityError as exc:
-                self.problem(
-                    "corrupt_object", file.path, str(exc), version=version, series_id=record.id
-                )
-                self.bad.add(file.path)
+            table = await self.read(
+                file.path,
+                version,
+                "observation file",
+                partial(read_files, self.reader, [file], record.frequency),
+                series_id=record.id,
+            )
+            if table is None:
                 healthy = False
                 continue
             ints = date_ints(table)

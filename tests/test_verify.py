@@ -110,3 +110,23 @@ def test_a_manifest_holding_bytes_that_are_not_utf8_is_damage(tmp_path: Path) ->
     assert [p.kind for p in report.problems] == ["bad_manifest"], report.problems
     for opened in (cat, fresh):
         opened.close()
+
+
+def test_an_object_the_store_will_not_read_is_reported_not_fatal(tmp_path: Path) -> None:
+    # A directory where a data file should be (as an I/O or permission error would)
+    # stopped verify with an error, and repair with it.
+    from catalog_store import CatalogOptions
+
+    root = tmp_path / "store"
+    cat = Catalog.open(str(root), create=True, options=CatalogOptions(inline_rows=0))
+    cat.create(id="A", frequency="annual")
+    cat.write("A", ([dt.date(2000, 1, 1)], [1.0]))
+    (data,) = (root / "data").rglob("*.parquet")
+    data.unlink()
+    data.mkdir()
+    report = Catalog.open(str(root)).verify()
+    kinds = [(p.kind, p.key) for p in report.problems]
+    assert ("unreadable_object", data.relative_to(root).as_posix()) in kinds, kinds
+    assert cat.repair().healthy_version == 1
+    assert Catalog.open(str(root)).verify().ok
+    cat.close()
