@@ -213,8 +213,17 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
             try:
                 return column.cast(INSTANT_TYPE)
             except pa.ArrowInvalid:
+                # The unit says why: from nanoseconds the cast can only lose digits;
+                # from seconds or milliseconds it can only overflow 64 bits of
+                # microseconds, some 292,000 years from 1970.
+                if kind.unit == "ns":
+                    raise ValidationError(
+                        "instants finer than a microsecond are not supported", "dates"
+                    ) from None
                 raise ValidationError(
-                    "instants finer than a microsecond are not supported", "dates"
+                    f"instant {_beyond_microseconds(column, kind.unit)} from 1970-01-01 is "
+                    f"outside {MIN_DATE} .. {MAX_DATE}",
+                    "dates",
                 ) from None
         if pa.types.is_string(kind) or pa.types.is_large_string(kind):
             return _parse_strings(column, frequency)
@@ -237,6 +246,19 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
     if pa.types.is_string(kind) or pa.types.is_large_string(kind):
         return _parse_strings(column, frequency)
     raise ValidationError(f"dates must be dates, not {kind}", "dates")
+
+
+_UNITS = {"s": ("seconds", 1_000_000), "ms": ("milliseconds", 1_000)}
+
+
+def _beyond_microseconds(column: pa.ChunkedArray, unit: str) -> str:
+    """The first instant of a column in seconds or milliseconds that 64 bits of
+    microseconds cannot hold, as a count of its units (no datetime holds it)."""
+    name, per_unit = _UNITS[unit]
+    limit = (2**63 - 1) // per_unit  # and -limit: 2^63 is no multiple of per_unit
+    counts = column.cast(pa.int64())
+    beyond = pc.or_(pc.greater(counts, limit), pc.less(counts, -limit))
+    return f"{counts.filter(beyond)[0].as_py()} {name}"
 
 
 #: A calendar date as every surface writes one: RFC 3339's full-date, YYYY-MM-DD.

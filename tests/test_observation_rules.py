@@ -314,6 +314,36 @@ REFUSED: list[tuple[str, str, Any, str, str]] = [
     ("iso-basic-form", "daily", (["20200101"], [1]), "dates", "20200101"),
     ("instant-week-date", "intraday", (["2024-W01-1T00:00:00Z"], [1]), "dates", "RFC 3339"),
     ("instant-nanoseconds", "intraday", (["2024-01-01T00:00:00.1234567Z"], [1]), "dates", "RFC"),
+    (
+        "arrow-nanoseconds",
+        "intraday",
+        pa.table({"date": pa.array([1], pa.timestamp("ns", tz="UTC")), "value": [1.0]}),
+        "dates",
+        "finer than a microsecond",
+    ),
+    (
+        "seconds-beyond-microseconds",
+        "intraday",
+        pa.table({"date": pa.array([0, 2**62], pa.timestamp("s", tz="UTC")), "value": [1, 2]}),
+        "dates",
+        "instant 4611686018427387904 seconds from 1970-01-01 is outside 1600-01-01 .. 2200-12-31",
+    ),
+    (
+        "milliseconds-beyond-microseconds",
+        "intraday",
+        pa.table({"date": pa.array([-(2**62)], pa.timestamp("ms", tz="UTC")), "value": [1]}),
+        "dates",
+        "instant -4611686018427387904 milliseconds from 1970-01-01 is outside",
+    ),
+    (
+        "pandas-seconds-beyond-microseconds",
+        "intraday",
+        pd.DataFrame(
+            {"date": pd.Series([2**62], dtype="datetime64[s]").dt.tz_localize(UTC), "value": [1.0]}
+        ),
+        "dates",
+        "instant 4611686018427387904 seconds from 1970-01-01 is outside",
+    ),
     ("iso-week-form", "daily", (["2020W011"], [1]), "dates", "2020W011"),
     ("instant-for-a-date", "daily", ([_INSTANT], [1]), "dates", "instants"),
     ("time-of-day", "daily", ([dt.datetime(2020, 1, 1, 12)], [1]), "dates", "time of day"),

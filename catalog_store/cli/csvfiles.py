@@ -19,12 +19,21 @@ import pyarrow as pa
 
 from catalog_store.cli._output import plural
 from catalog_store.errors import ValidationError
-from catalog_store.observations import parse_date_text, parse_instant_text, utc_instant
+from catalog_store.observations import (
+    normalize,
+    parse_date_text,
+    parse_instant_text,
+    utc_instant,
+)
 
 DateValue = dt.date | dt.datetime
 
 #: Cells meaning "no value": empty, FRED's ".", and the usual spreadsheet spellings.
 MISSING = frozenset({"", ".", "na", "n/a", "#n/a", "nan", "null", "none"})
+#: A float read from text this large may be a rounded integer: 2^53 + 1 reads as 2^53.
+_ROUNDED_FROM = 2.0**53
+#: The date of a value the engine judges alone (irregular series take any day in range).
+_ANY_DAY = dt.date(2000, 1, 1)
 
 ACCEPTED = (
     "ISO dates (2000-01-31), 'Jan 31 2000', 'January 31, 2000', '31 Jan 2000', "
@@ -125,12 +134,23 @@ def to_utc(stamp: dt.datetime, text: str) -> dt.datetime:
         raise ValueError(f"{text!r} is out of range in UTC") from None
 
 
-def parse_value(text: str) -> float | None:
-    """A number, or None for a missing cell. Raises ValueError otherwise."""
+def parse_value(text: str) -> float | int | None:
+    """A number, or None for a missing cell. Raises ValueError otherwise.
+
+    Decimal text is a float, rounded as any float is. Integer text from 2^53 up stays
+    an int: ``float()`` would round it (2^53 + 1 to 2^53) unseen, and the engine
+    refuses an integer a float cannot hold exactly.
+    """
     value = text.strip()
     if value.casefold() in MISSING:
         return None
-    return float(value)
+    number = float(value)
+    if abs(number) < _ROUNDED_FROM:
+        return number
+    try:
+        return int(value)  # the integer spellings float() takes: a sign, digits, "_"
+    except ValueError:
+        return number
 
 
 @dataclass
@@ -277,9 +297,22 @@ class _Dates:
 
 def _number(text: str, line: int, column: str) -> float | None:
     try:
-        return parse_value(text)
+        value = parse_value(text)
     except ValueError:
         raise ValidationError(f"line {line}: not a number: {text.strip()!r}", column) from None
+    if not isinstance(value, int):
+        return value
+    # Judged alone by the engine's own rule, so that the error can name the cell.
+    try:
+        judged = normalize(([_ANY_DAY], [value]), "irregular")
+    except ValidationError:
+        raise ValidationError(
+            f"line {line}: {text.strip()} is an integer a 64-bit float cannot hold "
+            "exactly; it is refused rather than rounded",
+            column,
+        ) from None
+    exact: float = judged.column("value")[0].as_py()
+    return exact
 
 
 def read_wide(
