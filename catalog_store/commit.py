@@ -174,11 +174,11 @@ class Committer:
                         f"cannot read back version(s) {sorted(unknown)} to settle the outcome"
                     )
                 if known is not None and not await self.reader.holds(latest):
-                    # The version to build on, unprobed, is gone: expired by gc under
-                    # retention, or the store was emptied or replaced. A successor
-                    # would land below the retention floor, or in the void.
+                    # The version to build on, unprobed, expired under retention
+                    # meanwhile: a successor would land below the floor, lost to
+                    # every reader. The retry builds on the newest version.
                     raise StorageUnavailableError(
-                        f"version {latest}, the base of this commit, is no longer in the store"
+                        f"version {latest}, the base of this commit, has expired"
                     )
                 # From the base of this attempt: a retry on a newer base gets a newer time.
                 committed_at = commit_time(base.manifest)

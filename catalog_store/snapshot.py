@@ -213,13 +213,24 @@ class StoreReader:
         return await self.store.exists(keys.manifest_key(version))
 
     async def holds(self, version: int) -> bool:
-        """Whether the store still holds ``version``'s manifest; if not, forget it as
-        the latest, so that the next :meth:`latest_version` searches afresh."""
+        """Whether the store still holds ``version``'s manifest. When gc expired it
+        under retention, False, and it is forgotten as the latest, so that the next
+        :meth:`latest_version` searches afresh from the floor.
+
+        Raises IntegrityError when it is gone and retention does not explain it: the
+        store was damaged, emptied or replaced, and taking an older version for the
+        newest would quietly roll the catalog back.
+        """
         if await self._exists(version):
             return True
-        if self._latest is not None and self._latest >= version:
-            self._latest = None
-        return False
+        if version < await self.oldest_version():
+            if self._latest is not None and self._latest <= version:
+                self._latest = None
+            return False
+        raise IntegrityError(
+            f"version {version} is no longer in {self.store.url}, and no retention gc "
+            "expired it: the store was damaged, emptied or replaced (fincat verify tells)"
+        )
 
     def note_latest(self, version: int) -> None:
         """Record a version known to exist (after our own commit)."""
@@ -244,8 +255,8 @@ class StoreReader:
         newer = True
         if self._latest is not None:
             # Is there a newer version, and is ours still there? gc under retention
-            # deletes old manifests, and a store can be emptied or replaced: probing
-            # only forward from a version that is gone would stay on it for good.
+            # deletes old manifests: probing only forward from a version it expired
+            # would stay on it for good. (Gone otherwise is damage: see holds.)
             newer, _kept = await asyncio.gather(
                 self._exists(self._latest + 1), self.holds(self._latest)
             )

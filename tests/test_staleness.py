@@ -48,7 +48,7 @@ def test_a_process_behind_a_retention_gc_catches_up_and_writes_after_the_floor(
         writer.update("A", {"title": title})
     gc = writer.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
     assert gc.oldest_version == 4
-    # Versions 2 and 3 are gone: probing only forward from 1 found "nothing new",
+    # Versions 1 to 3 are gone: probing only forward from 1 found "nothing new",
     # so this process served version 1 for good and committed over the floor.
     assert behind.get("A").title == "t4"
     assert behind.update("A", {"title": "t5"}).version == 5
