@@ -85,9 +85,13 @@ def campaign_rules(rate: float = RATE) -> list[FaultRule]:
         FaultRule(FaultKind.FULL, probability=rate * 0.12),
         FaultRule(FaultKind.PERMISSION, probability=rate * 0.08, operations=PUTS),
         FaultRule(FaultKind.IO_ERROR, probability=rate * 0.08, operations=PUTS),
-        # Stalls end only by the catalog's deadline (STALL_DEADLINE).
-        FaultRule(FaultKind.HANG, probability=rate * 0.03),
-        FaultRule(FaultKind.HANG_AFTER, probability=rate * 0.03, operations=PUTS),
+        # Stalls end only by the catalog's deadline (STALL_DEADLINE). The rarest
+        # kinds also fire on a set call, so every run has them whatever calls the
+        # catalog makes.
+        FaultRule(FaultKind.HANG, probability=rate * 0.03, calls=frozenset({40})),
+        FaultRule(
+            FaultKind.HANG_AFTER, probability=rate * 0.03, operations=PUTS, calls=frozenset({20})
+        ),
     ]
 
 
