@@ -16,7 +16,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog_store import AsyncCatalog, CatalogOptions, RetryPolicy
+from catalog_store import AsyncCatalog, Catalog, CatalogOptions, RetryPolicy
 from catalog_store.errors import StorageUnavailableError
 from catalog_store.storage import LocalStore, MemoryStore, Store, open_store
 from catalog_store.storage.guarded import GuardedStore
@@ -169,7 +169,6 @@ def test_a_manifest_write_is_timed_from_when_its_objects_are_written(
 def test_a_fifo_in_an_objects_place_is_refused_not_waited_on(tmp_path: Path) -> None:
     # open() of a FIFO blocks until a writer comes; on the event loop's thread no
     # deadline could end it, and the whole process (a gateway) froze.
-    from catalog_store import Catalog
     from catalog_store.errors import StorageError
 
     root = tmp_path / "store"
@@ -184,3 +183,57 @@ def test_a_fifo_in_an_objects_place_is_refused_not_waited_on(tmp_path: Path) -> 
     with pytest.raises(StorageError, match="not a regular file"):
         fresh.read("A")
     fresh.close()
+
+
+_LIMITED_WRITER = """
+import datetime as dt, os, resource, sys
+from catalog_store import Catalog, CatalogOptions, RetryPolicy
+limit, root = sys.argv[1], sys.argv[2]
+once = RetryPolicy(max_attempts=2, max_seconds=5, base_delay=0.001, max_delay=0.01)
+cat = Catalog.open(root, create=True, options=CatalogOptions(inline_rows=0, retry=once))
+cat.create(id="A", frequency="daily")
+days = [dt.date(1900, 1, 1) + dt.timedelta(days=i) for i in range(20000)]
+if limit == "fsize":
+    resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
+else:
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    resource.setrlimit(resource.RLIMIT_NOFILE, (64, hard))
+    held = []
+    try:
+        while True:
+            held.append(os.open(os.devnull, os.O_RDONLY))
+    except OSError:
+        pass
+try:
+    cat.write("A", (days, [float(i) for i in range(len(days))]))
+except Exception as exc:
+    print(type(exc).__name__)
+else:
+    print("committed")
+"""
+
+
+@pytest.mark.parametrize(
+    ("limit", "error"), [("fsize", "StorageFullError"), ("nofile", "StorageUnavailableError")]
+)
+def test_a_process_limit_is_reported_by_what_cures_it(
+    limit: str, error: str, tmp_path: Path
+) -> None:
+    # Past the file-size limit (EFBIG) a write is as good as out of space, and out
+    # of descriptors (EMFILE) passes once some close: both were a plain StorageError,
+    # "no rerun can cure" (CLI status 1).
+    import subprocess
+    import sys
+
+    root = tmp_path / "store"
+    done = subprocess.run(
+        [sys.executable, "-c", _LIMITED_WRITER, limit, str(root)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=False,
+    )
+    assert done.stdout.strip() == error, done.stdout + done.stderr
+    cat = Catalog.open(str(root))
+    assert cat.version() == 1 and cat.verify().ok
+    cat.close()

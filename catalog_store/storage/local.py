@@ -41,8 +41,10 @@ _FLUSH_ATTEMPTS = 3
 _FLUSH_PAUSE = 0.01
 _INLINE_READ_BYTES = 64 * 1024
 _PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
-_FULL = {errno.ENOSPC, errno.EDQUOT}
-_TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY}
+# EFBIG: past the process's file-size limit, as good as full for this writer.
+_FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
+# EMFILE and ENFILE: out of file descriptors for now, which closing ones cures.
+_TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY, errno.EMFILE, errno.ENFILE}
 
 
 @contextlib.contextmanager
