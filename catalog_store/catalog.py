@@ -28,6 +28,7 @@ from catalog_store.datafiles import INLINE_MAX_ROWS, read_record
 from catalog_store.errors import (
     AlreadyExistsError,
     CatalogStoreError,
+    ConflictError,
     FormatError,
     IntegrityError,
     NotFoundError,
@@ -97,6 +98,10 @@ DEFAULT_SHARDS = 64
 #: under a millisecond, and the process stays within 1.5x of its size at 10^4
 #: (bench/catalog_scale.py). The gateway, a server, defaults to 128 MiB.
 DEFAULT_CACHE_BYTES = 32 * 2**20
+
+#: What an operation raises when it does not fit the state it is applied to: its
+#: own refusal, unlike a storage failure met while applying it.
+_REFUSALS = (SeriesNotFoundError, AlreadyExistsError, ValidationError, ConflictError)
 
 
 @dataclass(frozen=True)
@@ -624,7 +629,10 @@ class AsyncCatalog:
         yield batch
         if batch.operations:
             committed = await self._commit(
-                batch.operations, message or f"batch of {len(batch.operations)}", allow_empty=False
+                batch.operations,
+                message or f"batch of {len(batch.operations)}",
+                allow_empty=False,
+                batch=batch,
             )
             if committed.landed:
                 batch.version = committed.manifest.version
@@ -638,11 +646,15 @@ class AsyncCatalog:
         message: str,
         allow_empty: bool = True,
         checkpoint: bool = False,
+        batch: Batch | None = None,
     ) -> Committed:
         """Commit ``operations``; with ``checkpoint``, write everything held out (see
-        :meth:`checkpoint`; nothing to commit if nothing is held)."""
+        :meth:`checkpoint`; nothing to commit if nothing is held). The ``batch`` they
+        come from learns which of them refused the commit (``failed_operation``)."""
         staged = Staged()
         attempts: dict[int, ChangeSet] = {}
+        # Each operation's refusal in an attempt, and its index.
+        refusals: list[tuple[CatalogStoreError, int]] = []
 
         async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Draft:
             if checkpoint and not has_held_writes(base.manifest):
@@ -657,8 +669,12 @@ class AsyncCatalog:
                 settle_rows=self.options.inline_rows == 0,
                 checkpoint=checkpoint,
             )
-            for op in operations:
-                await op.apply(changes)
+            for index, op in enumerate(operations):
+                try:
+                    await op.apply(changes)
+                except _REFUSALS as exc:
+                    refusals.append((exc, index))
+                    raise
             await changes.check_claims()
             if not changes.changes and not allow_empty:
                 raise _NothingToCommit(base.manifest, changes.touched())
@@ -669,6 +685,12 @@ class AsyncCatalog:
             manifest = await self.committer.commit(build)
         except _NothingToCommit as idle:
             return Committed(idle.manifest, idle.records, landed=False)
+        except CatalogStoreError as exc:
+            if batch is not None:
+                # The refusal the commit stands by, if it is one: not an earlier
+                # attempt's, judged on a version that was not the newest.
+                batch.failed_operation = next((i for e, i in refusals if e is exc), None)
+            raise
         # The attempt that built the landed version knows what it wrote.
         return Committed(manifest, attempts[manifest.version].touched())
 
@@ -700,7 +722,12 @@ class _NothingToCommit(CatalogStoreError):
 
 
 class Batch:
-    """Changes gathered by :meth:`AsyncCatalog.batch`; validated as they are added."""
+    """Changes gathered by :meth:`AsyncCatalog.batch`.
+
+    Each is checked as it is added as far as the batch alone can tell; what depends
+    on the stored series (that it exists, its version, its frequency) is judged by
+    the commit, on the version it builds on, as for a single change.
+    """
 
     def __init__(self, catalog: AsyncCatalog) -> None:
         self._catalog = catalog
@@ -711,6 +738,11 @@ class Batch:
         #: The version the batch committed as; None until then, and after a batch
         #: whose changes change nothing.
         self.version: int | None = None
+        #: After a commit that failed: the index in :attr:`operations` of the one
+        #: that refused it (a stale expected version, values the stored series does
+        #: not take); None when none did (an external id two series carry once the
+        #: batch is applied, a storage failure).
+        self.failed_operation: int | None = None
 
     def create(self, spec: SeriesSpec | Mapping[str, Any]) -> None:
         op = CreateSeries(parse_spec(spec))
@@ -741,7 +773,12 @@ class Batch:
     ) -> None:
         check_series_id(series_id)
         op = self._catalog._write_op(series_id, observations, mode, start, end, expected_version)
-        # Validate now, so a crawler learns which write is bad at the line that added it.
-        frequency = self._frequency.get(series_id) or (await self._catalog.get(series_id)).frequency
-        op.prepare(frequency)
+        frequency = self._frequency.get(series_id)
+        if frequency is not None:
+            # Checked now, so a crawler learns which write is bad at the line that
+            # added it. A series in the store is checked by the commit instead: the
+            # newest version this process knows may predate the series or its
+            # frequency, and the commit judges again on the newest what it judged
+            # on an older version.
+            op.prepare(frequency)
         self.operations.append(op)

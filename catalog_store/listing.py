@@ -21,6 +21,7 @@ import msgspec
 import pyarrow as pa
 
 from catalog_store import keys, table
+from catalog_store.asof import MAX_VERSION
 from catalog_store.errors import ValidationError
 from catalog_store.models import FREQUENCIES, Series, check_count
 from catalog_store.records import SeriesRecord, TablePart, to_series
@@ -118,14 +119,24 @@ def encode_cursor(version: int, shard: int, after: str) -> str:
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
 
 
+def is_version(value: object) -> bool:
+    """Whether ``value``, read from a cursor, is a version number as ``as_of`` takes one.
+
+    A cursor holding anything else was not made here: it is a bad cursor, never a
+    version to look up (a 404) or an ``as_of`` the client did not send. GraphQL's
+    cursors, which hold a version too, are read by the same rule.
+    """
+    return type(value) is int and 0 <= value <= MAX_VERSION
+
+
 def decode_cursor(cursor: str) -> tuple[int, int, str]:
     """Raises ValidationError (field ``cursor``) for anything this code did not make."""
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         version, shard, after = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not (isinstance(version, int) and isinstance(shard, int) and isinstance(after, str)):
+        if not (is_version(version) and type(shard) is int and isinstance(after, str)):
             raise ValueError
-        if version < 0 or shard < 0:
+        if shard < 0:
             raise ValueError
     except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
         raise ValidationError("invalid cursor", "cursor") from None

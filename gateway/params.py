@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import datetime as dt
 import re
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any, TypeVar
 
 import msgspec
@@ -19,12 +19,13 @@ from litestar.exceptions import ClientException, ValidationException
 from litestar.types import Scope
 
 from catalog_store.asof import parse_date, parse_instant
-from catalog_store.errors import ValidationError
+from catalog_store.errors import SeriesNotFoundError, ValidationError, VersionMismatchError
 from catalog_store.models import SeriesSpec, apply_changes
+from gateway.problems import PreconditionFailedError
 
 T = TypeVar("T")
 
-_ETAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})"\s*$')
+_ETAG = re.compile(r'^\s*(W/)?"(\d{1,19})"\s*$')
 #: An ETag of a series version, or of a version and a retention floor (``"42.7"``).
 _TAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})(?:\.(\d{1,19}))?"\s*$')
 _PATH_PART = re.compile(r"\[(\d+)\]")
@@ -70,19 +71,35 @@ def parse_bound(text: str | None, name: str) -> dt.date | dt.datetime | None:
         raise ValidationError(_BOUND, name) from None
 
 
-def parse_if_match(header: str | None) -> int | None:
-    """The version an ``If-Match`` header requires, or None without the header.
+async def conditional(header: str | None, change: Callable[[int | None], Awaitable[T]]) -> T:
+    """Make ``change`` to one series under an ``If-Match`` header: it is called with
+    the version the header requires as its expected version (None: no header, or
+    ``*``), which the catalog checks inside the commit, on the newest version.
 
-    ``*`` requires only that the series exists, which every conditional
-    operation checks anyway, so it yields None too. Raises ClientException (400)
-    for anything but one ETag this server issued.
+    As RFC 9110 (13.1.1) has it, the comparison is strong, so a weak ETag
+    (``W/"17"``) never matches, and the condition fails for a series that does not
+    exist, ``*`` included: PreconditionFailedError (412) for either, as for a
+    version that is no longer current. Raises ClientException (400) for anything
+    but ``*`` or one ETag as this server issues them.
     """
-    if header is None or header.strip() == "*":
-        return None
-    match = _ETAG.fullmatch(header)
-    if match is None:
-        raise ClientException('If-Match must be one ETag as issued by this server, e.g. "42"')
-    return int(match.group(1))
+    if header is None:
+        return await change(None)
+    expected = None
+    if header.strip() != "*":
+        match = _ETAG.fullmatch(header)
+        if match is None:
+            raise ClientException('If-Match must be one ETag as issued by this server, e.g. "42"')
+        if match.group(1):
+            raise PreconditionFailedError(
+                f"If-Match compares ETags strongly, so the weak {header.strip()} never "
+                f'matches; send the series\' ETag, "{match.group(2)}"'
+            )
+        expected = int(match.group(2))
+    try:
+        return await change(expected)
+    except (VersionMismatchError, SeriesNotFoundError) as exc:
+        detail = f"{exc}, which If-Match requires" if expected is None else str(exc)
+        raise PreconditionFailedError(detail) from None
 
 
 def none_match(header: str | None, version: int, floor: int = 0) -> bool:

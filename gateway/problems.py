@@ -67,6 +67,22 @@ class Problem(msgspec.Struct, omit_defaults=True):
     errors: list[FieldError] | None = None
 
 
+class PreconditionFailedError(ConflictError):
+    """An ``If-Match`` that does not hold (RFC 9110 13.1.1): a 412. A stale version in
+    a body (a commit's ``expected_version``) is the catalog's VersionMismatchError, a 409."""
+
+
+class OperationError(CatalogStoreError):
+    """``error``, raised by one operation of a request of several (a commit), shown as
+    ``error`` is, with ``field`` the path of that operation's input it concerns
+    (``operations.2.expected_version``)."""
+
+    def __init__(self, error: CatalogStoreError, field: str) -> None:
+        super().__init__(str(error))
+        self.error = error
+        self.field = field
+
+
 @dataclass(frozen=True)
 class Kind:
     """How one class of error is presented."""
@@ -91,7 +107,8 @@ CATALOG_ERRORS: tuple[tuple[type[CatalogStoreError], Kind], ...] = (
     (ExternalIdTakenError, Kind(409, "external-id-taken", "External id already in use")),
     (AlreadyExistsError, Kind(409, "already-exists", "Already exists")),
     (ValidationError, Kind(422, "invalid", "Invalid input")),
-    (VersionMismatchError, Kind(412, "version-mismatch", "Precondition failed")),
+    (PreconditionFailedError, Kind(412, "version-mismatch", "Precondition failed")),
+    (VersionMismatchError, Kind(409, "version-mismatch", "Conflicting concurrent change")),
     (AppendOrderError, Kind(409, "append-order", "Append does not follow the last date")),
     (
         CommitRetriesExhaustedError,
@@ -187,14 +204,14 @@ def problem_response(
 def catalog_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:
     """The problem for an error of the catalog's tree."""
     assert isinstance(exc, CatalogStoreError)
+    named = exc if isinstance(exc, OperationError) else None
+    if named is not None:
+        exc = named.error
     kind = kind_of(exc)
     status, slug, title = kind.status, kind.slug, kind.title
-    if isinstance(exc, VersionMismatchError) and "if-match" not in request.headers:
-        # The precondition was in the body (a commit's expected_version), not a header.
-        status, title = 409, "Conflicting concurrent change"
     headers = retry_headers(kind)
     if kind.public:
-        errors = field_errors(exc)
+        errors = [FieldError(named.field, str(exc))] if named else field_errors(exc)
         if isinstance(exc, ValidationError) and errors:
             detail = "; ".join(f"{e.field}: {e.message}" for e in errors)
         else:
@@ -264,7 +281,7 @@ _DESCRIPTIONS = {
     404: "No such series or version.",
     406: "None of the accepted media types can be produced.",
     409: "Conflicts with the current state (exists already, or lost to a concurrent change).",
-    412: "If-Match names a version that is no longer current.",
+    412: "If-Match does not hold: a version no longer current, a weak ETag, no such series.",
     413: "Request body or observation count over the limit.",
     415: "Unsupported request body media type.",
     416: "The byte range lies outside the representation.",

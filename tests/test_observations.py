@@ -561,8 +561,8 @@ def test_a_batch_keeps_what_each_write_was_given_though_the_caller_reuses_its_bu
 
 
 def test_a_write_checked_again_at_commit_checks_what_it_was_given(target: StoreTarget) -> None:
-    # The batch checks a write against the series' frequency when it is added, and
-    # again at commit if another writer changed the frequency meanwhile.
+    # The commit checks a write to a stored series against the frequency it has
+    # then: another writer may have changed it since the write was added.
     catalog, other = target.open(), target.open(create=False)
     catalog.create(id="M", frequency="monthly")
     values = np.array([1.0, 2.0])

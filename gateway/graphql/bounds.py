@@ -5,7 +5,7 @@
 instant ``start`` or ``end``. As in REST and the Python API, a date bounds an
 intraday series by whole UTC days, and an instant bounds a series that is not
 intraday by its UTC date (docs/observations.md). The catalog's errors about a
-bound name ``start`` or ``end``; :meth:`Bounds.renamed` names the argument the
+bound name ``start`` or ``end``; :meth:`Bounds.names` gives the argument the
 client gave instead.
 """
 
@@ -17,9 +17,8 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 
 from catalog_store.asof import parse_instant
-from catalog_store.errors import ValidationError
 from catalog_store.observations import range_bounds
-from gateway.graphql.errors import VALIDATION, ApiError
+from gateway.graphql.errors import VALIDATION, ApiError, Arguments
 
 #: One end of a range: a date, an instant (aware, UTC), or None for open.
 Bound = dt.date | dt.datetime | None
@@ -34,29 +33,22 @@ class Bounds:
     start_name: str = "start"
     end_name: str = "end"
 
-    def renamed(self, exc: ValidationError, prefix: str = "") -> ValidationError:
-        """``exc`` naming the argument (after ``prefix``) when it names a bound."""
+    def names(self) -> dict[str, str]:
+        """The argument each of the catalog's names for a bound stands for."""
         # The catalog names start for the pair ("start and end apply to replace_range
         # ..."), even when only an end was given.
         start_name = self.end_name if self.start is None and self.end is not None else None
-        names = {"start": start_name or self.start_name, "end": self.end_name}
-        field = exc.field or ""
-        head, dot, rest = field.partition(".")
-        if head not in names:
-            return exc
-        return ValidationError(exc.message, f"{prefix}{names[head]}{dot}{rest}")
+        return {"start": start_name or self.start_name, "end": self.end_name}
 
     @contextmanager
     def named(self) -> Iterator[None]:
-        """Name the argument in a catalog ValidationError about a bound raised inside."""
-        try:
+        """Name the argument in a catalog error about a bound raised inside."""
+        with Arguments(names=self.names()).named():
             yield
-        except ValidationError as exc:
-            raise self.renamed(exc) from None
 
     def check(self, frequency: str) -> None:
-        """Raises ValidationError naming the argument if the range is empty (start after
-        end) in the units of a series of ``frequency``."""
+        """Raises a ``VALIDATION`` error naming the argument if the range is empty
+        (start after end) in the units of a series of ``frequency``."""
         with self.named():
             range_bounds(self.start, self.end, frequency)
 

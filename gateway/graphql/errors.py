@@ -9,9 +9,10 @@ and its details go to the log only.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
-from collections.abc import Iterator
+from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from typing import Any
 
@@ -34,7 +35,6 @@ from catalog_store.errors import (
     ValidationError,
     VersionMismatchError,
 )
-from gateway.problems import with_prefix
 
 log = logging.getLogger("gateway.graphql")
 
@@ -126,6 +126,49 @@ def camel(path: str) -> str:
     return _SNAKE.sub(lambda m: m.group(1).upper(), head) + dot + rest
 
 
+#: The catalog's names for what an operation takes beside the input object that holds
+#: the series' fields (``updateSeries(id, input, expectedVersion)``, a batch's
+#: ``update {id changes expectedVersion}``).
+_OWN_FIELDS = frozenset({"id", "expected_version"})
+
+
+@dataclasses.dataclass(frozen=True)
+class Arguments:
+    """Where the catalog's field names are among the arguments a client sent: the one
+    mapping from the catalog's field paths to the schema's.
+
+    ``prefix`` goes before every path (``operations.2.update.``); ``nested`` before
+    the fields of the input object that holds the series' fields (``input.``,
+    ``changes.``), not before the operation's own (:data:`_OWN_FIELDS`); ``names``
+    gives the argument for a catalog name the schema calls otherwise (a write's
+    ``dates`` may be its ``instants``, its ``start`` a ``startInstant``). Any other
+    name is put in camel case.
+    """
+
+    prefix: str = ""
+    nested: str = ""
+    names: Mapping[str, str] = dataclasses.field(default_factory=dict)
+
+    def path(self, name: str) -> str:
+        head, dot, rest = name.partition(".")
+        within = "" if head in _OWN_FIELDS else self.nested
+        argument = self.names.get(head) or camel(head)
+        return f"{self.prefix}{within}{argument}{dot}{rest}"
+
+    def error(self, exc: CatalogStoreError) -> Exception:
+        """The client's view of ``exc`` naming the argument at fault, or ``exc`` itself
+        if it must be masked."""
+        return from_catalog(exc, self) or exc
+
+    @contextmanager
+    def named(self) -> Iterator[None]:
+        """Catalog errors raised inside as the client sees them, naming its arguments."""
+        try:
+            yield
+        except CatalogStoreError as exc:
+            raise self.error(exc) from None
+
+
 def code_of(exc: CatalogStoreError) -> str | None:
     """The code of a catalog error, or None for an internal failure."""
     for cls, code in CATALOG_CODES:
@@ -134,52 +177,40 @@ def code_of(exc: CatalogStoreError) -> str | None:
     return None  # pragma: no cover - CatalogStoreError is last in CATALOG_CODES
 
 
-def from_catalog(exc: CatalogStoreError) -> ApiError | None:
-    """The client's view of a catalog error, or None if it must be masked."""
+def from_catalog(exc: CatalogStoreError, arguments: Arguments | None = None) -> ApiError | None:
+    """The client's view of a catalog error, or None if it must be masked.
+
+    ``arguments`` says where the fields the error names are (by default, each is the
+    argument of its name)."""
     code = code_of(exc)
     if code is None:
         return None
+    names = arguments or Arguments()
     message = " ".join(str(exc).split())
     extra: dict[str, Any] = {}
     field: str | None = None
     if isinstance(exc, ValidationError):
-        field = camel(exc.field) if exc.field else None
+        field = names.path(exc.field) if exc.field else None
         message = exc.message
         if len(exc.problems) > 1:
             extra["problems"] = [
-                {"field": camel(str(p["field"])), "message": str(p["message"])}
+                {"field": names.path(str(p["field"])), "message": str(p["message"])}
                 for p in exc.problems
             ]
     elif isinstance(exc, VersionMismatchError):
+        field = names.path("expected_version")
         extra = {"expectedVersion": exc.expected, "actualVersion": exc.actual}
     elif isinstance(exc, ExternalIdTakenError):
         field, extra = camel(exc.field), {"owner": exc.owner}
     elif isinstance(exc, SeriesExistsError):
         field = "id"
     elif isinstance(exc, AppendOrderError):
-        field = exc.field
+        field = names.path(exc.field)
     elif isinstance(exc, StorageUnavailableError):
         message = _STORAGE_DOWN
     if code in (UNAVAILABLE, COMMIT_STATE_UNKNOWN):
         extra["retryable"] = True
     return ApiError(message, code, field, **extra)
-
-
-@contextmanager
-def argument_prefix(prefix: str) -> Iterator[None]:
-    """Put ``prefix`` (``input.``, ``operations.3.create.``) before the field path of a
-    ValidationError raised inside, so it names the argument the client sent.
-
-    Other errors pass through unchanged.
-    """
-    try:
-        yield
-    except ValidationError as exc:
-        renamed = ValidationError(exc.message, camel(exc.field) if exc.field else None)
-        renamed.problems = [
-            {"field": camel(str(p["field"])), "message": p["message"]} for p in exc.problems
-        ]
-        raise with_prefix(renamed, prefix) from None
 
 
 def is_client_error(error: GraphQLError) -> bool:

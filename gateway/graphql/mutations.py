@@ -14,16 +14,15 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.permission import BasePermission
 
-from catalog_store import AsyncCatalog
 from catalog_store.catalog import Batch
-from catalog_store.errors import ValidationError
+from catalog_store.errors import CatalogStoreError
 from catalog_store.models import check_series_id
 from gateway.graphql.auth import CanWrite
 from gateway.graphql.bounds import Bounds, read_bounds
 from gateway.graphql.catalog_types import Version, version_node
 from gateway.graphql.context import GraphQLContext, context_of
 from gateway.graphql.decorators import field, mutation
-from gateway.graphql.errors import INPUT_TOO_LARGE, VALIDATION, ApiError, argument_prefix
+from gateway.graphql.errors import INPUT_TOO_LARGE, VALIDATION, ApiError, Arguments
 from gateway.graphql.inputs import (
     BatchOperation,
     SeriesChanges,
@@ -95,81 +94,57 @@ def _rows(dates: list[Any] | None, instants: list[Any] | None, values: list[Any]
     return max(len(dates or ()), len(instants or ()), len(values or ()))
 
 
-class _WriteArguments:
-    """Renames the catalog's field names of a write to the arguments the client sent."""
-
-    def __init__(self, prefix: str, instants: bool, bounds: Bounds) -> None:
-        self.prefix = prefix
-        self.keys = "instants" if instants else "dates"
-        self.bounds = bounds
-
-    def rename(self, exc: ValidationError) -> ValidationError:
-        field = exc.field or ""
-        head, dot, rest = field.partition(".")
-        if head in ("start", "end"):
-            return self.bounds.renamed(exc, self.prefix)
-        if head in ("observations", "dates", "date"):
-            head = self.keys
-        return ValidationError(exc.message, f"{self.prefix}{head}{dot}{rest}")
+#: A write's rows as the catalog takes them, or None for none.
+Rows = tuple[list[Any], list[float | None]] | None
 
 
-async def _write(
-    target: AsyncCatalog | Batch,
-    op: WriteOperation,
-    prefix: str,
-    message: str | None = None,
-) -> Any:
+def _write_input(op: WriteOperation, prefix: str) -> tuple[Rows, Bounds, Arguments]:
+    """A write's rows and bounds, and where its fields are among the arguments: the
+    catalog's ``dates`` are its ``instants`` when it gave those, and its bounds the
+    arguments it gave for them. ``prefix`` goes before the argument names in errors."""
     rows = observations_of(op.dates, op.instants, op.values, prefix)
     bounds = read_bounds(op.start, op.end, op.start_instant, op.end_instant, prefix)
-    names = _WriteArguments(prefix, op.instants is not None, bounds)
-    try:
-        check_series_id(op.series_id)
-    except ValidationError as exc:
-        raise ValidationError(exc.message, f"{prefix}seriesId") from None
-    try:
-        if isinstance(target, Batch):
-            return await target.write(
-                op.series_id,
-                rows,
-                catalog_mode(op.mode),
-                start=bounds.start,
-                end=bounds.end,
-                expected_version=op.expected_version,
-            )
-        return await target.write(
-            op.series_id,
-            rows,
-            catalog_mode(op.mode),
-            start=bounds.start,
-            end=bounds.end,
-            expected_version=op.expected_version,
-            message=message or "",
-        )
-    except ValidationError as exc:
-        raise names.rename(exc) from None
+    keys = "instants" if op.instants is not None else "dates"
+    names = {"id": "seriesId", "observations": keys, "dates": keys, "date": keys}
+    return rows, bounds, Arguments(prefix, names={**names, **bounds.names()})
 
 
-def _add(batch: Batch, index: int, op: BatchOperation) -> WriteOperation | None:
-    """Add a create, update or delete to ``batch``; return a write for the caller to await."""
+async def _add(batch: Batch, index: int, op: BatchOperation) -> Arguments:
+    """Add one operation to ``batch``; return where its fields are among the arguments."""
     prefix = f"operations.{index}."
     if op.create:
-        with argument_prefix(prefix + "create."):
-            batch.create(spec_of(op.create, prefix + "create"))
+        names = Arguments(prefix + "create.")
+        spec = spec_of(op.create, prefix + "create")
+        with names.named():
+            batch.create(spec)
     elif op.update:
-        with argument_prefix(prefix + "update."):
+        names = Arguments(prefix + "update.", "changes.")
+        with names.named():
             check_series_id(op.update.id)
         changes = changes_of(op.update.changes, prefix + "update.changes")
-        with argument_prefix(prefix + "update.changes."):
+        with names.named():
             check_changes(op.update.id, changes)
-        batch.update(op.update.id, changes, expected_version=op.update.expected_version)
+            batch.update(op.update.id, changes, expected_version=op.update.expected_version)
     elif op.delete:
-        with argument_prefix(prefix + "delete."):
+        names = Arguments(prefix + "delete.")
+        with names.named():
             batch.delete(op.delete.id, expected_version=op.delete.expected_version)
     elif op.write:
-        return op.write
+        write = op.write
+        rows, bounds, names = _write_input(write, prefix + "write.")
+        with names.named():
+            check_series_id(write.series_id)
+            await batch.write(
+                write.series_id,
+                rows,
+                catalog_mode(write.mode),
+                start=bounds.start,
+                end=bounds.end,
+                expected_version=write.expected_version,
+            )
     else:  # pragma: no cover - graphql-core enforces exactly one field of a oneOf input
         raise ApiError("give exactly one operation", VALIDATION, prefix.rstrip("."))
-    return None
+    return names
 
 
 @strawberry.type
@@ -180,7 +155,7 @@ class Mutation:
     ) -> Series:
         context = context_of(info)
         spec = spec_of(input, "input")
-        with argument_prefix("input."):
+        with Arguments("input.").named():
             series = await context.catalog.create(spec, message=message or "")
         return series_node(series, series.version)
 
@@ -196,7 +171,7 @@ class Mutation:
         context = context_of(info)
         check_series_id(series_id)
         changes = changes_of(input, "input")
-        with argument_prefix("input."):
+        with Arguments(nested="input.").named():
             series = await context.catalog.update(
                 series_id, changes, expected_version=expected_version, message=message or ""
             )
@@ -254,7 +229,18 @@ class Mutation:
             end_instant=end_instant,
             expected_version=expected_version,
         )
-        series = await _write(context.catalog, op, "", message)
+        rows, bounds, names = _write_input(op, "")
+        with names.named():
+            check_series_id(series_id)
+            series = await context.catalog.write(
+                series_id,
+                rows,
+                catalog_mode(mode),
+                start=bounds.start,
+                end=bounds.end,
+                expected_version=expected_version,
+                message=message or "",
+            )
         return series_node(series, series.version)
 
     @mutation(
@@ -279,11 +265,18 @@ class Mutation:
             if op.write
         )
         _check_rows(context, rows, "operations")
-        async with context.catalog.batch(message or "") as batch:
-            for index, op in enumerate(operations):
-                write = _add(batch, index, op)
-                if write is not None:
-                    await _write(batch, write, f"operations.{index}.write.")
+        # Where each operation's fields are, to name the one the commit refuses.
+        names: list[Arguments] = []
+        batch: Batch | None = None
+        try:
+            async with context.catalog.batch(message or "") as batch:
+                for index, op in enumerate(operations):
+                    names.append(await _add(batch, index, op))
+        except CatalogStoreError as exc:
+            failed = batch.failed_operation if batch is not None else None
+            if failed is None:
+                raise
+            raise names[failed].error(exc) from None
         if batch.version is None:  # every change was to what the series already hold
             current = await context.catalog.version()
             return CommitResult(version=current, operations=len(operations), committed=False)

@@ -21,6 +21,7 @@ from dataclasses import dataclass
 
 from catalog_store import AsyncCatalog, Series
 from catalog_store.errors import SeriesNotFoundError
+from catalog_store.listing import decode_cursor, is_version
 from gateway.graphql.errors import VALIDATION, ApiError
 from gateway.graphql.types import day
 
@@ -45,15 +46,21 @@ class Position:
 
     @classmethod
     def decode(cls, text: str) -> Position:
-        """Raises ApiError ``VALIDATION`` (field ``after``) for a cursor this code did not make."""
+        """Raises ApiError ``VALIDATION`` (field ``after``) for a cursor this code did not
+        make, by the rule REST reads its cursors with, the catalog's cursor within it
+        included (which must pin the same version)."""
         try:
             padded = text + "=" * (-len(text) % 4)
             version, cursor, skip = json.loads(base64.urlsafe_b64decode(padded.encode()))
-            if not (isinstance(version, int) and isinstance(skip, int)) or version < 0 or skip < 0:
+            if not (is_version(version) and type(skip) is int and skip >= 0):
                 raise ValueError
-            if cursor is not None and not isinstance(cursor, str):
+            if cursor is not None and (
+                not isinstance(cursor, str) or decode_cursor(cursor)[0] != version
+            ):
                 raise ValueError
         except (ValueError, TypeError, binascii.Error, UnicodeDecodeError):
+            # The catalog's ValidationError is a ValueError: it names ``cursor``, which
+            # the client did not send.
             raise ApiError("invalid cursor", VALIDATION, "after") from None
         return cls(version, cursor, skip)
 

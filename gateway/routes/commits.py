@@ -1,8 +1,11 @@
 """``POST /v1/commits``: changes to many series as one atomic commit.
 
-The operations are checked as they are added to a catalog batch; the first bad
-one aborts the whole request with its index in the field path
-(``operations.3.series.frequency``) and nothing is committed.
+The operations are checked as they are added to a catalog batch, and what only the
+stored series can tell (a stale ``expected_version``, dates its frequency does not
+take) as the commit is made. The first bad one aborts the whole request with its
+index in the field path (``operations.3.series.frequency``,
+``operations.1.expected_version``) and nothing is committed. Each operation
+carries its own precondition: ``If-Match`` is not read here.
 """
 
 from __future__ import annotations
@@ -15,12 +18,17 @@ from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from catalog_store.catalog import Batch
-from catalog_store.errors import ValidationError
+from catalog_store.errors import (
+    AppendOrderError,
+    CatalogStoreError,
+    ValidationError,
+    VersionMismatchError,
+)
 from catalog_store.models import check_series_id
 from gateway.formats import JSON, require_json
 from gateway.openapi import documented, struct_schema
 from gateway.params import JsonValue, check_changes, decode_json, parse_bound
-from gateway.problems import problem_specs, with_prefix
+from gateway.problems import OperationError, problem_specs, with_prefix
 from gateway.routes.series import WRITE
 from gateway.state import gateway_of
 
@@ -103,18 +111,42 @@ async def commit(request: Request[Any, Any, Any]) -> Response[CommitResult]:
             status_code=HTTP_413_REQUEST_ENTITY_TOO_LARGE,
             detail=f"{rows} observations in one commit; the limit is {settings.max_observations}",
         )
-    async with gateway.catalog.batch(data.message) as batch:
-        for index, op in enumerate(data.operations):
-            try:
-                await _add(batch, op)
-            except ValidationError as exc:
-                raise with_prefix(exc, f"operations.{index}.") from None
+    batch: Batch | None = None
+    try:
+        async with gateway.catalog.batch(data.message) as batch:
+            for index, op in enumerate(data.operations):
+                try:
+                    await _add(batch, op)
+                except ValidationError as exc:
+                    raise with_prefix(exc, f"operations.{index}.") from None
+    except CatalogStoreError as exc:
+        failed = batch.failed_operation if batch is not None else None
+        if failed is None:
+            raise
+        raise _in_operation(exc, failed, data.operations[failed]) from None
     if batch.version is None:  # every change was to what the series already hold
         current = await gateway.catalog.version()
         return Response(CommitResult(current, count), status_code=HTTP_200_OK)
     response = Response(CommitResult(batch.version, count), status_code=HTTP_201_CREATED)
     response.headers["Location"] = f"/v1/versions/{batch.version}"
     return response
+
+
+#: Where in each kind of operation the series' own fields are.
+_INPUT: dict[type[Op], str] = {CreateOp: "series.", UpdateOp: "changes."}
+
+
+def _in_operation(exc: CatalogStoreError, index: int, op: Op) -> CatalogStoreError:
+    """``exc``, with which the commit refused ``op`` (the ``index``th operation),
+    naming the field of that operation at fault."""
+    prefix = f"operations.{index}."
+    if isinstance(exc, ValidationError):
+        return with_prefix(exc, prefix + _INPUT.get(type(op), ""))
+    if isinstance(exc, VersionMismatchError):
+        return OperationError(exc, f"{prefix}expected_version")
+    if isinstance(exc, AppendOrderError):
+        return OperationError(exc, prefix + exc.field)
+    return exc
 
 
 async def _add(batch: Batch, op: Op) -> None:

@@ -43,11 +43,11 @@ from gateway.head import is_head
 from gateway.openapi import BINARY, TEXT, documented, struct_schema
 from gateway.params import (
     JsonValue,
+    conditional,
     decode_json,
     etag,
     none_match,
     parse_bound,
-    parse_if_match,
 )
 from gateway.problems import problem_specs
 from gateway.ranges import ranged
@@ -336,13 +336,17 @@ async def write_observations(
         _check_rows(table.num_rows, limit)
         deleted = deleting and table.num_rows == 0
         observations = None if deleted else observations_as_written(media, table, body)
-    series = await gateway.catalog.write(
-        series_id,
-        observations,
-        mode or "append",
-        start=parse_bound(start, "start"),
-        end=parse_bound(end, "end"),
-        expected_version=parse_if_match(if_match),
+    low, high = parse_bound(start, "start"), parse_bound(end, "end")
+    series = await conditional(
+        if_match,
+        lambda expected: gateway.catalog.write(
+            series_id,
+            observations,
+            mode or "append",
+            start=low,
+            end=high,
+            expected_version=expected,
+        ),
     )
     return series_response(series)
 

@@ -24,12 +24,7 @@ from catalog_store.models import SERIES_ID_PATTERN, Frequency, Series, SeriesSpe
 from gateway.auth import needs
 from gateway.formats import JSON, require_json
 from gateway.openapi import documented, inline_defs
-from gateway.params import (
-    decode_json_object,
-    etag,
-    none_match,
-    parse_if_match,
-)
+from gateway.params import conditional, decode_json_object, etag, none_match
 from gateway.problems import problem_specs
 from gateway.state import gateway_of
 
@@ -65,7 +60,8 @@ IfMatch = Annotated[
     HeaderParameter(
         name="If-Match",
         required=False,
-        description='Apply only if the series is still at this version (its ETag, "42").',
+        description='Apply only if the series is still at this version: its ETag ("42"), '
+        "compared strongly (a weak one never matches), or * (only that it exists).",
     ),
 ]
 TextParam = Annotated[
@@ -303,8 +299,9 @@ async def update_series(
     """Replace the given top-level metadata fields; ``If-Match`` makes it conditional."""
     require_json(request.headers.get("content-type"))
     changes = decode_json_object(await request.body())
-    series = await gateway_of(request).catalog.update(
-        series_id, changes, expected_version=parse_if_match(if_match)
+    catalog = gateway_of(request).catalog
+    series = await conditional(
+        if_match, lambda expected: catalog.update(series_id, changes, expected_version=expected)
     )
     return series_response(series)
 
@@ -321,8 +318,9 @@ async def delete_series(
     request: Request[Any, Any, Any], series_id: SeriesId, if_match: IfMatch = None
 ) -> Response[Deleted]:
     """Delete a series; its history stays readable with ``as_of``."""
-    version = await gateway_of(request).catalog.delete(
-        series_id, expected_version=parse_if_match(if_match)
+    catalog = gateway_of(request).catalog
+    version = await conditional(
+        if_match, lambda expected: catalog.delete(series_id, expected_version=expected)
     )
     return Response(Deleted(series_id, version), headers={"ETag": etag(version)})
 
