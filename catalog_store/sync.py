@@ -22,7 +22,8 @@ from typing import Any, TypeVar
 import pyarrow as pa
 
 from catalog_store.asof import AsOf
-from catalog_store.catalog import AsyncCatalog, Batch, CatalogOptions, VersionInfo
+from catalog_store.batch import Batch
+from catalog_store.catalog import AsyncCatalog, CatalogOptions, VersionInfo
 from catalog_store.listing import Page, SeriesFilter
 from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport
 from catalog_store.models import Series, SeriesSpec

@@ -30,7 +30,8 @@ from catalog_store.errors import SeriesNotFoundError, ValidationError
 from catalog_store.models import Series
 
 if TYPE_CHECKING:
-    from catalog_store.catalog import AsyncCatalog, Batch
+    from catalog_store.batch import Batch
+    from catalog_store.catalog import AsyncCatalog
     from catalog_store.sync import Catalog, SyncBatch
 
 __all__ = ["DATASETS", "DemoSeries", "demo_series", "load_demo", "load_demo_async"]

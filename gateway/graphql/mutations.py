@@ -14,7 +14,7 @@ from typing import Annotated, Any
 import strawberry
 from strawberry.permission import BasePermission
 
-from catalog_store.catalog import Batch
+from catalog_store.batch import Batch
 from catalog_store.errors import CatalogStoreError
 from catalog_store.models import check_series_id
 from gateway.graphql.auth import CanWrite

@@ -17,7 +17,7 @@ from litestar import Request, Response, post
 from litestar.exceptions import HTTPException
 from litestar.status_codes import HTTP_200_OK, HTTP_201_CREATED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
-from catalog_store.catalog import Batch
+from catalog_store.batch import Batch
 from catalog_store.errors import (
     AppendOrderError,
     CatalogStoreError,
