@@ -54,9 +54,10 @@ def _with_head(allow: bytes) -> bytes:
 async def head_as_get(app: ASGIApp, scope: HTTPScope, receive: Receive, send: Send) -> None:
     """Run ``app`` for one HTTP request; a HEAD runs as its GET, and the body is dropped.
 
-    The scope is changed in place and restored afterwards, so what reads it after
-    the app (the request metrics: route template, method) sees the route the GET
-    matched and the method the client sent.
+    The app gets a copy of the scope saying GET: the server's own scope keeps
+    saying HEAD while the response goes out (a server may frame a HEAD's answer
+    by it), and only the route the GET matched is copied back, for the request
+    metrics that read it after the app.
     """
     head = scope["method"] == "HEAD"
     options = scope["method"] == "OPTIONS"
@@ -74,12 +75,16 @@ async def head_as_get(app: ASGIApp, scope: HTTPScope, receive: Receive, send: Se
     if not head:
         await app(scope, receive, answer)
         return
-    headers = scope["headers"]
-    scope["method"] = "GET"
-    scope["headers"] = [(name, value) for name, value in headers if name not in _IGNORED_HEADERS]
-    scope.setdefault("state", {})[HEAD_KEY] = True
+    as_get: HTTPScope = {
+        **scope,
+        "method": "GET",
+        "headers": [
+            (name, value) for name, value in scope["headers"] if name not in _IGNORED_HEADERS
+        ],
+        "state": {**scope.get("state", {}), HEAD_KEY: True},
+    }
     try:
-        await app(scope, receive, answer)
+        await app(as_get, receive, answer)
     finally:
-        scope["method"] = "HEAD"
-        scope["headers"] = headers
+        if "path_template" in as_get:
+            scope["path_template"] = as_get["path_template"]
