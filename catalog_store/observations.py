@@ -323,10 +323,18 @@ def _values(column: pa.ChunkedArray) -> pa.ChunkedArray:
         raise ValidationError(f"values must be numbers or null, not {kind}", "values")
     try:
         return column.cast(pa.float64())
-    except pa.ArrowInvalid as exc:
-        raise ValidationError(
-            f"an integer value does not fit a 64-bit float exactly: {exc}", "values"
-        ) from None
+    except pa.ArrowInvalid:
+        # Arrow's safe cast refuses every integer past ±2^53; the ones a float
+        # holds exactly (10^16, 2^60) are the same number and pass.
+        floats = column.cast(pa.float64(), safe=False)
+        for given, held in zip(column.to_pylist(), floats.to_pylist(), strict=True):
+            if given is not None and int(held) != given:
+                raise ValidationError(
+                    f"{given} is an integer a 64-bit float cannot hold exactly; it is "
+                    "refused rather than rounded",
+                    "values",
+                ) from None
+        return floats
 
 
 def date_ints(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:

@@ -464,3 +464,13 @@ def test_a_refused_write_changes_nothing(catalog: Catalog) -> None:
         s = catalog.write(series_id, (list(reversed(dates)), list(reversed(values))))
         assert s.observation_count == len(dates)
         assert rows(catalog.read(series_id)) == sorted(zip(dates, values, strict=True))
+
+
+def test_integers_past_2_53_a_float_holds_exactly_are_taken() -> None:
+    # Arrow's safe cast refused every integer past 2^53, so 10^16 (a GDP in rupiah)
+    # sent as a JSON or CSV integer was refused though no digit would be lost.
+    day = dt.date(2000, 1, 1)
+    for exact in (10**16, 2**60, -(2**63)):
+        assert normalize(([day], [exact]), "daily").column("value")[0].as_py() == float(exact)
+    with pytest.raises(ValidationError, match="cannot hold exactly"):
+        normalize(([day, day + dt.timedelta(days=1)], [1, 2**53 + 1]), "daily")
