@@ -64,6 +64,10 @@ class GcReport:
     #: Versions whose manifests expired under the retention policy, and the floor.
     expired_versions: int = 0
     oldest_version: int = 0
+    #: Old versions whose manifests could not be read, passed over; and the
+    #: unreferenced objects kept because they were written around one of them.
+    damaged_versions: list[int] = field(default_factory=list)
+    kept_near_damage: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -76,26 +80,69 @@ class GcReport:
             "partial_writes": self.partial_writes,
             "expired_versions": self.expired_versions,
             "oldest_version": self.oldest_version,
+            "damaged_versions": self.damaged_versions,
+            "kept_near_damage": self.kept_near_damage,
         }
 
 
-async def referenced_objects(reader: StoreReader, latest: int, oldest: int = 0) -> set[str]:
+@dataclass
+class Referenced:
+    """What gc must keep: the keys kept versions reference, and time windows around
+    old versions whose manifests cannot be read (see :func:`referenced_objects`)."""
+
+    keys: set[str] = field(default_factory=set)
+    #: Versions passed over as damaged, and (after, until) around each: an object
+    #: written then may be one that only the damaged version references.
+    damaged: list[int] = field(default_factory=list)
+    windows: list[list[dt.datetime | None]] = field(default_factory=list)
+
+    def near_damage(self, modified: dt.datetime) -> bool:
+        return any(
+            (after is None or modified > after - DAMAGE_MARGIN)
+            and (until is None or modified <= until + DAMAGE_MARGIN)
+            for after, until in self.windows
+        )
+
+
+#: Slack around a damaged version's window, for clocks that disagree.
+DAMAGE_MARGIN = dt.timedelta(hours=1)
+
+
+async def referenced_objects(reader: StoreReader, latest: int, oldest: int = 0) -> Referenced:
     """Every object key any version from ``oldest`` to ``latest`` references.
 
-    A version that cannot be read stops gc (GcRefusedError, or the storage error
-    itself when the store failed): taking it to reference nothing would delete the
-    files it holds. A read is tried twice, since a body cut short in transit fails
-    its checksum like damage does. Versions a repair took out of the catalog are
-    passed over: their damage is known, and what they referenced is lost anyway.
+    A read is tried twice, since a body cut short in transit fails its checksum
+    like damage does; a store that fails raises its StorageError. Versions a repair
+    took out of the catalog are passed over: their damage is known. An older
+    version whose manifest stays unreadable is passed over too, so that old damage
+    does not stop gc for good, but every object written between its readable
+    neighbours is kept (those only it references were written then). The newest
+    version's manifest, or a shard, that cannot be read stops gc (GcRefusedError):
+    the objects they name could have been written at any time.
     Versions are read newest first, so each repair is seen before what it replaced.
     """
-    seen: set[str] = set()
+    found = Referenced()
     superseded: set[int] = set()
+    newer: dt.datetime | None = None  # commit time of the next newer readable version
     for version in range(latest, oldest - 1, -1):
-        manifest = await _readable(reader, version, superseded, partial(reader.manifest, version))
+        try:
+            manifest = await _readable(
+                reader, version, superseded, partial(reader.manifest, version)
+            )
+        except GcRefusedError:
+            if version == latest:
+                raise
+            found.damaged.append(version)
+            found.windows.append([None, newer])
+            continue
         if manifest is None:
             continue
+        for window in found.windows:
+            if window[0] is None:
+                window[0] = manifest.committed_at
+        newer = manifest.committed_at
         superseded.update(restored_over(manifest))
+        seen = found.keys
         for ref in manifest.xid_shards:
             if ref is not None:
                 seen.add(ref.path)
@@ -112,7 +159,7 @@ async def referenced_objects(reader: StoreReader, latest: int, oldest: int = 0) 
                 continue
             for record in records.values():
                 seen.update(f.path for f in record.files)
-    return seen
+    return found
 
 
 async def _readable(
@@ -122,7 +169,8 @@ async def _readable(
     read: Callable[[], Awaitable[T]],
 ) -> T | None:
     """What ``read`` returns; None when ``version`` is out of the catalog (expired by
-    a concurrent gc, or taken out by a repair) and so references nothing gc keeps."""
+    a concurrent gc, or taken out by a repair) and so references nothing gc keeps.
+    Raises GcRefusedError when it cannot be read twice."""
     for attempt in (1, 2):
         try:
             return await read()
@@ -170,15 +218,19 @@ async def collect_garbage(
         oldest = await expire_versions(reader, now - retain, latest, oldest, report)
     report.oldest_version = oldest
     referenced = await referenced_objects(reader, latest, oldest)
-    report.referenced = len(referenced)
+    report.referenced = len(referenced.keys)
+    report.damaged_versions = referenced.damaged
     cutoff = now - grace
     sizes: dict[str, int] = {}
     for prefix in (keys.META_DIR, keys.XID_DIR, keys.DATA_DIR):
         async for info in reader.store.list(f"{prefix}/"):
-            if info.key in referenced or not keys.is_own_object(info.key):
+            if info.key in referenced.keys or not keys.is_own_object(info.key):
                 continue  # in use, or not ours (a catalog nested under this one)
             if info.modified is None or info.modified > cutoff:
                 report.too_young += 1
+                continue
+            if referenced.near_damage(info.modified):
+                report.kept_near_damage += 1
                 continue
             report.candidates.append(info.key)
             sizes[info.key] = info.size

@@ -448,12 +448,22 @@ def test_gc_reads_a_version_again_when_its_body_came_cut_short(tmp_path: Path) -
     assert_whole(root, files)
 
 
-def test_gc_refuses_while_a_kept_version_is_damaged_and_not_after_repair(tmp_path: Path) -> None:
+def test_gc_keeps_what_a_damaged_version_may_hold_and_refuses_on_the_newest(
+    tmp_path: Path,
+) -> None:
     root = tmp_path / "store"
     files = three_versions_of_gdp(root)
-    always = FaultRule(FaultKind.CORRUPT, keys=manifest_key(2), probability=1.0)
-    with pytest.raises(GcRefusedError, match="version 2 cannot be read"):
-        asyncio.run(gc_through(root, always))
+    # An old version that stays unreadable is passed over, not a stop for good
+    # (repair only mends the newest): what was written around it is kept, as its
+    # own files may be among it.
+    old = FaultRule(FaultKind.CORRUPT, keys=manifest_key(2), probability=1.0)
+    report = asyncio.run(gc_through(root, old))
+    # Its shard and the file of its row, which no other version references.
+    assert (report.damaged_versions, report.deleted, report.kept_near_damage) == ([2], 0, 2)
+    assert_whole(root, files)
+    newest = FaultRule(FaultKind.CORRUPT, keys=manifest_key(3), probability=1.0)
+    with pytest.raises(GcRefusedError, match="version 3 cannot be read"):
+        asyncio.run(gc_through(root, newest))
     assert_whole(root, files)
 
     # Damage that repair has taken out of the catalog does not hold gc back.
