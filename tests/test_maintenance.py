@@ -115,9 +115,11 @@ def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
     # Eager: every write adds a file of its own, even one of a single row.
     root, cat = filled(tmp_path, EAGER)
     good = cat.version()
+    before = set((root / "data").rglob("*.parquet"))
     cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
-    # Damage the newest version: delete the file its last write added.
-    newest = max((root / "data").rglob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    # Damage the newest version: delete the file its last write added (found by
+    # name, not by modification time, which ties within the clock's resolution).
+    (newest,) = set((root / "data").rglob("*.parquet")) - before
     newest.unlink()
     assert not cat.verify(latest_only=True).ok
 
@@ -137,8 +139,10 @@ def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
     assert full.ok and full.problems == []
     assert [(p.kind, p.version) for p in full.superseded] == [("missing_object", good + 1)]
     # Damage in a version no repair superseded still fails it.
+    before = set((root / "data").rglob("*.parquet"))
     cat.write("B", ([dt.date(2002, 1, 1)], [7.0]))
-    max((root / "data").rglob("*.parquet"), key=lambda p: p.stat().st_mtime_ns).unlink()
+    (newest,) = set((root / "data").rglob("*.parquet")) - before
+    newest.unlink()
     assert [p.version for p in cat.verify().problems] == [good + 3]
     cat.close()
 
@@ -181,8 +185,9 @@ def test_repair_never_restores_over_a_commit_made_while_it_verified(
     from catalog_store import maintenance
 
     root, cat = filled(tmp_path, EAGER)
+    before = set((root / "data").rglob("*.parquet"))
     cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
-    newest = max((root / "data").rglob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+    (newest,) = set((root / "data").rglob("*.parquet")) - before
     newest.unlink()  # the newest version no longer verifies
     writer = Catalog.open(str(root))
     verify = maintenance.verify_version

@@ -144,8 +144,9 @@ def test_read_and_revisions_take_json_as_a_shorthand(series_root: list[str]) -> 
     fails(cli(*series_root, "revisions", "EX.SALES", "--json", "--format", "csv"), 2, "--json")
 
 
-def _damage_newest_file(root: Path) -> Path:
-    victim = max((root / "data").rglob("*.parquet"), key=lambda p: p.stat().st_mtime_ns)
+def _damage_new_file(root: Path, before: set[Path]) -> Path:
+    """Damage the one data file written since ``before`` was listed."""
+    (victim,) = set((root / "data").rglob("*.parquet")) - before
     data = bytearray(victim.read_bytes())
     data[len(data) // 2] ^= 0xFF
     victim.write_bytes(bytes(data))
@@ -158,6 +159,7 @@ def test_verify_json_reports_damage_and_exits_4(tmp_path: Path, local: list[str]
     ok(cli(*local, "import", path, "--format", "wide"))
     # Version 2 appends to gdp through an eager catalog, so that it writes a data file
     # of its own to damage (``fincat write`` would hold so small an append in the manifest).
+    before = set((Path(local[1]) / "data").rglob("*.parquet"))
     with Catalog.open(local[1], options=EAGER) as catalog:
         catalog.write("gdp", ([dt.date(2000, 4, 1)], [103.0]))
     healthy = as_json(cli(*local, "verify", "--json"))
@@ -167,7 +169,7 @@ def test_verify_json_reports_damage_and_exits_4(tmp_path: Path, local: list[str]
     assert healthy["objects_checked"] > 0
     assert as_json(cli(*local, "verify", "--latest", "--json"))["versions_checked"] == 1
 
-    victim = _damage_newest_file(Path(local[1]))
+    victim = _damage_new_file(Path(local[1]), before)
     damaged = cli(*local, "verify", "--json")
     assert damaged.exit_code == 4, damaged.output
     assert damaged.stderr == ""
