@@ -152,6 +152,7 @@ class StoreReader:
         self._latest_checked = 0.0
         self._floor = 0  # the oldest version kept, as last seen
         self._floor_checked = float("-inf")
+        self._kept_checked = float("-inf")  # when the latest known was last seen held
         self.marker: StoreMarker | None = None
 
     async def read_marker(self) -> StoreMarker:
@@ -254,12 +255,14 @@ class StoreReader:
             return self._latest
         newer = True
         if self._latest is not None:
-            # Is there a newer version, and is ours still there? gc under retention
-            # deletes old manifests: probing only forward from a version it expired
-            # would stay on it for good. (Gone otherwise is damage: see holds.)
-            newer, _kept = await asyncio.gather(
-                self._exists(self._latest + 1), self.holds(self._latest)
-            )
+            newer = await self._exists(self._latest + 1)
+            if not newer and now - self._kept_checked > max(self.max_staleness, FLOOR_STALENESS):
+                # Is ours still there? gc under retention deletes old manifests:
+                # probing only forward from a version it expired would stay on it
+                # for good. Asked at most once a second, as the floor is (gone
+                # otherwise is damage: see holds).
+                await self.holds(self._latest)
+                self._kept_checked = now
         if self._latest is not None and not newer:
             # The common case: nothing new since we last looked.
             version = self._latest

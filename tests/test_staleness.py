@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from catalog_store import Catalog, CatalogOptions
+from catalog_store import Catalog, CatalogOptions, snapshot
 from catalog_store.errors import CatalogStoreError
 from catalog_store.keys import LATEST_HINT
 
@@ -37,8 +37,11 @@ def test_an_as_of_instant_after_the_known_latest_asks_the_store(tmp_path: Path) 
 
 
 def test_a_process_behind_a_retention_gc_catches_up_and_writes_after_the_floor(
-    tmp_path: Path,
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    # A reader checks that its latest version is still there at most once a
+    # second; here every refresh does.
+    monkeypatch.setattr(snapshot, "FLOOR_STALENESS", 0.0)
     root = str(tmp_path / "store")
     writer = Catalog.open(root, create=True)
     writer.create(id="A", frequency="annual", title="t1")
