@@ -1,13 +1,16 @@
 """A store in a local directory.
 
-Atomic create: write a uniquely named temp file beside the target, fsync it, then
-``os.link`` it to the final name; the link fails if the name exists, which the
-kernel decides atomically. fsspec's ``pipe_file(mode="create")`` is
+Atomic create: write the bytes into a file with no name yet, fdatasync it, then
+link it to the final name; the link fails if the name exists, which the kernel
+decides atomically; then fsync the directory. The file is an unnamed one created
+ahead of time where Linux offers them (:mod:`catalog_store.storage.unnamed`: a
+fresh inode's flush costs far more), else a uniquely named temp file beside the
+target, unlinked after the link. fsspec's ``pipe_file(mode="create")`` is
 check-then-write and would let two writers win, so it is not used.
 
-Immutable objects (:meth:`LocalStore.put_new`) are written at their final, unique
-name without a temp file: nothing reads them before a manifest names them, and the
-create, the data and the size then reach the journal in one flush instead of two.
+Immutable objects (:meth:`LocalStore.put_new`) go the same way without the
+existence check (their keys are unique), or, with no unnamed file ready, are
+written at their final name: nothing reads them before a manifest names them.
 """
 
 from __future__ import annotations
@@ -33,6 +36,7 @@ from catalog_store.errors import (
     StorageUnavailableError,
 )
 from catalog_store.storage.base import ObjectInfo, Store, check_key
+from catalog_store.storage.unnamed import UnnamedFiles, name_unnamed
 
 _TMP_SUFFIX = ".tmp"
 #: Tries of a directory flush after a create made a name visible, and the pause
@@ -71,17 +75,21 @@ def _write_file(path: Path, data: bytes, flags: int, durable: bool, remove_on_er
     ``durable``: data and size; its name is made durable by a directory fsync)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | flags, 0o644)
     try:
-        view = memoryview(data)
-        while view:
-            view = view[os.write(fd, view) :]
-        if durable:
-            os.fdatasync(fd)
+        _write_fd(fd, data, durable)
     except BaseException:
         os.close(fd)
         if remove_on_error:
             path.unlink(missing_ok=True)
         raise
     os.close(fd)
+
+
+def _write_fd(fd: int, data: bytes, durable: bool) -> None:
+    view = memoryview(data)
+    while view:
+        view = view[os.write(fd, view) :]
+    if durable:
+        os.fdatasync(fd)
 
 
 def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
@@ -92,14 +100,70 @@ def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
     return tmp
 
 
-def _write_new(path: Path, data: bytes) -> None:
-    """Write an immutable object in place, durably. O_TRUNC, not O_EXCL: the key is
+def _write_new(spares: UnnamedFiles, path: Path, data: bytes) -> None:
+    """Write an immutable object durably: into an unnamed file linked to its name
+    when one is ready, else in place. In place is O_TRUNC, not O_EXCL: the key is
     unique to this object, so an existing file is a partial one of an earlier try.
     A failure leaves the file to gc: the try that failed may be one abandoned after
     a deadline, whose retry has since written the file whole and committed it."""
     path.parent.mkdir(parents=True, exist_ok=True)
-    _write_file(path, data, os.O_TRUNC, durable=True, remove_on_error=False)
+    fd = spares.take()
+    if fd is None or not _name_staged(spares, _stage_unnamed(fd, data), path, exist_ok=True):
+        _write_file(path, data, os.O_TRUNC, durable=True, remove_on_error=False)
     _fsync_dir(path.parent)
+
+
+#: Bytes written and flushed, not yet under their name: an unnamed file's
+#: descriptor or a temp file's path.
+Staged = int | Path
+
+
+def _stage(spares: UnnamedFiles, directory: Path, data: bytes) -> Staged:
+    directory.mkdir(parents=True, exist_ok=True)
+    fd = spares.take()
+    return _write_temp(directory, data) if fd is None else _stage_unnamed(fd, data)
+
+
+def _stage_unnamed(fd: int, data: bytes) -> int:
+    try:
+        _write_fd(fd, data, durable=True)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd
+
+
+def _name_staged(spares: UnnamedFiles, staged: Staged, path: Path, exist_ok: bool = False) -> bool:
+    """Put ``staged`` under ``path`` (FileExistsError if taken, unless ``exist_ok``).
+    False if an unnamed file could not be named on this filesystem (a subdirectory
+    on another mount): nothing was created, and the caller writes it another way."""
+    if isinstance(staged, Path):
+        try:
+            os.link(staged, path)
+        finally:
+            staged.unlink(missing_ok=True)
+        return True
+    try:
+        name_unnamed(staged, path)
+    except FileExistsError:
+        if exist_ok:
+            return False
+        raise
+    except OSError as exc:
+        if exc.errno != errno.EXDEV:
+            raise
+        spares.unusable()
+        return False
+    finally:
+        os.close(staged)
+    return True
+
+
+def _discard(staged: Staged) -> None:
+    if isinstance(staged, Path):
+        staged.unlink(missing_ok=True)
+    else:
+        os.close(staged)
 
 
 def _fsync_dir(directory: Path) -> None:
@@ -121,10 +185,11 @@ def _rewrite_in_place(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _discard_temp(staging: asyncio.Future[Path]) -> None:
-    """Remove the temp file of a create that will not happen (gc would, later)."""
+def _discard_staged(staging: asyncio.Future[Staged]) -> None:
+    """Drop what was staged for a create that will not happen (a temp file's
+    leftovers would otherwise wait for gc)."""
     if not staging.cancelled() and staging.exception() is None:
-        staging.result().unlink(missing_ok=True)
+        _discard(staging.result())
 
 
 class LocalStore(Store):
@@ -133,6 +198,7 @@ class LocalStore(Store):
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = Path(root).expanduser().resolve()
         self.url = self.root.as_uri()
+        self._spares = UnnamedFiles(self.root)
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -194,7 +260,7 @@ class LocalStore(Store):
     async def put_new(self, key: str, data: bytes) -> None:
         path = self._path(key)
         with translate_os_errors(key):
-            await asyncio.to_thread(_write_new, path, data)
+            await asyncio.to_thread(_write_new, self._spares, path, data)
 
     async def put_if_absent(self, key: str, data: bytes) -> None:
         path = self._path(key)
@@ -205,30 +271,26 @@ class LocalStore(Store):
         path = self._path(key)
         # The manifest's own bytes are flushed while ``ready`` flushes the objects it
         # names; only the link that makes it visible waits for both.
-        staging = asyncio.ensure_future(asyncio.to_thread(_write_temp, path.parent, data))
+        staging = asyncio.ensure_future(asyncio.to_thread(_stage, self._spares, path.parent, data))
         try:
             await ready
         except BaseException:
-            staging.add_done_callback(_discard_temp)
+            staging.add_done_callback(_discard_staged)
             raise
         with translate_os_errors(key):
             try:
-                tmp = await staging
+                staged = await staging
             except asyncio.CancelledError:
-                staging.add_done_callback(_discard_temp)
+                staging.add_done_callback(_discard_staged)
                 raise
-            await asyncio.to_thread(self._link, tmp, path)
+            await asyncio.to_thread(self._link, staged, path, data)
 
-    @classmethod
-    def _create(cls, path: Path, data: bytes) -> None:
-        cls._link(_write_temp(path.parent, data), path)
+    def _create(self, path: Path, data: bytes) -> None:
+        self._link(_stage(self._spares, path.parent, data), path, data)
 
-    @staticmethod
-    def _link(tmp: Path, path: Path) -> None:
-        try:
-            os.link(tmp, path)
-        finally:
-            tmp.unlink(missing_ok=True)
+    def _link(self, staged: Staged, path: Path, data: bytes) -> None:
+        if not _name_staged(self._spares, staged, path):
+            _name_staged(self._spares, _write_temp(path.parent, data), path)
         for attempt in range(_FLUSH_ATTEMPTS):
             try:
                 _fsync_dir(path.parent)
@@ -294,6 +356,9 @@ class LocalStore(Store):
                         ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
                     )
         return swept
+
+    async def close(self) -> None:
+        self._spares.close()
 
     async def delete(self, key: str) -> None:
         path = self._path(key)

@@ -1,0 +1,150 @@
+"""Empty files created ahead of use, with no name, for a local store's next creates.
+
+Creating an inode can cost more than writing and flushing a small file: on the
+test machine 0.64-0.69 ms of kernel CPU on some days, paid on the commit's path
+when a manifest's temp file was created there (docs/architecture.md, "The local
+commit", has the measurements). So a :class:`~catalog_store.storage.local.LocalStore`
+keeps a few empty unnamed files (Linux ``O_TMPFILE``), made by one background
+thread per process without any flush; a create writes its bytes into the oldest,
+flushes them, and links it under its name through ``/proc/self/fd``. Nothing is
+flushed ahead, so no commit waits for the thread's writes, and the files have no
+names, so a crash or a failed write leaves nothing behind.
+
+Where the kernel, the filesystem or ``/proc`` offers no unnamed files, ``take``
+answers None and the store writes a named temp file as before."""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import os
+import queue
+import threading
+import weakref
+from pathlib import Path
+
+#: Unnamed files kept ready per store: a commit takes one for its manifest and,
+#: when it writes objects, one for each of those.
+SPARE_FILES = 4
+_O_TMPFILE = getattr(os, "O_TMPFILE", 0)
+# What open(O_TMPFILE) answers where the filesystem or kernel has no unnamed files.
+_UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+
+
+def _close_all(fds: list[int], lock: threading.Lock) -> None:
+    with lock:
+        while fds:
+            with contextlib.suppress(OSError):
+                os.close(fds.pop())
+
+
+class UnnamedFiles:
+    """Up to :data:`SPARE_FILES` empty unnamed files in ``directory``, refilled in the
+    background; thread-safe. Each descriptor :meth:`take` returns is the caller's to
+    write, link and close."""
+
+    def __init__(self, directory: Path, spare: int = SPARE_FILES) -> None:
+        self.directory = directory
+        self._spare = spare
+        self._fds: list[int] = []
+        self._lock = threading.Lock()
+        self._pid = os.getpid()
+        self._usable = bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
+        self._refilling = False
+        self._closed = False
+        # A store dropped without close() still gives its descriptors back.
+        self._finalizer = weakref.finalize(self, _close_all, self._fds, self._lock)
+
+    def take(self) -> int | None:
+        """An empty unnamed file's descriptor, or None when none is ready (the
+        caller writes a named temp file); asks for more either way."""
+        if not self._usable:
+            return None
+        with self._lock:
+            if self._pid != os.getpid():
+                # A forked child shares these files with its parent: using one
+                # would write into the parent's next manifest. Drop them here.
+                for inherited in self._fds:
+                    with contextlib.suppress(OSError):
+                        os.close(inherited)
+                self._fds.clear()
+                self._pid = os.getpid()
+                self._refilling = False
+            fd = self._fds.pop(0) if self._fds else None
+            refill = not (self._refilling or self._closed)
+            self._refilling = self._refilling or refill
+        if refill:
+            _refiller().put(self)
+        return fd
+
+    def unusable(self) -> None:
+        """Stop offering unnamed files: they could not be named here."""
+        self._usable = False
+        self.close()
+
+    def close(self) -> None:
+        self._closed = True
+        _close_all(self._fds, self._lock)
+
+    def fill(self) -> None:
+        """Create files until :data:`SPARE_FILES` are ready (the refill thread's job)."""
+        try:
+            while True:
+                with self._lock:
+                    if self._closed or len(self._fds) >= self._spare:
+                        return
+                    pid = self._pid
+                if pid != os.getpid():
+                    return
+                try:
+                    fd = os.open(self.directory, os.O_WRONLY | _O_TMPFILE, 0o644)
+                except OSError as exc:
+                    if exc.errno in _UNSUPPORTED:
+                        self._usable = False
+                    return  # the directory may not exist yet: the next take asks again
+                with self._lock:
+                    if self._closed:
+                        os.close(fd)
+                        return
+                    self._fds.append(fd)
+        finally:
+            with self._lock:
+                self._refilling = False
+
+
+_refill_queue: queue.SimpleQueue[UnnamedFiles] | None = None
+_refill_pid = 0
+_refill_start = threading.Lock()
+
+
+def _refiller() -> queue.SimpleQueue[UnnamedFiles]:
+    """The queue of this process's one refill thread, started on first use (and
+    again in a forked child, which inherits no threads)."""
+    global _refill_queue, _refill_pid
+    with _refill_start:
+        if _refill_queue is None or _refill_pid != os.getpid():
+            requests: queue.SimpleQueue[UnnamedFiles] = queue.SimpleQueue()
+            threading.Thread(
+                target=_refill_forever, args=(requests,), name="fincat-unnamed-files", daemon=True
+            ).start()
+            _refill_queue, _refill_pid = requests, os.getpid()
+        return _refill_queue
+
+
+def _refill_forever(requests: queue.SimpleQueue[UnnamedFiles]) -> None:
+    while True:
+        requests.get().fill()
+
+
+def name_unnamed(fd: int, path: Path) -> None:
+    """Give the unnamed file ``fd`` the name ``path`` (FileExistsError if taken).
+
+    ``linkat`` with ``AT_SYMLINK_FOLLOW`` on ``/proc/self/fd/N`` is the way an
+    unprivileged process names an ``O_TMPFILE`` file; Python calls ``linkat`` only
+    when given a directory descriptor, so the target's is passed for both paths.
+    """
+    directory = os.open(path.parent, os.O_RDONLY)
+    try:
+        os.link(f"/proc/self/fd/{fd}", path.name, src_dir_fd=directory, dst_dir_fd=directory)
+    finally:
+        os.close(directory)
