@@ -14,25 +14,22 @@ import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pyarrow as pa
 
 from catalog_store import keys
+from catalog_store.apply import Committed, commit_operations, crowded_partitions
 from catalog_store.asof import AsOf
 from catalog_store.batch import Batch
-from catalog_store.changes import RECORDS_PENDING_MAX, ChangeSet, Staged
-from catalog_store.commit import Committer, Draft, RetryPolicy, utc_now
-from catalog_store.datafiles import INLINE_MAX_ROWS, read_record
+from catalog_store.commit import Committer, utc_now
+from catalog_store.datafiles import read_record
 from catalog_store.errors import (
     AlreadyExistsError,
     CatalogStoreError,
-    ConflictError,
     FormatError,
     IntegrityError,
-    NotFoundError,
     SeriesNotFoundError,
     ValidationError,
 )
@@ -75,100 +72,26 @@ from catalog_store.operations import (
     UpdateSeries,
     WriteObservations,
 )
+from catalog_store.options import (
+    CatalogOptions,
+    VersionInfo,
+    version_info,
+)
 from catalog_store.records import (
     Manifest,
-    SeriesRecord,
     StoreMarker,
     encode_manifest,
     encode_marker,
-    has_held_writes,
     to_series,
 )
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.status import record_verify
 from catalog_store.storage import Store, open_store
-from catalog_store.storage.guarded import GuardedStore, StoreListener
+from catalog_store.storage.guarded import GuardedStore
 from catalog_store.verify import Progress, VerifyReport, verify
 from catalog_store.vintages import revisions
 
 log = logging.getLogger(__name__)
-
-DEFAULT_SHARDS = 64
-#: A laptop process's share: at 10^6 series a lookup that misses it still takes
-#: under a millisecond, and the process stays within 1.5x of its size at 10^4
-#: (bench/catalog_scale.py). The gateway, a server, defaults to 128 MiB.
-DEFAULT_CACHE_BYTES = 32 * 2**20
-
-#: What an operation raises when it does not fit the state it is applied to: its
-#: own refusal, unlike a storage failure met while applying it.
-_REFUSALS = (SeriesNotFoundError, AlreadyExistsError, ValidationError, ConflictError)
-
-
-@dataclass(frozen=True)
-class CatalogOptions:
-    """Tuning of one open catalog. Every field has a safe default."""
-
-    #: External-id index shards of a new store (fixed at ``init``); metadata shards
-    #: split by id range on their own.
-    shard_count: int = DEFAULT_SHARDS
-    #: Byte bound of the cache of decoded immutable objects.
-    cache_bytes: int = DEFAULT_CACHE_BYTES
-    #: How long "which version is latest" may be reused without asking the store.
-    #: 0 means every read sees every commit that landed before it started.
-    max_staleness: float = 0.0
-    #: A partition with more files than this is compacted after a write.
-    compact_threshold: int = 16
-    #: An append keeps up to this many rows of a series in its record (in the
-    #: manifest, then in its shard) instead of writing a file; 0 writes every row
-    #: to a Parquet file at once, for engines that read the files directly.
-    inline_rows: int = INLINE_MAX_ROWS
-    #: A commit leaves up to this many changed series in the manifest instead of
-    #: rewriting their metadata shards; 0 rewrites them at every commit.
-    pending_records: int = RECORDS_PENDING_MAX
-    retry: RetryPolicy = field(default_factory=RetryPolicy)
-    #: Told about every storage call: (operation, seconds, succeeded). For metrics.
-    store_listener: StoreListener | None = None
-    #: Seconds any one storage call may take before it is abandoned as unavailable
-    #: (None: no limit). Generous: it bounds a hang, not a slow large read.
-    store_timeout: float | None = 120.0
-
-    def __post_init__(self) -> None:
-        for name in ("inline_rows", "pending_records", "cache_bytes"):
-            check_count(getattr(self, name), name, 0)
-        for name in ("shard_count", "compact_threshold"):
-            check_count(getattr(self, name), name, 1)
-        if not self.max_staleness >= 0:
-            raise ValidationError("must not be negative", "max_staleness")
-        if self.store_timeout is not None and not self.store_timeout > 0:
-            raise ValidationError("must be positive, or None for no limit", "store_timeout")
-
-
-@dataclass(frozen=True)
-class VersionInfo:
-    """One entry of the catalog's history."""
-
-    version: int
-    committed_at: dt.datetime
-    commit_id: str
-    message: str
-    #: The first changes of the commit (at most MAX_LISTED_CHANGES); see change_count.
-    changes: Sequence[tuple[str, str]]
-    series_count: int
-    observation_count: int
-    change_count: int = 0
-
-
-def version_info(manifest: Manifest) -> VersionInfo:
-    return VersionInfo(
-        manifest.version,
-        manifest.committed_at,
-        manifest.commit_id,
-        manifest.message,
-        manifest.changes,
-        manifest.series_count,
-        manifest.observation_count,
-        max(manifest.change_count, len(manifest.changes)),
-    )
 
 
 class AsyncCatalog:
@@ -600,15 +523,7 @@ class AsyncCatalog:
         return committed.manifest.version if committed.landed else None
 
     async def _maybe_compact(self, committed: Committed) -> None:
-        crowded = []
-        for series_id, record in committed.records.items():
-            if record is None or not record.files:
-                continue
-            counts: dict[str, int] = {}
-            for f in record.files:
-                counts[f.partition] = counts.get(f.partition, 0) + 1
-            if counts and max(counts.values()) > self.options.compact_threshold:
-                crowded.append(CompactSeries(series_id, self.options.compact_threshold))
+        crowded = crowded_partitions(committed, self.options.compact_threshold)
         if not crowded:
             return
         try:
@@ -648,74 +563,12 @@ class AsyncCatalog:
         checkpoint: bool = False,
         batch: Batch | None = None,
     ) -> Committed:
-        """Commit ``operations``; with ``checkpoint``, write everything held out (see
-        :meth:`checkpoint`; nothing to commit if nothing is held). The ``batch`` they
-        come from learns which of them refused the commit (``failed_operation``)."""
-        staged = Staged()
-        attempts: dict[int, ChangeSet] = {}
-        # Each operation's refusal in an attempt, and its index.
-        refusals: list[tuple[CatalogStoreError, int]] = []
-
-        async def build(base: Snapshot, commit_id: str, at: dt.datetime) -> Draft:
-            if checkpoint and not has_held_writes(base.manifest):
-                raise _NothingToCommit(base.manifest, {})
-            changes = ChangeSet(
-                base,
-                commit_id,
-                at,
-                staged,
-                pending_max=0 if checkpoint else self.options.pending_records,
-                inline_max=self.options.inline_rows,
-                settle_rows=self.options.inline_rows == 0,
-                checkpoint=checkpoint,
-            )
-            for index, op in enumerate(operations):
-                try:
-                    await op.apply(changes)
-                except _REFUSALS as exc:
-                    refusals.append((exc, index))
-                    raise
-            await changes.check_claims()
-            if not changes.changes and not allow_empty:
-                raise _NothingToCommit(base.manifest, changes.touched())
-            attempts[changes.version] = changes
-            return await changes.finish(message)
-
-        try:
-            manifest = await self.committer.commit(build)
-        except _NothingToCommit as idle:
-            return Committed(idle.manifest, idle.records, landed=False)
-        except CatalogStoreError as exc:
-            if batch is not None:
-                # The refusal the commit stands by, if it is one: not an earlier
-                # attempt's, judged on a version that was not the newest.
-                batch.failed_operation = next((i for e, i in refusals if e is exc), None)
-            raise
-        # The attempt that built the landed version knows what it wrote.
-        return Committed(manifest, attempts[manifest.version].touched())
-
-
-@dataclass(frozen=True)
-class Committed:
-    """A landed commit and the series it changed, as it left them; or, not
-    ``landed``, the newest version, on which the operations changed nothing."""
-
-    manifest: Manifest
-    records: dict[str, SeriesRecord | None]
-    landed: bool = True
-
-    def series(self, series_id: str) -> Series:
-        record = self.records.get(series_id)
-        if record is None:
-            raise NotFoundError(series_id)
-        return to_series(record)
-
-
-class _NothingToCommit(CatalogStoreError):
-    """The operations change nothing on ``manifest``. A CatalogStoreError, so that the
-    commit loop re-judges it on the newest version when it was judged on an older one."""
-
-    def __init__(self, manifest: Manifest, records: dict[str, SeriesRecord | None]) -> None:
-        super().__init__("nothing to commit")
-        self.manifest = manifest
-        self.records = records
+        return await commit_operations(
+            self.committer,
+            self.options,
+            operations,
+            message,
+            allow_empty=allow_empty,
+            checkpoint=checkpoint,
+            batch=batch,
+        )

@@ -155,6 +155,12 @@ class StoreReader:
         self._kept_checked = float("-inf")  # when the latest known was last seen held
         self.marker: StoreMarker | None = None
 
+    @property
+    def history_staleness(self) -> float:
+        """Seconds the retention floor and the latest version's presence are trusted:
+        both change only when gc expires history."""
+        return max(self.max_staleness, FLOOR_STALENESS)
+
     async def read_marker(self) -> StoreMarker:
         """Read and check ``fincat.json``. Raises FormatError if absent or unknown."""
         try:
@@ -176,7 +182,7 @@ class StoreReader:
         if (
             self._latest is not None
             and version < self._latest
-            and time.monotonic() - self._floor_checked > max(self.max_staleness, FLOOR_STALENESS)
+            and time.monotonic() - self._floor_checked > self.history_staleness
         ):
             # An old version may have expired since: its manifest (cached here, or
             # left by a gc that stopped part way) may outlive the files it names.
@@ -256,7 +262,7 @@ class StoreReader:
         newer = True
         if self._latest is not None:
             newer = await self._exists(self._latest + 1)
-            if not newer and now - self._kept_checked > max(self.max_staleness, FLOOR_STALENESS):
+            if not newer and now - self._kept_checked > self.history_staleness:
                 # Is ours still there? gc under retention deletes old manifests:
                 # probing only forward from a version it expired would stay on it
                 # for good. Asked at most once a second, as the floor is (gone

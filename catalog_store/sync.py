@@ -23,10 +23,11 @@ import pyarrow as pa
 
 from catalog_store.asof import AsOf
 from catalog_store.batch import Batch
-from catalog_store.catalog import AsyncCatalog, CatalogOptions, VersionInfo
+from catalog_store.catalog import AsyncCatalog
 from catalog_store.listing import Page, SeriesFilter
 from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport
 from catalog_store.models import Series, SeriesSpec
+from catalog_store.options import CatalogOptions, VersionInfo
 from catalog_store.verify import VerifyReport
 
 T = TypeVar("T")

@@ -12,9 +12,9 @@ from typing import Any
 import typer
 
 from catalog_store.asof import AsOf, parse_as_of
-from catalog_store.catalog import CatalogOptions
 from catalog_store.cli.csvfiles import parse_date
 from catalog_store.errors import ValidationError
+from catalog_store.options import CatalogOptions
 from catalog_store.sync import Catalog
 
 DEFAULT_ROOT = "./fincat-data"

@@ -8,12 +8,12 @@ from typing import Annotated, Any
 import typer
 from rich.table import Table
 
-from catalog_store.catalog import DEFAULT_SHARDS, CatalogOptions, VersionInfo
 from catalog_store.cli._app import app
 from catalog_store.cli._common import as_of_option, open_catalog, settings
 from catalog_store.cli._output import JsonFlag, console, emit, err_console, iso, progress
 from catalog_store.errors import FormatError
 from catalog_store.models import DERIVED_FIELDS, SPEC_FIELDS, Series
+from catalog_store.options import DEFAULT_SHARDS, CatalogOptions, VersionInfo
 
 
 @app.command()

@@ -10,8 +10,8 @@ from litestar import Request, get
 from litestar.params import PathParameter, QueryParameter
 
 from catalog_store.asof import MAX_VERSION, parse_version
-from catalog_store.catalog import VersionInfo
 from catalog_store.errors import ValidationError
+from catalog_store.options import VersionInfo
 from gateway.problems import problem_specs
 from gateway.routes.series import READ
 from gateway.state import gateway_of
