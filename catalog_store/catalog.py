@@ -89,7 +89,7 @@ from catalog_store.status import record_verify
 from catalog_store.storage import Store, open_store
 from catalog_store.storage.guarded import GuardedStore
 from catalog_store.verify import Progress, VerifyReport, verify
-from catalog_store.vintages import revisions
+from catalog_store.vintages import changes_of, revisions
 
 log = logging.getLogger(__name__)
 
@@ -229,6 +229,30 @@ class AsyncCatalog:
             except IntegrityError as exc:
                 log.warning("history leaves out version %d: %s", version, exc)
         return out
+
+    async def series_history(
+        self, series_id: str, as_of: AsOf = None, before: int | None = None, limit: int = 10
+    ) -> list[tuple[Series, VersionInfo]]:
+        """The changes of one series, newest first, each as the series it left and
+        the commit that made it: up to ``limit``, from the state current at
+        ``as_of``, only those made below version ``before`` if given.
+
+        Follows the link each state keeps to the one before, so versions that
+        cannot be read (lost to damage and passed over by ``repair``) are skipped;
+        under retention it ends at the oldest change whose commit is still kept.
+        Raises SeriesNotFoundError if the series does not exist at ``as_of``.
+        """
+        check_series_id(series_id)
+        check_count(limit, "limit", 1)
+        if before is not None:
+            check_count(before, "before", 0)
+        snapshot = await self.snapshot(as_of)
+        record = await snapshot.record(series_id)
+        if record is None:
+            raise SeriesNotFoundError(series_id, snapshot.version)
+        floor = await self.reader.oldest_version()
+        changes = await changes_of(self.reader, record, floor, before, limit)
+        return [(to_series(state), version_info(manifest)) for state, manifest in changes]
 
     async def verify(
         self, latest_only: bool = False, progress: Progress | None = None, record: bool = False

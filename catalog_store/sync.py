@@ -238,6 +238,11 @@ class Catalog:
     def history(self, limit: int = 50, before: int | None = None) -> list[VersionInfo]:
         return self._runner.run(self.inner.history(limit, before))
 
+    def series_history(
+        self, series_id: str, as_of: AsOf = None, before: int | None = None, limit: int = 10
+    ) -> list[tuple[Series, VersionInfo]]:
+        return self._runner.run(self.inner.series_history(series_id, as_of, before, limit))
+
     def create(
         self,
         spec: SeriesSpec | Mapping[str, Any] | None = None,

@@ -21,9 +21,9 @@ import math
 import pyarrow as pa
 
 from catalog_store.datafiles import read_record
-from catalog_store.errors import SeriesNotFoundError
+from catalog_store.errors import SeriesNotFoundError, VersionNotFoundError
 from catalog_store.observations import INSTANT_TYPE, bound, date_ints, schema_for
-from catalog_store.records import SeriesRecord, from_ordinal
+from catalog_store.records import Manifest, SeriesRecord, from_ordinal
 from catalog_store.snapshot import Snapshot, StoreReader
 
 
@@ -60,6 +60,27 @@ async def states_of(reader: StoreReader, record: SeriesRecord, floor: int) -> li
         states.append(earlier)
     states.reverse()
     return states
+
+
+async def changes_of(
+    reader: StoreReader, record: SeriesRecord, floor: int, before: int | None, limit: int
+) -> list[tuple[SeriesRecord, Manifest]]:
+    """Up to ``limit`` states of a series from ``record`` back, newest first, each
+    with the manifest of the commit that made it; with ``before``, only states made
+    below that version. Follows ``previous_version`` links (which a repair keeps
+    clear of lost versions) and ends at the series' creation or at the state the
+    oldest kept version ``floor`` holds, or earlier where that state's own commit
+    has expired."""
+    out: list[tuple[SeriesRecord, Manifest]] = []
+    current: SeriesRecord | None = record
+    while current is not None and len(out) < limit:
+        if before is None or current.version < before:
+            try:
+                out.append((current, await reader.manifest(current.version)))
+            except VersionNotFoundError:
+                break  # made before the floor: what it did has expired with its commit
+        current = await previous_state(reader, current, floor)
+    return out
 
 
 def revisions_schema(frequency: str) -> pa.Schema:

@@ -274,6 +274,25 @@ def test_history_and_as_of_an_instant(catalog: Catalog) -> None:
         catalog.get("X", as_of=-1)
 
 
+def test_series_history_follows_the_series_changes(catalog: Catalog) -> None:
+    catalog.create(id="X", frequency="annual", title="one")  # 1
+    catalog.create(id="Y", frequency="annual")  # 2
+    catalog.write("X", ([dt.date(2000, 1, 1)], [1.0]))  # 3
+    catalog.update("Y", {"title": "y"})  # 4
+    catalog.update("X", {"title": "two"})  # 5
+    changes = catalog.series_history("X")
+    assert [(s.version, info.version) for s, info in changes] == [(5, 5), (3, 3), (1, 1)]
+    assert [s.title for s, _info in changes] == ["two", "one", "one"]
+    assert changes[1][1].changes == [("append", "X")]
+    assert [s.version for s, _ in catalog.series_history("X", limit=1, before=5)] == [3]
+    assert [s.version for s, _ in catalog.series_history("X", as_of=4)] == [3, 1]
+    with pytest.raises(SeriesNotFoundError):
+        catalog.series_history("Y", as_of=1)
+    with pytest.raises(ValidationError) as info:
+        catalog.series_history("X", limit=0)
+    assert info.value.field == "limit"
+
+
 def test_a_batch_may_create_a_series_and_delete_it_again(catalog: Catalog) -> None:
     catalog.create(id="KEPT", frequency="annual", source="X")
     with catalog.batch() as batch:

@@ -285,32 +285,19 @@ class Series:
     ) -> list[SeriesVersion]:
         context = context_of(info)
         check_page(first, context.config.max_page)
-        current: CatalogSeries | None = self.record
-        if before is not None and current is not None and current.version >= before:
-            current = await _before(context, self.id, before)
-        out: list[SeriesVersion] = []
-        while current is not None and len(out) < first:
-            details = await context.catalog.version_details(current.version)
-            action = next((a for a, sid in details.changes if sid == self.id), None)
-            out.append(
-                SeriesVersion(
-                    version=current.version,
-                    committed_at=details.committed_at,
-                    message=details.message,
-                    action=action,
-                    series=series_node(current, current.version),
-                )
+        changes = await context.catalog.series_history(
+            self.id, as_of=self.catalog_version, before=before, limit=first
+        )
+        return [
+            SeriesVersion(
+                version=state.version,
+                committed_at=details.committed_at,
+                message=details.message,
+                action=next((a for a, sid in details.changes if sid == self.id), None),
+                series=series_node(state, state.version),
             )
-            current = await _before(context, self.id, current.version)
-        return out
-
-
-async def _before(context: GraphQLContext, series_id: str, version: int) -> CatalogSeries | None:
-    """The series as it was just before ``version`` (None if it did not exist)."""
-    if version <= 0:
-        return None
-    # At version - 1 the series' own version is that of its previous change.
-    return await context.loaders.series.load((series_id, version - 1))
+            for state, details in changes
+        ]
 
 
 def series_node(series: CatalogSeries, catalog_version: int) -> Series:
