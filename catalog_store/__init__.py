@@ -10,7 +10,7 @@ from catalog_store.errors import *  # noqa: F403 - the error tree is part of the
 from catalog_store.errors import __doc__ as _errors_doc  # noqa: F401
 from catalog_store.listing import Page, SeriesFilter
 from catalog_store.models import FREQUENCIES, Series, SeriesSpec
-from catalog_store.options import CatalogOptions, VersionInfo
+from catalog_store.options import CatalogOptions, SeriesChange, VersionInfo
 from catalog_store.snapshot import Snapshot
 from catalog_store.sync import Catalog
 
@@ -24,6 +24,7 @@ __all__ = [
     "Page",
     "RetryPolicy",
     "Series",
+    "SeriesChange",
     "SeriesFilter",
     "SeriesSpec",
     "Snapshot",

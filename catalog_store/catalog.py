@@ -74,6 +74,7 @@ from catalog_store.operations import (
 )
 from catalog_store.options import (
     CatalogOptions,
+    SeriesChange,
     VersionInfo,
     version_info,
 )
@@ -232,10 +233,9 @@ class AsyncCatalog:
 
     async def series_history(
         self, series_id: str, as_of: AsOf = None, before: int | None = None, limit: int = 10
-    ) -> list[tuple[Series, VersionInfo]]:
-        """The changes of one series, newest first, each as the series it left and
-        the commit that made it: up to ``limit``, from the state current at
-        ``as_of``, only those made below version ``before`` if given.
+    ) -> list[SeriesChange]:
+        """The changes of one series, newest first: up to ``limit``, from the state
+        current at ``as_of``, only those made below version ``before`` if given.
 
         Follows the link each state keeps to the one before, so versions that
         cannot be read (lost to damage and passed over by ``repair``) are skipped;
@@ -252,7 +252,14 @@ class AsyncCatalog:
             raise SeriesNotFoundError(series_id, snapshot.version)
         floor = await self.reader.oldest_version()
         changes = await changes_of(self.reader, record, floor, before, limit)
-        return [(to_series(state), version_info(manifest)) for state, manifest in changes]
+        return [
+            SeriesChange(
+                to_series(state),
+                version_info(manifest),
+                next((a for a, sid in manifest.changes if sid == series_id), None),
+            )
+            for state, manifest in changes
+        ]
 
     async def verify(
         self, latest_only: bool = False, progress: Progress | None = None, record: bool = False

@@ -10,7 +10,7 @@ from catalog_store.changes import RECORDS_PENDING_MAX
 from catalog_store.commit import RetryPolicy
 from catalog_store.datafiles import INLINE_MAX_ROWS
 from catalog_store.errors import ValidationError
-from catalog_store.models import check_count
+from catalog_store.models import Series, check_count
 from catalog_store.records import Manifest
 from catalog_store.storage.guarded import StoreListener
 
@@ -73,6 +73,17 @@ class VersionInfo:
     series_count: int
     observation_count: int
     change_count: int = 0
+
+
+@dataclass(frozen=True)
+class SeriesChange:
+    """One change of a series: the series as it left it, the commit, and what the
+    commit did to it (create, update, append ...; None where the commit does not
+    list it: a repair's restore, or past the first changes of a large batch)."""
+
+    series: Series
+    commit: VersionInfo
+    action: str | None
 
 
 def version_info(manifest: Manifest) -> VersionInfo:

@@ -27,7 +27,7 @@ from catalog_store.catalog import AsyncCatalog
 from catalog_store.listing import Page, SeriesFilter
 from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport
 from catalog_store.models import Series, SeriesSpec
-from catalog_store.options import CatalogOptions, VersionInfo
+from catalog_store.options import CatalogOptions, SeriesChange, VersionInfo
 from catalog_store.verify import VerifyReport
 
 T = TypeVar("T")
@@ -240,7 +240,7 @@ class Catalog:
 
     def series_history(
         self, series_id: str, as_of: AsOf = None, before: int | None = None, limit: int = 10
-    ) -> list[tuple[Series, VersionInfo]]:
+    ) -> list[SeriesChange]:
         return self._runner.run(self.inner.series_history(series_id, as_of, before, limit))
 
     def create(

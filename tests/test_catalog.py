@@ -281,11 +281,11 @@ def test_series_history_follows_the_series_changes(catalog: Catalog) -> None:
     catalog.update("Y", {"title": "y"})  # 4
     catalog.update("X", {"title": "two"})  # 5
     changes = catalog.series_history("X")
-    assert [(s.version, info.version) for s, info in changes] == [(5, 5), (3, 3), (1, 1)]
-    assert [s.title for s, _info in changes] == ["two", "one", "one"]
-    assert changes[1][1].changes == [("append", "X")]
-    assert [s.version for s, _ in catalog.series_history("X", limit=1, before=5)] == [3]
-    assert [s.version for s, _ in catalog.series_history("X", as_of=4)] == [3, 1]
+    assert [(c.series.version, c.commit.version) for c in changes] == [(5, 5), (3, 3), (1, 1)]
+    assert [c.series.title for c in changes] == ["two", "one", "one"]
+    assert [c.action for c in changes] == ["update", "append", "create"]
+    assert [c.series.version for c in catalog.series_history("X", limit=1, before=5)] == [3]
+    assert [c.series.version for c in catalog.series_history("X", as_of=4)] == [3, 1]
     with pytest.raises(SeriesNotFoundError):
         catalog.series_history("Y", as_of=1)
     with pytest.raises(ValidationError) as info:

@@ -290,13 +290,13 @@ class Series:
         )
         return [
             SeriesVersion(
-                version=state.version,
-                committed_at=details.committed_at,
-                message=details.message,
-                action=next((a for a, sid in details.changes if sid == self.id), None),
-                series=series_node(state, state.version),
+                version=change.series.version,
+                committed_at=change.commit.committed_at,
+                message=change.commit.message,
+                action=change.action,
+                series=series_node(change.series, change.series.version),
             )
-            for state, details in changes
+            for change in changes
         ]
 
 

@@ -1,4 +1,5 @@
-"""The catalog's history: every commit, newest first, and one commit's details."""
+"""The catalog's history: every commit, newest first, one commit's details, and the
+changes of one series."""
 
 from __future__ import annotations
 
@@ -9,11 +10,11 @@ import msgspec
 from litestar import Request, get
 from litestar.params import PathParameter, QueryParameter
 
-from catalog_store.asof import MAX_VERSION, parse_version
+from catalog_store.asof import MAX_VERSION, parse_as_of, parse_version
 from catalog_store.errors import ValidationError
 from catalog_store.options import VersionInfo
 from gateway.problems import problem_specs
-from gateway.routes.series import READ
+from gateway.routes.series import READ, AsOfParam, Cursor, SeriesId, SeriesOut, wire
 from gateway.state import gateway_of
 
 MAX_VERSIONS_PAGE = 200
@@ -97,4 +98,58 @@ async def get_version(
     return as_version(await gateway_of(request).catalog.version_details(version))
 
 
-ROUTES = [list_versions, get_version]
+class SeriesHistoryItem(msgspec.Struct):
+    """One change of a series: the commit that made it and the series as it left it."""
+
+    version: int
+    committed_at: dt.datetime
+    message: str
+    #: What the commit did to the series (create, update, append ...); null for a
+    #: repair's restore, which names the version it restored instead.
+    action: str | None
+    series: SeriesOut
+
+
+class SeriesHistoryPage(msgspec.Struct):
+    """Changes newest first; pass ``next_cursor`` back as ``cursor`` for older ones."""
+
+    items: list[SeriesHistoryItem]
+    next_cursor: str | None
+
+
+@get(
+    "/v1/series/{series_id:str}/history",
+    opt=READ,
+    summary="List a series' changes",
+    responses=problem_specs(400, 401, 403, 404, 422, 429),
+)
+async def series_history(
+    request: Request[Any, Any, Any],
+    series_id: SeriesId,
+    limit: Annotated[int, QueryParameter(ge=1, le=MAX_VERSIONS_PAGE)] = 20,
+    cursor: Cursor = None,
+    as_of: AsOfParam = None,
+) -> SeriesHistoryPage:
+    """The commits that changed the series, newest first from its state now (or as
+    of a version or instant), each with the series as it left it. Versions a repair
+    left behind are passed over; under retention the list ends at the oldest change
+    whose commit is kept."""
+    before = None if cursor is None else parse_version(cursor, "cursor")
+    changes = await gateway_of(request).catalog.series_history(
+        series_id, as_of=parse_as_of(as_of), before=before, limit=limit
+    )
+    items = [
+        SeriesHistoryItem(
+            version=change.series.version,
+            committed_at=change.commit.committed_at,
+            message=change.commit.message,
+            action=change.action,
+            series=wire(change.series),
+        )
+        for change in changes
+    ]
+    more = len(items) == limit and items[-1].version > 0
+    return SeriesHistoryPage(items, str(items[-1].version) if more else None)
+
+
+ROUTES = [list_versions, get_version, series_history]

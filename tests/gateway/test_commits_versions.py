@@ -172,3 +172,31 @@ def test_versions_paging(client: Client) -> None:
     problem(client.get("/v1/versions?cursor=x"), 422)
     problem(client.get("/v1/versions?limit=0"), 422)
     problem(client.get(f"/v1/versions?cursor={top + 5}"), 404)
+
+
+def test_a_series_history_pages_through_its_changes(client: Client) -> None:
+    whole = client.get("/v1/series/UNRATE/history").json()
+    assert whole["next_cursor"] is None
+    items = whole["items"]
+    assert [i["action"] for i in items] == ["upsert", "append", "create"]
+    assert [i["series"]["observation_count"] for i in items] == [6, 6, 0]
+    assert all(i["series"]["version"] == i["version"] for i in items)
+    assert items[0]["message"] and items[0]["committed_at"].endswith("Z")
+    versions = [i["version"] for i in items]
+    seen, cursor = [], None
+    while True:
+        params = {"limit": 1} | ({"cursor": cursor} if cursor else {})
+        page = client.get("/v1/series/UNRATE/history", params=params).json()
+        seen += [i["version"] for i in page["items"]]
+        if (cursor := page["next_cursor"]) is None:
+            break
+    assert seen == versions
+    then = client.get("/v1/series/UNRATE/history", params={"as_of": versions[1]}).json()
+    assert [i["version"] for i in then["items"]] == versions[1:]
+    assert problem(client.get("/v1/series/NOPE/history"), 404)
+    assert (
+        problem(client.get("/v1/series/UNRATE/history?cursor=x"), 422)["errors"][0]["field"]
+        == "cursor"
+    )
+    problem(client.get("/v1/series/UNRATE/history?limit=0"), 422)
+    problem(client.get("/v1/series/UNRATE/history?as_of=2024-01-01T00:00:00"), 422)

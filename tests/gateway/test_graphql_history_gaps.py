@@ -45,7 +45,7 @@ def test_history_passes_over_a_version_repair_left_behind(tmp_path: Path) -> Non
     seed(target)
     root = tmp_path / "store"
     with target.open(create=False, options=CatalogOptions(inline_rows=0)) as cat:
-        before = [series.version for series, _info in cat.series_history("UNRATE")]
+        before = [change.series.version for change in cat.series_history("UNRATE")]
         cat.write("UNRATE", ([dt.date(2024, 7, 1)], [4.2]))  # its file is damaged below
         cat.update("GDP", {"title": "GDP, retitled"})  # the newest: its manifest is damaged
         newest = cat.version()
@@ -57,7 +57,7 @@ def test_history_passes_over_a_version_repair_left_behind(tmp_path: Path) -> Non
     with target.open(create=False) as cat:
         report = cat.repair()
         assert report.lost_versions == [newest - 1, newest]
-        repaired = [series.version for series, _info in cat.series_history("UNRATE")]
+        repaired = [change.series.version for change in cat.series_history("UNRATE")]
     assert repaired == [newest + 1, *before]
     server = start_server(target, tmp_path)
     try:

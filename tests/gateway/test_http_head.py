@@ -53,6 +53,7 @@ SAMPLES: dict[str, list[str]] = {
     ],
     "/v1/versions": ["/v1/versions", "/v1/versions?limit=2"],
     "/v1/versions/{version:int}": ["/v1/versions/1"],
+    "/v1/series/{series_id:str}/history": ["/v1/series/UNRATE/history?limit=2"],
     "/health/live": ["/health/live"],
     "/health/ready": ["/health/ready"],
     "/metrics": ["/metrics"],
