@@ -31,11 +31,10 @@ _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
 
 
-def _close_all(fds: list[int], lock: threading.Lock) -> None:
-    with lock:
-        while fds:
-            with contextlib.suppress(OSError):
-                os.close(fds.pop())
+def _close_all(fds: list[int]) -> None:
+    while fds:
+        with contextlib.suppress(OSError):
+            os.close(fds.pop())
 
 
 class UnnamedFiles:
@@ -48,12 +47,13 @@ class UnnamedFiles:
         self._spare = spare
         self._fds: list[int] = []
         self._lock = threading.Lock()
-        self._pid = os.getpid()
         self._usable = bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
         self._refilling = False
         self._closed = False
-        # A store dropped without close() still gives its descriptors back.
-        self._finalizer = weakref.finalize(self, _close_all, self._fds, self._lock)
+        # A store dropped without close() still gives its descriptors back (no
+        # thread can be using them then: the refill thread holds a pool it fills).
+        self._finalizer = weakref.finalize(self, _close_all, self._fds)
+        _pools.add(self)
 
     def take(self) -> int | None:
         """An empty unnamed file's descriptor, or None when none is ready (the
@@ -61,15 +61,6 @@ class UnnamedFiles:
         if not self._usable:
             return None
         with self._lock:
-            if self._pid != os.getpid():
-                # A forked child shares these files with its parent: using one
-                # would write into the parent's next manifest. Drop them here.
-                for inherited in self._fds:
-                    with contextlib.suppress(OSError):
-                        os.close(inherited)
-                self._fds.clear()
-                self._pid = os.getpid()
-                self._refilling = False
             fd = self._fds.pop(0) if self._fds else None
             refill = not (self._refilling or self._closed)
             self._refilling = self._refilling or refill
@@ -83,8 +74,17 @@ class UnnamedFiles:
         self.close()
 
     def close(self) -> None:
-        self._closed = True
-        _close_all(self._fds, self._lock)
+        with self._lock:
+            self._closed = True
+            _close_all(self._fds)
+
+    def _forget_inherited(self) -> None:
+        """In a forked child: these files are shared with the parent, and using one
+        would write into the parent's next manifest. The lock may have been copied
+        held by a thread the child does not have."""
+        self._lock = threading.Lock()
+        self._refilling = False
+        _close_all(self._fds)
 
     def fill(self) -> None:
         """Create files until :data:`SPARE_FILES` are ready (the refill thread's job)."""
@@ -93,9 +93,6 @@ class UnnamedFiles:
                 with self._lock:
                     if self._closed or len(self._fds) >= self._spare:
                         return
-                    pid = self._pid
-                if pid != os.getpid():
-                    return
                 try:
                     fd = os.open(self.directory, os.O_WRONLY | _O_TMPFILE, 0o644)
                 except OSError as exc:
@@ -112,23 +109,34 @@ class UnnamedFiles:
                 self._refilling = False
 
 
+_pools: weakref.WeakSet[UnnamedFiles] = weakref.WeakSet()
 _refill_queue: queue.SimpleQueue[UnnamedFiles] | None = None
-_refill_pid = 0
 _refill_start = threading.Lock()
 
 
 def _refiller() -> queue.SimpleQueue[UnnamedFiles]:
-    """The queue of this process's one refill thread, started on first use (and
-    again in a forked child, which inherits no threads)."""
-    global _refill_queue, _refill_pid
+    """The queue of this process's one refill thread, started on first use."""
+    global _refill_queue
     with _refill_start:
-        if _refill_queue is None or _refill_pid != os.getpid():
+        if _refill_queue is None:
             requests: queue.SimpleQueue[UnnamedFiles] = queue.SimpleQueue()
             threading.Thread(
                 target=_refill_forever, args=(requests,), name="fincat-unnamed-files", daemon=True
             ).start()
-            _refill_queue, _refill_pid = requests, os.getpid()
+            _refill_queue = requests
         return _refill_queue
+
+
+def _after_fork_in_child() -> None:
+    # The child has no refill thread, and every pool's files are its parent's too.
+    global _refill_queue, _refill_start
+    _refill_queue, _refill_start = None, threading.Lock()
+    for pool in list(_pools):
+        pool._forget_inherited()
+
+
+if hasattr(os, "register_at_fork"):  # POSIX; elsewhere no fork, and no unnamed files
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 def _refill_forever(requests: queue.SimpleQueue[UnnamedFiles]) -> None:
