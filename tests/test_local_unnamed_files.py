@@ -12,6 +12,7 @@ import multiprocessing
 import os
 import stat
 import sys
+import threading
 import time
 from pathlib import Path
 
@@ -214,3 +215,55 @@ def test_without_unnamed_files_the_store_writes_temp_files(
     assert asyncio.run(main()) == b"createdrows"
     leftovers = [p for p in tmp_path.rglob("*") if p.name.endswith(".tmp")]
     assert leftovers == []
+
+
+BIG = os.urandom(8 * 2**20)  # long enough to write that the create is abandoned meanwhile
+
+
+def test_an_abandoned_create_gives_its_file_back(tmp_path: Path) -> None:
+    store = LocalStore(tmp_path)
+    holding = open_descriptors() if full(store._spares) else 0
+
+    async def objects_fail() -> None:
+        raise RuntimeError("the objects the manifest names could not be written")
+
+    async def main() -> None:
+        for _ in range(3):
+            with pytest.raises(RuntimeError):
+                await store.put_if_absent_after("_manifests/1.json", BIG, objects_fail())
+        for _ in range(3):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(
+                    store.put_if_absent_after("_manifests/2.json", BIG, asyncio.sleep(0)), 0.001
+                )
+        # Abandoned, and the loop shuts down before the worker has finished.
+        with pytest.raises(RuntimeError):
+            await store.put_if_absent_after("_manifests/3.json", BIG, objects_fail())
+
+    asyncio.run(main())
+    assert not (tmp_path / "_manifests" / "1.json").exists()
+    deadline = time.monotonic() + 10
+    while open_descriptors() > holding and time.monotonic() < deadline:
+        full(store._spares)
+        time.sleep(0.01)
+    assert open_descriptors() == holding, "an abandoned create kept its file open"
+    assert [p.name for p in (tmp_path / "_manifests").iterdir() if p.name != "2.json"] == []
+
+
+def test_a_refill_thread_that_cannot_start_costs_no_create(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files = full(UnnamedFiles(tmp_path))
+
+    def no_thread(self: threading.Thread) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(unnamed, "_refill_queue", None)
+    monkeypatch.setattr(threading.Thread, "start", no_thread)
+    fd = files.take()
+    assert fd is not None
+    os.close(fd)
+    assert not files._refilling, "a refill that never started blocks every later one"
+    monkeypatch.undo()
+    os.close(ready(files))
+    files.close()

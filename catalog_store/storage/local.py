@@ -21,6 +21,7 @@ import contextlib
 import errno
 import os
 import stat
+import threading
 import time
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Iterator
@@ -48,6 +49,8 @@ _PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
 # EFBIG: past the process's file-size limit, as good as full for this writer.
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 # EMFILE and ENFILE: out of file descriptors for now, which closing ones cures.
+#: What linkat answers when an unnamed file cannot be named here at all.
+_UNNAMEABLE = {errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EINVAL, errno.EOPNOTSUPP}
 _TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY, errno.EMFILE, errno.ENFILE}
 
 
@@ -150,7 +153,10 @@ def _name_staged(spares: UnnamedFiles, staged: Staged, path: Path, exist_ok: boo
             return False
         raise
     except OSError as exc:
-        if exc.errno != errno.EXDEV:
+        # EXDEV: the directory is on another filesystem. The others: the kernel or
+        # a sandbox will not name an unnamed file through /proc; the named way
+        # then also reports a directory that is gone or not writable.
+        if exc.errno not in _UNNAMEABLE:
             raise
         spares.unusable()
         return False
@@ -185,11 +191,45 @@ def _rewrite_in_place(path: Path, data: bytes) -> None:
         os.close(fd)
 
 
-def _discard_staged(staging: asyncio.Future[Staged]) -> None:
-    """Drop what was staged for a create that will not happen (a temp file's
-    leftovers would otherwise wait for gc)."""
-    if not staging.cancelled() and staging.exception() is None:
-        _discard(staging.result())
+class _Staging:
+    """A create's bytes, written and flushed by a worker thread while the objects
+    its manifest names are flushed. If the create is abandoned (they failed, or
+    it was cancelled, or the event loop shut down), whichever comes second, the
+    worker's finish or the abandoning, discards what was staged: an unnamed
+    file's descriptor would otherwise stay open for the life of the process."""
+
+    def __init__(self, spares: UnnamedFiles, directory: Path, data: bytes) -> None:
+        self._spares, self._directory, self._data = spares, directory, data
+        self._lock = threading.Lock()
+        self._staged: Staged | None = None
+        self._abandoned = False
+
+    def run(self) -> None:
+        staged = _stage(self._spares, self._directory, self._data)
+        with self._lock:
+            if not self._abandoned:
+                self._staged = staged
+                return
+        _discard(staged)
+
+    def abandon(self) -> None:
+        with self._lock:
+            self._abandoned = True
+            staged, self._staged = self._staged, None
+        if staged is not None:
+            _discard(staged)
+
+    def claim(self) -> Staged:
+        """What was staged, now the caller's to name or discard."""
+        with self._lock:
+            staged, self._staged = self._staged, None
+        assert staged is not None, "claimed before staging finished"
+        return staged
+
+
+def _retrieved(task: asyncio.Future[None]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 class LocalStore(Store):
@@ -271,19 +311,18 @@ class LocalStore(Store):
         path = self._path(key)
         # The manifest's own bytes are flushed while ``ready`` flushes the objects it
         # names; only the link that makes it visible waits for both.
-        staging = asyncio.ensure_future(asyncio.to_thread(_stage, self._spares, path.parent, data))
+        staging = _Staging(self._spares, path.parent, data)
+        written = asyncio.ensure_future(asyncio.to_thread(staging.run))
         try:
             await ready
+            with translate_os_errors(key):
+                await written
         except BaseException:
-            staging.add_done_callback(_discard_staged)
+            staging.abandon()
+            written.add_done_callback(_retrieved)  # its error, if any, is ready's to report
             raise
         with translate_os_errors(key):
-            try:
-                staged = await staging
-            except asyncio.CancelledError:
-                staging.add_done_callback(_discard_staged)
-                raise
-            await asyncio.to_thread(self._link, staged, path, data)
+            await asyncio.to_thread(self._link, staging.claim(), path, data)
 
     def _create(self, path: Path, data: bytes) -> None:
         self._link(_stage(self._spares, path.parent, data), path, data)

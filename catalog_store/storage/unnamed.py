@@ -10,25 +10,32 @@ flushes them, and links it under its name through ``/proc/self/fd``. Nothing is
 flushed ahead, so no commit waits for the thread's writes, and the files have no
 names, so a crash or a failed write leaves nothing behind.
 
-Where the kernel, the filesystem or ``/proc`` offers no unnamed files, ``take``
-answers None and the store writes a named temp file as before."""
+Where the kernel, the filesystem or ``/proc`` offers no unnamed files, or the
+store's root is not writable, ``take`` answers None and the store writes a named
+temp file as before. The files are made in the store's root, so they take its
+group (set-group-id), default ACL and security label, not those of the directory
+they are linked into."""
 
 from __future__ import annotations
 
 import contextlib
 import errno
+import logging
 import os
 import queue
 import threading
 import weakref
 from pathlib import Path
 
+log = logging.getLogger(__name__)
+
 #: Unnamed files kept ready per store: a commit takes one for its manifest and,
 #: when it writes objects, one for each of those.
 SPARE_FILES = 4
 _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
-# What open(O_TMPFILE) answers where the filesystem or kernel has no unnamed files.
-_UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL}
+# What open(O_TMPFILE) answers where the filesystem or kernel has no unnamed files,
+# or the store's root is not writable (its subdirectories may be).
+_UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.EACCES, errno.EPERM}
 
 
 def _close_all(fds: list[int]) -> None:
@@ -65,7 +72,11 @@ class UnnamedFiles:
             refill = not (self._refilling or self._closed)
             self._refilling = self._refilling or refill
         if refill:
-            _refiller().put(self)
+            try:
+                _refiller().put(self)
+            except RuntimeError:  # no thread to be had (a thread limit): try next time
+                with self._lock:
+                    self._refilling = False
         return fd
 
     def unusable(self) -> None:
@@ -141,7 +152,11 @@ if hasattr(os, "register_at_fork"):  # POSIX; elsewhere no fork, and no unnamed 
 
 def _refill_forever(requests: queue.SimpleQueue[UnnamedFiles]) -> None:
     while True:
-        requests.get().fill()
+        pool = requests.get()
+        try:
+            pool.fill()
+        except Exception:  # one pool's surprise must not stop every pool's refills
+            log.exception("making unnamed files in %s failed", pool.directory)
 
 
 def name_unnamed(fd: int, path: Path) -> None:
