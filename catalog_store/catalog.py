@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
@@ -68,7 +69,6 @@ from catalog_store.operations import (
     CompactSeries,
     CreateSeries,
     DeleteSeries,
-    Operation,
     UpdateSeries,
     WriteObservations,
 )
@@ -105,6 +105,8 @@ class AsyncCatalog:
         self.store = store
         self.reader = StoreReader(store, self.options.cache_bytes, self.options.max_staleness)
         self.committer = Committer(self.reader, self.options.retry)
+        #: Operations applied to the newest version as one commit (see apply.py).
+        self._commit = functools.partial(commit_operations, self.committer, self.options)
 
     # -- opening -----------------------------------------------------------------
 
@@ -583,23 +585,3 @@ class AsyncCatalog:
             if committed.landed:
                 batch.version = committed.manifest.version
                 await self._maybe_compact(committed)
-
-    # -- internals -------------------------------------------------------------------
-
-    async def _commit(
-        self,
-        operations: Sequence[Operation],
-        message: str,
-        allow_empty: bool = True,
-        checkpoint: bool = False,
-        batch: Batch | None = None,
-    ) -> Committed:
-        return await commit_operations(
-            self.committer,
-            self.options,
-            operations,
-            message,
-            allow_empty=allow_empty,
-            checkpoint=checkpoint,
-            batch=batch,
-        )
