@@ -21,7 +21,12 @@ import math
 import pyarrow as pa
 
 from catalog_store.datafiles import read_record
-from catalog_store.errors import SeriesNotFoundError, VersionNotFoundError
+from catalog_store.errors import (
+    IntegrityError,
+    ObjectNotFoundError,
+    SeriesNotFoundError,
+    VersionNotFoundError,
+)
 from catalog_store.observations import INSTANT_TYPE, bound, date_ints, schema_for
 from catalog_store.records import Manifest, SeriesRecord, from_ordinal
 from catalog_store.snapshot import Snapshot, StoreReader
@@ -73,6 +78,14 @@ async def changes_of(
     has expired."""
     out: list[tuple[SeriesRecord, Manifest]] = []
     current: SeriesRecord | None = record
+    if before is not None and record.version >= before:
+        # The next page of a listing: ``before`` is the version of the last state
+        # shown, whose own manifest holds it. Step on from there instead of walking
+        # every newer state again; any other ``before`` (one of an earlier series of
+        # the same id, deleted since) walks.
+        shown = await _made_at(reader, record.id, before)
+        if shown is not None and shown.created_at == record.created_at:
+            current = await previous_state(reader, shown, floor)
     while current is not None and len(out) < limit:
         if before is None or current.version < before:
             try:
@@ -81,6 +94,16 @@ async def changes_of(
                 break  # made before the floor: what it did has expired with its commit
         current = await previous_state(reader, current, floor)
     return out
+
+
+async def _made_at(reader: StoreReader, series_id: str, version: int) -> SeriesRecord | None:
+    """The state of the series that version ``version`` made, if it made one and
+    its manifest reads."""
+    try:
+        held = await Snapshot(reader, await reader.manifest(version)).record(series_id)
+    except (VersionNotFoundError, IntegrityError, ObjectNotFoundError):
+        return None
+    return held if held is not None and held.version == version else None
 
 
 def revisions_schema(frequency: str) -> pa.Schema:

@@ -286,6 +286,18 @@ def test_series_history_follows_the_series_changes(catalog: Catalog) -> None:
     assert [c.action for c in changes] == ["update", "append", "create"]
     assert [c.series.version for c in catalog.series_history("X", limit=1, before=5)] == [3]
     assert [c.series.version for c in catalog.series_history("X", as_of=4)] == [3, 1]
+    # Paging one at a time gives what one page gives, and an earlier series of the
+    # same id is no part of the history of the one created again.
+    catalog.delete("X")  # 6
+    catalog.create(id="X", frequency="annual", title="three")  # 7
+    catalog.write("X", ([dt.date(2001, 1, 1)], [2.0]))  # 8
+    assert [c.series.version for c in catalog.series_history("X")] == [8, 7]
+    paged, before = [], None
+    while page := catalog.series_history("X", before=before, limit=1):
+        paged.append(page[0].series.version)
+        before = paged[-1]
+    assert paged == [8, 7]
+    assert catalog.series_history("X", before=5) == []
     with pytest.raises(SeriesNotFoundError):
         catalog.series_history("Y", as_of=1)
     with pytest.raises(ValidationError) as info:

@@ -58,6 +58,14 @@ def test_history_passes_over_a_version_repair_left_behind(tmp_path: Path) -> Non
         report = cat.repair()
         assert report.lost_versions == [newest - 1, newest]
         repaired = [change.series.version for change in cat.series_history("UNRATE")]
+        paged, last = [], None
+        while page := cat.series_history("UNRATE", before=last, limit=1):
+            paged.append(last := page[0].series.version)
+        assert paged == repaired
+        # From the lost version's own state on, the history is the restored one's.
+        assert [c.series.version for c in cat.series_history("UNRATE", before=newest - 1)] == (
+            before
+        )
     assert repaired == [newest + 1, *before]
     server = start_server(target, tmp_path)
     try:
