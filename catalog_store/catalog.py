@@ -237,12 +237,15 @@ class AsyncCatalog:
         self, series_id: str, as_of: AsOf = None, before: int | None = None, limit: int = 10
     ) -> list[SeriesChange]:
         """The changes of one series, newest first: up to ``limit``, from the state
-        current at ``as_of``, only those made below version ``before`` if given.
+        current at ``as_of``. With ``before``, the version of the last change a page
+        showed, the changes before it; any other version gives the changes of the
+        series as it was just below that version.
 
-        Follows the link each state keeps to the one before, so versions that
-        cannot be read (lost to damage and passed over by ``repair``) are skipped;
-        under retention it ends at the oldest change whose commit is still kept.
-        Raises SeriesNotFoundError if the series does not exist at ``as_of``.
+        Follows the link each state keeps to the one before, so states that cannot
+        be read (lost to damage and passed over by ``repair``) are skipped; under
+        retention it ends at the oldest change whose commit is still kept.
+        Compactions and checkpoints change no value and are not changes of a
+        series. Raises SeriesNotFoundError if the series does not exist at ``as_of``.
         """
         check_series_id(series_id)
         check_count(limit, "limit", 1)
@@ -255,11 +258,7 @@ class AsyncCatalog:
         floor = await self.reader.oldest_version()
         changes = await changes_of(self.reader, record, floor, before, limit)
         return [
-            SeriesChange(
-                to_series(state),
-                version_info(manifest),
-                next((a for a, sid in manifest.changes if sid == series_id), None),
-            )
+            SeriesChange(to_series(state), version_info(manifest), _action(manifest, series_id))
             for state, manifest in changes
         ]
 
@@ -585,3 +584,14 @@ class AsyncCatalog:
             if committed.landed:
                 batch.version = committed.manifest.version
                 await self._maybe_compact(committed)
+
+
+def _action(manifest: Manifest, series_id: str) -> str | None:
+    """What the commit did to the series that it left: its first change after the
+    last delete (a commit may delete a series and create it again). None where the
+    commit lists none: a repair's restore (whose entry names a version, not a
+    series), or past the first changes of a large batch."""
+    actions = [a for a, sid in manifest.changes if sid == series_id and a != "restore"]
+    if "delete" in actions:
+        actions = actions[len(actions) - actions[::-1].index("delete") :]
+    return actions[0] if actions else None

@@ -114,9 +114,28 @@ class Page:
     version: int
 
 
-def encode_cursor(version: int, shard: int, after: str) -> str:
-    raw = json.dumps([version, shard, after], separators=(",", ":")).encode()
+def pack_cursor(*parts: object) -> str:
+    """An opaque cursor holding ``parts``: URL-safe base64 of compact JSON."""
+    raw = json.dumps(list(parts), separators=(",", ":")).encode()
     return base64.urlsafe_b64encode(raw).decode().rstrip("=")
+
+
+def unpack_cursor(cursor: str, count: int) -> list[Any]:
+    """The ``count`` parts :func:`pack_cursor` put in ``cursor``. Raises
+    ValidationError (field ``cursor``) for anything else; the caller checks the
+    parts' types and raises the same."""
+    try:
+        padded = cursor + "=" * (-len(cursor) % 4)
+        parts = json.loads(base64.urlsafe_b64decode(padded.encode()))
+    except (ValueError, binascii.Error, UnicodeDecodeError):
+        raise ValidationError("invalid cursor", "cursor") from None
+    if not isinstance(parts, list) or len(parts) != count:
+        raise ValidationError("invalid cursor", "cursor")
+    return parts
+
+
+def encode_cursor(version: int, shard: int, after: str) -> str:
+    return pack_cursor(version, shard, after)
 
 
 def is_version(value: object) -> bool:
@@ -131,15 +150,9 @@ def is_version(value: object) -> bool:
 
 def decode_cursor(cursor: str) -> tuple[int, int, str]:
     """Raises ValidationError (field ``cursor``) for anything this code did not make."""
-    try:
-        padded = cursor + "=" * (-len(cursor) % 4)
-        version, shard, after = json.loads(base64.urlsafe_b64decode(padded.encode()))
-        if not (is_version(version) and type(shard) is int and isinstance(after, str)):
-            raise ValueError
-        if shard < 0:
-            raise ValueError
-    except (ValueError, TypeError, binascii.Error, json.JSONDecodeError, UnicodeDecodeError):
-        raise ValidationError("invalid cursor", "cursor") from None
+    version, shard, after = unpack_cursor(cursor, 3)
+    if not (is_version(version) and type(shard) is int and shard >= 0 and isinstance(after, str)):
+        raise ValidationError("invalid cursor", "cursor")
     return version, shard, after
 
 

@@ -15,6 +15,7 @@ floor's commit time, the earliest instant an as-of read can still show them.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import math
 
@@ -71,39 +72,63 @@ async def changes_of(
     reader: StoreReader, record: SeriesRecord, floor: int, before: int | None, limit: int
 ) -> list[tuple[SeriesRecord, Manifest]]:
     """Up to ``limit`` states of a series from ``record`` back, newest first, each
-    with the manifest of the commit that made it; with ``before``, only states made
-    below that version. Follows ``previous_version`` links (which a repair keeps
-    clear of lost versions) and ends at the series' creation or at the state the
-    oldest kept version ``floor`` holds, or earlier where that state's own commit
-    has expired."""
-    out: list[tuple[SeriesRecord, Manifest]] = []
+    with the manifest of the commit that made it. Follows ``previous_version``
+    links (which a repair sets past the states it could not read) and ends at the
+    series' creation, or at the state the oldest kept version ``floor`` holds, or
+    earlier where that state's own commit has expired.
+
+    With ``before``: if the series changed at that version (the last change a page
+    showed), the changes before that one; otherwise the changes of the series as it
+    was at version ``before - 1``. Either takes a read or two, not a walk through
+    every newer change.
+    """
     current: SeriesRecord | None = record
     if before is not None and record.version >= before:
-        # The next page of a listing: ``before`` is the version of the last state
-        # shown, whose own manifest holds it. Step on from there instead of walking
-        # every newer state again; any other ``before`` (one of an earlier series of
-        # the same id, deleted since) walks.
-        shown = await _made_at(reader, record.id, before)
-        if shown is not None and shown.created_at == record.created_at:
-            current = await previous_state(reader, shown, floor)
-    while current is not None and len(out) < limit:
-        if before is None or current.version < before:
-            try:
-                out.append((current, await reader.manifest(current.version)))
-            except VersionNotFoundError:
-                break  # made before the floor: what it did has expired with its commit
+        current = await _newest_below(reader, record, before, floor)
+    out: list[tuple[SeriesRecord, Manifest]] = []
+    while current is not None:
+        try:
+            out.append((current, await reader.manifest(current.version)))
+        except VersionNotFoundError:
+            break  # made before the floor: what it did has expired with its commit
+        if len(out) == limit:
+            break  # not a read past the page: the next state may be damaged
         current = await previous_state(reader, current, floor)
     return out
 
 
-async def _made_at(reader: StoreReader, series_id: str, version: int) -> SeriesRecord | None:
-    """The state of the series that version ``version`` made, if it made one and
-    its manifest reads."""
-    try:
-        held = await Snapshot(reader, await reader.manifest(version)).record(series_id)
-    except (VersionNotFoundError, IntegrityError, ObjectNotFoundError):
+async def _newest_below(
+    reader: StoreReader, record: SeriesRecord, before: int, floor: int
+) -> SeriesRecord | None:
+    """The newest state to list below ``before`` (see :func:`changes_of`); None
+    when there is none of this series (an earlier one of the same id, deleted
+    since, is another series)."""
+    series_id = record.id
+    with contextlib.suppress(VersionNotFoundError, IntegrityError, ObjectNotFoundError):
+        shown = await _state_at(reader, series_id, before)
+        if shown is not None and shown.version == before:
+            if shown.created_at != record.created_at:
+                return None
+            return await previous_state(reader, shown, floor)
+    if before == 0:
         return None
-    return held if held is not None and held.version == version else None
+    try:
+        then = await _state_at(reader, series_id, before - 1)
+    except VersionNotFoundError:
+        return None  # expired, and with it every change made until then
+    except (IntegrityError, ObjectNotFoundError):
+        # That version is damaged: walk from the newest instead.
+        current: SeriesRecord | None = record
+        while current is not None and current.version >= before:
+            current = await previous_state(reader, current, floor)
+        return current
+    if then is None or then.created_at != record.created_at:
+        return None
+    return then
+
+
+async def _state_at(reader: StoreReader, series_id: str, version: int) -> SeriesRecord | None:
+    return await Snapshot(reader, await reader.manifest(version)).record(series_id)
 
 
 def revisions_schema(frequency: str) -> pa.Schema:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import datetime as dt
 import threading
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -14,12 +15,14 @@ from catalog_store.errors import (
     ConflictError,
     ExternalIdTakenError,
     FormatError,
+    IntegrityError,
     SeriesExistsError,
     SeriesNotFoundError,
     ValidationError,
     VersionMismatchError,
     VersionNotFoundError,
 )
+from catalog_store.keys import manifest_key
 from tests.conftest import StoreTarget
 
 
@@ -303,6 +306,54 @@ def test_series_history_follows_the_series_changes(catalog: Catalog) -> None:
     with pytest.raises(ValidationError) as info:
         catalog.series_history("X", limit=0)
     assert info.value.field == "limit"
+
+
+def test_series_history_below_a_version_that_is_no_change_of_the_series(
+    tmp_path: Path,
+) -> None:
+    # Any other version gives the series as it was just below it, from a read or
+    # two however long the history: never a walk through every newer change.
+    gets = {"n": 0}
+
+    def count(operation: str, _seconds: float, _ok: bool) -> None:
+        gets["n"] += operation == "get"
+
+    root = str(tmp_path / "store")
+    with Catalog.open(root, create=True) as cat:
+        cat.create(id="X", frequency="annual")  # 1
+        cat.create(id="Y", frequency="annual")  # 2
+        for year in range(2000, 2100):  # X changes at 3, 5, ..., 201; Y at 4, 6, ..., 202
+            cat.write("X", ([dt.date(year, 1, 1)], [1.0]))
+            cat.update("Y", {"title": str(year)})
+    with Catalog.open(root, options=CatalogOptions(store_listener=count)) as cat:
+        gets["n"] = 0
+        below = cat.series_history("X", before=200, limit=2)  # 200 changed Y only
+        assert [c.series.version for c in below] == [199, 197]
+        assert gets["n"] <= 12, f"{gets['n']} reads: a walk, not a jump"
+        assert [c.series.version for c in cat.series_history("X", before=199, limit=1)] == [197]
+        assert [c.series.version for c in cat.series_history("X", before=3)] == [1]
+        assert cat.series_history("X", before=1) == []
+
+
+def test_series_history_actions_and_a_page_that_stops_before_damage(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with Catalog.open(str(root), create=True) as cat:
+        cat.create(id="X", frequency="annual", title="old")  # 1
+        cat.write("X", ([dt.date(2000, 1, 1)], [1.0]))  # 2
+        with cat.batch() as batch:  # 3: deleted and created again in one commit
+            batch.delete("X")
+            batch.create({"id": "X", "frequency": "annual", "title": "new"})
+            batch.write("X", ([dt.date(2001, 1, 1)], [2.0]))
+        cat.update("X", {"title": "newer"})  # 4
+        cat.write("X", ([dt.date(2002, 1, 1)], [3.0]))  # 5
+        assert [c.action for c in cat.series_history("X")] == ["append", "update", "create"]
+    # A damaged version below the page is no reason to fail the page.
+    damaged = root / manifest_key(3)
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    with Catalog.open(str(root)) as cat:
+        assert [c.series.version for c in cat.series_history("X", limit=2)] == [5, 4]
+        with pytest.raises(IntegrityError):
+            cat.series_history("X", limit=3)
 
 
 def test_a_batch_may_create_a_series_and_delete_it_again(catalog: Catalog) -> None:

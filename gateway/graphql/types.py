@@ -158,7 +158,9 @@ class SeriesVersion:
     committed_at: dt.datetime
     message: str
     action: str | None = strawberry.field(
-        description="What the commit did to the series: create, update, write, compact ..."
+        description="What the commit did to the series: create, update, append, upsert, "
+        "replace_range or delete_range; null for a repair's restore, and past the first "
+        "1,000 changes of a batch"
     )
     series: Series = strawberry.field(description="The series as that commit left it.")
 
@@ -275,7 +277,8 @@ class Series:
 
     @field(
         description="The catalog versions at which this series changed, newest first, "
-        "starting at this view of it (or below `before`)."
+        "from this view of it. With `before` the version of a change listed, the changes "
+        "before it; any other version, the changes of the series as it was just below it."
     )
     async def history(
         self,

@@ -12,6 +12,7 @@ from litestar.params import PathParameter, QueryParameter
 
 from catalog_store.asof import MAX_VERSION, parse_as_of, parse_version
 from catalog_store.errors import ValidationError
+from catalog_store.listing import is_version, pack_cursor, unpack_cursor
 from catalog_store.options import VersionInfo
 from gateway.problems import problem_specs
 from gateway.routes.series import READ, AsOfParam, Cursor, SeriesId, SeriesOut, wire
@@ -131,13 +132,16 @@ async def series_history(
     as_of: AsOfParam = None,
 ) -> SeriesHistoryPage:
     """The commits that changed the series, newest first from its state now (or as
-    of a version or instant), each with the series as it left it. Versions a repair
-    left behind are passed over; under retention the list ends at the oldest change
-    whose commit is kept."""
-    before = None if cursor is None else parse_version(cursor, "cursor")
-    changes = await gateway_of(request).catalog.series_history(
-        series_id, as_of=parse_as_of(as_of), before=before, limit=limit
-    )
+    of a version or instant), each with the series as it left it. States that
+    cannot be read (lost to damage and passed over by a repair) are skipped; under
+    retention the list ends at the oldest change whose commit is kept."""
+    catalog = gateway_of(request).catalog
+    if cursor is None:
+        pinned, before = (await catalog.snapshot(parse_as_of(as_of))).version, None
+    else:
+        pinned, before = _history_cursor(cursor)
+    # One more than the page: whether there is a next page, without a read past it.
+    changes = await catalog.series_history(series_id, as_of=pinned, before=before, limit=limit + 1)
     items = [
         SeriesHistoryItem(
             version=change.series.version,
@@ -146,10 +150,19 @@ async def series_history(
             action=change.action,
             series=wire(change.series),
         )
-        for change in changes
+        for change in changes[:limit]
     ]
-    more = len(items) == limit and items[-1].version > 0
-    return SeriesHistoryPage(items, str(items[-1].version) if more else None)
+    more = len(changes) > limit
+    return SeriesHistoryPage(items, pack_cursor(pinned, items[-1].version) if more else None)
+
+
+def _history_cursor(cursor: str) -> tuple[int, int]:
+    """(the version the listing reads, the version of the last change it showed),
+    from a cursor this route made; ValidationError on ``cursor`` for anything else."""
+    pinned, last = unpack_cursor(cursor, 2)
+    if not (is_version(pinned) and is_version(last) and last <= pinned):
+        raise ValidationError("invalid cursor", "cursor")
+    return pinned, last
 
 
 ROUTES = [list_versions, get_version, series_history]

@@ -187,12 +187,30 @@ def test_a_series_history_pages_through_its_changes(client: Client) -> None:
     while True:
         params = {"limit": 1} | ({"cursor": cursor} if cursor else {})
         page = client.get("/v1/series/UNRATE/history", params=params).json()
+        assert len(page["items"]) == 1, "a page with nothing on it"
         seen += [i["version"] for i in page["items"]]
         if (cursor := page["next_cursor"]) is None:
             break
     assert seen == versions
     then = client.get("/v1/series/UNRATE/history", params={"as_of": versions[1]}).json()
     assert [i["version"] for i in then["items"]] == versions[1:]
+    # The cursor pins the version the listing started at: the series deleted and
+    # created again meanwhile, the next page goes on with the history it began.
+    first = client.get("/v1/series/UNRATE/history", params={"limit": 1}).json()
+    assert client.delete("/v1/series/UNRATE").status_code == 200
+    created = client.post("/v1/series", json={"id": "UNRATE", "frequency": "monthly"})
+    assert created.status_code == 201
+    rest = client.get("/v1/series/UNRATE/history", params={"cursor": first["next_cursor"]})
+    assert [i["version"] for i in rest.json()["items"]] == versions[1:]
+    now = client.get("/v1/series/UNRATE/history").json()["items"]
+    assert [i["action"] for i in now] == ["create"]
+    for made_up in ("999", "0", first["next_cursor"][:-2], "WzEsMl0"):  # WzEsMl0: [1,2]
+        assert (
+            problem(client.get("/v1/series/UNRATE/history", params={"cursor": made_up}), 422)[
+                "errors"
+            ][0]["field"]
+            == "cursor"
+        )
     assert problem(client.get("/v1/series/NOPE/history"), 404)
     assert (
         problem(client.get("/v1/series/UNRATE/history?cursor=x"), 422)["errors"][0]["field"]

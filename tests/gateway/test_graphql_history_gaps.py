@@ -76,3 +76,23 @@ def test_history_passes_over_a_version_repair_left_behind(tmp_path: Path) -> Non
         assert history[0]["action"] is None  # the repair's own change is "restore"
     finally:
         server.stop()
+
+
+def test_a_cached_history_does_not_outlive_the_gc_that_expires_it(tmp_path: Path) -> None:
+    target = StoreTarget("local", str(tmp_path / "store"))
+    seed(target)
+    server = start_server(target, tmp_path)
+    versions = "{ versions(first: 50) { edges { node { version } } } }"
+    try:
+        before = graphql(server, HISTORY)["data"]["series"]["history"]
+        listed = graphql(server, versions)["data"]["versions"]["edges"]
+        assert len(before) == 3 and len(listed) > 3
+        with target.open(create=False) as cat:
+            kept = cat.version()
+            cat.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+        after = graphql(server, HISTORY)["data"]["series"]["history"]
+        assert [h["version"] for h in after] == [kept]
+        edges = graphql(server, versions)["data"]["versions"]["edges"]
+        assert [e["node"]["version"] for e in edges] == [kept]
+    finally:
+        server.stop()
