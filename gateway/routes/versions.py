@@ -69,9 +69,7 @@ def as_version(info: VersionInfo) -> Version:
 async def list_versions(
     request: Request[Any, Any, Any],
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_VERSIONS_PAGE)] = 20,
-    cursor: Annotated[
-        str | None, QueryParameter(description="next_cursor of the last page.")
-    ] = None,
+    cursor: Cursor = None,
 ) -> VersionPage:
     """Commits newest first, ``limit`` at a time."""
     before = None if cursor is None else parse_version(cursor, "cursor")
