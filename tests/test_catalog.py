@@ -356,6 +356,23 @@ def test_series_history_actions_and_a_page_that_stops_before_damage(tmp_path: Pa
             cat.series_history("X", limit=3)
 
 
+def test_series_history_below_a_damaged_version_walks_round_it(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    with Catalog.open(str(root), create=True) as cat:
+        cat.create(id="X", frequency="annual")  # 1
+        cat.create(id="Y", frequency="annual")  # 2
+        cat.update("X", {"title": "x"})  # 3
+        cat.update("Y", {"title": "y"})  # 4: damaged below
+        cat.update("Y", {"title": "yy"})  # 5
+        cat.update("X", {"title": "xx"})  # 6
+    damaged = root / manifest_key(4)
+    damaged.write_bytes(damaged.read_bytes()[:-10])
+    with Catalog.open(str(root)) as cat:
+        # As it was just below 5 is version 4, which cannot be read: the changes of X
+        # made below 5 are found by its links instead.
+        assert [c.series.version for c in cat.series_history("X", before=5)] == [3, 1]
+
+
 def test_a_batch_may_create_a_series_and_delete_it_again(catalog: Catalog) -> None:
     catalog.create(id="KEPT", frequency="annual", source="X")
     with catalog.batch() as batch:
