@@ -127,19 +127,37 @@ def test_a_lost_create_gives_its_file_back(tmp_path: Path) -> None:
     assert after <= before, f"{after - before} descriptors leaked by 50 lost creates"
 
 
-def test_an_object_left_partial_by_an_earlier_try_is_written_whole(tmp_path: Path) -> None:
-    async def main() -> bytes:
-        store = LocalStore(tmp_path)
-        os.close(ready(store._spares))
-        partial = tmp_path / "data" / "S" / "part.parquet"
-        partial.parent.mkdir(parents=True)
-        partial.write_bytes(b"half a fi")
-        await store.put_new("data/S/part.parquet", b"the whole file")
-        data = await store.get("data/S/part.parquet")
-        await store.close()
-        return data
+@pytest.mark.parametrize("unnamed_files", [True, False])
+def test_an_object_an_earlier_try_left_is_replaced_whole_or_left_alone(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, unnamed_files: bool
+) -> None:
+    # Its key is unique: a file there is this object's, from an earlier try. A whole
+    # one (that try landed, a manifest may name it) is left alone; a partial one is
+    # replaced by a rename, never cut short in place where a reader could see it.
+    if not unnamed_files:
+        monkeypatch.setattr(unnamed, "_O_TMPFILE", 0)
+    whole, partial = (
+        tmp_path / "data" / "S" / "whole.parquet",
+        tmp_path / "data" / "S" / "part.parquet",
+    )
+    whole.parent.mkdir(parents=True)
+    whole.write_bytes(b"the whole file")
+    partial.write_bytes(b"half a fi")
+    inodes = whole.stat().st_ino, partial.stat().st_ino
 
-    assert asyncio.run(main()) == b"the whole file"
+    async def main() -> None:
+        store = LocalStore(tmp_path)
+        if unnamed_files:
+            os.close(ready(store._spares))
+        await store.put_new("data/S/whole.parquet", b"the whole file")
+        await store.put_new("data/S/part.parquet", b"the whole file")
+        await store.close()
+
+    asyncio.run(main())
+    assert whole.read_bytes() == partial.read_bytes() == b"the whole file"
+    assert whole.stat().st_ino == inodes[0], "a whole object was written again"
+    assert partial.stat().st_ino != inodes[1], "a partial object was rewritten in place"
+    assert list(tmp_path.rglob("*.tmp")) == []
 
 
 def test_close_gives_the_descriptors_back(tmp_path: Path) -> None:

@@ -105,15 +105,37 @@ def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
 
 def _write_new(spares: UnnamedFiles, path: Path, data: bytes) -> None:
     """Write an immutable object durably: into an unnamed file linked to its name
-    when one is ready, else in place. In place is O_TRUNC, not O_EXCL: the key is
-    unique to this object, so an existing file is a partial one of an earlier try.
-    A failure leaves the file to gc: the try that failed may be one abandoned after
-    a deadline, whose retry has since written the file whole and committed it."""
+    when one is ready, else created at its name. A failure leaves the file to gc:
+    the try that failed may be one abandoned after a deadline, whose retry has
+    since written the file whole and committed it.
+
+    The key is unique to this object, so a file already there is this object's,
+    from an earlier try: whole (that try landed; it is left alone) or partial (a
+    try that failed or is still running; replaced by a rename, so that a reader
+    never sees it cut short and a try still writing writes into the file replaced).
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
-    fd = spares.take()
-    if fd is None or not _name_staged(spares, _stage_unnamed(fd, data), path, exist_ok=True):
-        _write_file(path, data, os.O_TRUNC, durable=True, remove_on_error=False)
+    try:
+        fd = spares.take()
+        if fd is None or not _name_staged(spares, _stage_unnamed(fd, data), path):
+            _write_file(path, data, os.O_EXCL, durable=True, remove_on_error=False)
+    except FileExistsError:
+        if path.read_bytes() != data:
+            _replace_file(path, data, durable=True)
     _fsync_dir(path.parent)
+
+
+def _replace_file(path: Path, data: bytes, durable: bool) -> None:
+    """Put ``data`` under ``path`` by a rename over whatever is there; if
+    ``durable``, flushed, and its name too: a manifest may reference it next."""
+    tmp = _write_temp(path.parent, data, durable)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        tmp.unlink(missing_ok=True)
+        raise
+    if durable:
+        _fsync_dir(path.parent)
 
 
 #: Bytes written and flushed, not yet under their name: an unnamed file's
@@ -136,8 +158,8 @@ def _stage_unnamed(fd: int, data: bytes) -> int:
     return fd
 
 
-def _name_staged(spares: UnnamedFiles, staged: Staged, path: Path, exist_ok: bool = False) -> bool:
-    """Put ``staged`` under ``path`` (FileExistsError if taken, unless ``exist_ok``).
+def _name_staged(spares: UnnamedFiles, staged: Staged, path: Path) -> bool:
+    """Put ``staged`` under ``path`` (FileExistsError if taken).
     False if an unnamed file could not be named on this filesystem (a subdirectory
     on another mount): nothing was created, and the caller writes it another way."""
     if isinstance(staged, Path):
@@ -148,17 +170,14 @@ def _name_staged(spares: UnnamedFiles, staged: Staged, path: Path, exist_ok: boo
         return True
     try:
         name_unnamed(staged, path)
-    except FileExistsError:
-        if exist_ok:
-            return False
-        raise
     except OSError as exc:
         # EXDEV: the directory is on another filesystem. The others: the kernel or
         # a sandbox will not name an unnamed file through /proc; the named way
         # then also reports a directory that is gone or not writable.
         if exc.errno not in _UNNAMEABLE:
             raise
-        spares.unusable()
+        if exc.errno != errno.ENOENT or path.parent.is_dir():  # else: the directory went
+            spares.unusable()
         return False
     finally:
         os.close(staged)
@@ -283,19 +302,7 @@ class LocalStore(Store):
                 with contextlib.suppress(FileNotFoundError):
                     _rewrite_in_place(path, data)
                     return
-            await asyncio.to_thread(self._replace, path, data, durable)
-
-    @staticmethod
-    def _replace(path: Path, data: bytes, durable: bool) -> None:
-        tmp = _write_temp(path.parent, data, durable)
-        try:
-            os.replace(tmp, path)
-        except BaseException:
-            tmp.unlink(missing_ok=True)
-            raise
-        if durable:
-            # The name, not only the bytes: a manifest may reference it next.
-            _fsync_dir(path.parent)
+            await asyncio.to_thread(_replace_file, path, data, durable)
 
     async def put_new(self, key: str, data: bytes) -> None:
         path = self._path(key)
