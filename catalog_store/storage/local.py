@@ -8,9 +8,10 @@ fresh inode's flush costs far more), else a uniquely named temp file beside the
 target, unlinked after the link. fsspec's ``pipe_file(mode="create")`` is
 check-then-write and would let two writers win, so it is not used.
 
-Immutable objects (:meth:`LocalStore.put_new`) go the same way without the
-existence check (their keys are unique), or, with no unnamed file ready, are
-written at their final name: nothing reads them before a manifest names them.
+Immutable objects (:meth:`LocalStore.put_new`) go the same way, or, with no
+unnamed file ready, are created at their final name (nothing reads them before a
+manifest names them). Their keys are unique, so a file already there is the same
+object's from an earlier try: left alone when whole, else replaced by a rename.
 """
 
 from __future__ import annotations
