@@ -144,6 +144,14 @@ def test_an_object_an_earlier_try_left_is_replaced_whole_or_left_alone(
     whole.write_bytes(b"the whole file")
     partial.write_bytes(b"half a fi")
     inodes = whole.stat().st_ino, partial.stat().st_ino
+    flushed: list[str] = []
+    fdatasync = os.fdatasync
+
+    def recording(fd: int) -> None:
+        flushed.append(os.readlink(f"/proc/self/fd/{fd}"))
+        fdatasync(fd)
+
+    monkeypatch.setattr(os, "fdatasync", recording)
 
     async def main() -> None:
         store = LocalStore(tmp_path)
@@ -156,6 +164,7 @@ def test_an_object_an_earlier_try_left_is_replaced_whole_or_left_alone(
     asyncio.run(main())
     assert whole.read_bytes() == partial.read_bytes() == b"the whole file"
     assert whole.stat().st_ino == inodes[0], "a whole object was written again"
+    assert str(whole) in flushed, "a whole object left alone may be unflushed yet"
     assert partial.stat().st_ino != inodes[1], "a partial object was rewritten in place"
     assert list(tmp_path.rglob("*.tmp")) == []
 

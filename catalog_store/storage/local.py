@@ -123,6 +123,12 @@ def _write_new(spares: UnnamedFiles, path: Path, data: bytes) -> None:
     except FileExistsError:
         if path.read_bytes() != data:
             _replace_file(path, data, durable=True)
+        else:  # whole, but the try that wrote it may not have flushed it yet
+            fd = os.open(path, os.O_RDONLY)
+            try:
+                os.fdatasync(fd)
+            finally:
+                os.close(fd)
     _fsync_dir(path.parent)
 
 
