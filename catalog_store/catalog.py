@@ -80,6 +80,7 @@ from catalog_store.options import (
 )
 from catalog_store.records import (
     Manifest,
+    SeriesRecord,
     StoreMarker,
     encode_manifest,
     encode_marker,
@@ -251,10 +252,7 @@ class AsyncCatalog:
         check_count(limit, "limit", 1)
         if before is not None:
             check_count(before, "before", 0)
-        snapshot = await self.snapshot(as_of)
-        record = await snapshot.record(series_id)
-        if record is None:
-            raise SeriesNotFoundError(series_id, snapshot.version)
+        record = await self._record(series_id, as_of)
         floor = await self.reader.oldest_version()
         changes = await changes_of(self.reader, record, floor, before, limit)
         return [
@@ -322,11 +320,16 @@ class AsyncCatalog:
     async def get(self, series_id: str, as_of: AsOf = None) -> Series:
         """The series at ``as_of``. Raises SeriesNotFoundError."""
         check_series_id(series_id)
+        record = await self._record(series_id, as_of)
+        return to_series(record)
+
+    async def _record(self, series_id: str, as_of: AsOf) -> SeriesRecord:
+        """The series' record at ``as_of``. Raises SeriesNotFoundError."""
         snapshot = await self.snapshot(as_of)
         record = await snapshot.record(series_id)
         if record is None:
             raise SeriesNotFoundError(series_id, snapshot.version)
-        return to_series(record)
+        return record
 
     async def update(
         self,
@@ -504,10 +507,7 @@ class AsyncCatalog:
             unknown = [c for c in columns if c not in COLUMNS]
             if unknown:
                 raise ValidationError(f"unknown column {unknown[0]!r}", "columns")
-        snapshot = await self.snapshot(as_of)
-        record = await snapshot.record(series_id)
-        if record is None:
-            raise SeriesNotFoundError(series_id, snapshot.version)
+        record = await self._record(series_id, as_of)
         low, high = range_bounds(start, end, record.frequency)
         table = await read_record(self.reader, record, low, high)
         return table.select(list(columns)) if columns is not None else table
