@@ -50,9 +50,9 @@ _PERMISSION = {errno.EACCES, errno.EPERM, errno.EROFS}
 # EFBIG: past the process's file-size limit, as good as full for this writer.
 _FULL = {errno.ENOSPC, errno.EDQUOT, errno.EFBIG}
 # EMFILE and ENFILE: out of file descriptors for now, which closing ones cures.
+_TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY, errno.EMFILE, errno.ENFILE}
 #: What linkat answers when an unnamed file cannot be named here at all.
 _UNNAMEABLE = {errno.EXDEV, errno.ENOENT, errno.EPERM, errno.EINVAL, errno.EOPNOTSUPP}
-_TRANSIENT = {errno.EAGAIN, errno.EINTR, errno.ETIMEDOUT, errno.EBUSY, errno.EMFILE, errno.ENFILE}
 
 
 @contextlib.contextmanager

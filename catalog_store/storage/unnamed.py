@@ -38,6 +38,10 @@ _O_TMPFILE = getattr(os, "O_TMPFILE", 0)
 _UNSUPPORTED = {errno.EOPNOTSUPP, errno.EISDIR, errno.EINVAL, errno.EACCES, errno.EPERM}
 
 
+#: Every pool of this process, for a forked child to empty (_after_fork_in_child).
+_pools: weakref.WeakSet[UnnamedFiles] = weakref.WeakSet()
+
+
 def _close_all(fds: list[int]) -> None:
     while fds:
         with contextlib.suppress(OSError):
@@ -49,9 +53,8 @@ class UnnamedFiles:
     background; thread-safe. Each descriptor :meth:`take` returns is the caller's to
     write, link and close."""
 
-    def __init__(self, directory: Path, spare: int = SPARE_FILES) -> None:
+    def __init__(self, directory: Path) -> None:
         self.directory = directory
-        self._spare = spare
         self._fds: list[int] = []
         self._lock = threading.Lock()
         self._usable = bool(_O_TMPFILE) and os.path.isdir("/proc/self/fd")
@@ -59,7 +62,7 @@ class UnnamedFiles:
         self._closed = False
         # A store dropped without close() still gives its descriptors back (no
         # thread can be using them then: the refill thread holds a pool it fills).
-        self._finalizer = weakref.finalize(self, _close_all, self._fds)
+        weakref.finalize(self, _close_all, self._fds)
         _pools.add(self)
 
     def take(self) -> int | None:
@@ -102,7 +105,7 @@ class UnnamedFiles:
         try:
             while True:
                 with self._lock:
-                    if self._closed or len(self._fds) >= self._spare:
+                    if self._closed or len(self._fds) >= SPARE_FILES:
                         return
                 try:
                     fd = os.open(self.directory, os.O_WRONLY | _O_TMPFILE, 0o644)
@@ -120,7 +123,6 @@ class UnnamedFiles:
                 self._refilling = False
 
 
-_pools: weakref.WeakSet[UnnamedFiles] = weakref.WeakSet()
 _refill_queue: queue.SimpleQueue[UnnamedFiles] | None = None
 _refill_start = threading.Lock()
 
