@@ -104,7 +104,8 @@ class SeriesHistoryItem(msgspec.Struct):
     committed_at: dt.datetime
     message: str
     #: What the commit did to the series (create, update, append ...); null for a
-    #: repair's restore, which names the version it restored instead.
+    #: repair's restore, which names the version it restored instead, and past the
+    #: first 1,000 changes of a batch.
     action: str | None
     series: SeriesOut
 
@@ -138,7 +139,8 @@ async def series_history(
         pinned, before = (await catalog.snapshot(parse_as_of(as_of))).version, None
     else:
         pinned, before = _history_cursor(cursor)
-    # One more than the page: whether there is a next page, without a read past it.
+    # One more than the page, to tell whether another follows: that change is read,
+    # not shown (a damaged one there fails this page, as it would the next).
     changes = await catalog.series_history(series_id, as_of=pinned, before=before, limit=limit + 1)
     items = [
         SeriesHistoryItem(
