@@ -12,7 +12,6 @@ import contextlib
 import datetime as dt
 import functools
 import logging
-import uuid
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -20,14 +19,12 @@ from typing import Any
 
 import pyarrow as pa
 
-from catalog_store import keys
 from catalog_store.apply import Committed, commit_operations, crowded_partitions
 from catalog_store.asof import AsOf
 from catalog_store.batch import Batch
-from catalog_store.commit import Committer, utc_now
+from catalog_store.commit import Committer, initialise
 from catalog_store.datafiles import read_record
 from catalog_store.errors import (
-    AlreadyExistsError,
     CatalogStoreError,
     FormatError,
     IntegrityError,
@@ -79,11 +76,7 @@ from catalog_store.options import (
     version_info,
 )
 from catalog_store.records import (
-    Manifest,
     SeriesRecord,
-    StoreMarker,
-    encode_manifest,
-    encode_marker,
     to_series,
 )
 from catalog_store.snapshot import Snapshot, StoreReader
@@ -91,7 +84,7 @@ from catalog_store.status import record_verify
 from catalog_store.storage import Store, open_store
 from catalog_store.storage.guarded import GuardedStore
 from catalog_store.verify import Progress, VerifyReport, verify
-from catalog_store.vintages import changes_of, revisions
+from catalog_store.vintages import revisions, series_changes
 
 log = logging.getLogger(__name__)
 
@@ -147,41 +140,12 @@ class AsyncCatalog:
                     raise
                 # Idempotent: a marker or version 0 made meanwhile by another
                 # process is kept, and an unknown marker still raises FormatError.
-                await catalog._initialise()
+                await initialise(catalog.reader, catalog.options.shard_count)
             await catalog.reader.open_latest()
         except BaseException:
             await catalog.store.close()
             raise
         return catalog
-
-    async def _initialise(self) -> None:
-        """Create version 0, then the format marker, each with put-if-absent.
-
-        In that order a marker always means version 0 exists, and when several
-        processes initialise at once the marker is derived from whichever version 0
-        won, so every initialiser writes the same marker.
-        """
-        count = self.options.shard_count
-        empty = Manifest(
-            version=0,
-            parent=None,
-            commit_id=uuid.uuid4().hex,
-            committed_at=utc_now(),
-            message="initialise catalog",
-            shard_count=count,
-            shards=[None],
-            xid_shards=[None] * count,
-            table=[],
-        )
-        with contextlib.suppress(AlreadyExistsError):
-            await self.store.put_if_absent(keys.manifest_key(0), encode_manifest(empty))
-        first = await self.reader.manifest(0)
-        marker = StoreMarker(
-            store_id=first.commit_id, created_at=first.committed_at, shard_count=first.shard_count
-        )
-        with contextlib.suppress(AlreadyExistsError):
-            await self.store.put_if_absent(keys.FORMAT_MARKER, encode_marker(marker))
-        await self.reader.read_marker()
 
     async def close(self) -> None:
         """Finish background work and release the store's connections."""
@@ -254,11 +218,7 @@ class AsyncCatalog:
             check_count(before, "before", 0)
         record = await self._record(series_id, as_of)
         floor = await self.reader.oldest_version()
-        changes = await changes_of(self.reader, record, floor, before, limit)
-        return [
-            SeriesChange(to_series(state), version_info(manifest), _action(manifest, series_id))
-            for state, manifest in changes
-        ]
+        return await series_changes(self.reader, record, floor, before, limit)
 
     async def verify(
         self, latest_only: bool = False, progress: Progress | None = None, record: bool = False
@@ -584,14 +544,3 @@ class AsyncCatalog:
             if committed.landed:
                 batch.version = committed.manifest.version
                 await self._maybe_compact(committed)
-
-
-def _action(manifest: Manifest, series_id: str) -> str | None:
-    """What the commit did to the series that it left: its first change after the
-    last delete (a commit may delete a series and create it again). None where the
-    commit lists none: a repair's restore (whose entry names a version, not a
-    series), or past the first changes of a large batch."""
-    actions = [a for a, sid in manifest.changes if sid == series_id and a != "restore"]
-    if "delete" in actions:
-        actions = actions[len(actions) - actions[::-1].index("delete") :]
-    return actions[0] if actions else None

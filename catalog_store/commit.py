@@ -11,6 +11,7 @@ but whose response was lost is recognised when it is read back.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
 import random
@@ -31,7 +32,13 @@ from catalog_store.errors import (
     StorageUnavailableError,
     VersionNotFoundError,
 )
-from catalog_store.records import Manifest, decode_manifest, encode_manifest
+from catalog_store.records import (
+    Manifest,
+    StoreMarker,
+    decode_manifest,
+    encode_manifest,
+    encode_marker,
+)
 from catalog_store.snapshot import Snapshot, StoreReader
 
 log = logging.getLogger(__name__)
@@ -93,6 +100,36 @@ def commit_time(parent: Manifest) -> dt.datetime:
     than the parent's time, so that no two versions share an instant even when
     writers' clocks disagree (an as-of read of that instant could show only one)."""
     return max(utc_now(), parent.committed_at + TICK)
+
+
+async def initialise(reader: StoreReader, shard_count: int) -> None:
+    """Create version 0 of an empty catalog, then the format marker, each with
+    put-if-absent.
+
+    In that order a marker always means version 0 exists, and when several
+    processes initialise at once the marker is derived from whichever version 0
+    won, so every initialiser writes the same marker.
+    """
+    empty = Manifest(
+        version=0,
+        parent=None,
+        commit_id=uuid.uuid4().hex,
+        committed_at=utc_now(),
+        message="initialise catalog",
+        shard_count=shard_count,
+        shards=[None],
+        xid_shards=[None] * shard_count,
+        table=[],
+    )
+    with contextlib.suppress(AlreadyExistsError):
+        await reader.store.put_if_absent(keys.manifest_key(0), encode_manifest(empty))
+    first = await reader.manifest(0)
+    marker = StoreMarker(
+        store_id=first.commit_id, created_at=first.committed_at, shard_count=first.shard_count
+    )
+    with contextlib.suppress(AlreadyExistsError):
+        await reader.store.put_if_absent(keys.FORMAT_MARKER, encode_marker(marker))
+    await reader.read_marker()
 
 
 class Committer:

@@ -29,7 +29,8 @@ from catalog_store.errors import (
     VersionNotFoundError,
 )
 from catalog_store.observations import INSTANT_TYPE, bound, date_ints, schema_for
-from catalog_store.records import Manifest, SeriesRecord, from_ordinal
+from catalog_store.options import SeriesChange, version_info
+from catalog_store.records import Manifest, SeriesRecord, from_ordinal, to_series
 from catalog_store.snapshot import Snapshot, StoreReader
 
 
@@ -68,11 +69,11 @@ async def states_of(reader: StoreReader, record: SeriesRecord, floor: int) -> li
     return states
 
 
-async def changes_of(
+async def series_changes(
     reader: StoreReader, record: SeriesRecord, floor: int, before: int | None, limit: int
-) -> list[tuple[SeriesRecord, Manifest]]:
-    """Up to ``limit`` states of a series from ``record`` back, newest first, each
-    with the manifest of the commit that made it. Follows ``previous_version``
+) -> list[SeriesChange]:
+    """Up to ``limit`` changes of a series from ``record`` back, newest first: each
+    state with the commit that made it. Follows ``previous_version``
     links (which a repair sets past the states it could not read) and ends at the
     series' creation, or at the state the oldest kept version ``floor`` holds, or
     earlier where that state's own commit has expired.
@@ -85,22 +86,35 @@ async def changes_of(
     current: SeriesRecord | None = record
     if before is not None and record.version >= before:
         current = await _newest_below(reader, record, before, floor)
-    out: list[tuple[SeriesRecord, Manifest]] = []
+    out: list[SeriesChange] = []
     while current is not None:
         try:
-            out.append((current, await reader.manifest(current.version)))
+            manifest = await reader.manifest(current.version)
         except VersionNotFoundError:
             break  # made before the floor: what it did has expired with its commit
+        action = _action(manifest, current.id)
+        out.append(SeriesChange(to_series(current), version_info(manifest), action))
         if len(out) == limit:
             break  # not a read past the page: the next state may be damaged
         current = await previous_state(reader, current, floor)
     return out
 
 
+def _action(manifest: Manifest, series_id: str) -> str | None:
+    """What the commit did to the series that it left: its first change after the
+    last delete (a commit may delete a series and create it again). None where the
+    commit lists none: a repair's restore (whose entry names a version, not a
+    series), or past the first changes of a large batch."""
+    actions = [a for a, sid in manifest.changes if sid == series_id and a != "restore"]
+    if "delete" in actions:
+        actions = actions[len(actions) - actions[::-1].index("delete") :]
+    return actions[0] if actions else None
+
+
 async def _newest_below(
     reader: StoreReader, record: SeriesRecord, before: int, floor: int
 ) -> SeriesRecord | None:
-    """The newest state to list below ``before`` (see :func:`changes_of`); None
+    """The newest state to list below ``before`` (see :func:`series_changes`); None
     when there is none of this series (an earlier one of the same id, deleted
     since, is another series)."""
     series_id = record.id
