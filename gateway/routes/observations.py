@@ -17,7 +17,7 @@ import msgspec
 import pyarrow as pa
 from litestar import Request, Response, get, post
 from litestar.exceptions import HTTPException
-from litestar.params import FromQuery, HeaderParameter, QueryParameter
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Stream
 from litestar.status_codes import HTTP_304_NOT_MODIFIED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
@@ -56,6 +56,7 @@ from gateway.routes.series import (
     WRITE,
     AsOfParam,
     IfMatch,
+    IfNoneMatch,
     SeriesId,
     SeriesOut,
     series_response,
@@ -206,9 +207,6 @@ async def load_observations(
         return not_modified(headers)
     table = await catalog.read(series_id, start=low, end=high, as_of=pinned)
     return Loaded(fmt, table, {"series_id": series_id, "version": series.version}, headers)
-
-
-IfNoneMatch = Annotated[str | None, HeaderParameter(name="If-None-Match", required=False)]
 
 
 @get(

@@ -64,6 +64,10 @@ IfMatch = Annotated[
         "compared strongly (a weak one never matches), or * (only that it exists).",
     ),
 ]
+IfNoneMatch = Annotated[
+    str | None,
+    HeaderParameter(name="If-None-Match", required=False, description="304 if still current."),
+]
 TextParam = Annotated[
     str | None, QueryParameter(description="Text in the id, title or description.")
 ]
@@ -153,8 +157,10 @@ def series_response(series: Series, status: int = HTTP_200_OK) -> Response[Serie
     return Response(wire(series), status_code=status, headers={"ETag": etag(series.version)})
 
 
-def not_modified(version: int, weak: bool = False) -> Response[Any]:
-    return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers={"ETag": etag(version, weak)})
+def not_modified(version: int, weak: bool = False, floor: int = 0) -> Response[Any]:
+    """304 with the ETag of ``version`` (see :func:`gateway.params.etag`)."""
+    headers = {"ETag": etag(version, weak, floor)}
+    return Response(None, status_code=HTTP_304_NOT_MODIFIED, headers=headers)
 
 
 @get(
@@ -260,10 +266,7 @@ async def get_series(
     request: Request[Any, Any, Any],
     series_id: SeriesId,
     as_of: AsOfParam = None,
-    if_none_match: Annotated[
-        str | None,
-        HeaderParameter(name="If-None-Match", required=False, description="304 if still current."),
-    ] = None,
+    if_none_match: IfNoneMatch = None,
 ) -> Response[Any]:
     """The series' metadata, now or as of a version or instant; 304 if unchanged."""
     gateway = gateway_of(request)

@@ -7,15 +7,26 @@ import datetime as dt
 from typing import Annotated, Any
 
 import msgspec
-from litestar import Request, get
+from litestar import Request, Response, get
 from litestar.params import PathParameter, QueryParameter
 
 from catalog_store.asof import MAX_VERSION, parse_as_of, parse_version
 from catalog_store.errors import ValidationError
 from catalog_store.listing import is_version, pack_cursor, unpack_cursor
 from catalog_store.options import VersionInfo
+from gateway.openapi import documented
+from gateway.params import etag, none_match
 from gateway.problems import problem_specs
-from gateway.routes.series import READ, AsOfParam, Cursor, SeriesId, SeriesOut, wire
+from gateway.routes.series import (
+    READ,
+    AsOfParam,
+    Cursor,
+    IfNoneMatch,
+    SeriesId,
+    SeriesOut,
+    not_modified,
+    wire,
+)
 from gateway.state import gateway_of
 
 MAX_VERSIONS_PAGE = 200
@@ -122,6 +133,15 @@ class SeriesHistoryPage(msgspec.Struct):
     opt=READ,
     summary="List a series' changes",
     responses=problem_specs(400, 401, 403, 404, 422, 429),
+    operation_class=documented(
+        headers={
+            200: {
+                "ETag": 'Weak ETag of the series version the listing reads: W/"42"; once '
+                'retention has expired history, with the oldest version kept: W/"42.7".'
+            }
+        },
+        responses={304: {}},
+    ),
 )
 async def series_history(
     request: Request[Any, Any, Any],
@@ -129,16 +149,24 @@ async def series_history(
     limit: Annotated[int, QueryParameter(ge=1, le=MAX_VERSIONS_PAGE)] = 20,
     cursor: Cursor = None,
     as_of: AsOfParam = None,
-) -> SeriesHistoryPage:
+    if_none_match: IfNoneMatch = None,
+) -> Response[Any]:
     """The commits that changed the series, newest first from its state now (or as
     of a version or instant), each with the series as it left it. States that
     cannot be read (lost to damage and passed over by a repair) are skipped; under
-    retention the list ends at the oldest change whose commit is kept."""
+    retention the list ends at the oldest change whose commit is kept. 304 if the
+    page is unchanged."""
     catalog = gateway_of(request).catalog
     if cursor is None:
         pinned, before = (await catalog.snapshot(parse_as_of(as_of))).version, None
     else:
         pinned, before = _history_cursor(cursor)
+    # A page changes only with the series (at the version it is pinned to) and with
+    # the oldest version kept, as a revision history does: the two are its validator.
+    version = (await catalog.get(series_id, as_of=pinned)).version
+    floor = await catalog.reader.oldest_version()
+    if none_match(if_none_match, version, floor):
+        return not_modified(version, weak=True, floor=floor)
     # One more than the page, to tell whether another follows: that change is read,
     # not shown (a damaged one there fails this page, as it would the next).
     changes = await catalog.series_history(series_id, as_of=pinned, before=before, limit=limit + 1)
@@ -153,7 +181,8 @@ async def series_history(
         for change in changes[:limit]
     ]
     more = len(changes) > limit
-    return SeriesHistoryPage(items, pack_cursor(pinned, items[-1].version) if more else None)
+    page = SeriesHistoryPage(items, pack_cursor(pinned, items[-1].version) if more else None)
+    return Response(page, headers={"ETag": etag(version, weak=True, floor=floor)})
 
 
 def _history_cursor(cursor: str) -> tuple[int, int]:

@@ -1,5 +1,6 @@
-"""Over HTTP, a revision history's ETag changes when retention expires part of it, so
-a client's copy taken before is not confirmed by a 304 (and stays stable otherwise)."""
+"""Over HTTP, a revision history's ETag, and a series history page's, changes when
+retention expires part of it, so a client's copy taken before is not confirmed by a
+304 (and stays stable otherwise)."""
 
 from __future__ import annotations
 
@@ -41,5 +42,56 @@ def test_retention_changes_the_revisions_etag(tmp_path: Path) -> None:
         # Observations do not depend on expired history: their ETag is the version alone.
         observed = httpx.get(f"{server.url}/v1/series/UNRATE/observations")
         assert observed.headers["etag"] == f'W/"{version}"'
+    finally:
+        server.stop()
+
+
+def test_a_series_history_page_is_validated_by_the_series_and_retention(tmp_path: Path) -> None:
+    target = StoreTarget("local", str(tmp_path / "store"))
+    seed(target)
+    server: Server = start_server(target, tmp_path)
+    try:
+        url = f"{server.url}/v1/series/UNRATE/history"
+        first = httpx.get(url)
+        items = first.json()["items"]
+        version = items[0]["version"]
+        assert first.headers["etag"] == f'W/"{version}"'
+        current = {"If-None-Match": first.headers["etag"]}
+        cached = httpx.get(url, headers=current)
+        assert (cached.status_code, cached.content) == (304, b"")
+        assert cached.headers["etag"] == first.headers["etag"]
+        assert httpx.head(url, headers=current).status_code == 304
+        # A page further on is pinned to the version the listing started at.
+        page = httpx.get(url, params={"limit": 1})
+        rest = httpx.get(url, params={"cursor": page.json()["next_cursor"]}, headers=current)
+        assert rest.status_code == 304
+
+        written = httpx.post(
+            f"{server.url}/v1/series/UNRATE/observations",
+            json={"dates": ["2031-01-01"], "values": [3.5]},
+        )
+        assert written.status_code == 200, written.text
+        changed = httpx.get(url, headers=current)
+        assert changed.status_code == 200
+        assert [i["version"] for i in changed.json()["items"]][1:] == [i["version"] for i in items]
+        assert changed.headers["etag"] == f'W/"{changed.json()["items"][0]["version"]}"'
+        # The earlier page, pinned by its cursor, has not changed.
+        assert (
+            httpx.get(
+                url, params={"cursor": page.json()["next_cursor"]}, headers=current
+            ).status_code
+            == 304
+        )
+
+        with target.open(create=False) as cat:
+            report = cat.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+        newest = changed.json()["items"][0]["version"]
+        assert report.oldest_version == newest
+        after = httpx.get(url, headers={"If-None-Match": changed.headers["etag"]})
+        assert after.status_code == 200
+        assert [i["version"] for i in after.json()["items"]] == [newest]
+        assert after.headers["etag"] == f'W/"{newest}.{newest}"'
+        again = httpx.get(url, headers={"If-None-Match": after.headers["etag"]})
+        assert again.status_code == 304
     finally:
         server.stop()
