@@ -54,14 +54,8 @@ from catalog_store.models import (
     check_series_id,
     parse_spec,
 )
-from catalog_store.observations import (
-    COLUMNS,
-    as_table,
-    check_mode,
-    owned,
-    range_bounds,
-    utc_instant,
-)
+from catalog_store.normalize import as_table, owned
+from catalog_store.observations import COLUMNS, check_mode, range_bounds, utc_instant
 from catalog_store.operations import (
     CompactSeries,
     CreateSeries,

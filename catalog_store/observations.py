@@ -1,4 +1,4 @@
-"""Observation tables: validation at the boundary, partitions, Parquet, merging.
+"""Observation tables: their shape, bounds, partitions, Parquet and merging.
 
 Pure functions on pyarrow tables; no storage I/O. A table has two columns:
 ``date`` (``date32``, or ``timestamp[us, UTC]`` for intraday series) and ``value``
@@ -17,7 +17,6 @@ from typing import Any
 
 import numpy as np
 import pyarrow as pa
-import pyarrow.compute as pc
 import pyarrow.parquet as pq
 
 from catalog_store.errors import IntegrityError, ValidationError
@@ -76,189 +75,21 @@ def check_mode(mode: str) -> str:
     return mode
 
 
-def as_table(observations: Any) -> pa.Table:
-    """Accept a pyarrow Table, a pandas DataFrame or a ``(dates, values)`` pair."""
-    if isinstance(observations, pa.Table):
-        return observations
-    if isinstance(observations, tuple | list) and len(observations) == 2:
-        dates, values = observations
-        return _pair_table(dates, values)
-    module = type(observations).__module__
-    if module.startswith("pandas"):
-        try:
-            return _frame_table(observations)
-        except (pa.ArrowException, TypeError, ValueError, IndexError, KeyError) as exc:
-            raise ValidationError(f"cannot read the DataFrame: {exc}", "observations") from None
-    raise ValidationError(
-        "observations must be a pyarrow Table, a pandas DataFrame or Series, or a "
-        "(dates, values) pair",
-        "observations",
-    )
+def date_ints(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
+    """The date column as int64: days since 1970-01-01, or microseconds for instants."""
+    column = table.column("date")
+    storage = pa.int64() if pa.types.is_timestamp(column.type) else pa.int32()
+    ints: np.ndarray[Any, np.dtype[np.int64]] = column.cast(storage).to_numpy().astype(np.int64)
+    return ints
 
 
-def _frame_table(frame: Any) -> pa.Table:
-    """A DataFrame with ``date`` and ``value`` columns (or dates as its index), or a
-    Series of values indexed by date."""
-    if not hasattr(frame, "columns"):  # a Series
-        frame = frame.to_frame(name="value")
-    if "date" not in frame.columns and frame.index.name in ("date", None) and "value" in frame:
-        if frame.index.nlevels != 1:
-            raise ValueError("the index must be the dates alone")
-        frame = frame.reset_index(names="date")
-    return pa.Table.from_pandas(frame, preserve_index=False)
+_EPOCH = dt.date(1970, 1, 1)
 
 
-def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
-    for name, given in (("dates", dates), ("values", values)):
-        if not hasattr(given, "__len__") or isinstance(given, str | bytes):
-            raise ValidationError(
-                f"{name} must be a list or an array, not {type(given).__name__}", name
-            )
-    if len(dates) != len(values):
-        raise ValidationError(f"{len(dates)} dates but {len(values)} values", "values")
-    try:
-        if isinstance(dates, pa.Array | pa.ChunkedArray):
-            date_array = dates
-        elif len(dates) and isinstance(dates[0], np.datetime64):
-            date_array = pa.array(np.asarray(dates))  # a list of numpy scalars
-        else:
-            date_array = pa.array(dates)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
-        raise ValidationError(f"cannot read dates: {exc}", "dates") from None
-    try:
-        # Typed as Arrow infers them, not converted to float64 here: a conversion
-        # would turn True into 1.0; :func:`_values` refuses what is not a number.
-        value_array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
-        raise ValidationError(f"values must be numbers or null: {exc}", "values") from None
-    if _bool_among_floats(values, value_array):
-        raise ValidationError("values must be numbers or null, not bool", "values")
-    return pa.table({"date": date_array, "value": value_array})
-
-
-_BOOL_AS_FLOAT = pa.array([0.0, 1.0])
-_BOOL_TYPES = frozenset((bool, np.bool_))
-
-
-def _bool_among_floats(values: Sequence[Any], array: pa.Array | pa.ChunkedArray) -> bool:
-    """Whether a sequence Arrow read as floats holds a bool (it reads ``[1.5, True]``
-    as 1.5 and 1.0). Looked for item by item only where a 0.0 or 1.0 was read."""
-    if not isinstance(values, list | tuple) or not pa.types.is_floating(array.type):
-        return False
-    if not pc.any(pc.is_in(array, value_set=_BOOL_AS_FLOAT)).as_py():
-        return False
-    return not _BOOL_TYPES.isdisjoint(map(type, values))
-
-
-def normalize(observations: Any, frequency: str) -> pa.Table:
-    """Validate observations for a series of ``frequency``; return them sorted.
-
-    Raises ValidationError naming the field (and the offending date) for: missing
-    columns, naive or non-UTC-convertible instants, dates out of 1600-01-01 ..
-    2200-12-31, dates that do not fit the frequency, duplicate dates, NaN or ±inf.
-    """
-    table = as_table(observations)
-    missing = [c for c in COLUMNS if c not in table.column_names]
-    if missing:
-        raise ValidationError(f"missing column {missing[0]!r}", missing[0])
-    extra = [c for c in table.column_names if c not in COLUMNS]
-    if extra:
-        raise ValidationError(f"unexpected column {extra[0]!r}", extra[0])
-    if len(table.column_names) != len(COLUMNS):
-        raise ValidationError("each column must appear once", "observations")
-    dates = _dates(table.column("date"), frequency)
-    values = _values(table.column("value"))
-    table = pa.table({"date": dates, "value": values}, schema=schema_for(frequency))
-    if dates.null_count:
-        raise ValidationError("dates must not be null", "dates")
-    ints = date_ints(table)
-    if len(ints) > 1 and not (ints[1:] > ints[:-1]).all():  # not already in order
-        table = table.take(pc.sort_indices(table, [("date", "ascending")]))
-        ints = date_ints(table)
-        dup = np.flatnonzero(ints[1:] == ints[:-1])
-        if len(dup):
-            raise ValidationError(f"duplicate date {_show(table, int(dup[0]))}", "dates")
-    _check_range(table, ints, frequency)
-    _check_fits(table, ints, frequency)
-    _check_finite(table)
-    return table.combine_chunks()
-
-
-def owned(table: pa.Table) -> pa.Table:
-    """``table`` in one chunk per column, in memory of its own.
-
-    The caller's arrays may be views of buffers it fills again for the next series
-    (a DataFrame or a numpy array reused in a loop), and a write keeps its table
-    until it commits, which for a batch is at its end, and may validate it again
-    there (for the series' frequency then); ``concat_arrays`` copies where
-    ``combine_chunks`` may not.
-    """
-    columns = [
-        pa.concat_arrays(column.chunks) if column.num_chunks else column.combine_chunks()
-        for column in table.columns
-    ]
-    return pa.Table.from_arrays(columns, schema=table.schema)
-
-
-def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
-    kind = column.type
-    if pa.types.is_null(kind):  # e.g. an empty list; nulls among rows are refused later
-        return column.cast(INSTANT_TYPE if frequency == "intraday" else DATE_TYPE)
-    if frequency == "intraday":
-        if pa.types.is_timestamp(kind):
-            if kind.tz is None:
-                raise ValidationError(
-                    "naive timestamps are not allowed; give UTC instants", "dates"
-                )
-            try:
-                return column.cast(INSTANT_TYPE)
-            except pa.ArrowInvalid:
-                # The unit says why: from nanoseconds the cast can only lose digits;
-                # from seconds or milliseconds it can only overflow 64 bits of
-                # microseconds, some 292,000 years from 1970.
-                if kind.unit == "ns":
-                    raise ValidationError(
-                        "instants finer than a microsecond are not supported", "dates"
-                    ) from None
-                raise ValidationError(
-                    f"instant {_beyond_microseconds(column, kind.unit)} from 1970-01-01 is "
-                    f"outside {MIN_DATE} .. {MAX_DATE}",
-                    "dates",
-                ) from None
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-            return _parse_strings(column, frequency)
-        raise ValidationError(f"intraday dates must be UTC timestamps, not {kind}", "dates")
-    if pa.types.is_date(kind):
-        try:
-            return column.cast(DATE_TYPE)
-        except pa.ArrowInvalid:  # a date64 with milliseconds past midnight
-            raise ValidationError("dates must not carry a time of day", "dates") from None
-    if pa.types.is_timestamp(kind):
-        if kind.tz is not None:
-            raise ValidationError(
-                "dates of a non-intraday series are calendar dates, not instants", "dates"
-            )
-        as_dates = column.cast(pa.date32(), safe=False)
-        back = as_dates.cast(kind)
-        if not pc.all(pc.equal(back, column)).as_py():
-            raise ValidationError("dates must not carry a time of day", "dates")
-        return as_dates
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
-        return _parse_strings(column, frequency)
-    raise ValidationError(f"dates must be dates, not {kind}", "dates")
-
-
-_UNITS = {"s": ("seconds", 1_000_000), "ms": ("milliseconds", 1_000)}
-
-
-def _beyond_microseconds(column: pa.ChunkedArray, unit: str) -> str:
-    """The first instant of a column in seconds or milliseconds that 64 bits of
-    microseconds cannot hold, as a count of its units (no datetime holds it)."""
-    name, per_unit = _UNITS[unit]
-    limit = (2**63 - 1) // per_unit  # and -limit: 2^63 is no multiple of per_unit
-    counts = column.cast(pa.int64())
-    beyond = pc.or_(pc.greater(counts, limit), pc.less(counts, -limit))
-    return f"{counts.filter(beyond)[0].as_py()} {name}"
+def ordinal(value: dt.date, intraday: bool) -> int:
+    """A calendar date as days since the epoch, or as microseconds at its midnight UTC."""
+    days = (value - _EPOCH).days
+    return days * 86_400_000_000 if intraday else days
 
 
 #: A calendar date as every surface writes one: RFC 3339's full-date, YYYY-MM-DD.
@@ -287,128 +118,6 @@ def parse_date_text(text: str) -> dt.date:
     if _DATE_TEXT.fullmatch(text) is None:
         raise ValueError(f"not a date like 2024-01-31: {text!r}")
     return dt.date.fromisoformat(text)  # ValueError for a month or day out of range
-
-
-def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
-    if frequency != "intraday":
-        # Arrow's cast reads exactly YYYY-MM-DD too, all at once; the text at fault is
-        # then found one by one.
-        try:
-            return column.cast(DATE_TYPE)
-        except (pa.ArrowInvalid, pa.ArrowNotImplementedError):
-            for text in column.to_pylist():
-                try:
-                    if text is not None:
-                        parse_date_text(text)
-                except (TypeError, ValueError):
-                    raise ValidationError(
-                        f"not a date like 2024-01-31: {text!r}", "dates"
-                    ) from None
-            raise ValidationError("dates must be written like 2024-01-31", "dates") from None
-    out: list[Any] = []
-    for text in column.to_pylist():
-        try:
-            value = parse_instant_text(text)
-        except (TypeError, ValueError):
-            raise ValidationError(f"not an RFC 3339 instant: {text!r}", "dates") from None
-        if value.tzinfo is None:
-            raise ValidationError(f"naive timestamp {text!r}; give a UTC offset", "dates")
-        out.append(utc_instant(value, "dates"))
-    return pa.chunked_array([pa.array(out, INSTANT_TYPE)])
-
-
-def _values(column: pa.ChunkedArray) -> pa.ChunkedArray:
-    kind = column.type
-    if not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
-        raise ValidationError(f"values must be numbers or null, not {kind}", "values")
-    try:
-        return column.cast(pa.float64())
-    except pa.ArrowInvalid:
-        # Arrow's safe cast refuses every integer past ±2^53; the ones a float
-        # holds exactly (10^16, 2^60) are the same number and pass.
-        floats = column.cast(pa.float64(), safe=False)
-        for given, held in zip(column.to_pylist(), floats.to_pylist(), strict=True):
-            if given is not None and int(held) != given:
-                raise ValidationError(
-                    f"{given} is an integer a 64-bit float cannot hold exactly; it is "
-                    "refused rather than rounded",
-                    "values",
-                ) from None
-        return floats
-
-
-def date_ints(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
-    """The date column as int64: days since 1970-01-01, or microseconds for instants."""
-    column = table.column("date")
-    storage = pa.int64() if pa.types.is_timestamp(column.type) else pa.int32()
-    ints: np.ndarray[Any, np.dtype[np.int64]] = column.cast(storage).to_numpy().astype(np.int64)
-    return ints
-
-
-def _show(table: pa.Table, index: int) -> str:
-    try:
-        return str(table.column("date")[index].as_py())
-    except (OverflowError, ValueError):  # beyond what Python's dates can hold
-        unit = "microseconds" if pa.types.is_timestamp(table.column("date").type) else "days"
-        return f"{int(date_ints(table.slice(index, 1))[0])} {unit} from 1970-01-01"
-
-
-def _check_range(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> None:
-    if not len(ints):
-        return
-    intraday = frequency == "intraday"
-    low = ordinal(MIN_DATE, intraday)
-    high = ordinal(MAX_DATE, intraday) + (86_400_000_000 - 1 if intraday else 0)
-    bad = np.flatnonzero((ints < low) | (ints > high))
-    if len(bad):
-        raise ValidationError(
-            f"date {_show(table, int(bad[0]))} is outside {MIN_DATE} .. {MAX_DATE}", "dates"
-        )
-
-
-def _check_fits(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> None:
-    if frequency in ("intraday", "daily", "weekly", "irregular") or not len(ints):
-        return
-    days = ints.astype("datetime64[D]")
-    if frequency == "business_daily":
-        weekday = (ints + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
-        bad = np.flatnonzero(weekday >= 5)
-        reason = "falls on a weekend, which a business-daily series has no observation for"
-    else:
-        months = days.astype("datetime64[M]")
-        first_of_month = months.astype("datetime64[D]") == days
-        month_index = months.astype(np.int64) % 12  # January is 0
-        step = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}[frequency]
-        bad = np.flatnonzero(~first_of_month | (month_index % step != 0))
-        period = {"monthly": "month", "quarterly": "quarter", "semiannual": "half-year"}
-        reason = (
-            f"is not the first day of a {period.get(frequency)} (FRED's convention)"
-            if frequency != "annual"
-            else "is not January 1st, the first day of the year (FRED's convention)"
-        )
-    if len(bad):
-        raise ValidationError(f"date {_show(table, int(bad[0]))} {reason}", "dates")
-
-
-def _check_finite(table: pa.Table) -> None:
-    values = table.column("value")
-    finite = pc.is_finite(values)
-    bad = pc.and_(pc.invert(finite), pc.is_valid(values))
-    if pc.any(bad).as_py():
-        index = int(pc.index(bad, True).as_py())
-        raise ValidationError(
-            f"value {values[index].as_py()} at date {_show(table, index)} is not a finite number",
-            "values",
-        )
-
-
-_EPOCH = dt.date(1970, 1, 1)
-
-
-def ordinal(value: dt.date, intraday: bool) -> int:
-    """A calendar date as days since the epoch, or as microseconds at its midnight UTC."""
-    days = (value - _EPOCH).days
-    return days * 86_400_000_000 if intraday else days
 
 
 def utc_instant(value: dt.datetime, name: str) -> dt.datetime:

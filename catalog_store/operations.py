@@ -28,11 +28,11 @@ from catalog_store.errors import (
     VersionMismatchError,
 )
 from catalog_store.models import SPEC_FIELDS, SeriesSpec, apply_changes, check_count
+from catalog_store.normalize import normalize
 from catalog_store.observations import (
     DEFAULT_PARTITIONING,
     date_ints,
     drop_range,
-    normalize,
     range_bounds,
     same_rows,
     split_by_partition,

@@ -13,7 +13,8 @@ import pytest
 
 from catalog_store import Catalog
 from catalog_store.errors import ValidationError
-from catalog_store.observations import normalize, schema_for
+from catalog_store.normalize import normalize
+from catalog_store.observations import schema_for
 from catalog_store.records import SeriesRecord
 from tests.conftest import StoreTarget
 

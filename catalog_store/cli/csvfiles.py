@@ -19,12 +19,8 @@ import pyarrow as pa
 
 from catalog_store.cli._output import plural
 from catalog_store.errors import ValidationError
-from catalog_store.observations import (
-    normalize,
-    parse_date_text,
-    parse_instant_text,
-    utc_instant,
-)
+from catalog_store.normalize import normalize
+from catalog_store.observations import parse_date_text, parse_instant_text, utc_instant
 
 DateValue = dt.date | dt.datetime
 
