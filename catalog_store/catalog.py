@@ -152,6 +152,13 @@ class AsyncCatalog:
         """The newest committed version."""
         return await self.reader.latest_version(refresh=refresh)
 
+    async def check_pinned(self, version: int, field: str = "cursor") -> None:
+        """Refuse a version read from a cursor that is newer than every commit: no
+        listing of this catalog made that cursor (ValidationError on ``field``), where
+        looking the version up would answer as if the client had asked for it."""
+        if version > await self.version(refresh=False) and version > await self.version():
+            raise ValidationError("invalid cursor", field)
+
     async def snapshot(self, as_of: AsOf = None) -> Snapshot:
         """The catalog at ``as_of``: a version number, a UTC instant, or None for latest.
 
@@ -336,6 +343,7 @@ class AsyncCatalog:
         provider)."""
         if cursor:
             as_of = decode_cursor(cursor)[0]
+            await self.check_pinned(as_of)
         return await page(await self.snapshot(as_of), flt, limit, cursor)
 
     async def iter_series(

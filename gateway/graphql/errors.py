@@ -30,6 +30,7 @@ from catalog_store.errors import (
     NotFoundError,
     ObjectNotFoundError,
     SeriesExistsError,
+    SeriesNotFoundError,
     StorageUnavailableError,
     UnsupportedOperationError,
     ValidationError,
@@ -203,7 +204,9 @@ def from_catalog(exc: CatalogStoreError, arguments: Arguments | None = None) -> 
     elif isinstance(exc, ExternalIdTakenError):
         field, extra = camel(exc.field), {"owner": exc.owner}
     elif isinstance(exc, SeriesExistsError):
-        field = "id"
+        field = names.path("id")
+    elif isinstance(exc, SeriesNotFoundError) and arguments is not None:
+        field = names.path("id")  # in a batch, the operation whose series is missing
     elif isinstance(exc, AppendOrderError):
         field = names.path(exc.field)
     elif isinstance(exc, StorageUnavailableError):

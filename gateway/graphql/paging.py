@@ -151,6 +151,8 @@ async def list_series(
         ("filter.externalProvider", "filter.externalId"),
     )
     position = Position.decode(after) if after else Position(version, None, 0)
+    if after:
+        await catalog.check_pinned(position.version, "after")
     if conditions.external_id is not None:
         return await _by_external_id(catalog, conditions, position)
     cursor, skip, scanned = position.cursor, position.skip, 0

@@ -148,6 +148,8 @@ class Query:
         check_page(first, context.config.max_page)
         # Versions below ``before``: the pinned one and older, or older than the cursor.
         before = await context.version() + 1 if after is None else parse_version(after, "after")
+        if after is not None:
+            await context.catalog.check_pinned(before, "after")
         history = await context.catalog.history(limit=first, before=before) if before else []
         edges = [VersionEdge(cursor=str(v.version), node=version_node(v)) for v in history]
         more = len(history) == first and history[-1].version > 0

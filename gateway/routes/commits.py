@@ -21,6 +21,8 @@ from catalog_store.batch import Batch
 from catalog_store.errors import (
     AppendOrderError,
     CatalogStoreError,
+    SeriesExistsError,
+    SeriesNotFoundError,
     ValidationError,
     VersionMismatchError,
 )
@@ -146,6 +148,9 @@ def _in_operation(exc: CatalogStoreError, index: int, op: Op) -> CatalogStoreErr
         return OperationError(exc, f"{prefix}expected_version")
     if isinstance(exc, AppendOrderError):
         return OperationError(exc, prefix + exc.field)
+    if isinstance(exc, SeriesNotFoundError | SeriesExistsError):
+        # A create names its series in its metadata; the others in their own ``id``.
+        return OperationError(exc, prefix + ("series.id" if isinstance(op, CreateOp) else "id"))
     return exc
 
 

@@ -83,8 +83,11 @@ async def list_versions(
     cursor: Cursor = None,
 ) -> VersionPage:
     """Commits newest first, ``limit`` at a time."""
+    catalog = gateway_of(request).catalog
     before = None if cursor is None else parse_version(cursor, "cursor")
-    history = await gateway_of(request).catalog.history(limit=limit, before=before)
+    if before is not None:
+        await catalog.check_pinned(before)
+    history = await catalog.history(limit=limit, before=before)
     last = history[-1].version if history else 0
     more = len(history) == limit and last > 0
     return VersionPage([as_version(v) for v in history], str(last) if more else None)
@@ -161,6 +164,7 @@ async def series_history(
         pinned, before = (await catalog.snapshot(parse_as_of(as_of))).version, None
     else:
         pinned, before = _history_cursor(cursor)
+        await catalog.check_pinned(pinned)
     # A page changes only with the series (at the version it is pinned to) and with
     # the oldest version kept, as a revision history does: the two are its validator.
     version = (await catalog.get(series_id, as_of=pinned)).version

@@ -154,6 +154,29 @@ def test_update_errors_name_their_operation(client: Client) -> None:
     problem(client.get("/v1/series/NEW"), 404)
 
 
+def test_a_missing_or_taken_series_names_its_operation(client: Client) -> None:
+    version = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+
+    def refused(status: int, *operations: dict[str, object]) -> str:
+        body = problem(client.post("/v1/commits", json={"operations": list(operations)}), status)
+        assert client.get("/v1/versions?limit=1").json()["items"][0]["version"] == version
+        return str(body["errors"][0]["field"])
+
+    units = {"op": "update", "id": "GDP", "changes": {"units": "z"}}
+    assert refused(404, units, {"op": "delete", "id": "NOPE"}) == "operations.1.id"
+    assert refused(404, {"op": "update", "id": "NOPE", "changes": {"units": "z"}}) == (
+        "operations.0.id"
+    )
+    write = {"op": "write", "id": "NOPE", "dates": ["2024-01-01"], "values": [1.0]}
+    assert refused(404, units, write) == "operations.1.id"
+    gone = {"op": "delete", "id": "GDP"}
+    assert refused(404, gone, write | {"id": "GDP"}) == "operations.1.id"
+    create = {"op": "create", "series": {"id": "GDP", "frequency": "quarterly"}}
+    assert refused(409, units, create) == "operations.1.series.id"
+    twice = create | {"series": {"id": "TWICE", "frequency": "annual"}}
+    assert refused(409, twice, twice) == "operations.1.series.id"
+
+
 def test_versions_paging(client: Client) -> None:
     latest = client.get("/v1/versions?limit=1").json()
     top = latest["items"][0]["version"]
@@ -171,7 +194,9 @@ def test_versions_paging(client: Client) -> None:
     problem(client.get(f"/v1/versions/{10**23}"), 422)
     problem(client.get("/v1/versions?cursor=x"), 422)
     problem(client.get("/v1/versions?limit=0"), 422)
-    problem(client.get(f"/v1/versions?cursor={top + 5}"), 404)
+    # No listing made a cursor past the newest version: a bad cursor, not a lookup.
+    ahead = problem(client.get(f"/v1/versions?cursor={top + 5}"), 422)
+    assert ahead["errors"][0]["field"] == "cursor"
 
 
 def test_a_series_history_pages_through_its_changes(client: Client) -> None:

@@ -105,3 +105,41 @@ def test_forged_cursor_positions_are_bad_cursors(client: Client) -> None:
     first = ok(client, "query { seriesList(first: 1) { pageInfo { endCursor } } }")["seriesList"]
     rest = ok(client, query, {"after": first["pageInfo"]["endCursor"]})["seriesList"]
     assert rest["catalogVersion"] == latest
+
+
+def test_a_cursor_past_the_newest_version_is_a_bad_cursor(client: Client) -> None:
+    latest = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+    ahead = latest + 1000  # a version no commit has made: no listing here made the cursor
+    refused = [
+        client.get("/v1/series", params={"cursor": encoded([ahead, 0, ""])}),
+        client.get("/v1/versions", params={"cursor": str(ahead)}),
+        client.get("/v1/series/GDP/history", params={"cursor": encoded([ahead, 1])}),
+    ]
+    for response in refused:
+        assert problem(response, 422)["errors"][0]["field"] == "cursor", response.url
+    listing = "query($after: String) { seriesList(first: 1, after: $after) { catalogVersion } }"
+    assert field_of(post(client, listing, {"after": encoded([ahead, None, 0])}), "VALIDATION") == (
+        "after"
+    )
+    versions = "query($after: String) { versions(first: 1, after: $after) { edges { cursor } } }"
+    assert field_of(post(client, versions, {"after": str(ahead)}), "VALIDATION") == "after"
+    # The newest version itself is a cursor this server can have made.
+    newest = client.get("/v1/series", params={"cursor": encoded([latest, 0, ""]), "limit": 1})
+    assert newest.status_code == 200
+    page = ok(client, versions, {"after": str(latest)})["versions"]["edges"]
+    assert [int(e["cursor"]) for e in page] == [latest - 1]
+
+
+def test_a_missing_or_taken_series_in_a_batch_names_its_operation(client: Client) -> None:
+    title = {"update": {"id": "GDPC1", "changes": {"title": "t"}}}
+    missing = post(client, BATCH, {"ops": [title, {"delete": {"id": "NOPE"}}]})
+    assert field_of(missing, "NOT_FOUND") == "operations.1.delete.id"
+    write = {"write": {"seriesId": "NOPE", "dates": ["2025-01-01"], "values": [1.0]}}
+    assert field_of(post(client, BATCH, {"ops": [title, write]}), "NOT_FOUND") == (
+        "operations.1.write.seriesId"
+    )
+    taken = {"create": {"id": "GDP", "frequency": "QUARTERLY"}}
+    assert field_of(post(client, BATCH, {"ops": [title, taken]}), "CONFLICT") == (
+        "operations.1.create.id"
+    )
+    assert ok(client, '{ series(id: "GDPC1") { title } }')["series"]["title"] == "Real GDP"

@@ -100,7 +100,7 @@ def test_create_update_write_delete(shared_target: StoreTarget) -> None:
 def test_mutation_errors_name_the_argument(client: Client) -> None:
     create = "mutation($input: SeriesInput!) { createSeries(input: $input) { id } }"
     dup = post(client, create, {"input": {"id": "GDP", "frequency": "QUARTERLY"}})
-    assert error(dup, "CONFLICT")["extensions"]["field"] == "id"
+    assert error(dup, "CONFLICT")["extensions"]["field"] == "input.id"
     bad = post(client, create, {"input": {"id": "X1", "frequency": "MONTHLY", "tags": ["a b"]}})
     assert error(bad, "VALIDATION")["extensions"]["field"] == "input.tags.0"
     long = post(
