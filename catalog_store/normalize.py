@@ -83,12 +83,49 @@ def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
     try:
         # Typed as Arrow infers them, not converted to float64 here: a conversion
         # would turn True into 1.0; :func:`_values` refuses what is not a number.
-        value_array = values if isinstance(values, pa.Array | pa.ChunkedArray) else pa.array(values)
+        value_array = (
+            values if isinstance(values, pa.Array | pa.ChunkedArray) else _values_array(values)
+        )
     except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
         raise ValidationError(f"values must be numbers or null: {exc}", "values") from None
     if _bool_among_floats(values, value_array):
         raise ValidationError("values must be numbers or null, not bool", "values")
     return pa.table({"date": date_array, "value": value_array})
+
+
+def _values_array(values: Sequence[Any]) -> pa.Array:
+    """``values`` as Arrow infers them. Arrow reads a Python int as int64 and cannot
+    take one past it, so such an int becomes the float equal to it (10^22 is one); an
+    int no float equals is refused, as :func:`_values` refuses one past 2^53."""
+    try:
+        return pa.array(values)
+    except (pa.ArrowInvalid, OverflowError):
+        if not isinstance(values, list | tuple):
+            raise
+    floats = []
+    for value in values:
+        if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+            try:
+                held = float(value)
+            except OverflowError:
+                raise _inexact(value) from None
+            if held != value:  # Python compares an int and a float exactly
+                raise _inexact(value)
+            floats.append(held)
+        else:
+            floats.append(value)
+    return pa.array(floats)
+
+
+_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+
+
+def _inexact(given: int) -> ValidationError:
+    return ValidationError(
+        f"{given} is an integer a 64-bit float cannot hold exactly; it is refused rather "
+        "than rounded",
+        "values",
+    )
 
 
 _BOOL_AS_FLOAT = pa.array([0.0, 1.0])
@@ -256,11 +293,7 @@ def _values(column: pa.ChunkedArray) -> pa.ChunkedArray:
         floats = column.cast(pa.float64(), safe=False)
         for given, held in zip(column.to_pylist(), floats.to_pylist(), strict=True):
             if given is not None and int(held) != given:
-                raise ValidationError(
-                    f"{given} is an integer a 64-bit float cannot hold exactly; it is "
-                    "refused rather than rounded",
-                    "values",
-                ) from None
+                raise _inexact(given) from None
         return floats
 
 

@@ -158,6 +158,12 @@ class SyncBatch:
         committed nothing (no change, or only changes to what the series hold)."""
         return self._batch.version
 
+    @property
+    def failed_operation(self) -> int | None:
+        """After a commit that failed: which operation, in the order they were added,
+        was refused (see :attr:`catalog_store.batch.Batch.failed_operation`)."""
+        return self._batch.failed_operation
+
     def create(self, spec: SeriesSpec | Mapping[str, Any]) -> None:
         self._batch.create(spec)
 

@@ -25,7 +25,7 @@ from catalog_store.observations import parse_date_text, parse_instant_text, utc_
 DateValue = dt.date | dt.datetime
 
 #: Cells meaning "no value": empty, FRED's ".", and the usual spreadsheet spellings.
-MISSING = frozenset({"", ".", "na", "n/a", "#n/a", "nan", "null", "none"})
+MISSING = frozenset({"", ".", "na", "n/a", "#n/a", "nan", "-nan", "+nan", "null", "none"})
 #: A float read from text this large may be a rounded integer: 2^53 + 1 reads as 2^53.
 _ROUNDED_FROM = 2.0**53
 #: The date of a value the engine judges alone (irregular series take any day in range).
@@ -158,6 +158,8 @@ class ParsedSeries:
     values: list[float | None] = field(default_factory=list)
     lines: list[int] = field(default_factory=list)
     date_label: str = "date"
+    #: The column of the values, where it is not ``name`` (a long file's value column).
+    value_label: str | None = None
     _line_of: dict[DateValue, int] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, date: DateValue, value: float | None, line: int) -> None:
@@ -169,12 +171,21 @@ class ParsedSeries:
                 f"line {line}: duplicate date {date.isoformat()}, also on line {first}",
                 self.date_label,
             )
+        if self.dates and isinstance(date, dt.datetime) != isinstance(self.dates[0], dt.datetime):
+            kinds = ("an instant", "a calendar date")
+            this, other = kinds if isinstance(date, dt.datetime) else kinds[::-1]
+            raise ValidationError(
+                f"line {line}: {date.isoformat()} is {this}, and line {self.lines[0]} has "
+                f"{other}; a series' dates are all one or all the other",
+                self.date_label,
+            )
         self.dates.append(date)
         self.values.append(value)
         self.lines.append(line)
 
     def table(self, frequency: str) -> pa.Table:
-        """The observations as a table for a series of ``frequency``."""
+        """The observations as a table for a series of ``frequency``, judged here by
+        the engine's rules, so that a refusal names the line of the row refused."""
         intraday = frequency == "intraday"
         for date, line in zip(self.dates, self.lines, strict=True):
             if isinstance(date, dt.datetime) != intraday:
@@ -186,9 +197,40 @@ class ParsedSeries:
                     self.date_label,
                 )
         kind = pa.timestamp("us", tz="UTC") if intraday else pa.date32()
-        return pa.table(
+        table = pa.table(
             {"date": pa.array(self.dates, kind), "value": pa.array(self.values, pa.float64())}
         )
+        try:
+            normalize(table, frequency)
+        except ValidationError as exc:
+            raise self._located(exc, frequency) from None
+        return table
+
+    def _located(self, refused: ValidationError, frequency: str) -> ValidationError:
+        """``refused``, at the line and column of the first row the rules refuse alone."""
+        for date, value, line in zip(self.dates, self.values, self.lines, strict=True):
+            try:
+                normalize(([date], [value]), frequency)
+            except ValidationError as exc:
+                column = self.date_label if exc.field == "dates" else self.value_label or self.name
+                return ValidationError(
+                    f"line {line}: {exc.message}{_hint(date, frequency)}", column
+                )
+        return refused  # pragma: no cover - what the table breaks, one of its rows breaks
+
+
+def _hint(date: DateValue, frequency: str) -> str:
+    """How to write the periods of a file that dates them by their last day."""
+    months = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}.get(frequency)
+    if months is None or isinstance(date, dt.datetime):
+        return ""
+    following = date + dt.timedelta(days=1)
+    if following.day != 1 or following.month % months != 1 % months:
+        return ""
+    return (
+        "; this file dates periods by their last day: write each period itself "
+        "(2020-01, 2020Q1, 2020) or its first day"
+    )
 
 
 def _open(source: TextIO) -> tuple[list[str], Iterator[tuple[int, list[str]]]]:
@@ -327,6 +369,14 @@ def read_wide(
     }
     if not out:
         raise ValidationError("no value columns besides the date", "file")
+    for i, series in out.items():
+        if not series.name:
+            raise ValidationError(
+                f"column {i + 1} has no name in the header, so no series to import it "
+                "into: name it, or leave it out (pandas writes its index so unless "
+                "told to_csv(index=False))",
+                "file",
+            )
     for line, row in rows:
         date = dates.read(row, line)
         for i, series in out.items():
@@ -376,8 +426,13 @@ def read_long(
             raise ValidationError(f"line {line}: no series id", header[id_at])
         date = dates.read(row, line)
         value = _number(row[value_at], line, header[value_at])
+        # A series whose every value is missing is in the file all the same, as a
+        # column of them is in a wide one.
+        series = out.setdefault(
+            name, ParsedSeries(name, date_label=dates.label, value_label=header[value_at])
+        )
         if value is not None:
-            out.setdefault(name, ParsedSeries(name, date_label=dates.label)).add(date, value, line)
+            series.add(date, value, line)
     return list(out.values())
 
 
@@ -400,9 +455,9 @@ def read_pairs(source: TextIO, name: str) -> ParsedSeries:
 
 def infer_frequency(dates: Sequence[DateValue]) -> str | None:
     """The coarsest frequency the dates fit, or None for fewer than two dates."""
+    if any(isinstance(d, dt.datetime) for d in dates):
+        return "intraday"  # (a date among them is refused with its line, as intraday)
     unique = sorted(set(dates))
-    if any(isinstance(d, dt.datetime) for d in unique):
-        return "intraday"
     if len(unique) < 2:
         return None
     if all(d.day == 1 for d in unique):

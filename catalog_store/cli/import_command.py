@@ -112,19 +112,27 @@ def _commit(
     """
     meter.stage(f"importing {name}", total=len(tables), then="committing")
     before = catalog.version()
-    with catalog.batch(f"import {name}") as batch:
-        for series_id, table in tables.items():
-            if series_id in specs:
-                batch.create(specs[series_id])
-            if table.num_rows:
-                try:
+    owners: list[str] = []  # the series of each operation, in the batch's order
+    try:
+        with catalog.batch(f"import {name}") as batch:
+            for series_id, table in tables.items():
+                if series_id in specs:
+                    owners.append(series_id)
+                    batch.create(specs[series_id])
+                if table.num_rows:
+                    owners.append(series_id)
                     batch.write(series_id, table, mode)
-                except ValidationError as exc:
-                    # The engine's message names the date but not the series.
-                    raise ValidationError(
-                        f"series {series_id!r}: {exc.message}", exc.field
-                    ) from None
-            meter.advance()
+                meter.advance()
+    except ValidationError as exc:
+        if not owners:
+            raise
+        # Rules that need the stored series (a range a replace may not leave) are
+        # judged as the batch commits, or as the write is added: the engine's message
+        # names the date, not the series. (Every row was judged alone, with its line,
+        # by ParsedSeries.table.)
+        failed = batch.failed_operation
+        series_id = owners[failed if failed is not None else -1]
+        raise ValidationError(f"series {series_id!r}: {exc.message}", exc.field) from None
     if batch.version is None:
         return before, False
     return batch.version, True
@@ -184,7 +192,7 @@ def import_csv(
     'N/A', '#N/A', 'NaN', 'null' and 'None' cells (in any case) are skipped. Without
     --date-column the first of date, month, period, time, timestamp and
     observation_date is used, else the first column. A file with a header and no
-    rows commits nothing.
+    rows commits nothing for series that exist (new ones are created empty).
     """
     if frequency is not None and frequency not in FREQUENCIES:
         raise typer.BadParameter(

@@ -153,8 +153,7 @@ def test_import_errors_commit_nothing(tmp_path: Path, local: list[str]) -> None:
     fails(
         cli(*local, "import", off, "--format", "wide", "--frequency", "monthly"),
         1,
-        "series 'a'",
-        "2000-02-15 is not the first day of a month",
+        "error: date: line 3: date 2000-02-15 is not the first day of a month",
     )
     single = write_file(tmp_path / "single.csv", "date,a\n2000-01-01,1\n")
     fails(cli(*local, "import", single, "--format", "wide"), 1, "frequency", "pass --frequency")
@@ -162,6 +161,118 @@ def test_import_errors_commit_nothing(tmp_path: Path, local: list[str]) -> None:
     fails(cli(*local, "import", single, "--format", "sideways"), 2)
     fails(cli(*local, "import", str(tmp_path / "absent.csv"), "--format", "wide"), 2)
     assert as_json(cli(*local, "log", "--json"))[0]["version"] == 0
+
+
+def test_what_the_series_refuses_is_named_by_line_and_column(
+    tmp_path: Path, local: list[str]
+) -> None:
+    """The rules a series applies are judged row by row before the commit, so that an
+    error names the cell, for series the import creates and for those that exist."""
+    ok(cli(*local, "init"))
+    first = write_file(tmp_path / "first.csv", "date,gdp,cpi\n2000-01-01,1,2\n2000-02-01,1,2\n")
+    ok(cli(*local, "import", first, "--format", "wide", "--prefix", "US."))
+    before = latest_version(local)
+    wide = ["--format", "wide", "--prefix", "US."]
+    infinite = write_file(
+        tmp_path / "inf.csv", "date,gdp,cpi\n2000-06-01,1,2\n2000-07-01,1,\n2000-08-01,1,inf\n"
+    )
+    fails(
+        cli(*local, "import", infinite, *wide),
+        1,
+        "error: cpi: line 4: value inf at date 2000-08-01 is not a finite number",
+    )
+    month_end = write_file(tmp_path / "end.csv", "date,gdp\n2000-05-01,1\n2000-06-30,1\n")
+    fails(
+        cli(*local, "import", month_end, *wide),
+        1,
+        "error: date: line 3: date 2000-06-30 is not the first day of a month",
+        "write each period itself (2020-01, 2020Q1, 2020) or its first day",
+    )
+    long = "id,date,value\nUS.cpi,2000-09-01,1\nUS.new,2000-01-01,1\nUS.new,2000-01-15,-inf\n"
+    fails(
+        cli(*local, "import", "-", "--format", "long", "--frequency", "monthly", input=long),
+        1,
+        "error: date: line 4: date 2000-01-15 is not the first day of a month",
+    )
+    assert latest_version(local) == before
+    # Appending before a series' last date is judged as the batch commits; it names
+    # the series.
+    early = write_file(tmp_path / "early.csv", "date,gdp\n1999-12-01,1\n")
+    fails(cli(*local, "import", early, *wide, "--mode", "append"), 1, "'US.gdp'", "2000-02-01")
+    assert latest_version(local) == before
+
+
+@pytest.mark.parametrize("layout", ["wide", "long"])
+def test_a_series_mixing_instants_and_dates_is_refused_by_line(
+    local: list[str], layout: str
+) -> None:
+    ok(cli(*local, "init"))
+    rows = [("2000-01-01T10:00:00Z", 1), ("2000-01-02", 2)]
+    if layout == "wide":
+        text = "date,x\n" + "".join(f"{d},{v}\n" for d, v in rows)
+    else:
+        text = "id,date,value\n" + "".join(f"x,{d},{v}\n" for d, v in rows)
+    for frequency in ([], ["--frequency", "intraday"]):
+        fails(
+            cli(*local, "import", "-", "--format", layout, *frequency, input=text),
+            1,
+            "error: date: line 3: 2000-01-02 is a calendar date, and line 2 has an instant",
+        )
+    assert latest_version(local) == 0
+
+
+def test_a_value_column_without_a_name_is_refused(local: list[str]) -> None:
+    """As pandas writes its index: the column is not imported as a series named ''."""
+    ok(cli(*local, "init"))
+    text = ",date,gdp\n0,2000-01-01,100.5\n1,2000-02-01,101\n"
+    fails(
+        cli(*local, "import", "-", "--format", "wide", "--prefix", "P.", input=text),
+        1,
+        "error: file: column 1 has no name in the header",
+        "to_csv(index=False)",
+    )
+    assert latest_version(local) == 0
+    # Unnamed dates (a DataFrame's unnamed date index) are the first column, as before.
+    dated = ",gdp\n2000-01-01,100.5\n2000-02-01,101\n"
+    ok(cli(*local, "import", "-", "--format", "wide", "--prefix", "P.", input=dated))
+    read = as_json(cli(*local, "read", "P.gdp", "--format", "json"))
+    assert [row["value"] for row in read] == [100.5, 101.0]
+
+
+def test_every_series_of_a_long_file_is_imported_though_all_its_values_are_missing(
+    local: list[str],
+) -> None:
+    ok(cli(*local, "init"))
+    text = "id,date,value\nA,2000-01-01,1\nA,2000-02-01,2\nZ,2000-01-01,\nZ,2000-02-01,-nan\n"
+    done = as_json(
+        cli(
+            *local,
+            "import",
+            "-",
+            "--format",
+            "long",
+            "--frequency",
+            "monthly",
+            "--json",
+            input=text,
+        )
+    )
+    assert (done["series"], done["created"], done["ids"]) == (2, 2, ["A", "Z"])
+    assert as_json(cli(*local, "read", "Z", "--format", "json")) == []
+
+
+def test_an_integer_past_int64_that_a_float_holds_is_imported_exactly(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    text = "date,x\n2000-01-01,10000000000000000000000\n2000-02-01,9223372036854775808\n"
+    ok(cli(*local, "import", "-", "--format", "wide", input=text))
+    read = as_json(cli(*local, "read", "x", "--format", "json"))
+    assert [row["value"] for row in read] == [1e22, 2.0**63]
+    inexact = "date,y\n2000-01-01,9223372036854775809\n2000-02-01,1\n"
+    fails(
+        cli(*local, "import", "-", "--format", "wide", input=inexact),
+        1,
+        "y: line 2: 9223372036854775809 is an integer a 64-bit float cannot hold exactly",
+    )
 
 
 def test_import_refuses_a_frequency_mismatch(tmp_path: Path, local: list[str]) -> None:

@@ -117,7 +117,7 @@ def test_write_errors(tmp_path: Path, series_root: list[str], shared_target: Sto
     bad = write_file(tmp_path / "bad.csv", "date,value\n2020-03-01,1\nsoon,2\n")
     fails(cli(*series_root, "write", "EX.SALES", bad), 1, "error: date: line 3: not a date: 'soon'")
     mid = write_file(tmp_path / "mid.csv", "date,value\n2020-03-15,1\n")
-    fails(cli(*series_root, "write", "EX.SALES", mid), 1, "dates:", "2020-03-15")
+    fails(cli(*series_root, "write", "EX.SALES", mid), 1, "error: date: line 2: date 2020-03-15")
     three = write_file(tmp_path / "three.csv", "date,value,extra\n2020-03-01,1,2\n")
     fails(cli(*series_root, "write", "EX.SALES", three), 1, "expected two columns")
     fails(cli(*series_root, "write", "EX.SALES"), 2, "append needs a file")
