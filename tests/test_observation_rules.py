@@ -471,7 +471,13 @@ def test_integers_past_2_53_a_float_holds_exactly_are_taken() -> None:
     # Arrow's safe cast refused every integer past 2^53, so 10^16 (a GDP in rupiah)
     # sent as a JSON or CSV integer was refused though no digit would be lost.
     day = dt.date(2000, 1, 1)
-    for exact in (10**16, 2**60, -(2**63)):
+    # Past int64 Arrow cannot read a Python int at all; 10^22 and 2^63 are floats exactly.
+    for exact in (10**16, 2**60, -(2**63), 10**22, 2**63, -(2**64)):
         assert normalize(([day], [exact]), "daily").column("value")[0].as_py() == float(exact)
-    with pytest.raises(ValidationError, match="cannot hold exactly"):
-        normalize(([day, day + dt.timedelta(days=1)], [1, 2**53 + 1]), "daily")
+    assert normalize(([day], [[1.5, 10**22][1]]), "daily").num_rows == 1
+    mixed = normalize(([day, day + dt.timedelta(days=1)], [1.5, 10**22]), "daily")
+    assert mixed.column("value").to_pylist() == [1.5, 1e22]
+    for inexact in (2**53 + 1, 2**63 + 1, 10**400):
+        with pytest.raises(ValidationError, match="cannot hold exactly") as refused:
+            normalize(([day, day + dt.timedelta(days=1)], [1, inexact]), "daily")
+        assert refused.value.field == "values"
