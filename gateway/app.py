@@ -87,7 +87,15 @@ class GatewayApp(Litestar):
         await observe_request(metrics, self._serve, scope, receive, send)  # type: ignore[arg-type]
 
     async def _serve(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
-        await head_as_get(self._route, scope, receive, send)
+        await head_as_get(self._route, scope, receive, send, self._methods)
+
+    def _methods(self, scope: HTTPScope) -> set[str]:
+        """Every method the route matched by ``scope`` takes (routing has set its handler)."""
+        handler = scope.get("route_handler")
+        methods: set[str] = set()
+        for path in getattr(handler, "paths", ()):
+            methods.update(self.route_handler_method_map.get(path, {}))
+        return methods
 
     async def _route(self, scope: Scope, receive: Receive, send: Send) -> None:
         try:

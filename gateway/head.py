@@ -12,7 +12,7 @@ OPTIONS answers) name HEAD wherever they name GET, since it is served there too.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Callable, Collection, Iterable
 from typing import Any
 
 from litestar import Request
@@ -51,21 +51,43 @@ def _with_head(allow: bytes) -> bytes:
     return b", ".join(methods)
 
 
-async def head_as_get(app: ASGIApp, scope: HTTPScope, receive: Receive, send: Send) -> None:
+def _with_allow(
+    headers: Iterable[tuple[bytes, bytes]], methods: Iterable[str]
+) -> list[tuple[bytes, bytes]]:
+    allow = ", ".join(sorted(methods)).encode()
+    return [(n, v) for n, v in headers if n.lower() != b"allow"] + [(b"allow", allow)]
+
+
+async def head_as_get(
+    app: ASGIApp,
+    scope: HTTPScope,
+    receive: Receive,
+    send: Send,
+    allowed: Callable[[HTTPScope], Collection[str]] | None = None,
+) -> None:
     """Run ``app`` for one HTTP request; a HEAD runs as its GET, and the body is dropped.
 
     The app gets a copy of the scope saying GET: the server's own scope keeps
     saying HEAD while the response goes out (a server may frame a HEAD's answer
     by it), and only the route the GET matched is copied back, for the request
     metrics that read it after the app.
+
+    ``allowed`` gives the methods of the route an OPTIONS request matched, for its
+    ``Allow``: Litestar's own answer names only the methods of the first handler
+    registered for a path (a path's GET, without the PATCH and DELETE added next),
+    where its 405s name them all.
     """
     head = scope["method"] == "HEAD"
     options = scope["method"] == "OPTIONS"
 
     async def answer(message: Message) -> None:
         if message["type"] == "http.response.start":
+            headers = message["headers"]
+            methods = allowed(scope) if options and allowed is not None else ()
+            if methods and message["status"] < 300:
+                headers = _with_allow(headers, methods)
             if message["status"] == HTTP_405_METHOD_NOT_ALLOWED or options:
-                message = {**message, "headers": allow_head(message["headers"])}
+                message = {**message, "headers": allow_head(headers)}
         elif head and message["type"] == "http.response.body":
             if message.get("more_body", False):
                 return

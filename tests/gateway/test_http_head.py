@@ -250,3 +250,27 @@ def test_head_over_a_real_server(local_target: StoreTarget, servers: Callable[..
         assert head.content == b""
         assert int(head.headers["content-length"]) == len(got.content), url
         assert headers_of(head, {"date"}) == headers_of(got, {"date"}), url
+
+
+@pytest.mark.parametrize(
+    "url",
+    [
+        "/v1/series",
+        "/v1/series/GDP",
+        "/v1/series/GDP/observations",
+        "/v1/commits",
+        "/v1/versions",
+        "/graphql",
+    ],
+)
+def test_options_allow_names_the_methods_a_405_names(client: Client, url: str) -> None:
+    """Every method the path takes: those of every handler registered for it."""
+    allowed = client.options(url)
+    assert allowed.status_code == 204
+    refused = client.put(url)
+    problem(refused, 405)
+
+    def methods(header: str) -> set[str]:
+        return {m.strip() for m in header.split(",")}
+
+    assert methods(allowed.headers["allow"]) == methods(refused.headers["allow"]), url
