@@ -29,6 +29,8 @@ from catalog_store.errors import ValidationError
 JSON = "application/json"
 CSV = "text/csv"
 ARROW_STREAM = "application/vnd.apache.arrow.stream"
+#: The Arrow IPC file format (random access, a footer), which a body may also be.
+ARROW_FILE = "application/vnd.apache.arrow.file"
 PARQUET = "application/vnd.apache.parquet"
 #: The media types a CSV body may be declared as.
 CSV_TYPES = (CSV, "application/csv")
@@ -253,7 +255,7 @@ def decode_table(media_type: str, body: bytes, allow_empty: bool = False) -> pa.
     UnsupportedMediaTypeError (415), with a body or without.
     """
     is_csv = media_type in CSV_TYPES
-    if not is_csv and media_type not in (ARROW_STREAM, "application/vnd.apache.arrow.file"):
+    if not is_csv and media_type not in (ARROW_STREAM, ARROW_FILE):
         raise UnsupportedMediaTypeError(
             f"cannot read a body of type {media_type or 'none'!r}; "
             f"send {JSON}, {CSV} or {ARROW_STREAM}"
@@ -263,14 +265,17 @@ def decode_table(media_type: str, body: bytes, allow_empty: bool = False) -> pa.
             return pa.table(
                 {"date": pa.array([], pa.string()), "value": pa.array([], pa.float64())}
             )
-        wanted = "a CSV header line 'date,value'" if is_csv else "an Arrow IPC stream"
+        wanted = "a CSV header line 'date,value'" if is_csv else "Arrow IPC"
         raise ClientException(f"the request body is empty; send {wanted}")
     if is_csv:
         return _decode_csv(body)
+    kind, read = (
+        ("file", ipc.open_file) if media_type == ARROW_FILE else ("stream", ipc.open_stream)
+    )
     try:
-        return ipc.open_stream(pa.BufferReader(body)).read_all()
+        return read(pa.BufferReader(body)).read_all()
     except (pa.ArrowException, OSError, ValueError) as exc:
-        raise ClientException(f"not a readable Arrow IPC stream: {exc}") from None
+        raise ClientException(f"not a readable Arrow IPC {kind}: {exc}") from None
 
 
 def observations_as_written(media_type: str, table: pa.Table, body: bytes) -> Any:

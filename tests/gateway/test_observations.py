@@ -200,6 +200,18 @@ def test_write_csv_and_arrow(client: Client) -> None:
     assert upsert.status_code == 200, upsert.text
     body = client.get("/v1/series/UNRATE/observations?start=2025-01-01").json()
     assert body["values"] == [5.5, 6.5]
+    # The Arrow IPC file format (what pyarrow's new_file and Feather v2 write) too.
+    arrow_file = "application/vnd.apache.arrow.file"
+    later = pa.table({"date": pa.array([dt.date(2025, 3, 1)], pa.date32()), "value": [7.5]})
+    sink = io.BytesIO()
+    with pa.ipc.new_file(sink, later.schema) as writer:
+        writer.write_table(later)
+    url = "/v1/series/UNRATE/observations"
+    appended = client.post(url, content=sink.getvalue(), headers={"content-type": arrow_file})
+    assert appended.status_code == 200, appended.text
+    assert client.get(f"{url}?start=2025-01-01").json()["values"] == [5.5, 6.5, 7.5]
+    torn = client.post(url, content=sink.getvalue()[:-8], headers={"content-type": arrow_file})
+    assert "not a readable Arrow IPC file" in problem(torn, 400)["detail"]
 
 
 def test_delete_range_takes_csv_and_arrow_bodies_of_no_rows(client: Client) -> None:
