@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 from typing import Any
 
 import msgspec
@@ -10,7 +11,7 @@ from prometheus_client import CONTENT_TYPE_LATEST
 
 from catalog_store.errors import CatalogStoreError
 from gateway.openapi import TEXT, documented
-from gateway.problems import NOT_READY, problem_response, problem_specs, retry_headers
+from gateway.problems import NOT_READY, kind_of, problem_response, problem_specs, retry_headers
 from gateway.state import CatalogNotOpenError, gateway_of
 
 #: An empty security requirement: no key needed. Probes and uptime monitors often
@@ -21,6 +22,9 @@ OPEN: list[dict[str, list[str]]] = [{}]
 class Health(msgspec.Struct, omit_defaults=True):
     status: str
     version: int | None = None
+
+
+log = logging.getLogger(__name__)
 
 
 @get("/health/live", summary="Liveness", security=OPEN, tags=["health"])
@@ -42,12 +46,16 @@ async def ready(request: Request[Any, Any, Any]) -> Response[Any]:
     try:
         version = await gateway_of(request).ready()
     except (CatalogStoreError, CatalogNotOpenError) as exc:
+        # What failed, in the words of its problem kind; the error itself, which may
+        # name keys and the store's internals, goes to the log.
+        log.warning("not ready: %s: %s", type(exc).__name__, exc)
+        why = kind_of(exc).title if isinstance(exc, CatalogStoreError) else "not opened yet"
         return problem_response(
             request,
             NOT_READY.status,
             NOT_READY.slug,
             NOT_READY.title,
-            f"the catalog cannot be read ({type(exc).__name__})",
+            f"the catalog cannot be read: {why.lower()}",
             headers=retry_headers(NOT_READY),
         )
     return Response(Health("ready", version))

@@ -83,7 +83,10 @@ def test_not_ready_when_the_newest_manifest_is_damaged(local_target: StoreTarget
     newest = max((Path(local_target.url) / "_manifests").glob("0*.json"))
     newest.write_bytes(newest.read_bytes()[:-10])
     with client_for(local_target, cache_ttl=0.0) as client:
-        assert problem(client.get("/health/ready"), 503)["type"].endswith("not-ready")
+        body = problem(client.get("/health/ready"), 503)
+        assert body["type"].endswith("not-ready")
+        # The kind of failure, not the error's class or the key it names.
+        assert body["detail"] == "the catalog cannot be read: stored data failed verification"
 
 
 def test_not_ready_when_the_newest_manifest_is_gone(local_target: StoreTarget) -> None:
