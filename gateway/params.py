@@ -16,6 +16,7 @@ from typing import Any, TypeVar
 import msgspec
 from litestar import Litestar, Request
 from litestar.exceptions import ClientException, ValidationException
+from litestar.openapi.spec import OpenAPIType
 from litestar.types import Scope
 
 from catalog_store.asof import parse_date, parse_instant
@@ -151,32 +152,41 @@ def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
     if not template.startswith("/v1/") or not request.query_params:
         return
     # A HEAD is here as its GET (gateway.head), so it takes what the GET takes.
-    taken = _declared_parameters(request.app).get((request.method, template), frozenset())
-    for name in request.query_params:
+    taken = _declared_parameters(request.app).get((request.method, template), {})
+    for name, values in request.query_params.dict().items():
         if name not in taken:
             known = ", ".join(sorted(taken)) or "none"
             message = f"unknown query parameter; this operation takes {known}"
-            raise ValidationException(
-                f"{name}: {message}", extra=[{"key": name, "message": message}]
-            )
+        elif len(values) > 1 and not taken[name]:
+            # Else the last would win unseen: format=csv&format=json answers JSON.
+            message = "given more than once; it takes one value"
+        else:
+            continue
+        raise ValidationException(f"{name}: {message}", extra=[{"key": name, "message": message}])
 
 
-def _declared_parameters(app: Litestar) -> dict[tuple[str, str], frozenset[str]]:
-    declared: dict[tuple[str, str], frozenset[str]] | None = app.state.get(_DECLARED)
+def _declared_parameters(app: Litestar) -> dict[tuple[str, str], dict[str, bool]]:
+    """For each operation, its query parameters, each with whether it may repeat (a list)."""
+    declared: dict[tuple[str, str], dict[str, bool]] | None = app.state.get(_DECLARED)
     if declared is None:
         declared = {}
         for path, item in (app.openapi_schema.paths or {}).items():
             for method in ("get", "post", "put", "patch", "delete"):
                 operation = getattr(item, method, None)
                 if operation is not None:
-                    names = frozenset(
-                        p.name
+                    declared[(method.upper(), path)] = {
+                        p.name: _repeatable(p.schema)
                         for p in operation.parameters or ()
                         if getattr(p, "param_in", None) == "query"
-                    )
-                    declared[(method.upper(), path)] = names
+                    }
         app.state[_DECLARED] = declared
     return declared
+
+
+def _repeatable(schema: Any) -> bool:
+    """Whether a parameter's OpenAPI schema is an array (or null or an array)."""
+    kinds = [schema, *(getattr(schema, "one_of", None) or ())]
+    return any(getattr(kind, "type", None) == OpenAPIType.ARRAY for kind in kinds)
 
 
 def decode_json(body: bytes, kind: type[T]) -> T:

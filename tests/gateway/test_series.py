@@ -175,6 +175,21 @@ def test_a_query_parameter_an_operation_does_not_take_is_refused(client: Client)
     assert client.get("/v1/series?tag=jobs&tag=usa&limit=5").status_code == 200
 
 
+def test_a_query_parameter_that_takes_one_value_is_refused_when_repeated(client: Client) -> None:
+    # Else the last would win unseen: JSON for a client that asked for CSV first.
+    for url, name in [
+        ("/v1/series/UNRATE/observations?format=csv&format=json", "format"),
+        ("/v1/series/UNRATE/observations?start=2024-01-01&start=2020-01-01", "start"),
+        ("/v1/series?limit=5&limit=6", "limit"),
+        ("/v1/series/GDP/history?as_of=1&as_of=2", "as_of"),
+    ]:
+        body = problem(client.get(url), 422)
+        assert body["errors"] == [
+            {"field": name, "message": "given more than once; it takes one value"}
+        ], url
+    assert client.head("/v1/series?limit=5&limit=6").status_code == 422
+
+
 def test_get_conditional_and_as_of(client: Client) -> None:
     first = client.get("/v1/series/GDP")
     tag = first.headers["etag"]
