@@ -22,7 +22,7 @@ from catalog_store.errors import (
     SeriesNotFoundError,
     ValidationError,
 )
-from catalog_store.models import Series
+from catalog_store.models import Series, check_message
 from catalog_store.operations import CompactSeries, Operation
 from catalog_store.options import CatalogOptions
 from catalog_store.records import Manifest, SeriesRecord, has_held_writes, to_series
@@ -50,6 +50,7 @@ async def commit_operations(
     :meth:`~catalog_store.catalog.AsyncCatalog.checkpoint`; nothing to commit if
     nothing is held). The ``batch`` they come from learns which of them refused
     the commit (``failed_operation``)."""
+    check_message(message)
     staged = Staged()
     attempts: dict[int, ChangeSet] = {}
     # Each operation's refusal in an attempt, and its index.

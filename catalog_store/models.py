@@ -39,6 +39,8 @@ PARTITIONINGS: tuple[str, ...] = get_args(Partitioning)
 MAX_ID = 128
 MAX_TITLE = 500
 MAX_DESCRIPTION = 10_000
+#: A commit message: it is in the manifest of its version.
+MAX_MESSAGE = 2_000
 MAX_NAME = 64
 MAX_UNITS = 128
 MAX_TAGS = 32
@@ -118,6 +120,20 @@ def _check_text(value: str) -> str:
     if _CONTROL_BUT_LAYOUT.search(value):
         raise ValueError("must not hold control characters other than line breaks and tabs")
     return value
+
+
+def check_message(message: str) -> str:
+    """A commit message: text of at most MAX_MESSAGE characters whose only control
+    characters are line breaks and tabs (``fincat log`` prints it to a terminal).
+    Raises ValidationError on ``message``."""
+    if not isinstance(message, str):
+        raise ValidationError("must be text", "message")
+    if len(message) > MAX_MESSAGE:
+        raise ValidationError(f"must be at most {MAX_MESSAGE} characters", "message")
+    try:
+        return _check_text(message)
+    except ValueError as exc:
+        raise ValidationError(str(exc), "message") from None
 
 
 def _check_unique(values: list[str]) -> list[str]:

@@ -79,6 +79,21 @@ def test_stale_expected_version_is_a_typed_conflict(catalog: Catalog) -> None:
     assert catalog.get("UNRATE").title == "someone else"
 
 
+def test_a_commit_message_is_text_of_bounded_size(catalog: Catalog) -> None:
+    catalog.create(id="M", frequency="monthly", title="m")
+    before = catalog.version()
+    for message in ("escape \x1b[2J", "nul \x00", "x" * 2_001):
+        with pytest.raises(ValidationError) as refused:
+            catalog.update("M", {"title": "changed"}, message=message)
+        assert refused.value.field == "message"
+        with pytest.raises(ValidationError), catalog.batch(message) as batch:
+            batch.update("M", {"title": "changed"})
+    assert catalog.version() == before
+    assert catalog.get("M").title == "m"
+    catalog.update("M", {"title": "changed"}, message="two lines\n\tand a tab")
+    assert catalog.history(limit=1)[0].message == "two lines\n\tand a tab"
+
+
 def test_missing_series(catalog: Catalog) -> None:
     with pytest.raises(SeriesNotFoundError):
         catalog.get("NOPE")

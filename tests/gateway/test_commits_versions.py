@@ -177,6 +177,14 @@ def test_a_missing_or_taken_series_names_its_operation(client: Client) -> None:
     assert refused(409, twice, twice) == "operations.1.series.id"
 
 
+def test_a_commit_message_with_control_characters_is_refused(client: Client) -> None:
+    version = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+    ops = [{"op": "update", "id": "GDP", "changes": {"units": "z"}}]
+    body = {"operations": ops, "message": "clear \u001b[2J"}
+    assert problem(client.post("/v1/commits", json=body), 422)["errors"][0]["field"] == "message"
+    assert client.get("/v1/versions?limit=1").json()["items"][0]["version"] == version
+
+
 def test_versions_paging(client: Client) -> None:
     latest = client.get("/v1/versions?limit=1").json()
     top = latest["items"][0]["version"]
