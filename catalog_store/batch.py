@@ -7,7 +7,13 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
-from catalog_store.models import FREQUENCIES, SeriesSpec, check_series_id, parse_spec
+from catalog_store.models import (
+    FREQUENCIES,
+    SeriesSpec,
+    as_changes,
+    check_series_id,
+    parse_spec,
+)
 from catalog_store.operations import CreateSeries, DeleteSeries, Operation, UpdateSeries
 
 if TYPE_CHECKING:
@@ -46,9 +52,10 @@ class Batch:
         self, series_id: str, changes: Mapping[str, Any], expected_version: int | None = None
     ) -> None:
         check_series_id(series_id)
-        self.operations.append(UpdateSeries(series_id, dict(changes), expected_version))
-        if changes.get("frequency") in FREQUENCIES:  # a bad one is refused at commit
-            self._frequency[series_id] = changes["frequency"]
+        changed = as_changes(changes)
+        self.operations.append(UpdateSeries(series_id, changed, expected_version))
+        if changed.get("frequency") in FREQUENCIES:  # a bad one is refused at commit
+            self._frequency[series_id] = changed["frequency"]
 
     def delete(self, series_id: str, expected_version: int | None = None) -> None:
         check_series_id(series_id)

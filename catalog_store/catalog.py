@@ -50,7 +50,9 @@ from catalog_store.maintenance import (
 from catalog_store.models import (
     Series,
     SeriesSpec,
+    as_changes,
     check_count,
+    check_external_id,
     check_series_id,
     parse_spec,
 )
@@ -302,7 +304,7 @@ class AsyncCatalog:
         """Change metadata fields. With ``expected_version``, only if the series is still
         at that version (else VersionMismatchError, a ConflictError)."""
         check_series_id(series_id)
-        op = UpdateSeries(series_id, dict(changes), expected_version)
+        op = UpdateSeries(series_id, as_changes(changes), expected_version)
         committed = await self._commit([op], message or f"update {series_id}", allow_empty=False)
         return committed.series(series_id)
 
@@ -381,7 +383,9 @@ class AsyncCatalog:
     async def find_by_external_id(
         self, provider: str, external_id: str, as_of: AsOf = None
     ) -> Series:
-        """The series carrying this external id. Raises SeriesNotFoundError."""
+        """The series carrying this external id. Raises SeriesNotFoundError, and
+        ValidationError for a provider or id no series could carry."""
+        check_external_id(provider, external_id)
         snapshot = await self.snapshot(as_of)
         owner = await snapshot.owner_of(provider, external_id)
         record = await snapshot.record(owner) if owner else None

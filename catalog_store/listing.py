@@ -30,12 +30,23 @@ from catalog_store.snapshot import Snapshot
 MAX_PAGE = 1000
 
 
-def tag_tuple(tags: Iterable[str]) -> tuple[str, ...]:
-    """The tags a filter asks for; a string would be taken for its letters."""
-    chosen = () if isinstance(tags, str) else tuple(tags)
-    if isinstance(tags, str) or not all(isinstance(tag, str) for tag in chosen):
+def tag_tuple(tags: Iterable[str] | None) -> tuple[str, ...]:
+    """The tags a filter asks for (None: none); a string would be taken for its letters."""
+    if tags is None:
+        return ()
+    try:
+        chosen = () if isinstance(tags, str) else tuple(tags)
+    except TypeError:
+        chosen = None
+    if chosen is None or isinstance(tags, str) or not all(isinstance(t, str) for t in chosen):
         raise ValidationError("tags must be a list of tags", "tags")
     return chosen
+
+
+def check_text(value: object, name: str) -> None:
+    """ValidationError on ``name`` unless ``value`` is text or None."""
+    if value is not None and not isinstance(value, str):
+        raise ValidationError(f"must be text, not {type(value).__name__}", name)
 
 
 @dataclass(frozen=True)
@@ -49,6 +60,8 @@ class SeriesFilter:
     external_provider: str | None = None
 
     def __post_init__(self) -> None:
+        for name in ("source", "frequency", "text", "external_provider"):
+            check_text(getattr(self, name), name)
         object.__setattr__(self, "tags", tag_tuple(self.tags))
         if self.frequency is not None and self.frequency not in FREQUENCIES:
             raise ValidationError(
@@ -124,6 +137,7 @@ def unpack_cursor(cursor: str, count: int) -> list[Any]:
     """The ``count`` parts :func:`pack_cursor` put in ``cursor``. Raises
     ValidationError (field ``cursor``) for anything else; the caller checks the
     parts' types and raises the same."""
+    check_text(cursor, "cursor")
     try:
         padded = cursor + "=" * (-len(cursor) % 4)
         parts = json.loads(base64.urlsafe_b64decode(padded.encode()))

@@ -215,12 +215,12 @@ async def collect_garbage(
             f"{latest}, so gc deletes nothing; write the oldest version kept into it"
         )
     if retain is not None:
-        oldest = await expire_versions(reader, now - retain, latest, oldest, report)
+        oldest = await expire_versions(reader, _ago(now, retain), latest, oldest, report)
     report.oldest_version = oldest
     referenced = await referenced_objects(reader, latest, oldest)
     report.referenced = len(referenced.keys)
     report.damaged_versions = referenced.damaged
-    cutoff = now - grace
+    cutoff = _ago(now, grace)
     sizes: dict[str, int] = {}
     for prefix in (keys.META_DIR, keys.XID_DIR, keys.DATA_DIR):
         async for info in reader.store.list(f"{prefix}/"):
@@ -245,6 +245,15 @@ async def collect_garbage(
             if progress is not None:
                 progress(done, len(report.candidates))
     return report
+
+
+def _ago(now: dt.datetime, period: dt.timedelta) -> dt.datetime:
+    """``period`` before ``now``, or the earliest instant for a period reaching past
+    it (``timedelta.max``: keep everything)."""
+    try:
+        return now - period
+    except OverflowError:
+        return dt.datetime.min.replace(tzinfo=dt.UTC)
 
 
 def _check_period(period: dt.timedelta, name: str) -> None:

@@ -131,7 +131,11 @@ def check_message(message: str) -> str:
     if len(message) > MAX_MESSAGE:
         raise ValidationError(f"must be at most {MAX_MESSAGE} characters", "message")
     try:
+        message.encode()
         return _check_text(message)
+    except UnicodeEncodeError:
+        surrogate = "must be Unicode text (it holds a lone surrogate)"
+        raise ValidationError(surrogate, "message") from None
     except ValueError as exc:
         raise ValidationError(str(exc), "message") from None
 
@@ -280,6 +284,33 @@ def parse_spec(value: SeriesSpec | Mapping[str, Any]) -> SeriesSpec:
         return SeriesSpec.model_validate(dict(value))
     except pydantic.ValidationError as exc:
         raise validation_error(exc) from None
+
+
+def as_changes(changes: object) -> dict[str, Any]:
+    """An update's ``changes``: a mapping of field names to values (a list of pairs
+    is not one). Raises ValidationError on ``changes``."""
+    if not isinstance(changes, Mapping):
+        raise ValidationError(
+            f"must be a mapping of field names to values, not {type(changes).__name__}",
+            "changes",
+        )
+    return dict(changes)
+
+
+_EXTERNAL_ID_PARTS = (
+    ("provider", pydantic.TypeAdapter(Name)),
+    ("external_id", pydantic.TypeAdapter(ExternalId)),
+)
+
+
+def check_external_id(provider: object, external_id: object) -> None:
+    """A provider name and an external id by the rules series carry them under.
+    Raises ValidationError on ``provider`` or ``external_id``."""
+    for (name, adapter), value in zip(_EXTERNAL_ID_PARTS, (provider, external_id), strict=True):
+        try:
+            adapter.validate_python(value, strict=True)
+        except pydantic.ValidationError as exc:
+            raise validation_error(exc, name) from None
 
 
 def apply_changes(spec: SeriesSpec, changes: Mapping[str, Any]) -> SeriesSpec:

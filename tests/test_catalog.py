@@ -94,6 +94,40 @@ def test_a_commit_message_is_text_of_bounded_size(catalog: Catalog) -> None:
     assert catalog.history(limit=1)[0].message == "two lines\n\tand a tab"
 
 
+def test_arguments_of_the_wrong_type_are_refused_naming_them(catalog: Catalog) -> None:
+    """A ValidationError naming the argument, never a TypeError from deep inside."""
+    catalog.create(id="A", frequency="monthly", external_ids={"fred": "A1"})
+    before = catalog.version()
+    refused: list[tuple[Any, str]] = [
+        (lambda: catalog.list(source=5), "source"),
+        (lambda: catalog.metadata_table(source=5), "source"),
+        (lambda: catalog.list(text=5), "text"),
+        (lambda: catalog.list(cursor=5), "cursor"),
+        (lambda: catalog.metadata_table(external_provider=5), "external_provider"),
+        (lambda: catalog.list(tags=5), "tags"),
+        (lambda: catalog.update("A", 5), "changes"),
+        (lambda: catalog.update("A", [("title", "x")]), "changes"),
+        (lambda: catalog.find_by_external_id(5, 6), "provider"),
+        (lambda: catalog.find_by_external_id("fred", "\ud800"), "external_id"),
+        (lambda: catalog.find_by_external_id("fred", ""), "external_id"),
+        (lambda: catalog.update("A", {"title": "t"}, message="\ud800"), "message"),
+    ]
+    for call, field in refused:
+        with pytest.raises(ValidationError) as error:
+            call()
+        assert error.value.field == field, (field, error.value)
+    with pytest.raises(ValidationError) as error, catalog.batch() as batch:
+        batch.update("A", [("title", "x")])
+    assert error.value.field == "changes"
+    assert catalog.version() == before
+    # None is no filter, as an empty list is.
+    assert [s.id for s in catalog.list(tags=None).items] == ["A"]
+    assert catalog.find_by_external_id("fred", "A1").id == "A"
+    # A retention or grace reaching past the first instant keeps everything.
+    report = catalog.collect_garbage(grace=dt.timedelta.max, retain=dt.timedelta.max)
+    assert (report.deleted, catalog.version()) == (0, before)
+
+
 def test_missing_series(catalog: Catalog) -> None:
     with pytest.raises(SeriesNotFoundError):
         catalog.get("NOPE")
