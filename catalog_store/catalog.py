@@ -189,7 +189,8 @@ class AsyncCatalog:
         check_count(limit, "limit", 1)
         if before is not None:
             check_count(before, "before", 0)
-        top = await self.version() if before is None else before - 1
+        latest = await self.version()
+        top = latest if before is None else min(before - 1, latest)
         oldest = await self.reader.oldest_version()
         out: list[VersionInfo] = []
         for version in range(top, oldest - 1, -1):

@@ -314,6 +314,8 @@ def test_history_and_as_of_an_instant(catalog: Catalog) -> None:
     assert history[0].committed_at >= history[1].committed_at >= history[2].committed_at
     assert history[0].series_count == 1
     assert [h.version for h in catalog.history(limit=1, before=2)] == [1]
+    # Below a version past the newest, as series_history: from the newest.
+    assert [h.version for h in catalog.history(before=99)] == [2, 1, 0]
     assert catalog.get("X", as_of=middle).title == "one"
     assert catalog.get("X", as_of=dt.datetime.now(dt.UTC)).title == "two"
     with pytest.raises(VersionNotFoundError):
