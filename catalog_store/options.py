@@ -78,12 +78,17 @@ class VersionInfo:
 @dataclass(frozen=True)
 class SeriesChange:
     """One change of a series: the series as it left it, the commit, and what the
-    commit did to it (create, update, append ...; None where the commit does not
-    list it: a repair's restore, or past the first changes of a large batch)."""
+    commit did to it: ``actions`` in order (create, update, append ...; none where
+    the commit does not list them: a repair's restore, or past the first changes of
+    a large batch), and ``action`` the first of them."""
 
     series: Series
     commit: VersionInfo
-    action: str | None
+    actions: tuple[str, ...]
+
+    @property
+    def action(self) -> str | None:
+        return self.actions[0] if self.actions else None
 
 
 def version_info(manifest: Manifest) -> VersionInfo:

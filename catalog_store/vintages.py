@@ -92,23 +92,24 @@ async def series_changes(
             manifest = await reader.manifest(current.version)
         except VersionNotFoundError:
             break  # made before the floor: what it did has expired with its commit
-        action = _action(manifest, current.id)
-        out.append(SeriesChange(to_series(current), version_info(manifest), action))
+        actions = _actions(manifest, current.id)
+        out.append(SeriesChange(to_series(current), version_info(manifest), actions))
         if len(out) == limit:
             break  # not a read past the page: the next state may be damaged
         current = await previous_state(reader, current, floor)
     return out
 
 
-def _action(manifest: Manifest, series_id: str) -> str | None:
-    """What the commit did to the series that it left: its first change after the
-    last delete (a commit may delete a series and create it again). None where the
-    commit lists none: a repair's restore (whose entry names a version, not a
-    series), or past the first changes of a large batch."""
+def _actions(manifest: Manifest, series_id: str) -> tuple[str, ...]:
+    """What the commit did to the series that it left, in order: its changes after
+    the last delete (a commit may delete a series and create it again; what it did
+    before was to another series). None where the commit lists none: a repair's
+    restore (whose entry names a version, not a series), or past the first changes
+    of a large batch."""
     actions = [a for a, sid in manifest.changes if sid == series_id and a != "restore"]
     if "delete" in actions:
         actions = actions[len(actions) - actions[::-1].index("delete") :]
-    return actions[0] if actions else None
+    return tuple(actions)
 
 
 async def _newest_below(

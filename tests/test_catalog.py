@@ -397,7 +397,10 @@ def test_series_history_actions_and_a_page_that_stops_before_damage(tmp_path: Pa
             batch.write("X", ([dt.date(2001, 1, 1)], [2.0]))
         cat.update("X", {"title": "newer"})  # 4
         cat.write("X", ([dt.date(2002, 1, 1)], [3.0]))  # 5
-        assert [c.action for c in cat.series_history("X")] == ["append", "update", "create"]
+        changes = cat.series_history("X")
+        assert [c.action for c in changes] == ["append", "update", "create"]
+        # Everything commit 3 did to the series it left: not the delete of the old one.
+        assert [c.actions for c in changes] == [("append",), ("update",), ("create", "append")]
     # A damaged version below the page is no reason to fail the page.
     damaged = root / manifest_key(3)
     damaged.write_bytes(damaged.read_bytes()[:-10])

@@ -158,9 +158,13 @@ class SeriesVersion:
     committed_at: dt.datetime
     message: str
     action: str | None = strawberry.field(
-        description="What the commit did to the series: create, update, append, upsert, "
-        "replace_range or delete_range; null for a repair's restore, and past the first "
-        "1,000 changes of a batch"
+        description="What the commit did to the series first: create, update, append, "
+        "upsert, replace_range or delete_range; null for a repair's restore, and past the "
+        "first 1,000 changes of a batch"
+    )
+    actions: list[str] = strawberry.field(
+        description="Everything the commit did to the series, in order (a batch may create "
+        "a series and write to it); empty where action is null"
     )
     series: Series = strawberry.field(description="The series as that commit left it.")
 
@@ -297,6 +301,7 @@ class Series:
                 committed_at=change.commit.committed_at,
                 message=change.commit.message,
                 action=change.action,
+                actions=list(change.actions),
                 series=series_node(change.series, change.series.version),
             )
             for change in changes

@@ -117,10 +117,12 @@ class SeriesHistoryItem(msgspec.Struct):
     version: int
     committed_at: dt.datetime
     message: str
-    #: What the commit did to the series (create, update, append ...); null for a
-    #: repair's restore, which names the version it restored instead, and past the
-    #: first 1,000 changes of a batch.
+    #: What the commit did to the series first (create, update, append ...); null
+    #: for a repair's restore, which names the version it restored instead, and past
+    #: the first 1,000 changes of a batch.
     action: str | None
+    #: Everything the commit did to the series, in order; empty where action is null.
+    actions: list[str]
     series: SeriesOut
 
 
@@ -180,6 +182,7 @@ async def series_history(
             committed_at=change.commit.committed_at,
             message=change.commit.message,
             action=change.action,
+            actions=list(change.actions),
             series=wire(change.series),
         )
         for change in changes[:limit]

@@ -212,6 +212,7 @@ def test_a_series_history_pages_through_its_changes(client: Client) -> None:
     assert whole["next_cursor"] is None
     items = whole["items"]
     assert [i["action"] for i in items] == ["upsert", "append", "create"]
+    assert [i["actions"] for i in items] == [["upsert"], ["append"], ["create"]]
     assert [i["series"]["observation_count"] for i in items] == [6, 6, 0]
     assert all(i["series"]["version"] == i["version"] for i in items)
     assert items[0]["message"] and items[0]["committed_at"].endswith("Z")

@@ -374,3 +374,16 @@ def test_filtered_pages_span_the_catalog_pages(tmp_path: Path) -> None:
         provider = walk({"externalProvider": "x"}, 40)
         assert sorted(provider) == [f"S{i:03d}" for i in range(0, 450, 3)]
         assert provider == [s for s in every if int(s[1:]) % 3 == 0]
+
+
+def test_a_series_version_lists_everything_its_commit_did(client: Client) -> None:
+    batch = "mutation($ops: [BatchOperation!]!) { commitBatch(operations: $ops) { version } }"
+    ops = [
+        {"create": {"id": "NEWS", "frequency": "MONTHLY"}},
+        {"write": {"seriesId": "NEWS", "dates": ["2024-01-01"], "values": [1.0]}},
+        {"update": {"id": "NEWS", "changes": {"title": "news"}}},
+    ]
+    ok(client, batch, {"ops": ops})
+    query = '{ series(id: "NEWS") { history { action actions } } }'
+    history = ok(client, query)["series"]["history"]
+    assert history == [{"action": "create", "actions": ["create", "append", "update"]}]
