@@ -202,7 +202,8 @@ def from_catalog(exc: CatalogStoreError, arguments: Arguments | None = None) -> 
         field = names.path("expected_version")
         extra = {"expectedVersion": exc.expected, "actualVersion": exc.actual}
     elif isinstance(exc, ExternalIdTakenError):
-        field, extra = camel(exc.field), {"owner": exc.owner}
+        # The schema's externalIds is a list; the message names the provider.
+        field, extra = names.path("external_ids"), {"owner": exc.owner}
     elif isinstance(exc, SeriesExistsError):
         field = names.path("id")
     elif isinstance(exc, SeriesNotFoundError) and arguments is not None:

@@ -12,6 +12,8 @@ from typing import Any
 import strawberry
 from strawberry.scalars import JSON
 
+from catalog_store.errors import ValidationError
+from catalog_store.models import check_external_id
 from gateway.graphql.errors import VALIDATION, ApiError
 from gateway.graphql.scalars import Frequency, Instant, Partitioning, WriteMode
 
@@ -134,6 +136,13 @@ def external_ids(items: list[ExternalIdInput], field: str) -> dict[str, str]:
     """``[{provider, id}]`` as the catalog's mapping. Raises ApiError for a repeated provider."""
     out: dict[str, str] = {}
     for index, item in enumerate(items):
+        try:
+            check_external_id(item.provider, item.id)
+        except ValidationError as exc:
+            # Named here by its place in the list: the catalog's mapping names it by
+            # its provider, which is not a name of the schema.
+            part = "provider" if exc.field == "provider" else "id"
+            raise ApiError(exc.message, VALIDATION, f"{field}.{index}.{part}") from None
         if item.provider in out:
             raise ApiError(
                 f"provider {item.provider!r} is given twice", VALIDATION, f"{field}.{index}"
@@ -192,6 +201,15 @@ def observations_of(
     if dates is not None and instants is not None:
         raise ApiError(
             "give dates (calendar dates) or instants (intraday series), not both",
+            VALIDATION,
+            f"{field}instants",
+        )
+    if instants is not None and any(instant.tzinfo is None for instant in instants):
+        # The catalog takes a naive midnight as a calendar date (a pandas index of
+        # dates is one); an argument of instants asks for instants.
+        raise ApiError(
+            "instants must have a UTC offset (2024-05-01T12:00:00Z); give a series of "
+            "calendar dates its dates",
             VALIDATION,
             f"{field}instants",
         )

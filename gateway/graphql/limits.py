@@ -30,7 +30,7 @@ from graphql import (
     VariableNode,
 )
 from graphql import ExecutionResult as GraphQLExecutionResult
-from graphql.utilities import get_operation_ast
+from graphql.utilities import get_operation_ast, value_from_ast_untyped
 from strawberry.types import ExecutionContext
 
 from gateway.graphql.config import GraphQLSettings
@@ -139,6 +139,13 @@ class CostEstimator:
         operation = get_operation_ast(document, name)
         if operation is None:
             return 0  # graphql-core reports the missing operation itself
+        # A variable the request does not give takes its default from the document.
+        defaults = {
+            definition.variable.name.value: value_from_ast_untyped(definition.default_value)
+            for definition in operation.variable_definitions or ()
+            if definition.default_value is not None
+        }
+        self.variables = {**defaults, **self.variables}
         return self.selections(operation.selection_set, 1, frozenset())
 
     def selections(

@@ -188,9 +188,10 @@ class Mutation:
         expected_version: ExpectedVersion = None,
         message: Message = None,
     ) -> DeletedSeries:
-        version = await context_of(info).catalog.delete(
-            series_id, expected_version=expected_version, message=message or ""
-        )
+        with Arguments().named():
+            version = await context_of(info).catalog.delete(
+                series_id, expected_version=expected_version, message=message or ""
+            )
         return DeletedSeries(series_id=series_id, version=version)
 
     @mutation(

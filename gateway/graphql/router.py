@@ -139,6 +139,16 @@ class _Base(GraphQLController):
         # msgspec encodes long observation columns several times faster than json.
         return _encoder.encode(data)
 
+    def parse_json(self, data: str | bytes) -> Any:
+        """A request body: a JSON object (or a list of them, a batch). strawberry reads
+        the query out of whatever JSON it is given, and fails inside on ``null`` or
+        ``5``."""
+        parsed = super().parse_json(data)
+        items = parsed if isinstance(parsed, list) else [parsed]
+        if not all(isinstance(item, dict) for item in items):
+            raise HTTPException(400, "the request body must be a JSON object: a GraphQL request")
+        return parsed
+
     def decode_json(self, data: str | bytes) -> object:
         try:
             try:

@@ -281,9 +281,22 @@ def test_instants_of_a_write_are_read_as_rest_reads_them(fx: Client) -> None:
             assert "errors" not in graphql, (text, graphql)
         else:
             assert "RFC 3339" in error(graphql, "GRAPHQL_VALIDATION_FAILED")["message"], text
-    # A naive instant has the form; the catalog refuses it, naming the argument.
+    # A naive instant has the form; it is refused naming the argument, at midnight
+    # too, and into a series of calendar dates too (which would take it for a date).
     naive = post(fx, write, {"i": ["2024-03-01T09:00:00"]})
     assert error(naive, "VALIDATION")["extensions"]["field"] == "instants"
+    ok(fx, 'mutation { createSeries(input: {id: "QD1", frequency: DAILY}) { version } }')
+    for series_id in ("FX", "QD1"):
+        midnight = post(
+            fx,
+            "mutation($i: [DateTime!]) { writeObservations(seriesId: "
+            f'"{series_id}", mode: UPSERT, instants: $i, values: [5]) {{ version }} }}',
+            {"i": ["2024-01-02T00:00:00"]},
+        )
+        assert error(midnight, "VALIDATION")["extensions"]["field"] == "instants", series_id
+    assert ok(fx, '{ series(id: "QD1") { observationCount } }')["series"] == {
+        "observationCount": 0
+    }
 
 
 def test_a_sub_day_window_is_budgeted_by_its_own_span(local_target: StoreTarget) -> None:

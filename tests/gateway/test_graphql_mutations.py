@@ -94,7 +94,8 @@ def test_create_update_write_delete(shared_target: StoreTarget) -> None:
         assert ok(client, '{ series(id: "DGS10") { id } }') == {"series": None}
         past = ok(client, f'{{ series(id: "DGS10", asOf: {removed["version"]}) {{ units }} }}')
         assert past == {"series": {"units": "%"}}
-        error(post(client, 'mutation { deleteSeries(id: "DGS10") { version } }'), "NOT_FOUND")
+        gone = post(client, 'mutation { deleteSeries(id: "DGS10") { version } }')
+        assert error(gone, "NOT_FOUND")["extensions"]["field"] == "id"
 
 
 def test_mutation_errors_name_the_argument(client: Client) -> None:
@@ -121,6 +122,17 @@ def test_mutation_errors_name_the_argument(client: Client) -> None:
         },
     )
     assert error(taken, "CONFLICT")["extensions"]["owner"] == "GDP"
+    assert error(taken, "CONFLICT")["extensions"]["field"] == "input.externalIds"
+    # An item of the list is named by its place in it, and its part.
+    for items, field in (
+        ([{"provider": "ok", "id": "1"}, {"provider": "bad provider", "id": "1"}], "1.provider"),
+        ([{"provider": "", "id": "1"}], "0.provider"),
+        ([{"provider": "ok", "id": ""}], "0.id"),
+    ):
+        bad = post(
+            client, create, {"input": {"id": "X4", "frequency": "DAILY", "externalIds": items}}
+        )
+        assert error(bad, "VALIDATION")["extensions"]["field"] == f"input.externalIds.{field}"
     twice = post(
         client,
         create,

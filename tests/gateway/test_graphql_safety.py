@@ -236,6 +236,12 @@ def test_malformed_documents(big_client: Client) -> None:
     )
     assert not_json.status_code == 400
     assert "JSON" in error(not_json.json(), "BAD_REQUEST")["message"]
+    for other in (b"null", b"5", b"true", b'"x"', b"[5]", b"[null]"):
+        refused = big_client.post(
+            "/graphql", content=other, headers={"Content-Type": "application/json"}
+        )
+        assert refused.status_code == 400, (other, refused.text)
+        assert "JSON object" in error(refused.json(), "BAD_REQUEST")["message"], other
     get_mutation = big_client.get("/graphql", params={"query": MUTATIONS["update"]})
     assert get_mutation.status_code == 400
     error(get_mutation.json(), "BAD_REQUEST")
@@ -354,6 +360,14 @@ def test_cost_limit(big_client: Client) -> None:
     assert seconds < QUICK
     cheap = ok(big_client, "{ seriesList(first: 100) { edges { node { id } } } }")
     assert len(cheap["seriesList"]["edges"]) == 4
+    # A page size from a variable costs the same, given or taken from its default.
+    sized = """query($n: Int! = 100) { seriesList(first: $n) { edges { node { id
+        observations { count } history(first: $n) { version series { id title } } } } } }"""
+    for variables in ({"n": 100}, None):
+        found = error(timed(big_client, sized, variables)[0], "QUERY_TOO_COMPLEX")
+        assert found["extensions"]["cost"] > found["extensions"]["limit"], variables
+    small = "query($n: Int! = 2) { seriesList(first: $n) { edges { node { id } } } }"
+    assert len(ok(big_client, small)["seriesList"]["edges"]) == 2
 
 
 def test_internal_errors_are_masked(tmp_path: Path) -> None:
