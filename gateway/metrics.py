@@ -36,12 +36,18 @@ _COUNTERS = {
         "fincat_commit_conflicts",
         "Commit attempts that lost the race for the next version to another writer.",
     ),
-    "commit_retries": ("fincat_commit_retries", "Commit attempts retried after a lost race."),
+    "commit_retries": (
+        "fincat_commit_retries",
+        "Commit attempts retried after a lost race or a storage failure.",
+    ),
     "commit_unknown_outcomes": (
         "fincat_commit_unknown_outcomes",
         "Commit writes whose outcome had to be read back.",
     ),
-    "commit_gave_up": ("fincat_commit_gave_up", "Commits abandoned after too many lost races."),
+    "commit_gave_up": (
+        "fincat_commit_gave_up",
+        "Commits abandoned when their retry limits ran out (lost races or storage failures).",
+    ),
     "cache_hits": ("fincat_cache_hits", "Reads of immutable objects served from the cache."),
     "cache_misses": ("fincat_cache_misses", "Reads of immutable objects that went to the store."),
 }

@@ -13,6 +13,7 @@ import json
 import re
 import shutil
 import subprocess
+import sys
 import time
 import uuid
 from collections.abc import Iterator
@@ -41,7 +42,10 @@ K8S = INFRA / "k8s"
 AWS = INFRA / "aws"
 RUNBOOK = ROOT / "docs" / "operations.md"
 
-PROMTOOL = shutil.which("promtool")
+#: On the PATH, or where scripts/install-promtool puts it (beside this Python).
+PROMTOOL = shutil.which("promtool") or shutil.which(
+    "promtool", path=str(Path(sys.executable).parent)
+)
 needs_promtool = pytest.mark.skipif(
     PROMTOOL is None,
     reason="promtool is not installed; `bash scripts/install-promtool` installs it "
@@ -51,7 +55,7 @@ needs_promtool = pytest.mark.skipif(
 #: Metrics the rules use that other programs export.
 EXTERNAL = {
     "up": "Prometheus itself, for every scrape target",
-    "kube_job_status_failed": "kube-state-metrics, for every Kubernetes Job",
+    "kube_job_status_condition": "kube-state-metrics, for every Kubernetes Job",
 }
 #: Metrics the rules use that the gateway does not export yet. Each test of one is an
 #: expected failure (strict): once the gateway exports it, take it off this list.
