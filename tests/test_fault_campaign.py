@@ -1246,3 +1246,36 @@ def test_an_s3_quota_exceeded_is_a_full_storage(
 
     outcome = run(main())
     assert isinstance(outcome, StorageFullError), f"a full quota reported as {outcome!r}"
+
+
+@pytest.mark.parametrize("flavour", ["TooManyRequests", "Throttling", "SlowDown"])
+def test_s3_throttling_is_unavailable_storage_that_a_commit_outlasts(
+    tmp_path: Path, request: pytest.FixtureRequest, flavour: str
+) -> None:
+    """Throttling is transient: the store reports it as unavailable, and a commit that
+    meets it once retries and lands (a 429 was taken for a permanent failure)."""
+    target = make_target("s3", tmp_path, request)
+
+    async def main() -> tuple[BaseException | None, int]:
+        rule = FaultRule(FaultKind.UNAVAILABLE, calls=(1,), flavours=(flavour,))
+        store = FaultyStore(raw_store(target), FaultPlan([rule]))
+        refused = await outcome_of(store.get("fincat.json"))
+        await store.close()
+        await (await AsyncCatalog.open_store(raw_store(target), create=True)).close()
+        writes = FaultRule(
+            FaultKind.UNAVAILABLE,
+            operations=frozenset({"put_if_absent"}),
+            calls=(1,),
+            flavours=(flavour,),
+        )
+        catalog = await AsyncCatalog.open_store(FaultyStore(raw_store(target), FaultPlan([writes])))
+        await catalog.create({"id": "T", "frequency": "daily"})
+        version = await catalog.version()
+        retries = catalog.stats()["commit_retries"]
+        await catalog.close()
+        assert retries == 1, retries
+        return refused, version
+
+    refused, version = run(main())
+    assert isinstance(refused, StorageUnavailableError), f"{flavour} reported as {refused!r}"
+    assert version == 1

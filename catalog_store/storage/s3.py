@@ -31,12 +31,26 @@ from catalog_store.errors import (
     StorageFullError,
     StoragePermissionError,
     StorageUnavailableError,
+    ValidationError,
 )
 from catalog_store.storage.base import ObjectInfo, Store, check_key
 
 _NOT_FOUND_CODES = {"NoSuchKey", "404", "NotFound"}
 _PERMISSION_CODES = {"AccessDenied", "403", "AllAccessDisabled", "InvalidAccessKeyId"}
 _FULL_CODES = {"QuotaExceeded", "EntityTooLarge", "507"}
+#: Throttling and timeouts, by the codes S3 and S3-compatible services send (some
+#: with a 400 or a 429): a later try may pass.
+_RETRYABLE_CODES = frozenset(
+    {
+        "SlowDown",
+        "RequestTimeout",
+        "TooManyRequests",
+        "Throttling",
+        "ThrottlingException",
+        "RequestLimitExceeded",
+        "ServiceUnavailable",
+    }
+)
 #: Credentials that are not configured: no rerun finds them, so not an outage.
 _MISSING_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, ProfileNotFound)
 
@@ -83,7 +97,7 @@ def translate_s3_errors(key: str) -> Iterator[None]:
             raise StorageFullError(f"{key}: {exc}") from exc
         if isinstance(exc, PermissionError) or code in _PERMISSION_CODES or status == 403:
             raise StoragePermissionError(f"{key}: {exc}") from exc
-        if status == 409 or status >= 500 or code in {"SlowDown", "RequestTimeout"}:
+        if status in (409, 429) or status >= 500 or code in _RETRYABLE_CODES:
             raise StorageUnavailableError(f"{key}: {exc}") from exc
         if client is None:
             # aiohttp and socket errors surface as plain OSError subclasses.
@@ -108,7 +122,12 @@ class S3Store(Store):
             opts["client_kwargs"] = {**opts.get("client_kwargs", {}), "region_name": region}
         opts.setdefault("skip_instance_cache", True)
         opts.setdefault("use_listings_cache", False)
-        self._fs = S3FileSystem(asynchronous=True, **opts)
+        try:
+            self._fs = S3FileSystem(asynchronous=True, **opts)
+        except (ValueError, TypeError) as exc:
+            raise ValidationError(
+                f"the S3 storage options are not usable: {exc}", "storage_options"
+            ) from None
         self.url = f"s3://{bucket}/{self.prefix}".rstrip("/")
 
     def _key(self, key: str) -> str:
@@ -116,8 +135,23 @@ class S3Store(Store):
         return f"{self.prefix}/{key}" if self.prefix else key
 
     async def _call(self, method: str, key: str, **kwargs: Any) -> Any:
+        await self._connect()
         with translate_s3_errors(key):
             return await self._fs._call_s3(method, Bucket=self.bucket, **kwargs)
+
+    async def _connect(self) -> None:
+        """Make the S3 client, on first use: s3fs makes it then, and an option it
+        cannot take (an endpoint without a scheme, an unknown keyword) fails there,
+        as ValueError or TypeError from inside aiobotocore."""
+        if self._fs._s3 is not None:
+            return
+        try:
+            with translate_s3_errors("the S3 client"):
+                await self._fs.set_session()
+        except (ValueError, TypeError, AttributeError) as exc:
+            raise ValidationError(
+                f"the S3 storage options cannot make a client: {exc}", "storage_options"
+            ) from None
 
     async def get(self, key: str) -> bytes:
         out = await self._call("get_object", key, Key=self._key(key))

@@ -171,6 +171,9 @@ _S3_TRANSIENT: dict[str, tuple[int, str] | type[OSError]] = {
     "InternalError": (500, "InternalError"),
     "ConditionalRequestConflict": (409, "ConditionalRequestConflict"),
     "RequestTimeout": (400, "RequestTimeout"),
+    # Throttling as S3-compatible services send it besides SlowDown.
+    "TooManyRequests": (429, "TooManyRequests"),
+    "Throttling": (400, "Throttling"),
     "timeout": TimeoutError,
     "connection-reset": ConnectionResetError,
 }

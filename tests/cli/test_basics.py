@@ -52,6 +52,17 @@ def test_init_creates_once_with_the_shard_count(tmp_path: Path, local: list[str]
     assert plain.stderr == ""
 
 
+def test_init_that_loses_the_race_to_create_says_so(tmp_path: Path, local: list[str]) -> None:
+    """Another init made version 0 first and has not written the marker yet: this one
+    did not create the catalog, and its --shards are not the catalog's."""
+    ok(cli(*local, "init", "--shards", "4"))
+    (tmp_path / "catalog" / "fincat.json").unlink()  # as between the other's two writes
+    lost = cli(*local, "init", "--shards", "9", "--json")
+    assert as_json(lost) == {"root": local[1], "created": False, "version": 0}
+    assert "note: --shards 9 is not applied" in lost.stderr
+    assert json.loads((tmp_path / "catalog" / "fincat.json").read_text())["shard_count"] == 4
+
+
 def test_init_on_shared_store(shared_target: StoreTarget) -> None:
     assert as_json(cli(*roots(shared_target), "init", "--json"))["created"] is True
     with shared_target.open(create=False) as catalog:
@@ -70,6 +81,17 @@ def test_a_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
 
 def test_malformed_storage_option_is_a_usage_error(local: list[str]) -> None:
     fails(cli(*local, "--storage-option", "novalue", "ls"), 2, "KEY=VALUE")
+
+
+@pytest.mark.parametrize(
+    "option", ["endpoint_url=notaurl", "endpoint_url=localhost:9000", "bogus=1", "client_kwargs=5"]
+)
+def test_s3_options_that_cannot_make_a_client_are_one_line_errors(option: str) -> None:
+    fails(
+        cli("--root", "s3://bucket/catalog", "--storage-option", option, "ls"),
+        1,
+        "error: storage_options: the S3 storage options cannot make a client",
+    )
 
 
 def test_storage_options_keep_secrets_as_strings() -> None:
