@@ -95,6 +95,9 @@ class AsyncCatalog:
         self.store = store
         self.reader = StoreReader(store, self.options.cache_bytes, self.options.max_staleness)
         self.committer = Committer(self.reader, self.options.retry)
+        #: Whether opening it initialised the store (``open(create=True)`` whose
+        #: version 0 won, where several processes initialised it at once).
+        self.created = False
         #: Operations applied to the newest version as one commit (see apply.py).
         self._commit = functools.partial(commit_operations, self.committer, self.options)
 
@@ -136,7 +139,7 @@ class AsyncCatalog:
                     raise
                 # Idempotent: a marker or version 0 made meanwhile by another
                 # process is kept, and an unknown marker still raises FormatError.
-                await initialise(catalog.reader, catalog.options.shard_count)
+                catalog.created = await initialise(catalog.reader, catalog.options.shard_count)
             await catalog.reader.open_latest()
         except BaseException:
             await catalog.store.close()

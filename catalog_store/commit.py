@@ -102,9 +102,10 @@ def commit_time(parent: Manifest) -> dt.datetime:
     return max(utc_now(), parent.committed_at + TICK)
 
 
-async def initialise(reader: StoreReader, shard_count: int) -> None:
+async def initialise(reader: StoreReader, shard_count: int) -> bool:
     """Create version 0 of an empty catalog, then the format marker, each with
-    put-if-absent.
+    put-if-absent; return whether this call's version 0 is the one that stands
+    (else another initialiser's won, with its own shard count).
 
     In that order a marker always means version 0 exists, and when several
     processes initialise at once the marker is derived from whichever version 0
@@ -124,12 +125,14 @@ async def initialise(reader: StoreReader, shard_count: int) -> None:
     with contextlib.suppress(AlreadyExistsError):
         await reader.store.put_if_absent(keys.manifest_key(0), encode_manifest(empty))
     first = await reader.manifest(0)
+    created = first.commit_id == empty.commit_id  # ours, or a landed write of ours
     marker = StoreMarker(
         store_id=first.commit_id, created_at=first.committed_at, shard_count=first.shard_count
     )
     with contextlib.suppress(AlreadyExistsError):
         await reader.store.put_if_absent(keys.FORMAT_MARKER, encode_marker(marker))
     await reader.read_marker()
+    return created
 
 
 class Committer:

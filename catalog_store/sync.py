@@ -228,6 +228,11 @@ class Catalog:
             raise
         return cls(inner, runner)
 
+    @property
+    def created(self) -> bool:
+        """Whether opening it initialised the store (see :attr:`AsyncCatalog.created`)."""
+        return self.inner.created
+
     def close(self) -> None:
         """Finish background work and release the store; later calls do nothing."""
         self._closer()

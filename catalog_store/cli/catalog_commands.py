@@ -43,7 +43,8 @@ def init(
         # No catalog yet (a store of an unknown format raises again just below).
         with open_catalog(ctx, create=True, options=CatalogOptions(shard_count=count)) as catalog:
             version = catalog.version()
-        created = True
+            # Another init may have made it meanwhile, with its own shard count.
+            created = catalog.created
     if not created and shards is not None:
         # Scripts run init every time, so this is no error; but silence would let the
         # user think the catalog has these shards.
