@@ -47,7 +47,8 @@ class Position:
         included (which must pin the same version)."""
         try:
             version, cursor, skip = unpack_cursor(text, 3)
-            if not (is_version(version) and type(skip) is int and skip >= 0):
+            # A cursor made here skips at most one catalog page's items.
+            if not (is_version(version) and type(skip) is int and 0 <= skip <= CATALOG_PAGE):
                 raise ValueError
             if cursor is not None and (
                 not isinstance(cursor, str) or decode_cursor(cursor)[0] != version

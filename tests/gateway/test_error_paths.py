@@ -99,7 +99,11 @@ def test_forged_cursor_positions_are_bad_cursors(client: Client) -> None:
         listed = problem(client.get("/v1/series", params={"cursor": encoded(position)}), 422)
         assert listed["errors"][0]["field"] == "cursor"
     query = "query($after: String) { seriesList(first: 1, after: $after) { catalogVersion } }"
-    for after in ([latest, None, True], [latest, encoded([latest - 1, 0, ""]), 0]):
+    for after in (
+        [latest, None, True],
+        [latest, encoded([latest - 1, 0, ""]), 0],
+        [latest, None, 999_999],  # past any catalog page: a scan the budget never saw
+    ):
         assert field_of(post(client, query, {"after": encoded(after)}), "VALIDATION") == "after"
     # A cursor made here goes on as before.
     first = ok(client, "query { seriesList(first: 1) { pageInfo { endCursor } } }")["seriesList"]
