@@ -294,9 +294,7 @@ def test_instants_of_a_write_are_read_as_rest_reads_them(fx: Client) -> None:
             {"i": ["2024-01-02T00:00:00"]},
         )
         assert error(midnight, "VALIDATION")["extensions"]["field"] == "instants", series_id
-    assert ok(fx, '{ series(id: "QD1") { observationCount } }')["series"] == {
-        "observationCount": 0
-    }
+    assert ok(fx, '{ series(id: "QD1") { observationCount } }')["series"] == {"observationCount": 0}
 
 
 def test_a_sub_day_window_is_budgeted_by_its_own_span(local_target: StoreTarget) -> None:
