@@ -102,6 +102,24 @@ def commit_time(parent: Manifest) -> dt.datetime:
     return max(utc_now(), parent.committed_at + TICK)
 
 
+async def _settled(write: Awaitable[None]) -> None:
+    """Await a commit's conditional write. A cancellation meanwhile (a timeout around
+    the call, a cancelled task, Ctrl-C in a script) first waits until the write has
+    landed or failed, within the store's deadline: when the cancellation goes on,
+    the commit's outcome is fixed, and no write of it lands afterwards. (A local
+    store's worker thread, or a request already sent to S3, would finish it anyway.)
+    """
+    task = asyncio.ensure_future(write)
+    # Its error is the caller's to see, unless a second cancellation stops the wait.
+    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    try:
+        await asyncio.shield(task)
+    except asyncio.CancelledError:
+        with contextlib.suppress(BaseException):
+            await task
+        raise
+
+
 async def initialise(reader: StoreReader, shard_count: int) -> bool:
     """Create version 0 of an empty catalog, then the format marker, each with
     put-if-absent; return whether this call's version 0 is the one that stands
@@ -246,10 +264,10 @@ class Committer:
                         # Nothing to wait for: the plain conditional create, which
                         # a local store does in one trip to its worker thread.
                         objects_written = True
-                        await self.store.put_if_absent(key, data)
+                        await _settled(self.store.put_if_absent(key, data))
                     else:
                         ready = write_objects(draft.write_objects)
-                        await self.store.put_if_absent_after(key, data, ready)
+                        await _settled(self.store.put_if_absent_after(key, data, ready))
                     return self._landed(draft.manifest, started)
                 except AlreadyExistsError:
                     # Someone's manifest, or ours if an SDK retry re-sent a landed write.

@@ -10,6 +10,8 @@ finishes.
 from __future__ import annotations
 
 import asyncio
+import concurrent.futures
+import contextlib
 import datetime as dt
 import threading
 import weakref
@@ -52,14 +54,32 @@ class _LoopRunner:
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
         self._mutex = threading.Lock()
+        #: Notified when the loop has no owner: a close waits for calls under way.
+        self._idle = threading.Condition(self._mutex)
         self._owned = False
+        self._closed = False
         self._guests = 0
         self._guests_done = asyncio.Event()
         self._helper: ThreadPoolExecutor | None = None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
+        with self._mutex:
+            closed = self._closed
+        if closed:
+            coro.close()
+            raise RuntimeError("this Catalog is closed")
+        return self._run(coro)
+
+    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if _runs_a_loop():
-            return self._helper_thread().submit(self.run, coro).result()
+            if asyncio.get_running_loop() is self.loop:
+                coro.close()
+                raise RuntimeError(
+                    "a Catalog call from inside one of its own calls (a progress callback) "
+                    "would wait for itself; note the progress and call the catalog after, "
+                    "or use catalog.inner, the AsyncCatalog, from async code"
+                )
+            return self._helper_thread().submit(self._run, coro).result()
         with self._mutex:
             owner = not self._owned
             if owner:
@@ -68,9 +88,28 @@ class _LoopRunner:
                 self._guests += 1
                 handed = asyncio.run_coroutine_threadsafe(self._guest(coro), self.loop)
         if not owner:
-            return handed.result()
+            try:
+                return handed.result()
+            except BaseException:
+                # Interrupted (Ctrl-C) while the owner runs the call: it must not go
+                # on unseen. Cancel it and wait until it has stopped.
+                if handed.cancel():
+                    with contextlib.suppress(BaseException):
+                        concurrent.futures.wait([handed])
+                raise
+        task = self.loop.create_task(coro)
         try:
-            return self.loop.run_until_complete(coro)
+            return self.loop.run_until_complete(task)
+        except BaseException:
+            # Interrupted (Ctrl-C) while running the call: left pending, it would go
+            # on during the next call that runs the loop, and a write would land
+            # after writes made since. Cancel it and let it stop (a commit whose
+            # manifest is being written first waits for that write: see commit.py).
+            if not task.done():
+                task.cancel()
+                with contextlib.suppress(BaseException):
+                    self.loop.run_until_complete(task)
+            raise
         finally:
             self._serve_guests()
 
@@ -93,6 +132,7 @@ class _LoopRunner:
             with self._mutex:
                 if not self._guests:
                     self._owned = False
+                    self._idle.notify_all()
                     return
                 self._guests_done.clear()
             self.loop.run_until_complete(self._guests_done.wait())
@@ -103,10 +143,29 @@ class _LoopRunner:
                 self._helper = ThreadPoolExecutor(1, thread_name_prefix="fincat-sync")
             return self._helper
 
-    def busy(self) -> bool:
-        """Whether a call is running the loop now."""
+    def finish(self, last: Coroutine[Any, Any, None], wait: bool) -> None:
+        """Run ``last`` as the last call, then stop the loop; later calls raise.
+
+        With ``wait``, first waits for calls other threads have under way; without
+        (at exit, when a daemon thread may be stuck inside one), does nothing while
+        one is."""
+        if _runs_a_loop() and asyncio.get_running_loop() is self.loop:
+            last.close()
+            raise RuntimeError("a Catalog cannot be closed from inside one of its own calls")
         with self._mutex:
-            return self._owned
+            if self._closed:
+                last.close()
+                return
+            if wait:
+                self._idle.wait_for(lambda: not self._owned)
+            elif self._owned:
+                last.close()
+                return
+            self._closed = True
+        try:
+            self._run(last)
+        finally:
+            self.stop()
 
     def stop(self) -> None:
         try:
@@ -114,8 +173,8 @@ class _LoopRunner:
             for task in pending:
                 task.cancel()
             if pending:
-                self.run(_settle(pending))
-            self.run(self.loop.shutdown_default_executor())
+                self._run(_settle(pending))
+            self._run(self.loop.shutdown_default_executor())
         finally:
             if self._helper is not None:
                 self._helper.shutdown(wait=True)
@@ -130,15 +189,10 @@ def _runs_a_loop() -> bool:
     return True
 
 
-def _close(inner: AsyncCatalog, runner: _LoopRunner) -> None:
-    if runner.busy():
-        # Only at exit, with a daemon thread still inside a call: its loop is running,
-        # and the process ends with that thread.
-        return
-    try:
-        runner.run(inner.close())
-    finally:
-        runner.stop()
+def _close(inner: AsyncCatalog, runner: _LoopRunner, wait: bool = False) -> None:
+    # Without ``wait`` (collected, or at exit), a call under way leaves it open: a
+    # daemon thread may be inside one, and the process ends with that thread.
+    runner.finish(inner.close(), wait)
 
 
 async def _settle(tasks: set[asyncio.Task[Any]]) -> None:
@@ -234,8 +288,11 @@ class Catalog:
         return self.inner.created
 
     def close(self) -> None:
-        """Finish background work and release the store; later calls do nothing."""
-        self._closer()
+        """Finish background work and release the store, once the calls other
+        threads have under way are done; later calls raise RuntimeError, and a
+        later close does nothing."""
+        if self._closer.detach() is not None:
+            _close(self.inner, self._runner, wait=True)
 
     def __enter__(self) -> Catalog:
         return self

@@ -8,6 +8,7 @@ covers the same creates end to end; these pin what only the pool can get wrong.
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import multiprocessing
 import os
 import stat
@@ -294,3 +295,37 @@ def test_a_refill_thread_that_cannot_start_costs_no_create(
     monkeypatch.undo()
     os.close(ready(files))
     files.close()
+
+
+def test_cancelled_writes_leave_no_open_file_and_land_before_the_cancel_goes_on(
+    tmp_path: Path,
+) -> None:
+    """Writes cancelled at every point (a timeout around each): when the cancellation
+    reaches the caller, the commit has landed or never will, and once the catalog is
+    closed no unnamed file is left open."""
+    from catalog_store import AsyncCatalog, CatalogOptions
+
+    async def main() -> tuple[int, int, list[str]]:
+        before = open_descriptors()
+        # Every write in files and shards, so that each commit waits on objects.
+        options = CatalogOptions(inline_rows=0, pending_records=0)
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True, options=options)
+        await catalog.create({"id": "S", "frequency": "daily"})
+        late: list[str] = []
+        for i in range(150):
+            rows = ([dt.date(2000, 1, 1) + dt.timedelta(days=i)], [float(i)])
+            version = await catalog.version()
+            try:
+                await asyncio.wait_for(catalog.write("S", rows, "upsert"), timeout=(i % 10) / 2000)
+            except TimeoutError:
+                settled = await catalog.version(refresh=True)
+                await asyncio.sleep(0.002)
+                if await catalog.version(refresh=True) != settled:
+                    late.append(f"write {i} landed after its cancellation ({version})")
+        await catalog.close()
+        await asyncio.sleep(0.05)  # the refill thread's last file
+        return before, open_descriptors(), late
+
+    before, after, late = asyncio.run(main())
+    assert late == []
+    assert after <= before, f"{after - before} descriptors left open"

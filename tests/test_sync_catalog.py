@@ -9,14 +9,22 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import os
+import signal
 import subprocess
 import sys
 import textwrap
 import threading
+import time
+import uuid
 from pathlib import Path
 
-from catalog_store import Catalog
+import pytest
+
+from catalog_store import AsyncCatalog, Catalog
 from catalog_store.keys import LATEST_HINT
+from catalog_store.storage import MemoryStore
+from catalog_store.sync import _LoopRunner
 
 
 def make(root: Path, n: int) -> Catalog:
@@ -130,3 +138,88 @@ def test_every_commit_call_takes_a_message() -> None:
         cat.write("M", ([dt.date(2020, 1, 1)], [1.0]), message="three")
         cat.delete("M", message="four")
         assert [v.message for v in cat.history(limit=4)] == ["four", "three", "two", "one"]
+
+
+class SlowManifests(MemoryStore):
+    """A memory store whose conditional creates (the commit points) take ``delay``."""
+
+    def __init__(self, name: str, delay: float) -> None:
+        super().__init__(name)
+        self.delay = delay
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        await asyncio.sleep(self.delay)
+        await super().put_if_absent(key, data)
+
+
+def slow_catalog(name: str, delay: float) -> Catalog:
+    """A synchronous catalog over :class:`SlowManifests`, as Catalog.open makes one."""
+    runner = _LoopRunner()
+    inner = runner.run(AsyncCatalog.open_store(SlowManifests(name, delay), create=True))
+    return Catalog(inner, runner)
+
+
+def newest_value(cat: Catalog) -> float:
+    return float(cat.read("S").column("value")[-1].as_py())
+
+
+def test_an_interrupted_write_is_settled_when_the_interrupt_goes_on() -> None:
+    """Ctrl-C during a write: when KeyboardInterrupt reaches the caller, the write has
+    landed or never will. It used to stay pending on the loop and go on during a
+    later call, landing after writes made since."""
+    cat = slow_catalog(f"interrupted-{uuid.uuid4().hex}", delay=0.0)
+    cat.create(id="S", frequency="daily")
+    cat.inner.store.inner.delay = 0.5  # type: ignore[attr-defined]
+    day = dt.date(2024, 1, 1)
+    threading.Timer(0.1, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        cat.write("S", ([day], [111.0]), "upsert", message="A")
+    settled = cat.version()
+    time.sleep(0.7)
+    assert cat.version() == settled, "the interrupted write landed afterwards"
+    cat.inner.store.inner.delay = 0.0  # type: ignore[attr-defined]
+    cat.write("S", ([day], [222.0]), "upsert", message="B")
+    time.sleep(0.6)
+    cat.version()  # runs the loop: anything left pending would go on now
+    assert newest_value(cat) == 222.0
+    assert cat.history(limit=1)[0].message == "B"
+    cat.close()
+
+
+def test_close_waits_for_calls_under_way_and_later_calls_are_refused() -> None:
+    cat = slow_catalog(f"closing-{uuid.uuid4().hex}", delay=0.0)
+    cat.create(id="S", frequency="daily")
+    cat.inner.store.inner.delay = 0.4  # type: ignore[attr-defined]
+    written: list[int] = []
+    writer = threading.Thread(
+        target=lambda: written.append(cat.write("S", ([dt.date(2024, 1, 1)], [1.0])).version)
+    )
+    writer.start()
+    time.sleep(0.1)  # the write is under way
+    cat.close()
+    writer.join(timeout=10)
+    assert written == [2], "the write under way was not let finish"
+    assert cat._runner.loop.is_closed(), "close gave up while a call was under way"
+    with pytest.raises(RuntimeError, match="closed"):
+        cat.version()
+    cat.close()  # again: nothing
+
+
+def test_a_call_from_its_own_progress_callback_is_refused_not_a_hang() -> None:
+    cat = slow_catalog(f"reentrant-{uuid.uuid4().hex}", delay=0.0)
+    cat.create(id="S", frequency="daily")
+    refused: list[BaseException] = []
+
+    def progress(done: int, total: int) -> None:
+        try:
+            cat.version()
+        except RuntimeError as exc:
+            refused.append(exc)
+
+    result: list[object] = []
+    worker = threading.Thread(target=lambda: result.append(cat.verify(progress=progress)))
+    worker.start()
+    worker.join(timeout=30)
+    assert not worker.is_alive(), "a call from a progress callback hung"
+    assert refused and "would wait for itself" in str(refused[0])
+    cat.close()

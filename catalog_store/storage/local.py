@@ -245,11 +245,11 @@ class _Staging:
         if staged is not None:
             _discard(staged)
 
-    def claim(self) -> Staged:
-        """What was staged, now the caller's to name or discard."""
+    def claim(self) -> Staged | None:
+        """What was staged, now the caller's to name or discard; None if the create
+        was abandoned first (it was cancelled before its worker took it)."""
         with self._lock:
             staged, self._staged = self._staged, None
-        assert staged is not None, "claimed before staging finished"
         return staged
 
 
@@ -335,8 +335,19 @@ class LocalStore(Store):
             staging.abandon()
             written.add_done_callback(_retrieved)  # its error, if any, is ready's to report
             raise
-        with translate_os_errors(key):
-            await asyncio.to_thread(self._link, staging.claim(), path, data)
+        try:
+            with translate_os_errors(key):
+                await asyncio.to_thread(self._link_claimed, staging, path, data)
+        except BaseException:
+            # Cancelled while its worker was still queued: the worker, if it runs,
+            # finds nothing to claim, and the file is closed here.
+            staging.abandon()
+            raise
+
+    def _link_claimed(self, staging: _Staging, path: Path, data: bytes) -> None:
+        staged = staging.claim()
+        if staged is not None:
+            self._link(staged, path, data)
 
     def _create(self, path: Path, data: bytes) -> None:
         self._link(_stage(self._spares, path.parent, data), path, data)
