@@ -231,13 +231,6 @@ class Committer:
                     raise StorageUnavailableError(
                         f"cannot read back version(s) {sorted(unknown)} to settle the outcome"
                     )
-                if known is not None and not await self.reader.holds(latest):
-                    # The version to build on, unprobed, expired under retention
-                    # meanwhile: a successor would land below the floor, lost to
-                    # every reader. The retry builds on the newest version.
-                    raise StorageUnavailableError(
-                        f"version {latest}, the base of this commit, has expired"
-                    )
                 # From the base of this attempt: a retry on a newer base gets a newer time.
                 committed_at = commit_time(base.manifest)
                 try:
@@ -268,20 +261,27 @@ class Committer:
                     else:
                         ready = write_objects(draft.write_objects)
                         await _settled(self.store.put_if_absent_after(key, data, ready))
-                    return self._landed(draft.manifest, started)
+                    if not await self._expired(version):
+                        return self._landed(draft.manifest, started)
+                    # Built on a version gc expired meanwhile, it took a name gc had
+                    # freed, below the retention floor, where no reader looks: it did
+                    # not land. Build again on the newest version.
+                    reason = f"version {version} fell below the retention floor"
                 except AlreadyExistsError:
                     # Someone's manifest, or ours if an SDK retry re-sent a landed write.
                     try:
                         ours = await self._read_if_ours(version, commit_id)
+                    except ObjectNotFoundError:
+                        ours = None  # someone's, expired by gc since: a lost race
                     except (StorageError, IntegrityError) as exc:
                         raise StorageUnavailableError(
                             f"cannot read back version {version}: {exc}"
                         ) from exc
-                    if ours is not None:
+                    if ours is not None and not await self._expired(version):
                         return self._landed(ours, started)
+                    reason = f"lost the race for version {version} {attempt} times"
                 self.stats.lost_races += 1
                 storage_failure = None
-                reason = f"lost the race for version {version} {attempt} times"
             except StorageUnavailableError as exc:
                 if objects_written:
                     # The conditional write may have landed; settle before building again.
@@ -333,6 +333,20 @@ class Committer:
                 raise
             return Snapshot(self.reader, stand_in(version))
 
+    async def _expired(self, version: int) -> bool:
+        """Whether ``version``, just written on top of ``version - 1``, took a name
+        that gc under retention had freed, below the floor, where no reader looks.
+
+        Checked after the write (before it, the check would be check-then-act). gc
+        raises the floor before it deletes the manifests below it, oldest first: so
+        while the base is still in the store, no name after it was freed, and the
+        write is the true successor (one HEAD, as the check before it cost). If the
+        base is gone, the floor tells. Raises IntegrityError when neither explains a
+        missing base: the store was damaged, emptied or replaced."""
+        if await self.reader.holds(version - 1):
+            return False
+        return version < await self.reader.oldest_version()
+
     async def _read_if_ours(self, version: int, commit_id: str) -> Manifest | None:
         key = keys.manifest_key(version)
         data = await self.store.get(key)
@@ -354,9 +368,9 @@ class Committer:
                 continue
             except (StorageError, IntegrityError):
                 continue
-            if ours is not None:
+            if ours is not None and not await self._expired(version):
                 return ours
-            unknown.discard(version)
+            unknown.discard(version)  # another's, or ours below the floor: not landed
         return None
 
     def _landed(self, manifest: Manifest, started: float) -> Manifest:

@@ -47,6 +47,9 @@ from catalog_store.vintages import previous_state
 T = TypeVar("T")
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
+#: How many times repair looks for the newest version that verifies, when a gc
+#: under retention expires the versions it is checking meanwhile.
+_REPAIR_LOOKS = 5
 
 
 @dataclass
@@ -327,11 +330,21 @@ async def repair(committer: Committer) -> RepairReport:
     when no version can be proven whole. Rewrites the "latest" hint either way.
     """
     reader = committer.reader
-    latest = await reader.latest_version(refresh=True)
     good: int | None = None
-    for version in range(latest, await reader.oldest_version() - 1, -1):
-        if (await verify_version(reader, version)).ok:
-            good = version
+    for _look in range(_REPAIR_LOOKS):
+        # The floor first: the reader then searches past a latest version it expired.
+        oldest = await reader.oldest_version()
+        latest = await reader.latest_version(refresh=True)
+        for version in range(latest, oldest - 1, -1):
+            checked = await verify_version(reader, version)
+            if checked.expired:
+                break  # a gc under retention moved the floor past it: look again
+            if checked.ok:
+                good = version
+                break
+        else:
+            break  # every version kept was checked
+        if good is not None:
             break
     report = RepairReport(latest_before=latest, healthy_version=good)
     if good is None:

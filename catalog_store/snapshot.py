@@ -253,6 +253,8 @@ class StoreReader:
         is returned without touching the store.
         """
         now = time.monotonic()
+        if self._latest is not None and self._latest < self._floor:
+            self._latest = None  # expired under retention: search from the floor
         if (
             not refresh
             and self._latest is not None
@@ -276,6 +278,12 @@ class StoreReader:
             start = await self._hint()
             if self._latest is not None:
                 start = max(start, self._latest)
+            # Never from below the floor: a manifest there may be one that did not
+            # land (see holds), and probing on from it would follow it. (A floor
+            # naming no version is damage, which verify reports.)
+            floor = await self.oldest_version()
+            if start < floor and await self._exists(floor):
+                start = floor
             if not await self._exists(start):
                 start = await self._search_from_zero()
             version = start

@@ -87,6 +87,8 @@ class VerifyReport:
     #: history (as-of reads of those versions fail) but no longer in the catalog.
     superseded: list[Problem] = field(default_factory=list)
     orphans: list[str] = field(default_factory=list)
+    #: Versions a gc under retention expired while this verify ran: not checked.
+    expired: list[int] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -110,6 +112,7 @@ class VerifyReport:
             "problems": [asdict(p) for p in self.problems],
             "superseded_problems": [asdict(p) for p in self.superseded],
             "orphans": len(self.orphans),
+            "expired_meanwhile": self.expired,
         }
 
 
@@ -138,6 +141,10 @@ class _Verifier:
         try:
             manifest = await self.reader.manifest(version)
         except VersionNotFoundError:
+            if version < await self.reader.oldest_version():
+                # A gc under retention expired it since this verify began: no damage.
+                self.report.expired.append(version)
+                return None
             self.problem("missing_manifest", key, "manifest is missing", version=version)
             return None
         except IntegrityError as exc:

@@ -502,3 +502,106 @@ def test_a_retention_floor_after_the_newest_version_is_reported_and_stops_gc(
     cat.close()
     (root / RETENTION_FLOOR).unlink()
     assert_whole(root, files)
+
+
+class GcDuringCommit(FaultyStore):
+    """Runs ``during`` just before the first conditional create of a manifest goes
+    to the store: after the writer chose the version to build on, before its write."""
+
+    def __init__(self, inner: Any, during: Any) -> None:
+        super().__init__(inner, FaultPlan([]))
+        self.during = during
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        if self.during is not None and key.startswith("_manifests/"):
+            during, self.during = self.during, None
+            await during()
+        await super().put_if_absent(key, data)
+
+
+def test_a_commit_whose_base_gc_expires_meanwhile_lands_above_the_floor(tmp_path: Path) -> None:
+    """gc under retention expires the writer's base and the version after it while the
+    writer writes: the freed name takes its manifest, below the floor, where no
+    reader looks. That commit reported success and was lost, and later commits
+    reused its version number; now it builds again on the newest version."""
+    root = tmp_path / "store"
+
+    async def main() -> None:
+        other = await AsyncCatalog.open(root, create=True)
+        await other.create({"id": "S", "frequency": "daily"})
+        base = await other.version()
+
+        async def others_commit_then_gc() -> None:
+            for i in range(5):
+                await other.write("S", ([dt.date(2024, 1, 1 + i)], [float(i)]), "upsert")
+            report = await other.collect_garbage(
+                grace=dt.timedelta(hours=1), retain=dt.timedelta(0)
+            )
+            assert report.oldest_version == base + 5 > base + 1
+
+        store = GcDuringCommit(open_store(str(root)), others_commit_then_gc)
+        writer = await AsyncCatalog.open_store(store)
+        assert await writer.version() == base  # the version it will build on
+        written = await writer.write("S", ([dt.date(2024, 2, 1)], [99.0]), "upsert")
+        assert written.version == base + 6, "the commit landed below the floor"
+        fresh = await AsyncCatalog.open(root)
+        assert await fresh.version() == base + 6
+        table = await fresh.read("S")
+        assert table.column("value").to_pylist() == [0.0, 1.0, 2.0, 3.0, 4.0, 99.0]
+        assert (await fresh.verify()).ok
+        for catalog in (other, writer, fresh):
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+class GcDuringRead(FaultyStore):
+    """Runs ``during`` when a manifest is first read, then serves the read."""
+
+    def __init__(self, inner: Any, during: Any) -> None:
+        super().__init__(inner, FaultPlan([]))
+        self.during = during
+
+    async def get(self, key: str) -> bytes:
+        if self.during is not None and key.startswith("_manifests/0"):
+            during, self.during = self.during, None
+            await during()
+        return await super().get(key)
+
+
+def test_verify_and_repair_pass_over_versions_gc_expires_while_they_run(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+
+    async def main() -> None:
+        other = await AsyncCatalog.open(root, create=True)
+        await other.create({"id": "S", "frequency": "daily"})
+        for i in range(4):
+            await other.write("S", ([dt.date(2024, 1, 1 + i)], [float(i)]), "upsert")
+        newest = await other.version()
+
+        async def gc() -> None:
+            await other.collect_garbage(grace=dt.timedelta(hours=1), retain=dt.timedelta(0))
+
+        store = GcDuringRead(open_store(str(root)), None)
+        checking = await AsyncCatalog.open_store(store)
+        store.during = gc
+        report = await checking.verify()
+        assert report.ok, report.problems  # no "missing manifest" for what gc expired
+        assert report.expired and max(report.expired) < newest
+        assert report.to_dict()["expired_meanwhile"] == report.expired
+
+        async def commit_then_gc() -> None:
+            # The version repair is checking is superseded and expired meanwhile.
+            for i in range(2):
+                await other.write("S", ([dt.date(2024, 2, 1 + i)], [float(i)]), "upsert")
+            await gc()
+
+        store = GcDuringRead(open_store(str(root)), None)
+        repairing = await AsyncCatalog.open_store(store)
+        store.during = commit_then_gc
+        repaired = await repairing.repair()
+        assert repaired.healthy_version == newest + 2
+        for catalog in (other, checking, repairing):
+            await catalog.close()
+
+    asyncio.run(main())

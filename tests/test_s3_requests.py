@@ -100,7 +100,8 @@ def test_request_budgets_of_everyday_operations(s3_server: LoopbackS3Server) -> 
     assert sum(costs["open"].values()) <= 3, costs["open"]
     assert sum(costs["append x3"].values()) <= 3 * 4, costs["append x3"]
     # A day's append is held in the manifest: its PUT and the hint's, and a HEAD
-    # proving the version it builds on is still in the store (not expired by gc).
+    # proving, after the write, that the version it built on is still in the store
+    # (so gc under retention freed no name it could have taken).
     assert costs["append x3"] == {"PUT": 3 * 2, "HEAD": 3}, costs["append x3"]
     # One file per business-daily series: one GET, and none once it is cached.
     assert costs["read, metadata cached"]["GET"] == 1, costs["read, metadata cached"]

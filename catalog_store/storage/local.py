@@ -265,9 +265,21 @@ class LocalStore(Store):
         self.root = Path(root).expanduser().resolve()
         self.url = self.root.as_uri()
         self._spares = UnnamedFiles(self.root)
+        #: Whether a write has found the root here: one that has gone since (the
+        #: store moved, unmounted or deleted) is not made again by a write, which
+        #: would commit into an empty store.
+        self._root_seen = False
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
+
+    def _path_to_write(self, key: str) -> Path:
+        path = self._path(key)
+        if self.root.is_dir():
+            self._root_seen = True
+        elif self._root_seen:
+            raise StorageError(f"{self.root}, the store's directory, is gone: writing {key}")
+        return path
 
     async def get(self, key: str) -> bytes:
         path = self._path(key)
@@ -300,7 +312,7 @@ class LocalStore(Store):
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
-        path = self._path(key)
+        path = self._path_to_write(key)
         with translate_os_errors(key):
             if not durable:
                 # An advisory object is rewritten in place, on this thread: creating
@@ -312,17 +324,17 @@ class LocalStore(Store):
             await asyncio.to_thread(_replace_file, path, data, durable)
 
     async def put_new(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+        path = self._path_to_write(key)
         with translate_os_errors(key):
             await asyncio.to_thread(_write_new, self._spares, path, data)
 
     async def put_if_absent(self, key: str, data: bytes) -> None:
-        path = self._path(key)
+        path = self._path_to_write(key)
         with translate_os_errors(key):
             await asyncio.to_thread(self._create, path, data)
 
     async def put_if_absent_after(self, key: str, data: bytes, ready: Awaitable[None]) -> None:
-        path = self._path(key)
+        path = self._path_to_write(key)
         # The manifest's own bytes are flushed while ``ready`` flushes the objects it
         # names; only the link that makes it visible waits for both.
         staging = _Staging(self._spares, path.parent, data)
