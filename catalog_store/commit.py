@@ -363,12 +363,13 @@ class Committer:
         for version in sorted(unknown):
             try:
                 ours = await self._read_if_ours(version, commit_id)
+                expired = ours is not None and await self._expired(version)
             except ObjectNotFoundError:
                 unknown.discard(version)
                 continue
             except (StorageError, IntegrityError):
-                continue
-            if ours is not None and not await self._expired(version):
+                continue  # still unknown: ours, but whether below the floor is not
+            if ours is not None and not expired:
                 return ours
             unknown.discard(version)  # another's, or ours below the floor: not landed
         return None

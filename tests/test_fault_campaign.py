@@ -1279,3 +1279,42 @@ def test_s3_throttling_is_unavailable_storage_that_a_commit_outlasts(
     refused, version = run(main())
     assert isinstance(refused, StorageUnavailableError), f"{flavour} reported as {refused!r}"
     assert version == 1
+
+
+def test_a_landed_write_whose_base_cannot_be_checked_at_once_is_still_settled(
+    tmp_path: Path, request: pytest.FixtureRequest
+) -> None:
+    """The response of a manifest write is lost (it landed), and the check that it
+    is above the retention floor fails twice: the commit is settled as landed, or
+    reported as of unknown outcome, never as a failure that wrote nothing."""
+    target = make_target("memory", tmp_path, request)
+
+    async def main() -> tuple[BaseException | None, int]:
+        first = await AsyncCatalog.open_store(raw_store(target), create=True)
+        await first.create({"id": "S", "frequency": "daily"})  # version 1
+        await first.close()
+        plan = FaultPlan(
+            [
+                FaultRule(
+                    FaultKind.LOST_RESPONSE,
+                    operations=frozenset({"put_if_absent"}),
+                    keys=r"_manifests/0+2\.json",
+                    calls=(1,),
+                ),
+                FaultRule(
+                    FaultKind.UNAVAILABLE,
+                    operations=frozenset({"head"}),
+                    keys=r"_manifests/0+1\.json",
+                    calls=(1, 2),
+                ),
+            ]
+        )
+        catalog = await AsyncCatalog.open_store(FaultyStore(raw_store(target), plan))
+        outcome = await outcome_of(catalog.write("S", ([dt.date(2024, 1, 2)], [1.0])))
+        version = await catalog.version(refresh=True)
+        await catalog.close()
+        return outcome, version
+
+    outcome, version = run(main())
+    assert version == 2
+    assert outcome is None or isinstance(outcome, CommitStateUnknownError), repr(outcome)
