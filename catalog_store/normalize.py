@@ -22,6 +22,7 @@ from catalog_store.observations import (
     INSTANT_TYPE,
     MAX_DATE,
     MIN_DATE,
+    PERIOD_MONTHS,
     date_ints,
     ordinal,
     parse_date_text,
@@ -330,7 +331,7 @@ def _check_fits(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> 
         months = days.astype("datetime64[M]")
         first_of_month = months.astype("datetime64[D]") == days
         month_index = months.astype(np.int64) % 12  # January is 0
-        step = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}[frequency]
+        step = PERIOD_MONTHS[frequency]
         bad = np.flatnonzero(~first_of_month | (month_index % step != 0))
         period = {"monthly": "month", "quarterly": "quarter", "semiannual": "half-year"}
         reason = (

@@ -42,6 +42,9 @@ DEFAULT_PARTITIONING = {
     "irregular": "none",
 }
 
+#: Months in one period of the frequencies that date each period by its first day.
+PERIOD_MONTHS = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}
+
 _WRITE_MODES = ("append", "upsert", "replace_range", "delete_range")
 WriteMode = str
 

@@ -20,7 +20,12 @@ import pyarrow as pa
 from catalog_store.cli._output import plural
 from catalog_store.errors import ValidationError
 from catalog_store.normalize import normalize
-from catalog_store.observations import parse_date_text, parse_instant_text, utc_instant
+from catalog_store.observations import (
+    PERIOD_MONTHS,
+    parse_date_text,
+    parse_instant_text,
+    utc_instant,
+)
 
 DateValue = dt.date | dt.datetime
 
@@ -221,7 +226,7 @@ class ParsedSeries:
 
 def _hint(date: DateValue, frequency: str) -> str:
     """How to write the periods of a file that dates them by their last day."""
-    months = {"monthly": 1, "quarterly": 3, "semiannual": 6, "annual": 12}.get(frequency)
+    months = PERIOD_MONTHS.get(frequency)
     if months is None or isinstance(date, dt.datetime):
         return ""
     following = date + dt.timedelta(days=1)
