@@ -70,9 +70,14 @@ class _LoopRunner:
             raise RuntimeError("this Catalog is closed")
         return self._run(coro)
 
+    def _inside_a_call(self) -> bool:
+        """Whether this thread is inside one of this runner's calls (a callback
+        the loop runs): a call from here would wait for the loop it blocks."""
+        return _runs_a_loop() and asyncio.get_running_loop() is self.loop
+
     def _run(self, coro: Coroutine[Any, Any, T]) -> T:
         if _runs_a_loop():
-            if asyncio.get_running_loop() is self.loop:
+            if self._inside_a_call():
                 coro.close()
                 raise RuntimeError(
                     "a Catalog call from inside one of its own calls (a progress callback) "
@@ -149,7 +154,7 @@ class _LoopRunner:
         With ``wait``, first waits for calls other threads have under way; without
         (at exit, when a daemon thread may be stuck inside one), does nothing while
         one is."""
-        if _runs_a_loop() and asyncio.get_running_loop() is self.loop:
+        if self._inside_a_call():
             last.close()
             raise RuntimeError("a Catalog cannot be closed from inside one of its own calls")
         with self._mutex:
