@@ -504,18 +504,27 @@ def test_a_retention_floor_after_the_newest_version_is_reported_and_stops_gc(
     assert_whole(root, files)
 
 
-class GcDuringCommit(FaultyStore):
-    """Runs ``during`` just before the first conditional create of a manifest goes
-    to the store: after the writer chose the version to build on, before its write."""
+class BeforeManifest(FaultyStore):
+    """Runs ``during`` once, just before the first ``operation`` (``get`` or
+    ``put_if_absent``) on a manifest goes to the store."""
 
-    def __init__(self, inner: Any, during: Any) -> None:
+    def __init__(self, inner: Any, operation: str, during: Any = None) -> None:
         super().__init__(inner, FaultPlan([]))
+        self.operation = operation
         self.during = during
 
-    async def put_if_absent(self, key: str, data: bytes) -> None:
-        if self.during is not None and key.startswith("_manifests/"):
+    async def _first(self, operation: str, key: str) -> None:
+        wanted = operation == self.operation and key.startswith("_manifests/0")
+        if wanted and self.during is not None:
             during, self.during = self.during, None
             await during()
+
+    async def get(self, key: str) -> bytes:
+        await self._first("get", key)
+        return await super().get(key)
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        await self._first("put_if_absent", key)
         await super().put_if_absent(key, data)
 
 
@@ -539,7 +548,8 @@ def test_a_commit_whose_base_gc_expires_meanwhile_lands_above_the_floor(tmp_path
             )
             assert report.oldest_version == base + 5 > base + 1
 
-        store = GcDuringCommit(open_store(str(root)), others_commit_then_gc)
+        # After the writer chose the version to build on, before its write.
+        store = BeforeManifest(open_store(str(root)), "put_if_absent", others_commit_then_gc)
         writer = await AsyncCatalog.open_store(store)
         assert await writer.version() == base  # the version it will build on
         written = await writer.write("S", ([dt.date(2024, 2, 1)], [99.0]), "upsert")
@@ -555,20 +565,6 @@ def test_a_commit_whose_base_gc_expires_meanwhile_lands_above_the_floor(tmp_path
     asyncio.run(main())
 
 
-class GcDuringRead(FaultyStore):
-    """Runs ``during`` when a manifest is first read, then serves the read."""
-
-    def __init__(self, inner: Any, during: Any) -> None:
-        super().__init__(inner, FaultPlan([]))
-        self.during = during
-
-    async def get(self, key: str) -> bytes:
-        if self.during is not None and key.startswith("_manifests/0"):
-            during, self.during = self.during, None
-            await during()
-        return await super().get(key)
-
-
 def test_verify_and_repair_pass_over_versions_gc_expires_while_they_run(tmp_path: Path) -> None:
     root = tmp_path / "store"
 
@@ -582,7 +578,7 @@ def test_verify_and_repair_pass_over_versions_gc_expires_while_they_run(tmp_path
         async def gc() -> None:
             await other.collect_garbage(grace=dt.timedelta(hours=1), retain=dt.timedelta(0))
 
-        store = GcDuringRead(open_store(str(root)), None)
+        store = BeforeManifest(open_store(str(root)), "get")
         checking = await AsyncCatalog.open_store(store)
         store.during = gc
         report = await checking.verify()
@@ -596,7 +592,7 @@ def test_verify_and_repair_pass_over_versions_gc_expires_while_they_run(tmp_path
                 await other.write("S", ([dt.date(2024, 2, 1 + i)], [float(i)]), "upsert")
             await gc()
 
-        store = GcDuringRead(open_store(str(root)), None)
+        store = BeforeManifest(open_store(str(root)), "get")
         repairing = await AsyncCatalog.open_store(store)
         store.during = commit_then_gc
         repaired = await repairing.repair()
