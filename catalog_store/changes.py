@@ -106,14 +106,23 @@ class _ShardEdit:
         last = self.base.last_id()
         return all(r is not None and k > last for k, r in self._changes().items())
 
-    def holding_rows(self, stored_holding: int) -> set[str]:
-        """Ids of the records this shard is left with that hold rows (``inline``);
-        ``stored_holding``: how many of the stored records do."""
+    def holding_counts(
+        self, stored_holding: int, ids: list[str], spans: list[tuple[int, int]]
+    ) -> list[int]:
+        """How many records of each span of ``ids`` (this shard as it is left, in
+        order) hold rows (``inline``); ``stored_holding``: how many of the stored
+        records do, as the shard's entry in the manifest counts them (verify checks
+        it). A shard left whole is counted from the changes alone: its stored
+        records, hundreds, are not decoded."""
         changes = self._changes()
-        ids = {k for k, r in changes.items() if r is not None and r.inline is not None}
-        if stored_holding:
-            ids.update(k for k, r in self.base.items() if k not in changes and r.inline is not None)
-        return ids
+        now = {k for k, r in changes.items() if r is not None and r.inline is not None}
+        if not stored_holding:
+            return [sum(k in now for k in ids[start:end]) for start, end in spans]
+        if len(spans) == 1:
+            held_before = sum(k in self.base and self.base[k].inline is not None for k in changes)
+            return [stored_holding - held_before + len(now)]
+        now.update(k for k, r in self.base.items() if k not in changes and r.inline is not None)
+        return [sum(k in now for k in ids[start:end]) for start, end in spans]
 
     def merged(self) -> tuple[list[str], list[msgspec.Raw]]:
         """Ids in order and their encoded records, held records and edits applied."""
@@ -454,12 +463,12 @@ class ChangeSet:
             low = base_lows[index]
             edit = self._records[index]
             ids, raws = edit.merged()
-            holding = edit.holding_rows(ref.inline if ref is not None else 0)
+            spans = pieces(len(ids), split_at, edit.at_tail())
+            holding = edit.holding_counts(ref.inline if ref is not None else 0, ids, spans)
             if ref is not None:
                 superseded.append(ref.path)
-            for start, end in pieces(len(ids), split_at, edit.at_tail()):
+            for (start, end), inline in zip(spans, holding, strict=True):
                 data = encode_shard(ids[start:end], raws[start:end])
-                inline = sum(series_id in holding for series_id in ids[start:end]) if holding else 0
                 new, todo = self._shard_object(
                     keys.META_DIR, len(shards), data, end - start, inline
                 )

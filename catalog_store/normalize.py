@@ -131,6 +131,7 @@ def _inexact(given: int) -> ValidationError:
 
 _BOOL_AS_FLOAT = pa.array([0.0, 1.0])
 _BOOL_TYPES = frozenset((bool, np.bool_))
+_BOOL_SCAN_AT_ONCE = 64
 
 
 def _bool_among_floats(values: Sequence[Any], array: pa.Array | pa.ChunkedArray) -> bool:
@@ -138,7 +139,11 @@ def _bool_among_floats(values: Sequence[Any], array: pa.Array | pa.ChunkedArray)
     as 1.5 and 1.0). Looked for item by item only where a 0.0 or 1.0 was read."""
     if not isinstance(values, list | tuple) or not pa.types.is_floating(array.type):
         return False
-    if not pc.any(pc.is_in(array, value_set=_BOOL_AS_FLOAT)).as_py():
+    # A few items are looked at at once: the search for 0.0 and 1.0 costs more.
+    if (
+        len(values) > _BOOL_SCAN_AT_ONCE
+        and not pc.any(pc.is_in(array, value_set=_BOOL_AS_FLOAT)).as_py()
+    ):
         return False
     return not _BOOL_TYPES.isdisjoint(map(type, values))
 
@@ -151,17 +156,10 @@ def normalize(observations: Any, frequency: str) -> pa.Table:
     2200-12-31, dates that do not fit the frequency, duplicate dates, NaN or ±inf.
     """
     table = as_table(observations)
-    missing = [c for c in COLUMNS if c not in table.column_names]
-    if missing:
-        raise ValidationError(f"missing column {missing[0]!r}", missing[0])
-    extra = [c for c in table.column_names if c not in COLUMNS]
-    if extra:
-        raise ValidationError(f"unexpected column {extra[0]!r}", extra[0])
-    if len(table.column_names) != len(COLUMNS):
-        raise ValidationError("each column must appear once", "observations")
+    _check_columns(table.column_names)
     dates = _dates(table.column("date"), frequency)
     values = _values(table.column("value"))
-    table = pa.table({"date": dates, "value": values}, schema=schema_for(frequency))
+    table = pa.Table.from_arrays([dates, values], schema=schema_for(frequency))
     if dates.null_count:
         raise ValidationError("dates must not be null", "dates")
     ints = date_ints(table)
@@ -175,6 +173,18 @@ def normalize(observations: Any, frequency: str) -> pa.Table:
     _check_fits(table, ints, frequency)
     _check_finite(table)
     return table.combine_chunks()
+
+
+def _check_columns(names: list[str]) -> None:
+    if len(names) == len(COLUMNS) and set(names) == set(COLUMNS):
+        return
+    missing = [c for c in COLUMNS if c not in names]
+    if missing:
+        raise ValidationError(f"missing column {missing[0]!r}", missing[0])
+    extra = [c for c in names if c not in COLUMNS]
+    if extra:
+        raise ValidationError(f"unexpected column {extra[0]!r}", extra[0])
+    raise ValidationError("each column must appear once", "observations")
 
 
 def owned(table: pa.Table) -> pa.Table:
@@ -204,7 +214,7 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
                     "naive timestamps are not allowed; give UTC instants", "dates"
                 )
             try:
-                return column.cast(INSTANT_TYPE)
+                return column if kind == INSTANT_TYPE else column.cast(INSTANT_TYPE)
             except pa.ArrowInvalid:
                 # The unit says why: from nanoseconds the cast can only lose digits;
                 # from seconds or milliseconds it can only overflow 64 bits of
@@ -223,7 +233,7 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
         raise ValidationError(f"intraday dates must be UTC timestamps, not {kind}", "dates")
     if pa.types.is_date(kind):
         try:
-            return column.cast(DATE_TYPE)
+            return column if kind == DATE_TYPE else column.cast(DATE_TYPE)
         except pa.ArrowInvalid:  # a date64 with milliseconds past midnight
             raise ValidationError("dates must not carry a time of day", "dates") from None
     if pa.types.is_timestamp(kind):
@@ -287,7 +297,7 @@ def _values(column: pa.ChunkedArray) -> pa.ChunkedArray:
     if not (pa.types.is_floating(kind) or pa.types.is_integer(kind) or pa.types.is_null(kind)):
         raise ValidationError(f"values must be numbers or null, not {kind}", "values")
     try:
-        return column.cast(pa.float64())
+        return column if kind == pa.float64() else column.cast(pa.float64())
     except pa.ArrowInvalid:
         # Arrow's safe cast refuses every integer past ±2^53; the ones a float
         # holds exactly (10^16, 2^60) are the same number and pass.
@@ -306,12 +316,19 @@ def _show(table: pa.Table, index: int) -> str:
         return f"{int(date_ints(table.slice(index, 1))[0])} {unit} from 1970-01-01"
 
 
+#: The first and last day or microsecond a series may hold, without and with instants.
+_LIMITS = {
+    False: (ordinal(MIN_DATE, False), ordinal(MAX_DATE, False)),
+    True: (ordinal(MIN_DATE, True), ordinal(MAX_DATE, True) + 86_400_000_000 - 1),
+}
+
+
 def _check_range(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> None:
     if not len(ints):
         return
-    intraday = frequency == "intraday"
-    low = ordinal(MIN_DATE, intraday)
-    high = ordinal(MAX_DATE, intraday) + (86_400_000_000 - 1 if intraday else 0)
+    low, high = _LIMITS[frequency == "intraday"]
+    if ints[0] >= low and ints[-1] <= high:  # in order: see normalize
+        return
     bad = np.flatnonzero((ints < low) | (ints > high))
     if len(bad):
         raise ValidationError(
@@ -322,12 +339,12 @@ def _check_range(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) ->
 def _check_fits(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> None:
     if frequency in ("intraday", "daily", "weekly", "irregular") or not len(ints):
         return
-    days = ints.astype("datetime64[D]")
     if frequency == "business_daily":
         weekday = (ints + 3) % 7  # 1970-01-01 was a Thursday; Monday is 0
         bad = np.flatnonzero(weekday >= 5)
         reason = "falls on a weekend, which a business-daily series has no observation for"
     else:
+        days = ints.astype("datetime64[D]")
         months = days.astype("datetime64[M]")
         first_of_month = months.astype("datetime64[D]") == days
         month_index = months.astype(np.int64) % 12  # January is 0
@@ -345,6 +362,8 @@ def _check_fits(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> 
 
 def _check_finite(table: pa.Table) -> None:
     values = table.column("value")
+    if not values.null_count and np.isfinite(values.to_numpy()).all():
+        return  # the common case, without Arrow's kernels' cost per call
     finite = pc.is_finite(values)
     bad = pc.and_(pc.invert(finite), pc.is_valid(values))
     if pc.any(bad).as_py():
