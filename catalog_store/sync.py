@@ -30,6 +30,7 @@ from catalog_store.listing import Page, SeriesFilter
 from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport
 from catalog_store.models import Series, SeriesSpec
 from catalog_store.options import CatalogOptions, SeriesChange, VersionInfo
+from catalog_store.storage.base import caller_waits
 from catalog_store.verify import VerifyReport
 
 T = TypeVar("T")
@@ -102,7 +103,7 @@ class _LoopRunner:
                     with contextlib.suppress(BaseException):
                         concurrent.futures.wait([handed])
                 raise
-        task = self.loop.create_task(coro)
+        task = self.loop.create_task(_waited_for(coro))
         try:
             return self.loop.run_until_complete(task)
         except BaseException:
@@ -184,6 +185,12 @@ class _LoopRunner:
             if self._helper is not None:
                 self._helper.shutdown(wait=True)
             self.loop.close()
+
+
+async def _waited_for(coro: Coroutine[Any, Any, T]) -> T:
+    """``coro`` as the call of a thread that waits for it (see ``caller_waits``)."""
+    caller_waits.set(True)  # in this task's own copy of the context
+    return await coro
 
 
 def _runs_a_loop() -> bool:

@@ -125,6 +125,49 @@ def test_a_script_that_commits_and_exits_without_closing_writes_the_hint(tmp_pat
     assert (tmp_path / "c" / LATEST_HINT).read_text() == done.stdout.strip()
 
 
+def test_a_local_commit_writes_its_manifest_on_the_thread_that_waits_for_it(
+    tmp_path: Path,
+) -> None:
+    """The synchronous Catalog's thread waits for each call: its manifest is created
+    there, without a trip to a worker thread and back. The AsyncCatalog, whose loop
+    may serve others (the gateway), hands the flushes to a worker. Seen by the
+    process itself: the audit event of the link that names the manifest."""
+    script = textwrap.dedent(
+        f"""
+        import asyncio, datetime as dt, os, sys, threading
+        from catalog_store import AsyncCatalog, Catalog
+        from catalog_store.keys import manifest_key
+        links = []
+        def audit(event, args):
+            # The link names the manifest (whose key is the version's) in its directory.
+            if event == "os.link" and os.path.basename(args[1]) == os.path.basename(
+                manifest_key(2)
+            ):
+                links.append(threading.get_ident() == threading.main_thread().ident)
+        sys.addaudithook(audit)
+        day = dt.date(2020, 1, 1)
+        with Catalog.open({str(tmp_path / "sync")!r}, create=True) as cat:
+            cat.create(id="S", frequency="annual")
+            links.clear()
+            cat.write("S", ([day], [1.0]))
+        print(links)
+        async def main():
+            cat = await AsyncCatalog.open({str(tmp_path / "async")!r}, create=True)
+            await cat.create(dict(id="S", frequency="annual"))
+            links.clear()
+            await cat.write("S", ([day], [1.0]))
+            await cat.close()
+        asyncio.run(main())
+        print(links)
+        """
+    )
+    done = subprocess.run(
+        [sys.executable, "-c", script], capture_output=True, text=True, timeout=120, check=False
+    )
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.split("\n")[:2] == ["[True]", "[False]"]
+
+
 def test_closing_twice_is_harmless(tmp_path: Path) -> None:
     cat = make(tmp_path / "c", 1)
     cat.close()

@@ -11,12 +11,19 @@ import builtins
 import re
 from abc import ABC, abstractmethod
 from collections.abc import AsyncIterator, Awaitable
+from contextvars import ContextVar
 from dataclasses import dataclass
 from datetime import datetime
 
 from catalog_store.errors import ValidationError
 
 _KEY_SEGMENT = re.compile(r"^[A-Za-z0-9_.=~-]+$", re.ASCII)
+
+#: True in calls whose event loop runs on a thread that waits for them anyway (the
+#: synchronous Catalog's): a store may then do short blocking work on that thread
+#: instead of handing it to a worker thread and back, two thread wake-ups that can
+#: cost more than the work. Never set for a loop that serves others (the gateway).
+caller_waits: ContextVar[bool] = ContextVar("fincat_caller_waits", default=False)
 
 
 @dataclass(frozen=True, slots=True)

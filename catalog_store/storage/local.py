@@ -37,7 +37,7 @@ from catalog_store.errors import (
     StoragePermissionError,
     StorageUnavailableError,
 )
-from catalog_store.storage.base import ObjectInfo, Store, check_key
+from catalog_store.storage.base import ObjectInfo, Store, caller_waits, check_key
 from catalog_store.storage.unnamed import UnnamedFiles, name_unnamed
 
 _TMP_SUFFIX = ".tmp"
@@ -331,7 +331,14 @@ class LocalStore(Store):
     async def put_if_absent(self, key: str, data: bytes) -> None:
         path = self._path_to_write(key)
         with translate_os_errors(key):
-            await asyncio.to_thread(self._create, path, data)
+            if caller_waits.get():
+                # A commit's one write, on the thread that waits for it: a small
+                # file's two flushes, without the trip to a worker and back, which
+                # measured 0.6-0.8 ms here. The store deadline cannot cut it short,
+                # as it cannot the small reads done in place (see get).
+                self._create(path, data)
+            else:
+                await asyncio.to_thread(self._create, path, data)
 
     async def put_if_absent_after(self, key: str, data: bytes, ready: Awaitable[None]) -> None:
         path = self._path_to_write(key)
