@@ -25,6 +25,7 @@ from typing import Any
 
 from catalog_store import AsyncCatalog, CatalogOptions
 from catalog_store.errors import CatalogStoreError, CommitStateUnknownError, SeriesNotFoundError
+from catalog_store.storage.base import caller_waits
 
 SHARED = [f"S{i}" for i in range(6)]
 TEMPORARY = [f"T{i}" for i in range(4)]
@@ -236,6 +237,10 @@ async def _writer(
 ) -> None:
     log = Log(log_path(log_dir, incarnation))
     log.write({"start": incarnation, "writer": writer, "pid": os.getpid()}, sync=False)
+    if writer % 2:
+        # As the synchronous Catalog's calls run: a local store then creates the
+        # manifest on this thread, not a worker's; both ways are killed mid-commit.
+        caller_waits.set(True)
     catalog = await AsyncCatalog.open(url, options or None, options=WRITER_OPTIONS)
     rng = random.Random(seed)
     seq = 0
