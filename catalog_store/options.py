@@ -46,7 +46,9 @@ class CatalogOptions:
     #: Told about every storage call: (operation, seconds, succeeded). For metrics.
     store_listener: StoreListener | None = None
     #: Seconds any one storage call may take before it is abandoned as unavailable
-    #: (None: no limit). Generous: it bounds a hang, not a slow large read.
+    #: (None: no limit). Generous: it bounds a hang, not a slow large read. On a
+    #: local folder, what runs on the loop's own thread (small reads, and the
+    #: synchronous Catalog's manifest writes) cannot be cut short by it.
     store_timeout: float | None = 120.0
 
     def __post_init__(self) -> None:
