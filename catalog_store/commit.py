@@ -383,8 +383,14 @@ class Committer:
         self.reader.cache_manifest(manifest)
         task = asyncio.ensure_future(self._write_hint(manifest.version))
         self._hint_tasks.add(task)
-        task.add_done_callback(self._hint_tasks.discard)
+        task.add_done_callback(self._hint_written)
         return manifest
+
+    def _hint_written(self, task: asyncio.Task[None]) -> None:
+        self._hint_tasks.discard(task)
+        if not task.cancelled():
+            # Seen: a Ctrl-C that came while it ran reached the caller already.
+            task.exception()
 
     async def _write_hint(self, version: int) -> None:
         # Advisory only: readers probe forward from it, so a stale or lost hint is harmless.

@@ -13,6 +13,7 @@ import asyncio
 import concurrent.futures
 import contextlib
 import datetime as dt
+import inspect
 import threading
 import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
@@ -62,6 +63,8 @@ class _LoopRunner:
         self._guests = 0
         self._guests_done = asyncio.Event()
         self._helper: ThreadPoolExecutor | None = None
+        #: The task the loop is being run until, if any (see _until_done).
+        self._running_for: asyncio.Task[Any] | None = None
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._mutex:
@@ -69,7 +72,12 @@ class _LoopRunner:
         if closed:
             coro.close()
             raise RuntimeError("this Catalog is closed")
-        return self._run(coro)
+        try:
+            return self._run(coro)
+        except BaseException:
+            if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+                coro.close()  # interrupted before it started: none of it ran
+            raise
 
     def _inside_a_call(self) -> bool:
         """Whether this thread is inside one of this runner's calls (a callback
@@ -105,7 +113,7 @@ class _LoopRunner:
                 raise
         task = self.loop.create_task(_waited_for(coro))
         try:
-            return self.loop.run_until_complete(task)
+            return self._until_done(task)
         except BaseException:
             # Interrupted (Ctrl-C) while running the call: left pending, it would go
             # on during the next call that runs the loop, and a write would land
@@ -114,10 +122,33 @@ class _LoopRunner:
             if not task.done():
                 task.cancel()
                 with contextlib.suppress(BaseException):
-                    self.loop.run_until_complete(task)
+                    self._until_done(task)
+            _retrieved(task)  # what it ended with is raised here, or was the interrupt
             raise
         finally:
             self._serve_guests()
+
+    def _until_done(self, task: asyncio.Task[T]) -> T:
+        """Run the loop until ``task`` is done; its result.
+
+        ``loop.run_until_complete`` stops the loop from a callback that the task's
+        end schedules. Ctrl-C between the two leaves that callback queued, and it
+        then stopped the next call's run before its task was done, which failed
+        with "Event loop stopped before Future completed". Here a stop is only
+        ever that of the task the loop now runs for."""
+
+        def stop_if_current(done: asyncio.Task[T]) -> None:
+            if self._running_for is done:
+                self.loop.stop()
+
+        self._running_for = task
+        task.add_done_callback(stop_if_current)
+        try:
+            self.loop.run_forever()
+        finally:
+            self._running_for = None
+            task.remove_done_callback(stop_if_current)
+        return task.result()
 
     async def _guest(self, coro: Coroutine[Any, Any, T]) -> T:
         try:
@@ -141,7 +172,7 @@ class _LoopRunner:
                     self._idle.notify_all()
                     return
                 self._guests_done.clear()
-            self.loop.run_until_complete(self._guests_done.wait())
+            self._until_done(self.loop.create_task(self._guests_done.wait()))
 
     def _helper_thread(self) -> ThreadPoolExecutor:
         with self._mutex:
@@ -185,6 +216,13 @@ class _LoopRunner:
             if self._helper is not None:
                 self._helper.shutdown(wait=True)
             self.loop.close()
+
+
+def _retrieved(task: asyncio.Future[Any]) -> None:
+    """Mark how ``task`` ended as seen, so that asyncio does not report it as never
+    retrieved when the task is collected."""
+    if task.done() and not task.cancelled():
+        task.exception()
 
 
 async def _waited_for(coro: Coroutine[Any, Any, T]) -> T:
