@@ -11,11 +11,10 @@ from __future__ import annotations
 
 import asyncio
 import builtins
-import contextlib
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from datetime import datetime
-from typing import TypeVar
+from typing import Any, TypeVar
 
 from catalog_store.errors import (
     AlreadyExistsError,
@@ -41,36 +40,11 @@ class GuardedStore(Store):
         self.listener = listener
         self.url = inner.url
 
-    @contextlib.asynccontextmanager
-    async def _guard(
-        self, operation: str, key: str, *, waits_first: bool = False
-    ) -> AsyncIterator[Callable[[], None]]:
-        """Deadline and report for one call; yields ``restart``, which starts both
-        afresh. A call that ``waits_first`` on other calls (which have deadlines of
-        their own) has no deadline until it restarts."""
-        loop = asyncio.get_running_loop()
-        started, ok = time.perf_counter(), False
-        try:
-            async with asyncio.timeout(None if waits_first else self.timeout) as deadline:
-
-                def restart() -> None:
-                    nonlocal started
-                    started = time.perf_counter()
-                    if self.timeout is not None:
-                        deadline.reschedule(loop.time() + self.timeout)
-
-                yield restart
-            ok = True
-        except (ObjectNotFoundError, AlreadyExistsError):
-            ok = True  # an answer, not a failure: probes and lost races expect them
-            raise
-        except TimeoutError:
-            raise StorageUnavailableError(
-                f"{operation} {key}: no answer within {self.timeout}s"
-            ) from None
-        finally:
-            if self.listener is not None:
-                self.listener(operation, time.perf_counter() - started, ok)
+    def _guard(self, operation: str, key: str, *, waits_first: bool = False) -> _Guard:
+        """Deadline and report for one call (``async with``); its ``restart`` starts
+        both afresh. A call that ``waits_first`` on other calls (which have
+        deadlines of their own) has no deadline until it restarts."""
+        return _Guard(self, operation, key, None if waits_first else self.timeout)
 
     async def _call(self, operation: str, key: str, call: Awaitable[T]) -> T:
         async with self._guard(operation, key):
@@ -92,11 +66,11 @@ class GuardedStore(Store):
         await self._call("put", key, self.inner.put_new(key, data))
 
     async def put_if_absent_after(self, key: str, data: bytes, ready: Awaitable[None]) -> None:
-        async with self._guard("put_if_absent", key, waits_first=True) as restart:
+        async with self._guard("put_if_absent", key, waits_first=True) as guard:
 
             async def objects() -> None:
                 await ready
-                restart()
+                guard.restart()
 
             await self.inner.put_if_absent_after(key, data, objects())
 
@@ -120,3 +94,43 @@ class GuardedStore(Store):
 
     async def close(self) -> None:
         await self.inner.close()
+
+
+class _Guard:
+    """One call's deadline and report, as an ``async with`` block: a class, where a
+    generator-based context manager costs a few microseconds more on every call."""
+
+    __slots__ = ("_deadline", "_key", "_operation", "_started", "_store")
+
+    def __init__(self, store: GuardedStore, operation: str, key: str, seconds: float | None):
+        self._store, self._operation, self._key = store, operation, key
+        self._deadline = asyncio.timeout(seconds)
+        self._started = 0.0
+
+    async def __aenter__(self) -> _Guard:
+        self._started = time.perf_counter()
+        await self._deadline.__aenter__()
+        return self
+
+    def restart(self) -> None:
+        self._started = time.perf_counter()
+        if self._store.timeout is not None:
+            loop = asyncio.get_running_loop()
+            self._deadline.reschedule(loop.time() + self._store.timeout)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: Any
+    ) -> None:
+        # An answer, not a failure: probes and lost races expect these.
+        ok = kind is None or issubclass(kind, (ObjectNotFoundError, AlreadyExistsError))
+        try:
+            await self._deadline.__aexit__(kind, error, trace)
+        except TimeoutError:
+            ok = False
+            raise StorageUnavailableError(
+                f"{self._operation} {self._key}: no answer within {self._store.timeout}s"
+            ) from None
+        finally:
+            listener = self._store.listener
+            if listener is not None:
+                listener(self._operation, time.perf_counter() - self._started, ok)
