@@ -139,6 +139,8 @@ def _bool_among_floats(values: Sequence[Any], array: pa.Array | pa.ChunkedArray)
     as 1.5 and 1.0). Looked for item by item only where a 0.0 or 1.0 was read."""
     if not isinstance(values, list | tuple) or not pa.types.is_floating(array.type):
         return False
+    if pa.types.is_float16(array.type):  # numpy float16 scalars; no kernel below takes it
+        array = array.cast(pa.float64())
     # A few items are looked at at once: the search for 0.0 and 1.0 costs more.
     if (
         len(values) > _BOOL_SCAN_AT_ONCE

@@ -81,10 +81,12 @@ def check_mode(mode: str) -> str:
 def date_ints(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
     """The date column as int64: days since 1970-01-01, or microseconds for instants."""
     column = table.column("date")
-    storage = pa.int64() if pa.types.is_timestamp(column.type) else pa.int32()
-    # One chunk (the usual table here) is read as its integers in place: a cast
-    # costs several times more, which a one-row append pays more than once.
-    whole = column.chunk(0).view(storage) if column.num_chunks == 1 else column.cast(storage)
+    kind = column.type
+    storage = pa.int64() if pa.types.is_timestamp(kind) else pa.int32()
+    # One chunk of dates (the usual table here) is read as its integers in place: a
+    # cast costs several times more, which a one-row append pays more than once.
+    in_place = column.num_chunks == 1 and (pa.types.is_timestamp(kind) or kind == pa.date32())
+    whole = column.chunk(0).view(storage) if in_place else column.cast(storage)
     ints: np.ndarray[Any, np.dtype[np.int64]] = whole.to_numpy(zero_copy_only=False).astype(
         np.int64
     )

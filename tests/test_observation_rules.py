@@ -481,3 +481,15 @@ def test_integers_past_2_53_a_float_holds_exactly_are_taken() -> None:
         with pytest.raises(ValidationError, match="cannot hold exactly") as refused:
             normalize(([day, day + dt.timedelta(days=1)], [1, inexact]), "daily")
         assert refused.value.field == "values"
+
+
+def test_half_precision_values_are_taken_however_many_and_bools_among_them_refused() -> None:
+    # A list of numpy float16 scalars is read by Arrow as halffloat, which the
+    # search for bools among floats had no kernel for: a raw Arrow error.
+    for count in (1, 64, 65, 200):
+        days = [dt.date(2000, 1, 1) + dt.timedelta(days=i) for i in range(count)]
+        table = normalize((days, [np.float16(1.5)] * count), "daily")
+        assert table.column("value").to_pylist() == [1.5] * count
+        with pytest.raises(ValidationError) as refused:
+            normalize((days, [np.float16(1.5)] * (count - 1) + [True]), "daily")
+        assert refused.value.field == "values"
