@@ -309,6 +309,132 @@ def test_ctrl_c_at_random_moments_of_local_writes(tmp_path: Path) -> None:
     assert "Traceback" not in done.stderr
 
 
+def run_script(script: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
+    done = subprocess.run(
+        [sys.executable, "-c", textwrap.dedent(script)],
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr
+    assert "never retrieved" not in done.stderr and "Traceback" not in done.stderr
+    return done
+
+
+#: Sends SIGINT to this process after ``delay`` seconds and waits it out: a script's
+#: own waits must not be what an interrupt cuts short.
+INTERRUPTS = """
+import os, signal, threading, time
+
+def interrupting(delay, call):
+    timer = threading.Timer(delay, os.kill, (os.getpid(), signal.SIGINT))
+    outcome = "done"
+    try:
+        timer.start()
+        try:
+            call()
+        except KeyboardInterrupt:
+            outcome = "interrupted"
+    except KeyboardInterrupt:
+        outcome = "missed"
+    while True:
+        try:
+            timer.join()
+            time.sleep(0.005)
+            return outcome
+        except KeyboardInterrupt:
+            pass
+"""
+
+
+def test_ctrl_c_at_random_moments_of_quick_calls_leaves_no_call_waiting(tmp_path: Path) -> None:
+    """An interrupt that fell after a call took the loop but before the code that
+    gives it back left it taken for good: every later call, and close, waited."""
+    script = (
+        INTERRUPTS
+        + f"""
+import faulthandler, random
+from catalog_store import Catalog
+faulthandler.dump_traceback_later(120, exit=True)
+cat = Catalog.open({str(tmp_path / "c")!r}, create=True)
+cat.create(id="S", frequency="annual")
+rng = random.Random(3)
+
+def lookups():
+    while True:
+        cat.get("S")
+
+for _ in range(150):
+    interrupting(rng.uniform(0, 0.002), lookups)
+print(cat.get("S").id, cat._runner._owned)
+cat.close()
+"""
+    )
+    assert run_script(script).stdout.split() == ["S", "False"]
+
+
+def test_ctrl_c_of_a_call_another_thread_runs_stops_it_before_the_interrupt_returns(
+    tmp_path: Path,
+) -> None:
+    """The main thread's call handed to a thread that runs the loop (it was busy),
+    and a thread that runs an event loop of its own (a notebook cell): Ctrl-C
+    returned at once and the write landed afterwards."""
+    script = (
+        INTERRUPTS
+        + f"""
+import asyncio, datetime as dt, random
+from catalog_store import Catalog
+cat = Catalog.open({str(tmp_path / "c")!r}, create=True)
+cat.create(id="BIG", frequency="daily")
+cat.create(id="M", frequency="daily")
+days = [dt.date(1650, 1, 1) + dt.timedelta(days=i) for i in range(60_000)]
+stop = threading.Event()
+
+def busy():
+    k = 0
+    while not stop.is_set():
+        k += 1
+        cat.write("BIG", (days, [float(i + k) for i in range(len(days))]), "upsert")
+
+def landed(message):
+    return [v.version for v in cat.history(limit=100) if v.message == message]
+
+def check(message, write, delay):
+    outcome = interrupting(delay, write)
+    before = landed(message)
+    time.sleep(0.3)
+    return outcome, before == landed(message)
+
+rng = random.Random(5)
+other = threading.Thread(target=busy)
+other.start()
+time.sleep(0.2)
+results = []
+for i in range(12):
+    values = [float(i * 7 + n) for n in range(20_000)]
+    results.append(check(f"G{{i}}", lambda: cat.write("M", (days[:20_000], values), "upsert",
+                                                   message=f"G{{i}}"), rng.uniform(0, 0.05)))
+stop.set()
+other.join()
+
+async def cell(i):
+    values = [float(i + n) for n in range(40_000)]
+    cat.write("M", (days[:40_000], values), "upsert", message=f"N{{i}}")
+
+loop = asyncio.new_event_loop()
+for i in range(6):
+    results.append(check(f"N{{i}}", lambda: loop.run_until_complete(cell(i)), rng.uniform(0, 0.03)))
+print(sum(o == "interrupted" for o, _ in results), all(stable for _, stable in results),
+      cat.verify().ok)
+cat.close()
+"""
+    )
+    interrupted, stable, verified = run_script(script).stdout.split()
+    assert int(interrupted) >= 6
+    assert (stable, verified) == ("True", "True")
+
+
 def test_close_waits_for_calls_under_way_and_later_calls_are_refused() -> None:
     cat = slow_catalog(f"closing-{uuid.uuid4().hex}", delay=0.0)
     cat.create(id="S", frequency="daily")
