@@ -222,7 +222,9 @@ class _LoopRunner:
                 self._until_done(self.loop.create_task(self._guests_done.wait()))
             except KeyboardInterrupt as exc:
                 interrupt = interrupt or exc
-        with self._idle:
+        # The lock itself, not the condition: Condition.__enter__ is Python code, and
+        # an interrupt just after it took the lock would leave it taken for good.
+        with self._mutex:
             self._idle.notify_all()
         if interrupt is not None:
             raise interrupt
