@@ -108,6 +108,55 @@ def test_a_stalled_listing_fails_gc_cleanly(target: StoreTarget) -> None:
     asyncio.run(main())
 
 
+def test_the_end_of_a_listing_is_reported_as_an_answer_not_a_failure(
+    target: StoreTarget,
+) -> None:
+    # The gateway's storage-error metric counts the calls reported as failed: a
+    # listing's end (StopAsyncIteration from the inner store) is no error.
+    calls: list[tuple[str, bool]] = []
+
+    async def main() -> None:
+        options = CatalogOptions(store_listener=lambda op, _s, ok: calls.append((op, ok)))
+        catalog = await AsyncCatalog.open(target.url, target.options or None, create=True)
+        await catalog.create({"id": "S", "frequency": "annual"})
+        await catalog.checkpoint()  # an object for gc's listing to find
+        await catalog.close()
+        catalog = await AsyncCatalog.open(target.url, target.options or None, options=options)
+        try:
+            calls.clear()
+            report = await catalog.collect_garbage(grace=dt.timedelta(0), dry_run=True)
+            assert report.referenced > 0
+            listed = [info async for info in catalog.store.list("")]
+            assert listed
+        finally:
+            await catalog.close()
+
+    asyncio.run(main())
+    assert ("list", True) in calls
+    assert [call for call in calls if not call[1]] == []
+
+
+def test_a_failed_listing_is_reported_as_failed(tmp_path: Path) -> None:
+    calls: list[tuple[str, bool]] = []
+
+    async def main() -> None:
+        rule = FaultRule(
+            FaultKind.UNAVAILABLE, calls=frozenset({1}), operations=frozenset({"list"})
+        )
+        store = GuardedStore(
+            FaultyStore(LocalStore(tmp_path), FaultPlan([rule])),
+            5.0,
+            lambda op, _s, ok: calls.append((op, ok)),
+        )
+        await store.put("a/b", b"x")
+        with pytest.raises(StorageUnavailableError):
+            _ = [info async for info in store.list("a/")]
+        assert [info.key async for info in store.list("a/")] == ["a/b"]
+
+    asyncio.run(main())
+    assert calls == [("put", True), ("list", False), ("list", True), ("list", True)]
+
+
 @pytest.mark.parametrize("backend", ["memory", "local"])
 def test_a_manifest_write_is_timed_from_when_its_objects_are_written(
     backend: str, tmp_path: Path

@@ -96,6 +96,9 @@ class GuardedStore(Store):
         await self.inner.close()
 
 
+_ANSWERS = (ObjectNotFoundError, AlreadyExistsError, StopAsyncIteration)
+
+
 class _Guard:
     """One call's deadline and report, as an ``async with`` block: a class, where a
     generator-based context manager costs a few microseconds more on every call."""
@@ -121,8 +124,9 @@ class _Guard:
     async def __aexit__(
         self, kind: type[BaseException] | None, error: BaseException | None, trace: Any
     ) -> None:
-        # An answer, not a failure: probes and lost races expect these.
-        ok = kind is None or issubclass(kind, (ObjectNotFoundError, AlreadyExistsError))
+        # An answer, not a failure: probes and lost races expect these, and every
+        # listing ends with StopAsyncIteration.
+        ok = kind is None or issubclass(kind, _ANSWERS)
         try:
             await self._deadline.__aexit__(kind, error, trace)
         except TimeoutError:
