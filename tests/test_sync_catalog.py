@@ -23,8 +23,8 @@ import pytest
 
 from catalog_store import AsyncCatalog, Catalog
 from catalog_store.keys import LATEST_HINT
+from catalog_store.loop_runner import LoopRunner
 from catalog_store.storage import MemoryStore
-from catalog_store.sync import _LoopRunner
 
 
 def make(root: Path, n: int) -> Catalog:
@@ -197,7 +197,7 @@ class SlowManifests(MemoryStore):
 
 def slow_catalog(name: str, delay: float) -> Catalog:
     """A synchronous catalog over :class:`SlowManifests`, as Catalog.open makes one."""
-    runner = _LoopRunner()
+    runner = LoopRunner()
     inner = runner.run(AsyncCatalog.open_store(SlowManifests(name, delay), create=True))
     return Catalog(inner, runner)
 
@@ -234,7 +234,7 @@ def test_a_ctrl_c_just_as_a_call_ends_does_not_stop_the_next_call() -> None:
     callback that stops it: that callback used to stay queued and stop the next
     call's run, which then failed with "Event loop stopped before Future completed"
     (and its write was cancelled)."""
-    runner = _LoopRunner()
+    runner = LoopRunner()
 
     def interrupt() -> None:
         raise KeyboardInterrupt
