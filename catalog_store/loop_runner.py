@@ -11,7 +11,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import inspect
+import os
+import selectors
 import threading
+import weakref
 from collections.abc import Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
@@ -50,14 +53,44 @@ class LoopRunner:
         self._driven = False
         #: The task the loop is being run until, if any (see _until_done).
         self._running_for: asyncio.Task[Any] | None = None
+        #: Whether this process is a fork of the one that made the runner, which
+        #: then runs nothing here (see _forsake).
+        self.inherited = False
+        #: Held while a forked child opens a catalog in place of an inherited one.
+        self.reopening = threading.Lock()
+        _runners.add(self)
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._mutex:
             closed = self._closed
-        if closed:
+        if closed or self.inherited:
             coro.close()
-            raise RuntimeError("this Catalog is closed")
+            raise RuntimeError(
+                "this Catalog is closed"
+                if closed
+                else "this Catalog was opened by the parent of this forked process, "
+                "from an already opened store, and cannot be opened again here; "
+                "open a new Catalog in this process"
+            )
         return self._run(coro)
+
+    def _forsake(self) -> None:
+        """In a forked child. The loop's epoll instance and wake-up socket are the
+        parent's too: running the loop here would take the parent's wake-ups, and
+        closing it would unregister the parent's descriptors from the epoll both
+        use (the parent's next call that waits for a worker thread never woke). So
+        the loop is never run here, and gets a selector of its own, so that what
+        touches it later (its collection, an S3 client's cleanup) touches nothing
+        of the parent's. Locks a parent's thread held at the fork are made anew."""
+        self.inherited = True
+        self._mutex = threading.Lock()
+        self._idle = threading.Condition(self._mutex)
+        self.reopening = threading.Lock()
+        self._helper = None  # its thread is the parent's
+        shared = getattr(self.loop, "_selector", None)
+        if isinstance(shared, selectors.BaseSelector):
+            setattr(self.loop, "_selector", selectors.DefaultSelector())  # noqa: B010
+            shared.close()  # this process's descriptor of the epoll; the parent's stays
 
     def _inside_a_call(self) -> bool:
         """Whether this thread is inside one of this runner's calls (a callback
@@ -225,6 +258,9 @@ class LoopRunner:
         With ``wait``, first waits for calls other threads have under way; without
         (at exit, when a daemon thread may be stuck inside one), does nothing while
         one is."""
+        if self.inherited:  # the parent's to close
+            last.close()
+            return
         if self._inside_a_call():
             last.close()
             raise RuntimeError("a Catalog cannot be closed from inside one of its own calls")
@@ -245,6 +281,8 @@ class LoopRunner:
             self.stop()
 
     def stop(self) -> None:
+        if self.inherited:
+            return
         try:
             pending = asyncio.all_tasks(self.loop)
             for task in pending:
@@ -256,6 +294,19 @@ class LoopRunner:
             if self._helper is not None:
                 self._helper.shutdown(wait=True)
             self.loop.close()
+
+
+#: Every runner of this process, for a forked child to set aside.
+_runners: weakref.WeakSet[LoopRunner] = weakref.WeakSet()
+
+
+def _after_fork_in_child() -> None:
+    for runner in list(_runners):
+        runner._forsake()
+
+
+if hasattr(os, "register_at_fork"):
+    os.register_at_fork(after_in_child=_after_fork_in_child)
 
 
 #: The name of the task of the call the owner runs itself.

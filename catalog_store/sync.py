@@ -10,8 +10,9 @@ notebook); each call blocks until its coroutine finishes.
 from __future__ import annotations
 
 import datetime as dt
+import functools
 import weakref
-from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
 from typing import Any
@@ -92,13 +93,54 @@ class SyncBatch:
 class Catalog:
     """Blocking twin of :class:`~catalog_store.catalog.AsyncCatalog`; same semantics."""
 
-    def __init__(self, inner: AsyncCatalog, runner: LoopRunner) -> None:
-        self.inner = inner
-        self._runner = runner
+    def __init__(
+        self,
+        inner: AsyncCatalog,
+        runner: LoopRunner,
+        reopen: Callable[[], Coroutine[Any, Any, AsyncCatalog]] | None = None,
+    ) -> None:
+        self._inner = inner
+        self._loop_runner = runner
+        #: Opens the same catalog again: what a forked child uses in place of the
+        #: parent's loop and connections (None: it cannot, and says so).
+        self._reopen = reopen
         # A catalog a script never closes is closed when collected or at exit, as a
         # file is: the "latest" hint its last commit left is written, and no task
         # is left pending on a loop nobody runs again.
         self._closer = weakref.finalize(self, _close, inner, runner)
+
+    @property
+    def inner(self) -> AsyncCatalog:
+        """The :class:`AsyncCatalog` this catalog runs."""
+        if self._loop_runner.inherited:
+            self._open_in_child()
+        return self._inner
+
+    @property
+    def _runner(self) -> LoopRunner:
+        if self._loop_runner.inherited:
+            self._open_in_child()
+        return self._loop_runner
+
+    def _open_in_child(self) -> None:
+        """In a process forked from the one that opened it, open the catalog anew on
+        first use (a multiprocessing pool's workers use a module's catalog so): the
+        parent's loop, threads and connections are not this process's to use."""
+        inherited = self._loop_runner
+        with inherited.reopening:
+            if self._loop_runner is not inherited or self._reopen is None:
+                return
+            if not self._closer.alive:
+                return  # closed before the fork: stays closed
+            runner = LoopRunner()
+            try:
+                inner = runner.run(self._reopen())
+            except BaseException:
+                runner.stop()
+                raise
+            self._closer.detach()  # the parent's loop and store: not closed from here
+            self._inner, self._loop_runner = inner, runner
+            self._closer = weakref.finalize(self, _close, inner, runner)
 
     @classmethod
     def open(
@@ -118,7 +160,8 @@ class Catalog:
         except BaseException:
             runner.stop()
             raise
-        return cls(inner, runner)
+        reopen = functools.partial(AsyncCatalog.open, url, storage_options, options=options)
+        return cls(inner, runner, reopen)
 
     @property
     def created(self) -> bool:
@@ -130,7 +173,7 @@ class Catalog:
         threads have under way are done; later calls raise RuntimeError, and a
         later close does nothing."""
         if self._closer.detach() is not None:
-            _close(self.inner, self._runner, wait=True)
+            _close(self._inner, self._loop_runner, wait=True)
 
     def __enter__(self) -> Catalog:
         return self
