@@ -10,16 +10,23 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import inspect
 import os
 import selectors
+import signal
 import threading
 import weakref
-from collections.abc import Coroutine
+from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from catalog_store.storage.base import caller_waits
+
+try:  # the C function: signal.signal's enum conversions cost ~8 us a call, twice a call
+    from _signal import signal as _set_signal_handler  # type: ignore[import-not-found]
+except ImportError:  # another Python
+    _set_signal_handler = signal.signal
 
 T = TypeVar("T")
 
@@ -72,7 +79,39 @@ class LoopRunner:
                 "from an already opened store, and cannot be opened again here; "
                 "open a new Catalog in this process"
             )
-        return self._run(coro)
+        return self._call(coro)
+
+    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+        """Run ``coro`` as a call of this thread. On the main thread, Ctrl-C is taken
+        as ``asyncio.Runner`` takes it while the call runs: the handler cancels the
+        call, and KeyboardInterrupt is raised once the call has stopped. Python
+        otherwise raises KeyboardInterrupt at whatever bytecode the main thread is
+        at, which in the runner's own bookkeeping (taking the loop, handing a call
+        over, serving other threads' calls) left calls waiting for good. Only where
+        Python's own handler is in place (a program's own handler is left alone);
+        a second Ctrl-C while the call stops is raised at once."""
+        if threading.current_thread() is not threading.main_thread():
+            return self._run(coro)
+        ctrl_c = _CtrlC()
+        try:
+            previous = _set_signal_handler(signal.SIGINT, ctrl_c)
+        except BaseException:
+            coro.close()
+            raise
+        if previous is not signal.default_int_handler:
+            _set_signal_handler(signal.SIGINT, previous)
+            return self._run(coro)
+        try:
+            result = self._run(coro, ctrl_c)
+        except BaseException as exc:
+            _set_signal_handler(signal.SIGINT, previous)
+            if ctrl_c.seen and not isinstance(exc, KeyboardInterrupt):
+                raise KeyboardInterrupt from exc
+            raise
+        _set_signal_handler(signal.SIGINT, previous)
+        if ctrl_c.seen:
+            raise KeyboardInterrupt
+        return result
 
     def _forsake(self) -> None:
         """In a forked child. The loop's epoll instance and wake-up socket are the
@@ -97,7 +136,7 @@ class LoopRunner:
         the loop runs): a call from here would wait for the loop it blocks."""
         return _runs_a_loop() and asyncio.get_running_loop() is self.loop
 
-    def _run(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run(self, coro: Coroutine[Any, Any, T], ctrl_c: _CtrlC | None = None) -> T:
         # A thread that runs an event loop of its own cannot run a second: its call
         # is handed over, and if nobody runs the loop, the helper thread does.
         notebook = _runs_a_loop()
@@ -124,8 +163,10 @@ class LoopRunner:
                 else:
                     self._owned = owner = True
             if owner:
-                return self._run_own_call(coro)
+                return self._run_own_call(coro, ctrl_c)
             assert handed is not None
+            if ctrl_c is not None:
+                ctrl_c.on(handed.cancel)
             if drive:
                 assert helper is not None
                 helper.submit(self._drive)
@@ -157,10 +198,12 @@ class LoopRunner:
                 self._serve_guests()
         handed.wait_over()
 
-    def _run_own_call(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _run_own_call(self, coro: Coroutine[Any, Any, T], ctrl_c: _CtrlC | None) -> T:
         task: asyncio.Task[T] | None = None
         try:
             task = self.loop.create_task(_waited_for(coro), name=_OWN_CALL)
+            if ctrl_c is not None:
+                ctrl_c.on(functools.partial(self._cancel_from_signal, task))
             return self._until_done(task)
         except BaseException:
             # Interrupted (Ctrl-C) while running the call: left pending, it would go
@@ -177,6 +220,13 @@ class LoopRunner:
                 _retrieved(call)  # how it ended is raised here, or was the interrupt
             _close_unstarted(coro)
             raise
+
+    def _cancel_from_signal(self, task: asyncio.Task[Any]) -> None:
+        """Cancel ``task`` from a signal handler on the loop's own thread: the loop
+        may be waiting in epoll, which Python resumes after the handler; a byte on
+        the loop's wake-up socket ends that wait, so the cancellation runs now."""
+        task.cancel()
+        self.loop.call_soon_threadsafe(_nothing)
 
     def _until_done(self, task: asyncio.Task[T]) -> T:
         """Run the loop until ``task`` is done; its result.
@@ -276,7 +326,7 @@ class LoopRunner:
                 return
             self._closed = True
         try:
-            self._run(last)
+            self._call(last)
         finally:
             self.stop()
 
@@ -307,6 +357,35 @@ def _after_fork_in_child() -> None:
 
 if hasattr(os, "register_at_fork"):
     os.register_at_fork(after_in_child=_after_fork_in_child)
+
+
+class _CtrlC:
+    """The SIGINT handler while a call runs on the main thread (see
+    :meth:`LoopRunner._call`): notes the interrupt and cancels the call; a second
+    interrupt is raised where it falls."""
+
+    __slots__ = ("_cancel", "seen")
+
+    def __init__(self) -> None:
+        self.seen = False
+        self._cancel: Callable[[], None] | None = None
+
+    def __call__(self, signum: int, frame: Any) -> None:
+        if self.seen:
+            raise KeyboardInterrupt
+        self.seen = True
+        if self._cancel is not None:
+            self._cancel()
+
+    def on(self, cancel: Callable[[], None]) -> None:
+        """What cancels the call from here on; called at once if Ctrl-C came first."""
+        self._cancel = cancel
+        if self.seen:
+            cancel()
+
+
+def _nothing() -> None:
+    pass
 
 
 #: The name of the task of the call the owner runs itself.

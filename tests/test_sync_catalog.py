@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -306,7 +307,14 @@ def test_ctrl_c_at_random_moments_of_local_writes(tmp_path: Path) -> None:
     # Python may warn of a coroutine made but never started when the interrupt
     # fell between the two; no task's error may go unseen.
     assert "never retrieved" not in done.stderr
-    assert "Traceback" not in done.stderr
+    assert "Traceback" not in errors_of_ours(done.stderr)
+
+
+def errors_of_ours(stderr: str) -> str:
+    """``stderr`` without the reports of a KeyboardInterrupt Python raised inside a
+    weakref callback or a finalizer, where it is dropped ("Exception ignored in"):
+    where a SIGINT falls while no call runs, not the catalog's doing."""
+    return re.sub(r"Exception ignored in: .*?\nKeyboardInterrupt: ?\n", "", stderr, flags=re.DOTALL)
 
 
 def run_script(script: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
@@ -318,7 +326,8 @@ def run_script(script: str, timeout: float = 300) -> subprocess.CompletedProcess
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
-    assert "never retrieved" not in done.stderr and "Traceback" not in done.stderr
+    assert "never retrieved" not in done.stderr
+    assert "Traceback" not in errors_of_ours(done.stderr)
     return done
 
 
@@ -348,9 +357,6 @@ def interrupting(delay, call):
 """
 
 
-# Behind --long: on a loaded machine it still fails now and then (a call left
-# waiting, a task's error unseen), from interrupt windows the runner has left.
-@pytest.mark.slow
 def test_ctrl_c_at_random_moments_of_quick_calls_leaves_no_call_waiting(tmp_path: Path) -> None:
     """An interrupt that fell after a call took the loop but before the code that
     gives it back left it taken for good: every later call, and close, waited."""
@@ -365,7 +371,11 @@ cat.create(id="S", frequency="annual")
 rng = random.Random(3)
 
 def lookups():
-    while True:
+    # Until interrupted; a second at most: Python drops a KeyboardInterrupt raised
+    # inside a weakref callback (a collected task leaving asyncio's WeakSet) while
+    # no call runs, and the round then ends here. A call left waiting does not.
+    ends = time.monotonic() + 1
+    while time.monotonic() < ends:
         cat.get("S")
 
 for _ in range(150):
@@ -377,9 +387,6 @@ cat.close()
     assert run_script(script).stdout.split() == ["S", "False"]
 
 
-# Behind --long: on a loaded machine it still fails now and then (a call left
-# waiting, a task's error unseen), from interrupt windows the runner has left.
-@pytest.mark.slow
 def test_ctrl_c_of_a_call_another_thread_runs_stops_it_before_the_interrupt_returns(
     tmp_path: Path,
 ) -> None:
@@ -439,6 +446,51 @@ cat.close()
     interrupted, stable, verified = run_script(script).stdout.split()
     assert int(interrupted) >= 6
     assert (stable, verified) == ("True", "True")
+
+
+def test_ctrl_c_while_the_main_thread_runs_another_threads_call_interrupts_only_the_main_thread(
+    tmp_path: Path,
+) -> None:
+    """Python raises KeyboardInterrupt in the main thread at whatever it is doing:
+    when that was running a call another thread had handed to it, the interrupt
+    ended that thread's write mid-way and was raised in that thread."""
+    script = f"""
+import datetime as dt, os, signal, threading, time
+from catalog_store import Catalog
+cat = Catalog.open({str(tmp_path / "c")!r}, create=True)
+cat.create(id="BIG", frequency="daily")
+cat.create(id="S", frequency="annual")
+days = [dt.date(1650, 1, 1) + dt.timedelta(days=i) for i in range(100_000)]
+in_worker = []
+stop = threading.Event()
+
+def worker():
+    k = 0
+    while not stop.is_set():
+        k += 1
+        try:
+            cat.write("BIG", (days, [float(i + k) for i in range(len(days))]), "upsert")
+        except BaseException as exc:
+            in_worker.append(repr(exc))
+
+other = threading.Thread(target=worker)
+other.start()
+in_main = 0
+for _ in range(8):
+    threading.Timer(0.25, os.kill, (os.getpid(), signal.SIGINT)).start()
+    try:
+        ends = time.monotonic() + 5
+        while time.monotonic() < ends:
+            cat.get("S")  # the main thread owns the loop often, and runs the worker's call
+    except KeyboardInterrupt:
+        in_main += 1
+    time.sleep(0.05)
+stop.set()
+other.join(60)
+print(in_main, len(in_worker), cat.verify().ok)
+cat.close()
+"""
+    assert run_script(script).stdout.split() == ["8", "0", "True"]
 
 
 def test_close_waits_for_calls_under_way_and_later_calls_are_refused() -> None:
