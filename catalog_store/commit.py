@@ -40,6 +40,7 @@ from catalog_store.records import (
     encode_marker,
 )
 from catalog_store.snapshot import Snapshot, StoreReader
+from catalog_store.tasks import outcome_seen
 
 log = logging.getLogger(__name__)
 
@@ -111,7 +112,7 @@ async def _settled(write: Awaitable[None]) -> None:
     """
     task = asyncio.ensure_future(write)
     # Its error is the caller's to see, unless a second cancellation stops the wait.
-    task.add_done_callback(lambda done: done.cancelled() or done.exception())
+    task.add_done_callback(outcome_seen)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
@@ -388,9 +389,7 @@ class Committer:
 
     def _hint_written(self, task: asyncio.Task[None]) -> None:
         self._hint_tasks.discard(task)
-        if not task.cancelled():
-            # Seen: a Ctrl-C that came while it ran reached the caller already.
-            task.exception()
+        outcome_seen(task)  # a Ctrl-C that came while it ran reached the caller already
 
     async def _write_hint(self, version: int) -> None:
         # Advisory only: readers probe forward from it, so a stale or lost hint is harmless.

@@ -22,6 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
 from catalog_store.storage.base import caller_waits
+from catalog_store.tasks import outcome_seen
 
 try:  # the C function: signal.signal's enum conversions cost ~8 us a call, twice a call
     from _signal import signal as _set_signal_handler  # type: ignore[import-not-found]
@@ -217,7 +218,7 @@ class LoopRunner:
                     call.cancel()
                     with contextlib.suppress(BaseException):
                         self._until_done(call)
-                _retrieved(call)  # how it ended is raised here, or was the interrupt
+                outcome_seen(call)  # how it ended is raised here, or was the interrupt
             _close_unstarted(coro)
             raise
 
@@ -415,7 +416,7 @@ class _Handed(Generic[T]):
     def _ended(self, task: asyncio.Task[T] | None) -> None:
         _close_unstarted(self._coro)
         if task is not None and self._abandoned:
-            _retrieved(task)  # nobody waits for it any more
+            outcome_seen(task)  # nobody waits for it any more
         self._runner._guest_done()
         self._over.set()
 
@@ -441,7 +442,7 @@ class _Handed(Generic[T]):
         with contextlib.suppress(BaseException):
             self._over.wait()
         if self._task is not None:
-            _retrieved(self._task)
+            outcome_seen(self._task)
 
 
 def _close_unstarted(coro: Coroutine[Any, Any, Any]) -> None:
@@ -449,13 +450,6 @@ def _close_unstarted(coro: Coroutine[Any, Any, Any]) -> None:
     Python warns that it was never awaited)."""
     if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
         coro.close()
-
-
-def _retrieved(task: asyncio.Future[Any]) -> None:
-    """Mark how ``task`` ended as seen, so that asyncio does not report it as never
-    retrieved when the task is collected."""
-    if task.done() and not task.cancelled():
-        task.exception()
 
 
 async def _waited_for(coro: Coroutine[Any, Any, T]) -> T:

@@ -39,6 +39,7 @@ from catalog_store.errors import (
 )
 from catalog_store.storage.base import ObjectInfo, Store, caller_waits, check_key
 from catalog_store.storage.unnamed import UnnamedFiles, name_unnamed
+from catalog_store.tasks import outcome_seen
 
 _TMP_SUFFIX = ".tmp"
 #: Tries of a directory flush after a create made a name visible, and the pause
@@ -253,11 +254,6 @@ class _Staging:
         return staged
 
 
-def _retrieved(task: asyncio.Future[None]) -> None:
-    if not task.cancelled():
-        task.exception()
-
-
 class LocalStore(Store):
     """Objects as files under ``root``; blocking I/O runs in worker threads."""
 
@@ -352,7 +348,7 @@ class LocalStore(Store):
                 await written
         except BaseException:
             staging.abandon()
-            written.add_done_callback(_retrieved)  # its error, if any, is ready's to report
+            written.add_done_callback(outcome_seen)  # its error, if any, is ready's to report
             raise
         try:
             with translate_os_errors(key):
