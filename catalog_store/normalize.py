@@ -139,14 +139,12 @@ def _bool_among_floats(values: Sequence[Any], array: pa.Array | pa.ChunkedArray)
     as 1.5 and 1.0). Looked for item by item only where a 0.0 or 1.0 was read."""
     if not isinstance(values, list | tuple) or not pa.types.is_floating(array.type):
         return False
-    if pa.types.is_float16(array.type):  # numpy float16 scalars; no kernel below takes it
-        array = array.cast(pa.float64())
     # A few items are looked at at once: the search for 0.0 and 1.0 costs more.
-    if (
-        len(values) > _BOOL_SCAN_AT_ONCE
-        and not pc.any(pc.is_in(array, value_set=_BOOL_AS_FLOAT)).as_py()
-    ):
-        return False
+    if len(values) > _BOOL_SCAN_AT_ONCE:
+        if pa.types.is_float16(array.type):  # numpy float16 scalars; is_in takes none
+            array = array.cast(pa.float64())
+        if not pc.any(pc.is_in(array, value_set=_BOOL_AS_FLOAT)).as_py():
+            return False
     return not _BOOL_TYPES.isdisjoint(map(type, values))
 
 
@@ -331,11 +329,10 @@ def _check_range(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) ->
     low, high = _LIMITS[frequency == "intraday"]
     if ints[0] >= low and ints[-1] <= high:  # in order: see normalize
         return
-    bad = np.flatnonzero((ints < low) | (ints > high))
-    if len(bad):
-        raise ValidationError(
-            f"date {_show(table, int(bad[0]))} is outside {MIN_DATE} .. {MAX_DATE}", "dates"
-        )
+    first = int(np.flatnonzero((ints < low) | (ints > high))[0])
+    raise ValidationError(
+        f"date {_show(table, first)} is outside {MIN_DATE} .. {MAX_DATE}", "dates"
+    )
 
 
 def _check_fits(table: pa.Table, ints: np.ndarray[Any, Any], frequency: str) -> None:
