@@ -14,7 +14,13 @@ from catalog_store.models import (
     check_series_id,
     parse_spec,
 )
-from catalog_store.operations import CreateSeries, DeleteSeries, Operation, UpdateSeries
+from catalog_store.operations import (
+    CreateSeries,
+    DeleteSeries,
+    Operation,
+    UpdateSeries,
+    write_operation,
+)
 
 if TYPE_CHECKING:
     from catalog_store.catalog import AsyncCatalog
@@ -72,7 +78,7 @@ class Batch:
         expected_version: int | None = None,
     ) -> None:
         check_series_id(series_id)
-        op = self._catalog._write_op(series_id, observations, mode, start, end, expected_version)
+        op = write_operation(series_id, observations, mode, start, end, expected_version)
         frequency = self._frequency.get(series_id)
         if frequency is not None:
             # Checked now, so a crawler learns which write is bad at the line that

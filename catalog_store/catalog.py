@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
-import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -25,6 +24,7 @@ from catalog_store.batch import Batch
 from catalog_store.commit import Committer, initialise
 from catalog_store.datafiles import read_record
 from catalog_store.errors import (
+    CatalogClosedError,
     CatalogStoreError,
     FormatError,
     IntegrityError,
@@ -56,14 +56,14 @@ from catalog_store.models import (
     check_series_id,
     parse_spec,
 )
-from catalog_store.normalize import as_table, owned
-from catalog_store.observations import COLUMNS, check_mode, range_bounds, utc_instant
+from catalog_store.observations import COLUMNS, range_bounds, utc_instant
 from catalog_store.operations import (
     CompactSeries,
     CreateSeries,
     DeleteSeries,
+    Operation,
     UpdateSeries,
-    WriteObservations,
+    write_operation,
 )
 from catalog_store.options import (
     CatalogOptions,
@@ -98,8 +98,7 @@ class AsyncCatalog:
         #: Whether opening it initialised the store (``open(create=True)`` whose
         #: version 0 won, where several processes initialised it at once).
         self.created = False
-        #: Operations applied to the newest version as one commit (see apply.py).
-        self._commit = functools.partial(commit_operations, self.committer, self.options)
+        self._closed = False
 
     # -- opening -----------------------------------------------------------------
 
@@ -147,14 +146,45 @@ class AsyncCatalog:
         return catalog
 
     async def close(self) -> None:
-        """Finish background work and release the store's connections."""
+        """Finish background work and release the store's connections; later calls
+        raise CatalogClosedError, and a later close does nothing."""
+        if self._closed:
+            return
+        self._closed = True
         await self.committer.drain()
         await self.store.close()
+
+    def _check_open(self) -> None:
+        # Every call reads a version or commits one: those are where this is checked.
+        if self._closed:
+            raise CatalogClosedError("this catalog is closed")
+
+    async def _commit(
+        self,
+        operations: Sequence[Operation],
+        message: str,
+        *,
+        allow_empty: bool = True,
+        checkpoint: bool = False,
+        batch: Batch | None = None,
+    ) -> Committed:
+        """Operations applied to the newest version as one commit (see apply.py)."""
+        self._check_open()
+        return await commit_operations(
+            self.committer,
+            self.options,
+            operations,
+            message,
+            allow_empty=allow_empty,
+            checkpoint=checkpoint,
+            batch=batch,
+        )
 
     # -- versions ----------------------------------------------------------------
 
     async def version(self, refresh: bool = True) -> int:
         """The newest committed version."""
+        self._check_open()
         return await self.reader.latest_version(refresh=refresh)
 
     async def check_pinned(self, version: int, field: str = "cursor") -> None:
@@ -170,6 +200,7 @@ class AsyncCatalog:
         Raises ValidationError for a naive datetime or a negative version and
         VersionNotFoundError for a version that does not exist.
         """
+        self._check_open()
         if as_of is None:
             version = await self.reader.latest_version()
         elif isinstance(as_of, bool) or not isinstance(as_of, int | dt.datetime):
@@ -234,6 +265,7 @@ class AsyncCatalog:
 
         With ``record``, also keep the outcome in the store for monitoring
         (:mod:`catalog_store.status`), best effort."""
+        self._check_open()
         report = await verify(self.reader, latest_only, progress)
         if record:
             await record_verify(self.store, report, latest_only)
@@ -248,10 +280,12 @@ class AsyncCatalog:
     ) -> GcReport:
         """Delete objects no kept version references, older than ``grace``; with
         ``retain``, expire versions superseded longer ago first. See :mod:`.maintenance`."""
+        self._check_open()
         return await collect_garbage(self.reader, grace, dry_run, progress=progress, retain=retain)
 
     async def repair(self) -> RepairReport:
         """Restore the newest version that verifies as a new commit; see :mod:`.maintenance`."""
+        self._check_open()
         return await repair(self.committer)
 
     def stats(self) -> dict[str, int]:
@@ -274,6 +308,7 @@ class AsyncCatalog:
         }
 
     async def version_details(self, version: int) -> VersionInfo:
+        self._check_open()
         return version_info(await self.reader.manifest(version))
 
     # -- metadata ------------------------------------------------------------------
@@ -419,42 +454,11 @@ class AsyncCatalog:
         is open). Raises ValidationError (nothing written) for bad input.
         """
         check_series_id(series_id)
-        op = self._write_op(series_id, observations, mode, start, end, expected_version)
+        op = write_operation(series_id, observations, mode, start, end, expected_version)
         committed = await self._commit([op], message or f"{mode} {series_id}", allow_empty=False)
         if committed.landed:
             await self._maybe_compact(committed)
         return committed.series(series_id)
-
-    @staticmethod
-    def _write_op(
-        series_id: str,
-        observations: Any,
-        mode: str,
-        start: dt.date | dt.datetime | None,
-        end: dt.date | dt.datetime | None,
-        expected_version: int | None,
-    ) -> WriteObservations:
-        """Check what can be checked without the series; the rest is checked in the commit."""
-        check_mode(mode)
-        ranged = mode in ("replace_range", "delete_range")
-        if not ranged and (start is not None or end is not None):
-            raise ValidationError(
-                f"start and end apply to replace_range and delete_range, not {mode}", "start"
-            )
-        if mode == "delete_range" and observations is not None:
-            raise ValidationError("delete_range takes no observations", "observations")
-        if mode != "delete_range" and observations is None:
-            raise ValidationError("observations are required", "observations")
-        if ranged and start is None and end is None:
-            # Both ends open is the whole series: a bound a caller forgot (an option, a
-            # JSON key, a GraphQL argument) must not empty it.
-            raise ValidationError(
-                f"{mode} needs start or end (a missing one is open); to cover the whole "
-                "series, give start as its first date or earlier",
-                "start",
-            )
-        table = as_table(([], [])) if observations is None else owned(as_table(observations))
-        return WriteObservations(series_id, mode, table, start, end, expected_version)
 
     async def read(
         self,
@@ -542,6 +546,7 @@ class AsyncCatalog:
         Nothing is visible until the block ends without an exception; then all of
         it is, as one version. An exception inside the block commits nothing.
         """
+        self._check_open()
         batch = Batch(self)
         yield batch
         if batch.operations:

@@ -162,7 +162,13 @@ class Committer:
         self.store = reader.store
         self.policy = policy or RetryPolicy()
         self.stats = CommitStats()
-        self._hint_tasks: set[asyncio.Task[None]] = set()
+        #: The one task writing the "latest" hint, and the versions it is to write
+        #: and has written: commits landing meanwhile raise the first, and the task
+        #: writes the newest once more. Two writes at once raced, and the older
+        #: could be left as the hint.
+        self._hint_task: asyncio.Task[None] | None = None
+        self._hint_wanted = -1
+        self._hint_done = -1
 
     async def commit(
         self, build: Builder, stand_in: Callable[[int], Manifest] | None = None
@@ -382,23 +388,25 @@ class Committer:
             del self.stats.durations[:500]
         self.reader.note_latest(manifest.version)
         self.reader.cache_manifest(manifest)
-        task = asyncio.ensure_future(self._write_hint(manifest.version))
-        self._hint_tasks.add(task)
-        task.add_done_callback(self._hint_written)
+        self._hint_wanted = max(self._hint_wanted, manifest.version)
+        if self._hint_task is None or self._hint_task.done():
+            self._hint_task = asyncio.ensure_future(self._write_hints())
+            # Seen: a Ctrl-C that came while it ran reached the caller already.
+            self._hint_task.add_done_callback(outcome_seen)
         return manifest
 
-    def _hint_written(self, task: asyncio.Task[None]) -> None:
-        self._hint_tasks.discard(task)
-        outcome_seen(task)  # a Ctrl-C that came while it ran reached the caller already
-
-    async def _write_hint(self, version: int) -> None:
+    async def _write_hints(self) -> None:
         # Advisory only: readers probe forward from it, so a stale or lost hint is harmless.
-        try:
-            await self.store.put(keys.LATEST_HINT, str(version).encode(), durable=False)
-        except Exception as exc:  # noqa: BLE001 - best effort by design
-            log.debug("could not write the latest hint: %s", exc)
+        while self._hint_done < self._hint_wanted:
+            version = self._hint_wanted
+            try:
+                await self.store.put(keys.LATEST_HINT, str(version).encode(), durable=False)
+            except Exception as exc:  # noqa: BLE001 - best effort by design
+                log.debug("could not write the latest hint: %s", exc)
+                return
+            self._hint_done = version
 
     async def drain(self) -> None:
-        """Wait for background hint writes (before closing the store)."""
-        if self._hint_tasks:
-            await asyncio.gather(*self._hint_tasks, return_exceptions=True)
+        """Wait for the background hint write (before closing the store)."""
+        if self._hint_task is not None:
+            await asyncio.gather(self._hint_task, return_exceptions=True)

@@ -25,7 +25,8 @@ too, so callers may catch either::
     │   ├── StorageFullError                    ENOSPC, quota
     │   ├── StoragePermissionError              403, EACCES, read-only file system
     │   └── UnsupportedOperationError           the backend cannot do it atomically
-    └── FormatError                             unknown store format or version
+    ├── FormatError                             unknown store format or version
+    └── CatalogClosedError (RuntimeError)       a call after close()
 """
 
 from __future__ import annotations
@@ -177,3 +178,7 @@ class UnsupportedOperationError(StorageError):
 
 class FormatError(CatalogStoreError):
     """The store's format marker is missing, unknown or newer than this code."""
+
+
+class CatalogClosedError(CatalogStoreError, RuntimeError):
+    """The catalog was closed; open it again to use it."""

@@ -21,6 +21,7 @@ from collections.abc import Callable, Coroutine
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, Generic, TypeVar
 
+from catalog_store.errors import CatalogClosedError
 from catalog_store.storage.base import caller_waits
 from catalog_store.tasks import outcome_seen
 
@@ -73,10 +74,10 @@ class LoopRunner:
             closed = self._closed
         if closed or self.inherited:
             coro.close()
+            if closed:
+                raise CatalogClosedError("this Catalog is closed")
             raise RuntimeError(
-                "this Catalog is closed"
-                if closed
-                else "this Catalog was opened by the parent of this forked process, "
+                "this Catalog was opened by the parent of this forked process, "
                 "from an already opened store, and cannot be opened again here; "
                 "open a new Catalog in this process"
             )

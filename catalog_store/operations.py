@@ -28,9 +28,10 @@ from catalog_store.errors import (
     VersionMismatchError,
 )
 from catalog_store.models import SPEC_FIELDS, SeriesSpec, apply_changes, check_count
-from catalog_store.normalize import normalize
+from catalog_store.normalize import as_table, normalize, owned
 from catalog_store.observations import (
     DEFAULT_PARTITIONING,
+    check_mode,
     date_ints,
     drop_range,
     range_bounds,
@@ -351,3 +352,36 @@ class CompactSeries:
 
 def _show(ordinal_value: int, record: SeriesRecord) -> object:
     return from_ordinal(ordinal_value, record.frequency == "intraday")
+
+
+def write_operation(
+    series_id: str,
+    observations: Any,
+    mode: str,
+    start: dt.date | dt.datetime | None,
+    end: dt.date | dt.datetime | None,
+    expected_version: int | None,
+) -> WriteObservations:
+    """A write of one series' observations, as the catalog's ``write`` and a batch's
+    take it: what can be checked without the series is checked here (ValidationError),
+    the rest in the commit."""
+    check_mode(mode)
+    ranged = mode in ("replace_range", "delete_range")
+    if not ranged and (start is not None or end is not None):
+        raise ValidationError(
+            f"start and end apply to replace_range and delete_range, not {mode}", "start"
+        )
+    if mode == "delete_range" and observations is not None:
+        raise ValidationError("delete_range takes no observations", "observations")
+    if mode != "delete_range" and observations is None:
+        raise ValidationError("observations are required", "observations")
+    if ranged and start is None and end is None:
+        # Both ends open is the whole series: a bound a caller forgot (an option, a
+        # JSON key, a GraphQL argument) must not empty it.
+        raise ValidationError(
+            f"{mode} needs start or end (a missing one is open); to cover the whole "
+            "series, give start as its first date or earlier",
+            "start",
+        )
+    table = as_table(([], [])) if observations is None else owned(as_table(observations))
+    return WriteObservations(series_id, mode, table, start, end, expected_version)

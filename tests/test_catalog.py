@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import threading
 import time
@@ -10,8 +11,9 @@ from typing import Any
 
 import pytest
 
-from catalog_store import Catalog, CatalogOptions, SeriesFilter
+from catalog_store import AsyncCatalog, Catalog, CatalogOptions, SeriesFilter
 from catalog_store.errors import (
+    CatalogClosedError,
     ConflictError,
     ExternalIdTakenError,
     FormatError,
@@ -580,3 +582,48 @@ def test_a_big_batch_lists_its_first_changes_and_counts_them_all(catalog: Catalo
     assert len(info.changes) == MAX_LISTED_CHANGES
     assert info.changes[0] == ("create", "B00000")
     assert catalog.get(f"B{MAX_LISTED_CHANGES + 4:05d}").id == f"B{MAX_LISTED_CHANGES + 4:05d}"
+
+
+def test_a_closed_async_catalog_refuses_every_call_and_changes_nothing(
+    target: StoreTarget,
+) -> None:
+    async def main() -> None:
+        cat = await AsyncCatalog.open(target.url, target.options or None, create=True)
+        await cat.create({"id": "S", "frequency": "annual"})
+        await cat.close()
+        calls = {
+            "get": lambda: cat.get("S"),
+            "write": lambda: cat.write("S", ([dt.date(2000, 1, 1)], [1.0])),
+            "create": lambda: cat.create({"id": "T", "frequency": "annual"}),
+            "list": cat.list,
+            "read": lambda: cat.read("S"),
+            "version": cat.version,
+            "history": cat.history,
+            "verify": cat.verify,
+            "gc": lambda: cat.collect_garbage(dry_run=True),
+            "checkpoint": cat.checkpoint,
+        }
+        for call in calls.values():
+            with pytest.raises(CatalogClosedError, match="closed"):
+                await call()
+        with pytest.raises(CatalogClosedError):
+            async with cat.batch() as batch:
+                batch.create({"id": "U", "frequency": "annual"})
+        await cat.close()  # again: nothing
+        again = await AsyncCatalog.open(target.url, target.options or None)
+        try:
+            assert await again.version() == 1
+            assert [s.id async for s in again.iter_series()] == ["S"]
+        finally:
+            await again.close()
+
+    asyncio.run(main())
+
+
+def test_a_closed_catalog_raises_a_catalog_error_that_is_a_runtime_error(tmp_path: Path) -> None:
+    cat = Catalog.open(str(tmp_path / "c"), create=True)
+    cat.close()
+    with pytest.raises(CatalogClosedError):
+        cat.version()
+    with pytest.raises(RuntimeError):
+        cat.get("S")

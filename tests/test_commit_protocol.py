@@ -20,7 +20,7 @@ from catalog_store.errors import (
     StorageUnavailableError,
 )
 from catalog_store.keys import LATEST_HINT, MANIFEST_DIR, manifest_key
-from catalog_store.storage import Store, open_store
+from catalog_store.storage import LocalStore, Store, open_store
 from tests.conftest import StoreTarget
 from tests.faults import FaultyStore, Schedule
 
@@ -238,3 +238,38 @@ def test_a_manifest_whose_directory_flush_fails_after_it_is_visible_is_settled(
     failures["left"] = 1  # one failure, then a flush that works: the create stands
     assert cat.write("A", ([dt.date(2001, 1, 1)], [2.0])).version == 3
     cat.close()
+
+
+class _SlowHintStore(LocalStore):
+    """Every other write of the "latest" hint takes a while."""
+
+    def __init__(self, root: Path) -> None:
+        super().__init__(root)
+        self.hint_writes = 0
+
+    async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        if key == LATEST_HINT:
+            self.hint_writes += 1
+            if self.hint_writes % 2:
+                await asyncio.sleep(0.05)
+        await super().put(key, data, durable=durable)
+
+
+def test_the_hint_names_the_newest_version_when_commits_land_during_a_hint_write(
+    tmp_path: Path,
+) -> None:
+    # Each commit's hint was its own background write: a slow one finished after
+    # the next one and left the older version as the hint.
+    async def main() -> None:
+        store = _SlowHintStore(tmp_path / "c")
+        cat = await AsyncCatalog.open_store(store, create=True)
+        try:
+            for i in range(6):
+                await cat.create({"id": f"S{i}", "frequency": "annual"})
+            await cat.committer.drain()
+            assert (tmp_path / "c" / LATEST_HINT).read_text() == str(await cat.version())
+            assert store.hint_writes < 7  # writes coalesced while one was under way
+        finally:
+            await cat.close()
+
+    asyncio.run(main())
