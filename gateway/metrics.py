@@ -1,6 +1,6 @@
 """Prometheus metrics of one app, in its own registry.
 
-Requests are counted and timed by route template (``/v1/series/{series_id:str}``),
+Requests are counted and timed by route template (``/v1/series/{series_id}``),
 never by raw path, so hostile or numerous ids cannot blow up the number of series.
 The catalog's own counters (cache, commits, lost races, retries) are read from
 :meth:`catalog_store.AsyncCatalog.stats` at scrape time; store call latencies

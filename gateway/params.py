@@ -27,8 +27,6 @@ from gateway.problems import PreconditionFailedError
 T = TypeVar("T")
 
 _ETAG = re.compile(r'^\s*(W/)?"(\d{1,19})"\s*$')
-#: An ETag of a series version, or of a version and a retention floor (``"42.7"``).
-_TAG = re.compile(r'^\s*(?:W/)?"(\d{1,19})(?:\.(\d{1,19}))?"\s*$')
 _PATH_PART = re.compile(r"\[(\d+)\]")
 _DECLARED = "fincat.query_parameters"
 _BOUND = (
@@ -111,15 +109,10 @@ def none_match(header: str | None, version: int, floor: int = 0) -> bool:
     """
     if header is None:
         return False
-    for item in header.split(","):
-        if item.strip() == "*":
-            return True
-        match = _TAG.fullmatch(item)
-        if match is None:
-            continue
-        if (int(match.group(1)), int(match.group(2) or 0)) == (version, floor):
-            return True
-    return False
+    # ETags are opaque: compared as text, so "074" or "74.0" is not "74".
+    tag = etag(version, floor=floor)
+    sent = (item.strip() for item in header.split(","))
+    return any(item == "*" or item.removeprefix("W/") == tag for item in sent)
 
 
 async def check_request(request: Request[Any, Any, Any]) -> None:

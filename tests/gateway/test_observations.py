@@ -466,3 +466,21 @@ def test_held_writes_can_be_turned_off(local_target: StoreTarget) -> None:
         # Every held row goes to a file (GDP's seed and UNRATE's July), and the new one.
         assert files() == before + 3
         assert client.get(url).json()["values"][-2:] == [4.2, 4.3]
+
+
+def test_if_none_match_compares_etags_as_text(shared_client: Client) -> None:
+    # An ETag is opaque: "074" and "74.0" name no representation this server issued.
+    response = shared_client.get("/v1/series/GDP/observations")
+    version = response.json()["version"]
+    for sent, status in [
+        (f'"{version}"', 304),
+        (f'W/"{version}"', 304),
+        (f'"0{version}", W/"{version}"', 304),
+        (f'"0{version}"', 200),
+        (f'"{version}.0"', 200),
+        (f'W/"{version}.0"', 200),
+        (f'"{version + 1}"', 200),
+        ("*", 304),
+    ]:
+        again = shared_client.get("/v1/series/GDP/observations", headers={"If-None-Match": sent})
+        assert again.status_code == status, sent
