@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import contextlib
 import datetime as dt
+import functools
 import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
@@ -61,7 +62,6 @@ from catalog_store.operations import (
     CompactSeries,
     CreateSeries,
     DeleteSeries,
-    Operation,
     UpdateSeries,
     write_operation,
 )
@@ -99,6 +99,8 @@ class AsyncCatalog:
         #: version 0 won, where several processes initialised it at once).
         self.created = False
         self._closed = False
+        #: Operations applied to the newest version as one commit (see apply.py).
+        self._commit = functools.partial(commit_operations, self.committer, self.options)
 
     # -- opening -----------------------------------------------------------------
 
@@ -150,35 +152,14 @@ class AsyncCatalog:
         raise CatalogClosedError, and a later close does nothing."""
         if self._closed:
             return
-        self._closed = True
+        self._closed = self.committer.closed = True
         await self.committer.drain()
         await self.store.close()
 
     def _check_open(self) -> None:
-        # Every call reads a version or commits one: those are where this is checked.
+        # Every call reads a version or commits one (the committer checks that).
         if self._closed:
             raise CatalogClosedError("this catalog is closed")
-
-    async def _commit(
-        self,
-        operations: Sequence[Operation],
-        message: str,
-        *,
-        allow_empty: bool = True,
-        checkpoint: bool = False,
-        batch: Batch | None = None,
-    ) -> Committed:
-        """Operations applied to the newest version as one commit (see apply.py)."""
-        self._check_open()
-        return await commit_operations(
-            self.committer,
-            self.options,
-            operations,
-            message,
-            allow_empty=allow_empty,
-            checkpoint=checkpoint,
-            batch=batch,
-        )
 
     # -- versions ----------------------------------------------------------------
 

@@ -23,6 +23,7 @@ from dataclasses import dataclass, field
 from catalog_store import keys
 from catalog_store.errors import (
     AlreadyExistsError,
+    CatalogClosedError,
     CatalogStoreError,
     CommitRetriesExhaustedError,
     CommitStateUnknownError,
@@ -162,6 +163,8 @@ class Committer:
         self.store = reader.store
         self.policy = policy or RetryPolicy()
         self.stats = CommitStats()
+        #: Set when its catalog is closed: a commit then raises CatalogClosedError.
+        self.closed = False
         #: The one task writing the "latest" hint, and the versions it is to write
         #: and has written: commits landing meanwhile raise the first, and the task
         #: writes the newest once more. Two writes at once raced, and the older
@@ -185,6 +188,8 @@ class Committer:
         CommitStateUnknownError when a write failed and the outcome could not be
         read back, and StorageError for permanent storage failures.
         """
+        if self.closed:
+            raise CatalogClosedError("this catalog is closed")
         commit_id = uuid.uuid4().hex
         started = time.monotonic()
         unknown: set[int] = set()
