@@ -76,7 +76,7 @@ async def commit_operations(
                 refusals.append((exc, index))
                 raise
         await changes.check_claims()
-        if not changes.changes and not allow_empty:
+        if not allow_empty and (not changes.changes or await _cancels_out(base, changes)):
             raise _NothingToCommit(base.manifest, changes.touched())
         attempts[changes.version] = changes
         return await changes.finish(message)
@@ -109,6 +109,18 @@ class Committed:
         if record is None:
             raise NotFoundError(series_id)
         return to_series(record)
+
+
+async def _cancels_out(base: Snapshot, changes: ChangeSet) -> bool:
+    """Whether every series the operations touched ends as absent as it began: a
+    batch that created a series and deleted it again changes nothing."""
+    touched = changes.touched()
+    if any(record is not None for record in touched.values()):
+        return False
+    for series_id in touched:
+        if await base.record(series_id) is not None:
+            return False
+    return True
 
 
 class _NothingToCommit(CatalogStoreError):

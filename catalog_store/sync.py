@@ -48,7 +48,8 @@ class SyncBatch:
     @property
     def version(self) -> int | None:
         """The version the batch committed as, once the block has ended; None if it
-        committed nothing (no change, or only changes to what the series hold)."""
+        committed nothing (no change, only changes to what the series hold, or
+        series created and deleted again)."""
         return self._batch.version
 
     @property

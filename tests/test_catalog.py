@@ -627,3 +627,23 @@ def test_a_closed_catalog_raises_a_catalog_error_that_is_a_runtime_error(tmp_pat
         cat.version()
     with pytest.raises(RuntimeError):
         cat.get("S")
+
+
+def test_a_batch_that_creates_and_deletes_a_series_commits_nothing(catalog: Catalog) -> None:
+    catalog.create(id="KEEP", frequency="annual")
+    before = catalog.version()
+    with catalog.batch() as batch:
+        batch.create({"id": "TEMP", "frequency": "annual", "external_ids": {"fred": "TEMP"}})
+        batch.write("TEMP", ([dt.date(2000, 1, 1)], [1.0]))
+        batch.delete("TEMP")
+    assert batch.version is None
+    assert catalog.version() == before
+    # Anything else in the batch is a change: it commits, the temporary series not in it.
+    with catalog.batch() as batch:
+        batch.create({"id": "TEMP", "frequency": "annual"})
+        batch.delete("TEMP")
+        batch.update("KEEP", {"title": "kept"})
+    assert batch.version == before + 1
+    assert [s.id for s in catalog.list().items] == ["KEEP"]
+    with pytest.raises(SeriesNotFoundError):
+        catalog.get("TEMP")
