@@ -79,7 +79,8 @@ from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.status import record_verify
 from catalog_store.storage import Store, open_store
 from catalog_store.storage.guarded import GuardedStore
-from catalog_store.verify import Progress, VerifyReport, verify
+from catalog_store.verify import Progress, verify
+from catalog_store.verify_report import VerifyReport
 from catalog_store.vintages import revisions, series_changes
 
 log = logging.getLogger(__name__)

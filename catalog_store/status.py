@@ -17,7 +17,7 @@ from catalog_store import keys
 from catalog_store.errors import CatalogStoreError, ObjectNotFoundError
 from catalog_store.records import DECODE_ERRORS
 from catalog_store.storage import Store
-from catalog_store.verify import VerifyReport
+from catalog_store.verify_report import VerifyReport
 
 log = logging.getLogger(__name__)
 

@@ -27,7 +27,7 @@ from catalog_store.loop_runner import LoopRunner
 from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport
 from catalog_store.models import Series, SeriesSpec
 from catalog_store.options import CatalogOptions, SeriesChange, VersionInfo
-from catalog_store.verify import VerifyReport
+from catalog_store.verify_report import VerifyReport
 
 DateLike = dt.date | dt.datetime | None
 

@@ -19,7 +19,7 @@ from catalog_store import AsyncCatalog, Catalog, Series, SeriesFilter, changes, 
 from catalog_store.errors import IntegrityError
 from catalog_store.keys import checksum, manifest_key, table_part_key
 from catalog_store.records import Manifest, PendingRow, encode_manifest
-from catalog_store.verify import VerifyReport
+from catalog_store.verify_report import VerifyReport
 from tests.conftest import EAGER, StoreTarget
 
 SOURCES = ("", "bls", "ecb", "fred")

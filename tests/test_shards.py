@@ -26,7 +26,7 @@ from catalog_store.records import (
     encode_shard,
 )
 from catalog_store.storage import MemoryStore
-from catalog_store.verify import Problem
+from catalog_store.verify_report import Problem
 from tests.conftest import EAGER
 
 

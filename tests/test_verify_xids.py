@@ -21,7 +21,7 @@ from catalog_store.records import (
     encode_xid_shard,
     xid_key,
 )
-from catalog_store.verify import VerifyReport
+from catalog_store.verify_report import VerifyReport
 from tests.conftest import EAGER
 
 Pairs = list[tuple[str, str]]

@@ -8,7 +8,7 @@ import datetime as dt
 import strawberry
 
 from catalog_store import VersionInfo
-from catalog_store.verify import VerifyReport
+from catalog_store.verify_report import VerifyReport
 from gateway.graphql.context import GraphQLContext, context_of
 from gateway.graphql.decorators import field
 from gateway.graphql.types import Series, series_node
