@@ -132,6 +132,9 @@ class LoopRunner:
         if isinstance(shared, selectors.BaseSelector):
             setattr(self.loop, "_selector", selectors.DefaultSelector())  # noqa: B010
             shared.close()  # this process's descriptor of the epoll; the parent's stays
+        # Its tasks and connections (a hint write under way, an S3 session) are the
+        # parent's, which finishes them: collected here, they are no error to report.
+        self.loop.set_exception_handler(_ignore_inherited)
 
     def _inside_a_call(self) -> bool:
         """Whether this thread is inside one of this runner's calls (a callback
@@ -387,6 +390,10 @@ class _CtrlC:
 
 
 def _nothing() -> None:
+    pass
+
+
+def _ignore_inherited(loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
     pass
 
 
