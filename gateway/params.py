@@ -26,7 +26,9 @@ from gateway.problems import PreconditionFailedError
 
 T = TypeVar("T")
 
-_ETAG = re.compile(r'^\s*(W/)?"(\d{1,19})"\s*$')
+#: An ETag as this server issues them: a version without leading zeros ("074" is
+#: not "74": ETags are compared as text).
+_ETAG = re.compile(r'^\s*(W/)?"(0|[1-9]\d{0,18})"\s*$')
 _PATH_PART = re.compile(r"\[(\d+)\]")
 _DECLARED = "fincat.query_parameters"
 _BOUND = (
