@@ -97,6 +97,8 @@ class LoopRunner:
         ctrl_c = _CtrlC()
         try:
             previous = _set_signal_handler(signal.SIGINT, ctrl_c)
+        except ValueError:  # the main thread of a subinterpreter: no signals here
+            return self._run(coro)
         except BaseException:
             coro.close()
             raise
