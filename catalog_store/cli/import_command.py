@@ -138,6 +138,21 @@ def _commit(
     return batch.version, True
 
 
+def _check_sources(existing: dict[str, Series | None], source: str) -> None:
+    """``--source`` names the source of the series the import creates; a series that
+    exists with another one is refused, as one of another ``--frequency`` is: the
+    import would otherwise leave series of two sources the option said were one."""
+    if not source:
+        return
+    for series_id, current in existing.items():
+        if current is not None and current.source != source:
+            raise ValidationError(
+                f"series {series_id!r} exists with source {current.source!r}, not {source!r}; "
+                "--source applies to the series an import creates",
+                "source",
+            )
+
+
 def _check_source(value: str) -> str:
     """``--source`` checked by the rule the engine applies when the series is created,
     before the file is read, and explained in words rather than as a pattern."""
@@ -221,6 +236,7 @@ def import_csv(
             existing, frequencies = _frequencies(
                 catalog, ids, parsed, frequency, file_frequency, meter
             )
+            _check_sources(existing, source)
             tables = {
                 sid: item.table(frequencies[sid]) for sid, item in zip(ids, parsed, strict=True)
             }

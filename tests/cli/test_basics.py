@@ -267,3 +267,21 @@ def test_engine_reports_name_each_field_once() -> None:
         parse_spec({"id": "X", "frequency": "annual", "source": "bad source!"})
     assert describe(caught.value).startswith("source: must be empty or 1-64 ASCII letters")
     assert describe(ValidationError("must be positive", "limit")) == "limit: must be positive"
+
+
+def test_an_existing_series_of_another_source_is_refused_by_source(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    first = "date,a\n2000-01-01,1\n2000-02-01,2\n"
+    wide = ["import", "-", "--format", "wide", "--prefix", "S."]
+    ok(cli(*local, *wide, "--source", "FRED", input=first))
+    version = latest_version(local)
+    more = "date,a,b\n2000-03-01,3,1\n2000-04-01,4,2\n"
+    fails(
+        cli(*local, *wide, "--source", "BLS", input=more),
+        1,
+        "series 'S.a' exists with source 'FRED', not 'BLS'",
+    )
+    assert latest_version(local) == version  # nothing imported, S.b not created
+    ok(cli(*local, *wide, "--source", "FRED", input=more))  # the same source: imported
+    ok(cli(*local, *wide, input="date,a\n2000-05-01,5\n2000-06-01,6\n"))  # no --source
+    assert latest_version(local) == version + 2
