@@ -383,5 +383,17 @@ def write_operation(
             "series, give start as its first date or earlier",
             "start",
         )
-    table = as_table(([], [])) if observations is None else owned(as_table(observations))
+    table = as_table(([], [])) if observations is None else as_table(observations)
+    if not _from_python_lists(observations):
+        table = owned(table)  # may be a view of the caller's arrays: see owned
     return WriteObservations(series_id, mode, table, start, end, expected_version)
+
+
+def _from_python_lists(observations: Any) -> bool:
+    """Whether ``observations`` are (dates, values) as Python lists or tuples, from
+    which Arrow builds arrays of its own: no copy is needed to own them."""
+    return (
+        isinstance(observations, tuple | list)
+        and len(observations) == 2
+        and all(type(part) in (list, tuple) for part in observations)
+    )
