@@ -63,6 +63,17 @@ def test_a_commit_that_changes_nothing_makes_no_version(client: Client) -> None:
     answer = client.post("/v1/commits", json=changed)
     assert answer.status_code == 201
     assert answer.json()["version"] == version + 1
+    passing = {
+        "operations": [
+            {"op": "create", "series": {"id": "TEMP", "frequency": "annual"}},
+            {"op": "write", "id": "TEMP", "dates": ["2000-01-01"], "values": [1.0]},
+            {"op": "delete", "id": "TEMP"},
+        ]
+    }
+    answer = client.post("/v1/commits", json=passing)
+    assert answer.status_code == 200, answer.text
+    assert answer.json() == {"version": version + 1, "operations": 3}
+    assert "location" not in answer.headers
 
 
 def test_failed_commit_changes_nothing(client: Client) -> None:
