@@ -112,12 +112,14 @@ class Committed:
 
 
 async def _cancels_out(base: Snapshot, changes: ChangeSet) -> bool:
-    """Whether every series the operations touched ends as absent as it began: a
-    batch that created a series and deleted it again changes nothing."""
+    """Whether every series the operations changed ends as absent as it began: a
+    batch that created a series and deleted it again changes nothing (the series it
+    only looked at, with operations that changed nothing, do not count)."""
+    changed = {series_id for _operation, series_id in changes.changes}
     touched = changes.touched()
-    if any(record is not None for record in touched.values()):
+    if any(touched.get(series_id) is not None for series_id in changed):
         return False
-    for series_id in touched:
+    for series_id in changed:
         if await base.record(series_id) is not None:
             return False
     return True

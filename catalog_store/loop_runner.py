@@ -315,8 +315,10 @@ class LoopRunner:
         With ``wait``, first waits for calls other threads have under way; without
         (at exit, when a daemon thread may be stuck inside one), does nothing while
         one is."""
-        if self.inherited:  # the parent's to close
+        if self.inherited:  # the parent's to close; closed for this process
             last.close()
+            with self._mutex:
+                self._closed = True
             return
         if self._inside_a_call():
             last.close()

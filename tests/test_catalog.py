@@ -644,6 +644,21 @@ def test_a_batch_that_creates_and_deletes_a_series_commits_nothing(catalog: Cata
         batch.delete("TEMP")
         batch.update("KEEP", {"title": "kept"})
     assert batch.version == before + 1
+    # With changes that change nothing beside it, still nothing.
+    with catalog.batch() as batch:
+        batch.create({"id": "TEMP", "frequency": "annual"})
+        batch.delete("TEMP")
+        batch.update("KEEP", {"title": "kept"})
+        batch.write("KEEP", ([dt.date(2001, 1, 1)], [2.0]))
+        batch.write("KEEP", ([dt.date(2001, 1, 1)], [2.0]), "upsert")
+    assert batch.version == before + 2  # the write is a change
+    with catalog.batch() as batch:
+        batch.create({"id": "TEMP", "frequency": "annual"})
+        batch.delete("TEMP")
+        batch.update("KEEP", {"title": "kept"})
+        batch.write("KEEP", ([dt.date(2001, 1, 1)], [2.0]), "upsert")
+    assert batch.version is None
+    assert catalog.version() == before + 2
     assert [s.id for s in catalog.list().items] == ["KEEP"]
     with pytest.raises(SeriesNotFoundError):
         catalog.get("TEMP")

@@ -72,6 +72,19 @@ SCRIPT = textwrap.dedent(
     assert cat.read("B").num_rows == 2 and cat.read("D").num_rows == 20_000
     report = cat.verify()
     assert report.ok, report
+
+    # Closed in a child before any use: closed there, the parent's untouched.
+    pid = os.fork()
+    if pid == 0:
+        cat.close()
+        try:
+            cat.get("A")
+        except RuntimeError as exc:
+            os._exit(0 if type(exc).__name__ == "CatalogClosedError" else 2)
+        os._exit(3)
+    assert os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]) == 0
+    assert cat.read("A").num_rows == 20_000
+
     cat.close()
 
     # Closed before a fork, it stays closed in the child.
