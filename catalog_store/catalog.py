@@ -158,7 +158,9 @@ class AsyncCatalog:
         await self.store.close()
 
     def _check_open(self) -> None:
-        # Every call reads a version or commits one (the committer checks that).
+        # First in every call that checks its arguments: closed is the answer, not
+        # what is wrong with them. The rest read a version or commit one (the
+        # committer checks too).
         if self._closed:
             raise CatalogClosedError("this catalog is closed")
 
@@ -202,6 +204,7 @@ class AsyncCatalog:
         the ``repair`` that superseded it says so in its message), and the next
         one below takes its place, so a page is short only at the oldest version.
         """
+        self._check_open()
         check_count(limit, "limit", 1)
         if before is not None:
             check_count(before, "before", 0)
@@ -232,6 +235,7 @@ class AsyncCatalog:
         Compactions and checkpoints change no value and are not changes of a
         series. Raises SeriesNotFoundError if the series does not exist at ``as_of``.
         """
+        self._check_open()
         check_series_id(series_id)
         check_count(limit, "limit", 1)
         if before is not None:
@@ -297,12 +301,14 @@ class AsyncCatalog:
 
     async def create(self, spec: SeriesSpec | Mapping[str, Any], message: str = "") -> Series:
         """Create a series. Raises ValidationError, SeriesExistsError, ExternalIdTakenError."""
+        self._check_open()
         op = CreateSeries(parse_spec(spec))
         committed = await self._commit([op], message or f"create {op.series_id}")
         return committed.series(op.series_id)
 
     async def get(self, series_id: str, as_of: AsOf = None) -> Series:
         """The series at ``as_of``. Raises SeriesNotFoundError."""
+        self._check_open()
         check_series_id(series_id)
         record = await self._record(series_id, as_of)
         return to_series(record)
@@ -324,6 +330,7 @@ class AsyncCatalog:
     ) -> Series:
         """Change metadata fields. With ``expected_version``, only if the series is still
         at that version (else VersionMismatchError, a ConflictError)."""
+        self._check_open()
         check_series_id(series_id)
         op = UpdateSeries(series_id, as_changes(changes), expected_version)
         committed = await self._commit([op], message or f"update {series_id}", allow_empty=False)
@@ -336,6 +343,7 @@ class AsyncCatalog:
 
         Returns the new catalog version. Raises SeriesNotFoundError, VersionMismatchError.
         """
+        self._check_open()
         check_series_id(series_id)
         op = DeleteSeries(series_id, expected_version)
         return (await self._commit([op], message or f"delete {series_id}")).manifest.version
@@ -356,6 +364,7 @@ class AsyncCatalog:
         A cursor pins the version its listing started at (and overrides ``as_of``).
         Raises ValidationError for a bad limit, frequency or cursor.
         """
+        self._check_open()
         flt = SeriesFilter(source, frequency, tag_tuple(tags), text)
         return await self.list_matching(flt, limit, cursor, as_of)
 
@@ -364,6 +373,7 @@ class AsyncCatalog:
     ) -> Page:
         """:meth:`list` by a :class:`SeriesFilter` (which can also ask for an external-id
         provider)."""
+        self._check_open()
         if cursor:
             as_of = decode_cursor(cursor)[0]
             await self.check_pinned(as_of)
@@ -398,6 +408,7 @@ class AsyncCatalog:
         with an id from that provider. Raises ValidationError for an unknown
         frequency.
         """
+        self._check_open()
         flt = SeriesFilter(source, frequency, tag_tuple(tags), text, external_provider)
         return await table_rows(await self.snapshot(as_of), flt)
 
@@ -406,6 +417,7 @@ class AsyncCatalog:
     ) -> Series:
         """The series carrying this external id. Raises SeriesNotFoundError, and
         ValidationError for a provider or id no series could carry."""
+        self._check_open()
         check_external_id(provider, external_id)
         snapshot = await self.snapshot(as_of)
         owner = await snapshot.owner_of(provider, external_id)
@@ -435,6 +447,7 @@ class AsyncCatalog:
         ``delete_range``; the two range modes need ``start`` or ``end`` (a missing one
         is open). Raises ValidationError (nothing written) for bad input.
         """
+        self._check_open()
         check_series_id(series_id)
         op = write_operation(series_id, observations, mode, start, end, expected_version)
         committed = await self._commit([op], message or f"{mode} {series_id}", allow_empty=False)
@@ -455,6 +468,7 @@ class AsyncCatalog:
         ``as_of`` (a version or UTC instant) gives the series exactly as it was then.
         Raises SeriesNotFoundError, ValidationError, IntegrityError (damaged file).
         """
+        self._check_open()
         check_series_id(series_id)
         if columns is not None:
             names = list(columns) if isinstance(columns, list | tuple) else []
@@ -477,6 +491,7 @@ class AsyncCatalog:
     ) -> pa.Table:
         """Every value each date in ``[start, end]`` has had, with ``realtime_start`` and
         ``realtime_end`` (null while current): the ALFRED view. Raises SeriesNotFoundError."""
+        self._check_open()
         check_series_id(series_id)
         if not isinstance(first_release_only, bool):
             raise ValidationError("must be True or False", "first_release_only")
@@ -491,6 +506,7 @@ class AsyncCatalog:
 
         Changes no value. Returns the new version, or None if nothing needed it.
         """
+        self._check_open()
         check_series_id(series_id)
         check_count(min_files, "min_files", 1)
         await self.get(series_id)

@@ -602,6 +602,10 @@ def test_a_closed_async_catalog_refuses_every_call_and_changes_nothing(
             "verify": cat.verify,
             "gc": lambda: cat.collect_garbage(dry_run=True),
             "checkpoint": cat.checkpoint,
+            # Closed comes first: bad arguments are not looked at.
+            "read a bad id": lambda: cat.read("bad id !"),
+            "list from a bad cursor": lambda: cat.list(cursor="abc"),
+            "write bad rows": lambda: cat.write("S", ([1], [2, 3])),
         }
         for call in calls.values():
             with pytest.raises(CatalogClosedError, match="closed"):
