@@ -25,7 +25,6 @@ from catalog_store.batch import Batch
 from catalog_store.commit import Committer, initialise
 from catalog_store.datafiles import read_record
 from catalog_store.errors import (
-    CatalogClosedError,
     CatalogStoreError,
     FormatError,
     IntegrityError,
@@ -99,7 +98,6 @@ class AsyncCatalog:
         #: Whether opening it initialised the store (``open(create=True)`` whose
         #: version 0 won, where several processes initialised it at once).
         self.created = False
-        self._closed = False
         #: Operations applied to the newest version as one commit (see apply.py).
         self._commit = functools.partial(commit_operations, self.committer, self.options)
 
@@ -151,18 +149,17 @@ class AsyncCatalog:
     async def close(self) -> None:
         """Finish background work and release the store's connections; later calls
         raise CatalogClosedError, and a later close does nothing."""
-        if self._closed:
+        if self.committer.closed:
             return
-        self._closed = self.committer.closed = True
+        self.committer.closed = True
         await self.committer.drain()
         await self.store.close()
 
     def _check_open(self) -> None:
         # First in every call that checks its arguments: closed is the answer, not
         # what is wrong with them. The rest read a version or commit one (the
-        # committer checks too).
-        if self._closed:
-            raise CatalogClosedError("this catalog is closed")
+        # committer checks too, for a batch closed under way).
+        self.committer.check_open()
 
     # -- versions ----------------------------------------------------------------
 

@@ -163,7 +163,7 @@ class Committer:
         self.store = reader.store
         self.policy = policy or RetryPolicy()
         self.stats = CommitStats()
-        #: Set when its catalog is closed: a commit then raises CatalogClosedError.
+        #: Set when its catalog is closed: every call then raises CatalogClosedError.
         self.closed = False
         #: The one task writing the "latest" hint, and the versions it is to write
         #: and has written: commits landing meanwhile raise the first, and the task
@@ -188,8 +188,7 @@ class Committer:
         CommitStateUnknownError when a write failed and the outcome could not be
         read back, and StorageError for permanent storage failures.
         """
-        if self.closed:
-            raise CatalogClosedError("this catalog is closed")
+        self.check_open()
         commit_id = uuid.uuid4().hex
         started = time.monotonic()
         unknown: set[int] = set()
@@ -211,6 +210,10 @@ class Committer:
                 commit_id,
                 sorted(unknown),
             ) from exc
+
+    def check_open(self) -> None:
+        if self.closed:
+            raise CatalogClosedError("this catalog is closed")
 
     async def _attempts(
         self,

@@ -108,11 +108,11 @@ class LoopRunner:
         try:
             result = self._run(coro, ctrl_c)
         except BaseException as exc:
-            _set_signal_handler(signal.SIGINT, previous)
             if ctrl_c.seen and not isinstance(exc, KeyboardInterrupt):
                 raise KeyboardInterrupt from exc
             raise
-        _set_signal_handler(signal.SIGINT, previous)
+        finally:
+            _set_signal_handler(signal.SIGINT, previous)
         if ctrl_c.seen:
             raise KeyboardInterrupt
         return result

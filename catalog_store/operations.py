@@ -383,7 +383,7 @@ def write_operation(
             "series, give start as its first date or earlier",
             "start",
         )
-    table = as_table(([], [])) if observations is None else as_table(observations)
+    table = as_table(([], []) if observations is None else observations)
     if not _from_python_lists(observations):
         table = owned(table)  # may be a view of the caller's arrays: see owned
     return WriteObservations(series_id, mode, table, start, end, expected_version)
