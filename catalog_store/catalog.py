@@ -27,7 +27,6 @@ from catalog_store.datafiles import read_record
 from catalog_store.errors import (
     CatalogStoreError,
     FormatError,
-    IntegrityError,
     SeriesNotFoundError,
     ValidationError,
 )
@@ -40,13 +39,7 @@ from catalog_store.listing import (
     table_rows,
     tag_tuple,
 )
-from catalog_store.maintenance import (
-    DEFAULT_GRACE,
-    GcReport,
-    RepairReport,
-    collect_garbage,
-    repair,
-)
+from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport, collect_garbage, repair
 from catalog_store.models import (
     Series,
     SeriesSpec,
@@ -56,7 +49,7 @@ from catalog_store.models import (
     check_series_id,
     parse_spec,
 )
-from catalog_store.observations import COLUMNS, range_bounds, utc_instant
+from catalog_store.observations import check_column_selection, range_bounds, utc_instant
 from catalog_store.operations import (
     CompactSeries,
     CreateSeries,
@@ -64,23 +57,15 @@ from catalog_store.operations import (
     UpdateSeries,
     write_operation,
 )
-from catalog_store.options import (
-    CatalogOptions,
-    SeriesChange,
-    VersionInfo,
-    version_info,
-)
-from catalog_store.records import (
-    SeriesRecord,
-    to_series,
-)
+from catalog_store.options import CatalogOptions, SeriesChange, VersionInfo, version_info
+from catalog_store.records import SeriesRecord, to_series
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.status import record_verify
 from catalog_store.storage import Store, open_store
 from catalog_store.storage.guarded import GuardedStore
 from catalog_store.verify import Progress, verify
 from catalog_store.verify_report import VerifyReport
-from catalog_store.vintages import revisions, series_changes
+from catalog_store.vintages import catalog_versions, revisions, series_changes
 
 log = logging.getLogger(__name__)
 
@@ -207,16 +192,7 @@ class AsyncCatalog:
             check_count(before, "before", 0)
         latest = await self.version()
         top = latest if before is None else min(before - 1, latest)
-        oldest = await self.reader.oldest_version()
-        out: list[VersionInfo] = []
-        for version in range(top, oldest - 1, -1):
-            if len(out) == limit:
-                break
-            try:
-                out.append(version_info(await self.reader.manifest(version)))
-            except IntegrityError as exc:
-                log.warning("history leaves out version %d: %s", version, exc)
-        return out
+        return await catalog_versions(self.reader, top, limit)
 
     async def series_history(
         self, series_id: str, as_of: AsOf = None, before: int | None = None, limit: int = 10
@@ -273,22 +249,7 @@ class AsyncCatalog:
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: commits, lost races, retries, cache use."""
-        commits = self.committer.stats
-        cache = self.reader.cache
-        return {
-            "commits": commits.commits,
-            "commit_lost_races": commits.lost_races,
-            "commit_retries": commits.retries,
-            "commit_unknown_outcomes": commits.unknown_outcomes,
-            "commit_gave_up": commits.gave_up,
-            "cache_hits": cache.hits,
-            "cache_misses": cache.misses,
-            "cache_bytes": cache.current_bytes,
-            "cache_max_bytes": cache.max_bytes,
-            "cache_entries": len(cache),
-            "cache_records": cache.records,
-            "cache_peak_records": cache.peak_records,
-        }
+        return {**self.committer.stats.counters(), **self.reader.cache.counters()}
 
     async def version_details(self, version: int) -> VersionInfo:
         self._check_open()
@@ -468,12 +429,7 @@ class AsyncCatalog:
         self._check_open()
         check_series_id(series_id)
         if columns is not None:
-            names = list(columns) if isinstance(columns, list | tuple) else []
-            if not names or len(set(names)) != len(names):
-                raise ValidationError("must be a list of distinct column names", "columns")
-            unknown = [c for c in columns if c not in COLUMNS]
-            if unknown:
-                raise ValidationError(f"unknown column {unknown[0]!r}", "columns")
+            check_column_selection(columns)
         record = await self._record(series_id, as_of)
         low, high = range_bounds(start, end, record.frequency)
         table = await read_record(self.reader, record, low, high)

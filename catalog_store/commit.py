@@ -87,6 +87,16 @@ class CommitStats:
     gave_up: int = 0
     durations: list[float] = field(default_factory=list)
 
+    def counters(self) -> dict[str, int]:
+        """What a metrics exporter shows of the commits (``AsyncCatalog.stats``)."""
+        return {
+            "commits": self.commits,
+            "commit_lost_races": self.lost_races,
+            "commit_retries": self.retries,
+            "commit_unknown_outcomes": self.unknown_outcomes,
+            "commit_gave_up": self.gave_up,
+        }
+
 
 #: The resolution of a commit time as a manifest records it (RFC 3339 with
 #: microseconds): the least step from one version's time to the next.

@@ -78,6 +78,16 @@ def check_mode(mode: str) -> str:
     return mode
 
 
+def check_column_selection(columns: Any) -> None:
+    """A read's ``columns``: a list of distinct names of :data:`COLUMNS`."""
+    names = list(columns) if isinstance(columns, list | tuple) else []
+    if not names or len(set(names)) != len(names):
+        raise ValidationError("must be a list of distinct column names", "columns")
+    unknown = [c for c in names if c not in COLUMNS]
+    if unknown:
+        raise ValidationError(f"unknown column {unknown[0]!r}", "columns")
+
+
 def date_ints(table: pa.Table) -> np.ndarray[Any, np.dtype[np.int64]]:
     """The date column as int64: days since 1970-01-01, or microseconds for instants."""
     column = table.column("date")

@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import logging
 import math
 
 import pyarrow as pa
@@ -29,9 +30,27 @@ from catalog_store.errors import (
     VersionNotFoundError,
 )
 from catalog_store.observations import INSTANT_TYPE, bound, date_ints, schema_for
-from catalog_store.options import SeriesChange, version_info
+from catalog_store.options import SeriesChange, VersionInfo, version_info
 from catalog_store.records import Manifest, SeriesRecord, from_ordinal, to_series
 from catalog_store.snapshot import Snapshot, StoreReader
+
+log = logging.getLogger(__name__)
+
+
+async def catalog_versions(reader: StoreReader, top: int, limit: int) -> list[VersionInfo]:
+    """Up to ``limit`` versions from ``top`` down, newest first. A version whose
+    manifest cannot be read is left out (``verify`` names it) and the next one below
+    takes its place, so the list is short only at the oldest kept version."""
+    oldest = await reader.oldest_version()
+    out: list[VersionInfo] = []
+    for version in range(top, oldest - 1, -1):
+        if len(out) == limit:
+            break
+        try:
+            out.append(version_info(await reader.manifest(version)))
+        except IntegrityError as exc:
+            log.warning("history leaves out version %d: %s", version, exc)
+    return out
 
 
 async def previous_state(
