@@ -129,7 +129,6 @@ def _inexact(given: int) -> ValidationError:
     )
 
 
-_BOOL_AS_FLOAT = pa.array([0.0, 1.0])
 _BOOL_TYPES = frozenset((bool, np.bool_))
 _BOOL_SCAN_AT_ONCE = 64
 
@@ -143,7 +142,10 @@ def _bool_among_floats(values: Sequence[Any], array: pa.Array | pa.ChunkedArray)
     if len(values) > _BOOL_SCAN_AT_ONCE:
         if pa.types.is_float16(array.type):  # numpy float16 scalars; is_in takes none
             array = array.cast(pa.float64())
-        if not pc.any(pc.is_in(array, value_set=_BOOL_AS_FLOAT)).as_py():
+        # Built here, not at import: pyarrow imports pandas (when installed) on its
+        # first array from Python objects, ~50 MB in a process that only reads.
+        bool_as_float = pa.array(np.array([0.0, 1.0]))
+        if not pc.any(pc.is_in(array, value_set=bool_as_float)).as_py():
             return False
     return not _BOOL_TYPES.isdisjoint(map(type, values))
 

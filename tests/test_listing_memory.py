@@ -10,6 +10,8 @@ process did not build the whole listing in memory.
 from __future__ import annotations
 
 import asyncio
+import subprocess
+import sys
 import tracemalloc
 from pathlib import Path
 
@@ -62,3 +64,39 @@ def test_streaming_every_series_holds_a_bounded_number_in_memory(tmp_path: Path)
     assert 0 < peak_records <= CACHE_BYTES // RECORD_OVERHEAD + 2 * SHARD_MAX_RECORDS
     assert peak_records < SERIES // 5
     assert peak_bytes < 64 * 2**20
+
+
+_READ_ONLY_PROCESS = """
+import sys
+from catalog_store import Catalog
+import gateway.app
+
+catalog = Catalog.open(sys.argv[1])
+assert catalog.list(limit=5).items
+catalog.get("S000001")
+catalog.history(limit=3)
+catalog.close()
+print("pandas" in sys.modules)
+"""
+
+
+def test_a_process_that_lists_and_looks_up_does_not_import_pandas(tmp_path: Path) -> None:
+    """pyarrow imports pandas, when it is installed, on the first array it builds
+    from Python objects: some 50 MB of a gateway's resident memory. A process
+    that lists and looks series up builds none (docs/operations.md, "Caches")."""
+    pytest.importorskip("pandas")
+    from catalog_store import Catalog
+
+    root = str(tmp_path / "store")
+    with Catalog.open(root, create=True) as catalog, catalog.batch() as batch:
+        for i in range(10):
+            batch.create({"id": f"S{i:06d}", "frequency": "monthly"})
+    found = subprocess.run(
+        [sys.executable, "-c", _READ_ONLY_PROCESS, root],
+        capture_output=True,
+        text=True,
+        check=True,
+        timeout=120,
+        cwd=Path(__file__).resolve().parents[1],
+    )
+    assert found.stdout.strip() == "False", found.stderr
