@@ -286,7 +286,8 @@ class AsyncCatalog:
         expected_version: int | None = None,
         message: str = "",
     ) -> Series:
-        """Change metadata fields. With ``expected_version``, only if the series is still
+        """Change metadata fields (a None resets one to its default, as a JSON merge
+        patch's null does). With ``expected_version``, only if the series is still
         at that version (else VersionMismatchError, a ConflictError)."""
         self._check_open()
         check_series_id(series_id)

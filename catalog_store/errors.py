@@ -75,6 +75,7 @@ class SeriesExistsError(AlreadyExistsError):
     def __init__(self, series_id: str) -> None:
         super().__init__(f"series already exists: {series_id!r}")
         self.series_id = series_id
+        self.field = "id"
 
 
 class ExternalIdTakenError(AlreadyExistsError):

@@ -316,6 +316,9 @@ def check_external_id(provider: object, external_id: object) -> None:
 def apply_changes(spec: SeriesSpec, changes: Mapping[str, Any]) -> SeriesSpec:
     """Return ``spec`` with ``changes`` applied, validated as a whole.
 
+    A None resets a field to its default, as in a JSON merge patch (RFC 7396);
+    ``frequency``, which has none, refuses it.
+
     Raises ValidationError if a change names the id, a derived field, an unknown
     field, or makes the metadata invalid.
     """
@@ -324,5 +327,10 @@ def apply_changes(spec: SeriesSpec, changes: Mapping[str, Any]) -> SeriesSpec:
     if "id" in changes and changes["id"] != spec.id:
         raise ValidationError("a series id cannot change", field="id")
     merged = spec.model_dump()
-    merged.update(changes)
+    for name, given in changes.items():
+        field = SeriesSpec.model_fields.get(name) if given is None else None
+        if field is not None and not field.is_required():
+            merged[name] = field.get_default(call_default_factory=True)
+        else:
+            merged[name] = given
     return parse_spec(merged)

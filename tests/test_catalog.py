@@ -47,12 +47,19 @@ def test_create_get_update_delete(catalog: Catalog) -> None:
     assert (updated.title, updated.units, updated.source) == ("10Y yield", "percent", "FRED")
     assert updated.created_at == created.created_at
     assert updated.updated_at >= created.updated_at
+    # None resets a field to its default; the frequency has none.
+    reset = catalog.update("DGS10", {"source": None, "tags": None, "external_ids": None})
+    assert (reset.source, reset.tags, reset.external_ids, reset.title) == ("", [], {}, "10Y yield")
+    with pytest.raises(ValidationError) as refused:
+        catalog.update("DGS10", {"frequency": None})
+    assert refused.value.field == "frequency"
+    assert catalog.version() == 3
 
-    version = catalog.delete("DGS10", expected_version=2)
-    assert version == 3
+    version = catalog.delete("DGS10", expected_version=3)
+    assert version == 4
     with pytest.raises(SeriesNotFoundError):
         catalog.get("DGS10")
-    assert catalog.get("DGS10", as_of=2).title == "10Y yield"
+    assert catalog.get("DGS10", as_of=2).source == "FRED"
     assert catalog.get("DGS10", as_of=1).title == "10-Year Treasury"
     with pytest.raises(SeriesNotFoundError):
         catalog.get("DGS10", as_of=0)

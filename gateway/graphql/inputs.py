@@ -17,18 +17,19 @@ from catalog_store.models import check_external_id
 from gateway.graphql.errors import VALIDATION, ApiError
 from gateway.graphql.scalars import Frequency, Instant, Partitioning, WriteMode
 
-#: What a null resets each updatable field to.
-_RESET: dict[str, Any] = {
-    "title": "",
-    "description": "",
-    "source": "",
-    "units": "",
-    "seasonal_adjustment": "",
-    "tags": [],
-    "external_ids": {},
-    "attributes": {},
-    "partitioning": None,
-}
+#: The fields an update may change besides ``frequency``; a null resets one to its
+#: default (the catalog's rule, as in a JSON merge patch).
+_UPDATABLE = (
+    "title",
+    "description",
+    "source",
+    "units",
+    "seasonal_adjustment",
+    "tags",
+    "external_ids",
+    "attributes",
+    "partitioning",
+)
 
 
 @strawberry.input(description="Observations between two dates, either end open.")
@@ -169,12 +170,12 @@ def spec_of(value: SeriesInput, field: str) -> dict[str, Any]:
 def changes_of(value: SeriesChanges, field: str) -> dict[str, Any]:
     """The catalog's changes mapping: only the fields given; a null resets a field."""
     changes: dict[str, Any] = {}
-    for name, reset in _RESET.items():
+    for name in _UPDATABLE:
         given = getattr(value, name)
         if given is strawberry.UNSET:
             continue
         if given is None:
-            changes[name] = reset
+            changes[name] = None
         elif name == "external_ids":
             changes[name] = external_ids(given, f"{field}.externalIds")
         elif name == "partitioning":

@@ -149,10 +149,14 @@ async def _add(batch: Batch, index: int, op: BatchOperation) -> Arguments:
 
 @strawberry.type
 class Mutation:
+    """Each field is one commit, and nullable: in a document of several mutations
+    (run one after another), one that fails is null beside the results of those
+    that committed, where a non-null field's error would null them all."""
+
     @mutation(permission_classes=WRITE, description="Create a series.")
     async def create_series(
         self, info: Context, input: SeriesInput, message: Message = None
-    ) -> Series:
+    ) -> Series | None:
         context = context_of(info)
         spec = spec_of(input, "input")
         with Arguments("input.").named():
@@ -167,7 +171,7 @@ class Mutation:
         input: SeriesChanges,
         expected_version: ExpectedVersion = None,
         message: Message = None,
-    ) -> Series:
+    ) -> Series | None:
         context = context_of(info)
         check_series_id(series_id)
         changes = changes_of(input, "input")
@@ -187,7 +191,7 @@ class Mutation:
         series_id: Annotated[str, strawberry.argument(name="id")],
         expected_version: ExpectedVersion = None,
         message: Message = None,
-    ) -> DeletedSeries:
+    ) -> DeletedSeries | None:
         with Arguments().named():
             version = await context_of(info).catalog.delete(
                 series_id, expected_version=expected_version, message=message or ""
@@ -215,7 +219,7 @@ class Mutation:
         end_instant: Instant | None = None,
         expected_version: ExpectedVersion = None,
         message: Message = None,
-    ) -> Series:
+    ) -> Series | None:
         context = context_of(info)
         _check_rows(context, _rows(dates, instants, values), "values")
         op = WriteOperation(
@@ -251,7 +255,7 @@ class Mutation:
     )
     async def commit_batch(
         self, info: Context, operations: list[BatchOperation], message: Message = None
-    ) -> CommitResult:
+    ) -> CommitResult | None:
         context = context_of(info)
         limit = context.gateway.settings.max_operations
         if not 1 <= len(operations) <= limit:

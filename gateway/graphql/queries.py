@@ -65,6 +65,8 @@ def conditions_of(value: SeriesFilter | None) -> Conditions:
     if value is None:
         return Conditions()
     between = value.observed_between
+    if between is not None and between.start and between.end and between.start > between.end:
+        raise ApiError("start is after end", VALIDATION, "filter.observedBetween.start")
     return Conditions(
         text=value.text,
         source=value.source,

@@ -319,7 +319,7 @@ async def write_observations(
     observations: Any
     if is_json(media):
         data = decode_json(body, ObservationsWrite)
-        mode = data.mode or mode
+        mode = data.mode if data.mode is not None else mode
         start = data.start if data.start is not None else start
         end = data.end if data.end is not None else end
         rows = max(len(data.dates or ()), len(data.values or ()))
@@ -340,7 +340,7 @@ async def write_observations(
         lambda expected: gateway.catalog.write(
             series_id,
             observations,
-            mode or "append",
+            "append" if mode is None else mode,
             start=low,
             end=high,
             expected_version=expected,

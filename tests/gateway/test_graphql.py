@@ -162,6 +162,10 @@ def test_series_list_pages_and_filters(client: Client) -> None:
         "GDP",
         "UNRATE",
     ]
+    assert ids({"observedBetween": {"start": "2024-01-31", "end": "2024-01-31"}}) == ["UNRATE"]
+    reversed_range = {"observedBetween": {"start": "2024-02-01", "end": "2024-01-01"}}
+    refused = post(client, query, {"filter": reversed_range, "first": 10})
+    assert error(refused, "VALIDATION")["extensions"]["field"] == "filter.observedBetween.start"
     # A filtered listing pages like any other, at the version of its first page.
     page = ok(client, query, {"filter": {"source": "BEA"}, "first": 1})["seriesList"]
     ok(

@@ -175,6 +175,22 @@ def test_mutation_errors_name_the_argument(client: Client) -> None:
     error(bad_date, "GRAPHQL_VALIDATION_FAILED")
 
 
+def test_a_failed_mutation_leaves_the_results_of_those_that_committed(client: Client) -> None:
+    body = post(
+        client,
+        """mutation {
+            a: createSeries(input: {id: "TWO1", frequency: DAILY}) { id version }
+            b: createSeries(input: {id: "TWO1", frequency: DAILY}) { id }
+            c: deleteSeries(id: "TWO1") { seriesId }
+        }""",
+    )
+    assert body["data"]["a"]["id"] == "TWO1"
+    assert body["data"]["b"] is None
+    assert body["data"]["c"] == {"seriesId": "TWO1"}
+    assert error(body, "CONFLICT")["path"] == ["b"]
+    assert client.get("/v1/series/TWO1").status_code == 404
+
+
 def test_commit_batch_is_one_atomic_commit(shared_target: StoreTarget) -> None:
     seed(shared_target)
     batch = """mutation($ops: [BatchOperation!]!) { commitBatch(operations: $ops, message: "b") {

@@ -177,6 +177,18 @@ def test_write_json_modes(shared_client: Client) -> None:
         json={"mode": "delete_range", "start": "2024-04-01"},
     )
     assert deleted.json()["observation_count"] == 1
+    # An empty mode is no mode: refused, not taken for the default append.
+    version = c.get("/v1/series/GDPC1").json()["version"]
+    later = {"dates": ["2025-01-01"], "values": [4.0]}
+    empty = c.post("/v1/series/GDPC1/observations", json={"mode": ""} | later)
+    assert problem(empty, 422)["errors"][0]["field"] == "mode"
+    csv = c.post(
+        "/v1/series/GDPC1/observations?mode=",
+        content=b"date,value\n2025-01-01,4\n",
+        headers={"content-type": "text/csv"},
+    )
+    assert problem(csv, 422)["errors"][0]["field"] == "mode"
+    assert c.get("/v1/series/GDPC1").json()["version"] == version
 
 
 def test_write_csv_and_arrow(client: Client) -> None:

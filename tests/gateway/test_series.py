@@ -56,6 +56,7 @@ def test_crud_round_trip(shared_client: Client) -> None:
 def test_create_errors(client: Client) -> None:
     body = problem(client.post("/v1/series", json={"id": "GDP", "frequency": "quarterly"}), 409)
     assert body["type"].endswith("series-exists")
+    assert body["errors"][0]["field"] == "id"
     bad = problem(
         client.post("/v1/series", json={"id": "X1", "frequency": "monthly", "tags": ["ok", "a b"]}),
         422,
@@ -395,3 +396,37 @@ def test_misfit_bodies_name_a_field(client: Client) -> None:
     assert field_of("POST", "/v1/commits", unknown) == "operations.0.x"
     observations = b'{"dates": [], "values": [], "extra": 1}'
     assert field_of("POST", "/v1/series/GDP/observations", observations) == "extra"
+
+
+def test_a_null_in_a_patch_resets_the_field_as_a_merge_patch_does(client: Client) -> None:
+    full = {
+        "id": "RESET",
+        "frequency": "annual",
+        "title": "T",
+        "units": "USD",
+        "tags": ["a"],
+        "external_ids": {"fred": "RESET1"},
+        "attributes": {"k": 1},
+        "partitioning": "decade",
+    }
+    assert client.post("/v1/series", json=full).status_code == 201
+    merge = {"content-type": "application/merge-patch+json"}
+    before = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+    refused = client.patch("/v1/series/RESET", content=b'{"frequency": null}', headers=merge)
+    assert problem(refused, 422)["errors"][0]["field"] == "frequency"
+    assert client.get("/v1/versions?limit=1").json()["items"][0]["version"] == before
+
+    nulls = {name: None for name in full if name not in ("id", "frequency", "units")}
+    patched = client.patch("/v1/series/RESET", content=json.dumps(nulls), headers=merge)
+    assert patched.status_code == 200, patched.text
+    after = client.get("/v1/series/RESET").json()
+    assert (after["title"], after["tags"], after["external_ids"]) == ("", [], {})
+    assert (after["attributes"], after["partitioning"], after["units"]) == ({}, None, "USD")
+    # The external id went with it: another series may claim it now.
+    taken = {"id": "CLAIM", "frequency": "annual", "external_ids": {"fred": "RESET1"}}
+    assert client.post("/v1/series", json=taken).status_code == 201
+
+    update = {"op": "update", "id": "RESET", "changes": {"units": None}}
+    committed = client.post("/v1/commits", json={"operations": [update]})
+    assert committed.status_code == 201, committed.text
+    assert client.get("/v1/series/RESET").json()["units"] == ""
