@@ -48,6 +48,11 @@ def day(value: dt.date | dt.datetime | None) -> dt.date | None:
     return value
 
 
+def instant(value: dt.date | dt.datetime | None) -> dt.datetime | None:
+    """An intraday series' instant, in UTC; None for a calendar date."""
+    return value.astimezone(dt.UTC) if isinstance(value, dt.datetime) else None
+
+
 def check_page(first: int, limit: int, name: str = "first") -> None:
     """Raises ApiError ``VALIDATION`` unless ``1 <= first <= limit``."""
     if not 1 <= first <= limit:
@@ -191,8 +196,20 @@ class Series:
         description="The catalog version of the commit that last changed the series; "
         "pass it as expectedVersion to change it only if nobody else has."
     )
-    first_date: dt.date | None
-    last_date: dt.date | None
+    first_date: dt.date | None = strawberry.field(
+        description="The date of the first observation; an intraday series' UTC date "
+        "of it (firstInstant has the instant)."
+    )
+    last_date: dt.date | None = strawberry.field(
+        description="The date of the last observation; an intraday series' UTC date "
+        "of it (lastInstant has the instant)."
+    )
+    first_instant: dt.datetime | None = strawberry.field(
+        description="An intraday series' first instant (UTC); null for other series."
+    )
+    last_instant: dt.datetime | None = strawberry.field(
+        description="An intraday series' last instant (UTC); null for other series."
+    )
     observation_count: int
     catalog_version: int = strawberry.field(
         description="The catalog version this view of the series was read at."
@@ -327,6 +344,8 @@ def series_node(series: CatalogSeries, catalog_version: int) -> Series:
         version=series.version,
         first_date=day(series.first_date),
         last_date=day(series.last_date),
+        first_instant=instant(series.first_date),
+        last_instant=instant(series.last_date),
         observation_count=series.observation_count,
         catalog_version=catalog_version,
         record=series,

@@ -326,3 +326,18 @@ def test_a_sub_day_window_is_budgeted_by_its_own_span(local_target: StoreTarget)
             'endInstant: "2024-01-02T23:59:59Z") { count } } }',
         )
         assert error(day, "RESULT_TOO_LARGE")["extensions"]["requested"] >= 1440
+
+
+def test_first_and_last_instants_are_rests_first_and_last_dates(fx: Client) -> None:
+    query = """{ fx: series(id: "FX") { firstDate lastDate firstInstant lastInstant }
+                 gdp: series(id: "GDP") { firstDate firstInstant lastInstant } }"""
+    got = ok(fx, query)
+    want = fx.get("/v1/series/FX").json()
+    assert instants([got["fx"]["firstInstant"], got["fx"]["lastInstant"]]) == instants(
+        [want["first_date"], want["last_date"]]
+    )
+    assert got["fx"]["firstInstant"] != got["fx"]["lastInstant"]
+    first = instants([want["first_date"]])[0]
+    assert first is not None and got["fx"]["firstDate"] == first.date().isoformat()
+    assert got["gdp"]["firstDate"] is not None
+    assert (got["gdp"]["firstInstant"], got["gdp"]["lastInstant"]) == (None, None)
