@@ -262,11 +262,17 @@ class Committer:
                     draft = await build(base, commit_id, committed_at)
                 except CatalogStoreError as exc:
                     # A precondition judged on an unprobed base may be judged on a
-                    # stale one: it stands only if that base is still the newest.
+                    # stale one: it stands only if that base is still the newest,
+                    # and still held. A refresh checks the latter at most once a
+                    # second, and gc under retention may have expired the base and
+                    # its successors meanwhile: "nothing new" after it is no proof.
                     if (
                         known is None
                         or isinstance(exc, StorageError)
-                        or await self.reader.latest_version(refresh=True) == latest
+                        or (
+                            await self.reader.latest_version(refresh=True) == latest
+                            and await self.reader.holds(latest)
+                        )
                     ):
                         raise
                     continue

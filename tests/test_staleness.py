@@ -3,7 +3,8 @@
 A catalog opened with ``max_staleness`` serves the newest version it knows for
 that long without asking the store; these tests hold it to the rest of the
 contract: an as-of read is never stale, and a version the store no longer holds
-is never built on, nor served for longer than a refresh.
+is never built on (nor judged on: a refusal or "no change" on it is judged again on
+the newest), nor served for longer than a second after gc expired it.
 """
 
 from __future__ import annotations
@@ -59,6 +60,32 @@ def test_a_process_behind_a_retention_gc_catches_up_and_writes_after_the_floor(
     assert [v.version for v in writer.history()] == [5, 4]
     assert writer.verify().ok
     for opened in (writer, behind):
+        opened.close()
+
+
+def test_a_refusal_judged_on_a_base_gc_expired_is_judged_again_on_the_newest(
+    tmp_path: Path,
+) -> None:
+    # No monkeypatching: the check that the known latest version is still held runs
+    # at most once a second, and here gc expires it within that second.
+    root = str(tmp_path / "store")
+    gc_side = Catalog.open(root, create=True)
+    writer = Catalog.open(root)
+    day = dt.date(2024, 1, 1)
+    gc_side.create(id="A", frequency="daily")
+    writer.write("A", ([day], [1.0]))  # version 2: the writer's latest
+    assert writer.version() == 2
+    gc_side.write("A", ([day], [2.0]), mode="upsert")  # 3
+    gc_side.create(id="NEW", frequency="daily")  # 4
+    report = gc_side.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+    assert report.oldest_version == 4  # versions 0-3 are gone
+    # On version 2 the upsert changes nothing and NEW does not exist; on 4 both land.
+    assert writer.write("A", ([day], [1.0]), mode="upsert").version == 5
+    assert writer.update("NEW", {"title": "found"}).version == 6
+    assert gc_side.read("A").column("value").to_pylist() == [1.0]
+    assert gc_side.get("NEW").title == "found"
+    assert gc_side.verify().ok
+    for opened in (gc_side, writer):
         opened.close()
 
 
