@@ -31,7 +31,10 @@ class CatalogOptions:
     #: Byte bound of the cache of decoded immutable objects.
     cache_bytes: int = DEFAULT_CACHE_BYTES
     #: How long "which version is latest" may be reused without asking the store.
-    #: 0 means every read sees every commit that landed before it started.
+    #: 0 means every read sees every commit that landed before it started, but for
+    #: one case: for up to a second after a gc under a retention shorter than that
+    #: expired the version this catalog last saw, a read may still see that one
+    #: (docs/architecture.md, commit protocol step 8). Writes are judged afresh.
     max_staleness: float = 0.0
     #: A partition with more files than this is compacted after a write.
     compact_threshold: int = 16

@@ -620,6 +620,30 @@ def test_a_write_that_changes_nothing_returns_the_series(catalog: Catalog) -> No
     assert deleted.observation_count == 1
 
 
+def test_an_empty_frame_of_timestamps_is_a_write_of_no_rows(catalog: Catalog) -> None:
+    """A crawler's "new rows today" as a DataFrame, on a day with none: pandas types
+    its empty date column as naive timestamps, which must not be refused."""
+    catalog.create(id="EMPTY", frequency="daily")
+    catalog.write("EMPTY", ([D(2024, 1, 2), D(2024, 1, 3)], [1.0, 2.0]))
+    version = catalog.version()
+    frame = pd.DataFrame({"date": pd.to_datetime([]), "value": pd.Series([], dtype=float)})
+    indexed = pd.Series([], dtype=float, index=pd.DatetimeIndex([], name="date"))
+    for empty in (
+        frame,
+        indexed,
+        pa.table({"date": pa.array([], pa.timestamp("ns")), "value": pa.array([], pa.float64())}),
+    ):
+        for mode in ("append", "upsert"):
+            assert catalog.write("EMPTY", empty, mode).observation_count == 2
+    assert catalog.version() == version
+    # replace_range with no rows deletes the range.
+    replaced = catalog.write(
+        "EMPTY", frame, "replace_range", start=D(2024, 1, 3), end=D(2024, 1, 31)
+    )
+    assert replaced.observation_count == 1
+    assert catalog.read("EMPTY").column("date").to_pylist() == [D(2024, 1, 2)]
+
+
 def test_a_write_of_values_the_series_has_makes_no_version(catalog: Catalog) -> None:
     days = [D(2020, 1, 1) + dt.timedelta(days=i) for i in range(800)]  # three years
     values: list[float | None] = [float(i) for i in range(800)]
