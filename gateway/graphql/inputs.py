@@ -13,23 +13,13 @@ import strawberry
 from strawberry.scalars import JSON
 
 from catalog_store.errors import ValidationError
-from catalog_store.models import check_external_id
+from catalog_store.models import SPEC_FIELDS, check_external_id
 from gateway.graphql.errors import VALIDATION, ApiError
 from gateway.graphql.scalars import Frequency, Instant, Partitioning, WriteMode
 
 #: The fields an update may change besides ``frequency``; a null resets one to its
 #: default (the catalog's rule, as in a JSON merge patch).
-_UPDATABLE = (
-    "title",
-    "description",
-    "source",
-    "units",
-    "seasonal_adjustment",
-    "tags",
-    "external_ids",
-    "attributes",
-    "partitioning",
-)
+_UPDATABLE = tuple(name for name in SPEC_FIELDS if name not in ("id", "frequency"))
 
 
 @strawberry.input(description="Observations between two dates, either end open.")
