@@ -244,6 +244,11 @@ once = RetryPolicy(max_attempts=1, max_seconds=5, base_delay=0.001, max_delay=0.
 cat = Catalog.open(root, create=True, options=CatalogOptions(inline_rows=0, retry=once))
 cat.create(id="A", frequency="daily")
 days = [dt.date(1900, 1, 1) + dt.timedelta(days=i) for i in range(20000)]
+# pyarrow imports pandas (when installed) on its first array built from Python
+# values; built here, before the limit, as in any process that has written before.
+# Out of descriptors that import fails, before the store is reached.
+import pyarrow
+pyarrow.array([0.0])
 if limit == "fsize":
     resource.setrlimit(resource.RLIMIT_FSIZE, (4096, resource.RLIM_INFINITY))
 else:
