@@ -135,6 +135,14 @@ def to_utc(stamp: dt.datetime, text: str) -> dt.datetime:
         raise ValueError(f"{text!r} is out of range in UTC") from None
 
 
+#: A number as a CSV cell may spell it: ASCII digits, an optional sign, fraction and
+#: exponent, or infinity (which the engine refuses, naming the cell).
+_NUMBER = re.compile(
+    r"[+-]?(?:(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)(?:[eE][+-]?[0-9]+)?|inf(?:inity)?)",
+    re.IGNORECASE,
+)
+
+
 def parse_value(text: str) -> float | int | None:
     """A number, or None for a missing cell. Raises ValueError otherwise.
 
@@ -145,11 +153,14 @@ def parse_value(text: str) -> float | int | None:
     value = text.strip()
     if value.casefold() in MISSING:
         return None
+    if not _NUMBER.fullmatch(value):
+        # float() also reads "1_0" as 10 and other scripts' digits ("٣" as 3).
+        raise ValueError(f"not a number: {value!r}")
     number = float(value)
     if abs(number) < _ROUNDED_FROM:
         return number
     try:
-        return int(value)  # the integer spellings float() takes: a sign, digits, "_"
+        return int(value)  # an integer spelling: a sign and digits
     except ValueError:
         return number
 

@@ -315,6 +315,21 @@ def test_a_row_must_have_as_many_cells_as_the_header(
     assert latest_version(local) == before
 
 
+@pytest.mark.parametrize("cell", ["1_0", "\u0663", "\uff15", "0x10", "1e"])
+def test_a_number_is_ascii_digits_not_whatever_float_reads(local: list[str], cell: str) -> None:
+    """Python's float() reads "1_0" as 10 and other scripts' digits ("٣") as numbers;
+    a cell is a number only as written in ASCII, else refused naming its line."""
+    ok(cli(*local, "init"))
+    with Catalog.open(local[1]) as catalog:
+        catalog.create(id="US.GDP", frequency="monthly")
+    before = latest_version(local)
+    text = f"date,value\n2000-04-01,1\n2000-05-01,{cell}\n"
+    fails(cli(*local, "write", "US.GDP", "-", input=text), 1, "line 3: not a number")
+    wide = f"date,a\n2000-04-01,1\n2000-05-01,{cell}\n"
+    fails(cli(*local, "import", "-", "--format", "wide", input=wide), 1, "line 3: not a number")
+    assert latest_version(local) == before
+
+
 @pytest.mark.parametrize("layout", ["wide", "long"])
 def test_import_refuses_a_column_named_twice(local: list[str], layout: str) -> None:
     ok(cli(*local, "init"))

@@ -24,7 +24,7 @@ def daily(local: list[str]) -> list[str]:
 
 
 @pytest.mark.parametrize(
-    "text", [str(BIG), str(-BIG), f"+{BIG}", f'" {BIG} "', "9_007_199_254_740_993", str(10**30)]
+    "text", [str(BIG), str(-BIG), f"+{BIG}", f'" {BIG} "', str(10**30)]
 )
 def test_write_refuses_an_integer_a_float_would_round(daily: list[str], text: str) -> None:
     before = latest_version(daily)
