@@ -23,9 +23,7 @@ def daily(local: list[str]) -> list[str]:
     return local
 
 
-@pytest.mark.parametrize(
-    "text", [str(BIG), str(-BIG), f"+{BIG}", f'" {BIG} "', str(10**30)]
-)
+@pytest.mark.parametrize("text", [str(BIG), str(-BIG), f"+{BIG}", f'" {BIG} "', str(10**30)])
 def test_write_refuses_an_integer_a_float_would_round(daily: list[str], text: str) -> None:
     before = latest_version(daily)
     upsert = ["write", "S", "-", "--mode", "upsert"]
