@@ -39,7 +39,7 @@ from catalog_store.listing import (
     table_rows,
     tag_tuple,
 )
-from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport, collect_garbage, repair
+from catalog_store.maintenance import DEFAULT_GRACE, GcReport, collect_garbage
 from catalog_store.models import (
     Series,
     SeriesSpec,
@@ -59,6 +59,7 @@ from catalog_store.operations import (
 )
 from catalog_store.options import CatalogOptions, SeriesChange, VersionInfo, version_info
 from catalog_store.records import SeriesRecord, to_series
+from catalog_store.repair import RepairReport, repair
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.status import record_verify
 from catalog_store.storage import Store, open_store

@@ -33,6 +33,7 @@ from catalog_store.errors import (
     StorageUnavailableError,
     VersionNotFoundError,
 )
+from catalog_store.hint import encode_hint
 from catalog_store.records import (
     Manifest,
     StoreMarker,
@@ -424,7 +425,7 @@ class Committer:
         while self._hint_done < self._hint_wanted:
             version = self._hint_wanted
             try:
-                await self.store.put(keys.LATEST_HINT, str(version).encode(), durable=False)
+                await self.store.put(keys.LATEST_HINT, encode_hint(version), durable=False)
             except Exception as exc:  # noqa: BLE001 - best effort by design
                 log.debug("could not write the latest hint: %s", exc)
                 return

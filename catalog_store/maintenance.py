@@ -1,4 +1,4 @@
-"""Garbage collection and repair: ``fincat gc`` and ``fincat repair``.
+"""Garbage collection: ``fincat gc``.
 
 gc deletes only objects that no version references and that are older than a
 grace period: a commit in flight has written its files but not yet its manifest,
@@ -6,13 +6,6 @@ and its files must survive until it lands. Versions themselves are history users
 rely on (as-of reads, revisions), so by default gc keeps every version; with a
 retention period it expires the versions superseded before it (the state as of
 the cutoff stays readable) by raising the floor ``_manifests/_floor``.
-
-repair never deletes anything. When the newest version is damaged (its manifest
-unreadable or an object it references missing or corrupt), it commits a copy of
-the newest version that verifies as a new version, so readers see whole data
-again, and reports the versions whose changes are no longer current. The series
-the copy changes back are changed by that commit like by any other: their records
-carry its version, linked to the states they had before it.
 """
 
 from __future__ import annotations
@@ -23,33 +16,20 @@ from dataclasses import dataclass, field
 from functools import partial
 from typing import Any, TypeVar
 
-import msgspec
-
 from catalog_store import keys
-from catalog_store.changes import ChangeSet, Staged
-from catalog_store.commit import Committer, Draft
-from catalog_store.datafiles import read_record
 from catalog_store.errors import (
     CatalogStoreError,
-    ConflictError,
     IntegrityError,
     ObjectNotFoundError,
-    StorageError,
-    StorageUnavailableError,
     ValidationError,
     VersionNotFoundError,
 )
-from catalog_store.records import Manifest, SeriesRecord
-from catalog_store.snapshot import Snapshot, StoreReader
-from catalog_store.verify import restored_over, verify_version
-from catalog_store.vintages import previous_state
+from catalog_store.snapshot import StoreReader
+from catalog_store.verify import restored_over
 
 T = TypeVar("T")
 
 DEFAULT_GRACE = dt.timedelta(hours=1)
-#: How many times repair looks for the newest version that verifies, when a gc
-#: under retention expires the versions it is checking meanwhile.
-_REPAIR_LOOKS = 5
 
 
 @dataclass
@@ -301,198 +281,5 @@ async def expire_versions(
         stale = []  # lowered by a concurrent gc: raise it again
 
 
-@dataclass
-class RepairReport:
-    """The outcome of a repair: the version restored, and what is no longer current."""
-
-    latest_before: int
-    healthy_version: int | None
-    new_version: int | None = None
-    lost_versions: list[int] = field(default_factory=list)
-    lost_changes: list[tuple[str, str]] = field(default_factory=list)
-    message: str = ""
-
-    def to_dict(self) -> dict[str, Any]:
-        return {
-            "latest_before": self.latest_before,
-            "healthy_version": self.healthy_version,
-            "new_version": self.new_version,
-            "lost_versions": self.lost_versions,
-            "lost_changes": [list(c) for c in self.lost_changes],
-            "message": self.message,
-        }
-
-
-async def repair(committer: Committer) -> RepairReport:
-    """Move the catalog back to the newest version that verifies, as a new commit.
-
-    Does nothing when the newest version verifies. Refuses (RepairRefusedError)
-    when no version can be proven whole. Rewrites the "latest" hint either way.
-    """
-    reader = committer.reader
-    good: int | None = None
-    for _look in range(_REPAIR_LOOKS):
-        # The floor first: the reader then searches past a latest version it expired.
-        oldest = await reader.oldest_version()
-        latest = await reader.latest_version(refresh=True)
-        for version in range(latest, oldest - 1, -1):
-            checked = await verify_version(reader, version)
-            if checked.expired:
-                break  # a gc under retention moved the floor past it: look again
-            if checked.ok:
-                good = version
-                break
-        else:
-            break  # every version kept was checked
-        if good is not None:
-            break
-    report = RepairReport(latest_before=latest, healthy_version=good)
-    if good is None:
-        raise RepairRefusedError("no version of this catalog verifies; nothing safe to restore")
-    if good == latest:
-        report.message = f"version {latest} verifies; nothing to repair"
-        await reader.store.put(keys.LATEST_HINT, str(latest).encode(), durable=False)
-        return report
-    target = await reader.manifest(good)
-    report.lost_versions = list(range(good + 1, latest + 1))
-    newest_time = target.committed_at
-    newest_lost: Manifest | None = None
-    for version in report.lost_versions:
-        try:
-            lost = await reader.manifest(version)
-        except CatalogStoreError:
-            continue
-        report.lost_changes.extend(lost.changes)
-        newest_time = max(newest_time, lost.committed_at)
-        newest_lost = lost
-    message = f"repair: restore version {good}; versions {good + 1}..{latest} are no longer current"
-    # The series whose state the restore changes back, and the state each links to.
-    links = {} if newest_lost is None else await changed_back(reader, target, newest_lost)
-    staged = Staged()
-
-    async def build(base: Any, commit_id: str, at: dt.datetime) -> Draft:
-        if base.version != latest:
-            # A commit landed since the versions were verified: restoring over it
-            # would undo a change its writer was told had landed.
-            raise ConflictError(
-                f"the catalog moved on to version {base.version} during the repair "
-                f"of version {latest}; run repair again"
-            )
-        # The healthy version's state, built on as if it were the newest: each series
-        # changed back gets a new state of this commit, as any commit changing it does.
-        healthy = Snapshot(reader, msgspec.structs.replace(target, version=base.version))
-        changes = ChangeSet(healthy, commit_id, at, staged)
-        for series_id, link in links.items():
-            record = await changes.get(series_id)
-            assert record is not None  # links name only series of the healthy version
-            new = msgspec.structs.replace(
-                record, version=changes.version, updated_at=at, previous_version=link
-            )
-            await changes.put(new, "restore", record)
-        draft = await changes.finish(message)
-        # One change, naming the version restored: what verify and gc look for.
-        restored = msgspec.structs.replace(
-            draft.manifest, changes=[("restore", str(good))], change_count=1
-        )
-        return Draft(restored, draft.write_objects)
-
-    def stand_in(version: int) -> Manifest:
-        # The newest manifest is itself the damage: build on its number alone, and
-        # after the newest commit time known, so that commit times never go back.
-        return msgspec.structs.replace(target, version=version, committed_at=newest_time)
-
-    landed = await committer.commit(build, stand_in)
-    report.new_version = landed.version
-    report.message = message
-    return report
-
-
-async def changed_back(
-    reader: StoreReader, healthy: Manifest, lost: Manifest
-) -> dict[str, int | None]:
-    """The series whose state a restore of ``healthy`` over ``lost`` (the newest
-    version after it that reads) changes, each with the ``previous_version`` its
-    restored record gets: the version of the state it had before the restore.
-
-    A series is changed back when its record at ``lost`` is another state (another
-    version) or is gone. Only shards ``lost`` does not share with ``healthy``, and
-    the records either holds in its manifest, can hold such a series. A record that
-    cannot be read at ``lost`` showed no other state to any read, and is left as it
-    is. The objects are read as they are now, not as a cache holds them.
-    """
-    fresh = StoreReader(reader.store, cache_bytes=64 * 2**20, max_staleness=0.0)
-    floor = await fresh.oldest_version()
-    before = Snapshot(fresh, lost)
-    after = Snapshot(fresh, healthy)
-    shared = {ref.path for ref in lost.shards if ref is not None}
-    links: dict[str, int | None] = {}
-    seen: set[str] = set()
-
-    async def compare(record: SeriesRecord) -> None:
-        seen.add(record.id)
-        try:
-            then = await before.record(record.id)
-        except (IntegrityError, ObjectNotFoundError):
-            return
-        if then is None:
-            links[record.id] = None  # deleted since: the restore creates it again
-        elif then.version != record.version:
-            links[record.id] = await _readable_state(fresh, then, record, floor)
-
-    for index, ref in enumerate(healthy.shards):
-        if ref is not None and ref.path not in shared:
-            for record in (await after.shard_records(index)).values():
-                await compare(record)
-    for entry in [*healthy.records_pending, *lost.records_pending]:
-        if entry.id not in seen and (held := await after.record(entry.id)) is not None:
-            await compare(held)
-    return links
-
-
-async def _readable_state(
-    reader: StoreReader, state: SeriesRecord, healthy: SeriesRecord, floor: int
-) -> int | None:
-    """The version of the newest state of a series, from ``state`` back to the one
-    ``healthy`` holds, that revisions can read whole (its record at its own version,
-    and its rows); None when the series did not exist then.
-
-    A state whose objects are damaged is passed over: no read shows it, and linking
-    to it would make every revision history of the series fail. When the states
-    before one cannot be told, the healthy one is all that is known.
-    """
-    current: SeriesRecord | None = state
-    while current is not None and current.version > healthy.version:
-        if await _reads_whole(reader, current):
-            return current.version
-        try:
-            current = await previous_state(reader, current, floor)
-        except (IntegrityError, ObjectNotFoundError, VersionNotFoundError):
-            return healthy.version
-    # None: created after the healthy version (deleted, then created again).
-    return None if current is None else healthy.version
-
-
-async def _reads_whole(reader: StoreReader, state: SeriesRecord) -> bool:
-    """Whether a state reads as revisions read it: the record at its own version,
-    then all its rows."""
-    try:
-        manifest = await reader.manifest(state.version)
-        held = await Snapshot(reader, manifest).record(state.id)
-        if held is None or held.version != state.version:
-            return False
-        await read_record(reader, held, None, None)
-    except (IntegrityError, ObjectNotFoundError, VersionNotFoundError):
-        return False
-    except StorageError as exc:
-        if isinstance(exc, StorageUnavailableError):
-            raise  # the store, not the state: repair again later
-        return False  # unreadable (not permitted, an I/O error): damage like the rest
-    return True
-
-
 class GcRefusedError(CatalogStoreError):
     """gc cannot read a version it keeps, so it deletes nothing."""
-
-
-class RepairRefusedError(CatalogStoreError):
-    """repair cannot prove any version whole, so it changes nothing."""

@@ -10,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import bisect
 import datetime as dt
+import logging
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -27,6 +28,7 @@ from catalog_store.errors import (
     StorageUnavailableError,
     VersionNotFoundError,
 )
+from catalog_store.hint import LatestHint, decode_hint
 from catalog_store.records import (
     STORE_FORMAT,
     Manifest,
@@ -46,6 +48,8 @@ from catalog_store.storage import Store
 from catalog_store.table import decode_part, part_bytes
 
 T = TypeVar("T")
+
+log = logging.getLogger(__name__)
 
 #: Seconds an old version's read trusts the retention floor last read: the floor
 #: moves only when gc expires history, and a walk through history (``history``,
@@ -203,7 +207,8 @@ class StoreReader:
             # The common case: nothing new since we last looked.
             version = self._latest
         else:
-            start = await self._hint()
+            hint = await self.latest_hint()
+            start = 0 if hint is None else hint.version
             if self._latest is not None:
                 start = max(start, self._latest)
             # Never from below the floor: a manifest there may be one that did not
@@ -217,6 +222,14 @@ class StoreReader:
             version = start
             while await self._exists(version + 1):
                 version += 1
+            if hint is not None and hint.attested and hint.version > version:
+                log.warning(
+                    "%s: the latest hint names version %d, but the newest manifest is "
+                    "version %d: the newest commits' manifests were deleted (run fincat verify)",
+                    self.store.url,
+                    hint.version,
+                    version,
+                )
         self._latest = version
         self._latest_checked = now
         return version
@@ -232,7 +245,8 @@ class StoreReader:
         and which proves the hint names a real version). Newer versions are found
         by the next :meth:`latest_version`, which probes past this one.
         """
-        hint = await self._hint()
+        found = await self.latest_hint()
+        hint = 0 if found is None else found.version
         try:
             await self.manifest(hint)
         except (VersionNotFoundError, IntegrityError):
@@ -242,14 +256,15 @@ class StoreReader:
             self._latest_checked = float("-inf")  # unconfirmed as newest: probe next time
         return self._latest
 
-    async def _hint(self) -> int:
+    async def latest_hint(self) -> LatestHint | None:
+        """The "latest" hint as the store holds it now (see :mod:`.hint`)."""
         try:
-            return int((await self.store.get(keys.LATEST_HINT)).decode().strip())
+            return decode_hint(await self.store.get(keys.LATEST_HINT))
         except StorageUnavailableError:
             raise
-        except (ObjectNotFoundError, StorageError, ValueError, UnicodeDecodeError):
+        except (ObjectNotFoundError, StorageError):
             # Advisory: unreadable (absent, not permitted, a directory) is no hint.
-            return 0
+            return None
 
     async def oldest_version(self) -> int:
         """The oldest version kept: 0 unless gc expired history under a retention policy."""

@@ -24,9 +24,10 @@ from catalog_store.batch import Batch
 from catalog_store.catalog import AsyncCatalog
 from catalog_store.listing import Page, SeriesFilter
 from catalog_store.loop_runner import LoopRunner
-from catalog_store.maintenance import DEFAULT_GRACE, GcReport, RepairReport
+from catalog_store.maintenance import DEFAULT_GRACE, GcReport
 from catalog_store.models import Series, SeriesSpec
 from catalog_store.options import CatalogOptions, SeriesChange, VersionInfo
+from catalog_store.repair import RepairReport
 from catalog_store.verify_report import VerifyReport
 
 DateLike = dt.date | dt.datetime | None

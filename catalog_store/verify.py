@@ -424,9 +424,22 @@ async def verify(
     # were damaged, and verify must look at the bytes as they are now.
     reader = StoreReader(reader.store, cache_bytes=64 * 2**20, max_staleness=0.0)
     await reader.read_marker()
+    # The hint first: a commit writes it after its manifest has landed, so a hint
+    # read before the search names no version newer than the search finds, unless
+    # manifests were deleted.
+    hint = await reader.latest_hint()
     latest = await reader.latest_version(refresh=True)
     report.latest_version = latest
     checker = _Verifier(reader, report)
+    if hint is not None and hint.attested and hint.version > latest:
+        checker.problem(
+            "missing_manifest",
+            keys.manifest_key(hint.version),
+            f"the manifests of versions {latest + 1}..{hint.version} are missing: the "
+            f"latest hint names version {hint.version}, committed after version {latest}, "
+            "the newest manifest the store holds",
+            version=hint.version,
+        )
     oldest = await reader.oldest_version()
     if oldest > latest:
         # gc would take every version for expired and delete what they reference.

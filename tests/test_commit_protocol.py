@@ -19,6 +19,7 @@ from catalog_store.errors import (
     ConflictError,
     StorageUnavailableError,
 )
+from catalog_store.hint import LatestHint, decode_hint
 from catalog_store.keys import LATEST_HINT, MANIFEST_DIR, manifest_key
 from catalog_store.storage import LocalStore, Store, open_store
 from tests.conftest import StoreTarget
@@ -267,7 +268,8 @@ def test_the_hint_names_the_newest_version_when_commits_land_during_a_hint_write
             for i in range(6):
                 await cat.create({"id": f"S{i}", "frequency": "annual"})
             await cat.committer.drain()
-            assert (tmp_path / "c" / LATEST_HINT).read_text() == str(await cat.version())
+            hint = decode_hint((tmp_path / "c" / LATEST_HINT).read_bytes())
+            assert hint == LatestHint(await cat.version(), attested=True)
             assert store.hint_writes < 7  # writes coalesced while one was under way
         finally:
             await cat.close()

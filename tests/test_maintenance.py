@@ -20,7 +20,8 @@ from catalog_store.errors import (
     VersionNotFoundError,
 )
 from catalog_store.keys import LATEST_HINT, RETENTION_FLOOR, manifest_key
-from catalog_store.maintenance import GcRefusedError, GcReport, RepairRefusedError
+from catalog_store.maintenance import GcRefusedError, GcReport
+from catalog_store.repair import RepairRefusedError
 from catalog_store.storage import open_store
 from catalog_store.testing.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
 from tests.conftest import EAGER, StoreTarget
@@ -182,7 +183,7 @@ def test_repair_commits_over_a_newest_manifest_that_cannot_be_read(tmp_path: Pat
 def test_repair_never_restores_over_a_commit_made_while_it_verified(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from catalog_store import maintenance
+    import catalog_store.repair as repair_module
 
     root, cat = filled(tmp_path, EAGER)
     before = set((root / "data").rglob("*.parquet"))
@@ -190,14 +191,14 @@ def test_repair_never_restores_over_a_commit_made_while_it_verified(
     (newest,) = set((root / "data").rglob("*.parquet")) - before
     newest.unlink()  # the newest version no longer verifies
     writer = Catalog.open(str(root))
-    verify = maintenance.verify_version
+    verify = repair_module.verify_version
 
     async def verify_while_a_writer_commits(reader: Any, version: int) -> Any:
         if writer.version() == version:  # first call: the newest version
             writer.write("A", ([dt.date(2002, 1, 1)], [3.0]))  # told it landed
         return await verify(reader, version)
 
-    monkeypatch.setattr(maintenance, "verify_version", verify_while_a_writer_commits)
+    monkeypatch.setattr(repair_module, "verify_version", verify_while_a_writer_commits)
     with pytest.raises(ConflictError, match="run repair again"):
         cat.repair()
     assert cat.read("A").column("value").to_pylist() == [1.0, 2.0, 3.0]

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from catalog_store import AsyncCatalog, Catalog
+from catalog_store.hint import LatestHint, decode_hint
 from catalog_store.keys import LATEST_HINT
 from catalog_store.loop_runner import LoopRunner
 from catalog_store.storage import MemoryStore
@@ -81,7 +82,7 @@ def test_close_writes_the_hint_a_last_commit_left_behind(tmp_path: Path) -> None
     cat.update("S000", {"title": "last"})
     version = cat.version()
     cat.close()
-    assert (tmp_path / "c" / LATEST_HINT).read_text() == str(version)
+    assert decode_hint((tmp_path / "c" / LATEST_HINT).read_bytes()) == LatestHint(version, True)
     with Catalog.open(tmp_path / "c") as again:
         assert again.get("S000").title == "last"
 
@@ -123,7 +124,8 @@ def test_a_script_that_commits_and_exits_without_closing_writes_the_hint(tmp_pat
     )
     assert done.returncode == 0, done.stderr
     assert done.stderr == ""
-    assert (tmp_path / "c" / LATEST_HINT).read_text() == done.stdout.strip()
+    hint = decode_hint((tmp_path / "c" / LATEST_HINT).read_bytes())
+    assert hint == LatestHint(int(done.stdout), attested=True)
 
 
 def test_a_local_commit_writes_its_manifest_on_the_thread_that_waits_for_it(

@@ -2,15 +2,19 @@
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import json
+import logging
 from pathlib import Path
 
 import pytest
 
 from catalog_store import Catalog
 from catalog_store.errors import IntegrityError
-from catalog_store.keys import manifest_key
+from catalog_store.hint import LatestHint, decode_hint, encode_hint
+from catalog_store.keys import LATEST_HINT, manifest_key
+from catalog_store.storage import open_store
 from tests.conftest import StoreTarget
 
 
@@ -130,3 +134,79 @@ def test_an_object_the_store_will_not_read_is_reported_not_fatal(tmp_path: Path)
     assert cat.repair().healthy_version == 1
     assert Catalog.open(str(root)).verify().ok
     cat.close()
+
+
+def test_deleted_newest_manifests_are_found_and_repair_reports_them(
+    target: StoreTarget, caplog: pytest.LogCaptureFixture
+) -> None:
+    # The newest commits' manifests deleted (by hand, by a partial restore): reads
+    # show the version before them, and nothing but the hint, which a commit writes
+    # after its manifest has landed, remembers that they were committed.
+    cat = target.open()
+    seeded(cat)
+    kept = cat.version()
+    cat.write("S2", ([dt.date(2010, 1, 1)], [1.5]))
+    cat.write("S3", ([dt.date(2010, 1, 1)], [2.5]))
+    newest = cat.version()
+    cat.close()  # its hint names the newest version
+
+    async def delete_newest() -> None:
+        store = open_store(target.url, target.options or None)
+        for version in (kept + 1, newest):
+            await store.delete(manifest_key(version))
+        await store.close()
+
+    asyncio.run(delete_newest())
+
+    fresh = target.open(create=False)
+    with caplog.at_level(logging.WARNING, logger="catalog_store.snapshot"):
+        assert fresh.version() == kept
+    assert f"names version {newest}, but the newest manifest is version {kept}" in caplog.text
+    report = fresh.verify()
+    assert [(p.kind, p.key, p.version) for p in report.problems] == [
+        ("missing_manifest", manifest_key(newest), newest)
+    ]
+    assert f"versions {kept + 1}..{newest} are missing" in report.problems[0].detail
+    assert not fresh.verify(latest_only=True).ok
+
+    repaired = fresh.repair()
+    assert (repaired.new_version, repaired.lost_versions) == (None, [kept + 1, newest])
+    assert "backup" in repaired.message
+    # Reported once: repair rewrites the hint, and verify passes from then on.
+    assert fresh.verify().ok
+    assert fresh.repair().lost_versions == []
+    fresh.close()
+
+
+@pytest.mark.parametrize(
+    "hint",
+    [
+        encode_hint(99)[:-10] + b"00000000\n",  # its checksum does not hold: torn
+        b"99",  # the bare number stores held before the checksum
+        encode_hint(99)[:-2],  # cut short
+    ],
+    ids=["torn", "bare", "short"],
+)
+def test_a_hint_that_proves_nothing_is_no_damage(local: tuple[Catalog, Path], hint: bytes) -> None:
+    cat, root = local
+    (root / LATEST_HINT).write_bytes(hint)
+    fresh = Catalog.open(str(root))
+    assert fresh.version() == cat.version()
+    assert fresh.verify().ok
+    fresh.close()
+    cat.close()
+
+
+def test_the_hint_keeps_its_width(tmp_path: Path) -> None:
+    # Rewritten in place without a flush, a shorter hint over a longer one was "90"
+    # read while the file was being cut to length.
+    hint = tmp_path / "c" / LATEST_HINT
+    cat = Catalog.open(str(tmp_path / "c"), create=True)
+    sizes = set()
+    for i in range(11):
+        cat.create(id=f"S{i}", frequency="annual")
+        if hint.exists():
+            sizes.add(len(hint.read_bytes()))
+    cat.close()
+    assert decode_hint(hint.read_bytes()) == LatestHint(11, attested=True)
+    assert sizes == {len(hint.read_bytes())}
