@@ -273,7 +273,10 @@ class StoreReader:
         except ObjectNotFoundError:
             floor = 0
         except (ValueError, UnicodeDecodeError):
-            raise IntegrityError(f"{keys.RETENTION_FLOOR} is not a version number") from None
+            raise IntegrityError(
+                f"{keys.RETENTION_FLOOR} is not a version number: write the oldest version "
+                "kept into it (docs/storage-format.md, Retention floor)"
+            ) from None
         self._floor = max(self._floor, floor)
         self._floor_checked = time.monotonic()
         return floor

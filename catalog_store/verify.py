@@ -428,9 +428,16 @@ async def verify(
     # read before the search names no version newer than the search finds, unless
     # manifests were deleted.
     hint = await reader.latest_hint()
+    checker = _Verifier(reader, report)
+    try:
+        oldest = await reader.oldest_version()
+    except IntegrityError as exc:
+        # Where history starts is unknown, and so is which manifests are expired
+        # ones a gc stopped part way left: nothing can be checked against it.
+        checker.problem("bad_manifest", keys.RETENTION_FLOOR, f"{exc}; nothing else was checked")
+        return report
     latest = await reader.latest_version(refresh=True)
     report.latest_version = latest
-    checker = _Verifier(reader, report)
     if hint is not None and hint.attested and hint.version > latest:
         checker.problem(
             "missing_manifest",
@@ -440,7 +447,6 @@ async def verify(
             "the newest manifest the store holds",
             version=hint.version,
         )
-    oldest = await reader.oldest_version()
     if oldest > latest:
         # gc would take every version for expired and delete what they reference.
         checker.problem(

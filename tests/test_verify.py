@@ -13,7 +13,7 @@ import pytest
 from catalog_store import Catalog
 from catalog_store.errors import IntegrityError
 from catalog_store.hint import LatestHint, decode_hint, encode_hint
-from catalog_store.keys import LATEST_HINT, manifest_key
+from catalog_store.keys import LATEST_HINT, RETENTION_FLOOR, manifest_key
 from catalog_store.storage import open_store
 from tests.conftest import StoreTarget
 
@@ -210,3 +210,17 @@ def test_the_hint_keeps_its_width(tmp_path: Path) -> None:
     cat.close()
     assert decode_hint(hint.read_bytes()) == LatestHint(11, attested=True)
     assert sizes == {len(hint.read_bytes())}
+
+
+def test_a_retention_floor_that_is_not_a_number_is_reported(local: tuple[Catalog, Path]) -> None:
+    # It stopped verify with an error (status 1), not a report of the damage (4).
+    cat, root = local
+    (root / RETENTION_FLOOR).write_bytes(b"\x00garbage")
+    fresh = Catalog.open(str(root))
+    report = fresh.verify()
+    assert [(p.kind, p.key) for p in report.problems] == [("bad_manifest", RETENTION_FLOOR)]
+    assert "write the oldest version kept into it" in report.problems[0].detail
+    (root / RETENTION_FLOOR).write_text("0")
+    assert fresh.verify().ok
+    fresh.close()
+    cat.close()
