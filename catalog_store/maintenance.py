@@ -179,8 +179,9 @@ async def collect_garbage(
 ) -> GcReport:
     """Delete unreferenced objects older than ``grace`` (never younger: in flight).
 
-    With ``retain``, versions superseded before ``now - retain`` expire first (see
-    :func:`expire_versions`); by default every version is kept. Safe while writers
+    With ``retain``, versions superseded before ``now - retain`` (and before
+    ``now - grace``) expire first (see :func:`expire_versions`); by default every
+    version is kept. Safe while writers
     commit: an object written after gc started is younger than the grace period,
     and the newest version, and every version after the retention cutoff, is kept.
     """
@@ -198,7 +199,12 @@ async def collect_garbage(
             f"{latest}, so gc deletes nothing; write the oldest version kept into it"
         )
     if retain is not None:
-        oldest = await expire_versions(reader, _ago(now, retain), latest, oldest, report)
+        # Never a version superseded within the grace period: a commit in flight
+        # checks, once its manifest is written, whether it fell below the floor
+        # (see Committer._expired); a floor raised past it after it landed, by a
+        # successor built on it, would have it report a landed commit as failed.
+        kept_from = _ago(now, max(retain, grace))
+        oldest = await expire_versions(reader, kept_from, latest, oldest, report)
     report.oldest_version = oldest
     referenced = await referenced_objects(reader, latest, oldest)
     report.referenced = len(referenced.keys)

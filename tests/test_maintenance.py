@@ -20,7 +20,7 @@ from catalog_store.errors import (
     VersionNotFoundError,
 )
 from catalog_store.keys import LATEST_HINT, RETENTION_FLOOR, manifest_key
-from catalog_store.maintenance import GcRefusedError, GcReport
+from catalog_store.maintenance import GcRefusedError, GcReport, expire_versions
 from catalog_store.repair import RepairRefusedError
 from catalog_store.storage import open_store
 from catalog_store.testing.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
@@ -544,10 +544,12 @@ def test_a_commit_whose_base_gc_expires_meanwhile_lands_above_the_floor(tmp_path
         async def others_commit_then_gc() -> None:
             for i in range(5):
                 await other.write("S", ([dt.date(2024, 1, 1 + i)], [float(i)]), "upsert")
-            report = await other.collect_garbage(
-                grace=dt.timedelta(hours=1), retain=dt.timedelta(0)
-            )
-            assert report.oldest_version == base + 5 > base + 1
+            # As gc expires them once they are older than its grace period, which
+            # the writer's view of the newest version may be (an idle process).
+            latest = await other.version()
+            report = GcReport(dry_run=False)
+            floor = await expire_versions(other.reader, dt.datetime.now(dt.UTC), latest, 0, report)
+            assert floor == base + 5 > base + 1
 
         # After the writer chose the version to build on, before its write.
         store = BeforeManifest(open_store(str(root)), "put_if_absent", others_commit_then_gc)
@@ -566,6 +568,48 @@ def test_a_commit_whose_base_gc_expires_meanwhile_lands_above_the_floor(tmp_path
     asyncio.run(main())
 
 
+class AfterManifest(BeforeManifest):
+    """Runs ``during`` once, just after the first manifest ``put_if_absent`` landed
+    and before its caller hears of it (a slow response)."""
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        await super(BeforeManifest, self).put_if_absent(key, data)
+        await self._first("put_if_absent", key)
+
+
+def test_a_commit_gc_expires_right_after_it_landed_is_reported_landed(tmp_path: Path) -> None:
+    """Another writer commits on top of the new version and a ``gc --retain-days 0``
+    expires it before its writer has checked it stands above the floor: the
+    writer took it for a version written below the floor, and reported a landed
+    append as failed (AppendOrderError on the retry). gc now keeps the versions
+    superseded within its grace period."""
+    root = tmp_path / "store"
+
+    async def main() -> None:
+        other = await AsyncCatalog.open(root, create=True)
+        for sid in ("A", "B"):
+            await other.create({"id": sid, "frequency": "daily"})
+        base = await other.version()
+        reports: list[GcReport] = []
+
+        async def commit_on_it_then_gc() -> None:
+            for day in (1, 2):
+                await other.write("B", ([dt.date(2024, 1, day)], [float(day)]))
+            reports.append(await other.collect_garbage(retain=dt.timedelta(0)))
+
+        store = AfterManifest(open_store(str(root)), "put_if_absent", commit_on_it_then_gc)
+        writer = await AsyncCatalog.open_store(store)
+        written = await writer.write("A", ([dt.date(2024, 1, 1)], [42.0]))
+        assert written.version == base + 1
+        assert (await writer.read("A")).column("value").to_pylist() == [42.0]
+        assert await writer.version() == base + 3
+        assert [(r.oldest_version, r.expired_versions) for r in reports] == [(0, 0)]
+        for catalog in (other, writer):
+            await catalog.close()
+
+    asyncio.run(main())
+
+
 def test_verify_and_repair_pass_over_versions_gc_expires_while_they_run(tmp_path: Path) -> None:
     root = tmp_path / "store"
 
@@ -577,7 +621,7 @@ def test_verify_and_repair_pass_over_versions_gc_expires_while_they_run(tmp_path
         newest = await other.version()
 
         async def gc() -> None:
-            await other.collect_garbage(grace=dt.timedelta(hours=1), retain=dt.timedelta(0))
+            await other.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
 
         store = BeforeManifest(open_store(str(root)), "get")
         checking = await AsyncCatalog.open_store(store)
