@@ -507,15 +507,18 @@ def test_a_retention_floor_after_the_newest_version_is_reported_and_stops_gc(
 
 class BeforeManifest(FaultyStore):
     """Runs ``during`` once, just before the first ``operation`` (``get`` or
-    ``put_if_absent``) on a manifest goes to the store."""
+    ``put_if_absent``) on a manifest (or on a key under ``prefix``) goes to the store."""
 
-    def __init__(self, inner: Any, operation: str, during: Any = None) -> None:
+    def __init__(
+        self, inner: Any, operation: str, during: Any = None, prefix: str = "_manifests/0"
+    ) -> None:
         super().__init__(inner, FaultPlan([]))
         self.operation = operation
         self.during = during
+        self.prefix = prefix
 
     async def _first(self, operation: str, key: str) -> None:
-        wanted = operation == self.operation and key.startswith("_manifests/0")
+        wanted = operation == self.operation and key.startswith(self.prefix)
         if wanted and self.during is not None:
             during, self.during = self.during, None
             await during()
@@ -605,6 +608,38 @@ def test_a_commit_gc_expires_right_after_it_landed_is_reported_landed(tmp_path: 
         assert await writer.version() == base + 3
         assert [(r.oldest_version, r.expired_versions) for r in reports] == [(0, 0)]
         for catalog in (other, writer):
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_a_read_of_the_newest_version_survives_a_gc_that_expires_it_meanwhile(
+    tmp_path: Path,
+) -> None:
+    """While a read fetches the files of the newest version, the series is compacted
+    and ``gc --retain-days 0`` runs, on a store whose files are older than the
+    grace period: gc expired the version just superseded and deleted its files
+    under the read, which failed with ObjectNotFoundError, the error of damage."""
+    root = tmp_path / "store"
+
+    async def main() -> None:
+        writer = await AsyncCatalog.open(root, create=True, options=EAGER)
+        await writer.create({"id": "S", "frequency": "daily"})
+        for day in (1, 2, 3):
+            await writer.write("S", ([dt.date(2024, 1, day)], [float(day)]))
+        hours_ago = time.time() - 2 * 3600
+        for path in root.rglob("*"):
+            os.utime(path, (hours_ago, hours_ago))
+
+        async def compact_then_gc() -> None:
+            await writer.compact("S")
+            await writer.collect_garbage(retain=dt.timedelta(0))
+
+        store = BeforeManifest(open_store(str(root)), "get", compact_then_gc, prefix="data/")
+        reader = await AsyncCatalog.open_store(store)
+        assert (await reader.read("S")).column("value").to_pylist() == [1.0, 2.0, 3.0]
+        assert store.during is None  # it ran during the read
+        for catalog in (writer, reader):
             await catalog.close()
 
     asyncio.run(main())
