@@ -133,6 +133,11 @@ class AppendOrderError(ConflictError):
         self.field = "dates"
 
 
+class CatalogMovedOnError(ConflictError):
+    """A commit landed while a command that needs the catalog to hold still (repair)
+    was looking at it; it changed nothing, and running it again may succeed."""
+
+
 class CommitRetriesExhaustedError(ConflictError):
     """The commit lost the race too often or for too long and gave up."""
 

@@ -21,8 +21,8 @@ from catalog_store.changes import ChangeSet, Staged
 from catalog_store.commit import Committer, Draft
 from catalog_store.datafiles import read_record
 from catalog_store.errors import (
+    CatalogMovedOnError,
     CatalogStoreError,
-    ConflictError,
     IntegrityError,
     ObjectNotFoundError,
     StorageError,
@@ -124,7 +124,7 @@ async def repair(committer: Committer) -> RepairReport:
         if base.version != latest:
             # A commit landed since the versions were verified: restoring over it
             # would undo a change its writer was told had landed.
-            raise ConflictError(
+            raise CatalogMovedOnError(
                 f"the catalog moved on to version {base.version} during the repair "
                 f"of version {latest}; run repair again"
             )

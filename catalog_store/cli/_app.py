@@ -18,6 +18,7 @@ from typer.core import TyperGroup
 from catalog_store.cli._common import DEFAULT_ROOT, Settings, parse_storage_options
 from catalog_store.errors import (
     AlreadyExistsError,
+    CatalogMovedOnError,
     CatalogStoreError,
     CommitRetriesExhaustedError,
     CommitStateUnknownError,
@@ -40,16 +41,17 @@ def exit_code(exc: CatalogStoreError) -> int:
     may succeed; 5 when the storage failed in a way that may pass (unreachable,
     timing out, or leaving a commit's outcome unknown); else 1.
 
-    Races: the commit lost to other writers too often, or a series or object this
+    Races: the commit lost to other writers too often, a series or object this
     command was creating was created by another writer first (run again, the
-    command finds it). A conflict no rerun can cure is 1, as bad input is: an
-    append that does not follow the last date (another writer may have appended
-    those dates), a stale expected version (read again before deciding), an
-    external id that belongs to another series.
+    command finds it), or a writer committed while repair verified. A conflict
+    no rerun can cure is 1, as bad input is: an append that does not follow the
+    last date (another writer may have appended those dates), a stale expected
+    version (read again before deciding), an external id that belongs to another
+    series.
     """
     if isinstance(exc, ExternalIdTakenError):
         return EXIT_ERROR
-    if isinstance(exc, CommitRetriesExhaustedError | AlreadyExistsError):
+    if isinstance(exc, CommitRetriesExhaustedError | CatalogMovedOnError | AlreadyExistsError):
         return EXIT_CONFLICT
     if isinstance(exc, StorageUnavailableError | CommitStateUnknownError):
         return EXIT_UNAVAILABLE
