@@ -443,18 +443,27 @@ class AsyncCatalog:
         start: dt.date | dt.datetime | None = None,
         end: dt.date | dt.datetime | None = None,
         first_release_only: bool = False,
+        max_values: int | None = None,
     ) -> pa.Table:
         """Every value each date in ``[start, end]`` has had, with ``realtime_start`` and
-        ``realtime_end`` (null while current): the ALFRED view. Raises SeriesNotFoundError."""
+        ``realtime_end`` (null while current): the ALFRED view. Raises SeriesNotFoundError.
+
+        ``max_values`` bounds the work: the stored values compared, every state's
+        rows in the range. Past it, RevisionsTooLargeError (a ValidationError naming
+        ``start``) is raised, having read no more than that many."""
         self._check_open()
         check_series_id(series_id)
         if not isinstance(first_release_only, bool):
             raise ValidationError("must be True or False", "first_release_only")
+        if max_values is not None:
+            check_count(max_values, "max_values", 1)
         snapshot = await self.snapshot()
         record = await snapshot.record(series_id)
         frequency = record.frequency if record else "daily"
         low, high = range_bounds(start, end, frequency)
-        return await revisions(self.reader, record, series_id, low, high, first_release_only)
+        return await revisions(
+            self.reader, record, series_id, low, high, first_release_only, max_values
+        )
 
     async def compact(self, series_id: str, min_files: int = 2) -> int | None:
         """Rewrite each partition of the series with ``min_files`` or more files into one.

@@ -319,8 +319,11 @@ class Catalog:
         start: DateLike = None,
         end: DateLike = None,
         first_release_only: bool = False,
+        max_values: int | None = None,
     ) -> pa.Table:
-        return self._runner.run(self.inner.revisions(series_id, start, end, first_release_only))
+        return self._runner.run(
+            self.inner.revisions(series_id, start, end, first_release_only, max_values)
+        )
 
     def verify(
         self,

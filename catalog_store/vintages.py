@@ -16,9 +16,8 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import datetime as dt
+import functools
 import logging
-import math
 
 import pyarrow as pa
 
@@ -29,12 +28,17 @@ from catalog_store.errors import (
     SeriesNotFoundError,
     VersionNotFoundError,
 )
-from catalog_store.observations import INSTANT_TYPE, bound, date_ints, schema_for
+from catalog_store.observations import INSTANT_TYPE, bound
 from catalog_store.options import SeriesChange, VersionInfo, version_info
 from catalog_store.records import Manifest, SeriesRecord, from_ordinal, to_series
+from catalog_store.revision_table import RevisionsTooLargeError, revision_table
 from catalog_store.snapshot import Snapshot, StoreReader
 
 log = logging.getLogger(__name__)
+
+#: Below this many stored values a revision table is built on the event loop: a
+#: trip to a worker thread costs more than the build.
+_INLINE_VALUES = 100_000
 
 
 async def catalog_versions(reader: StoreReader, top: int, limit: int) -> list[VersionInfo]:
@@ -165,17 +169,6 @@ async def _state_at(reader: StoreReader, series_id: str, version: int) -> Series
     return await Snapshot(reader, await reader.manifest(version)).record(series_id)
 
 
-def revisions_schema(frequency: str) -> pa.Schema:
-    base = schema_for(frequency)
-    return pa.schema(
-        [
-            *base,
-            pa.field("realtime_start", INSTANT_TYPE, nullable=False),
-            pa.field("realtime_end", INSTANT_TYPE),
-        ]
-    )
-
-
 async def revisions(
     reader: StoreReader,
     record: SeriesRecord | None,
@@ -183,9 +176,14 @@ async def revisions(
     low: int | None,
     high: int | None,
     first_release_only: bool = False,
+    max_values: int | None = None,
 ) -> pa.Table:
     """The revision table of a series for dates in ``[low, high]`` (ordinals in the
-    units of ``record``'s frequency), sorted by date then time."""
+    units of ``record``'s frequency), sorted by date then time.
+
+    With ``max_values``, raises RevisionsTooLargeError rather than compare more
+    stored values than that (every state's rows in the range), having read no
+    more than that many."""
     if record is None:
         raise SeriesNotFoundError(series_id)
     floor = await reader.oldest_version()
@@ -202,34 +200,25 @@ async def revisions(
     intraday = record.frequency == "intraday" or any(
         s.frequency == "intraday" and s.observation_count for s in states
     )
-    tables = await asyncio.gather(
-        *(_read_state(reader, s, record, low, high, intraday) for s in states)
-    )
-    # Per date: list of [value, start, end]; a state that lacks the date closes it.
-    open_rows: dict[int, list[object]] = {}
-    rows: list[tuple[int, float | None, dt.datetime, dt.datetime | None]] = []
-    for table, start in zip(tables, times, strict=True):
-        dates = date_ints(table).tolist()
-        values = table.column("value").to_pylist()
-        present = dict(zip(dates, values, strict=True))
-        for date in list(open_rows):
-            if date not in present:
-                value, since = open_rows.pop(date)
-                rows.append((date, value, since, start))  # type: ignore[arg-type]
-        for date, value in present.items():
-            current = open_rows.get(date)
-            if current is not None and _same(current[0], value):
-                continue
-            if current is not None:
-                rows.append((date, current[0], current[1], start))  # type: ignore[arg-type]
-            open_rows[date] = [value, start]
-    for date, (value, since) in open_rows.items():
-        rows.append((date, value, since, None))  # type: ignore[arg-type]
-    rows.sort(key=lambda r: (r[0], r[2]))
-    if first_release_only:
-        seen: set[int] = set()
-        rows = [r for r in rows if not (r[0] in seen or seen.add(r[0]))]  # type: ignore[func-returns-value]
-    return _table(rows, "intraday" if intraday else record.frequency)
+    if max_values is None or sum(s.observation_count for s in states) <= max_values:
+        tables = list(
+            await asyncio.gather(
+                *(_read_state(reader, s, record, low, high, intraday) for s in states)
+            )
+        )
+    else:
+        # Possibly too long: one state at a time, stopping once past the limit.
+        tables, seen = [], 0
+        for state in states:
+            tables.append(await _read_state(reader, state, record, low, high, intraday))
+            seen += tables[-1].num_rows
+            if seen > max_values:
+                raise RevisionsTooLargeError(seen, max_values)
+    frequency = "intraday" if intraday else record.frequency
+    build = functools.partial(revision_table, tables, times, frequency, first_release_only)
+    if sum(t.num_rows for t in tables) < _INLINE_VALUES:
+        return build()
+    return await asyncio.to_thread(build)  # seconds for tens of millions: not on the loop
 
 
 async def _read_state(
@@ -254,27 +243,3 @@ async def _read_state(
     if instants and state.frequency != "intraday":
         table = table.set_column(0, "date", table.column("date").cast(INSTANT_TYPE))
     return table
-
-
-def _same(a: object, b: object) -> bool:
-    """Identical as stored, as a write judges it: -0.0 is a change from 0.0."""
-    if not isinstance(a, float) or not isinstance(b, float):
-        return a is None and b is None
-    return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
-
-
-def _table(
-    rows: list[tuple[int, float | None, dt.datetime, dt.datetime | None]], frequency: str
-) -> pa.Table:
-    schema = revisions_schema(frequency)
-    storage = pa.int64() if frequency == "intraday" else pa.int32()
-    dates = pa.array([r[0] for r in rows], storage).cast(schema.field("date").type)
-    return pa.table(
-        {
-            "date": dates,
-            "value": pa.array([r[1] for r in rows], pa.float64()),
-            "realtime_start": pa.array([r[2] for r in rows], INSTANT_TYPE),
-            "realtime_end": pa.array([r[3] for r in rows], INSTANT_TYPE),
-        },
-        schema=schema,
-    )

@@ -96,6 +96,10 @@ NUMBERS: dict[str, Number] = {
 FLAGS: dict[str, str] = {"create": ENV_CREATE, "hold_writes": ENV_HOLD_WRITES}
 
 
+#: A revisions read may compare this many stored values per observation a request may write.
+REVISION_VALUES_PER_OBSERVATION = 5
+
+
 @dataclass(frozen=True)
 class Settings:
     """Everything one gateway process needs; every field but ``root`` has a default."""
@@ -140,6 +144,12 @@ class Settings:
     @property
     def auth_enabled(self) -> bool:
         return bool(self.api_keys)
+
+    @property
+    def max_revision_values(self) -> int:
+        """Most stored values one revisions read compares (every state's rows in its
+        range): tens of millions took a replica's event loop and gigabytes."""
+        return REVISION_VALUES_PER_OBSERVATION * self.max_observations
 
     def check_bind(self) -> None:
         """Refuse to serve without authentication on anything but loopback.

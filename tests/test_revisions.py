@@ -11,6 +11,9 @@ from __future__ import annotations
 import datetime as dt
 import itertools
 import json
+import math
+import random
+import struct
 import time
 from collections import defaultdict
 from pathlib import Path
@@ -24,9 +27,9 @@ from typer.testing import CliRunner
 from catalog_store import Catalog
 from catalog_store.changes import ChangeSet
 from catalog_store.cli import app
-from catalog_store.errors import SeriesNotFoundError
+from catalog_store.errors import SeriesNotFoundError, ValidationError
 from catalog_store.records import SeriesRecord
-from catalog_store.vintages import revisions_schema
+from catalog_store.revision_table import RevisionsTooLargeError, revision_table, revisions_schema
 
 D = dt.date
 UTC = dt.UTC
@@ -333,3 +336,102 @@ def test_states_of_another_frequency_keep_their_own_dates(catalog: Catalog) -> N
     catalog.update("H", {"frequency": "daily"})
     catalog.write("H", ([d2], [4.0]))
     assert catalog.revisions("H").schema == revisions_schema("daily")
+
+
+def _reference_revisions(
+    tables: list[pa.Table], times: list[dt.datetime], first_release_only: bool
+) -> list[tuple[int, float | None, dt.datetime, dt.datetime | None]]:
+    """The revision rows, one stored value at a time (the plain statement of the rule)."""
+
+    def same(a: float | None, b: float | None) -> bool:
+        if a is None or b is None:
+            return a is None and b is None
+        return a == b and math.copysign(1.0, a) == math.copysign(1.0, b)
+
+    open_rows: dict[int, tuple[float | None, dt.datetime]] = {}
+    rows = []
+    for table, start in zip(tables, times, strict=True):
+        present = dict(
+            zip(
+                table.column("date").cast(pa.int32()).to_pylist(),
+                table.column("value").to_pylist(),
+                strict=True,
+            )
+        )
+        for date in list(open_rows):
+            if date not in present:
+                value, since = open_rows.pop(date)
+                rows.append((date, value, since, start))
+        for date, value in present.items():
+            current = open_rows.get(date)
+            if current is not None and same(current[0], value):
+                continue
+            if current is not None:
+                rows.append((date, current[0], current[1], start))
+            open_rows[date] = (value, start)
+    rows += [(date, value, since, None) for date, (value, since) in open_rows.items()]
+    rows.sort(key=lambda r: (r[0], r[2]))
+    if first_release_only:
+        seen: set[int] = set()
+        rows = [r for r in rows if r[0] not in seen and not seen.add(r[0])]  # type: ignore[func-returns-value]
+    return rows
+
+
+@pytest.mark.parametrize("seed", range(40))
+def test_the_revision_table_follows_the_rule_value_by_value(seed: int) -> None:
+    # Random histories of a few dates: values that come, change (0.0 to -0.0 too),
+    # turn null, go and come back; the table must match the plain rule exactly.
+    rng = random.Random(seed)
+    epoch = dt.datetime(2024, 1, 1, tzinfo=dt.UTC)
+    states = rng.randint(0, 8)
+    times = [
+        epoch + dt.timedelta(seconds=i, microseconds=rng.randint(0, 999)) for i in range(states)
+    ]
+    tables = []
+    for _ in range(states):
+        days = sorted(rng.sample(range(12), rng.randint(0, 12)))
+        values = [rng.choice([None, 0.0, -0.0, 1.5, 2.5, 5e-324]) for _ in days]
+        tables.append(
+            pa.table(
+                {
+                    "date": pa.array(days, pa.int32()).cast(pa.date32()),
+                    "value": pa.array(values, pa.float64()),
+                }
+            )
+        )
+    for first_only in (False, True):
+        table = revision_table(tables, times, "daily", first_only)
+        got = list(
+            zip(
+                table.column("date").cast(pa.int32()).to_pylist(),
+                table.column("value").to_pylist(),
+                table.column("realtime_start").to_pylist(),
+                table.column("realtime_end").to_pylist(),
+                strict=True,
+            )
+        )
+        expected = _reference_revisions(tables, times, first_only)
+        assert [(d, s, e) for d, _v, s, e in got] == [(d, s, e) for d, _v, s, e in expected]
+        assert [struct.pack("<d", v) if v is not None else None for _d, v, _s, _e in got] == [
+            struct.pack("<d", v) if v is not None else None for _d, v, _s, _e in expected
+        ]
+
+
+def test_a_revisions_read_past_its_limit_of_values_is_refused_early(tmp_path: Path) -> None:
+    catalog = Catalog.open(tmp_path / "c", create=True)
+    catalog.create(id="S", frequency="annual")
+    years = [D(2000 + i, 1, 1) for i in range(10)]
+    for round_ in range(5):  # five states of ten values each
+        catalog.write("S", (years, [float(round_)] * 10), mode="upsert")
+    whole = catalog.revisions("S")
+    assert whole.num_rows == 50
+    assert catalog.revisions("S", max_values=50).equals(whole)
+    with pytest.raises(RevisionsTooLargeError) as refused:
+        catalog.revisions("S", max_values=25)
+    # Stopped at the state that passed the limit, not after reading all five.
+    assert (refused.value.field, refused.value.values, refused.value.limit) == ("start", 30, 25)
+    narrow = catalog.revisions("S", start=D(2008, 1, 1), max_values=25)
+    assert narrow.num_rows == 10
+    with pytest.raises(ValidationError, match="at least 1"):
+        catalog.revisions("S", max_values=0)
+    catalog.close()

@@ -288,6 +288,7 @@ class Series:
                 start=bounds.start,
                 end=bounds.end,
                 first_release_only=first_release_only,
+                max_values=context.gateway.settings.max_revision_values,
             )
         context.observations.reserve(
             table.num_rows, f"revisions of {self.id!r}", OBSERVATION_ADVICE

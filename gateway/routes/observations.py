@@ -266,7 +266,8 @@ async def read_revisions(
     (the ALFRED view); ``first_release_only`` keeps each date's first value."""
     fmt = negotiate(format, request.headers.get("accept"))
     low, high = parse_bound(start, "start"), parse_bound(end, "end")
-    catalog = gateway_of(request).catalog
+    gateway = gateway_of(request)
+    catalog = gateway.catalog
     # The history changes when the series does, and loses rows when retention raises
     # the oldest version kept: the two are the validator. Read before the history: a
     # history newer than its ETag costs the client one more 200 later, where one
@@ -277,7 +278,11 @@ async def read_revisions(
     if none_match(if_none_match, series.version, floor):
         return not_modified(headers)
     table = await catalog.revisions(
-        series_id, start=low, end=high, first_release_only=first_release_only
+        series_id,
+        start=low,
+        end=high,
+        first_release_only=first_release_only,
+        max_values=gateway.settings.max_revision_values,
     )
     head_fields = {"series_id": series_id}
     name = f"{series_id}-revisions"

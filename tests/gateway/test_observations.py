@@ -375,6 +375,22 @@ def test_observation_limit(local_target: StoreTarget) -> None:
         assert client.post(url, json={"dates": dates[:3], "values": [1, 2, 3]}).status_code == 200
 
 
+def test_a_revisions_read_compares_at_most_five_values_per_writable_observation(
+    local_target: StoreTarget,
+) -> None:
+    # UNRATE: six months, then all six again with June revised: twelve stored values.
+    with client_for(local_target, max_observations=2) as client:
+        url = "/v1/series/UNRATE/revisions"
+        refused = problem(client.get(url), 422)
+        assert refused["errors"][0]["field"] == "start", refused
+        assert "narrow the range" in refused["detail"]
+        narrow = client.get(url, params={"start": "2024-05-01"})
+        assert narrow.status_code == 200
+        assert narrow.json()["values"] == [4.0, 4.1, 4.0]
+    with client_for(local_target, max_observations=3) as client:
+        assert len(client.get(url).json()["values"]) == 7
+
+
 def test_body_size_limit(local_target: StoreTarget) -> None:
     with client_for(local_target, max_body_bytes=1000) as client:
         dates = [f"{y}-01-01" for y in range(2025, 2125)]
