@@ -25,6 +25,7 @@ from catalog_store.errors import (
     VersionNotFoundError,
 )
 from catalog_store.keys import manifest_key
+from catalog_store.listing import decode_cursor, encode_cursor
 from tests.conftest import StoreTarget
 
 
@@ -301,6 +302,23 @@ def test_cursor_pages_are_complete_and_pinned_to_a_version(catalog: Catalog) -> 
     assert sorted(seen) == [f"S{i:04d}" for i in range(250)]
     assert len(catalog.list(source="src1", limit=1000).items) == 125
     assert sum(1 for _ in catalog.iter_series(page_size=7)) == 251
+
+
+def test_a_hand_built_cursor_gives_the_series_after_the_id_it_names(catalog: Catalog) -> None:
+    # Its shard number was trusted: another than the one holding the id listed ids
+    # before it, or nothing at all; a client cannot know the shard layout.
+    with catalog.batch() as batch:
+        for i in range(250):
+            batch.create({"id": f"S{i:04d}", "frequency": "annual"})
+    version = catalog.version()
+    made = catalog.list(limit=200).next_cursor  # names S0199's shard
+    assert made is not None and decode_cursor(made)[1] > 0, "one shard: nothing to test"
+    for shard in (0, 1, 3, 999):
+        after_123 = catalog.list(limit=2, cursor=encode_cursor(version, shard, "S0123"))
+        assert [s.id for s in after_123.items] == ["S0124", "S0125"], shard
+        from_start = catalog.list(limit=1, cursor=encode_cursor(version, shard, ""))
+        assert [s.id for s in from_start.items] == ["S0000"], shard
+        assert catalog.list(cursor=encode_cursor(version, shard, "zzzz")).items == []
 
 
 def test_iter_series_applies_every_condition_of_its_filter(catalog: Catalog) -> None:
