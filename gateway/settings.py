@@ -40,6 +40,7 @@ ENV_MAX_OBSERVATIONS = "FINCAT_MAX_OBSERVATIONS"
 ENV_CREATE = "FINCAT_CREATE"
 ENV_HOLD_WRITES = "FINCAT_HOLD_WRITES"
 ENV_MONITOR_INTERVAL = "FINCAT_MONITOR_INTERVAL"
+ENV_STORE_TIMEOUT = "FINCAT_STORE_TIMEOUT"
 
 
 class SettingsError(ValueError):
@@ -91,6 +92,7 @@ NUMBERS: dict[str, Number] = {
     "max_observations": Number(ENV_MAX_OBSERVATIONS, int, 1),
     "max_operations": Number(None, int, 1),
     "monitor_interval": Number(ENV_MONITOR_INTERVAL, float, 0.0),
+    "store_timeout": Number(ENV_STORE_TIMEOUT, float, 0.1),
 }
 #: The boolean fields of :class:`Settings` read from the environment, and their variables.
 FLAGS: dict[str, str] = {"create": ENV_CREATE, "hold_writes": ENV_HOLD_WRITES}
@@ -134,6 +136,9 @@ class Settings:
     hold_writes: bool = True
     #: Seconds between refreshes of the per-source freshness and verify metrics; 0: never.
     monitor_interval: float = 30.0
+    #: Seconds one storage call may take before it fails as unavailable (a request,
+    #: and readiness, then answer 503); a frozen endpoint otherwise holds them that long.
+    store_timeout: float = 120.0
     #: Limits and switches of ``/graphql`` (``FINCAT_GRAPHQL_*``).
     graphql: GraphQLSettings = field(default_factory=GraphQLSettings)
 
@@ -172,6 +177,7 @@ class Settings:
         options = CatalogOptions(
             max_staleness=self.cache_ttl,
             cache_bytes=self.cache_bytes,
+            store_timeout=self.store_timeout,
             store_listener=store_listener,
         )
         if not self.hold_writes:

@@ -104,8 +104,14 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
         create=True,
         hold_writes=False,
         monitor_interval=0.0,
+        store_timeout=7.5,
     )
     assert Settings.from_env(every_setting_changed.to_env()) == every_setting_changed
+    # The storage deadline reaches the catalog: a frozen store fails a request as
+    # unavailable after it (tests/test_store_deadlines.py), not after 120 s.
+    assert every_setting_changed.catalog_options().store_timeout == 7.5
+    with pytest.raises(SettingsError, match=r"^FINCAT_STORE_TIMEOUT must be >= 0\.1, not 0\.0"):
+        Settings.from_env({"FINCAT_ROOT": "x", "FINCAT_STORE_TIMEOUT": "0"})
 
 
 def test_serve_takes_settings_from_the_environment_unless_given(
