@@ -157,11 +157,17 @@ class StoreReader:
         :meth:`latest_version` searches afresh from the floor.
 
         Raises IntegrityError when it is gone and retention does not explain it: the
-        store was damaged, emptied or replaced, and taking an older version for the
-        newest would quietly roll the catalog back.
+        store was damaged, and taking an older version for the newest would quietly
+        roll the catalog back; FormatError when the store itself is gone (no
+        ``fincat.json``: emptied, moved or replaced), as an open would.
         """
         if await self._exists(version):
             return True
+        if not await self.store.exists(keys.FORMAT_MARKER):
+            raise FormatError(
+                f"{self.store.url} no longer holds a fincat store (no {keys.FORMAT_MARKER}): "
+                "it was emptied, moved or replaced"
+            )
         if version < await self.oldest_version():
             if self._latest is not None and self._latest <= version:
                 self._latest = None

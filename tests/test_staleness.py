@@ -11,12 +11,13 @@ from __future__ import annotations
 
 import datetime as dt
 import shutil
+import time
 from pathlib import Path
 
 import pytest
 
 from catalog_store import Catalog, CatalogOptions, snapshot
-from catalog_store.errors import CatalogStoreError
+from catalog_store.errors import CatalogStoreError, FormatError
 from catalog_store.keys import LATEST_HINT
 
 LAZY = CatalogOptions(max_staleness=3600.0)
@@ -103,6 +104,27 @@ def test_a_commit_into_a_store_that_went_away_fails_and_writes_nothing(tmp_path:
     assert cat.create(id="C", frequency="annual").version == 2
     assert sorted(s.id for s in cat.list().items) == ["A", "C"]
     assert cat.verify().ok
+    cat.close()
+
+
+def test_a_store_that_went_away_is_an_unusable_store_to_reads_and_writes(
+    tmp_path: Path,
+) -> None:
+    # Reads said IntegrityError ("damaged"), writes a bare StorageError: nothing was
+    # damaged, the store is gone, as an open would say (FormatError).
+    store, away = tmp_path / "store", tmp_path / "away"
+    cat = Catalog.open(str(store), create=True, options=CatalogOptions(max_staleness=0))
+    cat.create(id="A", frequency="annual")
+    store.rename(away)
+    time.sleep(1.1)  # past the once-a-second check that the newest version is still held
+    with pytest.raises(FormatError, match="no longer holds a fincat store"):
+        cat.get("A")
+    with pytest.raises(FormatError, match="the store's directory, is gone"):
+        cat.create(id="B", frequency="annual")
+    with pytest.raises(FormatError):
+        Catalog.open(str(store))
+    away.rename(store)
+    assert cat.get("A").id == "A"
     cat.close()
 
 

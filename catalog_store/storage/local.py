@@ -31,6 +31,7 @@ from pathlib import Path
 
 from catalog_store.errors import (
     AlreadyExistsError,
+    FormatError,
     ObjectNotFoundError,
     StorageError,
     StorageFullError,
@@ -261,10 +262,10 @@ class LocalStore(Store):
         self.root = Path(root).expanduser().resolve()
         self.url = self.root.as_uri()
         self._spares = UnnamedFiles(self.root)
-        #: Whether a write has found the root here: one that has gone since (the
-        #: store moved, unmounted or deleted) is not made again by a write, which
-        #: would commit into an empty store.
-        self._root_seen = False
+        #: Whether the root was here (when the store was opened, or at a write): one
+        #: that has gone since (the store moved, unmounted or deleted) is not made
+        #: again by a write, which would write into an empty store.
+        self._root_seen = self.root.is_dir()
 
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
@@ -274,7 +275,7 @@ class LocalStore(Store):
         if self.root.is_dir():
             self._root_seen = True
         elif self._root_seen:
-            raise StorageError(f"{self.root}, the store's directory, is gone: writing {key}")
+            raise FormatError(f"{self.root}, the store's directory, is gone: writing {key}")
         return path
 
     async def get(self, key: str) -> bytes:

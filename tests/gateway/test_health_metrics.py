@@ -70,6 +70,11 @@ def test_not_ready_when_the_store_is_gone(local_target: StoreTarget) -> None:
         assert client.get("/health/ready").status_code == 200
         store.rename(store.with_name("moved"))
         assert problem(client.get("/health/ready"), 503)["type"].endswith("not-ready")
+        # The store is unusable, as it would be to open: no checksum failed here.
+        write = {"dates": ["2031-01-01"], "values": [1.0]}
+        written = client.post("/v1/series/GDP/observations", json=write)
+        assert problem(written, 500)["type"].endswith("store-format"), written.text
+        assert not store.exists(), "the write made the store's directory again"
         assert client.post("/graphql", json=health).json()["data"]["health"] == {
             "status": "not-ready"
         }
