@@ -32,9 +32,10 @@ class CatalogOptions:
     cache_bytes: int = DEFAULT_CACHE_BYTES
     #: How long "which version is latest" may be reused without asking the store.
     #: 0 means every read sees every commit that landed before it started, but for
-    #: one case: for up to a second after a gc under a retention shorter than that
-    #: expired the version this catalog last saw, a read may still see that one
-    #: (docs/architecture.md, commit protocol step 8). Writes are judged afresh.
+    #: one case: for up to a second after a gc with a retention and a grace period
+    #: both shorter than that expired the version this catalog last saw, a read may
+    #: still see that one (docs/architecture.md, commit protocol step 8). Writes are
+    #: judged afresh.
     max_staleness: float = 0.0
     #: A partition with more files than this is compacted after a write.
     compact_threshold: int = 16
