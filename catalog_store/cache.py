@@ -7,6 +7,7 @@ the bound (``CatalogOptions.cache_bytes``).
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from typing import Any, TypeVar
 
@@ -45,6 +46,10 @@ class ObjectCache:
         self.hits = 0
         self.misses = 0
         self.peak_records = 0
+        #: Loads under way, by key: a concurrent miss of the same key waits for the
+        #: one load rather than read and decode its own copy (each one outside the
+        #: byte bound while held).
+        self._loading: dict[str, asyncio.Future[Any]] = {}
 
     @property
     def current_bytes(self) -> int:
@@ -81,9 +86,29 @@ class ObjectCache:
         if found is not None:
             self.hits += 1
             return found[0]  # type: ignore[no-any-return]
+        pending = self._loading.get(key)
+        if pending is not None:
+            self.hits += 1  # no read of the store
+            try:
+                # Shielded: a waiter cancelled leaves the load to the others.
+                return await asyncio.shield(pending)
+            except _LoadAbandoned:
+                pass  # its loader was cancelled: load it here
         self.misses += 1
-        value = await load()
+        loading: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
+        self._loading[key] = loading
+        try:
+            value = await load()
+        except BaseException as exc:
+            shared = _LoadAbandoned() if isinstance(exc, asyncio.CancelledError) else exc
+            loading.set_exception(shared)
+            loading.exception()  # seen: nobody may be waiting
+            raise
+        finally:
+            if self._loading.get(key) is loading:
+                del self._loading[key]
         self.put(key, value, size(value), records(value))
+        loading.set_result(value)
         return value
 
     def counters(self) -> dict[str, int]:
@@ -97,3 +122,7 @@ class ObjectCache:
             "cache_records": self.records,
             "cache_peak_records": self.peak_records,
         }
+
+
+class _LoadAbandoned(Exception):
+    """The load a concurrent miss waited for was cancelled; the waiter loads itself."""

@@ -413,6 +413,31 @@ def test_series_history_below_a_version_that_is_no_change_of_the_series(
         assert cat.series_history("X", before=1) == []
 
 
+def test_concurrent_reads_of_one_object_read_it_from_the_store_once(tmp_path: Path) -> None:
+    # Each concurrent miss read and decoded its own copy (each outside the cache's
+    # byte bound while held): eight aliased GraphQL windows, eight copies.
+    root = tmp_path / "store"
+    with Catalog.open(root, create=True, options=CatalogOptions(inline_rows=0)) as cat:
+        cat.create(id="X", frequency="daily")
+        # Over 64 KiB: a local store reads it in a worker thread, so reads overlap.
+        days = [dt.date(1900, 1, 1) + dt.timedelta(days=i) for i in range(40_000)]
+        cat.write("X", (days, [i / 7 for i in range(40_000)]))
+
+    async def gets_of(readers: int) -> int:
+        gets = []
+        options = CatalogOptions(store_listener=lambda op, _s, _ok: gets.append(op))
+        cat = await AsyncCatalog.open(root, options=options)
+        gets.clear()
+        tables = await asyncio.gather(*(cat.read("X") for _ in range(readers)))
+        assert {t.num_rows for t in tables} == {40_000}
+        await cat.close()
+        return gets.count("get")
+
+    alone = asyncio.run(gets_of(1))
+    assert alone >= 1  # the data file at least
+    assert asyncio.run(gets_of(8)) == alone
+
+
 def test_series_history_actions_and_a_page_that_stops_before_damage(tmp_path: Path) -> None:
     root = tmp_path / "store"
     with Catalog.open(str(root), create=True) as cat:
