@@ -47,6 +47,10 @@ class GraphQLSettings:
     max_observations: int = 100_000
     #: Most list items in the variables of one request, summed over every list.
     max_input_items: int = 100_000
+    #: Largest request body ``/graphql`` decodes, in bytes (larger: 413 before
+    #: decoding): decoded JSON takes some twenty times its bytes, and the REST body
+    #: limit (64 MiB) let one request of variables take over a gigabyte.
+    max_body_bytes: int = 8 * 2**20
     #: Seconds after which a source without changes is reported stale by ``dataFreshness``.
     freshness_max_age: float = DEFAULT_FRESHNESS_MAX_AGE
     #: Most series ``catalogStats`` and ``dataFreshness`` read per catalog version; past

@@ -33,7 +33,7 @@ from strawberry.types import ExecutionResult
 
 from gateway.graphql.auth import authenticate
 from gateway.graphql.context import GraphQLContext, Runtime
-from gateway.graphql.errors import BAD_REQUEST, ApiError, finish
+from gateway.graphql.errors import BAD_REQUEST, INPUT_TOO_LARGE, ApiError, finish
 from gateway.graphql.extensions import GraphQLMetrics
 from gateway.graphql.schema import FincatSchema, build_schema
 from gateway.settings import Settings
@@ -72,6 +72,14 @@ class _Base(GraphQLController):
         context = self.context(request)
         if context.refusal is not None:
             return self.refuse(*context.refusal)
+        limit = self.runtime.config.max_body_bytes
+        if request.method == "POST" and len(await request.body()) > limit:
+            # Before decoding, which would hold the body as Python objects.
+            too_large = ApiError(
+                f"the request body is over {limit:,} bytes; bulk loads go through the REST API",
+                INPUT_TOO_LARGE,
+            )
+            return self.refuse(too_large, 413, {})
         if request.method == "POST" and self.schema.results.enabled:
             cached = await self.cached(request, context)
             if cached is not None:

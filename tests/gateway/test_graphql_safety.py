@@ -206,16 +206,34 @@ def test_too_many_tokens_are_refused(big_client: Client) -> None:
     still_serves(big_client)
 
 
-def test_a_million_element_list_is_refused_before_it_is_read(big_client: Client) -> None:
+def test_a_long_list_is_refused_before_it_is_converted(big_client: Client) -> None:
     day = dt.date(1700, 1, 1)
-    dates = [(day + dt.timedelta(days=i % 150_000)).isoformat() for i in range(1_000_000)]
+    dates = [(day + dt.timedelta(days=i % 150_000)).isoformat() for i in range(300_000)]
     query = """mutation($d: [Date!], $v: [Float]) {
         writeObservations(seriesId: "GDP", dates: $d, values: $v) { id } }"""
-    body, seconds = timed(big_client, query, {"d": dates, "v": [1.0] * 1_000_000})
+    body, seconds = timed(big_client, query, {"d": dates, "v": [1.0] * 300_000})
     found = error(body, "INPUT_TOO_LARGE")
     assert "more than 100,000 list items" in found["message"]
     assert "REST API" in found["message"]
     assert seconds < QUICK
+    still_serves(big_client)
+
+
+def test_a_body_over_the_graphql_limit_is_refused_before_it_is_decoded(
+    big_client: Client,
+) -> None:
+    # 64 MiB of variables (the REST body limit), decoded, took a replica past 1 GiB.
+    payload = {"query": "{ catalogStats { version } }", "variables": {"x": [0.5] * 2_000_000}}
+    content = json.dumps(payload).encode()
+    assert len(content) > 8 * 2**20
+    started = time.perf_counter()
+    response = big_client.post(
+        "/graphql", content=content, headers={"Content-Type": "application/json"}
+    )
+    assert response.status_code == 413, response.text[:300]
+    found = error(response.json(), "INPUT_TOO_LARGE")
+    assert "over 8,388,608 bytes" in found["message"] and "REST API" in found["message"]
+    assert time.perf_counter() - started < QUICK
     still_serves(big_client)
 
 
