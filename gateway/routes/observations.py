@@ -22,6 +22,7 @@ from litestar.response import Stream
 from litestar.status_codes import HTTP_304_NOT_MODIFIED, HTTP_413_REQUEST_ENTITY_TOO_LARGE
 
 from catalog_store.asof import parse_as_of
+from catalog_store.errors import ValidationError
 from gateway.formats import (
     ARROW_STREAM,
     CSV,
@@ -179,6 +180,19 @@ async def table_response(
     return ranged(request, body, fmt.content_type, headers)
 
 
+def check_text_rows(table: pa.Table, fmt: Format, limit: int) -> None:
+    """Refuse a JSON or CSV answer of more than ``limit`` rows (ValidationError on
+    ``format``): those encodings build Python objects per row, some 250 bytes each,
+    where Arrow and Parquet go from the table's buffers (10^7 rows of JSON took a
+    replica to 2.5 GB)."""
+    if fmt.name in ("json", "csv") and table.num_rows > limit:
+        raise ValidationError(
+            f"{table.num_rows} rows; {fmt.name} answers hold at most {limit}: ask for "
+            "format=arrow or parquet, or narrow the range with start and end",
+            "format",
+        )
+
+
 class Loaded(NamedTuple):
     fmt: Format
     table: pa.Table
@@ -235,6 +249,7 @@ async def read_observations(
     if isinstance(loaded, Response):
         return loaded
     fmt, table, head, headers = loaded
+    check_text_rows(table, fmt, gateway_of(request).settings.max_observations)
     return await table_response(request, table, fmt, head, OBSERVATION_KEYS, headers, series_id)
 
 
@@ -284,6 +299,7 @@ async def read_revisions(
         first_release_only=first_release_only,
         max_values=gateway.settings.max_revision_values,
     )
+    check_text_rows(table, fmt, gateway.settings.max_observations)
     head_fields = {"series_id": series_id}
     name = f"{series_id}-revisions"
     return await table_response(request, table, fmt, head_fields, REVISION_KEYS, headers, name)

@@ -136,7 +136,7 @@ def test_serve_takes_settings_from_the_environment_unless_given(
     written = httpx.post(url, json={"dates": ["2024-07-01"], "values": [4.2]})
     assert written.status_code == 200, written.text
     assert files() > before  # not held in the manifest
-    assert httpx.get(url).status_code == 200
+    assert httpx.get(url, params={"start": "2024-07-01"}).status_code == 200  # one row
     problem(httpx.get(url), 429)  # a burst of three
 
     options_win = servers(local_target, "--rate-limit", "100", "--rate-burst", "100", env=env)

@@ -384,11 +384,30 @@ def test_a_revisions_read_compares_at_most_five_values_per_writable_observation(
         refused = problem(client.get(url), 422)
         assert refused["errors"][0]["field"] == "start", refused
         assert "narrow the range" in refused["detail"]
-        narrow = client.get(url, params={"start": "2024-05-01"})
+        narrow = client.get(url, params={"start": "2024-05-01", "format": "arrow"})
         assert narrow.status_code == 200
-        assert narrow.json()["values"] == [4.0, 4.1, 4.0]
+        values = pa.ipc.open_stream(narrow.content).read_all().column("value").to_pylist()
+        assert values == [4.0, 4.1, 4.0]
     with client_for(local_target, max_observations=3) as client:
-        assert len(client.get(url).json()["values"]) == 7
+        whole = client.get(url, params={"format": "arrow"})
+        assert pa.ipc.open_stream(whole.content).read_all().num_rows == 7
+
+
+def test_a_json_or_csv_read_holds_at_most_max_observations_rows(
+    local_target: StoreTarget,
+) -> None:
+    # JSON and CSV build Python objects per row: 10^7 rows took a replica to 2.5 GB.
+    with client_for(local_target, max_observations=5) as client:
+        url = "/v1/series/UNRATE/observations"  # six months
+        for fmt in ("json", "csv"):
+            refused = problem(client.get(url, params={"format": fmt}), 422)
+            assert refused["errors"][0]["field"] == "format"
+            assert "ask for format=arrow or parquet" in refused["detail"]
+        arrow = client.get(url, params={"format": "arrow"})
+        assert pa.ipc.open_stream(arrow.content).read_all().num_rows == 6
+        assert len(client.get(url, params={"start": "2024-02-01"}).json()["values"]) == 5
+        revisions = problem(client.get("/v1/series/UNRATE/revisions?format=csv"), 422)
+        assert revisions["errors"][0]["field"] == "format"
 
 
 def test_body_size_limit(local_target: StoreTarget) -> None:
