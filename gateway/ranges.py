@@ -2,9 +2,10 @@
 
 Readers that open a URL like a file (polars through object_store, fsspec's HTTP
 file system) ask ``HEAD`` for the size (answered by the GET, see gateway.head) and
-then fetch byte ranges, the Parquet footer first. The representation is generated
-per request, so a range is served by encoding it whole and slicing: correct, and
-cheap for the sizes involved.
+then fetch byte ranges, the Parquet footer first. The representation is generated,
+so a range is served by encoding it whole and slicing; an observations
+representation so encoded is kept (``Gateway.ranged_bodies``, bounded in bytes)
+for the reader's next ranges.
 """
 
 from __future__ import annotations

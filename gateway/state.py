@@ -13,6 +13,8 @@ from typing import TYPE_CHECKING, Any
 import cachetools
 from litestar.connection import ASGIConnection
 
+from catalog_store.cache import ObjectCache
+
 if TYPE_CHECKING:
     from catalog_store import AsyncCatalog
     from gateway.auth import KeyRing
@@ -22,6 +24,8 @@ if TYPE_CHECKING:
 
 STATE_KEY = "fincat_gateway"
 SERIES_VIEWS = 4096
+#: Bytes of encoded representations kept for readers that fetch them by byte ranges.
+RANGED_BYTES = 64 * 2**20
 
 
 class CatalogNotOpenError(RuntimeError):
@@ -41,6 +45,12 @@ class Gateway:
     series_views: cachetools.LRUCache[tuple[int, str], Any] = field(
         default_factory=lambda: cachetools.LRUCache(maxsize=SERIES_VIEWS), repr=False
     )
+    #: Encoded observation representations by series state, range and format, for
+    #: ranged readers (a Parquet reader asks for the footer, then for parts): each
+    #: range request would otherwise read, merge and encode the whole series again,
+    #: and concurrent ones each a copy. Bounded in bytes; concurrent misses share one
+    #: encoding.
+    ranged_bodies: ObjectCache = field(default_factory=lambda: ObjectCache(RANGED_BYTES))
     _catalog: AsyncCatalog | None = field(default=None, repr=False)
 
     @property

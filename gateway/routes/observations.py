@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from typing import Annotated, Any, NamedTuple, TypeVar
+from typing import Annotated, Any, TypeVar
 
 import msgspec
 import pyarrow as pa
@@ -193,34 +193,16 @@ def check_text_rows(table: pa.Table, fmt: Format, limit: int) -> None:
         )
 
 
-class Loaded(NamedTuple):
-    fmt: Format
-    table: pa.Table
-    head: dict[str, Any]
-    headers: dict[str, str]
-
-
-async def load_observations(
-    request: Request[Any, Any, Any],
-    series_id: str,
-    start: str | None,
-    end: str | None,
-    as_of: str | None,
-    format_name: str | None,
-    if_none_match: str | None,
-) -> Loaded | Response[Any]:
-    """The table a read asks for, or the 304 response if the client's copy is current."""
-    fmt = negotiate(format_name, request.headers.get("accept"))
-    low, high = parse_bound(start, "start"), parse_bound(end, "end")
+async def pin_series(
+    request: Request[Any, Any, Any], series_id: str, as_of: str | None
+) -> tuple[int, Any, dict[str, str]]:
+    """The catalog version a read pins (so the metadata and the values agree), the
+    series at it, and the validator headers of its representations."""
     catalog = gateway_of(request).catalog
-    # Pin one catalog version so the metadata and the values agree.
     pinned = (await catalog.snapshot(parse_as_of(as_of))).version
     series = await catalog.get(series_id, as_of=pinned)
     headers = {"ETag": etag(series.version, weak=True), "Fincat-Catalog-Version": str(pinned)}
-    if none_match(if_none_match, series.version):
-        return not_modified(headers)
-    table = await catalog.read(series_id, start=low, end=high, as_of=pinned)
-    return Loaded(fmt, table, {"series_id": series_id, "version": series.version}, headers)
+    return pinned, series, headers
 
 
 @get(
@@ -245,12 +227,32 @@ async def read_observations(
     """Observations in ``[start, end]`` sorted by date, in the negotiated format.
 
     A ``Range: bytes=...`` header gets 206 with that part of the representation."""
-    loaded = await load_observations(request, series_id, start, end, as_of, format, if_none_match)
-    if isinstance(loaded, Response):
-        return loaded
-    fmt, table, head, headers = loaded
-    check_text_rows(table, fmt, gateway_of(request).settings.max_observations)
-    return await table_response(request, table, fmt, head, OBSERVATION_KEYS, headers, series_id)
+    gateway = gateway_of(request)
+    fmt = negotiate(format, request.headers.get("accept"))
+    low, high = parse_bound(start, "start"), parse_bound(end, "end")
+    pinned, series, headers = await pin_series(request, series_id, as_of)
+    if none_match(if_none_match, series.version):
+        return not_modified(headers)
+    head = {"series_id": series_id, "version": series.version}
+
+    async def table() -> pa.Table:
+        read = await gateway.catalog.read(series_id, start=low, end=high, as_of=pinned)
+        check_text_rows(read, fmt, gateway.settings.max_observations)
+        return read
+
+    if "range" not in request.headers and not is_head(request):
+        return await table_response(
+            request, await table(), fmt, head, OBSERVATION_KEYS, headers, series_id
+        )
+
+    # A ranged reader asks for one representation again and again, part by part.
+    async def encoded() -> bytes:
+        return await encode(await table(), fmt, head, OBSERVATION_KEYS)
+
+    key = f"{series_id}\x00{series.version}\x00{low}\x00{high}\x00{fmt.name}"
+    body = await gateway.ranged_bodies.get_or_load(key, encoded, len)
+    headers = representation_headers(headers, fmt, series_id)
+    return ranged(request, body, fmt.content_type, headers)
 
 
 @get(

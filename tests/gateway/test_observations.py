@@ -11,6 +11,7 @@ import pyarrow as pa
 import pyarrow.parquet as pq
 import pytest
 
+from gateway.state import STATE_KEY
 from tests.conftest import StoreTarget
 from tests.gateway.conftest import Client, client_for, problem
 
@@ -338,6 +339,32 @@ def test_csv_missing_value_is_an_empty_field_only(client: Client) -> None:
     written = client.post(f"{url}?mode=upsert", content=csv, headers={"content-type": "text/csv"})
     assert written.status_code == 200, written.text
     assert client.get(url).json()["values"][:3] == [None, None, 3.8]
+
+
+def test_ranged_reads_of_one_representation_encode_it_once(client: Client) -> None:
+    # A Parquet reader fetches the footer, then the rest, part by part: each range
+    # read, merged and encoded the whole series again.
+    bodies = client.app.state[STATE_KEY].ranged_bodies
+    url = "/v1/series/UNRATE/observations?format=parquet"
+    whole = client.get(url).content
+    size = int(client.head(url).headers["content-length"])
+    assert size == len(whole)
+    parts = [
+        client.get(url, headers={"Range": f"bytes={first}-{min(first + 99, size - 1)}"})
+        for first in range(0, size, 100)
+    ]
+    assert all(p.status_code == 206 for p in parts)
+    assert b"".join(p.content for p in parts) == whole
+    assert (bodies.misses, bodies.hits) == (1, len(parts))
+    # A write makes a new state of the series: its ranges come from the new file.
+    written = client.post(
+        "/v1/series/UNRATE/observations", json={"dates": ["2024-07-01"], "values": [4.3]}
+    )
+    assert written.status_code == 200
+    tail = client.get(url, headers={"Range": "bytes=-8"})
+    new_whole = client.get(url).content
+    assert tail.content == new_whole[-8:] and new_whole != whole
+    assert pq.read_table(pa.BufferReader(new_whole)).num_rows == 7
 
 
 def test_if_range_serves_the_range_only_for_the_current_strong_etag(client: Client) -> None:
