@@ -10,6 +10,7 @@ the commits one after the other in the order they landed.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -40,6 +41,9 @@ from catalog_store.observations import (
     unchanged_rows,
 )
 from catalog_store.records import DataFile, SeriesRecord, from_ordinal
+
+#: Rows of a write validated on the event loop; more are validated in a worker thread.
+PREPARE_INLINE_ROWS = 100_000
 
 _json = msgspec.json.Encoder()
 
@@ -203,6 +207,14 @@ class WriteObservations:
             self._prepared[frequency] = (table, low, high)
         return self._prepared[frequency]
 
+    async def _validated(self, frequency: str) -> tuple[pa.Table, int | None, int | None]:
+        """:meth:`prepare`, in a worker thread for a large table: validating a million
+        rows (instants parsed from text, integers checked one by one) takes seconds,
+        which on the event loop would stall every other call a gateway serves."""
+        if frequency in self._prepared or self.observations.num_rows < PREPARE_INLINE_ROWS:
+            return self.prepare(frequency)
+        return await asyncio.to_thread(self.prepare, frequency)
+
     async def _files(self, table: pa.Table, record: SeriesRecord) -> list[EncodedFile]:
         key = (record.frequency, scheme_of(record))
         if key not in self._encoded:
@@ -212,7 +224,7 @@ class WriteObservations:
 
     async def apply(self, changes: ChangeSet) -> None:
         before = await _existing(changes, self.series_id, self.expected_version)
-        table, low, high = self.prepare(before.frequency)
+        table, low, high = await self._validated(before.frequency)
         if table.num_rows == 0 and self.mode not in ("replace_range", "delete_range"):
             return
         new: SeriesRecord | None

@@ -687,3 +687,32 @@ def test_a_write_of_values_the_series_has_makes_no_version(catalog: Catalog) -> 
     after = record_of(catalog, "SYNC").files
     assert {f.partition for f in set(after) ^ set(before)} == {days[450].strftime("year=%Y")}
     assert rows(catalog.read("SYNC", start=days[450], end=days[450])) == [(days[450], 1.25)]
+
+
+def test_a_large_write_is_validated_off_the_event_loop(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Validating a million rows took seconds on the event loop, where a gateway
+    # serves every other request (its liveness probe too).
+    import threading
+
+    from catalog_store import operations
+
+    threads: list[str] = []
+    real = operations.normalize
+
+    def recording(table: pa.Table, frequency: str) -> pa.Table:
+        threads.append(threading.current_thread().name)
+        return real(table, frequency)
+
+    monkeypatch.setattr(operations, "normalize", recording)
+    with Catalog.open(tmp_path / "c", create=True) as catalog:
+        catalog.create(id="S", frequency="intraday")
+        start = dt.datetime(2020, 1, 1, tzinfo=dt.UTC)
+        rows = operations.PREPARE_INLINE_ROWS + 1
+        instants = [(start + dt.timedelta(seconds=i)).isoformat() for i in range(rows)]
+        catalog.write("S", (instants, [1.0] * rows))
+        catalog.write("S", ([start + dt.timedelta(days=400)], [2.0]))
+        assert catalog.get("S").observation_count == rows + 1
+    assert threads[0] != threading.current_thread().name  # a worker's
+    assert threads[1] == threading.current_thread().name  # small: no trip

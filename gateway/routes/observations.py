@@ -340,8 +340,10 @@ async def write_observations(
     media = media_type_of(request.headers.get("content-type"))
     body = await request.body()
     observations: Any
+    # Bytes a row takes at the least, to send a large body's decoding to a thread.
+    rows_at_most = len(body) // 8
     if is_json(media):
-        data = decode_json(body, ObservationsWrite)
+        data = await off_loop(rows_at_most, lambda: decode_json(body, ObservationsWrite))
         mode = data.mode if data.mode is not None else mode
         start = data.start if data.start is not None else start
         end = data.end if data.end is not None else end
@@ -353,10 +355,16 @@ async def write_observations(
         # delete_range takes no rows, which a CSV or Arrow body can only say by holding
         # none (a header alone, a stream of no batches, no bytes at all).
         deleting = mode == "delete_range"
-        table = decode_table(media, body, allow_empty=deleting)
+        table = await off_loop(
+            rows_at_most, lambda: decode_table(media, body, allow_empty=deleting)
+        )
         _check_rows(table.num_rows, limit)
         deleted = deleting and table.num_rows == 0
-        observations = None if deleted else observations_as_written(media, table, body)
+        observations = (
+            None
+            if deleted
+            else await off_loop(table.num_rows, lambda: observations_as_written(media, table, body))
+        )
     low, high = parse_bound(start, "start"), parse_bound(end, "end")
     series = await conditional(
         if_match,
