@@ -10,6 +10,7 @@ oldest version kept once retention has expired history.
 from __future__ import annotations
 
 import asyncio
+import weakref
 from collections.abc import Callable
 from typing import Annotated, Any, TypeVar
 
@@ -67,6 +68,13 @@ from gateway.state import gateway_of
 T = TypeVar("T")
 #: Tables with more rows than this are encoded in a worker thread.
 THREAD_ROWS = 20_000
+#: Large encodings and decodings one process runs at once; others wait their turn.
+#: Each holds its rows as Python objects while it runs (a 100,000-row JSON metadata
+#: answer some 200 MB), so four at once took a replica past 1 GiB.
+LARGE_AT_ONCE = 2
+_large_turns: weakref.WeakKeyDictionary[asyncio.AbstractEventLoop, asyncio.Semaphore] = (
+    weakref.WeakKeyDictionary()
+)
 #: Every format-negotiated answer varies by Accept, a 304 included (RFC 9110 15.4.5).
 VARY = {"Vary": "Accept"}
 OBSERVATION_KEYS = {"date": "dates", "value": "values"}
@@ -133,9 +141,14 @@ def _table_responses(kind: Any) -> dict[int, dict[str, Any]]:
 
 
 async def off_loop(rows: int, work: Callable[[], T]) -> T:
-    if rows > THREAD_ROWS:
+    """``work`` on the event loop, or for more than :data:`THREAD_ROWS` rows in a
+    worker thread, at most :data:`LARGE_AT_ONCE` such at once."""
+    if rows <= THREAD_ROWS:
+        return work()
+    # One per event loop: an asyncio semaphore belongs to the loop it first waits on.
+    turns = _large_turns.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(LARGE_AT_ONCE))
+    async with turns:
         return await asyncio.to_thread(work)
-    return work()
 
 
 async def encode(table: pa.Table, fmt: Format, head: dict[str, Any], keys: dict[str, str]) -> bytes:

@@ -558,3 +558,31 @@ def test_if_none_match_compares_etags_as_text(shared_client: Client) -> None:
     ]:
         again = shared_client.get("/v1/series/GDP/observations", headers={"If-None-Match": sent})
         assert again.status_code == status, sent
+
+
+def test_large_encodings_take_turns() -> None:
+    # Each holds its rows as Python objects while it runs: four 100,000-row JSON
+    # metadata answers at once took a replica past 1 GiB.
+    import asyncio
+    import threading
+    import time
+
+    from gateway.routes.observations import LARGE_AT_ONCE, THREAD_ROWS, off_loop
+
+    lock = threading.Lock()
+    running, most = [0], [0]
+
+    def work() -> int:
+        with lock:
+            running[0] += 1
+            most[0] = max(most[0], running[0])
+        time.sleep(0.05)  # long enough for the others to start, were they let in
+        with lock:
+            running[0] -= 1
+        return 1
+
+    async def main() -> list[int]:
+        return list(await asyncio.gather(*(off_loop(THREAD_ROWS + 1, work) for _ in range(6))))
+
+    assert asyncio.run(main()) == [1] * 6
+    assert most[0] == LARGE_AT_ONCE == 2
