@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 import cachetools
+import msgspec
 from litestar.connection import ASGIConnection
 
 from catalog_store.cache import ObjectCache
@@ -23,7 +24,10 @@ if TYPE_CHECKING:
     from gateway.settings import Settings
 
 STATE_KEY = "fincat_gateway"
-SERIES_VIEWS = 4096
+#: Bytes of series views kept (their JSON size, plus what a decoded one holds besides):
+#: a view is ~1 KB, but a series may carry up to tens of KB of description and
+#: attributes, so a count alone did not bound the memory.
+SERIES_VIEW_BYTES = 16 * 2**20
 #: Bytes of encoded representations kept for readers that fetch them by byte ranges.
 RANGED_BYTES = 64 * 2**20
 
@@ -43,7 +47,10 @@ class Gateway:
     #: Series views by (catalog version, id). Entries never go stale: a commit makes
     #: a new version, hence new keys. Bounded, least recently used first out.
     series_views: cachetools.LRUCache[tuple[int, str], Any] = field(
-        default_factory=lambda: cachetools.LRUCache(maxsize=SERIES_VIEWS), repr=False
+        default_factory=lambda: cachetools.LRUCache(
+            maxsize=SERIES_VIEW_BYTES, getsizeof=_view_bytes
+        ),
+        repr=False,
     )
     #: Encoded observation representations by series state, range and format, for
     #: ranged readers (a Parquet reader asks for the footer, then for parts): each
@@ -85,3 +92,9 @@ def gateway_of(connection: ASGIConnection[Any, Any, Any, Any]) -> Gateway:
     """The Gateway of the app serving ``connection``."""
     gateway: Gateway = connection.app.state[STATE_KEY]
     return gateway
+
+
+def _view_bytes(view: Any) -> int:
+    """A series view's size in the cache: its JSON, twice (the decoded strings and
+    containers take about as much again)."""
+    return 2 * len(msgspec.json.encode(view))

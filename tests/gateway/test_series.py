@@ -7,11 +7,13 @@ import datetime as dt
 import json
 from pathlib import Path
 
+import pytest
 from litestar.testing import AsyncTestClient
 
+from catalog_store import Catalog
 from gateway.app import create_app
 from tests.conftest import StoreTarget
-from tests.gateway.conftest import Client, problem, seed, settings_for
+from tests.gateway.conftest import Client, client_for, problem, seed, settings_for
 
 
 def test_crud_round_trip(shared_client: Client) -> None:
@@ -430,3 +432,23 @@ def test_a_null_in_a_patch_resets_the_field_as_a_merge_patch_does(client: Client
     committed = client.post("/v1/commits", json={"operations": [update]})
     assert committed.status_code == 201, committed.text
     assert client.get("/v1/series/RESET").json()["units"] == ""
+
+
+def test_the_series_views_a_process_keeps_are_bounded_in_bytes(
+    local_target: StoreTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # 4,096 views of any size were kept: long descriptions and attributes made that
+    # a couple of hundred MB outside --cache-bytes.
+    from gateway import state
+
+    monkeypatch.setattr(state, "SERIES_VIEW_BYTES", 200_000)
+    catalog = Catalog.open(local_target.url)
+    with catalog.batch() as batch:
+        for i in range(40):
+            batch.create({"id": f"LONG{i}", "frequency": "annual", "description": "x" * 5000})
+    catalog.close()
+    with client_for(local_target) as client:
+        for i in range(40):
+            assert client.get(f"/v1/series/LONG{i}").json()["description"] == "x" * 5000
+        views = client.app.state[state.STATE_KEY].series_views
+        assert 0 < views.currsize <= 200_000 and 0 < len(views) < 40
