@@ -27,6 +27,7 @@ from catalog_store.errors import (
     CatalogStoreError,
     CommitRetriesExhaustedError,
     CommitStateUnknownError,
+    FormatError,
     IntegrityError,
     ObjectNotFoundError,
     StorageError,
@@ -38,6 +39,7 @@ from catalog_store.records import (
     Manifest,
     StoreMarker,
     decode_manifest,
+    decode_marker,
     encode_manifest,
     encode_marker,
 )
@@ -375,9 +377,40 @@ class Committer:
         write is the true successor (one HEAD, as the check before it cost). If the
         base is gone, the floor tells. Raises IntegrityError when neither explains a
         missing base: the store was damaged, emptied or replaced."""
-        if await self.reader.holds(version - 1):
-            return False
+        try:
+            if await self.reader.holds(version - 1):
+                return False
+        except (IntegrityError, FormatError):
+            await self._withdraw_if_replaced(version)
+            raise
         return version < await self.reader.oldest_version()
+
+    async def _withdraw_if_replaced(self, version: int) -> None:
+        """After a commit wrote ``version`` into a store that no longer holds its base:
+        if the store is another one now (its marker gone, or another store's), that
+        manifest is foreign to it, and left there it would become part of that
+        store's history once its own commits reach the number (silently undoing
+        them). So it is deleted, the one delete a writer makes, and FormatError says
+        so. A store that is still this one is damaged: nothing is deleted there."""
+        known = self.reader.marker
+        try:
+            now = decode_marker(await self.store.get(keys.FORMAT_MARKER))
+        except ObjectNotFoundError:
+            now = None
+        except CatalogStoreError:
+            return  # cannot tell: leave it, and the error raised says the store is damaged
+        if known is None or (now is not None and now.store_id == known.store_id):
+            return
+        key = keys.manifest_key(version)
+        try:
+            await self.store.delete(key)
+            outcome = "withdrawn"
+        except CatalogStoreError as exc:
+            outcome = f"left there, as it could not be deleted ({exc})"
+        raise FormatError(
+            f"{self.store.url} was emptied or replaced since this catalog opened it: the "
+            f"manifest this commit wrote there, {key}, was {outcome}; open the catalog again"
+        )
 
     async def _read_if_ours(self, version: int, commit_id: str) -> Manifest | None:
         key = keys.manifest_key(version)

@@ -9,6 +9,7 @@ the newest), nor served for longer than a second after gc expired it.
 
 from __future__ import annotations
 
+import asyncio
 import datetime as dt
 import shutil
 import time
@@ -19,6 +20,8 @@ import pytest
 from catalog_store import Catalog, CatalogOptions, snapshot
 from catalog_store.errors import CatalogStoreError, FormatError
 from catalog_store.keys import LATEST_HINT
+from catalog_store.storage import open_store
+from tests.conftest import StoreTarget
 
 LAZY = CatalogOptions(max_staleness=3600.0)
 
@@ -126,6 +129,39 @@ def test_a_store_that_went_away_is_an_unusable_store_to_reads_and_writes(
     away.rename(store)
     assert cat.get("A").id == "A"
     cat.close()
+
+
+def test_a_commit_into_a_store_replaced_under_it_is_withdrawn(
+    shared_target: StoreTarget,
+) -> None:
+    # The store emptied and made anew (a re-init, a restore) while A had it open:
+    # A's next commit took a number past the new store's newest, was refused, and
+    # its manifest stayed; when the new store's own commits reached that number,
+    # it joined their history and silently undid four of them.
+    a = shared_target.open()
+    for i in range(3):
+        a.create(id=f"OLD{i}", frequency="daily")
+
+    async def empty() -> None:
+        store = open_store(shared_target.url, shared_target.options or None)
+        for info in [i async for i in store.list("")]:
+            await store.delete(info.key)
+        await store.close()
+
+    asyncio.run(empty())
+    b = shared_target.open()  # creates the new store
+    b.create(id="NEW0", frequency="daily")
+    with pytest.raises(CatalogStoreError) as refused:
+        a.create(id="OLD3", frequency="daily")
+    a.close()
+    for i in range(1, 5):
+        b.create(id=f"NEW{i}", frequency="daily")
+    assert [s.id for s in b.list().items] == [f"NEW{i}" for i in range(5)]
+    assert b.version() == 5 and b.verify().ok
+    b.close()
+    assert isinstance(refused.value, FormatError)
+    assert "emptied or replaced since this catalog opened it" in str(refused.value)
+    assert "was withdrawn" in str(refused.value)
 
 
 def test_an_unreadable_latest_hint_is_no_hint(tmp_path: Path) -> None:
