@@ -26,10 +26,12 @@ from catalog_store.errors import (
     IntegrityError,
     ObjectNotFoundError,
     StorageError,
+    StorageFullError,
+    StoragePermissionError,
     StorageUnavailableError,
     VersionNotFoundError,
 )
-from catalog_store.hint import encode_hint
+from catalog_store.hint import LatestHint, encode_hint
 from catalog_store.records import Manifest, SeriesRecord
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.verify import verify_version
@@ -66,7 +68,8 @@ async def repair(committer: Committer) -> RepairReport:
     """Move the catalog back to the newest version that verifies, as a new commit.
 
     Does nothing when the newest version verifies. Refuses (RepairRefusedError)
-    when no version can be proven whole. Rewrites the "latest" hint either way.
+    when no version can be proven whole. Rewrites the "latest" hint unless it names
+    the newest version already (on a store it cannot write, it says so instead).
     """
     reader = committer.reader
     hint = await reader.latest_hint()  # before the search: see verify
@@ -101,7 +104,13 @@ async def repair(committer: Committer) -> RepairReport:
                 "restore them from a backup of the store, if there is one, before "
                 "any new commit takes their numbers"
             )
-        await reader.store.put(keys.LATEST_HINT, encode_hint(latest), durable=False)
+        if hint != LatestHint(latest, attested=True):
+            try:
+                await reader.store.put(keys.LATEST_HINT, encode_hint(latest), durable=False)
+            except (StoragePermissionError, StorageFullError) as exc:
+                # A healthy store that cannot be written (read-only, a role that may
+                # only read) is still healthy: say so rather than fail.
+                report.message += f"; the latest hint could not be rewritten: {exc}"
         return report
     target = await reader.manifest(good)
     report.lost_versions = list(range(good + 1, latest + 1))

@@ -20,6 +20,7 @@ from catalog_store.errors import (
     ValidationError,
     VersionNotFoundError,
 )
+from catalog_store.hint import encode_hint
 from catalog_store.keys import LATEST_HINT, RETENTION_FLOOR, manifest_key
 from catalog_store.maintenance import GcRefusedError, GcReport, expire_versions
 from catalog_store.repair import RepairRefusedError
@@ -207,6 +208,35 @@ def test_repair_never_restores_over_a_commit_made_while_it_verified(
     assert cat.read("A").column("value").to_pylist() == [1.0, 2.0, 3.0]
     writer.close()
     cat.close()
+
+
+def test_repair_of_a_healthy_store_it_cannot_write_says_so_and_succeeds(tmp_path: Path) -> None:
+    # It rewrote the hint always, and on a read-only store failed with status 1
+    # where verify of the same store passed.
+    root, cat = filled(tmp_path)
+    cat.close()
+
+    async def repair_read_only(hint: bytes | None) -> Any:
+        store = open_store(str(root))
+        if hint is not None:
+            await store.put(LATEST_HINT, hint, durable=False)
+        denied = FaultRule(FaultKind.PERMISSION, probability=1.0, operations=frozenset({"put"}))
+        catalog = await AsyncCatalog.open_store(FaultyStore(store, FaultPlan([denied])))
+        try:
+            return await catalog.repair()
+        finally:
+            await catalog.close()
+
+    version = Catalog.open(str(root)).version()
+    fine = asyncio.run(repair_read_only(encode_hint(version)))
+    assert (fine.new_version, fine.message) == (
+        None,
+        f"version {version} verifies; nothing to repair",
+    )
+    stale = asyncio.run(repair_read_only(b"1"))
+    assert stale.new_version is None and stale.message.startswith(
+        f"version {version} verifies; nothing to repair; the latest hint could not be rewritten"
+    )
 
 
 def test_history_pages_past_a_damaged_manifest(tmp_path: Path) -> None:
