@@ -20,8 +20,9 @@ import re
 import zlib
 from dataclasses import dataclass
 
-_ATTESTED = re.compile(rb"([0-9]{20}) ([0-9a-f]{8})\n?", re.ASCII)
+_ATTESTED = re.compile(rb"([0-9]{20})\n([ \t]{32})", re.ASCII)
 _PLAIN = re.compile(rb"\s*([0-9]+)\s*", re.ASCII)
+_BITS = 32
 
 
 @dataclass(frozen=True)
@@ -33,13 +34,17 @@ class LatestHint:
 
 
 def _check(digits: bytes) -> bytes:
-    return b"%08x" % zlib.crc32(b"fincat-latest " + digits)
+    """The checksum of the digits as 32 spaces (0) and tabs (1), most significant
+    bit first: whitespace, so that what reads a hint as ``int(text.strip())`` (every
+    earlier fincat) reads the version, and never falls back to probing every one."""
+    crc = zlib.crc32(b"fincat-latest " + digits)
+    return bytes(9 if crc >> (_BITS - 1 - bit) & 1 else 32 for bit in range(_BITS))
 
 
 def encode_hint(version: int) -> bytes:
-    """The hint naming ``version``: always 30 bytes, for a rewrite in place."""
+    """The hint naming ``version``: always 53 bytes, for a rewrite in place."""
     digits = b"%020d" % version
-    return digits + b" " + _check(digits) + b"\n"
+    return digits + b"\n" + _check(digits)
 
 
 def decode_hint(data: bytes) -> LatestHint | None:
