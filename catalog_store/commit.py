@@ -19,6 +19,7 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from typing import NoReturn
 
 from catalog_store import keys
 from catalog_store.errors import (
@@ -295,7 +296,7 @@ class Committer:
                     else:
                         ready = write_objects(draft.write_objects)
                         await _settled(self.store.put_if_absent_after(key, data, ready))
-                    if not await self._expired(version):
+                    if not await self._expired(version, commit_id):
                         return self._landed(draft.manifest, started)
                     # Built on a version gc expired meanwhile, it took a name gc had
                     # freed, below the retention floor, where no reader looks: it did
@@ -311,7 +312,7 @@ class Committer:
                         raise StorageUnavailableError(
                             f"cannot read back version {version}: {exc}"
                         ) from exc
-                    if ours is not None and not await self._expired(version):
+                    if ours is not None and not await self._expired(version, commit_id):
                         return self._landed(ours, started)
                     reason = f"lost the race for version {version} {attempt} times"
                 self.stats.lost_races += 1
@@ -367,7 +368,7 @@ class Committer:
                 raise
             return Snapshot(self.reader, stand_in(version))
 
-    async def _expired(self, version: int) -> bool:
+    async def _expired(self, version: int, commit_id: str) -> bool:
         """Whether ``version``, just written on top of ``version - 1``, took a name
         that gc under retention had freed, below the floor, where no reader looks.
 
@@ -375,42 +376,57 @@ class Committer:
         raises the floor before it deletes the manifests below it, oldest first: so
         while the base is still in the store, no name after it was freed, and the
         write is the true successor (one HEAD, as the check before it cost). If the
-        base is gone, the floor tells. Raises IntegrityError when neither explains a
-        missing base: the store was damaged, emptied or replaced."""
+        base is gone, the floor tells. When neither explains a missing base, the
+        store was damaged, emptied or replaced: see :meth:`_withdraw`."""
         try:
             if await self.reader.holds(version - 1):
                 return False
-        except (IntegrityError, FormatError):
-            await self._withdraw_if_replaced(version)
-            raise
+        except (IntegrityError, FormatError) as exc:
+            await self._withdraw(version, commit_id, exc)
         return version < await self.reader.oldest_version()
 
-    async def _withdraw_if_replaced(self, version: int) -> None:
-        """After a commit wrote ``version`` into a store that no longer holds its base:
-        if the store is another one now (its marker gone, or another store's), that
-        manifest is foreign to it, and left there it would become part of that
-        store's history once its own commits reach the number (silently undoing
-        them). So it is deleted, the one delete a writer makes, and FormatError says
-        so. A store that is still this one is damaged: nothing is deleted there."""
+    async def _withdraw(self, version: int, commit_id: str, cause: CatalogStoreError) -> NoReturn:
+        """The commit wrote ``version`` into a store that no longer holds its base, and
+        nothing explains why (``cause``): it did not land. Its manifest is deleted,
+        the one delete a writer makes: left there, it would become the newest
+        version once the store's own commits reached its number, silently undoing
+        them. Raises ``cause`` (FormatError when the store is another one now: its
+        marker gone or another store's) saying so; CommitStateUnknownError when the
+        manifest is not where it was written (the store moved meanwhile: the
+        commit may stand there)."""
+        key = keys.manifest_key(version)
         known = self.reader.marker
         try:
-            now = decode_marker(await self.store.get(keys.FORMAT_MARKER))
+            marker = decode_marker(await self.store.get(keys.FORMAT_MARKER))
+            replaced = known is not None and marker.store_id != known.store_id
         except ObjectNotFoundError:
-            now = None
+            replaced = True
         except CatalogStoreError:
-            return  # cannot tell: leave it, and the error raised says the store is damaged
-        if known is None or (now is not None and now.store_id == known.store_id):
-            return
-        key = keys.manifest_key(version)
+            replaced = False
         try:
-            await self.store.delete(key)
-            outcome = "withdrawn"
+            written = await self.store.exists(key)
         except CatalogStoreError as exc:
-            outcome = f"left there, as it could not be deleted ({exc})"
-        raise FormatError(
-            f"{self.store.url} was emptied or replaced since this catalog opened it: the "
-            f"manifest this commit wrote there, {key}, was {outcome}; open the catalog again"
-        )
+            outcome = f"left there, as the store could not be asked for it ({exc})"
+        else:
+            if not written:
+                raise CommitStateUnknownError(
+                    f"commit {commit_id}: {cause}; and its manifest {key} is no longer "
+                    "where it was written (the store moved?): it may stand there",
+                    commit_id,
+                    [version],
+                ) from cause
+            try:
+                await self.store.delete(key)
+                outcome = "withdrawn"
+            except CatalogStoreError as exc:
+                outcome = f"left there, as it could not be deleted ({exc})"
+        detail = f"the manifest this commit wrote, {key}, was {outcome}"
+        if replaced:
+            raise FormatError(
+                f"{self.store.url} was emptied or replaced since this catalog opened it: "
+                f"{detail}; open the catalog again"
+            ) from cause
+        raise type(cause)(f"{cause}; {detail}") from cause
 
     async def _read_if_ours(self, version: int, commit_id: str) -> Manifest | None:
         key = keys.manifest_key(version)
@@ -428,7 +444,7 @@ class Committer:
         for version in sorted(unknown):
             try:
                 ours = await self._read_if_ours(version, commit_id)
-                expired = ours is not None and await self._expired(version)
+                expired = ours is not None and await self._expired(version, commit_id)
             except ObjectNotFoundError:
                 unknown.discard(version)
                 continue

@@ -10,6 +10,7 @@ the newest), nor served for longer than a second after gc expired it.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import shutil
 import time
@@ -17,10 +18,15 @@ from pathlib import Path
 
 import pytest
 
-from catalog_store import Catalog, CatalogOptions, snapshot
-from catalog_store.errors import CatalogStoreError, FormatError
-from catalog_store.keys import LATEST_HINT
-from catalog_store.storage import open_store
+from catalog_store import AsyncCatalog, Catalog, CatalogOptions, snapshot
+from catalog_store.errors import (
+    CatalogStoreError,
+    CommitStateUnknownError,
+    FormatError,
+    IntegrityError,
+)
+from catalog_store.keys import LATEST_HINT, manifest_key
+from catalog_store.storage import LocalStore, open_store
 from tests.conftest import StoreTarget
 
 LAZY = CatalogOptions(max_staleness=3600.0)
@@ -162,6 +168,57 @@ def test_a_commit_into_a_store_replaced_under_it_is_withdrawn(
     assert isinstance(refused.value, FormatError)
     assert "emptied or replaced since this catalog opened it" in str(refused.value)
     assert "was withdrawn" in str(refused.value)
+
+
+def test_a_commit_on_a_base_deleted_from_the_same_store_is_withdrawn(tmp_path: Path) -> None:
+    # The newest manifests deleted (by hand, a partial restore) while P knew them:
+    # P's commit was refused but its manifest stayed, and once other commits
+    # reached its number it became the newest version, undoing them.
+    root = tmp_path / "c"
+    p = Catalog.open(str(root), create=True)
+    for i in range(4):
+        p.create(id=f"S{i}", frequency="annual")
+    top = p.version()
+    for version in (top - 1, top):
+        (root / manifest_key(version)).unlink()
+    with pytest.raises(IntegrityError, match="was withdrawn"):
+        p.create(id="FROM_P", frequency="annual")
+    p.close()
+    assert not (root / manifest_key(top + 1)).exists()
+    q = Catalog.open(str(root))
+    for name in ("Q1", "Q2", "Q3"):
+        q.create(id=name, frequency="annual")
+    assert [s.id for s in q.list().items] == ["Q1", "Q2", "Q3", "S0", "S1"]
+    q.close()
+
+
+def test_a_commit_whose_store_moved_after_it_landed_is_of_unknown_outcome(tmp_path: Path) -> None:
+    # Its store directory moved right after the manifest landed: the delete found
+    # nothing, and the commit was called withdrawn though it stands in the moved
+    # store, where a retry would apply it twice.
+    root, moved = tmp_path / "c", tmp_path / "moved"
+
+    class MovedAfterTheWrite(LocalStore):
+        async def put_if_absent(self, key: str, data: bytes) -> None:
+            await super().put_if_absent(key, data)
+            if key.startswith("_manifests/0") and not moved.exists():
+                root.rename(moved)
+
+    async def main() -> None:
+        first = await AsyncCatalog.open(root, create=True)
+        await first.create({"id": "S", "frequency": "annual"})
+        await first.close()
+        cat = await AsyncCatalog.open_store(MovedAfterTheWrite(root))
+        with pytest.raises(CommitStateUnknownError, match="may stand there") as unknown:
+            await cat.create({"id": "T", "frequency": "annual"})
+        assert unknown.value.versions == [2]
+        with contextlib.suppress(CatalogStoreError):
+            await cat.close()
+        there = await AsyncCatalog.open(moved)
+        assert [s.id for s in (await there.list()).items] == ["S", "T"]
+        await there.close()
+
+    asyncio.run(main())
 
 
 def test_an_unreadable_latest_hint_is_no_hint(tmp_path: Path) -> None:
