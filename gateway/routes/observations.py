@@ -24,6 +24,7 @@ from litestar.status_codes import HTTP_304_NOT_MODIFIED, HTTP_413_REQUEST_ENTITY
 
 from catalog_store.asof import parse_as_of
 from catalog_store.errors import ValidationError
+from catalog_store.tasks import outcome_seen
 from gateway.formats import (
     ARROW_STREAM,
     CSV,
@@ -147,8 +148,13 @@ async def off_loop(rows: int, work: Callable[[], T]) -> T:
         return work()
     # One per event loop: an asyncio semaphore belongs to the loop it first waits on.
     turns = _large_turns.setdefault(asyncio.get_running_loop(), asyncio.Semaphore(LARGE_AT_ONCE))
-    async with turns:
-        return await asyncio.to_thread(work)
+    await turns.acquire()
+    # The turn ends when the thread does: a client that goes away cancels the wait,
+    # not the thread, which would otherwise run on beside the next one let in.
+    running = asyncio.ensure_future(asyncio.to_thread(work))
+    running.add_done_callback(lambda _done: turns.release())
+    running.add_done_callback(outcome_seen)  # its error is the caller's, if still waiting
+    return await asyncio.shield(running)
 
 
 async def encode(table: pa.Table, fmt: Format, head: dict[str, Any], keys: dict[str, str]) -> bytes:

@@ -586,3 +586,17 @@ def test_large_encodings_take_turns() -> None:
 
     assert asyncio.run(main()) == [1] * 6
     assert most[0] == LARGE_AT_ONCE == 2
+
+    async def clients_that_hang_up() -> None:
+        # The turn used to end with the wait, while the thread encoded on.
+        waits = []
+        for _ in range(6):
+            waits.append(asyncio.create_task(off_loop(THREAD_ROWS + 1, work)))
+            await asyncio.sleep(0.005)
+            waits[-1].cancel()
+        await asyncio.gather(*waits, return_exceptions=True)
+        # asyncio.run then waits for the threads still encoding.
+
+    most[0] = 0
+    asyncio.run(clients_that_hang_up())
+    assert most[0] == LARGE_AT_ONCE
