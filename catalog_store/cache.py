@@ -92,16 +92,17 @@ class ObjectCache:
             try:
                 # Shielded: a waiter cancelled leaves the load to the others.
                 return await asyncio.shield(pending)
-            except _LoadAbandoned:
-                pass  # its loader was cancelled: load it here
+            except _LoadFailed:
+                # Its loader was cancelled, or failed: what it found (not found yet,
+                # a transient error) may be past by now, so this waiter asks itself.
+                pass
         self.misses += 1
         loading: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._loading[key] = loading
         try:
             value = await load()
-        except BaseException as exc:
-            shared = _LoadAbandoned() if isinstance(exc, asyncio.CancelledError) else exc
-            loading.set_exception(shared)
+        except BaseException:
+            loading.set_exception(_LoadFailed())
             loading.exception()  # seen: nobody may be waiting
             raise
         finally:
@@ -124,5 +125,5 @@ class ObjectCache:
         }
 
 
-class _LoadAbandoned(Exception):
-    """The load a concurrent miss waited for was cancelled; the waiter loads itself."""
+class _LoadFailed(Exception):
+    """The load a concurrent miss waited for did not succeed; the waiter loads itself."""

@@ -275,7 +275,10 @@ class StoreReader:
     async def oldest_version(self) -> int:
         """The oldest version kept: 0 unless gc expired history under a retention policy."""
         try:
-            floor = int((await self.store.get(keys.RETENTION_FLOOR)).decode().strip())
+            text = (await self.store.get(keys.RETENTION_FLOOR)).decode().strip()
+            if not (text.isascii() and text.isdigit()):  # "-2", "+3", "1_0", "٣"
+                raise ValueError(text)
+            floor = int(text)
         except ObjectNotFoundError:
             floor = 0
         except (ValueError, UnicodeDecodeError):

@@ -222,10 +222,14 @@ def test_the_hint_keeps_its_width(tmp_path: Path) -> None:
     assert sizes == {len(hint.read_bytes())}
 
 
-def test_a_retention_floor_that_is_not_a_number_is_reported(local: tuple[Catalog, Path]) -> None:
-    # It stopped verify with an error (status 1), not a report of the damage (4).
+@pytest.mark.parametrize("floor", [b"\x00garbage", b"-2", b"+3", b"1_0"])
+def test_a_retention_floor_that_is_not_a_number_is_reported(
+    local: tuple[Catalog, Path], floor: bytes
+) -> None:
+    # It stopped verify with an error (status 1), not a report of the damage (4);
+    # a negative one was taken as a floor, and verify made up missing manifests.
     cat, root = local
-    (root / RETENTION_FLOOR).write_bytes(b"\x00garbage")
+    (root / RETENTION_FLOOR).write_bytes(floor)
     fresh = Catalog.open(str(root))
     report = fresh.verify()
     assert [(p.kind, p.key) for p in report.problems] == [("bad_manifest", RETENTION_FLOOR)]
