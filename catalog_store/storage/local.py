@@ -100,7 +100,6 @@ def _write_fd(fd: int, data: bytes, durable: bool) -> None:
 
 def _write_temp(directory: Path, data: bytes, durable: bool = True) -> Path:
     """Write ``data`` to a new temp file in ``directory`` (fsynced if ``durable``)."""
-    directory.mkdir(parents=True, exist_ok=True)
     tmp = directory / f".{uuid.uuid4().hex}{_TMP_SUFFIX}"
     _write_file(tmp, data, os.O_EXCL, durable, remove_on_error=True)
     return tmp
@@ -117,7 +116,6 @@ def _write_new(spares: UnnamedFiles, path: Path, data: bytes) -> None:
     try that failed or is still running; replaced by a rename, so that a reader
     never sees it cut short and a try still writing writes into the file replaced).
     """
-    path.parent.mkdir(parents=True, exist_ok=True)
     try:
         fd = spares.take()
         if fd is None or not _name_staged(spares, _stage_unnamed(fd, data), path):
@@ -153,7 +151,6 @@ Staged = int | Path
 
 
 def _stage(spares: UnnamedFiles, directory: Path, data: bytes) -> Staged:
-    directory.mkdir(parents=True, exist_ok=True)
     fd = spares.take()
     return _write_temp(directory, data) if fd is None else _stage_unnamed(fd, data)
 
@@ -271,11 +268,16 @@ class LocalStore(Store):
         return self.root / check_key(key)
 
     def _path_to_write(self, key: str) -> Path:
+        """Where ``key`` is written, its directory made. Here, not in the worker
+        thread that writes it: a worker that ran after the store's directory went
+        (a hint write a call left behind) made it again, and wrote into the void."""
         path = self._path(key)
         if self.root.is_dir():
             self._root_seen = True
         elif self._root_seen:
             raise FormatError(f"{self.root}, the store's directory, is gone: writing {key}")
+        with translate_os_errors(key):
+            path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     async def get(self, key: str) -> bytes:
