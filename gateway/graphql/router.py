@@ -73,7 +73,10 @@ class _Base(GraphQLController):
         if context.refusal is not None:
             return self.refuse(*context.refusal)
         limit = self.runtime.config.max_body_bytes
-        if request.method == "POST" and len(await request.body()) > limit:
+        length = request.headers.get("content-length", "")
+        declared = int(length) if length.isascii() and length.isdigit() else 0
+        # The declared length first: a body over the limit is then never read.
+        if request.method == "POST" and (declared > limit or len(await request.body()) > limit):
             # Before decoding, which would hold the body as Python objects.
             too_large = ApiError(
                 f"the request body is over {limit:,} bytes; bulk loads go through the REST API",
