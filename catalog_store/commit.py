@@ -40,7 +40,6 @@ from catalog_store.records import (
     Manifest,
     StoreMarker,
     decode_manifest,
-    decode_marker,
     encode_manifest,
     encode_marker,
 )
@@ -397,9 +396,9 @@ class Committer:
         key = keys.manifest_key(version)
         known = self.reader.marker
         try:
-            marker = decode_marker(await self.store.get(keys.FORMAT_MARKER))
+            marker = await self.reader.marker_now()
             replaced = known is not None and marker.store_id != known.store_id
-        except ObjectNotFoundError:
+        except FormatError:  # none, or one of another format: another store
             replaced = True
         except CatalogStoreError:
             replaced = False

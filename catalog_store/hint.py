@@ -32,6 +32,11 @@ class LatestHint:
     version: int
     attested: bool
 
+    def proves_lost_after(self, version: int) -> bool:
+        """Whether it proves commits after ``version``, the newest manifest a store
+        holds, whose manifests are gone: it names a later one and reads whole."""
+        return self.attested and self.version > version
+
 
 def _check(digits: bytes) -> bytes:
     """The checksum of the digits as 32 spaces (0) and tabs (1), most significant

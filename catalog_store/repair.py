@@ -94,7 +94,7 @@ async def repair(committer: Committer) -> RepairReport:
         raise RepairRefusedError("no version of this catalog verifies; nothing safe to restore")
     if good == latest:
         report.message = f"version {latest} verifies; nothing to repair"
-        if hint is not None and hint.attested and hint.version > latest:
+        if hint is not None and hint.proves_lost_after(latest):
             # Nothing to restore them from; the hint is rewritten below, so that
             # verify stops reporting what this report has now told.
             report.lost_versions = list(range(latest + 1, hint.version + 1))

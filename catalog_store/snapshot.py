@@ -94,7 +94,13 @@ class StoreReader:
         return max(self.max_staleness, FLOOR_STALENESS)
 
     async def read_marker(self) -> StoreMarker:
-        """Read and check ``fincat.json``. Raises FormatError if absent or unknown."""
+        """Read and check ``fincat.json``, and remember it as this store's."""
+        self.marker = await self.marker_now()
+        return self.marker
+
+    async def marker_now(self) -> StoreMarker:
+        """``fincat.json`` as the store holds it now. Raises FormatError if absent or
+        unknown."""
         try:
             data = await self.store.get(keys.FORMAT_MARKER)
         except ObjectNotFoundError:
@@ -102,7 +108,6 @@ class StoreReader:
         marker = decode_marker(data)
         if marker.format != STORE_FORMAT:
             raise FormatError(f"unsupported store format {marker.format!r}")
-        self.marker = marker
         return marker
 
     async def manifest(self, version: int, cached: bool = True) -> Manifest:
@@ -228,7 +233,7 @@ class StoreReader:
             version = start
             while await self._exists(version + 1):
                 version += 1
-            if hint is not None and hint.attested and hint.version > version:
+            if hint is not None and hint.proves_lost_after(version):
                 log.warning(
                     "%s: the latest hint names version %d, but the newest manifest is "
                     "version %d: the newest commits' manifests were deleted (run fincat verify)",

@@ -438,7 +438,7 @@ async def verify(
         return report
     latest = await reader.latest_version(refresh=True)
     report.latest_version = latest
-    if hint is not None and hint.attested and hint.version > latest:
+    if hint is not None and hint.proves_lost_after(latest):
         checker.problem(
             "missing_manifest",
             keys.manifest_key(hint.version),

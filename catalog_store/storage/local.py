@@ -267,7 +267,7 @@ class LocalStore(Store):
     def _path(self, key: str) -> Path:
         return self.root / check_key(key)
 
-    def _path_to_write(self, key: str) -> Path:
+    def _path_to_write(self, key: str, make_directory: bool = True) -> Path:
         """Where ``key`` is written, its directory made. Here, not in the worker
         thread that writes it: a worker that ran after the store's directory went
         (a hint write a call left behind) made it again, and wrote into the void."""
@@ -276,8 +276,9 @@ class LocalStore(Store):
             self._root_seen = True
         elif self._root_seen:
             raise FormatError(f"{self.root}, the store's directory, is gone: writing {key}")
-        with translate_os_errors(key):
-            path.parent.mkdir(parents=True, exist_ok=True)
+        if make_directory:
+            with translate_os_errors(key):
+                path.parent.mkdir(parents=True, exist_ok=True)
         return path
 
     async def get(self, key: str) -> bytes:
@@ -311,15 +312,15 @@ class LocalStore(Store):
         return ObjectInfo(key, st.st_size, datetime.fromtimestamp(st.st_mtime, UTC))
 
     async def put(self, key: str, data: bytes, *, durable: bool = True) -> None:
+        if not durable:
+            # An advisory object is rewritten in place, on this thread: creating a
+            # file costs far more than the write on some disks, and this runs after
+            # every commit. A file already there needs no directory made.
+            with translate_os_errors(key), contextlib.suppress(FileNotFoundError):
+                _rewrite_in_place(self._path_to_write(key, make_directory=False), data)
+                return
         path = self._path_to_write(key)
         with translate_os_errors(key):
-            if not durable:
-                # An advisory object is rewritten in place, on this thread: creating
-                # a file costs far more than the write on some disks, and this runs
-                # after every commit.
-                with contextlib.suppress(FileNotFoundError):
-                    _rewrite_in_place(path, data)
-                    return
             await asyncio.to_thread(_replace_file, path, data, durable)
 
     async def put_new(self, key: str, data: bytes) -> None:
