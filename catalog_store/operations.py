@@ -19,6 +19,7 @@ import msgspec
 import numpy as np
 import pyarrow as pa
 
+from catalog_store.asof import MAX_VERSION
 from catalog_store.changes import ChangeSet
 from catalog_store.datafiles import EncodedFile, encode_partitions, inline_rows, scheme_of
 from catalog_store.errors import (
@@ -61,9 +62,10 @@ def spec_of(record: SeriesRecord) -> SeriesSpec:
 
 def _check_expected(expected: int | None) -> None:
     """An expected version is a version number: anything else is bad input, not a
-    conflict (which would tell the caller it lost a race)."""
+    conflict (which would tell the caller it lost a race, and one who retries
+    conflicts would retry a version past any a catalog can reach for good)."""
     if expected is not None:
-        check_count(expected, "expected_version", 0)
+        check_count(expected, "expected_version", 0, MAX_VERSION)
 
 
 async def _existing(changes: ChangeSet, series_id: str, expected: int | None) -> SeriesRecord:

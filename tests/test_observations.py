@@ -218,6 +218,10 @@ def test_bad_write_arguments_are_refused_without_a_commit(catalog: Catalog) -> N
         ({"observations": ([D(2020, 1, 2)], [1.0]), "expected_version": "2"}, "expected_version"),
         ({"observations": ([D(2020, 1, 2)], [1.0]), "expected_version": True}, "expected_version"),
         ({"observations": ([D(2020, 1, 2)], [1.0]), "expected_version": -1}, "expected_version"),
+        (
+            {"observations": ([D(2020, 1, 2)], [1.0]), "expected_version": 10**18 + 1},
+            "expected_version",
+        ),
     ]
     for kwargs, field in cases:
         with pytest.raises(ValidationError) as info:

@@ -117,6 +117,24 @@ def test_failed_commit_changes_nothing(client: Client) -> None:
         409,
     )
     assert stale["type"].endswith("version-mismatch")
+    # A version no catalog can reach is bad input, not a stale one: a client that
+    # retries conflicts would retry it for good.
+    before = client.get("/v1/versions?limit=1").json()["items"][0]["version"]
+    for impossible in (10**18 + 1, 2**63, 10**30):
+        past = problem(
+            client.post(
+                "/v1/commits",
+                json={
+                    "operations": [
+                        {"op": "update", "id": "GDP", "changes": {"title": "x"}},
+                        {"op": "delete", "id": "GDP", "expected_version": impossible},
+                    ]
+                },
+            ),
+            422,
+        )
+        assert past["errors"][0]["field"] == "operations.1.expected_version", past
+    assert client.get("/v1/versions?limit=1").json()["items"][0]["version"] == before
     problem(client.post("/v1/commits", json={"operations": [{"op": "delete", "id": "NOPE"}]}), 404)
     exists = client.post(
         "/v1/commits",
