@@ -151,6 +151,18 @@ AttributeValue = str | int | float | bool | None
 
 def _check_attributes(values: dict[str, Any]) -> dict[str, Any]:
     for key, value in values.items():
+        # Shown wherever the metadata is (the CLI's tables, CSV, the metadata table),
+        # so held to the rules of the title (names) and the description (text).
+        if _CONTROL.search(key):
+            raise ValueError(
+                f"attribute name {key!r} must not hold control characters "
+                "(line breaks, tabs, escapes)"
+            )
+        if isinstance(value, str) and _CONTROL_BUT_LAYOUT.search(value):
+            raise ValueError(
+                f"attribute {key!r} must not hold control characters other than "
+                "line breaks and tabs"
+            )
         if value is not None and not isinstance(value, str | int | float | bool):
             raise ValueError(f"attribute {key!r} must be a string, number, boolean or null")
         if isinstance(value, int) and not -(2**63) <= value < 2**64:

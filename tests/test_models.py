@@ -107,6 +107,9 @@ def test_id_must_be_a_string() -> None:
         ({"attributes": {"big": "x" * 20_000}}, "attributes"),
         ({"attributes": {"": 1}}, "attributes.[key]"),
         ({"attributes": {"huge": 2**70}}, "attributes"),
+        ({"attributes": {"k\x00\x1b[2J": 1}}, "attributes"),  # shown as the title is
+        ({"attributes": {"note": "red \x1b[31m"}}, "attributes"),
+        ({"attributes": {"note": "C1\x9b"}}, "attributes"),
         ({"partitioning": "weekly"}, "partitioning"),
         ({"unknown_field": 1}, "unknown_field"),
         ({"version": 3}, "version"),
@@ -122,6 +125,11 @@ def test_each_field_limit_names_the_field(fields: dict[str, Any], field: str) ->
     text = str(info.value)
     assert text.startswith(f"{field}: ") and text.count(f"{field}: ") == 1, text
     assert "pattern" not in text and "Value error" not in text, text
+
+
+def test_attribute_text_may_hold_line_breaks_and_tabs_as_a_description_may() -> None:
+    parsed = parse_spec(spec(attributes={"note": "first line\nsecond\tcolumn", "n": 1}))
+    assert parsed.attributes == {"note": "first line\nsecond\tcolumn", "n": 1}
 
 
 def test_several_problems_are_each_named_once() -> None:
