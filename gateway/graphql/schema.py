@@ -10,6 +10,7 @@ assumes.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable, Iterable
 from typing import Any
 
@@ -40,6 +41,8 @@ class FincatSchema(strawberry.Schema):
 
     documents: DocumentCache
     results: ResultCache
+    #: Whether error messages drop graphql-core's "Did you mean ...?" (introspection off).
+    hide_suggestions = False
 
     async def execute(
         self,
@@ -69,7 +72,17 @@ class FincatSchema(strawberry.Schema):
     def process_errors(
         self, errors: list[GraphQLError], execution_context: ExecutionContext | None = None
     ) -> None:
+        if self.hide_suggestions:
+            # strawberry's disable_field_suggestions drops only a field's; graphql-core
+            # also suggests arguments, types, input fields and enum values (in
+            # validation and in coercing variables), each naming the schema.
+            for error in errors:
+                error.message = _SUGGESTION.sub("", error.message)
         log_internal(errors)
+
+
+#: The hint graphql-core's ``did_you_mean`` puts in a message (not always at its end).
+_SUGGESTION = re.compile(r" Did you mean [^?]*\?")
 
 
 def extensions(
@@ -103,6 +116,7 @@ def build_schema(config: GraphQLSettings | None = None) -> FincatSchema:
         ),
     )
     schema.documents, schema.results = documents, results
+    schema.hide_suggestions = not config.introspection
     return schema
 
 

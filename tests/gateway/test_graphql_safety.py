@@ -8,6 +8,7 @@ import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import graphql
 import hypothesis_graphql
@@ -140,6 +141,12 @@ def test_introspection_and_graphiql_can_be_turned_off(local_target: StoreTarget)
         assert "introspection has been disabled" in body["errors"][0]["message"]
         typo = post(client, '{ series(id: "GDP") { titel } }')
         assert "Did you mean" not in error(typo, "GRAPHQL_VALIDATION_FAILED")["message"]
+        # Nor any other name of the schema: arguments, types, input fields, enum
+        # values, in a document or in a variable.
+        for document, variables in GUESSES:
+            body = post(client, document, variables)
+            messages = [e["message"] for e in body["errors"]]
+            assert messages and not any("Did you mean" in m for m in messages), messages
         assert client.get("/graphql", headers={"Accept": "text/html"}).status_code == 404
         still_serves(client)
     with client_for(local_target) as client:
@@ -147,6 +154,23 @@ def test_introspection_and_graphiql_can_be_turned_off(local_target: StoreTarget)
         assert {"Series", "Observations", "AsOf"} <= {t["name"] for t in types}
         typo = post(client, '{ series(id: "GDP") { titel } }')
         assert "Did you mean 'title'" in error(typo, "GRAPHQL_VALIDATION_FAILED")["message"]
+        for document, variables in GUESSES:
+            body = post(client, document, variables)
+            assert any("Did you mean" in e["message"] for e in body["errors"]), body
+
+
+#: Mistakes graphql-core answers with a suggestion of a name from the schema.
+GUESSES: list[tuple[str, dict[str, Any] | None]] = [
+    ('{ series(idd: "GDP") { id } }', None),
+    ("query($f: SeriesFiltr) { seriesList(filter: $f) { edges { cursor } } }", {"f": {}}),
+    ("{ ... on Serie { id } }", None),
+    ('{ seriesList(filter: {sourc: "x"}) { edges { cursor } } }', None),
+    ('mutation { createSeries(input: {id: "X", frequency: DAILYY}) { id } }', None),
+    (
+        'mutation($m: WriteMode!) { writeObservations(seriesId: "GDP", mode: $m) { version } }',
+        {"m": "UPSRT"},
+    ),
+]
 
 
 # -- hostile documents --------------------------------------------------------------------
