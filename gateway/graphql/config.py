@@ -28,8 +28,8 @@ class GraphQLSettingsError(ValueError):
 class GraphQLSettings:
     """Every field has a default; each is also ``FINCAT_GRAPHQL_<FIELD NAME IN CAPITALS>``."""
 
-    #: Answer introspection queries (``__schema``, ``__type``); off also hides field
-    #: suggestions in error messages, which would reveal the schema.
+    #: Answer introspection queries (``__schema``, ``__type``); off also hides the
+    #: suggestions in error messages ("Did you mean ...?"), which would reveal the schema.
     introspection: bool = True
     #: Serve GraphiQL on ``GET /graphql``; only ever in development mode (no API keys).
     ide: bool = True
