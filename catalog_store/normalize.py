@@ -8,7 +8,9 @@ has passed.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import datetime as dt
+from collections.abc import Mapping, Sequence
+from collections.abc import Set as AbstractSet
 from typing import Any
 
 import numpy as np
@@ -43,7 +45,9 @@ def as_table(observations: Any) -> pa.Table:
     if module.startswith("pandas"):
         try:
             return _frame_table(observations)
-        except (pa.ArrowException, TypeError, ValueError, IndexError, KeyError) as exc:
+        except ValidationError:
+            raise
+        except _UNREADABLE as exc:
             raise ValidationError(f"cannot read the DataFrame: {exc}", "observations") from None
     raise ValidationError(
         "observations must be a pyarrow Table, a pandas DataFrame or Series, or a "
@@ -61,25 +65,39 @@ def _frame_table(frame: Any) -> pa.Table:
         if frame.index.nlevels != 1:
             raise ValueError("the index must be the dates alone")
         frame = frame.reset_index(names="date")
-    return pa.Table.from_pandas(frame, preserve_index=False)
+    table = pa.Table.from_pandas(frame, preserve_index=False)
+    # Columns of Python objects are read as a list of them is (see _pair_table).
+    if frame.columns.is_unique and "date" in frame.columns:
+        objects = _python_objects(frame["date"])
+        if objects is not None:
+            _check_one_kind_of_time(objects)
+    if (
+        frame.columns.is_unique
+        and "value" in frame.columns
+        and _bool_among_floats(frame["value"], table.column("value"))
+    ):
+        raise ValidationError("values must be numbers or null, not bool", "values")
+    return table
 
 
 def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
     for name, given in (("dates", dates), ("values", values)):
-        if not hasattr(given, "__len__") or isinstance(given, str | bytes):
+        if (
+            not hasattr(given, "__len__")
+            or isinstance(given, str | bytes | Mapping | AbstractSet)
+            or (isinstance(given, np.ndarray) and given.ndim != 1)
+        ):
             raise ValidationError(
-                f"{name} must be a list or an array, not {type(given).__name__}", name
+                f"{name} must be a list or a one-dimensional array, not {type(given).__name__}",
+                name,
             )
     if len(dates) != len(values):
         raise ValidationError(f"{len(dates)} dates but {len(values)} values", "values")
     try:
-        if isinstance(dates, pa.Array | pa.ChunkedArray):
-            date_array = dates
-        elif len(dates) and isinstance(dates[0], np.datetime64):
-            date_array = pa.array(np.asarray(dates))  # a list of numpy scalars
-        else:
-            date_array = pa.array(dates)
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError) as exc:
+        date_array = _date_array(dates)
+    except ValidationError:
+        raise
+    except _UNREADABLE as exc:
         raise ValidationError(f"cannot read dates: {exc}", "dates") from None
     try:
         # Typed as Arrow infers them, not converted to float64 here: a conversion
@@ -87,11 +105,87 @@ def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
         value_array = (
             values if isinstance(values, pa.Array | pa.ChunkedArray) else _values_array(values)
         )
-    except (pa.ArrowInvalid, pa.ArrowTypeError, TypeError, OverflowError) as exc:
+    except _UNREADABLE as exc:
         raise ValidationError(f"values must be numbers or null: {exc}", "values") from None
     if _bool_among_floats(values, value_array):
         raise ValidationError("values must be numbers or null, not bool", "values")
     return pa.table({"date": date_array, "value": value_array})
+
+
+#: What reading a caller's sequence into Arrow raises for what it cannot take: a
+#: type it has no conversion for (numpy's long double, datetime64 in months), an
+#: int past 64 bits, pandas' NaT asked for its offset.
+_UNREADABLE = (pa.ArrowException, TypeError, ValueError, OverflowError, KeyError, IndexError)
+
+
+def _date_array(dates: Any) -> pa.Array | pa.ChunkedArray:
+    if isinstance(dates, pa.Array | pa.ChunkedArray):
+        return dates
+    if isinstance(dates, list | tuple) and len(dates) and isinstance(dates[0], np.datetime64):
+        dates = np.asarray(dates)  # a list of numpy scalars
+    if isinstance(dates, np.ndarray) and dates.dtype.kind == "M":
+        return pa.array(_datetime64_in_range(dates))
+    objects = _python_objects(dates)
+    if objects is not None:
+        _check_one_kind_of_time(objects)
+    return pa.array(dates)
+
+
+def _datetime64_in_range(days: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
+    """numpy datetimes Arrow can take, checked against the dates a series may hold
+    first: Arrow reads ``datetime64[D]`` into 32 bits, so a day count past them
+    became another date (2^32 + n days, year 11 million, read as day n). Units
+    Arrow has no type for (years, months, weeks, hours, minutes) become days or
+    seconds, which hold each such value exactly once it is in range."""
+    unit, _count = np.datetime_data(days.dtype)
+    if unit == "generic":
+        if len(days) and not np.isnat(days).all():
+            raise ValidationError("dates must carry a unit (datetime64[D], [s], ...)", "dates")
+        return days.astype("datetime64[D]")
+    present = days[~np.isnat(days)]
+    # Compared in the array's own unit: converting first could overflow 64 bits.
+    low = np.datetime64(MIN_DATE, "D").astype(days.dtype)
+    high = np.datetime64(MAX_DATE + dt.timedelta(days=1), "D").astype(days.dtype)
+    if len(present) and (present.min() < low or present.max() >= high):
+        first = present[(present < low) | (present >= high)][0]
+        raise ValidationError(f"date {first} is outside {MIN_DATE} .. {MAX_DATE}", "dates")
+    if unit in ("Y", "M", "W"):
+        return days.astype("datetime64[D]")
+    if unit in ("h", "m"):
+        return days.astype("datetime64[s]")
+    return days
+
+
+def _python_objects(given: Any) -> Sequence[Any] | np.ndarray[Any, Any] | None:
+    """The items of a sequence of Python objects (a list, a tuple, a numpy or pandas
+    column of dtype object), which Arrow reads by the first it finds; else None."""
+    if isinstance(given, list | tuple):
+        return given
+    kind = getattr(given, "dtype", None)
+    if kind is not None and getattr(kind, "kind", None) == "O":
+        return np.asarray(given, dtype=object)
+    return None
+
+
+def _check_one_kind_of_time(dates: Sequence[Any] | np.ndarray[Any, Any]) -> None:
+    """Arrow types a list of dates by its first item and converts the rest to it:
+    a datetime after a date lost its time of day (and its time zone), a naive one
+    after an aware one was taken as UTC. So every item must be of one kind."""
+    kinds = set()
+    for item in dates:
+        if isinstance(item, dt.datetime):
+            try:
+                aware = item.utcoffset() is not None
+            except ValueError:  # pandas' NaT: a missing date, refused as null later
+                continue
+            kinds.add("an aware datetime" if aware else "a naive datetime")
+        elif isinstance(item, dt.date):
+            kinds.add("a date")
+        if len(kinds) > 1:
+            first, second = sorted(kinds)
+            raise ValidationError(
+                f"dates mix {first} and {second}; give them all of one kind", "dates"
+            )
 
 
 def _values_array(values: Sequence[Any]) -> pa.Array:
@@ -133,11 +227,14 @@ _BOOL_TYPES = frozenset((bool, np.bool_))
 _BOOL_SCAN_AT_ONCE = 64
 
 
-def _bool_among_floats(values: Sequence[Any], array: pa.Array | pa.ChunkedArray) -> bool:
-    """Whether a sequence Arrow read as floats holds a bool (it reads ``[1.5, True]``
-    as 1.5 and 1.0). Looked for item by item only where a 0.0 or 1.0 was read."""
-    if not isinstance(values, list | tuple) or not pa.types.is_floating(array.type):
+def _bool_among_floats(values: Any, array: pa.Array | pa.ChunkedArray) -> bool:
+    """Whether a sequence of Python objects Arrow read as floats holds a bool (it
+    reads ``[1.5, True]`` as 1.5 and 1.0). Looked for item by item only where a 0.0
+    or 1.0 was read."""
+    objects = _python_objects(values)
+    if objects is None or not pa.types.is_floating(array.type):
         return False
+    values = objects
     # A few items are looked at at once: the search for 0.0 and 1.0 costs more.
     if len(values) > _BOOL_SCAN_AT_ONCE:
         if pa.types.is_float16(array.type):  # numpy float16 scalars; is_in takes none

@@ -250,6 +250,7 @@ def test_intraday_observations_are_utc_instants(catalog: Catalog) -> None:
 
 NAN = float("nan")
 _INSTANT = dt.datetime(2020, 1, 1, 12, tzinfo=UTC)
+_TOKYO = dt.timezone(dt.timedelta(hours=9))
 
 #: (id, frequency, observations, field, text the message must contain)
 REFUSED: list[tuple[str, str, Any, str, str]] = [
@@ -399,6 +400,121 @@ REFUSED: list[tuple[str, str, Any, str, str]] = [
         "once",
     ),
     ("dates-generator", "daily", ((d for d in [D(2020, 1, 1)]), [1.0]), "dates", "generator"),
+    # Arrow types a list by its first item and converts the rest to it: a time of
+    # day, a time zone or the want of one was dropped without a word.
+    (
+        "datetime-after-date",
+        "daily",
+        ([D(2024, 1, 2), dt.datetime(2024, 1, 3, 23)], [1.0, 2.0]),
+        "dates",
+        "mix a date and a naive datetime",
+    ),
+    (
+        "aware-after-date",
+        "daily",
+        ([D(2024, 1, 1), dt.datetime(2024, 1, 3, 1, tzinfo=_TOKYO)], [1.0, 2.0]),
+        "dates",
+        "mix a date and an aware datetime",
+    ),
+    (
+        "naive-after-aware",
+        "intraday",
+        ([_INSTANT, dt.datetime(2024, 1, 2, 6)], [1.0, 2.0]),
+        "dates",
+        "mix a naive datetime and an aware datetime",
+    ),
+    (
+        "object-array-mixing-dates",
+        "daily",
+        (np.array([D(2024, 1, 2), dt.datetime(2024, 1, 3, 23)], dtype=object), [1.0, 2.0]),
+        "dates",
+        "mix",
+    ),
+    (
+        "frame-mixing-dates",
+        "daily",
+        pd.DataFrame({"date": [D(2024, 1, 2), dt.datetime(2024, 1, 3, 23)], "value": [1.0, 2.0]}),
+        "dates",
+        "mix",
+    ),
+    # numpy days past 32 bits wrapped into another date (2^32 + n read as day n).
+    (
+        "numpy-days-past-32-bits",
+        "daily",
+        (np.array([2**32 + 19724], dtype="datetime64[D]"), [1.0]),
+        "dates",
+        "outside 1600-01-01 .. 2200-12-31",
+    ),
+    (
+        "numpy-years-far-out",
+        "annual",
+        (np.array([2**40], dtype="datetime64[Y]"), [1.0]),
+        "dates",
+        "outside",
+    ),
+    (
+        "numpy-hour-not-midnight",
+        "daily",
+        (np.array(["2024-01-01T01"], "datetime64[h]"), [1]),
+        "dates",
+        "time of day",
+    ),
+    (
+        "numpy-generic-datetimes",
+        "daily",
+        (np.array([np.datetime64(0, "D"), np.datetime64("NaT")]).astype("datetime64"), [1, 2]),
+        "dates",
+        "",
+    ),
+    ("numpy-not-a-time", "daily", ([np.datetime64("NaT")], [1.0]), "dates", ""),
+    ("pandas-nat-date", "daily", ([pd.NaT], [1.0]), "dates", ""),
+    ("pandas-nat-value", "daily", ([D(2020, 1, 1)], [pd.NaT]), "values", ""),
+    (
+        "long-double-values",
+        "daily",
+        ([D(2020, 1, 1)], np.array([1.5], dtype=np.longdouble)),
+        "values",
+        "",
+    ),
+    ("dates-as-a-dict", "daily", ({0: D(2020, 1, 1)}, [1.0]), "dates", "dict"),
+    (
+        "dates-as-a-table-of-rows",
+        "daily",
+        (np.array([[0]], dtype="datetime64[D]"), [1.0]),
+        "dates",
+        "one-dimensional",
+    ),
+    (
+        "frame-int-past-64-bits",
+        "daily",
+        pd.DataFrame({"date": [D(2020, 1, 1)], "value": pd.Series([2**70], dtype=object)}),
+        "observations",
+        "",
+    ),
+    # Arrow reads True among floats as 1.0 wherever the items are Python objects.
+    (
+        "object-array-bool",
+        "daily",
+        ([D(2020, 1, 1), D(2020, 1, 2)], np.array([1.5, True], dtype=object)),
+        "values",
+        "bool",
+    ),
+    (
+        "object-series-bool",
+        "daily",
+        ([D(2020, 1, 1), D(2020, 1, 2)], pd.Series([1.5, True], dtype=object)),
+        "values",
+        "bool",
+    ),
+    (
+        "frame-object-bool",
+        "daily",
+        pd.DataFrame(
+            {"date": [D(2020, 1, 1), D(2020, 1, 2)], "value": pd.Series([1.5, True], dtype=object)}
+        ),
+        "values",
+        "bool",
+    ),
     ("scalar-value", "daily", ([D(2020, 1, 1)], 1.0), "values", "float"),
     (
         "two-level-index",
@@ -421,6 +537,22 @@ ACCEPTED: list[tuple[str, str, list[dt.date]]] = [
     ("range-ends", "daily", [D(1600, 1, 1), D(2200, 12, 31)]),
     ("irregular", "irregular", [D(2020, 1, 1), D(2020, 1, 2), D(2021, 7, 4)]),
 ]
+
+
+def test_numpy_datetimes_of_every_unit_are_read_as_their_dates() -> None:
+    """Months and years become their first day, hours and minutes at midnight their
+    day: units Arrow has no type for are converted, not refused."""
+    cases = [
+        (np.array(["2024-01", "1600-01", "2200-12"], "datetime64[M]"), "monthly"),
+        (np.array(["2024", "2200"], "datetime64[Y]"), "annual"),
+        (np.array(["2024-01-01T00", "2024-01-02T00"], "datetime64[h]"), "daily"),
+        (np.array(["2024-01-01T00:00"], "datetime64[m]"), "daily"),
+        (np.array(["2024-01-01", "1600-01-01", "2200-12-31"], "datetime64[D]"), "daily"),
+    ]
+    for days, frequency in cases:
+        table = normalize((days, [1.0] * len(days)), frequency)
+        expected = sorted(d.astype("datetime64[D]").item() for d in days)
+        assert table.column("date").to_pylist() == expected, days
 
 
 @pytest.mark.parametrize(
