@@ -7,6 +7,7 @@ import datetime as dt
 from collections.abc import Mapping
 from typing import TYPE_CHECKING, Any
 
+from catalog_store.errors import BatchEndedError
 from catalog_store.models import (
     FREQUENCIES,
     SeriesSpec,
@@ -48,8 +49,18 @@ class Batch:
         #: not take); None when none did (an external id two series carry once the
         #: batch is applied, a storage failure).
         self.failed_operation: int | None = None
+        #: Set when the block ends: a change added after it would be dropped unseen.
+        self.ended = False
+
+    def _check_open(self) -> None:
+        if self.ended:
+            raise BatchEndedError(
+                "this batch's block has ended, so a change added now would never be "
+                "committed; start a new batch"
+            )
 
     def create(self, spec: SeriesSpec | Mapping[str, Any]) -> None:
+        self._check_open()
         op = CreateSeries(parse_spec(spec))
         self._frequency[op.series_id] = op.spec.frequency
         self.operations.append(op)
@@ -57,6 +68,7 @@ class Batch:
     def update(
         self, series_id: str, changes: Mapping[str, Any], expected_version: int | None = None
     ) -> None:
+        self._check_open()
         check_series_id(series_id)
         changed = as_changes(changes)
         self.operations.append(UpdateSeries(series_id, changed, expected_version))
@@ -64,6 +76,7 @@ class Batch:
             self._frequency[series_id] = changed["frequency"]
 
     def delete(self, series_id: str, expected_version: int | None = None) -> None:
+        self._check_open()
         check_series_id(series_id)
         self.operations.append(DeleteSeries(series_id, expected_version))
 
@@ -77,6 +90,7 @@ class Batch:
         end: dt.date | dt.datetime | None = None,
         expected_version: int | None = None,
     ) -> None:
+        self._check_open()
         check_series_id(series_id)
         op = write_operation(series_id, observations, mode, start, end, expected_version)
         frequency = self._frequency.get(series_id)

@@ -510,7 +510,10 @@ class AsyncCatalog:
         """
         self._check_open()
         batch = Batch(self)
-        yield batch
+        try:
+            yield batch
+        finally:
+            batch.ended = True
         if batch.operations:
             committed = await self._commit(
                 batch.operations,

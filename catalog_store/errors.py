@@ -26,7 +26,8 @@ too, so callers may catch either::
     │   ├── StoragePermissionError              403, EACCES, read-only file system
     │   └── UnsupportedOperationError           the backend cannot do it atomically
     ├── FormatError                             unknown store format or version
-    └── CatalogClosedError (RuntimeError)       a call after close()
+    ├── CatalogClosedError (RuntimeError)       a call after close()
+    └── BatchEndedError (RuntimeError)          a change added to a batch after its block
 """
 
 from __future__ import annotations
@@ -188,3 +189,7 @@ class FormatError(CatalogStoreError):
 
 class CatalogClosedError(CatalogStoreError, RuntimeError):
     """The catalog was closed; open it again to use it."""
+
+
+class BatchEndedError(CatalogStoreError, RuntimeError):
+    """A change was added to a batch whose block had ended: it would never commit."""

@@ -13,6 +13,7 @@ import pytest
 
 from catalog_store import AsyncCatalog, Catalog, CatalogOptions, SeriesFilter
 from catalog_store.errors import (
+    BatchEndedError,
     CatalogClosedError,
     ConflictError,
     ExternalIdTakenError,
@@ -508,6 +509,30 @@ def test_options_out_of_range_are_refused(name: str, value: Any) -> None:
     with pytest.raises(ValidationError) as info:
         CatalogOptions(**{name: value})
     assert info.value.field == name
+
+
+def test_a_batch_refuses_changes_once_its_block_has_ended(catalog: Catalog) -> None:
+    """They would never be committed: added silently, they were lost unseen."""
+    catalog.create(id="A", frequency="daily")
+    with catalog.batch() as batch:
+        batch.write("A", ([dt.date(2024, 1, 1)], [1.0]))
+
+    batches = [batch]
+    with pytest.raises(RuntimeError), catalog.batch() as failed:  # noqa: PT012
+        batches.append(failed)
+        raise RuntimeError("the block failed")
+    version = catalog.version()
+    for ended in batches:
+        with pytest.raises(BatchEndedError):
+            ended.write("A", ([dt.date(2024, 1, 2)], [2.0]))
+        with pytest.raises(BatchEndedError):
+            ended.create({"id": "G", "frequency": "daily"})
+        with pytest.raises(BatchEndedError):
+            ended.update("A", {"title": "t"})
+        with pytest.raises(BatchEndedError):
+            ended.delete("A")
+    assert catalog.version() == version
+    assert catalog.read("A").num_rows == 1
 
 
 def test_batch_is_atomic(catalog: Catalog) -> None:
