@@ -123,15 +123,18 @@ async def _settled(write: Awaitable[None]) -> None:
     landed or failed, within the store's deadline: when the cancellation goes on,
     the commit's outcome is fixed, and no write of it lands afterwards. (A local
     store's worker thread, or a request already sent to S3, would finish it anyway.)
+    So do further cancellations: one that stopped the wait let the write land after
+    the caller had been told of the cancellation, and had found it absent.
     """
     task = asyncio.ensure_future(write)
-    # Its error is the caller's to see, unless a second cancellation stops the wait.
+    # Its error is the caller's to see; once the call is cancelled, nobody's.
     task.add_done_callback(outcome_seen)
     try:
         await asyncio.shield(task)
     except asyncio.CancelledError:
-        with contextlib.suppress(BaseException):
-            await task
+        while not task.done():
+            with contextlib.suppress(BaseException):
+                await asyncio.shield(task)
         raise
 
 

@@ -275,3 +275,35 @@ def test_the_hint_names_the_newest_version_when_commits_land_during_a_hint_write
             await cat.close()
 
     asyncio.run(main())
+
+
+def test_a_write_cancelled_twice_has_settled_when_the_cancellation_arrives(
+    tmp_path: Path,
+) -> None:
+    """A second cancellation used to stop the wait for the manifest's write, and the
+    write landed after the caller had been told of the cancellation and had found
+    it absent: a caller retrying then applied it twice. Each write here is cancelled
+    twice at some point; what is absent when the cancellation arrives stays absent."""
+
+    async def main() -> list[str]:
+        catalog = await AsyncCatalog.open(tmp_path / "c", create=True)
+        await catalog.create({"id": "A", "frequency": "daily"})
+        absent: list[dt.date] = []
+        for i in range(80):
+            day = dt.date(1990, 1, 1) + dt.timedelta(days=i)
+            call = asyncio.ensure_future(catalog.write("A", ([day], [float(i)])))
+            await asyncio.sleep((0, 0.0005, 0.001, 0.002, 0.004)[i % 5])
+            call.cancel()
+            await asyncio.sleep(0)
+            call.cancel()
+            try:
+                await call
+            except asyncio.CancelledError:
+                if day not in (await catalog.read("A")).column("date").to_pylist():
+                    absent.append(day)
+                await asyncio.sleep(0.01)  # room for a write left running to land
+        held = set((await catalog.read("A")).column("date").to_pylist())
+        await catalog.close()
+        return [f"{day} landed after its cancellation" for day in absent if day in held]
+
+    assert asyncio.run(main()) == []
