@@ -55,6 +55,9 @@ class LoopRunner:
         self._idle = threading.Condition(self._mutex)
         self._owned = False
         self._closed = False
+        #: Set as a close begins: calls made from then on are refused, so that the
+        #: close, which waits for calls under way, is not kept waiting by new ones.
+        self._closing = False
         self._guests = 0
         self._guests_done = asyncio.Event()
         self._helper: ThreadPoolExecutor | None = None
@@ -71,7 +74,7 @@ class LoopRunner:
 
     def run(self, coro: Coroutine[Any, Any, T]) -> T:
         with self._mutex:
-            closed = self._closed
+            closed = self._closed or self._closing
         if closed or self.inherited:
             coro.close()
             if closed:
@@ -83,7 +86,7 @@ class LoopRunner:
             )
         return self._call(coro)
 
-    def _call(self, coro: Coroutine[Any, Any, T]) -> T:
+    def _call(self, coro: Coroutine[Any, Any, T], final: bool = False) -> T:
         """Run ``coro`` as a call of this thread. On the main thread, Ctrl-C is taken
         as ``asyncio.Runner`` takes it while the call runs: the handler cancels the
         call, and KeyboardInterrupt is raised once the call has stopped. Python
@@ -93,20 +96,20 @@ class LoopRunner:
         Python's own handler is in place (a program's own handler is left alone);
         a second Ctrl-C while the call stops is raised at once."""
         if threading.current_thread() is not threading.main_thread():
-            return self._run(coro)
+            return self._run(coro, final=final)
         ctrl_c = _CtrlC()
         try:
             previous = _set_signal_handler(signal.SIGINT, ctrl_c)
         except ValueError:  # the main thread of a subinterpreter: no signals here
-            return self._run(coro)
+            return self._run(coro, final=final)
         except BaseException:
             coro.close()
             raise
         if previous is not signal.default_int_handler:
             _set_signal_handler(signal.SIGINT, previous)
-            return self._run(coro)
+            return self._run(coro, final=final)
         try:
-            result = self._run(coro, ctrl_c)
+            result = self._run(coro, ctrl_c, final)
         except BaseException as exc:
             if ctrl_c.seen and not isinstance(exc, KeyboardInterrupt):
                 raise KeyboardInterrupt from exc
@@ -143,7 +146,14 @@ class LoopRunner:
         the loop runs): a call from here would wait for the loop it blocks."""
         return _runs_a_loop() and asyncio.get_running_loop() is self.loop
 
-    def _run(self, coro: Coroutine[Any, Any, T], ctrl_c: _CtrlC | None = None) -> T:
+    def _run(
+        self, coro: Coroutine[Any, Any, T], ctrl_c: _CtrlC | None = None, final: bool = False
+    ) -> T:
+        """Run ``coro`` as a call: on the loop, as its owner or handed to the owner.
+        Only the ``final`` calls of a close (its last call, the loop's shutdown) run
+        once the close has begun: another thread's call that passed :meth:`run`'s
+        check just before is refused here, where it used to take a loop the close
+        had just shut, and failed with asyncio's "Event loop is closed"."""
         # A thread that runs an event loop of its own cannot run a second: its call
         # is handed over, and if nobody runs the loop, the helper thread does.
         notebook = _runs_a_loop()
@@ -162,6 +172,9 @@ class LoopRunner:
         owner = drive = False
         try:
             with self._mutex:
+                if (self._closing or self._closed) and not final:
+                    coro.close()
+                    raise CatalogClosedError("this Catalog is closed")
                 if self._owned or helper is not None:
                     handed = _Handed(self, coro)
                     self._hand_over(handed)
@@ -324,18 +337,20 @@ class LoopRunner:
             last.close()
             raise RuntimeError("a Catalog cannot be closed from inside one of its own calls")
         with self._mutex:
-            if self._closed:
+            if self._closed or self._closing:
                 last.close()
                 return
+            self._closing = True
             if wait:
                 while self._owned:  # polled too: a Ctrl-C may have cut a notification short
                     self._idle.wait(0.1)
             elif self._owned:
+                self._closing = False
                 last.close()
                 return
             self._closed = True
         try:
-            self._call(last)
+            self._call(last, final=True)
         finally:
             self.stop()
 
@@ -347,8 +362,8 @@ class LoopRunner:
             for task in pending:
                 task.cancel()
             if pending:
-                self._run(_settle(pending))
-            self._run(self.loop.shutdown_default_executor())
+                self._run(_settle(pending), final=True)
+            self._run(self.loop.shutdown_default_executor(), final=True)
         finally:
             if self._helper is not None:
                 self._helper.shutdown(wait=True)

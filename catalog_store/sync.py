@@ -172,8 +172,8 @@ class Catalog:
 
     def close(self) -> None:
         """Finish background work and release the store, once the calls other
-        threads have under way are done; later calls raise RuntimeError, and a
-        later close does nothing."""
+        threads have under way are done; calls made from the moment it begins
+        raise CatalogClosedError (a RuntimeError), and a later close does nothing."""
         if self._closer.detach() is not None:
             _close(self._inner, self._loop_runner, wait=True)
 

@@ -23,6 +23,7 @@ from pathlib import Path
 import pytest
 
 from catalog_store import AsyncCatalog, Catalog
+from catalog_store.errors import CatalogClosedError
 from catalog_store.hint import LatestHint, decode_hint
 from catalog_store.keys import LATEST_HINT
 from catalog_store.loop_runner import LoopRunner
@@ -175,6 +176,66 @@ def test_closing_twice_is_harmless(tmp_path: Path) -> None:
     cat = make(tmp_path / "c", 1)
     cat.close()
     cat.close()
+
+
+def test_close_under_steady_calls_from_other_threads_refuses_the_new_ones(
+    tmp_path: Path,
+) -> None:
+    """A close waits for the calls under way and refuses those made after it began.
+    It used to admit them too, so that threads calling in a loop kept it waiting for
+    as long as they ran; and a call that slipped in as the close ended failed with
+    asyncio's RuntimeError ("Event loop is closed") instead of CatalogClosedError."""
+    for attempt in range(3):
+        url = tmp_path / f"c{attempt}"
+        took, endings, written = close_while_threads_write(url, threads=4)
+        assert took < 10, f"close waited {took:.1f} s for calls made after it began"
+        assert endings == ["closed"] * 4, endings
+        with Catalog.open(url) as reopened:
+            for series_id, days in written.items():
+                assert reopened.read(series_id).column("date").to_pylist() == days
+
+
+def close_while_threads_write(
+    url: Path, threads: int
+) -> tuple[float, list[str], dict[str, list[dt.date]]]:
+    """Close a catalog while ``threads`` threads append to a series each, in a loop
+    until the catalog refuses them (or 20 s pass); how long the close took, how each
+    thread's loop ended, and the days each write that returned had added."""
+    catalog = Catalog.open(url, create=True)
+    written: dict[str, list[dt.date]] = {}
+    for t in range(threads):
+        catalog.create(id=f"A{t}", frequency="daily")
+        written[f"A{t}"] = []
+    stop = threading.Event()
+    endings: list[str] = []
+
+    def writer(series_id: str) -> None:
+        day = dt.date(2000, 1, 1)
+        try:
+            while not stop.is_set():
+                day += dt.timedelta(days=1)
+                catalog.write(series_id, ([day], [1.0]))
+                written[series_id].append(day)
+                catalog.get(series_id)
+        except CatalogClosedError:
+            endings.append("closed")
+        except BaseException as exc:
+            endings.append(f"{type(exc).__name__}: {exc}")
+
+    workers = [threading.Thread(target=writer, args=(sid,)) for sid in written]
+    for worker in workers:
+        worker.start()
+    time.sleep(0.2)
+    timer = threading.Timer(20, stop.set)
+    timer.start()
+    started = time.monotonic()
+    catalog.close()
+    took = time.monotonic() - started
+    stop.set()
+    timer.cancel()
+    for worker in workers:
+        worker.join()
+    return took, endings, written
 
 
 def test_every_commit_call_takes_a_message() -> None:
