@@ -64,7 +64,7 @@ from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.status import record_verify
 from catalog_store.storage import Store, open_store
 from catalog_store.storage.guarded import GuardedStore
-from catalog_store.verify import Progress, verify
+from catalog_store.verify import Progress, check_progress, verify
 from catalog_store.verify_report import VerifyReport
 from catalog_store.vintages import catalog_versions, revisions, series_changes
 
@@ -226,6 +226,7 @@ class AsyncCatalog:
         With ``record``, also keep the outcome in the store for monitoring
         (:mod:`catalog_store.status`), best effort."""
         self._check_open()
+        check_progress(progress)
         report = await verify(self.reader, latest_only, progress)
         if record:
             await record_verify(self.store, report, latest_only)
@@ -241,6 +242,7 @@ class AsyncCatalog:
         """Delete objects no kept version references, older than ``grace``; with
         ``retain``, expire versions superseded longer ago first. See :mod:`.maintenance`."""
         self._check_open()
+        check_progress(progress)
         return await collect_garbage(self.reader, grace, dry_run, progress=progress, retain=retain)
 
     async def repair(self) -> RepairReport:

@@ -29,6 +29,7 @@ from catalog_store.errors import (
     ObjectNotFoundError,
     StorageError,
     StorageUnavailableError,
+    ValidationError,
     VersionNotFoundError,
 )
 from catalog_store.keys import checksum
@@ -47,6 +48,14 @@ from catalog_store.verify_report import Problem, VerifyReport
 T = TypeVar("T")
 
 Progress = Callable[[int, int], None]
+
+
+def check_progress(progress: object) -> None:
+    """A progress callback is a callable (or None); raises ValidationError on ``progress``."""
+    if progress is not None and not callable(progress):
+        raise ValidationError(
+            f"must be a callable taking (done, total), not {type(progress).__name__}", "progress"
+        )
 
 
 class _Verifier:

@@ -236,6 +236,8 @@ def test_bad_write_arguments_are_refused_without_a_commit(catalog: Catalog) -> N
         (lambda: catalog.compact("S", min_files=0), "min_files"),
         (lambda: catalog.history(before="3"), "before"),  # type: ignore[arg-type]
         (lambda: catalog.collect_garbage(grace=3600), "grace"),  # type: ignore[arg-type]
+        (lambda: catalog.collect_garbage(progress=True), "progress"),  # type: ignore[arg-type]
+        (lambda: catalog.verify(progress="bar"), "progress"),  # type: ignore[arg-type]
         (lambda: catalog.collect_garbage(retain=30), "retain"),  # type: ignore[arg-type]
     ]
     for call, field in refusals:
