@@ -273,7 +273,10 @@ async def expire_versions(
         for info in [i async for i in reader.store.list(f"{keys.MANIFEST_DIR}/")]
         if (version := keys.manifest_version(info.key)) is not None and version < floor
     )
-    report.expired_versions = len(stale)
+    # Versions are numbered without gaps from the old floor: those below the new one
+    # expire. Not the manifests deleted, among which may be one a writer left below
+    # the floor (its base expired as it wrote), which was never a version.
+    report.expired_versions = floor - oldest
     report.oldest_version = floor
     if report.dry_run:
         return floor

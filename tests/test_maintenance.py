@@ -21,7 +21,7 @@ from catalog_store.errors import (
     VersionNotFoundError,
 )
 from catalog_store.hint import encode_hint
-from catalog_store.keys import LATEST_HINT, RETENTION_FLOOR, manifest_key
+from catalog_store.keys import LATEST_HINT, MANIFEST_DIR, RETENTION_FLOOR, manifest_key
 from catalog_store.maintenance import GcRefusedError, GcReport, expire_versions
 from catalog_store.repair import RepairRefusedError
 from catalog_store.storage import open_store
@@ -598,6 +598,13 @@ def test_a_commit_whose_base_gc_expires_meanwhile_lands_above_the_floor(tmp_path
         table = await fresh.read("S")
         assert table.column("value").to_pylist() == [0.0, 1.0, 2.0, 3.0, 4.0, 99.0]
         assert (await fresh.verify()).ok
+        # The manifest the writer left below the floor was never a version: the
+        # next gc deletes it, and counts only the one version that expires.
+        zero = dt.timedelta(0)
+        report = await fresh.collect_garbage(grace=zero, retain=zero)
+        assert (report.oldest_version, report.expired_versions) == (base + 6, 1)
+        listed = [i.key async for i in fresh.store.list(f"{MANIFEST_DIR}/")]
+        assert sorted(k for k in listed if k.endswith(".json")) == [manifest_key(base + 6)]
         for catalog in (other, writer, fresh):
             await catalog.close()
 
