@@ -52,7 +52,9 @@ class CatalogOptions:
     #: Seconds any one storage call may take before it is abandoned as unavailable
     #: (None: no limit). Generous: it bounds a hang, not a slow large read. On a
     #: local folder, what runs on the loop's own thread (small reads, and the
-    #: synchronous Catalog's manifest writes) cannot be cut short by it.
+    #: synchronous Catalog's manifest writes) cannot be cut short by it. It also
+    #: bounds how long a cancelled commit waits for its manifest's write to settle,
+    #: which no further cancellation cuts short: with None, that wait has no end.
     store_timeout: float | None = 120.0
 
     def __post_init__(self) -> None:
