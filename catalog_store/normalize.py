@@ -167,10 +167,16 @@ def _python_objects(given: Any) -> Sequence[Any] | np.ndarray[Any, Any] | None:
     return None
 
 
+#: Item types whose list is of one kind of time whatever else it holds.
+_ONE_KIND = frozenset((dt.date, type(None)))
+
+
 def _check_one_kind_of_time(dates: Sequence[Any] | np.ndarray[Any, Any]) -> None:
     """Arrow types a list of dates by its first item and converts the rest to it:
     a datetime after a date lost its time of day (and its time zone), a naive one
     after an aware one was taken as UTC. So every item must be of one kind."""
+    if set(map(type, dates)) <= _ONE_KIND:
+        return  # the common case, looked at without a Python loop
     kinds = set()
     for item in dates:
         if isinstance(item, dt.datetime):
