@@ -121,7 +121,12 @@ _UNREADABLE = (pa.ArrowException, TypeError, ValueError, OverflowError, KeyError
 def _date_array(dates: Any) -> pa.Array | pa.ChunkedArray:
     if isinstance(dates, pa.Array | pa.ChunkedArray):
         return dates
-    if isinstance(dates, list | tuple) and len(dates) and isinstance(dates[0], np.datetime64):
+    if (
+        not isinstance(dates, np.ndarray)
+        and isinstance(dates, Sequence)
+        and len(dates)
+        and isinstance(dates[0], np.datetime64)
+    ):
         dates = np.asarray(dates)  # a list of numpy scalars
     if isinstance(dates, np.ndarray) and dates.dtype.kind == "M":
         return pa.array(_datetime64_in_range(dates))
@@ -131,24 +136,58 @@ def _date_array(dates: Any) -> pa.Array | pa.ChunkedArray:
     return pa.array(dates)
 
 
+#: numpy's units of a day or more.
+_COARSE_UNITS = frozenset(("Y", "M", "W", "D"))
+#: numpy's finer units in a day.
+_PER_DAY = {
+    "h": 24,
+    "m": 24 * 60,
+    "s": 86_400,
+    "ms": 86_400 * 10**3,
+    "us": 86_400 * 10**6,
+    "ns": 86_400 * 10**9,
+    "ps": 86_400 * 10**12,
+    "fs": 86_400 * 10**15,
+    "as": 86_400 * 10**18,
+}
+_EPOCH = dt.date(1970, 1, 1)
+
+
 def _datetime64_in_range(days: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
     """numpy datetimes Arrow can take, checked against the dates a series may hold
     first: Arrow reads ``datetime64[D]`` into 32 bits, so a day count past them
     became another date (2^32 + n days, year 11 million, read as day n). Units
     Arrow has no type for (years, months, weeks, hours, minutes) become days or
     seconds, which hold each such value exactly once it is in range."""
-    unit, _count = np.datetime_data(days.dtype)
+    unit, count = np.datetime_data(days.dtype)
     if unit == "generic":
         if len(days) and not np.isnat(days).all():
             raise ValidationError("dates must carry a unit (datetime64[D], [s], ...)", "dates")
         return days.astype("datetime64[D]")
     present = days[~np.isnat(days)]
-    # Compared in the array's own unit: converting first could overflow 64 bits.
-    low = np.datetime64(MIN_DATE, "D").astype(days.dtype)
-    high = np.datetime64(MAX_DATE + dt.timedelta(days=1), "D").astype(days.dtype)
-    if len(present) and (present.min() < low or present.max() >= high):
-        first = present[(present < low) | (present >= high)][0]
-        raise ValidationError(f"date {first} is outside {MIN_DATE} .. {MAX_DATE}", "dates")
+    if unit in _COARSE_UNITS:
+        # Compared in the array's own unit (to which the bounds' days convert
+        # exactly or round down): its values as days could overflow 64 bits. A
+        # month or week that starts before 1600 fails the check of the days later.
+        low = np.datetime64(MIN_DATE, "D").astype(days.dtype)
+        high = np.datetime64(MAX_DATE, "D").astype(days.dtype)
+        outside = (present < low) | (present > high)
+    else:
+        # As integers against the bounds worked out in Python's, clamped to 64 bits:
+        # numpy overflows silently both ways, the bounds in nanoseconds (1600 is
+        # before what 64 bits of them hold) and the values as days (1677-09-22 in
+        # nanoseconds became 2262-04-11).
+        per_day = _PER_DAY[unit]
+        first = (MIN_DATE - _EPOCH).days * per_day
+        after = (MAX_DATE - _EPOCH).days * per_day + per_day  # the first unit past the range
+        low = max(-(-first // count), -(2**63) + 1)
+        high = min((after - 1) // count, 2**63 - 1)
+        ints = present.view(np.int64)
+        outside = (ints < low) | (ints > high)
+    if outside.any():
+        raise ValidationError(
+            f"date {present[outside][0]} is outside {MIN_DATE} .. {MAX_DATE}", "dates"
+        )
     if unit in ("Y", "M", "W"):
         return days.astype("datetime64[D]")
     if unit in ("h", "m"):
@@ -167,16 +206,12 @@ def _python_objects(given: Any) -> Sequence[Any] | np.ndarray[Any, Any] | None:
     return None
 
 
-#: Item types whose list is of one kind of time whatever else it holds.
-_ONE_KIND = frozenset((dt.date, type(None)))
-
-
 def _check_one_kind_of_time(dates: Sequence[Any] | np.ndarray[Any, Any]) -> None:
     """Arrow types a list of dates by its first item and converts the rest to it:
     a datetime after a date lost its time of day (and its time zone), a naive one
     after an aware one was taken as UTC. So every item must be of one kind."""
-    if set(map(type, dates)) <= _ONE_KIND:
-        return  # the common case, looked at without a Python loop
+    if not any(issubclass(kind, dt.datetime) for kind in set(map(type, dates))):
+        return  # dates, text, nulls: looked at without a Python loop
     kinds = set()
     for item in dates:
         if isinstance(item, dt.datetime):
