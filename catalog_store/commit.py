@@ -44,7 +44,7 @@ from catalog_store.records import (
     encode_marker,
 )
 from catalog_store.snapshot import Snapshot, StoreReader
-from catalog_store.tasks import outcome_seen
+from catalog_store.tasks import abandoned, outcome_seen
 
 log = logging.getLogger(__name__)
 
@@ -124,7 +124,9 @@ async def _settled(write: Awaitable[None]) -> None:
     the commit's outcome is fixed, and no write of it lands afterwards. (A local
     store's worker thread, or a request already sent to S3, would finish it anyway.)
     So do further cancellations: one that stopped the wait let the write land after
-    the caller had been told of the cancellation, and had found it absent.
+    the caller had been told of the cancellation, and had found it absent. Only a
+    call the caller abandoned (a second Ctrl-C in a script, which is to be raised
+    at once) cancels the write itself, and goes on without knowing its outcome.
     """
     task = asyncio.ensure_future(write)
     # Its error is the caller's to see; once the call is cancelled, nobody's.
@@ -133,6 +135,8 @@ async def _settled(write: Awaitable[None]) -> None:
         await asyncio.shield(task)
     except asyncio.CancelledError:
         while not task.done():
+            if asyncio.current_task() in abandoned:
+                task.cancel()
             with contextlib.suppress(BaseException):
                 await asyncio.shield(task)
         raise

@@ -23,7 +23,7 @@ from typing import Any, Generic, TypeVar
 
 from catalog_store.errors import CatalogClosedError
 from catalog_store.storage.base import caller_waits
-from catalog_store.tasks import outcome_seen
+from catalog_store.tasks import abandoned, outcome_seen
 
 try:  # the C function: signal.signal's enum conversions cost ~8 us a call, twice a call
     from _signal import signal as _set_signal_handler  # type: ignore[import-not-found]
@@ -225,15 +225,19 @@ class LoopRunner:
             if ctrl_c is not None:
                 ctrl_c.on(functools.partial(self._cancel_from_signal, task))
             return self._until_done(task)
-        except BaseException:
+        except BaseException as exc:
             # Interrupted (Ctrl-C) while running the call: left pending, it would go
             # on during the next call that runs the loop, and a write would land
             # after writes made since. Cancel it and let it stop (a commit whose
-            # manifest is being written first waits for that write: see commit.py).
+            # manifest is being written first waits for that write: see commit.py;
+            # after a second Ctrl-C, which is to be raised at once, it does not).
             # Also found by name: the interrupt may have come as the task was made.
+            again = ctrl_c is not None and ctrl_c.seen and isinstance(exc, KeyboardInterrupt)
             calls = {t for t in asyncio.all_tasks(self.loop) if t.get_name() == _OWN_CALL}
             for call in calls | ({task} if task is not None else set()):
                 if not call.done():
+                    if again:
+                        abandoned.add(call)
                     call.cancel()
                     with contextlib.suppress(BaseException):
                         self._until_done(call)

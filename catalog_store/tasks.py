@@ -3,7 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import weakref
 from typing import Any
+
+#: Calls whose caller gave up on knowing how they end (a second Ctrl-C): a commit
+#: among them stops waiting for its manifest's write, which it otherwise does
+#: through any number of cancellations (see commit._settled).
+abandoned: weakref.WeakSet[asyncio.Task[Any]] = weakref.WeakSet()
 
 
 def outcome_seen(task: asyncio.Future[Any]) -> None:

@@ -293,6 +293,28 @@ def test_an_interrupted_write_is_settled_when_the_interrupt_goes_on() -> None:
     cat.close()
 
 
+def test_a_second_ctrl_c_during_a_hung_write_is_raised_at_once_and_the_write_never_lands() -> None:
+    """The first Ctrl-C waits for the manifest's write to settle; a second gives up
+    on it, as documented, and cancels it: it used to wait out the store's deadline
+    (the write taking 3 s here), with no deadline for good."""
+    cat = slow_catalog(f"twice-{uuid.uuid4().hex}", delay=0.0)
+    cat.create(id="S", frequency="daily")
+    before = cat.version()
+    cat.inner.store.inner.delay = 3.0  # type: ignore[attr-defined]
+    for after in (0.1, 0.3):
+        threading.Timer(after, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        cat.write("S", ([dt.date(2024, 1, 1)], [111.0]), "upsert")
+    assert time.monotonic() - started < 2
+    cat.inner.store.inner.delay = 0.0  # type: ignore[attr-defined]
+    time.sleep(3.2)
+    cat.version()  # runs the loop: a write left pending would go on now
+    assert cat.version() == before
+    assert cat.read("S").num_rows == 0
+    cat.close()
+
+
 def test_a_ctrl_c_just_as_a_call_ends_does_not_stop_the_next_call() -> None:
     """The interrupt comes after the call's task ended but before the loop ran the
     callback that stops it: that callback used to stay queued and stop the next
