@@ -346,8 +346,13 @@ class LoopRunner:
                 return
             self._closing = True
             if wait:
-                while self._owned:  # polled too: a Ctrl-C may have cut a notification short
-                    self._idle.wait(0.1)
+                try:
+                    while self._owned:  # polled: a Ctrl-C may have cut a notification short
+                        self._idle.wait(0.1)
+                except BaseException:  # Ctrl-C: not closed, so usable, as before the close
+                    self._closing = False
+                    last.close()
+                    raise
             elif self._owned:
                 self._closing = False
                 last.close()

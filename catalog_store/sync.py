@@ -175,7 +175,13 @@ class Catalog:
         threads have under way are done; calls made from the moment it begins
         raise CatalogClosedError (a RuntimeError), and a later close does nothing."""
         if self._closer.detach() is not None:
-            _close(self._inner, self._loop_runner, wait=True)
+            try:
+                _close(self._inner, self._loop_runner, wait=True)
+            except KeyboardInterrupt:
+                # Interrupted while waiting for other threads' calls: still open,
+                # and to be closed by the next close (or at exit).
+                self._closer = weakref.finalize(self, _close, self._inner, self._loop_runner)
+                raise
 
     def __enter__(self) -> Catalog:
         return self

@@ -195,6 +195,33 @@ def test_close_under_steady_calls_from_other_threads_refuses_the_new_ones(
                 assert reopened.read(series_id).column("date").to_pylist() == days
 
 
+def test_a_close_interrupted_while_it_waits_leaves_the_catalog_open_and_closable(
+    tmp_path: Path,
+) -> None:
+    """Ctrl-C while close waits for another thread's call: the catalog is not closed,
+    so it still serves, and the next close closes it. It used to refuse every call
+    and never close (the hint, the loop and the store left as they were)."""
+    cat = Catalog.open(tmp_path / "c", create=True)
+    cat.create(id="A", frequency="daily")
+    started = threading.Event()
+
+    def slow(done: int, total: int) -> None:
+        started.set()
+        time.sleep(1.0)
+
+    other = threading.Thread(target=lambda: cat.verify(progress=slow))
+    other.start()
+    started.wait()
+    threading.Timer(0.2, os.kill, (os.getpid(), signal.SIGINT)).start()
+    with pytest.raises(KeyboardInterrupt):
+        cat.close()
+    other.join()
+    assert cat.get("A").id == "A"
+    cat.close()
+    with pytest.raises(CatalogClosedError):
+        cat.get("A")
+
+
 def close_while_threads_write(
     url: Path, threads: int
 ) -> tuple[float, list[str], dict[str, list[dt.date]]]:
