@@ -345,4 +345,9 @@ def apply_changes(spec: SeriesSpec, changes: Mapping[str, Any]) -> SeriesSpec:
             merged[name] = field.get_default(call_default_factory=True)
         else:
             merged[name] = given
-    return parse_spec(merged)
+    if "attributes" in changes:
+        return parse_spec(merged)
+    # Kept as stored, not judged again: attributes written before a rule came in
+    # (control characters) would fail an update that does not touch them.
+    merged["attributes"] = {}
+    return parse_spec(merged).model_copy(update={"attributes": spec.attributes})

@@ -132,6 +132,20 @@ def test_attribute_text_may_hold_line_breaks_and_tabs_as_a_description_may() -> 
     assert parsed.attributes == {"note": "first line\nsecond\tcolumn", "n": 1}
 
 
+def test_an_update_keeps_attributes_stored_before_a_rule_without_judging_them() -> None:
+    """Attributes written before names and text refused control characters: an
+    update that does not touch them keeps them, one that does is held to the rule."""
+    stored = SeriesSpec.model_construct(
+        **{**parse_spec(spec()).model_dump(), "attributes": {"unit\tcode": "a\x1bb"}}
+    )
+    updated = apply_changes(stored, {"title": "renamed"})
+    assert (updated.title, updated.attributes) == ("renamed", {"unit\tcode": "a\x1bb"})
+    with pytest.raises(ValidationError) as info:
+        apply_changes(stored, {"attributes": {"unit\tcode": "a\x1bb", "more": 1}})
+    assert info.value.field == "attributes"
+    assert apply_changes(stored, {"attributes": None}).attributes == {}
+
+
 def test_several_problems_are_each_named_once() -> None:
     with pytest.raises(ValidationError) as info:
         parse_spec(spec(title=5, units="u" * 129))
