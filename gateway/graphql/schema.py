@@ -81,8 +81,11 @@ class FincatSchema(strawberry.Schema):
         log_internal(errors)
 
 
-#: The hint graphql-core's ``did_you_mean`` puts in a message (not always at its end).
-_SUGGESTION = re.compile(r" Did you mean [^?]*\?")
+#: The hint graphql-core's ``did_you_mean`` puts in a message (not always at its end):
+#: " Did you mean 'a', 'b', or 'c'?", names quoted, maybe after "the enum value".
+#: Only that shape, so that a caller's own text echoed in a message stays whole.
+_NAME = r"'[_A-Za-z][_0-9A-Za-z]*'"
+_SUGGESTION = re.compile(rf" Did you mean (?:the [a-z ]+ )?{_NAME}(?:(?:, or |, | or ){_NAME})*\?")
 
 
 def extensions(

@@ -147,6 +147,12 @@ def test_introspection_and_graphiql_can_be_turned_off(local_target: StoreTarget)
             body = post(client, document, variables)
             messages = [e["message"] for e in body["errors"]]
             assert messages and not any("Did you mean" in m for m in messages), messages
+        # A caller's own text that a message echoes stays whole.
+        mine = "ten. Did you mean twenty? really"
+        body = post(
+            client, "query($n: Int) { seriesList(first: $n) { edges { cursor } } }", {"n": mine}
+        )
+        assert any(mine in e["message"] for e in body["errors"]), body
         assert client.get("/graphql", headers={"Accept": "text/html"}).status_code == 404
         still_serves(client)
     with client_for(local_target) as client:
