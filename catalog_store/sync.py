@@ -365,6 +365,8 @@ class Catalog:
         try:
             yield SyncBatch(batch, self._runner)
         except BaseException as exc:
+            batch.ended = True  # also where the catalog closed meanwhile refuses the exit
             self._runner.run(manager.__aexit__(type(exc), exc, exc.__traceback__))
             raise
+        batch.ended = True
         self._runner.run(manager.__aexit__(None, None, None))

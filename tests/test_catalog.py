@@ -535,6 +535,17 @@ def test_a_batch_refuses_changes_once_its_block_has_ended(catalog: Catalog) -> N
     assert catalog.read("A").num_rows == 1
 
 
+def test_a_batch_whose_catalog_closed_meanwhile_refuses_changes_after_its_block(
+    target: StoreTarget,
+) -> None:
+    catalog = target.open(create=True)
+    with pytest.raises(CatalogClosedError), catalog.batch() as batch:  # noqa: PT012
+        batch.create({"id": "A", "frequency": "daily"})
+        catalog.close()  # as another thread may
+    with pytest.raises(BatchEndedError):
+        batch.create({"id": "B", "frequency": "daily"})
+
+
 def test_batch_is_atomic(catalog: Catalog) -> None:
     catalog.create(id="EXISTS", frequency="annual")
     version = catalog.version()
