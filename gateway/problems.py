@@ -16,7 +16,7 @@ from typing import Any
 
 import msgspec
 from litestar import Request, Response
-from litestar.exceptions import HTTPException, ValidationException
+from litestar.exceptions import HTTPException, InternalServerException, ValidationException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.types import ExceptionHandlersMap
 
@@ -227,6 +227,14 @@ def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Prob
     """The problem for Litestar's HTTP exceptions, keeping their status and headers."""
     assert isinstance(exc, HTTPException)
     status = exc.status_code
+    if isinstance(exc, InternalServerException) and exc.detail == _CLIENT_GONE:
+        # Litestar's 500 for a body whose client went away before its end: the
+        # client's doing, not a failure to log with its traceback and count among
+        # the 5xx that page an operator. Nothing was read, so nothing was written.
+        log.info("%s %s: %s", request.method, request.url.path, _CLIENT_GONE)
+        return problem_response(
+            request, 400, "bad-request", "Bad Request", "the request body ended before it was whole"
+        )
     if status >= 500:
         return internal_error(request, exc)
     phrase = _phrase(status)
@@ -252,6 +260,10 @@ def http_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Prob
     detail = exc.detail if exc.detail and exc.detail != phrase else phrase
     slug = phrase.lower().replace(" ", "-").replace("'", "")
     return problem_response(request, status, slug, phrase, detail, errors, exc.headers)
+
+
+#: What Litestar's InternalServerException says when the body's client disconnected.
+_CLIENT_GONE = "client disconnected prematurely"
 
 
 def internal_error(request: Request[Any, Any, Any], exc: Exception) -> Response[Problem]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import socket
 import time
 import urllib.request
 from collections.abc import Callable, Iterator
@@ -19,6 +20,7 @@ import pytest
 
 from tests.conftest import StoreTarget, new_bucket
 from tests.gateway.conftest import Server, seed, start_server
+from tests.gateway.test_health_metrics import metric
 
 ROWS = 150_000
 
@@ -187,3 +189,41 @@ def test_two_gateways_on_one_bucket(
             final = catalog.get("GDP")
         assert final.title == winner
         tag = f'"{final.version}"'
+
+
+def test_a_client_gone_before_its_body_ended_is_no_server_error(
+    servers: Callable[..., Server], tmp_path: Path
+) -> None:
+    """Litestar reports a body cut short by its client as a 500: it was logged with a
+    traceback and counted among the 5xx the error-rate alert watches, so clients on
+    a poor network could page the operator. Nothing is written either way."""
+    target = StoreTarget("local", str(tmp_path / "store"))
+    seed(target)
+    server = servers(target)
+    where = urlsplit(server.url)
+    before = httpx.get(f"{server.url}/v1/versions?limit=1").json()["items"][0]["version"]
+    uploads = [
+        ("/v1/series/GDP/observations?mode=upsert", "text/csv", b"date,value\n2024-01-01,1\n"),
+        ("/v1/commits", "application/json", b'{"operations": [{"op": "delete", '),
+    ]
+    for path, kind, start in uploads:
+        for _ in range(3):
+            head = (
+                f"POST {path} HTTP/1.1\r\nHost: {where.hostname}\r\nContent-Type: {kind}\r\n"
+                "Content-Length: 100000\r\n\r\n"
+            )
+            with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+                sock.sendall(head.encode() + start)
+                time.sleep(0.05)
+    deadline = time.monotonic() + 10
+    while True:
+        text = httpx.get(f"{server.url}/metrics").text
+        cut = metric(text, "fincat_http_requests_total", method="POST", status="400")
+        if cut >= 6 or time.monotonic() > deadline:
+            break
+        time.sleep(0.1)
+    assert cut == 6
+    assert metric(text, "fincat_http_requests_total", status="500") == 0
+    assert "Traceback" not in server.log.read_text()
+    after = httpx.get(f"{server.url}/v1/versions?limit=1").json()["items"][0]["version"]
+    assert after == before
