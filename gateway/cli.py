@@ -207,6 +207,7 @@ def serve(
         "log_level": log_level,
         # Client addresses key the rate limit; a proxy's headers are not trusted by default.
         "proxy_headers": False,
+        "timeout_graceful_shutdown": settings.shutdown_timeout,
     }
     failed = _run(server)
     if failed:

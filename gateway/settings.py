@@ -41,6 +41,7 @@ ENV_CREATE = "FINCAT_CREATE"
 ENV_HOLD_WRITES = "FINCAT_HOLD_WRITES"
 ENV_MONITOR_INTERVAL = "FINCAT_MONITOR_INTERVAL"
 ENV_STORE_TIMEOUT = "FINCAT_STORE_TIMEOUT"
+ENV_SHUTDOWN_TIMEOUT = "FINCAT_SHUTDOWN_TIMEOUT"
 
 
 class SettingsError(ValueError):
@@ -93,6 +94,7 @@ NUMBERS: dict[str, Number] = {
     "max_operations": Number(None, int, 1),
     "monitor_interval": Number(ENV_MONITOR_INTERVAL, float, 0.0),
     "store_timeout": Number(ENV_STORE_TIMEOUT, float, 0.1),
+    "shutdown_timeout": Number(ENV_SHUTDOWN_TIMEOUT, float, 0.0),
 }
 #: The boolean fields of :class:`Settings` read from the environment, and their variables.
 FLAGS: dict[str, str] = {"create": ENV_CREATE, "hold_writes": ENV_HOLD_WRITES}
@@ -139,6 +141,10 @@ class Settings:
     #: Seconds one storage call may take before it fails as unavailable (a request,
     #: and readiness, then answer 503); a frozen endpoint otherwise holds them that long.
     store_timeout: float = 120.0
+    #: Seconds a stop (SIGTERM) waits for requests under way before it cuts them off:
+    #: one stalled client otherwise held the process until the platform killed it
+    #: (Kubernetes' grace period is 30 s by default, Docker's 10 s).
+    shutdown_timeout: float = 20.0
     #: Limits and switches of ``/graphql`` (``FINCAT_GRAPHQL_*``).
     graphql: GraphQLSettings = field(default_factory=GraphQLSettings)
 

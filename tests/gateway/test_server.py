@@ -227,3 +227,24 @@ def test_a_client_gone_before_its_body_ended_is_no_server_error(
     assert "Traceback" not in server.log.read_text()
     after = httpx.get(f"{server.url}/v1/versions?limit=1").json()["items"][0]["version"]
     assert after == before
+
+
+def test_a_stop_cuts_off_a_stalled_client_after_the_shutdown_timeout(
+    servers: Callable[..., Server], tmp_path: Path
+) -> None:
+    """One client that never finishes its body held a stopping gateway for good, so
+    every rollout ended in the platform's kill."""
+    target = StoreTarget("local", str(tmp_path / "store"))
+    seed(target)
+    server = servers(target, env={"FINCAT_SHUTDOWN_TIMEOUT": "1"})
+    where = urlsplit(server.url)
+    with socket.create_connection((where.hostname, where.port), timeout=10) as sock:
+        sock.sendall(
+            f"POST /v1/series/GDP/observations HTTP/1.1\r\nHost: {where.hostname}\r\n"
+            "Content-Type: text/csv\r\nContent-Length: 100000\r\n\r\ndate,value\n".encode()
+        )
+        time.sleep(0.3)
+        started = time.monotonic()
+        server.process.terminate()
+        server.process.wait(timeout=10)
+        assert time.monotonic() - started < 8
