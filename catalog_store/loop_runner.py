@@ -192,25 +192,34 @@ class LoopRunner:
                 helper.submit(self._drive)
                 drive = False
             return handed.wait()
-        except BaseException:
+        except BaseException as exc:
             if handed is not None:
-                self._settle(handed, helper, drive)
+                again = ctrl_c is not None and ctrl_c.seen and isinstance(exc, KeyboardInterrupt)
+                self._settle(handed, helper, drive, abandon=again)
             raise
         finally:
             if owner:
                 self._serve_guests()
 
-    def _settle(self, handed: _Handed[Any], helper: ThreadPoolExecutor | None, drive: bool) -> None:
+    def _settle(
+        self,
+        handed: _Handed[Any],
+        helper: ThreadPoolExecutor | None,
+        drive: bool,
+        abandon: bool = False,
+    ) -> None:
         """After an interrupt (Ctrl-C) of the thread that handed ``handed`` over:
         cancel it and wait until it has stopped, so that no write of it lands after
-        the interrupt reaches the caller. The interrupt may have come before anyone
-        was to run the loop for it: then this thread does, or has the helper do it."""
+        the interrupt reaches the caller; after a second Ctrl-C (``abandon``) a
+        commit no longer waits for its manifest's write, as on the owner's thread.
+        The interrupt may have come before anyone was to run the loop for it: then
+        this thread does, or has the helper do it."""
         with self._mutex:
             serve = not self._owned
             if serve:
                 self._owned = True
                 self._driven = helper is not None
-        handed.cancel()
+        handed.cancel(abandon)
         if helper is not None and (serve or drive):
             helper.submit(self._drive)
         elif serve:
@@ -456,10 +465,12 @@ class _Handed(Generic[T]):
         self._runner._guest_done()
         self._over.set()
 
-    def _cancel(self) -> None:
+    def _cancel(self, abandon: bool = False) -> None:
         """On the loop's thread; queued after ``start``."""
         self._abandoned = True
         if self._task is not None:
+            if abandon:
+                abandoned.add(self._task)
             self._task.cancel()
 
     def wait(self) -> T:
@@ -468,10 +479,11 @@ class _Handed(Generic[T]):
         assert self._task is not None
         return self._task.result()
 
-    def cancel(self) -> None:
-        """From the thread that handed it over."""
+    def cancel(self, abandon: bool = False) -> None:
+        """From the thread that handed it over; with ``abandon``, its caller gives up
+        on knowing how a commit of it ends (see commit._settled)."""
         if not self._over.is_set():  # else it ended: its error is what is raised
-            self._runner.loop.call_soon_threadsafe(self._cancel)
+            self._runner.loop.call_soon_threadsafe(self._cancel, abandon)
 
     def wait_over(self) -> None:
         """Wait until it has ended, however; a second interrupt stops the wait."""

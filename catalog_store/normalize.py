@@ -188,10 +188,14 @@ def _datetime64_in_range(days: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         raise ValidationError(
             f"date {present[outside][0]} is outside {MIN_DATE} .. {MAX_DATE}", "dates"
         )
-    if unit in ("Y", "M", "W"):
+    # In units Arrow has, each of them once: Arrow reads datetime64[2D] as days,
+    # ignoring the count, so 2020-01-03 in it was stored as 1995-01-02.
+    if unit in ("Y", "M", "W") or (unit == "D" and count != 1):
         return days.astype("datetime64[D]")
     if unit in ("h", "m"):
         return days.astype("datetime64[s]")
+    if count != 1:
+        return days.astype(f"datetime64[{unit}]")
     return days
 
 
@@ -382,7 +386,12 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
                 "dates of a non-intraday series are calendar dates, not instants", "dates"
             )
         as_dates = column.cast(pa.date32(), safe=False)
-        back = as_dates.cast(kind)
+        try:
+            back = as_dates.cast(kind)
+        except pa.ArrowInvalid:
+            # Its midnight is before the unit's first instant (1677-09-21T00:12:43
+            # in nanoseconds): what the unit holds of that day has a time of day.
+            raise ValidationError("dates must not carry a time of day", "dates") from None
         if not pc.all(pc.equal(back, column), min_count=0).as_py():  # empty: all hold
             raise ValidationError("dates must not carry a time of day", "dates")
         return as_dates

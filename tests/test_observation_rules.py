@@ -467,6 +467,13 @@ REFUSED: list[tuple[str, str, Any, str, str]] = [
         "",
     ),
     ("numpy-not-a-time", "daily", ([np.datetime64("NaT")], [1.0]), "dates", ""),
+    (
+        "first-day-of-nanoseconds",
+        "daily",
+        (np.array([pd.Timestamp.min.to_datetime64()]), [1.0]),
+        "dates",
+        "time of day",
+    ),
     ("pandas-nat-date", "daily", ([pd.NaT], [1.0]), "dates", ""),
     ("pandas-nat-value", "daily", ([D(2020, 1, 1)], [pd.NaT]), "values", ""),
     (
@@ -560,6 +567,11 @@ def test_numpy_datetimes_of_every_unit_are_read_as_their_dates() -> None:
         (np.array(["2024-01-02", "1600-01-01"], "datetime64[us]"), "daily"),
         (np.array(["2024-01-02", "1600-01-01"], "datetime64[ms]"), "daily"),
         (np.array(["2024-01-02", "2200-12-31"], "datetime64[s]"), "daily"),
+        # A unit with a count: Arrow ignores the count, so 2020-01-03 in [2D] was
+        # stored as 1995-01-02.
+        (np.array(["2020-01-01", "2020-01-03", "2200-12-31"], "datetime64[2D]"), "daily"),
+        (np.array(["2020-01-01", "2020-01-03"], "datetime64[2s]"), "daily"),
+        (np.array(["2020-01-01", "2020-01-03"], "datetime64[2ns]"), "daily"),
     ]
     for days, frequency in cases:
         table = normalize((days, [1.0] * len(days)), frequency)

@@ -342,6 +342,31 @@ def test_a_second_ctrl_c_during_a_hung_write_is_raised_at_once_and_the_write_nev
     cat.close()
 
 
+def test_a_second_ctrl_c_of_a_call_another_thread_runs_is_raised_at_once_too() -> None:
+    """The same for a call handed to the thread that runs the loop: its second
+    Ctrl-C waited for the manifest's write as the first does."""
+    cat = slow_catalog(f"handed-twice-{uuid.uuid4().hex}", delay=0.0)
+    cat.create(id="S", frequency="daily")
+    cat.create(id="T", frequency="daily")
+    cat.inner.store.inner.delay = 3.0  # type: ignore[attr-defined]
+    owner = threading.Thread(target=lambda: cat.write("T", ([dt.date(2024, 1, 1)], [1.0])))
+    owner.start()
+    time.sleep(0.2)  # the other thread runs the loop now; this one hands its call over
+    for after in (0.1, 0.3):
+        threading.Timer(after, os.kill, (os.getpid(), signal.SIGINT)).start()
+    started = time.monotonic()
+    with pytest.raises(KeyboardInterrupt):
+        cat.write("S", ([dt.date(2024, 1, 1)], [111.0]), "upsert")
+    assert time.monotonic() - started < 2
+    owner.join()
+    cat.inner.store.inner.delay = 0.0  # type: ignore[attr-defined]
+    time.sleep(3.2)
+    cat.version()
+    assert cat.read("S").num_rows == 0
+    assert cat.read("T").num_rows == 1
+    cat.close()
+
+
 def test_a_ctrl_c_just_as_a_call_ends_does_not_stop_the_next_call() -> None:
     """The interrupt comes after the call's task ended but before the loop ran the
     callback that stops it: that callback used to stay queued and stop the next
