@@ -345,9 +345,17 @@ def apply_changes(spec: SeriesSpec, changes: Mapping[str, Any]) -> SeriesSpec:
             merged[name] = field.get_default(call_default_factory=True)
         else:
             merged[name] = given
-    if "attributes" in changes:
+    try:
         return parse_spec(merged)
-    # Kept as stored, not judged again: attributes written before a rule came in
-    # (control characters) would fail an update that does not touch them.
-    merged["attributes"] = {}
-    return parse_spec(merged).model_copy(update={"attributes": spec.attributes})
+    except ValidationError as exc:
+        # A field the update does not touch is kept as stored, not judged again: one
+        # written before a rule came in (control characters in a title or an
+        # attribute) would otherwise fail every update of the series.
+        faulty = {str(p["field"]).split(".")[0] for p in exc.problems}
+        untouched = faulty - {*changes, "id", "frequency", ""}
+        if not untouched:
+            raise
+    for name in untouched:
+        merged[name] = SeriesSpec.model_fields[name].get_default(call_default_factory=True)
+    kept = {name: getattr(spec, name) for name in untouched}
+    return parse_spec(merged).model_copy(update=kept)

@@ -132,14 +132,26 @@ def test_attribute_text_may_hold_line_breaks_and_tabs_as_a_description_may() -> 
     assert parsed.attributes == {"note": "first line\nsecond\tcolumn", "n": 1}
 
 
-def test_an_update_keeps_attributes_stored_before_a_rule_without_judging_them() -> None:
-    """Attributes written before names and text refused control characters: an
-    update that does not touch them keeps them, one that does is held to the rule."""
+def test_an_update_keeps_fields_stored_before_a_rule_without_judging_them() -> None:
+    """Fields written before a rule came in (control characters in attributes, or
+    in a title or units): an update that does not touch them keeps them, one that
+    does is held to the rule."""
     stored = SeriesSpec.model_construct(
-        **{**parse_spec(spec()).model_dump(), "attributes": {"unit\tcode": "a\x1bb"}}
+        **{
+            **parse_spec(spec()).model_dump(),
+            "attributes": {"unit\tcode": "a\x1bb"},
+            "units": "USD\x1b[0m",
+        }
     )
     updated = apply_changes(stored, {"title": "renamed"})
-    assert (updated.title, updated.attributes) == ("renamed", {"unit\tcode": "a\x1bb"})
+    assert (updated.title, updated.attributes, updated.units) == (
+        "renamed",
+        {"unit\tcode": "a\x1bb"},
+        "USD\x1b[0m",
+    )
+    with pytest.raises(ValidationError) as bad_title:
+        apply_changes(stored, {"title": "bell\x07"})
+    assert bad_title.value.field == "title"
     with pytest.raises(ValidationError) as info:
         apply_changes(stored, {"attributes": {"unit\tcode": "a\x1bb", "more": 1}})
     assert info.value.field == "attributes"
