@@ -17,7 +17,7 @@ import uvicorn
 from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
-from catalog_store.cli import app
+from catalog_store.cli import app, escape_what_the_terminal_cannot_show
 from catalog_store.sync import Catalog
 from gateway.auth import (
     SCOPES,
@@ -323,6 +323,7 @@ def api_key(
 
 def main() -> None:
     """Entry point of the ``fincat`` script."""
+    escape_what_the_terminal_cannot_show()
     app(prog_name="fincat")
 
 

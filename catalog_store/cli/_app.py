@@ -34,6 +34,12 @@ EXIT_CONFLICT = 3
 EXIT_PROBLEMS = 4
 #: The storage could not be reached, or did not say whether a commit landed.
 EXIT_UNAVAILABLE = 5
+#: Interrupted (Ctrl-C), as shells report a SIGINT.
+EXIT_INTERRUPTED = 130
+INTERRUPTED = (
+    "interrupted; a change it was committing has landed whole or not at all: "
+    "`fincat log --limit 1` tells which"
+)
 
 
 def exit_code(exc: CatalogStoreError) -> int:
@@ -80,6 +86,14 @@ class CatalogGroup(TyperGroup):
             message = Text.assemble(("error:", "bold red"), " ", describe(exc))
             Console(stderr=True, highlight=False, soft_wrap=True).print(message)
             raise typer.Exit(exit_code(exc)) from None
+        except KeyboardInterrupt:
+            # The first Ctrl-C lets a commit under way land or fail before it is
+            # raised, so the store holds it whole or not at all; which, only a read
+            # tells: said here, where the command used to end without a word.
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                Text.assemble(("error:", "bold red"), " ", INTERRUPTED)
+            )
+            raise typer.Exit(EXIT_INTERRUPTED) from None
 
 
 app = typer.Typer(
@@ -92,8 +106,8 @@ app = typer.Typer(
         "error, 3 when the command lost a race with another writer and changed nothing "
         "(running it again may succeed), 4 when verify finds a problem, 5 when the storage "
         "could not be reached or a commit's outcome is unknown (read, then run it again "
-        "later). With --json, stdout holds one JSON document and nothing else; errors and "
-        "progress go to stderr."
+        "later), 130 when interrupted (Ctrl-C). With --json, stdout holds one JSON "
+        "document and nothing else; errors and progress go to stderr."
     ),
     no_args_is_help=True,
     # Markdown rewraps docstring paragraphs and leaves brackets alone.

@@ -58,6 +58,40 @@ def test_module_entry_point(tmp_path: Path) -> None:
     assert missing.stderr.strip() == "error: series not found: 'X' at version 0"
 
 
+def test_text_the_output_encoding_cannot_hold_is_escaped(tmp_path: Path) -> None:
+    """A title with an accent under an ASCII stdout stopped ``ls`` half-printed with
+    a UnicodeEncodeError traceback."""
+    root = tmp_path / "c"
+    with Catalog.open(root, create=True) as catalog:
+        catalog.create(id="EUR.px", frequency="monthly", title="Prix à la consommation")
+    for module in ("catalog_store.cli", "gateway.cli"):
+        done = subprocess.run(
+            [sys.executable, "-m", module, "--root", str(root), "ls"],
+            capture_output=True,
+            text=True,
+            check=False,
+            timeout=120,
+            env={**os.environ, "PYTHONIOENCODING": "ascii", "COLUMNS": "200"},
+        )
+        assert done.returncode == 0, done.stderr
+        assert "Prix \\xe0 la consommation" in done.stdout, done.stdout
+
+
+def test_an_interrupt_says_so_and_exits_130(
+    local: list[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Ctrl-C ended a command without a word, whether or not a commit it was making
+    had landed: the status and the message now say to read which."""
+    ok(cli(*local, "init"))
+
+    def interrupted(*args: Any, **kwargs: Any) -> Any:
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(Catalog, "list", interrupted)
+    stderr = fails(cli(*local, "ls"), 130, "error: interrupted", "fincat log --limit 1")
+    assert stderr.count("\n") == 1
+
+
 # -- --json on every reporting command -----------------------------------------------------
 
 
