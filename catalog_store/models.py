@@ -352,7 +352,9 @@ def apply_changes(spec: SeriesSpec, changes: Mapping[str, Any]) -> SeriesSpec:
         # written before a rule came in (control characters in a title or an
         # attribute) would otherwise fail every update of the series.
         faulty = {str(p["field"]).split(".")[0] for p in exc.problems}
-        untouched = faulty - {*changes, "id", "frequency", ""}
+        # Only the spec's own fields: a problem may name a key that is none (an
+        # unknown field, "foo.bar"), which is the change's fault.
+        untouched = (faulty & SeriesSpec.model_fields.keys()) - {*changes, "id", "frequency"}
         if not untouched:
             raise
     for name in untouched:

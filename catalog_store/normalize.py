@@ -180,8 +180,10 @@ def _datetime64_in_range(days: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         per_day = _PER_DAY[unit]
         first = (MIN_DATE - _EPOCH).days * per_day
         after = (MAX_DATE - _EPOCH).days * per_day + per_day  # the first unit past the range
-        low = max(-(-first // count), -(2**63) + 1)
-        high = min((after - 1) // count, 2**63 - 1)
+        # Within what the unit without its count holds too ([2ns] becomes ns below).
+        held = (2**63 - 1) // count
+        low = max(-(-first // count), -held)
+        high = min((after - 1) // count, held)
         ints = present.view(np.int64)
         outside = (ints < low) | (ints > high)
     if outside.any():

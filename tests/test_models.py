@@ -152,6 +152,10 @@ def test_an_update_keeps_fields_stored_before_a_rule_without_judging_them() -> N
     with pytest.raises(ValidationError) as bad_title:
         apply_changes(stored, {"title": "bell\x07"})
     assert bad_title.value.field == "title"
+    # A problem naming no field of the spec is the change's own.
+    for unknown in ({"foo.bar": 1}, {1: "a"}):
+        with pytest.raises(ValidationError):
+            apply_changes(stored, unknown)  # type: ignore[arg-type]
     with pytest.raises(ValidationError) as info:
         apply_changes(stored, {"attributes": {"unit\tcode": "a\x1bb", "more": 1}})
     assert info.value.field == "attributes"

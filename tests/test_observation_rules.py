@@ -468,6 +468,13 @@ REFUSED: list[tuple[str, str, Any, str, str]] = [
     ),
     ("numpy-not-a-time", "daily", ([np.datetime64("NaT")], [1.0]), "dates", ""),
     (
+        "two-nanoseconds-before-what-nanoseconds-hold",
+        "daily",
+        (np.array([-5594312836854775808], dtype="datetime64[2ns]"), [1.0]),
+        "dates",
+        "outside",
+    ),
+    (
         "first-day-of-nanoseconds",
         "daily",
         (np.array([pd.Timestamp.min.to_datetime64()]), [1.0]),
