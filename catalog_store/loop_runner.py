@@ -194,8 +194,7 @@ class LoopRunner:
             return handed.wait()
         except BaseException as exc:
             if handed is not None:
-                again = ctrl_c is not None and ctrl_c.seen and isinstance(exc, KeyboardInterrupt)
-                self._settle(handed, helper, drive, abandon=again)
+                self._settle(handed, helper, drive, abandon=_insisted(ctrl_c, exc))
             raise
         finally:
             if owner:
@@ -241,7 +240,7 @@ class LoopRunner:
             # manifest is being written first waits for that write: see commit.py;
             # after a second Ctrl-C, which is to be raised at once, it does not).
             # Also found by name: the interrupt may have come as the task was made.
-            again = ctrl_c is not None and ctrl_c.seen and isinstance(exc, KeyboardInterrupt)
+            again = _insisted(ctrl_c, exc)
             calls = {t for t in asyncio.all_tasks(self.loop) if t.get_name() == _OWN_CALL}
             for call in calls | ({task} if task is not None else set()):
                 if not call.done():
@@ -424,6 +423,12 @@ class _CtrlC:
         self._cancel = cancel
         if self.seen:
             cancel()
+
+
+def _insisted(ctrl_c: _CtrlC | None, exc: BaseException) -> bool:
+    """Whether ``exc`` is the second Ctrl-C of a call, raised where it fell: its
+    caller gives up on knowing how a commit of it ends (see commit._settled)."""
+    return ctrl_c is not None and ctrl_c.seen and isinstance(exc, KeyboardInterrupt)
 
 
 def _nothing() -> None:

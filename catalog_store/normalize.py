@@ -66,16 +66,13 @@ def _frame_table(frame: Any) -> pa.Table:
             raise ValueError("the index must be the dates alone")
         frame = frame.reset_index(names="date")
     table = pa.Table.from_pandas(frame, preserve_index=False)
+    if not frame.columns.is_unique:
+        return table  # refused by the column check, naming the column
     # Columns of Python objects are read as a list of them is (see _pair_table).
-    if frame.columns.is_unique and "date" in frame.columns:
-        objects = _python_objects(frame["date"])
-        if objects is not None:
-            _check_one_kind_of_time(objects)
-    if (
-        frame.columns.is_unique
-        and "value" in frame.columns
-        and _bool_among_floats(frame["value"], table.column("value"))
-    ):
+    objects = _python_objects(frame["date"]) if "date" in frame.columns else None
+    if objects is not None:
+        _check_one_kind_of_time(objects)
+    if "value" in frame.columns and _bool_among_floats(frame["value"], table.column("value")):
         raise ValidationError("values must be numbers or null, not bool", "values")
     return table
 
@@ -150,7 +147,6 @@ _PER_DAY = {
     "fs": 86_400 * 10**15,
     "as": 86_400 * 10**18,
 }
-_EPOCH = dt.date(1970, 1, 1)
 
 
 def _datetime64_in_range(days: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
@@ -178,8 +174,8 @@ def _datetime64_in_range(days: np.ndarray[Any, Any]) -> np.ndarray[Any, Any]:
         # before what 64 bits of them hold) and the values as days (1677-09-22 in
         # nanoseconds became 2262-04-11).
         per_day = _PER_DAY[unit]
-        first = (MIN_DATE - _EPOCH).days * per_day
-        after = (MAX_DATE - _EPOCH).days * per_day + per_day  # the first unit past the range
+        first = ordinal(MIN_DATE, False) * per_day
+        after = (ordinal(MAX_DATE, False) + 1) * per_day  # the first unit past the range
         # Within what the unit without its count holds too ([2ns] becomes ns below).
         held = (2**63 - 1) // count
         low = max(-(-first // count), -held)
