@@ -32,7 +32,9 @@ class Batch:
 
     Each is checked as it is added as far as the batch alone can tell; what depends
     on the stored series (that it exists, its version, its frequency) is judged by
-    the commit, on the version it builds on, as for a single change.
+    the commit, on the version it builds on, as for a single change. An
+    ``expected_version`` is the series' version before the commit: several changes
+    to one series may all name the version that was read.
     """
 
     def __init__(self, catalog: AsyncCatalog) -> None:

@@ -147,6 +147,15 @@ class ChangeSet:
             before.observation_count if before else 0
         )
 
+    def version_before(self, series_id: str, record: SeriesRecord) -> int | None:
+        """The version ``series_id`` (now ``record``) had before this commit (None:
+        new in it). An operation's expected version is checked against it: a version
+        an earlier operation of the same commit gave the series is seen by no one."""
+        if series_id in self._before:
+            before = self._before[series_id]
+            return None if before is None else before.version
+        return record.version
+
     def touched(self) -> dict[str, SeriesRecord | None]:
         """Each series this change set changed or looked at, as it leaves it (None when
         deleted or absent); an operation that changed nothing still looked its series up.

@@ -116,7 +116,8 @@ class VersionMismatchError(ConflictError):
     """An expected version no longer matches: someone else changed the series."""
 
     def __init__(self, series_id: str, expected: int, actual: int | None) -> None:
-        super().__init__(f"series {series_id!r} is at version {actual}, expected {expected}")
+        now = f"is at version {actual}" if actual is not None else "is new in this commit"
+        super().__init__(f"series {series_id!r} {now}, expected version {expected}")
         self.series_id = series_id
         self.expected = expected
         self.actual = actual

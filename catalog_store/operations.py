@@ -74,8 +74,10 @@ async def _existing(changes: ChangeSet, series_id: str, expected: int | None) ->
         if changes.removed_here(series_id):
             raise SeriesNotFoundError(series_id, detail=", deleted earlier in this batch")
         raise SeriesNotFoundError(series_id, changes.base.version)
-    if expected is not None and record.version != expected:
-        raise VersionMismatchError(series_id, expected, record.version)
+    if expected is not None:
+        actual = changes.version_before(series_id, record)
+        if actual != expected:
+            raise VersionMismatchError(series_id, expected, actual)
     return record
 
 

@@ -125,3 +125,39 @@ def test_a_failed_batch_names_the_operation_that_refused_it(tmp_path: Path) -> N
         await catalog.close()
 
     asyncio.run(main())
+
+
+def test_each_operation_of_a_batch_expects_the_version_before_the_commit(tmp_path: Path) -> None:
+    """A client read the series at one version and sends several changes to it in one
+    batch, each conditioned on that version: none of them can know the version an
+    earlier one of the batch will give it, which no reader ever sees."""
+    with Catalog.open(str(tmp_path / "store"), create=True) as catalog:
+        read = catalog.create(id="BX", frequency="monthly").version
+        with catalog.batch() as batch:
+            batch.update("BX", {"units": "g"}, expected_version=read)
+            batch.update("BX", {"title": "g2"}, expected_version=read)
+            batch.write("BX", ([D(2024, 1, 1)], [1.0]), expected_version=read)
+        assert batch.version == read + 1
+        series = catalog.get("BX")
+        assert (series.units, series.title, series.version) == ("g", "g2", read + 1)
+
+        def two_changes(first: str, expected: int) -> None:
+            with catalog.batch() as batch:
+                batch.update(first, {"units": "kg"})
+                batch.update(first, {"title": "g3"}, expected_version=expected)
+
+        # Stale is stale, however many operations of the batch name the series.
+        with pytest.raises(VersionMismatchError) as info:
+            two_changes("BX", read)
+        assert (info.value.expected, info.value.actual) == (read, read + 1)
+
+        def created_then_changed() -> None:
+            with catalog.batch() as batch:
+                batch.create({"id": "NEWBX", "frequency": "monthly"})
+                batch.update("NEWBX", {"units": "kg"}, expected_version=read + 1)
+
+        # A series the batch creates had no version before it: no expected one holds.
+        with pytest.raises(VersionMismatchError, match="new in this commit"):
+            created_then_changed()
+        assert catalog.version() == read + 1
+        assert catalog.get("BX").units == "g"
