@@ -102,6 +102,8 @@ def _pair_table(dates: Sequence[Any], values: Sequence[Any]) -> pa.Table:
         value_array = (
             values if isinstance(values, pa.Array | pa.ChunkedArray) else _values_array(values)
         )
+    except ValidationError:
+        raise
     except _UNREADABLE as exc:
         raise ValidationError(f"values must be numbers or null: {exc}", "values") from None
     if _bool_among_floats(values, value_array):
@@ -325,7 +327,8 @@ def _check_columns(names: list[str]) -> None:
         raise ValidationError(f"missing column {missing[0]!r}", missing[0])
     extra = [c for c in names if c not in COLUMNS]
     if extra:
-        raise ValidationError(f"unexpected column {extra[0]!r}", extra[0])
+        # A column without a name is named by the whole it is in.
+        raise ValidationError(f"unexpected column {extra[0]!r}", extra[0] or "observations")
     raise ValidationError("each column must appear once", "observations")
 
 

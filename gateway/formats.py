@@ -287,8 +287,8 @@ def observations_as_written(media_type: str, table: pa.Table, body: bytes) -> An
     refuses them from Python. Only a body holding a value from 2^53 up is read
     again, as text, to tell.
     """
-    if media_type not in CSV_TYPES or "value" not in table.column_names:
-        return table
+    if media_type not in CSV_TYPES or table.column_names.count("value") != 1:
+        return table  # no value column, or several: the catalog says which
     values = table.column("value")
     large = pc.fill_null(pc.greater_equal(pc.abs(values), _ROUNDED_FROM), False)
     if not pc.any(large).as_py():

@@ -646,6 +646,7 @@ def test_integers_past_2_53_a_float_holds_exactly_are_taken() -> None:
         with pytest.raises(ValidationError, match="cannot hold exactly") as refused:
             normalize(([day, day + dt.timedelta(days=1)], [1, inexact]), "daily")
         assert refused.value.field == "values"
+        assert refused.value.message.startswith(f"{inexact} is an integer"), "said once"
 
 
 def test_half_precision_values_are_taken_however_many_and_bools_among_them_refused() -> None:

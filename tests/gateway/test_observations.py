@@ -307,6 +307,14 @@ def test_write_errors_change_nothing(client: Client) -> None:
             422,
             "date",
         ),
+        *(
+            (client.post(url, content=csv, headers={"content-type": "text/csv"}), 422, field)
+            for csv, field in [
+                (b"date,value,value\n2025-01-01,1,2\n", "observations"),
+                (b"value,value\n1,2\n", "date"),
+                (b"date,value,\n2025-01-01,1,\n", "observations"),  # a column without a name
+            ]
+        ),
         (client.post(url, content=b"\x00\x01garbage", headers={"content-type": ARROW}), 400, None),
         (client.post(url, content=b"<x/>", headers={"content-type": "application/xml"}), 415, None),
         (client.post(url, content=b'{"dates": [], "values": []}'), 415, None),
