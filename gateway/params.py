@@ -19,7 +19,7 @@ from litestar.exceptions import ClientException, ValidationException
 from litestar.openapi.spec import OpenAPIType
 from litestar.types import Scope
 
-from catalog_store.asof import parse_date, parse_instant
+from catalog_store.asof import MAX_VERSION, parse_date, parse_instant
 from catalog_store.errors import SeriesNotFoundError, ValidationError, VersionMismatchError
 from catalog_store.models import SeriesSpec, apply_changes
 from gateway.problems import PreconditionFailedError
@@ -96,6 +96,11 @@ async def conditional(header: str | None, change: Callable[[int | None], Awaitab
                 f'matches; send the series\' ETag, "{match.group(2)}"'
             )
         expected = int(match.group(2))
+        if expected > MAX_VERSION:
+            raise PreconditionFailedError(
+                f"If-Match names version {expected}, past any a catalog reaches "
+                f"({MAX_VERSION}): it matches nothing"
+            )
     try:
         return await change(expected)
     except (VersionMismatchError, SeriesNotFoundError) as exc:

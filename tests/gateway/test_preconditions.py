@@ -42,6 +42,10 @@ def test_if_match_compares_strongly_and_needs_the_series(client: Client, method:
     # ETags are text: the current version with a leading zero is no ETag this
     # server issued, and changes nothing.
     problem(conditional(client, method, "GDP", f'"0{before.json()["version"]}"'), 400)
+    # An ETag past any version a catalog reaches matches nothing: a failed
+    # precondition, not invalid input naming a field the request never had.
+    for beyond in ('"1000000000000000001"', '"9999999999999999999"'):
+        problem(conditional(client, method, "GDP", beyond), 412)
     assert client.get("/v1/series/GDP").json() == before.json()
     assert conditional(client, method, "GDP", "*").status_code == 200
     gone = client.get("/v1/series/GDP")
