@@ -131,6 +131,8 @@ def camel(path: str) -> str:
 #: the series' fields (``updateSeries(id, input, expectedVersion)``, a batch's
 #: ``update {id changes expectedVersion}``).
 _OWN_FIELDS = frozenset({"id", "expected_version"})
+#: The commit's own arguments, beside every operation and input: ``message``.
+_MUTATION_FIELDS = frozenset({"message"})
 
 
 @dataclasses.dataclass(frozen=True)
@@ -152,6 +154,8 @@ class Arguments:
 
     def path(self, name: str) -> str:
         head, dot, rest = name.partition(".")
+        if head in _MUTATION_FIELDS:
+            return name
         within = "" if head in _OWN_FIELDS else self.nested
         argument = self.names.get(head) or camel(head)
         return f"{self.prefix}{within}{argument}{dot}{rest}"

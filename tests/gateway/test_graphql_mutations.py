@@ -149,6 +149,14 @@ def test_mutation_errors_name_the_argument(client: Client) -> None:
     assert error(bad_id, "VALIDATION")["extensions"]["field"] == "id"
     no_freq = post(client, 'mutation { updateSeries(id: "GDP", input: {frequency: null}) { id } }')
     assert error(no_freq, "VALIDATION")["extensions"]["field"] == "input.frequency"
+    # The commit message is the mutation's own argument, beside its input.
+    for mutation in (
+        'createSeries(input: {id: "X5", frequency: DAILY}, message: $m) { id }',
+        'updateSeries(id: "GDP", input: {units: "x"}, message: $m) { id }',
+        'deleteSeries(id: "GDP", message: $m) { seriesId }',
+    ):
+        bad = post(client, f"mutation($m: String) {{ {mutation} }}", {"m": "a\u0000b"})
+        assert error(bad, "VALIDATION")["extensions"]["field"] == "message", mutation
     write = (
         'mutation($d: [Date!], $v: [Float]) { writeObservations(seriesId: "GDP", '
         "dates: $d, values: $v) { id } }"
