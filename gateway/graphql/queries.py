@@ -160,8 +160,13 @@ class Query:
             edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=end)
         )
 
-    @field(description="One catalog version (0 is the empty catalog).")
-    async def version(self, info: Context, number: int) -> Version:
+    @field(
+        description="One catalog version (0 is the empty catalog); null, with a NOT_FOUND "
+        "error, for one not made yet or expired."
+    )
+    async def version(self, info: Context, number: int) -> Version | None:
+        # Nullable, as series is: a version that is not there fails this field
+        # alone, where a non-null field's error would null the whole response.
         if number < 0:
             raise ApiError("a version is a non-negative integer", VALIDATION, "number")
         return version_node(await context_of(info).catalog.version_details(number))

@@ -307,7 +307,10 @@ def test_versions_connection(client: Client) -> None:
     assert ok(client, "{ version(number: 0) { version changes { action } } }") == {
         "version": {"version": 0, "changes": []}
     }
-    error(post(client, "{ version(number: 999) { version } }"), "NOT_FOUND")
+    missing = post(client, '{ version(number: 999) { version } series(id: "GDP") { id } }')
+    assert error(missing, "NOT_FOUND")["path"] == ["version"]
+    # Only the missing version is null: the other fields of the request are answered.
+    assert missing["data"] == {"version": None, "series": {"id": "GDP"}}
     error(post(client, "{ version(number: -1) { version } }"), "VALIDATION")
     error(post(client, query, {"after": "x"}), "VALIDATION")
 
