@@ -29,6 +29,7 @@ from catalog_store.errors import (
     FormatError,
     SeriesNotFoundError,
     ValidationError,
+    VersionNotFoundError,
 )
 from catalog_store.listing import (
     Page,
@@ -186,11 +187,19 @@ class AsyncCatalog:
         A version whose manifest cannot be read is left out (``verify`` names it;
         the ``repair`` that superseded it says so in its message), and the next
         one below takes its place, so a page is short only at the oldest version.
+        Raises VersionNotFoundError when every version below ``before`` has expired
+        under retention: a page of them is not the end of the history, as an empty
+        one would say.
         """
         self._check_open()
         check_count(limit, "limit", 1)
         if before is not None:
             check_count(before, "before", 0)
+            oldest = await self.reader.oldest_version()
+            if 0 < before <= oldest:
+                raise VersionNotFoundError(
+                    f"catalog versions below {before} have expired; the oldest kept is {oldest}"
+                )
         latest = await self.version()
         top = latest if before is None else min(before - 1, latest)
         return await catalog_versions(self.reader, top, limit)

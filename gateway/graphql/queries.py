@@ -152,9 +152,10 @@ class Query:
         before = await context.version() + 1 if after is None else parse_version(after, "after")
         if after is not None:
             await context.catalog.check_pinned(before, "after")
-        history = await context.catalog.history(limit=first, before=before) if before else []
-        edges = [VersionEdge(cursor=str(v.version), node=version_node(v)) for v in history]
-        more = len(history) == first and history[-1].version > 0
+        # One more than the page: there is a next page only where older versions are kept.
+        history = await context.catalog.history(limit=first + 1, before=before) if before else []
+        edges = [VersionEdge(cursor=str(v.version), node=version_node(v)) for v in history[:first]]
+        more = len(history) > first
         end = edges[-1].cursor if edges else None
         return VersionConnection(
             edges=edges, page_info=PageInfo(has_next_page=more, end_cursor=end)

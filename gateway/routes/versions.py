@@ -87,10 +87,11 @@ async def list_versions(
     before = None if cursor is None else parse_version(cursor, "cursor")
     if before is not None:
         await catalog.check_pinned(before)
-    history = await catalog.history(limit=limit, before=before)
-    last = history[-1].version if history else 0
-    more = len(history) == limit and last > 0
-    return VersionPage([as_version(v) for v in history], str(last) if more else None)
+    # One more than the page: a cursor is given only where older versions are kept.
+    history = await catalog.history(limit=limit + 1, before=before)
+    page = history[:limit]
+    more = len(history) > limit
+    return VersionPage([as_version(v) for v in page], str(page[-1].version) if more else None)
 
 
 @get(

@@ -99,3 +99,34 @@ def test_a_series_history_page_is_validated_by_the_series_and_retention(
     assert after.headers["etag"] == f'W/"{newest}.{newest}"'
     again = httpx.get(url, headers={"If-None-Match": after.headers["etag"]})
     assert again.status_code == 304
+
+
+def test_paging_catalog_versions_across_retention(served: tuple[StoreTarget, Server]) -> None:
+    """The version listing ends at the oldest kept version without a cursor to
+    follow, and a cursor below which everything has expired since is a 404: the
+    history did not end there, it was expired under the client."""
+    target, server = served
+    url = f"{server.url}/v1/versions"
+    first = httpx.get(url, params={"limit": 2}).json()
+    cursor = first["next_cursor"]
+    with target.open(create=False) as cat:
+        latest = cat.version()
+        report = cat.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+    assert report.oldest_version == latest > int(cursor)
+    gone = httpx.get(url, params={"cursor": cursor})
+    assert gone.status_code == 404, gone.text
+    assert "expired" in gone.json()["detail"]
+    graphql = httpx.post(
+        f"{server.url}/graphql",
+        json={"query": f'{{ versions(after: "{cursor}") {{ edges {{ cursor }} }} }}'},
+    ).json()
+    assert graphql["errors"][0]["extensions"]["code"] == "NOT_FOUND", graphql
+    # What is kept is one version: one page, and nothing after it to ask for.
+    kept = httpx.get(url, params={"limit": 1}).json()
+    assert ([v["version"] for v in kept["items"]], kept["next_cursor"]) == ([latest], None)
+    query = "{ versions(first: 1) { edges { cursor } pageInfo { hasNextPage endCursor } } }"
+    page = httpx.post(f"{server.url}/graphql", json={"query": query}).json()["data"]["versions"]
+    assert page == {
+        "edges": [{"cursor": str(latest)}],
+        "pageInfo": {"hasNextPage": False, "endCursor": str(latest)},
+    }
