@@ -235,8 +235,9 @@ def _check_one_kind_of_time(dates: Sequence[Any] | np.ndarray[Any, Any]) -> None
 
 def _values_array(values: Sequence[Any]) -> pa.Array:
     """``values`` as Arrow infers them. Arrow reads a Python int as int64 and cannot
-    take one past it, so such an int becomes the float equal to it (10^22 is one); an
-    int no float equals is refused, as :func:`_values` refuses one past 2^53."""
+    take one past it, nor, among floats, one past 2^53; such an int becomes the float
+    equal to it (10^16 and 10^22 are ones); an int no float equals is refused, as
+    :func:`_values` refuses one past 2^53."""
     try:
         return pa.array(values)
     except (pa.ArrowInvalid, OverflowError):
@@ -244,7 +245,7 @@ def _values_array(values: Sequence[Any]) -> pa.Array:
             raise
     floats = []
     for value in values:
-        if type(value) is int and not _INT64_MIN <= value <= _INT64_MAX:
+        if type(value) is int and not -_EXACT_INT <= value <= _EXACT_INT:
             try:
                 held = float(value)
             except OverflowError:
@@ -257,7 +258,8 @@ def _values_array(values: Sequence[Any]) -> pa.Array:
     return pa.array(floats)
 
 
-_INT64_MIN, _INT64_MAX = -(2**63), 2**63 - 1
+#: Every int up to this is a float exactly; Arrow takes no larger one among floats.
+_EXACT_INT = 2**53
 
 
 def _inexact(given: int) -> ValidationError:

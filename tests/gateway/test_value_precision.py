@@ -65,8 +65,15 @@ def test_rest_keeps_integers_a_float_holds_and_floats_as_written(server: Server)
     csv = f"date,value\n2024-02-03,{2**53}\n2024-02-04,1e20\n2024-02-05,{BIG}.0\n2024-02-06,\n"
     written = httpx.post(url, content=csv.encode(), headers=CSV)
     assert written.status_code == 200, written.text
-    values = httpx.get(f"{server.url}/v1/series/S/observations?start=2024-02-01").json()["values"]
+    values = httpx.get(
+        f"{server.url}/v1/series/S/observations?start=2024-02-01&end=2024-02-29"
+    ).json()["values"]
     assert values == [2.0**53, 3.0, 2.0**53, 1e20, 2.0**53, None]
+    # Beside a float too: 10^16 is a float exactly.
+    beside = httpx.post(url, json={"dates": ["2024-03-01", "2024-03-02"], "values": [1.5, 10**16]})
+    assert beside.status_code == 200, beside.text
+    kept = httpx.get(f"{server.url}/v1/series/S/observations?start=2024-03-01").json()["values"]
+    assert kept == [1.5, 1e16]
 
 
 def test_graphql_refuses_integers_a_float_would_round(server: Server) -> None:
