@@ -176,6 +176,9 @@ class ParsedSeries:
     date_label: str = "date"
     #: The column of the values, where it is not ``name`` (a long file's value column).
     value_label: str | None = None
+    #: Dates of a long file's rows of this series whose value is missing: they tell
+    #: the frequency of a series that has no value at all.
+    skipped_dates: list[DateValue] = field(default_factory=list)
     _line_of: dict[DateValue, int] = field(default_factory=dict, init=False, repr=False)
 
     def add(self, date: DateValue, value: float | None, line: int) -> None:
@@ -449,6 +452,8 @@ def read_long(
         )
         if value is not None:
             series.add(date, value, line)
+        else:
+            series.skipped_dates.append(date)
     return list(out.values())
 
 

@@ -86,7 +86,12 @@ def _frequencies(
                 )
             frequencies[series_id] = current.frequency
             continue
-        frequency = given or file_frequency or infer_frequency(item.dates)
+        frequency = (
+            given
+            or file_frequency
+            or infer_frequency(item.dates)
+            or infer_frequency([*item.dates, *item.skipped_dates])
+        )
         if frequency is None:
             raise ValidationError(
                 f"cannot infer the frequency of new series {series_id!r} from fewer than "

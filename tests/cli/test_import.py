@@ -259,6 +259,19 @@ def test_every_series_of_a_long_file_is_imported_though_all_its_values_are_missi
     )
     assert (done["series"], done["created"], done["ids"]) == (2, 2, ["A", "Z"])
     assert as_json(cli(*local, "read", "Z", "--format", "json")) == []
+    # Without --frequency, a new series with no value takes the one its rows' dates
+    # tell, as one with values does.
+    text = "id,date,value\nB,2000-01-01,1\nB,2000-04-01,2\nY,2000-01-01,\nY,2000-04-01,NA\n"
+    done = as_json(cli(*local, "import", "-", "--format", "long", "--json", input=text))
+    assert (done["series"], done["created"]) == (2, 2)
+    shown = as_json(cli(*local, "show", "Y", "--json"))
+    assert (shown["frequency"], shown["observation_count"]) == ("quarterly", 0)
+    # One row tells no frequency: the error asks for it, and nothing is written.
+    before = cli(*local, "log", "--limit", "1").output
+    alone = cli(*local, "import", "-", "--format", "long", input="id,date,value\nX,2000-01-01,\n")
+    assert alone.exit_code == 1
+    assert "pass --frequency" in alone.output
+    assert cli(*local, "log", "--limit", "1").output == before
 
 
 def test_an_integer_past_int64_that_a_float_holds_is_imported_exactly(local: list[str]) -> None:
