@@ -50,15 +50,32 @@ BINARY: Schema = {"type": "string", "format": "binary"}
 TEXT: Schema = {"type": "string"}
 
 
+#: The answer to a ``Range`` request: that part of the representation, of any media type.
+_PARTIAL: Schema = {
+    "description": "Partial Content: the bytes the Range header asked for",
+    "content": {"*/*": {"schema": BINARY}},
+    "headers": {
+        "Content-Range": {
+            "description": "Which bytes of the whole: bytes 0-99/1234.",
+            "schema": {"type": "string"},
+        }
+    },
+}
+
+
 def documented(
     request_body: Mapping[str, Schema] | None = None,
     responses: Mapping[int, Mapping[str, Schema]] | None = None,
     headers: Mapping[int, Mapping[str, str]] | None = None,
+    descriptions: Mapping[int, str] | None = None,
+    ranged: bool = False,
 ) -> type[Operation]:
     """An Operation class whose schema also shows the given bodies and headers.
 
     ``request_body`` and each of ``responses`` map media types to schemas;
-    ``headers`` maps a status to ``{header name: description}``.
+    ``headers`` maps a status to ``{header name: description}``; ``descriptions``
+    a status to its description where "Success" would not say what it means.
+    ``ranged``: the operation answers a ``Range`` request with 206.
     """
 
     class DocumentedOperation(Operation):
@@ -72,7 +89,8 @@ def documented(
             answers = schema.setdefault("responses", {})
             for status, content in (responses or {}).items():
                 answer = answers.setdefault(str(status), {"description": "Success"})
-                answer["content"] = {media: {"schema": s} for media, s in content.items()}
+                if content:
+                    answer["content"] = {media: {"schema": s} for media, s in content.items()}
             for status, named in (headers or {}).items():
                 answer = answers.setdefault(str(status), {"description": "Success"})
                 answer.setdefault("headers", {}).update(
@@ -81,6 +99,10 @@ def documented(
                         for name, text in named.items()
                     }
                 )
+            for status, text in (descriptions or {}).items():
+                answers.setdefault(str(status), {})["description"] = text
+            if ranged:
+                answers["206"] = copy.deepcopy(_PARTIAL)
             return schema
 
     return DocumentedOperation

@@ -89,7 +89,9 @@ class CommitResult(msgspec.Struct):
     responses=problem_specs(400, 401, 403, 404, 409, 413, 415, 422, 429, 503),
     operation_class=documented(
         request_body={JSON: struct_schema(CommitRequest)},
+        responses={200: {JSON: struct_schema(CommitResult)}},
         headers={201: {"Location": "The URL of the new catalog version."}},
+        descriptions={200: "Nothing changed: no new version, the current one is given"},
     ),
 )
 async def commit(request: Request[Any, Any, Any]) -> Response[CommitResult]:

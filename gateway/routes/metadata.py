@@ -120,6 +120,7 @@ def encode_csv(table: pa.Table) -> bytes:
             }
         },
         headers={200: {"Fincat-Catalog-Version": "The catalog version the table is of."}},
+        ranged=True,
     ),
 )
 async def read_metadata_table(

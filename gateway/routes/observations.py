@@ -232,6 +232,7 @@ async def pin_series(
     operation_class=documented(
         responses=_table_responses(Observations),
         headers={200: {"ETag": 'Weak ETag of the series version: W/"42".'}},
+        ranged=True,
     ),
 )
 async def read_observations(
@@ -287,6 +288,7 @@ async def read_observations(
                 'expired history, with the oldest version kept: W/"42.7".'
             }
         },
+        ranged=True,
     ),
 )
 async def read_revisions(

@@ -215,6 +215,16 @@ def test_openapi_document(client: Client) -> None:
         "application/vnd.apache.arrow.stream",
         "application/vnd.apache.parquet",
     }
+    # Every answer a client may get is there: a ranged read's 206, a commit's 200.
+    for path in (
+        "/v1/series/{series_id}/observations",
+        "/v1/series/{series_id}/revisions",
+        "/v1/metadata",
+    ):
+        assert "Content-Range" in paths[path]["get"]["responses"]["206"]["headers"], path
+    commit = paths["/v1/commits"]["post"]["responses"]
+    assert {"200", "201"} <= set(commit)
+    assert "version" in commit["200"]["content"]["application/json"]["schema"]["properties"]
     write = paths["/v1/series/{series_id}/observations"]["post"]["requestBody"]["content"]
     assert set(write) == {"application/json", "text/csv", "application/vnd.apache.arrow.stream"}
     assert client.get("/schema").status_code == 200
