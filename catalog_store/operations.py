@@ -29,8 +29,9 @@ from catalog_store.errors import (
     ValidationError,
     VersionMismatchError,
 )
+from catalog_store.intake import as_table
 from catalog_store.models import SPEC_FIELDS, SeriesSpec, apply_changes, check_count
-from catalog_store.normalize import as_table, normalize, owned
+from catalog_store.normalize import normalize, owned
 from catalog_store.observations import (
     DEFAULT_PARTITIONING,
     check_mode,
