@@ -443,16 +443,22 @@ class Committer:
     async def _settle_unknown(self, unknown: set[int], commit_id: str) -> Manifest | None:
         """Resolve versions whose write outcome is unknown: ours, someone else's, or absent.
 
-        An absent version stays a candidate only until we retry it: the next attempt
-        targets the same key (the latest is still below it), so a delayed write of
-        ours can never land beside a second copy of the same commit.
+        Absent is no proof: a write of ours that outlived its deadline (a request S3
+        had already received, a local worker thread still running) may land later.
+        Such a version stays unknown until another manifest holds its key, or the
+        retention floor passes it. Meanwhile the next attempt targets the same key
+        (the latest is still below it), so a delayed write of ours can never land
+        beside a second copy of the same commit; if the limits are reached first,
+        the outcome is reported unknown, never as a failure that might yet land.
         """
         for version in sorted(unknown):
             try:
                 ours = await self._read_if_ours(version, commit_id)
                 expired = ours is not None and await self._expired(version, commit_id)
             except ObjectNotFoundError:
-                unknown.discard(version)
+                with contextlib.suppress(StorageError, IntegrityError):
+                    if version < await self.reader.oldest_version():
+                        unknown.discard(version)  # a late landing there is below the floor
                 continue
             except (StorageError, IntegrityError):
                 continue  # still unknown: ours, but whether below the floor is not

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 
 from catalog_store import AsyncCatalog, Catalog, CatalogOptions, RetryPolicy
-from catalog_store.errors import StorageUnavailableError
+from catalog_store.errors import CommitStateUnknownError, StorageUnavailableError
 from catalog_store.storage import LocalStore, MemoryStore, Store, open_store
 from catalog_store.storage.guarded import GuardedStore
 from tests.conftest import StoreTarget
@@ -293,3 +293,51 @@ def test_a_process_limit_is_reported_by_what_cures_it(
     cat = Catalog.open(str(root))
     assert cat.version() == 1 and cat.verify().ok
     cat.close()
+
+
+class LateLandingStore(MemoryStore):
+    """A memory store whose first manifest write outlives the caller's deadline and
+    lands afterwards: a request S3 received, answered after the client gave up."""
+
+    def __init__(self, delay: float) -> None:
+        super().__init__()
+        self.delay = delay
+        self.armed = False
+        self.late: asyncio.Task[None] | None = None
+
+    async def put_if_absent(self, key: str, data: bytes) -> None:
+        if not self.armed or self.late is not None or not key.startswith("_manifests/0"):
+            await super().put_if_absent(key, data)
+            return
+
+        async def land() -> None:
+            await asyncio.sleep(self.delay)
+            await MemoryStore.put_if_absent(self, key, data)
+
+        self.late = asyncio.ensure_future(land())
+        await asyncio.sleep(3600)  # no answer: only the deadline ends the call
+
+
+def test_a_write_that_lands_after_the_commit_gave_up_is_reported_unknown() -> None:
+    async def main() -> None:
+        store = LateLandingStore(delay=0.5)
+        setup = await AsyncCatalog.open_store(store, create=True)
+        await setup.create({"id": "S", "frequency": "annual", "title": "before"})
+        before = await setup.version()
+        store.armed = True
+        once = RetryPolicy(max_attempts=1, max_seconds=30)
+        catalog = await AsyncCatalog.open_store(
+            store, options=CatalogOptions(retry=once, store_timeout=0.1)
+        )
+        # The key is still empty when the commit gives up: no proof it will stay so.
+        with pytest.raises(CommitStateUnknownError) as unknown:
+            await catalog.update("S", {"title": "after"})
+        assert unknown.value.versions == [before + 1]
+        assert store.late is not None
+        await store.late
+        # It landed after all, as the error allowed, under the id the error gave.
+        landed = await catalog.version_details(before + 1)
+        assert landed.commit_id == unknown.value.commit_id
+        assert (await catalog.get("S")).title == "after"
+
+    asyncio.run(main())
