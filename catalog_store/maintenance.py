@@ -281,7 +281,8 @@ async def expire_versions(
     if report.dry_run:
         return floor
     while True:
-        if floor > await reader.oldest_version():
+        # Against the floor as recorded: one a late write lowered is written again.
+        if floor > await reader.recorded_floor():
             await reader.store.put(keys.RETENTION_FLOOR, str(floor).encode())
         for version in stale:
             await reader.store.delete(keys.manifest_key(version))

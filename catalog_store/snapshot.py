@@ -44,6 +44,7 @@ from catalog_store.records import (
     decode_xid_shard,
     xid_key,
 )
+from catalog_store.retention_floor import kept_from, read_recorded
 from catalog_store.storage import Store
 from catalog_store.table import decode_part, part_bytes
 
@@ -83,6 +84,8 @@ class StoreReader:
         self._latest: int | None = None
         self._latest_checked = 0.0
         self._floor = 0  # the oldest version kept, as last seen
+        #: The last floor read from the store, and the oldest version kept it gave.
+        self._floor_recorded, self._floor_kept = 0, 0
         self._floor_checked = float("-inf")
         self._kept_checked = float("-inf")  # when the latest known was last seen held
         self.marker: StoreMarker | None = None
@@ -278,22 +281,25 @@ class StoreReader:
             return None
 
     async def oldest_version(self) -> int:
-        """The oldest version kept: 0 unless gc expired history under a retention policy."""
-        try:
-            text = (await self.store.get(keys.RETENTION_FLOOR)).decode().strip()
-            if not (text.isascii() and text.isdigit()):  # "-2", "+3", "1_0", "٣"
-                raise ValueError(text)
-            floor = int(text)
-        except ObjectNotFoundError:
-            floor = 0
-        except (ValueError, UnicodeDecodeError):
-            raise IntegrityError(
-                f"{keys.RETENTION_FLOOR} is not a version number: write the oldest version "
-                "kept into it (docs/storage-format.md, Retention floor)"
-            ) from None
+        """The oldest version kept: 0 unless gc expired history under a retention policy
+        (see :mod:`catalog_store.retention_floor`)."""
+        recorded = await self.recorded_floor()
+        if recorded != self._floor_recorded:
+            floor = await kept_from(
+                recorded,
+                self._exists,
+                self._latest,
+                lambda: self.store.list(f"{keys.MANIFEST_DIR}/"),
+            )
+            self._floor_recorded, self._floor_kept = recorded, floor
+        floor = self._floor_kept
         self._floor = max(self._floor, floor)
         self._floor_checked = time.monotonic()
         return floor
+
+    async def recorded_floor(self) -> int:
+        """The floor ``_manifests/_floor`` records, which a late write may have lowered."""
+        return await read_recorded(self.store.get)
 
     async def _search_from_zero(self) -> int:
         """Find the newest version without a hint: gallop, then bisect (O(log n) heads)."""

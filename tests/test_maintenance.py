@@ -538,6 +538,33 @@ def test_a_retention_floor_after_the_newest_version_is_reported_and_stops_gc(
     assert_whole(root, files)
 
 
+def test_a_floor_a_late_write_lowered_is_read_as_the_oldest_manifest_kept(
+    tmp_path: Path,
+) -> None:
+    """A gc's floor write that outlived its deadline may land after a later gc raised
+    the floor and deleted the manifests up to it: the store holds a floor whose
+    manifest is gone. Readers take the oldest manifest kept, and gc writes it back."""
+    root = tmp_path / "store"
+    with Catalog.open(str(root), create=True) as cat:
+        cat.create(id="A", frequency="annual")
+        for value in range(6):
+            cat.write("A", ([dt.date(2000, 1, 1)], [float(value)]), "upsert")
+        newest = cat.version()
+        report = cat.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+    assert report.oldest_version == newest
+    (root / RETENTION_FLOOR).write_text("3")  # the late write of an earlier gc's floor
+    (root / LATEST_HINT).unlink()  # and no hint: the search starts at the floor
+    with Catalog.open(str(root)) as fresh:
+        assert fresh.version() == newest
+        assert fresh.read("A")["value"].to_pylist() == [5.0]
+        with pytest.raises(VersionNotFoundError, match="expired"):
+            fresh.read("A", as_of=newest - 1)
+        assert fresh.verify().ok
+        again = fresh.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+    assert (again.oldest_version, again.expired_versions) == (newest, 0)
+    assert (root / RETENTION_FLOOR).read_text() == str(newest)
+
+
 class BeforeManifest(FaultyStore):
     """Runs ``during`` once, just before the first ``operation`` (``get`` or
     ``put_if_absent``) on a manifest (or on a key under ``prefix``) goes to the store."""
