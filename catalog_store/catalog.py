@@ -195,14 +195,14 @@ class AsyncCatalog:
         check_count(limit, "limit", 1)
         if before is not None:
             check_count(before, "before", 0)
-            oldest = await self.reader.oldest_version()
-            if 0 < before <= oldest:
-                raise VersionNotFoundError(
-                    f"catalog versions below {before} have expired; the oldest kept is {oldest}"
-                )
+        oldest = await self.reader.oldest_version()
+        if before is not None and 0 < before <= oldest:
+            raise VersionNotFoundError(
+                f"catalog versions below {before} have expired; the oldest kept is {oldest}"
+            )
         latest = await self.version()
         top = latest if before is None else min(before - 1, latest)
-        return await catalog_versions(self.reader, top, limit)
+        return await catalog_versions(self.reader, top, limit, oldest)
 
     async def series_history(
         self, series_id: str, as_of: AsOf = None, before: int | None = None, limit: int = 10

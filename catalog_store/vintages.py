@@ -41,11 +41,13 @@ log = logging.getLogger(__name__)
 _INLINE_VALUES = 100_000
 
 
-async def catalog_versions(reader: StoreReader, top: int, limit: int) -> list[VersionInfo]:
-    """Up to ``limit`` versions from ``top`` down, newest first. A version whose
-    manifest cannot be read is left out (``verify`` names it) and the next one below
-    takes its place, so the list is short only at the oldest kept version."""
-    oldest = await reader.oldest_version()
+async def catalog_versions(
+    reader: StoreReader, top: int, limit: int, oldest: int
+) -> list[VersionInfo]:
+    """Up to ``limit`` versions from ``top`` down to ``oldest``, newest first. A
+    version whose manifest cannot be read is left out (``verify`` names it) and the
+    next one below takes its place, so the list is short only at the oldest kept
+    version."""
     out: list[VersionInfo] = []
     for version in range(top, oldest - 1, -1):
         if len(out) == limit:
