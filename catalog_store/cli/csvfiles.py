@@ -335,6 +335,13 @@ class _Dates:
             guessed = _guess(header, DATE_NAMES)
             self.columns = (0 if guessed is None else guessed,)
         self.label = "/".join(header[i] for i in self.columns)
+        if len(self.columns) == 1 and _is_date(self.label):
+            # Read as a header, a file without one loses its first row unseen.
+            raise ValidationError(
+                f"the first row names the date column {self.label!r}, a date: the file "
+                "has no header row; add one (date,value)",
+                "file",
+            )
 
     def read(self, row: Sequence[str], line: int) -> DateValue:
         cells = [row[i] for i in self.columns]
@@ -350,6 +357,14 @@ class _Dates:
             if len(cells) == 2 and "invalid literal" in message:
                 message = f"not a year and quarter: {cells[0]!r}, {cells[1]!r}"
             raise ValidationError(f"line {line}: {message}", self.label) from None
+
+
+def _is_date(text: str) -> bool:
+    try:
+        parse_date(text)
+    except ValueError:
+        return False
+    return True
 
 
 def _number(text: str, line: int, column: str) -> float | None:

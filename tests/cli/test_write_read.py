@@ -175,6 +175,19 @@ def test_an_empty_delta_is_accepted_by_write_and_import_alike(local: list[str]) 
     fails(cli(*local, "write", "a", "-", input=""), 1, "the file is empty")
 
 
+def test_a_file_without_a_header_row_is_refused(local: list[str]) -> None:
+    """Read as a header, its first row would be lost unseen (a write of "0 rows")
+    or become a series named after a value; its date where the date column's name
+    should be gives it away."""
+    ok(cli(*local, "init"))
+    ok(cli(*local, "import", "-", "--format", "wide", input="date,a\n2000-01-01,1\n2000-02-01,2\n"))
+    headerless = "2000-03-01,3\n2000-04-01,4\n"
+    for args in (["write", "a", "-"], ["import", "-", "--format", "wide"]):
+        fails(cli(*local, *args, input=headerless), 1, "has no header row")
+    assert latest_version(local) == 1
+    assert as_json(cli(*local, "show", "a", "--json"))["observation_count"] == 2
+
+
 @pytest.mark.parametrize("mode", ["replace_range", "delete_range"])
 def test_range_modes_need_a_bound(tmp_path: Path, local: list[str], mode: str) -> None:
     ok(cli(*local, "init"))
