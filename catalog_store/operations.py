@@ -386,7 +386,8 @@ def write_operation(
     ranged = mode in ("replace_range", "delete_range")
     if not ranged and (start is not None or end is not None):
         raise ValidationError(
-            f"start and end apply to replace_range and delete_range, not {mode}", "start"
+            f"start and end apply to replace_range and delete_range, not {mode}",
+            "start" if start is not None else "end",
         )
     if mode == "delete_range" and observations is not None:
         raise ValidationError("delete_range takes no observations", "observations")

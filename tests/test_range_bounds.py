@@ -69,3 +69,17 @@ def test_one_open_end_or_the_series_own_span_still_covers_it(catalog: Catalog, m
     series = catalog.get("S")
     catalog.write("S", rows, mode, start=series.first_date, end=series.last_date)
     assert values(catalog) == kept
+
+
+@pytest.mark.parametrize("mode", ["append", "upsert"])
+@pytest.mark.parametrize("bound", ["start", "end"])
+def test_a_bound_given_to_a_mode_without_a_range_is_named(
+    catalog: Catalog, mode: str, bound: str
+) -> None:
+    before = catalog.version()
+    with pytest.raises(ValidationError) as refused:
+        catalog.write("S", ([D(2024, 1, 9)], [9.0]), mode, **{bound: D(2024, 1, 9)})
+    assert refused.value.field == bound
+    assert f"apply to replace_range and delete_range, not {mode}" in refused.value.message
+    assert catalog.version() == before
+    assert values(catalog) == [1.0, 2.0, 3.0, 4.0]
