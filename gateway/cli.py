@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import os
 import socket
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any, NoReturn
 
@@ -63,6 +64,18 @@ def fail(message: str, status: int = 1) -> NoReturn:
     """End the command as every fincat command ends on an error: one line, a status."""
     typer.secho(f"error: {message}", err=True, fg=typer.colors.RED)
     raise typer.Exit(status)
+
+
+class LogLevel(StrEnum):
+    """uvicorn's log levels (``uvicorn.config.LOG_LEVELS``): another word stopped the
+    server with a traceback after the catalog was opened."""
+
+    critical = "critical"
+    error = "error"
+    warning = "warning"
+    info = "info"
+    debug = "debug"
+    trace = "trace"
 
 
 @app.command()
@@ -145,7 +158,9 @@ def serve(
             "--create", help=f"Initialise an empty catalog if there is none [{ENV_CREATE}]."
         ),
     ] = None,
-    log_level: Annotated[str, typer.Option("--log-level", help="uvicorn's log level.")] = "info",
+    log_level: Annotated[
+        LogLevel, typer.Option("--log-level", case_sensitive=False, help="uvicorn's log level.")
+    ] = LogLevel.info,
 ) -> None:
     """Serve the catalog over HTTP (REST, OpenAPI at /schema).
 
@@ -204,7 +219,7 @@ def serve(
         "host": settings.host,
         "port": settings.port,
         "workers": workers,
-        "log_level": log_level,
+        "log_level": log_level.value,
         # Client addresses key the rate limit; a proxy's headers are not trusted by default.
         "proxy_headers": False,
         "timeout_graceful_shutdown": settings.shutdown_timeout,

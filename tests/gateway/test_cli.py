@@ -245,6 +245,18 @@ def test_a_variable_is_refused_where_its_option_is(
         Settings.from_env({"FINCAT_ROOT": "x", variable: value})
 
 
+def test_serve_refuses_an_unknown_log_level_before_opening_the_catalog(tmp_path: Path) -> None:
+    # tmp_path is no catalog: a level let through would fail on that (exit 1) first.
+    refused = CliRunner().invoke(
+        cli_app,
+        ["--root", str(tmp_path), "serve", "--log-level", "bogus"],
+        env={"NO_COLOR": "1", "COLUMNS": "200"},
+    )
+    assert refused.exit_code == 2, refused.output
+    assert "--log-level" in refused.output
+    assert "'critical', 'error', 'warning', 'info', 'debug', 'trace'" in refused.output
+
+
 def test_serve_refuses_a_bad_variable_in_one_line(local_target: StoreTarget) -> None:
     status, stderr = serve_failing(local_target, FINCAT_CACHE_BYTES="0")
     assert (status, stderr) == (2, "error: FINCAT_CACHE_BYTES must be >= 1, not 0\n")
