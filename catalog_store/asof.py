@@ -56,9 +56,17 @@ def parse_instant(text: str, name: str) -> dt.datetime:
 
 
 def parse_as_of(text: str | None, name: str = "as_of") -> AsOf:
-    """A version number or an instant with a UTC offset; None for no or blank text."""
-    if text is None or not text.strip():
-        return None
+    """A version number or an instant with a UTC offset; None (the newest) when none
+    is given. Blank text is refused: a client whose template left the value out
+    would otherwise be answered for the newest version without being told."""
+    return None if text is None else parse_point(text, name)
+
+
+def parse_point(text: str, name: str = "as_of") -> int | dt.datetime:
+    """A version number or an instant with a UTC offset. Raises ValidationError
+    naming ``name``, for blank text too."""
+    if not text.strip():
+        raise ValidationError("must not be empty; leave it out for the newest version", name)
     if text.strip().isdigit():
         return parse_version(text, name)
     return parse_instant(text, name)

@@ -345,7 +345,7 @@ class AsyncCatalog:
         """:meth:`list` by a :class:`SeriesFilter` (which can also ask for an external-id
         provider)."""
         self._check_open()
-        if cursor:
+        if cursor is not None:
             as_of = decode_cursor(cursor)[0]
             await self.check_pinned(as_of)
         return await page(await self.snapshot(as_of), flt, limit, cursor)

@@ -234,7 +234,7 @@ async def _rows_of_source(
 async def page(snapshot: Snapshot, flt: SeriesFilter, limit: int, cursor: str | None) -> Page:
     """One page of matching series at the snapshot's version."""
     check_count(limit, "limit", 1, MAX_PAGE)
-    after = decode_cursor(cursor)[2] if cursor else ""
+    after = decode_cursor(cursor)[2] if cursor is not None else ""
     # The shard holding the id, whatever shard the cursor names: a cursor built by
     # hand names the series after an id, and cannot know the shard layout.
     start_shard = keys.meta_shard_of(snapshot.manifest.bounds, after)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import datetime as dt
 import re
 from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 from typing import Any, TypeVar
 
 import msgspec
@@ -61,9 +62,13 @@ def parse_bound(text: str | None, name: str) -> dt.date | dt.datetime | None:
     instants); anything else must be a date, and an error names both forms, since
     the client may have meant either.
     """
-    if text is None or not text.strip():
+    if text is None:
         return None
     value = text.strip()
+    if not value:
+        # Read as open, a bound a client's template left empty would widen a range
+        # delete to the end of the series.
+        raise ValidationError("must not be empty; leave it out for an open end", name)
     if len(value) > 10 and value[10] in "Tt ":
         return parse_instant(value, name)
     try:
@@ -154,20 +159,36 @@ def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
     # A HEAD is here as its GET (gateway.head), so it takes what the GET takes.
     taken = _declared_parameters(request.app).get((request.method, template), {})
     for name, values in request.query_params.dict().items():
-        if name not in taken:
+        kind = taken.get(name)
+        if kind is None:
             known = ", ".join(sorted(taken)) or "none"
             message = f"unknown query parameter; this operation takes {known}"
-        elif len(values) > 1 and not taken[name]:
+        elif len(values) > 1 and not kind.repeatable:
             # Else the last would win unseen: format=csv&format=json answers JSON.
             message = "given more than once; it takes one value"
+        elif kind.integer and not all(_INTEGER.fullmatch(value) for value in values):
+            # Converted leniently, 1e2 and 5.0 would be taken for 100 and 5.
+            message = "must be an integer written in digits"
         else:
             continue
         raise ValidationException(f"{name}: {message}", extra=[{"key": name, "message": message}])
 
 
-def _declared_parameters(app: Litestar) -> dict[tuple[str, str], dict[str, bool]]:
-    """For each operation, its query parameters, each with whether it may repeat (a list)."""
-    declared: dict[tuple[str, str], dict[str, bool]] | None = app.state.get(_DECLARED)
+@dataclass(frozen=True)
+class _Declared:
+    """How a query parameter is declared in the OpenAPI document."""
+
+    repeatable: bool  # an array: it may be given more than once
+    integer: bool
+
+
+#: An integer as a client writes one; its range is the parameter's own check.
+_INTEGER = re.compile(r"[-+]?[0-9]+")
+
+
+def _declared_parameters(app: Litestar) -> dict[tuple[str, str], dict[str, _Declared]]:
+    """For each operation, its query parameters and how each is declared."""
+    declared: dict[tuple[str, str], dict[str, _Declared]] | None = app.state.get(_DECLARED)
     if declared is None:
         declared = {}
         for path, item in (app.openapi_schema.paths or {}).items():
@@ -175,7 +196,7 @@ def _declared_parameters(app: Litestar) -> dict[tuple[str, str], dict[str, bool]
                 operation = getattr(item, method, None)
                 if operation is not None:
                     declared[(method.upper(), path)] = {
-                        p.name: _repeatable(p.schema)
+                        p.name: _Declared(_repeatable(p.schema), _is_integer(p.schema))
                         for p in operation.parameters or ()
                         if getattr(p, "param_in", None) == "query"
                     }
@@ -185,8 +206,21 @@ def _declared_parameters(app: Litestar) -> dict[tuple[str, str], dict[str, bool]
 
 def _repeatable(schema: Any) -> bool:
     """Whether a parameter's OpenAPI schema is an array (or null or an array)."""
-    kinds = [schema, *(getattr(schema, "one_of", None) or ())]
-    return any(getattr(kind, "type", None) == OpenAPIType.ARRAY for kind in kinds)
+    return OpenAPIType.ARRAY in _types(schema)
+
+
+def _is_integer(schema: Any) -> bool:
+    """Whether a parameter's OpenAPI schema is an integer (or null or an integer)."""
+    return OpenAPIType.INTEGER in _types(schema)
+
+
+def _types(schema: Any) -> list[Any]:
+    """The types a schema allows: its own, a list of them, or its ``one_of``'s."""
+    found: list[Any] = []
+    for kind in (schema, *(getattr(schema, "one_of", None) or ())):
+        named = getattr(kind, "type", None)
+        found.extend(named if isinstance(named, list) else [named])
+    return found
 
 
 def decode_json(body: bytes, kind: type[T]) -> T:

@@ -13,7 +13,7 @@ from graphql import GraphQLError, GraphQLFloat, IntValueNode, ValidationRule, ge
 from strawberry.exceptions import StrawberryInputCoercionError
 from strawberry.types.scalar import ScalarDefinition
 
-from catalog_store.asof import MAX_VERSION, parse_as_of, parse_date
+from catalog_store.asof import MAX_VERSION, parse_date, parse_point
 from catalog_store.errors import ValidationError
 from catalog_store.observations import parse_instant_text
 
@@ -36,10 +36,7 @@ def parse_as_of_value(value: object) -> int | dt.datetime:
         if not 0 <= value <= MAX_VERSION:
             raise ValidationError(f"a version is between 0 and {MAX_VERSION}", "as_of")
         return value
-    parsed = parse_as_of(value)
-    if parsed is None:
-        raise ValidationError("must not be empty", "as_of")
-    return parsed
+    return parse_point(value)
 
 
 def _serialize_as_of(value: object) -> object:

@@ -158,6 +158,40 @@ def test_list_errors(client: Client) -> None:
     problem(client.get("/v1/series?external_id=fred:GDP&source=BEA"), 422)
 
 
+def test_integers_and_points_in_time_are_read_strictly(client: Client) -> None:
+    """Read leniently, each would answer another question than the one asked: 1e2
+    a page of 100, an empty as_of or cursor the newest version, an empty end of a
+    range delete everything after its start."""
+    for url in (
+        "/v1/series?limit=1e2",
+        "/v1/series?limit=5.0",
+        "/v1/versions?limit=1e1",
+        "/v1/series/UNRATE/history?limit=2.0",
+    ):
+        body = problem(client.get(url), 422)
+        assert body["errors"] == [
+            {"field": "limit", "message": "must be an integer written in digits"}
+        ], url
+    for url, field in [
+        ("/v1/series/UNRATE?as_of=", "as_of"),
+        ("/v1/series/UNRATE/observations?as_of=%20", "as_of"),
+        ("/v1/series?as_of=", "as_of"),
+        ("/v1/series?cursor=", "cursor"),
+        ("/v1/series/UNRATE/observations?start=", "start"),
+        ("/v1/series/UNRATE/observations?end=", "end"),
+    ]:
+        body = problem(client.get(url), 422)
+        assert [e["field"] for e in body["errors"]] == [field], url
+    before = client.get("/v1/series/UNRATE").json()
+    emptied = client.post(
+        "/v1/series/UNRATE/observations?mode=delete_range&start=2024-01-01&end=",
+        content=b"",
+        headers={"content-type": "text/csv"},
+    )
+    assert problem(emptied, 422)["errors"][0]["field"] == "end"
+    assert client.get("/v1/series/UNRATE").json() == before
+
+
 def test_a_query_parameter_an_operation_does_not_take_is_refused(client: Client) -> None:
     # Ignored, each would answer another question than the one asked.
     for url, name in [
