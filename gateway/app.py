@@ -29,6 +29,7 @@ from litestar.types import (
     LifeSpanReceive,
     LifeSpanScope,
     LifeSpanSend,
+    Message,
     Receive,
     Scope,
     Send,
@@ -41,7 +42,7 @@ from gateway.head import head_as_get
 from gateway.metrics import GatewayMetrics, observe_request
 from gateway.monitor import MonitorCollector, Observed, watch
 from gateway.params import check_request, refuse_encoded_separators
-from gateway.problems import EXCEPTION_HANDLERS, http_error
+from gateway.problems import EXCEPTION_HANDLERS, http_error, problem_response
 from gateway.ratelimit import TokenBuckets
 from gateway.routes import all_routes
 from gateway.settings import Settings
@@ -87,7 +88,31 @@ class GatewayApp(Litestar):
         await observe_request(metrics, self._serve, scope, receive, send)  # type: ignore[arg-type]
 
     async def _serve(self, scope: HTTPScope, receive: Receive, send: Send) -> None:
-        await head_as_get(self._route, scope, receive, send, self._methods)
+        started = False
+
+        async def send_and_note(message: Message) -> None:
+            nonlocal started
+            started = started or message["type"] == "http.response.start"
+            await send(message)
+
+        try:
+            await head_as_get(self._route, scope, receive, send_and_note, self._methods)
+        except asyncio.CancelledError:
+            # The server cuts requests off when a stop outlasts its shutdown timeout;
+            # it answered one with no response yet by a plain-text 500, counted
+            # among the errors that page an operator. The request's task ends here.
+            if started:
+                raise
+            response = problem_response(
+                Request(scope),
+                503,
+                "shutting-down",
+                "Server stopping",
+                "the server stopped before this request was answered; a write it "
+                "carried was applied whole or not at all: read it back before you retry",
+                headers={"Retry-After": "1", "Connection": "close"},
+            )
+            await response.to_asgi_response(None, Request(scope))(scope, receive, send_and_note)
 
     def _methods(self, scope: HTTPScope) -> set[str]:
         """Every method the route matched by ``scope`` takes (routing has set its handler)."""

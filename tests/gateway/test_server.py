@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import concurrent.futures
 import http.client
+import json
 import socket
 import time
 import urllib.request
@@ -233,7 +234,8 @@ def test_a_stop_cuts_off_a_stalled_client_after_the_shutdown_timeout(
     servers: Callable[..., Server], tmp_path: Path
 ) -> None:
     """One client that never finishes its body held a stopping gateway for good, so
-    every rollout ended in the platform's kill."""
+    every rollout ended in the platform's kill. Cut off, it is answered as every
+    error is, not by the server's plain-text 500 (and its traceback in the log)."""
     target = StoreTarget("local", str(tmp_path / "store"))
     seed(target)
     server = servers(target, env={"FINCAT_SHUTDOWN_TIMEOUT": "1"})
@@ -248,3 +250,13 @@ def test_a_stop_cuts_off_a_stalled_client_after_the_shutdown_timeout(
         server.process.terminate()
         server.process.wait(timeout=10)
         assert time.monotonic() - started < 8
+        answer = b""
+        while chunk := sock.recv(65536):
+            answer += chunk
+    head, _, body = answer.partition(b"\r\n\r\n")
+    lines = head.decode().lower().splitlines()
+    assert lines[0] == "http/1.1 503 service unavailable", answer
+    assert "content-type: application/problem+json" in lines
+    assert "retry-after: 1" in lines
+    assert json.loads(body)["type"] == "urn:fincat:problem:shutting-down"
+    assert "Traceback" not in server.log.read_text()
