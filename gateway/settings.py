@@ -15,6 +15,7 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from catalog_store import CatalogOptions
+from catalog_store.commit import RetryPolicy
 from catalog_store.storage.guarded import StoreListener
 from gateway import envvars
 from gateway.auth import ApiKey, keys_to_json, load_keys_file, parse_keys
@@ -42,6 +43,7 @@ ENV_HOLD_WRITES = "FINCAT_HOLD_WRITES"
 ENV_MONITOR_INTERVAL = "FINCAT_MONITOR_INTERVAL"
 ENV_STORE_TIMEOUT = "FINCAT_STORE_TIMEOUT"
 ENV_SHUTDOWN_TIMEOUT = "FINCAT_SHUTDOWN_TIMEOUT"
+ENV_COMMIT_TIMEOUT = "FINCAT_COMMIT_TIMEOUT"
 
 
 class SettingsError(ValueError):
@@ -94,6 +96,7 @@ NUMBERS: dict[str, Number] = {
     "max_operations": Number(None, int, 1),
     "monitor_interval": Number(ENV_MONITOR_INTERVAL, float, 0.0),
     "store_timeout": Number(ENV_STORE_TIMEOUT, float, 0.1),
+    "commit_timeout": Number(ENV_COMMIT_TIMEOUT, float, 0.1),
     "shutdown_timeout": Number(ENV_SHUTDOWN_TIMEOUT, float, 0.0),
 }
 #: The boolean fields of :class:`Settings` read from the environment, and their variables.
@@ -141,6 +144,10 @@ class Settings:
     #: Seconds one storage call may take before it fails as unavailable (a request,
     #: and readiness, then answer 503); a frozen endpoint otherwise holds them that long.
     store_timeout: float = 120.0
+    #: Seconds a write may go on retrying its commit (lost races, storage failures)
+    #: before it answers 503. The catalog's own limit, two minutes, held a write to
+    #: a failing store past the shutdown timeout, and past any client's patience.
+    commit_timeout: float = 10.0
     #: Seconds a stop (SIGTERM) waits for requests under way before it cuts them off:
     #: one stalled client otherwise held the process until the platform killed it
     #: (Kubernetes' grace period is 30 s by default, Docker's 10 s).
@@ -185,6 +192,7 @@ class Settings:
             cache_bytes=self.cache_bytes,
             store_timeout=self.store_timeout,
             store_listener=store_listener,
+            retry=RetryPolicy(max_seconds=self.commit_timeout),
         )
         if not self.hold_writes:
             options = replace(options, inline_rows=0, pending_records=0)

@@ -341,3 +341,31 @@ def test_a_write_that_lands_after_the_commit_gave_up_is_reported_unknown() -> No
         assert (await catalog.get("S")).title == "after"
 
     asyncio.run(main())
+
+
+def test_a_commit_to_a_store_that_stalls_every_write_gives_up_at_its_time_limit(
+    target: StoreTarget,
+) -> None:
+    """What the gateway's FINCAT_COMMIT_TIMEOUT sets: each attempt's write fails by
+    its deadline, and the loop stops once its time is up, far short of its attempts
+    (the catalog's own limit, two minutes, held a gateway's write that long)."""
+
+    async def main() -> None:
+        rule = FaultRule(FaultKind.HANG, probability=1.0, operations=frozenset({"put_if_absent"}))
+        setup = await AsyncCatalog.open(target.url, target.options or None, create=True)
+        await setup.create({"id": "S", "frequency": "annual", "title": "before"})
+        await setup.close()
+        store = FaultyStore(open_store(target.url, target.options or None), FaultPlan([rule]))
+        brief = RetryPolicy(max_attempts=200, max_seconds=1.0, base_delay=0.001, max_delay=0.01)
+        options = CatalogOptions(retry=brief, store_timeout=DEADLINE[target.backend])
+        catalog = await AsyncCatalog.open_store(store, options=options)
+        try:
+            with pytest.raises(CommitStateUnknownError, match=r"after \d+ attempts") as gave_up:
+                await catalog.update("S", {"title": "after"})
+            attempts = int(str(gave_up.value).split("after ")[1].split()[0])
+            assert 1 <= attempts < brief.max_attempts
+            assert len(store.injected) == attempts
+        finally:
+            await catalog.close()
+
+    asyncio.run(main())

@@ -105,11 +105,17 @@ def test_settings_survive_the_trip_through_the_environment() -> None:
         hold_writes=False,
         monitor_interval=0.0,
         store_timeout=7.5,
+        commit_timeout=3.5,
     )
     assert Settings.from_env(every_setting_changed.to_env()) == every_setting_changed
     # The storage deadline reaches the catalog: a frozen store fails a request as
     # unavailable after it (tests/test_store_deadlines.py), not after 120 s.
     assert every_setting_changed.catalog_options().store_timeout == 7.5
+    # And so does the commit's: a write retries for that long, not the catalog's two
+    # minutes (tests/test_store_deadlines.py has a commit give up at its limit).
+    assert every_setting_changed.catalog_options().retry.max_seconds == 3.5
+    with pytest.raises(SettingsError, match=r"^FINCAT_COMMIT_TIMEOUT must be >= 0\.1"):
+        Settings.from_env({"FINCAT_ROOT": "x", "FINCAT_COMMIT_TIMEOUT": "0"})
     with pytest.raises(SettingsError, match=r"^FINCAT_STORE_TIMEOUT must be >= 0\.1, not 0\.0"):
         Settings.from_env({"FINCAT_ROOT": "x", "FINCAT_STORE_TIMEOUT": "0"})
 
