@@ -22,6 +22,7 @@ import pyarrow as pa
 from catalog_store.apply import Committed, commit_operations, crowded_partitions
 from catalog_store.asof import AsOf
 from catalog_store.batch import Batch
+from catalog_store.calls import CallsUnderWay, catalog_call
 from catalog_store.commit import Committer, initialise
 from catalog_store.datafiles import read_record
 from catalog_store.errors import (
@@ -87,6 +88,7 @@ class AsyncCatalog:
         self.created = False
         #: Operations applied to the newest version as one commit (see apply.py).
         self._commit = functools.partial(commit_operations, self.committer, self.options)
+        self.calls = CallsUnderWay(self.committer.check_open)
 
     # -- opening -----------------------------------------------------------------
 
@@ -134,10 +136,12 @@ class AsyncCatalog:
         return catalog
 
     async def close(self) -> None:
-        """Finish background work and release the store's connections; later calls
-        raise CatalogClosedError, and a later close does nothing."""
+        """Wait for the calls under way, finish background work and release the
+        store's connections; later calls raise CatalogClosedError, and a later close
+        does nothing."""
         if self.committer.closed:
             return
+        await self.calls.wait()
         self.committer.closed = True
         await self.committer.drain()
         await self.store.close()
@@ -150,11 +154,12 @@ class AsyncCatalog:
 
     # -- versions ----------------------------------------------------------------
 
+    @catalog_call
     async def version(self, refresh: bool = True) -> int:
         """The newest committed version."""
-        self._check_open()
         return await self.reader.latest_version(refresh=refresh)
 
+    @catalog_call
     async def check_pinned(self, version: int, field: str = "cursor") -> None:
         """Refuse a version read from a cursor that is newer than every commit: no
         listing of this catalog made that cursor (ValidationError on ``field``), where
@@ -162,13 +167,13 @@ class AsyncCatalog:
         if version > await self.version(refresh=False) and version > await self.version():
             raise ValidationError("invalid cursor", field)
 
+    @catalog_call
     async def snapshot(self, as_of: AsOf = None) -> Snapshot:
         """The catalog at ``as_of``: a version number, a UTC instant, or None for latest.
 
         Raises ValidationError for a naive datetime or a negative version and
         VersionNotFoundError for a version that does not exist.
         """
-        self._check_open()
         if as_of is None:
             version = await self.reader.latest_version()
         elif isinstance(as_of, bool) or not isinstance(as_of, int | dt.datetime):
@@ -181,6 +186,7 @@ class AsyncCatalog:
             version = await self.reader.version_at(utc_instant(as_of, "as_of"))
         return Snapshot(self.reader, await self.reader.manifest(version))
 
+    @catalog_call
     async def history(self, limit: int = 50, before: int | None = None) -> list[VersionInfo]:
         """Catalog versions, newest first: up to ``limit`` below ``before`` (exclusive).
 
@@ -191,7 +197,6 @@ class AsyncCatalog:
         under retention: a page of them is not the end of the history, as an empty
         one would say.
         """
-        self._check_open()
         check_count(limit, "limit", 1)
         if before is not None:
             check_count(before, "before", 0)
@@ -204,6 +209,7 @@ class AsyncCatalog:
         top = latest if before is None else min(before - 1, latest)
         return await catalog_versions(self.reader, top, limit, oldest)
 
+    @catalog_call
     async def series_history(
         self, series_id: str, as_of: AsOf = None, before: int | None = None, limit: int = 10
     ) -> list[SeriesChange]:
@@ -218,7 +224,6 @@ class AsyncCatalog:
         Compactions and checkpoints change no value and are not changes of a
         series. Raises SeriesNotFoundError if the series does not exist at ``as_of``.
         """
-        self._check_open()
         check_series_id(series_id)
         check_count(limit, "limit", 1)
         if before is not None:
@@ -227,6 +232,7 @@ class AsyncCatalog:
         floor = await self.reader.oldest_version()
         return await series_changes(self.reader, record, floor, before, limit)
 
+    @catalog_call
     async def verify(
         self, latest_only: bool = False, progress: Progress | None = None, record: bool = False
     ) -> VerifyReport:
@@ -234,13 +240,13 @@ class AsyncCatalog:
 
         With ``record``, also keep the outcome in the store for monitoring
         (:mod:`catalog_store.status`), best effort."""
-        self._check_open()
         check_progress(progress)
         report = await verify(self.reader, latest_only, progress)
         if record:
             await record_verify(self.store, report, latest_only)
         return report
 
+    @catalog_call
     async def collect_garbage(
         self,
         grace: dt.timedelta = DEFAULT_GRACE,
@@ -250,35 +256,34 @@ class AsyncCatalog:
     ) -> GcReport:
         """Delete objects no kept version references, older than ``grace``; with
         ``retain``, expire versions superseded longer ago first. See :mod:`.maintenance`."""
-        self._check_open()
         check_progress(progress)
         return await collect_garbage(self.reader, grace, dry_run, progress=progress, retain=retain)
 
+    @catalog_call
     async def repair(self) -> RepairReport:
         """Restore the newest version that verifies as a new commit; see :mod:`.maintenance`."""
-        self._check_open()
         return await repair(self.committer)
 
     def stats(self) -> dict[str, int]:
         """Counters for metrics: commits, lost races, retries, cache use."""
         return {**self.committer.stats.counters(), **self.reader.cache.counters()}
 
+    @catalog_call
     async def version_details(self, version: int) -> VersionInfo:
-        self._check_open()
         return version_info(await self.reader.manifest(version))
 
     # -- metadata ------------------------------------------------------------------
 
+    @catalog_call
     async def create(self, spec: SeriesSpec | Mapping[str, Any], message: str = "") -> Series:
         """Create a series. Raises ValidationError, SeriesExistsError, ExternalIdTakenError."""
-        self._check_open()
         op = CreateSeries(parse_spec(spec))
         committed = await self._commit([op], message or f"create {op.series_id}")
         return committed.series(op.series_id)
 
+    @catalog_call
     async def get(self, series_id: str, as_of: AsOf = None) -> Series:
         """The series at ``as_of``. Raises SeriesNotFoundError."""
-        self._check_open()
         check_series_id(series_id)
         record = await self._record(series_id, as_of)
         return to_series(record)
@@ -291,6 +296,7 @@ class AsyncCatalog:
             raise SeriesNotFoundError(series_id, snapshot.version)
         return record
 
+    @catalog_call
     async def update(
         self,
         series_id: str,
@@ -301,12 +307,12 @@ class AsyncCatalog:
         """Change metadata fields (a None resets one to its default, as a JSON merge
         patch's null does). With ``expected_version``, only if the series is still
         at that version (else VersionMismatchError, a ConflictError)."""
-        self._check_open()
         check_series_id(series_id)
         op = UpdateSeries(series_id, as_changes(changes), expected_version)
         committed = await self._commit([op], message or f"update {series_id}", allow_empty=False)
         return committed.series(series_id)
 
+    @catalog_call
     async def delete(
         self, series_id: str, expected_version: int | None = None, message: str = ""
     ) -> int:
@@ -314,11 +320,11 @@ class AsyncCatalog:
 
         Returns the new catalog version. Raises SeriesNotFoundError, VersionMismatchError.
         """
-        self._check_open()
         check_series_id(series_id)
         op = DeleteSeries(series_id, expected_version)
         return (await self._commit([op], message or f"delete {series_id}")).manifest.version
 
+    @catalog_call
     async def list(
         self,
         *,
@@ -335,16 +341,15 @@ class AsyncCatalog:
         A cursor pins the version its listing started at (and overrides ``as_of``).
         Raises ValidationError for a bad limit, frequency or cursor.
         """
-        self._check_open()
         flt = SeriesFilter(source, frequency, tag_tuple(tags), text)
         return await self.list_matching(flt, limit, cursor, as_of)
 
+    @catalog_call
     async def list_matching(
         self, flt: SeriesFilter, limit: int = 100, cursor: str | None = None, as_of: AsOf = None
     ) -> Page:
         """:meth:`list` by a :class:`SeriesFilter` (which can also ask for an external-id
         provider)."""
-        self._check_open()
         if cursor is not None:
             as_of = decode_cursor(cursor)[0]
             await self.check_pinned(as_of)
@@ -360,6 +365,7 @@ class AsyncCatalog:
             async for _shard, record in found:
                 yield to_series(record)
 
+    @catalog_call
     async def metadata_table(
         self,
         *,
@@ -379,16 +385,15 @@ class AsyncCatalog:
         with an id from that provider. Raises ValidationError for an unknown
         frequency.
         """
-        self._check_open()
         flt = SeriesFilter(source, frequency, tag_tuple(tags), text, external_provider)
         return await table_rows(await self.snapshot(as_of), flt)
 
+    @catalog_call
     async def find_by_external_id(
         self, provider: str, external_id: str, as_of: AsOf = None
     ) -> Series:
         """The series carrying this external id. Raises SeriesNotFoundError, and
         ValidationError for a provider or id no series could carry."""
-        self._check_open()
         check_external_id(provider, external_id)
         snapshot = await self.snapshot(as_of)
         owner = await snapshot.owner_of(provider, external_id)
@@ -399,6 +404,7 @@ class AsyncCatalog:
 
     # -- observations ----------------------------------------------------------------
 
+    @catalog_call
     async def write(
         self,
         series_id: str,
@@ -418,7 +424,6 @@ class AsyncCatalog:
         ``delete_range``; the two range modes need ``start`` or ``end`` (a missing one
         is open). Raises ValidationError (nothing written) for bad input.
         """
-        self._check_open()
         check_series_id(series_id)
         op = write_operation(series_id, observations, mode, start, end, expected_version)
         committed = await self._commit([op], message or f"{mode} {series_id}", allow_empty=False)
@@ -426,6 +431,7 @@ class AsyncCatalog:
             await self._maybe_compact(committed)
         return committed.series(series_id)
 
+    @catalog_call
     async def read(
         self,
         series_id: str,
@@ -439,7 +445,6 @@ class AsyncCatalog:
         ``as_of`` (a version or UTC instant) gives the series exactly as it was then.
         Raises SeriesNotFoundError, ValidationError, IntegrityError (damaged file).
         """
-        self._check_open()
         check_series_id(series_id)
         if columns is not None:
             check_column_selection(columns)
@@ -448,6 +453,7 @@ class AsyncCatalog:
         table = await read_record(self.reader, record, low, high)
         return table.select(list(columns)) if columns is not None else table
 
+    @catalog_call
     async def revisions(
         self,
         series_id: str,
@@ -462,7 +468,6 @@ class AsyncCatalog:
         ``max_values`` bounds the work: the stored values compared, every state's
         rows in the range. Past it, RevisionsTooLargeError (a ValidationError naming
         ``start``) is raised, having read no more than that many."""
-        self._check_open()
         check_series_id(series_id)
         if not isinstance(first_release_only, bool):
             raise ValidationError("must be True or False", "first_release_only")
@@ -476,12 +481,12 @@ class AsyncCatalog:
             self.reader, record, series_id, low, high, first_release_only, max_values
         )
 
+    @catalog_call
     async def compact(self, series_id: str, min_files: int = 2) -> int | None:
         """Rewrite each partition of the series with ``min_files`` or more files into one.
 
         Changes no value. Returns the new version, or None if nothing needed it.
         """
-        self._check_open()
         check_series_id(series_id)
         check_count(min_files, "min_files", 1)
         await self.get(series_id)
@@ -489,6 +494,7 @@ class AsyncCatalog:
         committed = await self._commit([op], f"compact {series_id}", allow_empty=False)
         return committed.manifest.version if committed.landed else None
 
+    @catalog_call
     async def checkpoint(self) -> int | None:
         """Write every series the manifest holds (``records_pending``) into its
         metadata shard, and every row a record holds (``inline``, there or in a
@@ -526,12 +532,13 @@ class AsyncCatalog:
         finally:
             batch.ended = True
         if batch.operations:
-            committed = await self._commit(
-                batch.operations,
-                message or f"batch of {len(batch.operations)}",
-                allow_empty=False,
-                batch=batch,
-            )
-            if committed.landed:
-                batch.version = committed.manifest.version
-                await self._maybe_compact(committed)
+            with self.calls.entered():
+                committed = await self._commit(
+                    batch.operations,
+                    message or f"batch of {len(batch.operations)}",
+                    allow_empty=False,
+                    batch=batch,
+                )
+                if committed.landed:
+                    batch.version = committed.manifest.version
+                    await self._maybe_compact(committed)

@@ -710,6 +710,49 @@ def test_a_closed_async_catalog_refuses_every_call_and_changes_nothing(
     asyncio.run(main())
 
 
+def test_an_async_close_waits_for_the_calls_under_way(target: StoreTarget) -> None:
+    """On S3 the client's session closed under writes waiting for a connection, and
+    each raised a bare CancelledError nobody had asked for; on every store a write
+    not yet at its commit was refused as closed. A close now lets calls under way
+    end, refuses calls made after it began, and can be given up on."""
+
+    async def main() -> None:
+        cat = await AsyncCatalog.open(target.url, target.options or None, create=True)
+        await cat.create({"id": "S", "frequency": "daily"})
+        days = [dt.date(2001, 1, 1) + dt.timedelta(days=i) for i in range(300)]
+        writes = [
+            asyncio.create_task(
+                cat.write("S", (days[k * 10 : (k + 1) * 10], [float(k)] * 10), "upsert")
+            )
+            for k in range(30)
+        ]
+        await asyncio.sleep(0)  # each has begun its call
+        closing = asyncio.create_task(cat.close())
+        await asyncio.sleep(0)
+        with pytest.raises(CatalogClosedError):
+            await cat.get("S")
+        await closing
+        written = await asyncio.gather(*writes, return_exceptions=True)
+        assert [type(w).__name__ for w in written] == ["Series"] * 30
+        again = await AsyncCatalog.open(target.url, target.options or None)
+        try:
+            assert (await again.read("S")).column("date").to_pylist() == days
+            assert await again.version() >= 31  # 30 writes, and a compaction they may cause
+            slow = asyncio.create_task(again.verify())
+            await asyncio.sleep(0)
+            gave_up = asyncio.create_task(again.close())
+            await asyncio.sleep(0)
+            assert not gave_up.done()  # it waits for the verify
+            gave_up.cancel()
+            await asyncio.gather(gave_up, return_exceptions=True)
+            assert (await slow).ok
+            assert (await again.get("S")).observation_count == 300  # still serves
+        finally:
+            await again.close()
+
+    asyncio.run(main())
+
+
 def test_a_closed_catalog_raises_a_catalog_error_that_is_a_runtime_error(tmp_path: Path) -> None:
     cat = Catalog.open(str(tmp_path / "c"), create=True)
     cat.close()
