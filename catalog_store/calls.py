@@ -13,9 +13,8 @@ part of it, not a new one.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import functools
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from collections.abc import Awaitable, Callable, Coroutine
 from typing import Any, Concatenate, ParamSpec, Protocol, TypeVar
 
 from catalog_store.errors import CatalogClosedError
@@ -34,25 +33,26 @@ class CallsUnderWay:
         #: Set as a close begins: calls made from then on are refused.
         self.closing = False
 
-    @contextlib.contextmanager
-    def entered(self) -> Iterator[None]:
-        """One call, from its first check to its end; CatalogClosedError if the
-        catalog is closed, or closing and this is not a call within a call."""
+    def begin(self) -> asyncio.Task[Any] | None:
+        """A call begins (its first check); CatalogClosedError if the catalog is
+        closed, or closing and this is not a call within a call. Its task, for
+        :meth:`end`. (Not a context manager: this runs on every lookup.)"""
         task = asyncio.current_task()
         depth = self._depth.get(task, 0)
         if self.closing and not depth:
             raise CatalogClosedError("this catalog is closed")
         self._check_open()
         self._depth[task] = depth + 1
-        try:
-            yield
-        finally:
-            if depth:
-                self._depth[task] = depth
-            else:
-                del self._depth[task]
-                if self._ended is not None:
-                    self._ended.set()
+        return task
+
+    def end(self, task: asyncio.Task[Any] | None) -> None:
+        depth = self._depth[task] - 1
+        if depth:
+            self._depth[task] = depth
+            return
+        del self._depth[task]
+        if self._ended is not None:
+            self._ended.set()
 
     async def wait(self) -> None:
         """Refuse new calls, and return once every call of another task has ended (a
@@ -83,8 +83,12 @@ def catalog_call(
     """A public method of the catalog as one call under way (see the module)."""
 
     async def call(self: C, /, *args: P.args, **kwargs: P.kwargs) -> R:
-        with self.calls.entered():
+        calls = self.calls
+        task = calls.begin()
+        try:
             return await method(self, *args, **kwargs)
+        finally:
+            calls.end(task)
 
     functools.update_wrapper(call, method)
     return call

@@ -532,7 +532,8 @@ class AsyncCatalog:
         finally:
             batch.ended = True
         if batch.operations:
-            with self.calls.entered():
+            task = self.calls.begin()
+            try:
                 committed = await self._commit(
                     batch.operations,
                     message or f"batch of {len(batch.operations)}",
@@ -542,3 +543,5 @@ class AsyncCatalog:
                 if committed.landed:
                     batch.version = committed.manifest.version
                     await self._maybe_compact(committed)
+            finally:
+                self.calls.end(task)
