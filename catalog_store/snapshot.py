@@ -52,6 +52,9 @@ T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
+#: Versions probed one at a time past a known one before the search gallops.
+_STEPS_OF_ONE = 4
+
 #: Seconds an old version's read trusts the retention floor last read: the floor
 #: moves only when gc expires history, and a walk through history (``history``,
 #: revisions) then reads it once, not once per version.
@@ -231,11 +234,10 @@ class StoreReader:
             floor = await self.oldest_version()
             if start < floor and await self._exists(floor):
                 start = floor
-            if not await self._exists(start):
-                start = await self._search_from_zero()
-            version = start
-            while await self._exists(version + 1):
-                version += 1
+            if await self._exists(start):
+                version = await self._newest_from(start)
+            else:
+                version = await self._search_from_zero()
             if hint is not None and hint.proves_lost_after(version):
                 log.warning(
                     "%s: the latest hint names version %d, but the newest manifest is "
@@ -302,11 +304,22 @@ class StoreReader:
         return await read_recorded(self.store.get)
 
     async def _search_from_zero(self) -> int:
-        """Find the newest version without a hint: gallop, then bisect (O(log n) heads)."""
+        """Find the newest version without a hint, from the oldest kept."""
         low = await self.oldest_version()
         if not await self._exists(low):
             raise FormatError(f"{self.store.url} has no version {low} manifest")
-        step = 1
+        return await self._newest_from(low)
+
+    async def _newest_from(self, low: int) -> int:
+        """The newest version, from ``low``, a version known to exist: a few steps
+        of one (a head per version, as a hint a few commits behind needs), then
+        gallop and bisect (O(log n) heads). A hint lost or far behind (a restored
+        backup, a replica that only reads) cost a head per version, on every open."""
+        for _ in range(_STEPS_OF_ONE):
+            if not await self._exists(low + 1):
+                return low
+            low += 1
+        step = 2
         while await self._exists(low + step):
             low, step = low + step, step * 2
         high = low + step  # absent
