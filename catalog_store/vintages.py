@@ -54,7 +54,10 @@ async def catalog_versions(
             break
         try:
             out.append(version_info(await reader.manifest(version)))
-        except IntegrityError as exc:
+        except (IntegrityError, VersionNotFoundError) as exc:
+            # Missing between the oldest kept and the newest, a manifest is damage
+            # (verify's missing_manifest), as one that does not decode is; or it
+            # expired under a gc since ``oldest`` was read, and the list ends there.
             log.warning("history leaves out version %d: %s", version, exc)
     return out
 
