@@ -122,14 +122,10 @@ class StoreReader:
         ``cached=False`` reads it from the store whatever the cache holds (and
         leaves the cache as it is): a health check must see the store, not memory.
         """
-        if (
-            self._latest is not None
-            and version < self._latest
-            and time.monotonic() - self._floor_checked > self.history_staleness
-        ):
+        if self._latest is not None and version < self._latest:
             # An old version may have expired since: its manifest (cached here, or
             # left by a gc that stopped part way) may outlive the files it names.
-            await self.oldest_version()
+            await self.kept_floor()
         if version < self._floor:
             raise VersionNotFoundError(f"catalog version {version} has expired")
         key = keys.manifest_key(version)
@@ -298,6 +294,13 @@ class StoreReader:
         self._floor = max(self._floor, floor)
         self._floor_checked = time.monotonic()
         return floor
+
+    async def kept_floor(self) -> int:
+        """The oldest version kept as reads of old versions check it: read from the
+        store at most once per ``history_staleness``."""
+        if time.monotonic() - self._floor_checked > self.history_staleness:
+            await self.oldest_version()
+        return self._floor
 
     async def recorded_floor(self) -> int:
         """The floor ``_manifests/_floor`` records, which a late write may have lowered."""

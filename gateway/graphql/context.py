@@ -99,6 +99,13 @@ class GraphQLContext:
                 self._pin = latest
         return self._pin
 
+    async def history_kept(self) -> int:
+        """The oldest catalog version kept, as reads of past versions check it (asked
+        of the store at most once a second). gc raises it without making a version,
+        so a cached result's key holds it beside the version: reads of versions it
+        expired are then answered anew, as NOT_FOUND."""
+        return await self.catalog.reader.kept_floor()
+
 
 def context_of(info: Info[Any, Any]) -> GraphQLContext:
     """The request's context from a resolver's ``info``."""

@@ -3,8 +3,10 @@
 A query whose every field reads only the catalog version the request pinned gives
 the same answer for the same document, operation, variables and version: versions
 are immutable. Such results, when they have no error, are kept encoded as JSON
-under the key ``(document text, operation name, variables, catalog version)``,
-bounded in bytes (``result_cache_bytes``), least recently used first out.
+under the key ``(document text, operation name, variables, catalog version, oldest
+version kept)``, bounded in bytes (``result_cache_bytes``), least recently used
+first out. The oldest version kept is in the key as gc raises it without making a
+version: a result read as of a version it expired must not outlive it.
 
 The version is the one the request reads, resolved as REST resolves it for its
 cached series views (the latest version within the app's cache TTL): a commit by
@@ -99,8 +101,8 @@ ENTRY_OVERHEAD = 256
 #: An entry may take at most this share of the cache.
 LARGEST_SHARE = 16
 
-#: (document text, operation name, variables as JSON, catalog version)
-Key = tuple[str, str | None, bytes, int]
+#: (document text, operation name, variables as JSON, catalog version, oldest kept)
+Key = tuple[str, str | None, bytes, int, int]
 
 
 @dataclass(frozen=True)
@@ -196,9 +198,14 @@ class ResultCache:
         return len(self._lru)
 
     def key(
-        self, text: str, operation_name: str | None, variables: dict[str, Any] | None, version: int
+        self,
+        text: str,
+        operation_name: str | None,
+        variables: dict[str, Any] | None,
+        version: tuple[int, int],
     ) -> Key:
-        return (text, operation_name, self._encoder.encode(variables or {}), version)
+        """``version``: the catalog version the request reads and the oldest kept."""
+        return (text, operation_name, self._encoder.encode(variables or {}), *version)
 
     def get(self, key: Key) -> msgspec.Raw | None:
         entry = self._lru.get(key)
@@ -248,7 +255,7 @@ class ResultCache:
         ):
             return None
         try:
-            version = await context.version()
+            version = await _versions(context)
         except CatalogStoreError:
             return None  # the resolvers meet the same error and report it with its code
         key = self.key(execution.query, execution.operation_name, execution.variables, version)
@@ -289,7 +296,7 @@ class ResultCache:
         if not entry.pinned.get(name):
             return None
         try:
-            version = await context.version()
+            version = await _versions(context)
         except CatalogStoreError:
             return None
         return self.get(self.key(query, name, variables, version))
@@ -300,3 +307,9 @@ class ResultCache:
         if isinstance(result, GraphQLExecutionResult) and not result.errors and result.data:
             # Encoded once, for the cache and the response alike.
             result.data = cast(Any, self.put(key, result.data))
+
+
+async def _versions(context: GraphQLContext) -> tuple[int, int]:
+    """The version a request reads, and the oldest kept: an ``asOf`` read of a version
+    gc has expired since is not answered from before (gc makes no new version)."""
+    return await context.version(), await context.history_kept()

@@ -4,6 +4,7 @@ retention, or lost to damage and passed over by repair."""
 from __future__ import annotations
 
 import datetime as dt
+import time
 from pathlib import Path
 
 import httpx
@@ -94,5 +95,36 @@ def test_a_cached_history_does_not_outlive_the_gc_that_expires_it(tmp_path: Path
         assert [h["version"] for h in after] == [kept]
         edges = graphql(server, versions)["data"]["versions"]["edges"]
         assert [e["node"]["version"] for e in edges] == [kept]
+    finally:
+        server.stop()
+
+
+def test_a_cached_read_of_a_past_version_does_not_outlive_the_gc_that_expires_it(
+    tmp_path: Path,
+) -> None:
+    """gc makes no new version: a result kept under the latest version alone went on
+    answering reads of a version gc had expired, and the same query with one more
+    space was NOT_FOUND. The oldest version kept is in the key too; it is read at
+    most once a second, as every read of an old version checks it."""
+    target = StoreTarget("local", str(tmp_path / "store"))
+    seed(target)
+    with target.open(create=False) as cat:
+        made = cat.series_history("UNRATE")[-1].series.version
+    server = start_server(target, tmp_path)
+    past = (
+        f'{{ series(id: "UNRATE", asOf: {made}) {{ id }} version(number: {made}) {{ version }} }}'
+    )
+    try:
+        cached = graphql(server, past)
+        assert cached["data"] == {"series": {"id": "UNRATE"}, "version": {"version": made}}
+        assert graphql(server, past) == cached  # from the cache now
+        with target.open(create=False) as cat:
+            cat.collect_garbage(grace=dt.timedelta(0), retain=dt.timedelta(0))
+        deadline = time.monotonic() + 10
+        while (after := graphql(server, past)) == cached and time.monotonic() < deadline:
+            time.sleep(0.2)
+        codes = {e["extensions"]["code"] for e in after["errors"]}
+        assert codes == {"NOT_FOUND"}, after
+        assert after["data"] == {"series": None, "version": None}
     finally:
         server.stop()
