@@ -151,8 +151,8 @@ async def list_series(
         conditions.external_id,
         ("filter.externalProvider", "filter.externalId"),
     )
-    position = Position.decode(after) if after else Position(version, None, 0)
-    if after:
+    position = Position.decode(after) if after is not None else Position(version, None, 0)
+    if after is not None:
         await catalog.check_pinned(position.version, "after")
     if conditions.external_id is not None:
         return await _by_external_id(catalog, conditions, position)

@@ -185,8 +185,9 @@ def test_series_list_pages_and_filters(client: Client) -> None:
     assert error(post(client, query, {"first": 101}), "VALIDATION")["extensions"]["field"] == (
         "first"
     )
-    bad_cursor = post(client, query, {"first": 1, "after": "not-a-cursor"})
-    assert error(bad_cursor, "VALIDATION")["extensions"]["field"] == "after"
+    for cursor in ("not-a-cursor", ""):  # empty is no cursor: it restarted the listing
+        bad_cursor = post(client, query, {"first": 1, "after": cursor})
+        assert error(bad_cursor, "VALIDATION")["extensions"]["field"] == "after"
     alone = post(client, query, {"first": 1, "filter": {"externalId": "GDP"}})
     assert error(alone, "VALIDATION")["extensions"]["field"] == "filter.externalProvider"
 
