@@ -11,6 +11,7 @@ from catalog_store import Catalog
 from catalog_store.errors import ValidationError
 from catalog_store.models import (
     MAX_ATTRIBUTES,
+    MAX_ATTRIBUTES_BYTES,
     MAX_TAGS,
     SeriesSpec,
     apply_changes,
@@ -110,6 +111,8 @@ def test_id_must_be_a_string() -> None:
         ({"attributes": {"k\x00\x1b[2J": 1}}, "attributes"),  # shown as the title is
         ({"attributes": {"note": "red \x1b[31m"}}, "attributes"),
         ({"attributes": {"note": "C1\x9b"}}, "attributes"),
+        ({"attributes": {"note": "lone \ud800"}}, "attributes"),  # was UnicodeEncodeError
+        ({"attributes": {"cjk": "\u6587" * 5462}}, "attributes"),  # 16,386 bytes as UTF-8
         ({"partitioning": "weekly"}, "partitioning"),
         ({"unknown_field": 1}, "unknown_field"),
         ({"version": 3}, "version"),
@@ -125,6 +128,17 @@ def test_each_field_limit_names_the_field(fields: dict[str, Any], field: str) ->
     text = str(info.value)
     assert text.startswith(f"{field}: ") and text.count(f"{field}: ") == 1, text
     assert "pattern" not in text and "Value error" not in text, text
+
+
+def test_attributes_are_measured_as_the_compact_utf8_json_a_client_sends() -> None:
+    """Measured escaped to ASCII with spaces, 3,200 CJK characters (9,611 bytes as a
+    client sends them) were refused as 19,212 bytes, past the 16,384 limit."""
+    text = "\u6587" * 3200
+    assert parse_spec(spec(attributes={"note": text})).attributes == {"note": text}
+    at_limit = {"k": "x" * (MAX_ATTRIBUTES_BYTES - len('{"k":""}'))}
+    assert parse_spec(spec(attributes=at_limit)).attributes == at_limit
+    with pytest.raises(ValidationError, match="16385 bytes as compact UTF-8 JSON"):
+        parse_spec(spec(attributes={"k": at_limit["k"] + "x"}))
 
 
 def test_attribute_text_may_hold_line_breaks_and_tabs_as_a_description_may() -> None:
