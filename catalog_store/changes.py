@@ -279,7 +279,11 @@ class ChangeSet:
             for sid, before in self._before.items()
         ]
         pending = table.pend(base.table_pending, changed)
-        if len(pending) <= table.TABLE_PENDING_MAX:
+        if len(pending) == len(base.table_pending) and all(
+            pending.get(entry.id) is entry for entry in base.table_pending
+        ):
+            return base.table, base.table_pending  # no row changed (an append)
+        if table.pending_fits(pending.values()):
             return base.table, sorted(pending.values(), key=lambda entry: entry.id)
         result: list[TablePart] = []
         for part in await table.rewrite(base.table, self.reader.table_part, pending.values()):

@@ -63,8 +63,11 @@ _COMPRESS_OVER = 64 * 1024
 #: Changed rows a manifest may carry before a commit writes them into the parts: a
 #: commit that creates or changes a series then writes no part at all (one object
 #: less to make durable), and every 17th such commit rewrites the parts of all of
-#: them at once. Every manifest carries them, so they stay few (~4 KB at most).
+#: them at once. Every manifest carries them, so they stay few and small: counted
+#: alone, 16 rows of long descriptions (FRED's notes run to 10,000 characters) put
+#: 160 KB in every manifest, written by every commit and read by every reader.
 TABLE_PENDING_MAX = 16
+TABLE_PENDING_BYTES = 16 * 1024
 
 _ROW_FIELDS = (*SPEC_FIELDS, "created_at")
 _json = msgspec.json.Encoder()
@@ -84,6 +87,14 @@ def table_of(rows: Sequence[SeriesRecord | TableRow]) -> pa.Table:
     columns["external_ids"] = [list(x.items()) for x in columns["external_ids"]]
     columns["attributes"] = [_json.encode(a).decode() for a in columns["attributes"]]
     return pa.Table.from_pydict(columns, schema=TABLE_SCHEMA)
+
+
+def pending_fits(pending: Iterable[PendingRow]) -> bool:
+    """Whether changed rows may stay in the manifest (see TABLE_PENDING_MAX)."""
+    rows = list(pending)
+    if len(rows) > TABLE_PENDING_MAX:
+        return False
+    return sum(len(_json.encode(row)) for row in rows) <= TABLE_PENDING_BYTES
 
 
 def pend(

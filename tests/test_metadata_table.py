@@ -537,3 +537,21 @@ def test_verify_reports_a_part_whose_rows_are_out_of_id_order(
     report = verify_with_part(root, manifest, "fred", lambda rows: rows.take([1, 0, 2, 3]))
     assert [p.kind for p in report.problems] == ["bad_manifest"]
     assert "out of id order" in report.problems[0].detail
+
+
+def test_rows_held_in_the_manifest_are_bounded_in_bytes(tmp_path: Path) -> None:
+    """Counted alone, 16 rows of long descriptions (FRED's notes run to 10,000
+    characters) put some 160 KB in every manifest: a one-value append wrote 182 KB."""
+    notes = "Seasonally adjusted. " * 476  # 9,996 characters
+    with Catalog.open(tmp_path / "c", create=True) as cat:
+        cat.create(id="D", frequency="daily", source="fred")
+        for i in range(16):
+            cat.create(id=f"S{i:02d}", frequency="monthly", source="fred", description=notes)
+        cat.write("D", ([dt.date(2024, 1, 2)], [1.0]))
+        manifest = latest(cat)
+        held = sum(len(msgspec.json.encode(row)) for row in manifest.table_pending)
+        assert held <= table.TABLE_PENDING_BYTES, held
+        assert len(encode_manifest(manifest)) < 40_000
+        rows = rows_of(cat.metadata_table(source="fred"))
+        assert [r["description"] for r in rows] == [""] + [notes] * 16
+        assert cat.verify().ok
