@@ -92,18 +92,28 @@ async def repair(committer: Committer) -> RepairReport:
     report = RepairReport(latest_before=latest, healthy_version=good)
     if good is None:
         raise RepairRefusedError("no version of this catalog verifies; nothing safe to restore")
-    if good == latest:
+    gone = hint is not None and hint.proves_lost_after(latest)
+    if good == latest or gone:
         report.message = f"version {latest} verifies; nothing to repair"
-        if hint is not None and hint.proves_lost_after(latest):
-            # Nothing to restore them from; the hint is rewritten below, so that
-            # verify stops reporting what this report has now told.
+        if hint is not None and gone:
+            # Nothing to restore them from. A restore committed now would take the
+            # first of their numbers, and the backup of that commit could no longer
+            # be put back: so nothing is committed, even over older damage. The hint
+            # is rewritten below, so that verify stops reporting what this report
+            # has now told, and the next repair restores.
             report.lost_versions = list(range(latest + 1, hint.version + 1))
+            damaged = "verifies" if good == latest else "is damaged"
             report.message = (
-                f"version {latest} verifies; the manifests of versions "
+                f"version {latest} {damaged}; the manifests of versions "
                 f"{latest + 1}..{hint.version} are gone, and their commits with them: "
                 "restore them from a backup of the store, if there is one, before "
                 "any new commit takes their numbers"
             )
+            if good != latest:
+                report.message += (
+                    f"; nothing was committed: run repair again to restore version "
+                    f"{good}, the newest that verifies"
+                )
         if hint != LatestHint(latest, attested=True):
             try:
                 await reader.store.put(keys.LATEST_HINT, encode_hint(latest), durable=False)

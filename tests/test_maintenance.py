@@ -150,6 +150,36 @@ def test_repair_restores_the_newest_whole_version(tmp_path: Path) -> None:
     cat.close()
 
 
+def test_repair_over_older_damage_commits_nothing_while_newer_manifests_are_gone(
+    tmp_path: Path,
+) -> None:
+    """The newest manifest deleted, and an older version damaged too: repair restored
+    the newest whole version as a new commit that took the number of the lost one
+    (whose backup could then never be put back), and did not name it as lost."""
+    root, cat = filled(tmp_path, EAGER)
+    good = cat.version()
+    before = set((root / "data").rglob("*.parquet"))
+    cat.write("B", ([dt.date(2001, 1, 1)], [6.0]))
+    (damaged,) = set((root / "data").rglob("*.parquet")) - before
+    damaged.unlink()  # the version after ``good`` no longer verifies
+    cat.write("A", ([dt.date(2009, 1, 1)], [9.0]))
+    gone = cat.version()
+    cat.close()  # its hint names the newest version
+    (root / manifest_key(gone)).unlink()
+
+    fresh = Catalog.open(str(root))
+    report = fresh.repair()
+    assert (report.new_version, report.lost_versions) == (None, [gone])
+    assert report.healthy_version == good
+    assert "backup" in report.message and "run repair again" in report.message
+    assert fresh.version() == gone - 1  # nothing committed: the number stays free
+    # Told once: the next repair restores the newest version that verifies.
+    again = fresh.repair()
+    assert (again.healthy_version, again.new_version) == (good, gone)
+    assert fresh.verify(latest_only=True).ok
+    fresh.close()
+
+
 def test_repair_commits_over_a_newest_manifest_that_cannot_be_read(tmp_path: Path) -> None:
     root, cat = filled(tmp_path)
     good = cat.version()
