@@ -273,9 +273,15 @@ def decode_table(media_type: str, body: bytes, allow_empty: bool = False) -> pa.
         ("file", ipc.open_file) if media_type == ARROW_FILE else ("stream", ipc.open_stream)
     )
     try:
-        return read(pa.BufferReader(body)).read_all()
+        table = read(pa.BufferReader(body)).read_all()
+        # Fully: a stream pyarrow opens may still be inconsistent inside (offsets
+        # past their buffer, a null count beyond the length, bytes that are not
+        # UTF-8), which the catalog's reads then met as errors of their own (500s),
+        # or read past the buffer.
+        table.validate(full=True)
     except (pa.ArrowException, OSError, ValueError) as exc:
         raise ClientException(f"not a readable Arrow IPC {kind}: {exc}") from None
+    return table
 
 
 def observations_as_written(media_type: str, table: pa.Table, body: bytes) -> Any:

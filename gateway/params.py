@@ -29,7 +29,10 @@ T = TypeVar("T")
 
 #: An ETag as this server issues them: a version without leading zeros ("074" is
 #: not "74": ETags are compared as text).
-_ETAG = re.compile(r'^\s*(W/)?"(0|[1-9]\d{0,18})"\s*$')
+#: One entity-tag as RFC 9110 (8.8.3) writes it; those this server issues are a
+#: version's digits (with the oldest version kept after a dot, on weak ones).
+_ETAG = re.compile(r'\s*(W/)?"([\x21\x23-\x7e\x80-\xff]*)"\s*')
+_VERSION_TAG = re.compile(r"0|[1-9]\d{0,18}")
 _PATH_PART = re.compile(r"\[(\d+)\]")
 _DECLARED = "fincat.query_parameters"
 _BOUND = (
@@ -100,11 +103,13 @@ async def conditional(header: str | None, change: Callable[[int | None], Awaitab
                 f"If-Match compares ETags strongly, so the weak {header.strip()} never "
                 f'matches; send the series\' ETag, "{match.group(2)}"'
             )
-        expected = int(match.group(2))
-        if expected > MAX_VERSION:
+        tag = match.group(2)
+        expected = int(tag) if _VERSION_TAG.fullmatch(tag) else None
+        if expected is None or expected > MAX_VERSION:
+            # Well formed, so a tag that matches no version: the condition fails.
             raise PreconditionFailedError(
-                f"If-Match names version {expected}, past any a catalog reaches "
-                f"({MAX_VERSION}): it matches nothing"
+                f"If-Match names {header.strip()}, the ETag of no version of a "
+                f"catalog (versions run to {MAX_VERSION}): it matches nothing"
             )
     try:
         return await change(expected)

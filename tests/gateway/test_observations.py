@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import datetime as dt
 import io
+import struct
 from pathlib import Path
 
 import pandas as pd
@@ -608,3 +609,30 @@ def test_large_encodings_take_turns() -> None:
     most[0] = 0
     asyncio.run(clients_that_hang_up())
     assert most[0] == LARGE_AT_ONCE
+
+
+def _stream(table: pa.Table) -> bytearray:
+    sink = io.BytesIO()
+    with pa.ipc.new_stream(sink, table.schema) as writer:
+        writer.write_table(table)
+    return bytearray(sink.getvalue())
+
+
+def test_an_arrow_body_inconsistent_inside_is_a_bad_request(client: Client) -> None:
+    """Streams pyarrow opens without complaint but whose insides contradict
+    themselves were 500s (with a traceback), met by the catalog's own reads."""
+    offsets = _stream(pa.table({"date": ["2024-01-01", "2024-01-02"], "value": [1.0, 2.0]}))
+    at = offsets.find(struct.pack("<iii", 0, 10, 20))
+    offsets[at + 4 : at + 12] = struct.pack("<ii", 100_000_000, 2_000_000_000)
+    utf8 = _stream(pa.table({"date": ["2024-01-01"], "value": [1.0]}))
+    utf8[utf8.find(b"2024-01-01") + 1] = 0xFF
+    dates = pa.array([dt.date(2024, 1, 1), dt.date(2024, 1, 2)], pa.date32())
+    nulls = _stream(pa.table({"date": dates, "value": [1.0, None]}))
+    at = nulls.find(struct.pack("<qq", 2, 1))  # the value column's length and null count
+    nulls[at + 8 : at + 16] = struct.pack("<q", 7)
+    url = "/v1/series/UNRATE/observations"
+    before = client.get("/v1/series/UNRATE").json()["version"]
+    for body in (offsets, utf8, nulls):
+        answer = client.post(url, content=bytes(body), headers={"content-type": ARROW})
+        assert "not a readable Arrow IPC stream" in problem(answer, 400)["detail"]
+    assert client.get("/v1/series/UNRATE").json()["version"] == before

@@ -38,14 +38,24 @@ def test_if_match_compares_strongly_and_needs_the_series(client: Client, method:
     for if_match in ("*", current):
         missing = problem(conditional(client, method, "NOPE", if_match), 412)
         assert missing["type"].endswith("version-mismatch")
-    problem(conditional(client, method, "NOPE", 'W/"x"'), 400)
-    # ETags are text: the current version with a leading zero is no ETag this
-    # server issued, and changes nothing.
-    problem(conditional(client, method, "GDP", f'"0{before.json()["version"]}"'), 400)
-    # An ETag past any version a catalog reaches matches nothing: a failed
-    # precondition, not invalid input naming a field the request never had.
-    for beyond in ('"1000000000000000001"', '"9999999999999999999"'):
-        problem(conditional(client, method, "GDP", beyond), 412)
+    problem(conditional(client, method, "NOPE", 'W/"x"'), 412)
+    # Any well-formed ETag this server never issued matches nothing: a failed
+    # precondition (RFC 9110), not invalid input. ETags are text, so the current
+    # version with a leading zero is one of them; so is one past any version a
+    # catalog reaches, of any length (20 digits were a 400).
+    for other in (
+        f'"0{before.json()["version"]}"',
+        '"1000000000000000001"',
+        '"9999999999999999999"',
+        '"99999999999999999999"',
+        '"' + "9" * 400 + '"',
+        '"abc"',
+        '""',
+    ):
+        problem(conditional(client, method, "GDP", other), 412)
+    # Not one entity-tag: unreadable, a 400.
+    for malformed in ("42", '"4"2"', '"1", "2"', 'W/ "3"'):
+        problem(conditional(client, method, "GDP", malformed), 400)
     assert client.get("/v1/series/GDP").json() == before.json()
     assert conditional(client, method, "GDP", "*").status_code == 200
     gone = client.get("/v1/series/GDP")
