@@ -18,6 +18,10 @@ ENV_PREFIX = "FINCAT_GRAPHQL_"
 DEFAULT_FRESHNESS_MAX_AGE = 2 * 24 * 3600.0
 #: Settings where 0 turns a feature off.
 MAY_BE_ZERO = frozenset({"result_cache_bytes"})
+#: The page ``seriesList`` and ``versions`` give a query that names no ``first``
+#: (``history``'s is 10): ``max_page`` may not be below it, or those queries fail
+#: on a ``first`` the client never sent.
+DEFAULT_PAGE = 20
 
 
 class GraphQLSettingsError(ValueError):
@@ -106,3 +110,8 @@ def _check(field: str, value: bool | float, label: str) -> None:
         return
     if not value > 0:  # NaN too
         raise GraphQLSettingsError(f"{label} must be positive, not {value}")
+    if field == "max_page" and value < DEFAULT_PAGE:
+        raise GraphQLSettingsError(
+            f"{label} must be at least {DEFAULT_PAGE}, the page of a query that gives "
+            f"no first, not {value}"
+        )

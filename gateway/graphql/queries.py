@@ -29,6 +29,7 @@ from gateway.graphql.catalog_types import (
     report_node,
     version_node,
 )
+from gateway.graphql.config import DEFAULT_PAGE
 from gateway.graphql.context import GraphQLContext, context_of
 from gateway.graphql.decorators import field
 from gateway.graphql.errors import VALIDATION, ApiError
@@ -101,7 +102,7 @@ class Query:
         self,
         info: Context,
         filter: SeriesFilter | None = None,
-        first: int = 20,
+        first: int = DEFAULT_PAGE,
         after: str | None = None,
         as_of: AsOfArgument = None,
     ) -> SeriesConnection:
@@ -141,7 +142,7 @@ class Query:
     async def versions(
         self,
         info: Context,
-        first: int = 20,
+        first: int = DEFAULT_PAGE,
         after: Annotated[
             str | None, strawberry.argument(description="endCursor of the previous page.")
         ] = None,

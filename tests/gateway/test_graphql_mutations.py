@@ -342,3 +342,8 @@ def test_graphql_settings_from_the_environment() -> None:
         Settings.from_env({"FINCAT_ROOT": "x", "FINCAT_GRAPHQL_IDE": "maybe"})
     with pytest.raises(ValueError, match="max_cost"):
         GraphQLSettings(max_cost=0)
+    # Below the default page, every query that gives no first failed on one it never sent.
+    message = "FINCAT_GRAPHQL_MAX_PAGE must be at least 20, the page of a query that gives no first"
+    with pytest.raises(SettingsError, match=message):
+        Settings.from_env({"FINCAT_ROOT": "x", "FINCAT_GRAPHQL_MAX_PAGE": "19"})
+    assert GraphQLSettings.from_env({"FINCAT_GRAPHQL_MAX_PAGE": "20"}).max_page == 20
