@@ -103,8 +103,9 @@ class GatewayApp(Litestar):
             # among the errors that page an operator. The request's task ends here.
             if started:
                 raise
+            request: Request[Any, Any, Any] = Request(scope)
             response = problem_response(
-                Request(scope),
+                request,
                 503,
                 "shutting-down",
                 "Server stopping",
@@ -112,7 +113,7 @@ class GatewayApp(Litestar):
                 "carried was applied whole or not at all: read it back before you retry",
                 headers={"Retry-After": "1", "Connection": "close"},
             )
-            await response.to_asgi_response(None, Request(scope))(scope, receive, send_and_note)
+            await response.to_asgi_response(None, request)(scope, receive, send_and_note)
 
     def _methods(self, scope: HTTPScope) -> set[str]:
         """Every method the route matched by ``scope`` takes (routing has set its handler)."""
