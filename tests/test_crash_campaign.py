@@ -420,3 +420,68 @@ def test_a_durable_put_persists_the_directory_entry(
     asyncio.run(store.put("data/S/part-1.parquet", b"bytes", durable=True))
     directory = str(tmp_path / "store" / "data" / "S")
     assert directory in synced, f"fsynced only {synced}"
+
+
+def _record_directory_flushes(monkeypatch: pytest.MonkeyPatch, fail: set[str]) -> list[str]:
+    """The directories fsynced, in order; a flush of one in ``fail`` raises EIO once."""
+    from catalog_store.storage import local
+
+    synced: list[str] = []
+    real_fsync = os.fsync
+
+    def recording_fsync(fd: int) -> None:
+        name = os.readlink(f"/proc/self/fd/{fd}")
+        if name in fail:
+            fail.discard(name)
+            raise OSError(5, "Input/output error")
+        synced.append(name)
+        real_fsync(fd)
+
+    monkeypatch.setattr(local.os, "fsync", recording_fsync)
+    return synced
+
+
+def test_a_commit_into_new_directories_persists_their_entries_too(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A series' first data file goes into a directory made for it: flushing the
+    file's name in that directory is not enough while the directory's own entry in
+    data/ may be lost with a power cut. Every directory the store made has its
+    parent flushed, up to the parent of the store's root."""
+    synced = _record_directory_flushes(monkeypatch, set())
+    root = tmp_path / "store"
+
+    async def main() -> None:
+        catalog = await AsyncCatalog.open(str(root), create=True)
+        await catalog.create({"id": "S", "frequency": "annual"})
+        await catalog.write("S", ([dt.date(2020, 1, 1)], [1.0]))
+        await catalog.checkpoint()  # the row into a data file, in S's own directory
+        await catalog.close()
+
+    asyncio.run(main())
+    made = [root, *(p for p in root.rglob("*") if p.is_dir())]
+    assert any(p.parent.name == "data" for p in made)
+    unflushed = [str(p) for p in made if str(p.parent) not in synced]
+    assert unflushed == [], f"entries never flushed: {unflushed}; fsynced {synced}"
+
+
+def test_a_directory_entry_left_unflushed_by_a_failed_write_is_flushed_by_the_next(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from catalog_store.errors import StorageError
+    from catalog_store.storage import local
+
+    root = tmp_path / "store"
+    root.mkdir()
+    data = root / "data"
+    synced = _record_directory_flushes(monkeypatch, {str(data)})
+    store = local.LocalStore(root)
+    with pytest.raises(StorageError):
+        asyncio.run(store.put_new("data/S/part-1.parquet", b"bytes"))
+    assert str(data) not in synced
+    asyncio.run(store.put_new("data/S/part-2.parquet", b"bytes"))
+    # data/S was there by then; what the first write made is still flushed: data/S's
+    # entry (in data) and data's (in the root).
+    assert synced[-3:] == [str(data / "S"), str(data), str(root)], synced
+    asyncio.run(store.put_new("data/S/part-3.parquet", b"bytes"))
+    assert synced[-1] == str(data / "S"), "a flushed entry is not flushed again"

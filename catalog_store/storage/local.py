@@ -12,6 +12,7 @@ Immutable objects (:meth:`LocalStore.put_new`) go the same way, or, with no
 unnamed file ready, are created at their final name (nothing reads them before a
 manifest names them). Their keys are unique, so a file already there is the same
 object's from an earlier try: left alone when whole, else replaced by a rename.
+A directory made for an object has its own entry flushed too (_NewDirectories).
 """
 
 from __future__ import annotations
@@ -205,6 +206,35 @@ def _fsync_dir(directory: Path) -> None:
         os.close(fd)
 
 
+class _NewDirectories:
+    """Directories this store made whose entries in their parents may not be on disk
+    yet. A name flushed in its directory is lost with that directory if the
+    directory's own entry is: each made directory's parent is flushed, deepest
+    first, before a write into it counts as durable (a series' first data file
+    goes into a directory made for it). Kept until flushed, so that a write that
+    failed before the flush leaves it to the next write into that directory."""
+
+    def __init__(self) -> None:
+        self._made: set[Path] = set()
+
+    def make(self, directory: Path) -> None:
+        missing = []
+        while not directory.is_dir():
+            missing.append(directory)
+            directory = directory.parent
+        for made in reversed(missing):
+            # One another writer made a moment ago may not be flushed yet either.
+            made.mkdir(exist_ok=True)
+            self._made.add(made)
+
+    def flush(self, directory: Path) -> None:
+        """Flush the entries of ``directory`` and of its ancestors, while made here."""
+        while directory in self._made:
+            _fsync_dir(directory.parent)
+            self._made.discard(directory)
+            directory = directory.parent
+
+
 def _rewrite_in_place(path: Path, data: bytes) -> None:
     fd = os.open(path, os.O_WRONLY)
     try:
@@ -259,6 +289,7 @@ class LocalStore(Store):
         self.root = Path(root).expanduser().resolve()
         self.url = self.root.as_uri()
         self._spares = UnnamedFiles(self.root)
+        self._new_directories = _NewDirectories()
         #: Whether the root was here (when the store was opened, or at a write): one
         #: that has gone since (the store moved, unmounted or deleted) is not made
         #: again by a write, which would write into an empty store.
@@ -278,7 +309,7 @@ class LocalStore(Store):
             raise FormatError(f"{self.root}, the store's directory, is gone: writing {key}")
         if make_directory:
             with translate_os_errors(key):
-                path.parent.mkdir(parents=True, exist_ok=True)
+                self._new_directories.make(path.parent)
         return path
 
     async def get(self, key: str) -> bytes:
@@ -321,12 +352,21 @@ class LocalStore(Store):
                 return
         path = self._path_to_write(key)
         with translate_os_errors(key):
-            await asyncio.to_thread(_replace_file, path, data, durable)
+            await asyncio.to_thread(self._replace, path, data, durable)
+
+    def _replace(self, path: Path, data: bytes, durable: bool) -> None:
+        _replace_file(path, data, durable)
+        if durable:
+            self._new_directories.flush(path.parent)
 
     async def put_new(self, key: str, data: bytes) -> None:
         path = self._path_to_write(key)
         with translate_os_errors(key):
-            await asyncio.to_thread(_write_new, self._spares, path, data)
+            await asyncio.to_thread(self._write_immutable, path, data)
+
+    def _write_immutable(self, path: Path, data: bytes) -> None:
+        _write_new(self._spares, path, data)
+        self._new_directories.flush(path.parent)
 
     async def put_if_absent(self, key: str, data: bytes) -> None:
         path = self._path_to_write(key)
@@ -377,6 +417,7 @@ class LocalStore(Store):
         for attempt in range(_FLUSH_ATTEMPTS):
             try:
                 _fsync_dir(path.parent)
+                self._new_directories.flush(path.parent)
                 return
             except OSError as exc:
                 if attempt == _FLUSH_ATTEMPTS - 1:
