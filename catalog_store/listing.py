@@ -13,6 +13,7 @@ import binascii
 import contextlib
 import functools
 import json
+import unicodedata
 from collections.abc import AsyncGenerator, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
@@ -49,6 +50,15 @@ def check_text(value: object, name: str) -> None:
         raise ValidationError(f"must be text, not {type(value).__name__}", name)
 
 
+def searchable(text: str) -> str:
+    """``text`` as text search compares it: case folded and in one Unicode form
+    (NFKC), so that an "é" typed as one character or as "e" and an accent, or a
+    word in full-width letters, finds what it reads as."""
+    if text.isascii():  # every ASCII string is already in that form
+        return text.casefold()
+    return unicodedata.normalize("NFKC", unicodedata.normalize("NFKC", text).casefold())
+
+
 @dataclass(frozen=True)
 class SeriesFilter:
     """All given conditions must hold; ``tags`` must all be present."""
@@ -69,7 +79,7 @@ class SeriesFilter:
                 "frequency",
             )
         if self.text is not None:
-            object.__setattr__(self, "text", self.text.casefold())
+            object.__setattr__(self, "text", searchable(self.text))
 
     def matches(self, record: Any, series_id: str) -> bool:
         """Whether the series holds; ``record`` needs only the fields of :meth:`fields`."""
@@ -83,9 +93,9 @@ class SeriesFilter:
             return False
         if self.text:
             return (
-                self.text in series_id.casefold()
-                or self.text in record.title.casefold()
-                or self.text in record.description.casefold()
+                self.text in searchable(series_id)
+                or self.text in searchable(record.title)
+                or self.text in searchable(record.description)
             )
         return True
 

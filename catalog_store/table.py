@@ -322,7 +322,7 @@ def select(table: pa.Table, flt: SeriesFilter) -> pa.Table:
     if not flt.text or table.num_rows == 0:
         return table
     # Text goes through SeriesFilter.matches, so a table and a listing select by
-    # exactly the same rule (case folding, not just lower case).
+    # exactly the same rule (case folding and one Unicode form, not just lower case).
     text = type(flt)(text=flt.text)
     titles, descriptions = table["title"].to_pylist(), table["description"].to_pylist()
     mask = [

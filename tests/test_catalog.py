@@ -234,6 +234,24 @@ def test_a_batch_may_swap_and_hand_over_external_ids(catalog: Catalog) -> None:
     assert catalog.verify().ok
 
 
+def test_text_search_ignores_the_unicode_form_as_it_ignores_case(catalog: Catalog) -> None:
+    composed, decomposed = "Indice des prix \u00e0 la consommation", "Zo\u0308llner Stra\u00dfe"
+    with catalog.batch() as batch:
+        batch.create({"id": "FR", "frequency": "monthly", "title": composed})
+        batch.create({"id": "DE", "frequency": "monthly", "description": decomposed})
+        batch.create({"id": "JP", "frequency": "monthly", "title": "\uff27\uff24\uff30 Japan"})
+    searches = {
+        "prix a\u0300 la": ["FR"],  # the accent typed apart finds it typed as one
+        "Z\u00d6LLNER": ["DE"],  # and the other way round, in capitals
+        "STRASSE": ["DE"],  # case folding: \u00df is ss
+        "gdp": ["JP"],  # full-width letters read as the letters they are
+        "prix a la": [],  # but an accent is not dropped
+    }
+    for text, expected in searches.items():
+        assert sorted(s.id for s in catalog.list(text=text).items) == expected, text
+        assert catalog.metadata_table(text=text)["id"].to_pylist() == expected, text
+
+
 def test_listing_filters(catalog: Catalog) -> None:
     with catalog.batch("seed") as batch:
         batch.create({"id": "A1", "frequency": "monthly", "source": "BLS", "tags": ["jobs", "usa"]})
