@@ -27,6 +27,12 @@ def as_table(observations: Any) -> pa.Table:
     """Accept a pyarrow Table, a pandas DataFrame or a ``(dates, values)`` pair."""
     if isinstance(observations, pa.Table):
         return observations
+    if _rows(observations):
+        raise ValidationError(
+            "observations must be a (dates, values) pair, not (date, value) rows; "
+            "tuple(zip(*rows)) turns rows into the pair",
+            "observations",
+        )
     if isinstance(observations, tuple | list) and len(observations) == 2:
         dates, values = observations
         return _pair_table(dates, values)
@@ -42,6 +48,27 @@ def as_table(observations: Any) -> pa.Table:
         "observations must be a pyarrow Table, a pandas DataFrame or Series, or a "
         "(dates, values) pair",
         "observations",
+    )
+
+
+def _rows(observations: Any) -> bool:
+    """Whether ``observations`` is a list of ``(date, value)`` rows: each a pair of a
+    number (or None) after something that is not one. A ``(dates, values)`` pair's
+    first item is a list of dates, whose second is no number."""
+    if not isinstance(observations, tuple | list) or not observations:
+        return False
+    return all(
+        isinstance(row, tuple | list)
+        and len(row) == 2
+        and _number_or_none(row[1])
+        and not _number_or_none(row[0])
+        for row in observations
+    )
+
+
+def _number_or_none(item: Any) -> bool:
+    return item is None or (
+        isinstance(item, int | float | np.number) and not isinstance(item, bool)
     )
 
 

@@ -212,6 +212,9 @@ def test_bad_write_arguments_are_refused_without_a_commit(catalog: Catalog) -> N
         ({"observations": ([D(2020, 1, 2)], [1.0, 2.0])}, "values"),
         ({"observations": ([D(2020, 1, 2)], ["1.0"])}, "values"),
         ({"observations": {"date": [D(2020, 1, 2)]}}, "observations"),
+        # (date, value) rows, two of them read as a pair before, "values" at fault.
+        ({"observations": [(D(2020, 1, 2), 1.0), (D(2020, 1, 3), 2.0)]}, "observations"),
+        ({"observations": [(D(2020, 1, 2), 1.0)]}, "observations"),
         ({"observations": pa.table({"date": [D(2020, 1, 2)]})}, "value"),
         ({"observations": pa.table({"date": [D(2020, 1, 2)], "value": [1.0], "x": [1]})}, "x"),
         # Not a version number: bad input, not a conflict (which means a lost race).
@@ -227,6 +230,8 @@ def test_bad_write_arguments_are_refused_without_a_commit(catalog: Catalog) -> N
         with pytest.raises(ValidationError) as info:
             catalog.write("S", **kwargs)
         assert info.value.field == field, kwargs
+        if "rows" in str(info.value):
+            assert "zip" in str(info.value), "the message says how to make the pair"
     with pytest.raises(SeriesNotFoundError):
         catalog.write("NOPE", ([D(2020, 1, 2)], [1.0]))
     refusals: list[tuple[Callable[[], object], str]] = [
