@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from typing import Annotated, Any
 
 import typer
@@ -20,6 +21,18 @@ SHOWN_PROBLEMS = 50
 #: old, and far longer ones reach back before the year 1, which no date can hold.
 MAX_DAYS = 36525
 MAX_HOURS = MAX_DAYS * 24
+
+
+def _from_zero_to(highest: int) -> Callable[[float | None], float | None]:
+    """An option's range check. click's own let nan through to a message about
+    the upper bound ("less than or equal to 876600")."""
+
+    def check(value: float | None) -> float | None:
+        if value is not None and not 0 <= value <= highest:  # nan is neither
+            raise typer.BadParameter(f"must be a number from 0 to {highest}, not {value}")
+        return value
+
+    return check
 
 
 @app.command()
@@ -85,9 +98,8 @@ def gc(
         float,
         typer.Option(
             "--grace-hours",
-            min=0,
-            max=MAX_HOURS,
-            help="Keep unreferenced objects younger than this.",
+            callback=_from_zero_to(MAX_HOURS),
+            help=f"Keep unreferenced objects younger than this (0 to {MAX_HOURS}).",
         ),
     ] = DEFAULT_GRACE.total_seconds() / 3600,
     dry_run: Annotated[
@@ -97,9 +109,8 @@ def gc(
         float | None,
         typer.Option(
             "--retain-days",
-            min=0,
-            max=MAX_DAYS,
-            help="Expire versions superseded more than this many days ago "
+            callback=_from_zero_to(MAX_DAYS),
+            help=f"Expire versions superseded more than this many days ago, 0 to {MAX_DAYS} "
             "(default: keep every version).",
         ),
     ] = None,
