@@ -89,7 +89,7 @@ def parse_keys(data: Any, origin: str) -> tuple[ApiKey, ...]:
 
     Raises KeyConfigError naming ``origin`` and the entry at fault: a missing
     name, a digest that is not 64 lower-case hex digits, an unknown scope, or a
-    name used twice.
+    name or digest used twice.
     """
     entries = data.get("keys") if isinstance(data, dict) else data
     if not isinstance(entries, list):
@@ -113,10 +113,41 @@ def parse_keys(data: Any, origin: str) -> tuple[ApiKey, ...]:
             or not all(isinstance(s, str) and s in SCOPES for s in scopes)
         ):
             raise KeyConfigError(f"{where}: 'scopes' must be a non-empty list of {SCOPES}")
-        if any(k.name == name for k in keys):
-            raise KeyConfigError(f"{where}: the name {name!r} is used twice")
-        keys.append(ApiKey(name, digest, frozenset(scopes)))
+        key = ApiKey(name, digest, frozenset(scopes))
+        clash = _clash(key, keys)
+        if clash is not None:
+            raise KeyConfigError(f"{where}: {clash}")
+        keys.append(key)
     return tuple(keys)
+
+
+def combine_keys(*sources: Iterable[ApiKey]) -> tuple[ApiKey, ...]:
+    """The keys of several sources (a file given twice, a file and the environment),
+    a key they repeat exactly kept once. Raises KeyConfigError for a name or a
+    digest two sources give different entries."""
+    keys: list[ApiKey] = []
+    for key in (key for source in sources for key in source):
+        if key in keys:
+            continue
+        clash = _clash(key, keys)
+        if clash is not None:
+            raise KeyConfigError(f"API keys from more than one source: {clash}")
+        keys.append(key)
+    return tuple(keys)
+
+
+def _clash(key: ApiKey, keys: Iterable[ApiKey]) -> str | None:
+    """Why ``key`` cannot join ``keys``: a name twice, or one digest twice, which
+    would make a token's name and scopes those of whichever entry came last."""
+    for other in keys:
+        if other.name == key.name:
+            return f"the name {key.name!r} is used twice"
+        if other.sha256 == key.sha256:
+            return (
+                f"{other.name!r} and {key.name!r} have the same sha256: one token "
+                "cannot be two keys"
+            )
+    return None
 
 
 def load_keys_file(path: str | Path) -> tuple[ApiKey, ...]:

@@ -23,6 +23,7 @@ from catalog_store.sync import Catalog
 from gateway.auth import (
     SCOPES,
     KeyConfigError,
+    combine_keys,
     hash_token,
     load_keys_file,
     new_token,
@@ -188,7 +189,7 @@ def serve(
         from_env = Settings.from_env({**os.environ, ENV_ROOT: location})
         settings = from_env.with_changes(
             storage_options={**from_env.storage_options, **storage_options},
-            api_keys=(*keys, *from_env.api_keys),
+            api_keys=combine_keys(keys, from_env.api_keys),
             **given,
         )
         settings.check_bind()

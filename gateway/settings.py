@@ -18,7 +18,7 @@ from catalog_store import CatalogOptions
 from catalog_store.commit import RetryPolicy
 from catalog_store.storage.guarded import StoreListener
 from gateway import envvars
-from gateway.auth import ApiKey, keys_to_json, load_keys_file, parse_keys
+from gateway.auth import ApiKey, combine_keys, keys_to_json, load_keys_file, parse_keys
 from gateway.graphql.config import GraphQLSettings, GraphQLSettingsError
 
 DEFAULT_CACHE_BYTES = 128 * 2**20
@@ -262,12 +262,9 @@ def keys_from_env(environ: Mapping[str, str] | None = None) -> tuple[ApiKey, ...
     Raises KeyConfigError or SettingsError for an unreadable or malformed one.
     """
     env = os.environ if environ is None else environ
-    keys: list[ApiKey] = []
-    if env.get(ENV_API_KEYS_FILE):
-        keys.extend(load_keys_file(env[ENV_API_KEYS_FILE]))
-    if env.get(ENV_API_KEYS):
-        keys.extend(parse_keys(_json(env, ENV_API_KEYS), ENV_API_KEYS))
-    return tuple(keys)
+    from_file = load_keys_file(env[ENV_API_KEYS_FILE]) if env.get(ENV_API_KEYS_FILE) else ()
+    given = parse_keys(_json(env, ENV_API_KEYS), ENV_API_KEYS) if env.get(ENV_API_KEYS) else ()
+    return combine_keys(from_file, given)
 
 
 def is_loopback(host: str) -> bool:

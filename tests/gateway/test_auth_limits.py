@@ -160,6 +160,13 @@ def test_key_files(tmp_path: Path) -> None:
         {"keys": [{"name": "a", "sha256": digest, "scopes": ["sudo"]}]},
         {"keys": [{"name": "", "sha256": digest, "scopes": ["read"]}]},
         {"keys": [{"name": "a", "sha256": digest, "scopes": ["read"]}] * 2},
+        # One token, two keys: it would get the scopes of whichever came last.
+        {
+            "keys": [
+                {"name": "dashboard", "sha256": digest, "scopes": ["read"]},
+                {"name": "loader", "sha256": digest, "scopes": ["write"]},
+            ]
+        },
         {"keys": "none"},
     ):
         with pytest.raises(KeyConfigError):
@@ -170,6 +177,20 @@ def test_key_files(tmp_path: Path) -> None:
     broken.write_text("[[keys]\n")
     with pytest.raises(KeyConfigError):
         load_keys_file(broken)
+
+
+def test_keys_from_several_sources_are_combined_once(tmp_path: Path) -> None:
+    digest = hash_token("secret")
+    entry = {"name": "loader", "sha256": digest, "scopes": ["write"]}
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(json.dumps({"keys": [entry]}))
+    env = {"FINCAT_ROOT": "x", "FINCAT_API_KEYS_FILE": str(keys_file)}
+    same = Settings.from_env({**env, "FINCAT_API_KEYS": json.dumps([entry])})
+    assert [k.name for k in same.api_keys] == ["loader"]
+    assert Settings.from_env(same.to_env()) == same
+    for clash in ({**entry, "scopes": ["read"]}, {**entry, "name": "other"}):
+        with pytest.raises(KeyConfigError, match="more than one source"):
+            Settings.from_env({**env, "FINCAT_API_KEYS": json.dumps([clash])})
 
 
 def test_settings_from_env_round_trip(tmp_path: Path) -> None:

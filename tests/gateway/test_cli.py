@@ -19,7 +19,16 @@ from gateway.auth import KeyRing, hash_token, keys_to_json, parse_keys
 from gateway.cli import app as cli_app
 from gateway.settings import Settings, SettingsError
 from tests.conftest import StoreTarget
-from tests.gateway.conftest import KEYS, ROOT, Server, free_port, problem
+from tests.gateway.conftest import (
+    KEYS,
+    READ_TOKEN,
+    ROOT,
+    Server,
+    bearer,
+    free_port,
+    problem,
+    start_server,
+)
 
 
 def test_fincat_script_runs_the_gateway_cli() -> None:
@@ -37,6 +46,28 @@ def test_serve_refuses_a_public_address_without_keys(tmp_path: Path) -> None:
     )
     assert result.exit_code == 2
     assert "loopback" in result.output
+
+
+def test_serve_given_one_key_file_twice_serves_it_once(
+    local_target: StoreTarget, tmp_path: Path
+) -> None:
+    """Once by FINCAT_API_KEYS_FILE and once by --api-keys: each key once, not a worker
+    that refuses its keys as "used twice" after serve has said it is serving."""
+    keys_file = tmp_path / "keys.json"
+    keys_file.write_text(keys_to_json(KEYS))
+    server = start_server(
+        local_target,
+        tmp_path,
+        "--api-keys",
+        str(keys_file),
+        env={"FINCAT_API_KEYS_FILE": str(keys_file)},
+    )
+    try:
+        assert f"{len(KEYS)} API key(s)" in server.log.read_text()
+        assert httpx.get(f"{server.url}/v1/series").status_code == 401
+        assert httpx.get(f"{server.url}/v1/series", headers=bearer(READ_TOKEN)).status_code == 200
+    finally:
+        server.stop()
 
 
 def test_api_key_command_prints_a_usable_entry(tmp_path: Path) -> None:
