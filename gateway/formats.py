@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import io
 import re
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 from typing import Any
 
@@ -193,8 +193,11 @@ def encode_parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-async def arrow_stream(table: pa.Table, batch_rows: int = BATCH_ROWS) -> AsyncIterator[bytes]:
-    """An Arrow IPC stream, one chunk of bytes per record batch, ending with end-of-stream."""
+def arrow_chunks(table: pa.Table, batch_rows: int = BATCH_ROWS) -> Iterator[bytes]:
+    """An Arrow IPC stream, one chunk of bytes per record batch, ending with
+    end-of-stream. The one encoding a GET streams and a HEAD or a byte range
+    measures: a range cut from another batching splices into a stream that reads
+    whole, short of rows."""
     sink = io.BytesIO()
     writer = ipc.new_stream(sink, table.schema)
 
@@ -212,11 +215,13 @@ async def arrow_stream(table: pa.Table, batch_rows: int = BATCH_ROWS) -> AsyncIt
     yield take()
 
 
+async def arrow_stream(table: pa.Table) -> AsyncIterator[bytes]:
+    for chunk in arrow_chunks(table):
+        yield chunk
+
+
 def encode_arrow(table: pa.Table) -> bytes:
-    sink = io.BytesIO()
-    with ipc.new_stream(sink, table.schema) as writer:
-        writer.write_table(table)
-    return sink.getvalue()
+    return b"".join(arrow_chunks(table))
 
 
 # -- decoding --------------------------------------------------------------------------
