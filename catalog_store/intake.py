@@ -74,10 +74,11 @@ def _number_or_none(item: Any) -> bool:
 
 def _frame_table(frame: Any) -> pa.Table:
     """A DataFrame with ``date`` and ``value`` columns (or dates as its index), or a
-    Series of values indexed by date."""
+    Series of values indexed by date. The index is the dates whatever its name:
+    ``DATE`` from a FRED file read with ``index_col``, ``Date`` from others."""
     if not hasattr(frame, "columns"):  # a Series
         frame = frame.to_frame(name="value")
-    if "date" not in frame.columns and frame.index.name in ("date", None) and "value" in frame:
+    if "date" not in frame.columns and "value" in frame:
         if frame.index.nlevels != 1:
             raise ValueError("the index must be the dates alone")
         frame = frame.reset_index(names="date")

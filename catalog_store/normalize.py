@@ -114,7 +114,7 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
                     f"outside {MIN_DATE} .. {MAX_DATE}",
                     "dates",
                 ) from None
-        if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+        if _is_text(kind):
             return _parse_strings(column, frequency)
         raise ValidationError(f"intraday dates must be UTC timestamps, not {kind}", "dates")
     if pa.types.is_date(kind):
@@ -137,9 +137,16 @@ def _dates(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
         if not pc.all(pc.equal(back, column), min_count=0).as_py():  # empty: all hold
             raise ValidationError("dates must not carry a time of day", "dates")
         return as_dates
-    if pa.types.is_string(kind) or pa.types.is_large_string(kind):
+    if _is_text(kind):
         return _parse_strings(column, frequency)
     raise ValidationError(f"dates must be dates, not {kind}", "dates")
+
+
+def _is_text(kind: pa.DataType) -> bool:
+    # string_view: what polars writes a String column as, in Arrow IPC.
+    return bool(
+        pa.types.is_string(kind) or pa.types.is_large_string(kind) or kind == pa.string_view()
+    )
 
 
 _UNITS = {"s": ("seconds", 1_000_000), "ms": ("milliseconds", 1_000)}
@@ -156,6 +163,8 @@ def _beyond_microseconds(column: pa.ChunkedArray, unit: str) -> str:
 
 
 def _parse_strings(column: pa.ChunkedArray, frequency: str) -> pa.ChunkedArray:
+    if column.type == pa.string_view():  # Arrow's casts to dates take no views
+        column = column.cast(pa.string())
     if frequency != "intraday":
         # Arrow's cast reads exactly YYYY-MM-DD too, all at once; the text at fault is
         # then found one by one.

@@ -301,6 +301,18 @@ FORMS: dict[str, Callable[[], Any]] = {
         pd.array(VALUES, dtype="Float64"),
         index=pd.DatetimeIndex([str(d) for d in DATES], name="date"),
     ),
+    "pandas-series-index-named-as-in-a-fred-file": lambda: pd.Series(
+        VALUES, index=pd.DatetimeIndex([str(d) for d in DATES], name="DATE")
+    ),
+    "pandas-value-column-index-named-otherwise": lambda: pd.DataFrame(
+        {"value": VALUES}, index=pd.Index(DATES, name="Date")
+    ),
+    "arrow-string-view-dates": lambda: pa.table(
+        {
+            "date": pa.array([str(d) for d in DATES], pa.string_view()),
+            "value": pa.array(VALUES, pa.float64()),
+        }
+    ),
     "pair-of-lists": lambda: (DATES, VALUES),
     "pair-unsorted": lambda: (list(reversed(DATES)), list(reversed(VALUES))),
     "pair-of-numpy": lambda: (
