@@ -275,12 +275,14 @@ class Series(SeriesSpec):
 
 
 def validation_error(exc: pydantic.ValidationError, prefix: str = "") -> ValidationError:
-    """Turn a pydantic report into fincat's ValidationError naming the first bad field."""
+    """Turn a pydantic report into fincat's ValidationError naming the first bad field.
+    Each problem's field is a whole path, ``prefix`` first: a value validated alone
+    (an external id) has no path of its own, and was named by none."""
     problems = [
-        {"field": ".".join(str(p) for p in e["loc"] if p != ""), "message": _in_words(e)}
+        {"field": ".".join(str(p) for p in (prefix, *e["loc"]) if p != ""), "message": _in_words(e)}
         for e in exc.errors(include_url=False)
     ]
-    field = ".".join(part for part in (prefix, problems[0]["field"]) if part)
+    field = problems[0]["field"]
     if len(problems) == 1:
         return ValidationError(problems[0]["message"], field=field or None, problems=problems)
     details = "; ".join(f"{p['field'] or 'input'}: {p['message']}" for p in problems)

@@ -156,6 +156,15 @@ def test_list_errors(client: Client) -> None:
         assert body["detail"].startswith("limit: "), body
     problem(client.get("/v1/series?external_id=nocolon"), 422)
     problem(client.get("/v1/series?external_id=fred:GDP&source=BEA"), 422)
+    # A value validated alone named no field at all.
+    for query, field in (
+        ("external_id=fred:%20x", "external_id"),
+        ("external_id=fred:a%00b", "external_id"),
+        ("external_id=x&provider=%20fred", "provider"),
+    ):
+        body = problem(client.get(f"/v1/series?{query}"), 422)
+        assert [e["field"] for e in body["errors"]] == [field], body
+        assert body["detail"].startswith(f"{field}: "), body
 
 
 def test_integers_and_points_in_time_are_read_strictly(client: Client) -> None:
