@@ -159,10 +159,11 @@ def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
     JSON. The parameters each operation takes are those its OpenAPI lists.
     """
     template = request.scope.get("path_template") or ""
-    if not template.startswith("/v1/") or not request.query_params:
+    if not template.startswith("/v1/"):
         return
     # A HEAD is here as its GET (gateway.head), so it takes what the GET takes.
     taken = _declared_parameters(request.app).get((request.method, template), {})
+    _check_integer_path_parameters(template, request.scope["path"], taken)
     for name, values in request.query_params.dict().items():
         kind = taken.get(name)
         if kind is None:
@@ -171,24 +172,45 @@ def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
         elif len(values) > 1 and not kind.repeatable:
             # Else the last would win unseen: format=csv&format=json answers JSON.
             message = "given more than once; it takes one value"
+        elif kind.path:
+            message = "is part of the path here, not a query parameter"
         elif kind.integer and not all(_INTEGER.fullmatch(value) for value in values):
             # Converted leniently, 1e2 and 5.0 would be taken for 100 and 5.
-            message = "must be an integer written in digits"
+            message = _NOT_AN_INTEGER
         else:
             continue
-        raise ValidationException(f"{name}: {message}", extra=[{"key": name, "message": message}])
+        raise _invalid(name, message)
+
+
+def _check_integer_path_parameters(template: str, path: str, taken: dict[str, _Declared]) -> None:
+    """422 for an integer path parameter not written in digits: the router reads
+    it with int(), which takes " 0", "+0", "0_0" and a full-width zero."""
+    # From the end: a path served under a prefix (root_path) has more at the start.
+    pairs = zip(reversed(template.split("/")), reversed(path.split("/")), strict=False)
+    for pattern, segment in pairs:
+        name = pattern[1:-1] if pattern.startswith("{") else None
+        kind = taken.get(name) if name else None
+        if kind is not None and kind.path and kind.integer and not _INTEGER.fullmatch(segment):
+            raise _invalid(name, _NOT_AN_INTEGER)
+
+
+def _invalid(name: str | None, message: str) -> ValidationException:
+    return ValidationException(f"{name}: {message}", extra=[{"key": name, "message": message}])
 
 
 @dataclass(frozen=True)
 class _Declared:
-    """How a query parameter is declared in the OpenAPI document."""
+    """How a query or path parameter is declared in the OpenAPI document."""
 
     repeatable: bool  # an array: it may be given more than once
     integer: bool
+    path: bool
 
 
-#: An integer as a client writes one; its range is the parameter's own check.
-_INTEGER = re.compile(r"[-+]?[0-9]+")
+#: An integer as a client writes one (as msgspec reads it: no leading zero, no +);
+#: its range is the parameter's own check.
+_INTEGER = re.compile(r"-?(?:0|[1-9][0-9]*)")
+_NOT_AN_INTEGER = "must be an integer written in digits, with no leading zero"
 
 
 def _declared_parameters(app: Litestar) -> dict[tuple[str, str], dict[str, _Declared]]:
@@ -201,9 +223,11 @@ def _declared_parameters(app: Litestar) -> dict[tuple[str, str], dict[str, _Decl
                 operation = getattr(item, method, None)
                 if operation is not None:
                     declared[(method.upper(), path)] = {
-                        p.name: _Declared(_repeatable(p.schema), _is_integer(p.schema))
+                        p.name: _Declared(
+                            _repeatable(p.schema), _is_integer(p.schema), p.param_in == "path"
+                        )
                         for p in operation.parameters or ()
-                        if getattr(p, "param_in", None) == "query"
+                        if getattr(p, "param_in", None) in ("query", "path")
                     }
         app.state[_DECLARED] = declared
     return declared

@@ -176,11 +176,23 @@ def test_integers_and_points_in_time_are_read_strictly(client: Client) -> None:
         "/v1/series?limit=5.0",
         "/v1/versions?limit=1e1",
         "/v1/series/UNRATE/history?limit=2.0",
+        "/v1/versions?limit=01",  # msgspec's own words, "Expected `int`, got `str`"
+        "/v1/versions?limit=%2B5",
     ):
         body = problem(client.get(url), 422)
         assert body["errors"] == [
-            {"field": "limit", "message": "must be an integer written in digits"}
+            {
+                "field": "limit",
+                "message": "must be an integer written in digits, with no leading zero",
+            }
         ], url
+    # A path's integer is read by int(): each of these was version 0.
+    for number in ("%200", "+0", "0_0", "%EF%BC%90", "0%0A", "00"):
+        body = problem(client.get(f"/v1/versions/{number}"), 422)
+        assert [e["field"] for e in body["errors"]] == ["version"], number
+    assert client.get("/v1/versions/0").status_code == 200
+    body = problem(client.get("/v1/versions/0?version=1"), 422)
+    assert [e["field"] for e in body["errors"]] == ["version"]
     for url, field in [
         ("/v1/series/UNRATE?as_of=", "as_of"),
         ("/v1/series/UNRATE/observations?as_of=%20", "as_of"),
