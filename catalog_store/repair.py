@@ -78,6 +78,14 @@ async def repair(committer: Committer) -> RepairReport:
         # The floor first: the reader then searches past a latest version it expired.
         oldest = await reader.oldest_version()
         latest = await reader.latest_version(refresh=True)
+        if oldest > latest:
+            # No version is kept by that floor, so none could be checked: the floor
+            # is at fault, not the versions, and a restore would not mend it.
+            raise RepairRefusedError(
+                f"{keys.RETENTION_FLOOR} names version {oldest}, after the newest version "
+                f"{latest}; write the oldest version kept into it "
+                "(docs/storage-format.md, Retention floor)"
+            )
         for version in range(latest, oldest - 1, -1):
             checked = await verify_version(reader, version)
             if checked.expired:

@@ -569,6 +569,10 @@ def test_a_retention_floor_after_the_newest_version_is_reported_and_stops_gc(
     report = cat.verify()
     assert not report.ok
     assert any(p.key == RETENTION_FLOOR for p in report.problems), report.problems
+    # Repair said that no version verifies, as if the versions were damaged.
+    with pytest.raises(RepairRefusedError, match=f"{RETENTION_FLOOR} names version 9"):
+        cat.repair()
+    assert cat.version() == 3
     cat.close()
     (root / RETENTION_FLOOR).unlink()
     assert_whole(root, files)
