@@ -11,12 +11,13 @@ import bisect
 import datetime as dt
 import heapq
 import operator
+import re
 from collections.abc import Iterator, Mapping, Sequence
 from typing import Any
 
 import msgspec
 
-from catalog_store.errors import IntegrityError
+from catalog_store.errors import FormatError, IntegrityError
 from catalog_store.keys import checksum
 from catalog_store.models import SPEC_FIELDS, Series
 
@@ -193,7 +194,17 @@ _manifest_decoder = msgspec.json.Decoder(Manifest)
 _marker_decoder = msgspec.json.Decoder(StoreMarker)
 _shard_decoder = msgspec.msgpack.Decoder(tuple[list[str], list[msgspec.Raw]])
 _record_decoder = msgspec.msgpack.Decoder(SeriesRecord)
+_records_decoder = msgspec.msgpack.Decoder(list[msgspec.Raw])
 _xid_decoder = msgspec.msgpack.Decoder(list[tuple[str, str]])
+
+
+class _FormatOnly(msgspec.Struct):
+    format: str = ""
+
+
+_format_decoder = msgspec.json.Decoder(_FormatOnly)
+#: A manifest format as every fincat has named one.
+_MANIFEST_FORMAT_NAME = re.compile(r"fincat-manifest/[0-9]+")
 
 
 def strictly_ascending(items: Sequence[Any]) -> bool:
@@ -239,8 +250,10 @@ def decode_manifest(data: bytes, key: str) -> Manifest:
     try:
         manifest = _manifest_decoder.decode(data)
     except DECODE_ERRORS as exc:
+        _refuse_other_format(data, key)
         raise IntegrityError(f"manifest {key} cannot be parsed: {exc}") from None
     if manifest.format not in READABLE_MANIFEST_FORMATS:
+        _refuse_other_format(data, key)
         raise IntegrityError(f"manifest {key} has unknown format {manifest.format!r}")
     seal = f'"checksum":"{manifest.checksum}"}}'.encode()
     if (
@@ -250,6 +263,23 @@ def decode_manifest(data: bytes, key: str) -> Manifest:
     ):
         raise IntegrityError(f"manifest {key}: checksum mismatch")
     return manifest
+
+
+def _refuse_other_format(data: bytes, key: str) -> None:
+    """FormatError for a manifest in a format fincat has named that this one does
+    not read: written by a newer fincat, or by one from before the oldest format
+    read here. That is no damage, and verify, repair and gc must not take it for
+    damage, which repair would "mend" by restoring an older version over it."""
+    try:
+        found = _format_decoder.decode(data).format
+    except DECODE_ERRORS:
+        return
+    if _MANIFEST_FORMAT_NAME.fullmatch(found) and found not in READABLE_MANIFEST_FORMATS:
+        raise FormatError(
+            f"manifest {key} is in format {found!r}, which this fincat does not read "
+            f"(it reads {', '.join(READABLE_MANIFEST_FORMATS)}); see docs/operations.md, "
+            "Upgrades"
+        )
 
 
 def decode_marker(data: bytes) -> StoreMarker:
@@ -294,7 +324,11 @@ class ShardRecords(Mapping[str, SeriesRecord]):
         try:
             ids, raws = _shard_decoder.decode(data)
         except DECODE_ERRORS as exc:
-            raise IntegrityError(f"shard {path} cannot be parsed: {exc}") from None
+            try:  # the first encoding of format 2: the records alone, each naming its id
+                raws = _records_decoder.decode(data)
+                ids = [_record_decoder.decode(raw).id for raw in raws]
+            except DECODE_ERRORS:
+                raise IntegrityError(f"shard {path} cannot be parsed: {exc}") from None
         if len(ids) != len(raws) or not strictly_ascending(ids):
             raise IntegrityError(f"shard {path}: ids are not in order or do not match records")
         return cls(ids, raws, path, len(data))
@@ -399,7 +433,16 @@ def encode_shard(ids: list[str], raws: list[msgspec.Raw]) -> bytes:
 
 def decode_shard(data: bytes, ref: ObjectRef) -> ShardRecords:
     verify(data, ref)
-    return ShardRecords.decode(data, ref.path)
+    try:
+        return ShardRecords.decode(data, ref.path)
+    except IntegrityError as exc:
+        # The bytes are those its writer named (their checksum holds): not damage,
+        # which repair would "mend" by restoring an older version, but an encoding
+        # this fincat does not read.
+        raise FormatError(
+            f"{exc}; its bytes are whole (their checksum holds): it is in an encoding "
+            "this fincat does not read"
+        ) from None
 
 
 def encode_xid_shard(pairs: list[tuple[str, str]]) -> bytes:
