@@ -185,6 +185,10 @@ def serve(
     # Options default to None, "not given", so that a default never hides the environment.
     given = {name: value for name, value in options.items() if value is not None}
     try:
+        # click checks the lower bounds; this names the option for the rest (infinity).
+        for name, value in given.items():
+            if name in NUMBERS and isinstance(value, int | float):
+                NUMBERS[name].check("--" + name.replace("_", "-"), value)
         keys = load_keys_file(api_keys) if api_keys is not None else ()
         from_env = Settings.from_env({**os.environ, ENV_ROOT: location})
         settings = from_env.with_changes(

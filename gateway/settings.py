@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import ipaddress
 import json
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, field, replace
@@ -65,12 +66,18 @@ class Number:
     high: int | float | None = None
 
     def check(self, name: str, value: float) -> None:
-        """Raise SettingsError naming ``name`` unless ``value`` is in range."""
+        """Raise SettingsError naming ``name`` unless ``value`` is in range.
+
+        Infinity is refused too: no setting gives it a meaning (0 is "off" where
+        there is an off), and an infinite timeout or interval would hold for ever.
+        """
         # Written so that NaN, which compares false with everything, is refused.
-        if value >= self.low and (self.high is None or value <= self.high):
+        in_range = value >= self.low and (self.high is None or value <= self.high)
+        if in_range and math.isfinite(value):
             return
         bound = f">= {self.low}" if self.high is None else f"from {self.low} to {self.high}"
-        raise SettingsError(f"{name} must be {bound}, not {value!r}")
+        finite = "a finite number " if math.isinf(value) else ""
+        raise SettingsError(f"{name} must be {finite}{bound}, not {value!r}")
 
     def read(self, text: str) -> int | float:
         """The text of this setting's variable as its value; raises SettingsError

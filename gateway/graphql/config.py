@@ -7,6 +7,7 @@ like the rest of the settings.
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Mapping
 from dataclasses import dataclass, fields
@@ -110,6 +111,10 @@ def _check(field: str, value: bool | float, label: str) -> None:
         return
     if not value > 0:  # NaN too
         raise GraphQLSettingsError(f"{label} must be positive, not {value}")
+    if not math.isfinite(value):
+        # An infinite age went through startup, then failed every dataFreshness
+        # query: a GraphQL Float cannot hold it.
+        raise GraphQLSettingsError(f"{label} must be finite, not {value}")
     if field == "max_page" and value < DEFAULT_PAGE:
         raise GraphQLSettingsError(
             f"{label} must be at least {DEFAULT_PAGE}, the page of a query that gives "

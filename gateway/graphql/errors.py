@@ -104,6 +104,15 @@ _STORAGE_DOWN = "the storage is unavailable; retry shortly"
 INTERNAL_MESSAGE = "internal error; the incident is logged"
 
 
+class OutputCoercionError(Exception):
+    """A value the server produced that its field's type refuses (a Float that is not
+    finite, an Int past 32 bits). graphql-core raises these as GraphQLErrors without
+    an original error, the form of the client's own document and variable errors;
+    wrapped in this, whose class is no GraphQLError, it is internal: masked, logged
+    and counted as ``INTERNAL``.
+    """
+
+
 class ApiError(GraphQLError):
     """An error shown to the client as it is: a message and ``extensions.code``.
 

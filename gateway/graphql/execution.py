@@ -8,16 +8,27 @@ in one comprehension instead, and a :class:`Column` (items already in output for
 is passed through as it is. Anything unusual (a null where the schema forbids
 one, a value the scalar refuses) goes back to graphql-core's own path, which
 reports the error at the failing item as usual.
+
+A leaf value its type refuses is the server's fault, not the client's: its error
+is raised as an :class:`~gateway.graphql.errors.OutputCoercionError`, internal.
 """
 
 from __future__ import annotations
 
 from typing import Any
 
-from graphql import GraphQLError, GraphQLList, GraphQLOutputType, GraphQLResolveInfo
+from graphql import (
+    GraphQLError,
+    GraphQLLeafType,
+    GraphQLList,
+    GraphQLOutputType,
+    GraphQLResolveInfo,
+)
 from graphql.pyutils import Path
 from graphql.type import is_leaf_type, is_non_null_type
 from strawberry.schema.schema import StrawberryGraphQLCoreExecutionContext
+
+from gateway.graphql.errors import OutputCoercionError
 
 
 class Column(list[Any]):
@@ -66,3 +77,10 @@ class ColumnExecutionContext(StrawberryGraphQLCoreExecutionContext):
         return super().complete_list_value(
             return_type, field_details_list, info, path, result, position_context
         )
+
+    @staticmethod
+    def complete_leaf_value(return_type: GraphQLLeafType, result: Any) -> Any:
+        try:
+            return StrawberryGraphQLCoreExecutionContext.complete_leaf_value(return_type, result)
+        except GraphQLError as exc:
+            raise OutputCoercionError(exc.message) from exc

@@ -17,7 +17,7 @@ from typer.testing import CliRunner
 
 from gateway.auth import KeyRing, hash_token, keys_to_json, parse_keys
 from gateway.cli import app as cli_app
-from gateway.settings import Settings, SettingsError
+from gateway.settings import NUMBERS, Number, Settings, SettingsError
 from tests.conftest import StoreTarget
 from tests.gateway.conftest import (
     KEYS,
@@ -271,6 +271,8 @@ def test_serve_fails_when_the_server_fails_to_start_after_the_checks(
         ("--cache-bytes", "FINCAT_CACHE_BYTES", "0"),
         ("--rate-limit", "FINCAT_RATE_LIMIT", "nan"),
         ("--rate-burst", "FINCAT_RATE_BURST", "0"),
+        ("--cache-ttl", "FINCAT_CACHE_TTL", "inf"),
+        ("--rate-limit", "FINCAT_RATE_LIMIT", "1e400"),
     ],
 )
 def test_a_variable_is_refused_where_its_option_is(
@@ -278,8 +280,24 @@ def test_a_variable_is_refused_where_its_option_is(
 ) -> None:
     refused = CliRunner().invoke(cli_app, ["--root", str(tmp_path), "serve", option, value])
     assert refused.exit_code == 2, refused.output
+    assert option in refused.output
     with pytest.raises(SettingsError, match=f"^{variable} must be "):
         Settings.from_env({"FINCAT_ROOT": "x", variable: value})
+
+
+@pytest.mark.parametrize(
+    "number", [n for n in NUMBERS.values() if n.variable is not None], ids=lambda n: n.variable
+)
+def test_no_numeric_variable_takes_infinity(number: Number) -> None:
+    # None gives infinity a meaning (0 is "off" where there is one); an infinite
+    # timeout, interval or time to live would hold for ever.
+    variable = str(number.variable)
+    for text in ("inf", "-inf", "1e400", "Infinity"):
+        with pytest.raises(SettingsError, match=f"^{variable} must be "):
+            Settings.from_env({"FINCAT_ROOT": "x", variable: text})
+    if number.kind is float:
+        with pytest.raises(SettingsError, match=f"^{variable} must be a finite number >= "):
+            Settings.from_env({"FINCAT_ROOT": "x", variable: "inf"})
 
 
 def test_serve_refuses_an_unknown_log_level_before_opening_the_catalog(tmp_path: Path) -> None:

@@ -342,6 +342,13 @@ def test_graphql_settings_from_the_environment() -> None:
         Settings.from_env({"FINCAT_ROOT": "x", "FINCAT_GRAPHQL_IDE": "maybe"})
     with pytest.raises(ValueError, match="max_cost"):
         GraphQLSettings(max_cost=0)
+    # A GraphQL Float cannot hold infinity: once let through, every dataFreshness failed.
+    refused = r"^FINCAT_GRAPHQL_FRESHNESS_MAX_AGE must be finite"
+    for text in ("inf", "1e400"):
+        with pytest.raises(SettingsError, match=refused):
+            Settings.from_env({"FINCAT_ROOT": "x", "FINCAT_GRAPHQL_FRESHNESS_MAX_AGE": text})
+    with pytest.raises(ValueError, match="freshness_max_age must be finite"):
+        GraphQLSettings(freshness_max_age=float("inf"))
     # Below the default page, every query that gives no first failed on one it never sent.
     message = "FINCAT_GRAPHQL_MAX_PAGE must be at least 20, the page of a query that gives no first"
     with pytest.raises(SettingsError, match=message):

@@ -437,6 +437,24 @@ def test_internal_errors_are_masked(tmp_path: Path) -> None:
         assert report["validateCatalog"]["ok"] is False
 
 
+def test_a_value_its_type_refuses_is_an_internal_error(local_target: StoreTarget) -> None:
+    # The server's own value, not the client's document, is at fault: graphql-core
+    # raises "Float cannot represent non numeric value", which read as the client's
+    # GRAPHQL_VALIDATION_FAILED, unmasked and not counted as a server error. The
+    # setting is refused at startup now; set past that check, it is such a value.
+    config = GraphQLSettings()
+    object.__setattr__(config, "freshness_max_age", float("inf"))
+    with client_for(local_target, graphql=config, monitor_interval=0) as client:
+        body = post(client, "{ dataFreshness { maxAgeSeconds } }")
+        found = error(body, "INTERNAL")
+        assert found["message"] == "internal error; the incident is logged"
+        assert found["path"] == ["dataFreshness", "maxAgeSeconds"]
+        text = client.get("/metrics").text
+        assert metric(text, "fincat_graphql_errors_total") == 1
+        assert metric(text, "fincat_graphql_errors_total", code="INTERNAL") == 1
+        ok(client, "{ dataFreshness { sources { source stale } } }")
+
+
 # -- bounded store reads ------------------------------------------------------------------
 
 
