@@ -18,8 +18,11 @@ MANIFEST_DIR = "_manifests"
 LATEST_HINT = f"{MANIFEST_DIR}/_latest"
 #: The oldest version kept under a retention policy; below it history has expired.
 RETENTION_FLOOR = f"{MANIFEST_DIR}/_floor"
-#: The outcome of the last verify, for monitoring (advisory, overwritten).
+#: The outcome of the last full verify, for monitoring (advisory, overwritten).
 VERIFY_STATUS = "_status/verify.json"
+#: The outcome of the last latest-only verify (``--latest``): apart, so that a quick
+#: check of the newest version never overwrites what the full one found.
+VERIFY_LATEST_STATUS = "_status/verify-latest.json"
 META_DIR = "meta"
 XID_DIR = "xid"
 DATA_DIR = "data"

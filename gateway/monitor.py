@@ -1,10 +1,11 @@
 """Background watch of what no request measures: data freshness and the last verify.
 
-Every ``interval`` seconds the gateway reads the verify outcome the scheduled
-``fincat verify`` recorded in the store, and, when the catalog's version changed,
-summarises the series per source (newest change, series count) in one streaming
-pass. A collector exports both at scrape time, so alerts can fire on a source that
-stopped updating and on a verify that found problems or has not passed lately.
+Every ``interval`` seconds the gateway reads the verify outcomes recorded in the
+store (the full run's, and a latest-only run's since), and, when the catalog's
+version changed, summarises the series per source (newest change, series count)
+in one streaming pass. A collector exports both at scrape time, so alerts can fire
+on a source that stopped updating and on a verify that found problems or has not
+passed lately.
 """
 
 from __future__ import annotations
@@ -19,7 +20,7 @@ from prometheus_client.registry import Collector
 
 from catalog_store import AsyncCatalog
 from catalog_store.errors import CatalogStoreError
-from catalog_store.status import VerifyStatus, read_verify_status
+from catalog_store.status import VerifyStatus, read_verify_outcomes
 from gateway.graphql.summary import CatalogSummary, summarize
 
 log = logging.getLogger(__name__)
@@ -33,14 +34,15 @@ class Observed:
     """The latest figures of the watch; read by the collector, written by the task."""
 
     summary: CatalogSummary | None = None
-    verify: VerifyStatus | None = None
+    #: The recorded verify outcomes by scope (catalog_store.status.FULL, LATEST).
+    verify: dict[str, VerifyStatus] = field(default_factory=dict)
     failures: int = 0
     sources: dict[str, tuple[int, float]] = field(default_factory=dict)
 
 
 async def refresh(catalog: AsyncCatalog, observed: Observed) -> None:
-    """One round: the verify record, and the per-source summary if the version moved."""
-    verify = await read_verify_status(catalog.store)
+    """One round: the verify records, and the per-source summary if the version moved."""
+    verify = await read_verify_outcomes(catalog.store)
     version = await catalog.version()
     if observed.summary is None or observed.summary.version != version:
         summary = await summarize(catalog, version, SCAN_LIMIT)
@@ -89,22 +91,29 @@ class MonitorCollector(Collector):
             "Monitoring rounds that failed to read the store.",
             value=observed.failures,
         )
-        status = observed.verify
-        if status is None:
+        if not observed.verify:
             return
-        yield GaugeMetricFamily(
+        # By scope: a latest-only run must not clear or refresh the full run's figures.
+        problems = GaugeMetricFamily(
             "fincat_verify_problems",
-            "Problems the last recorded fincat verify found.",
-            value=status.problems,
+            "Problems the last recorded fincat verify of the scope (full, latest) found.",
+            labels=("scope",),
         )
-        yield GaugeMetricFamily(
+        ran = GaugeMetricFamily(
             "fincat_verify_last_run_timestamp_seconds",
-            "When fincat verify last recorded an outcome (Unix seconds).",
-            value=status.checked_at.timestamp(),
+            "When fincat verify of the scope last recorded an outcome (Unix seconds).",
+            labels=("scope",),
         )
-        if status.last_ok_at is not None:
-            yield GaugeMetricFamily(
-                "fincat_verify_last_success_timestamp_seconds",
-                "When fincat verify last passed (Unix seconds).",
-                value=status.last_ok_at.timestamp(),
-            )
+        passed = GaugeMetricFamily(
+            "fincat_verify_last_success_timestamp_seconds",
+            "When fincat verify of the scope last passed (Unix seconds).",
+            labels=("scope",),
+        )
+        for scope, status in sorted(observed.verify.items()):
+            problems.add_metric([scope], status.problems)
+            ran.add_metric([scope], status.checked_at.timestamp())
+            if status.last_ok_at is not None:
+                passed.add_metric([scope], status.last_ok_at.timestamp())
+        yield problems
+        yield ran
+        yield passed

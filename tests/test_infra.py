@@ -450,8 +450,9 @@ def test_iam_policies_grant_each_role_only_what_it_does() -> None:
     for key in (manifest, keys.LATEST_HINT, keys.FORMAT_MARKER, data, shard, xid):
         assert _covers(writer["s3:PutObject"], key)
         assert _covers(reader["s3:GetObject"], key)
-    # The reader (the verify job) writes only its outcome record.
+    # The reader (the verify job) writes only its outcome records.
     assert _covers(reader["s3:PutObject"], keys.VERIFY_STATUS)
+    assert _covers(reader["s3:PutObject"], keys.VERIFY_LATEST_STATUS)
     for key in (manifest, keys.LATEST_HINT, keys.FORMAT_MARKER, data):
         assert not _covers(reader["s3:PutObject"], key)
     # gc deletes unreferenced data files and shards, and under retention expired

@@ -45,8 +45,9 @@ def verify(
         bool,
         typer.Option(
             "--record/--no-record",
-            help="Keep the outcome in the store (_status/verify.json) for the gateways' "
-            "metrics; skipped with a warning where the credentials cannot write.",
+            help="Keep the outcome in the store (_status/verify.json, with --latest "
+            "_status/verify-latest.json) for the gateways' metrics; skipped with a warning "
+            "where the credentials cannot write.",
         ),
     ] = True,
     as_json: JsonFlag = False,

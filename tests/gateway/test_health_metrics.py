@@ -4,15 +4,18 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import datetime as dt
 import re
 import time
 from collections.abc import Callable
 from pathlib import Path
 
+import msgspec
 import pytest
 from litestar.testing import TestClient
 
-from catalog_store.status import VerifyStatus, read_verify_status
+from catalog_store import keys
+from catalog_store.status import LATEST, VerifyStatus, read_verify_outcomes, read_verify_status
 from catalog_store.storage import open_store
 from gateway.app import create_app
 from tests.conftest import StoreTarget, new_bucket
@@ -342,9 +345,83 @@ def test_monitor_exports_source_freshness_and_the_recorded_verify(
         )
 
 
-async def stored_verify_status(target: StoreTarget) -> VerifyStatus | None:
+def test_a_latest_only_verify_leaves_the_full_verify_figures_standing(
+    local_target: StoreTarget,
+) -> None:
+    # Damage only older versions reference: GDP's file, once GDP is deleted.
+    cat = local_target.open()
+    cat.checkpoint()
+    cat.delete("GDP")
+    cat.checkpoint()  # the deletion into the shards: the newest version lists no GDP
+    (gdp_file,) = Path(local_target.url, "data").glob("GDP~*/**/*.parquet")
+    gdp_file.unlink()
+    assert not cat.verify(record=True).ok  # the nightly job
+    full = asyncio.run(stored_verify_status(local_target))
+    assert full is not None and full.problems == 1 and full.last_ok_at is None
+    # The runbook's ad hoc check, and an upgrade's: the newest version is sound.
+    assert cat.verify(latest_only=True, record=True).ok
+    cat.close()
+    assert asyncio.run(stored_verify_status(local_target)) == full
+    latest = asyncio.run(stored_verify_status(local_target, latest_only=True))
+    assert latest is not None and latest.ok and latest.latest_only
+
+    def full_figure(text: str, name: str) -> float:
+        return metric(text, name, scope="full")
+
+    with client_for(local_target, monitor_interval=0.05) as client:
+        text = scrape_until(client, lambda t: 'scope="latest"' in t)
+        # FincatVerifyFailed keeps firing; FincatVerifyOverdue is not silenced.
+        assert full_figure(text, "fincat_verify_problems") == 1
+        assert metric(text, "fincat_verify_problems", scope="latest") == 0
+        assert full_figure(text, "fincat_verify_last_run_timestamp_seconds") == (
+            full.checked_at.timestamp()
+        )
+        assert 'fincat_verify_last_success_timestamp_seconds{scope="full"}' not in text
+        assert metric(text, "fincat_verify_last_success_timestamp_seconds", scope="latest") == (
+            latest.checked_at.timestamp()
+        )
+
+        # A full run after it checked the newest version too: the latest-only figures go.
+        cat = local_target.open()
+        assert not cat.verify(record=True).ok
+        cat.close()
+        text = scrape_until(client, lambda t: 'scope="latest"' not in t)
+        assert full_figure(text, "fincat_verify_problems") == 1
+        assert full_figure(text, "fincat_verify_last_run_timestamp_seconds") > (
+            full.checked_at.timestamp()
+        )
+
+
+def test_a_latest_only_record_of_an_earlier_fincat_counts_as_latest_only(
+    local_target: StoreTarget,
+) -> None:
+    # Before the two records, a --latest run overwrote _status/verify.json.
+    checked = dt.datetime(2026, 1, 2, tzinfo=dt.UTC)
+    earlier = VerifyStatus(
+        checked_at=checked,
+        latest_version=3,
+        latest_only=True,
+        ok=True,
+        problems=0,
+        last_ok_at=checked,
+    )
+
+    async def outcomes() -> dict[str, VerifyStatus]:
+        store = open_store(local_target.url)
+        try:
+            await store.put(keys.VERIFY_STATUS, msgspec.json.encode(earlier))
+            return await read_verify_outcomes(store)
+        finally:
+            await store.close()
+
+    assert asyncio.run(outcomes()) == {LATEST: earlier}
+
+
+async def stored_verify_status(
+    target: StoreTarget, latest_only: bool = False
+) -> VerifyStatus | None:
     store = open_store(target.url, target.options or None)
     try:
-        return await read_verify_status(store)
+        return await read_verify_status(store, latest_only)
     finally:
         await store.close()
