@@ -58,6 +58,10 @@ GRAPHQL_VALIDATION_FAILED = "GRAPHQL_VALIDATION_FAILED"
 BAD_REQUEST = "BAD_REQUEST"
 INTERNAL = "INTERNAL"
 
+#: Codes of failures on the server's side (the store, a commit, a bug), not the
+#: client's: an operation with one of them ends with outcome ``server_error``.
+SERVER_CODES = frozenset({INTERNAL, UNAVAILABLE, COMMIT_STATE_UNKNOWN})
+
 CODES = (
     NOT_FOUND,
     CONFLICT,

@@ -12,7 +12,7 @@ from collections.abc import Iterator
 from prometheus_client import CollectorRegistry, Counter
 
 from gateway.graphql.context import GraphQLContext
-from gateway.graphql.errors import MaskInternalErrors, classify
+from gateway.graphql.errors import SERVER_CODES, MaskInternalErrors, classify
 
 
 class GraphQLMetrics:
@@ -21,7 +21,9 @@ class GraphQLMetrics:
     def __init__(self, registry: CollectorRegistry) -> None:
         self.operations = Counter(
             "fincat_graphql_operations",
-            "GraphQL operations by type (query, mutation, unknown) and outcome (ok, error).",
+            "GraphQL operations by type (query, mutation, unknown) and outcome (ok; "
+            "error: the client's errors only; server_error: at least one INTERNAL, "
+            "UNAVAILABLE or COMMIT_STATE_UNKNOWN).",
             ("operation", "outcome"),
             registry=registry,
         )
@@ -39,7 +41,13 @@ class GraphQLMetrics:
         self._query_ok = self.operations.labels("query", "ok")
 
     def observe(self, operation: str, codes: list[str]) -> None:
-        self.operations.labels(operation, "error" if codes else "ok").inc()
+        """One operation, once whatever its errors; each error by its code.
+
+        The outcome marks an operation that failed on the server's side, so that
+        alerts take the share of operations, not of errors (one query of five
+        aliased fields on a damaged series has five)."""
+        failed = "server_error" if SERVER_CODES.intersection(codes) else "error"
+        self.operations.labels(operation, failed if codes else "ok").inc()
         for code in codes:
             self.errors.labels(code).inc()
 

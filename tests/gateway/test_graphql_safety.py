@@ -436,6 +436,29 @@ def test_internal_errors_are_masked(tmp_path: Path) -> None:
         report = ok(client, "{ validateCatalog { ok problemCounts { kind count } } }")
         assert report["validateCatalog"]["ok"] is False
 
+        # One operation, however many of its fields fail: the alert takes the share
+        # of operations that failed on the server's side, not of errors.
+        operations = "fincat_graphql_operations_total"
+        before = client.get("/metrics").text
+        aliased = " ".join(
+            f'a{i}: series(id: "GDP") {{ observations {{ values }} }}' for i in range(5)
+        )
+        body = post(client, f"{{ {aliased} }}")
+        assert [e["extensions"]["code"] for e in body["errors"]] == ["INTERNAL"] * 5
+        error(
+            post(client, '{ series(id: "GDP") { observations(start: "nope") { count } } }'),
+            "GRAPHQL_VALIDATION_FAILED",
+        )
+        after = client.get("/metrics").text
+
+        def added(name: str, **labels: str) -> float:
+            return metric(after, name, **labels) - metric(before, name, **labels)
+
+        assert added(operations, outcome="server_error") == 1
+        assert added(operations, outcome="error") == 1
+        assert added(operations, outcome="ok") == 0
+        assert added("fincat_graphql_errors_total", code="INTERNAL") == 5
+
 
 def test_a_value_its_type_refuses_is_an_internal_error(local_target: StoreTarget) -> None:
     # The server's own value, not the client's document, is at fault: graphql-core
@@ -452,6 +475,7 @@ def test_a_value_its_type_refuses_is_an_internal_error(local_target: StoreTarget
         text = client.get("/metrics").text
         assert metric(text, "fincat_graphql_errors_total") == 1
         assert metric(text, "fincat_graphql_errors_total", code="INTERNAL") == 1
+        assert metric(text, "fincat_graphql_operations_total", outcome="server_error") == 1
         ok(client, "{ dataFreshness { sources { source stale } } }")
 
 
