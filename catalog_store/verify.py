@@ -80,7 +80,7 @@ class _Verifier:
         try:
             manifest = await self.reader.manifest(version)
         except VersionNotFoundError:
-            if version < await self.reader.oldest_version():
+            if await self.expired(version):
                 # A gc under retention expired it since this verify began: no damage.
                 self.report.expired.append(version)
                 return None
@@ -94,7 +94,6 @@ class _Verifier:
                 raise  # the store, not this manifest: run verify again later
             self.problem("bad_manifest", key, f"cannot be read: {exc}", version=version)
             return None
-        self.report.versions_checked += 1
         if version > 0 and manifest.parent != version - 1:
             self.problem("broken_chain", key, f"parent is {manifest.parent}", version=version)
         if parent is not None and manifest.committed_at < parent.committed_at:
@@ -107,6 +106,25 @@ class _Verifier:
                 "bad_manifest", key, "shard bounds do not order the shards", version=version
             )
         return manifest
+
+    async def expired(self, version: int) -> bool:
+        """Whether a gc under retention has expired ``version`` (since this check began)."""
+        return version < await self.reader.oldest_version()
+
+    async def check_version(self, manifest: Manifest) -> None:
+        """Check what ``manifest`` names, unless a gc under retention expires its
+        version meanwhile and deletes those objects under the check: the version is
+        then listed as expired, not checked, and its missing objects are no damage.
+        Nothing it named that failed to read counts as checked, so a kept version
+        naming such an object still checks it (gc deletes none of those)."""
+        try:
+            await self.check_manifest(manifest)
+        except (ObjectNotFoundError, IntegrityError):
+            if not await self.expired(manifest.version):
+                raise
+            self.report.expired.append(manifest.version)
+            return
+        self.report.versions_checked += 1
 
     async def check_manifest(self, manifest: Manifest) -> None:
         shards = [ref for ref in manifest.shards if ref is not None]
@@ -178,8 +196,8 @@ class _Verifier:
                 # Held records ride from version to version: check each state once.
                 state = checksum(encode_record(entry.record))
                 if state not in self.held_checked:
-                    self.held_checked.add(state)
                     await self.series(entry.record, version)
+                    self.held_checked.add(state)
         return series, observations, sound
 
     async def placement(self, manifest: Manifest) -> bool:
@@ -198,8 +216,8 @@ class _Verifier:
             if placing in self.placed:
                 sound = sound and placing not in self.misplaced
                 continue
-            self.placed.add(placing)
             ids = (await self.reader.records(ref)).keys()
+            self.placed.add(placing)
             if any((low is not None and k < low) or (high is not None and k >= high) for k in ids):
                 self.misplaced.add(placing)
                 sound = False
@@ -319,28 +337,40 @@ class _Verifier:
         **where: Any,
     ) -> T | None:
         """``load()``; None, and a problem reported the first time, if the object at
-        ``path`` is missing or damaged. Counts each object checked once."""
+        ``path`` is missing or damaged. Counts each object checked once.
+
+        Raises what ``load`` raised when ``version`` has expired meanwhile (see
+        :meth:`check_version`): gc deletes what only expired versions name, and
+        the object is then neither damaged nor checked."""
         new = path not in self.seen
-        if new:
-            self.seen.add(path)
-            self.report.objects_checked += 1
         try:
-            return await load()
-        except ObjectNotFoundError:
-            if new:
-                self.problem("missing_object", path, f"{what} is missing", version=version, **where)
-        except IntegrityError as exc:
-            if new:
-                self.problem("corrupt_object", path, str(exc), version=version, **where)
+            found = await load()
+        except (ObjectNotFoundError, IntegrityError) as exc:
+            if await self.expired(version):
+                raise
+            if isinstance(exc, ObjectNotFoundError):
+                kind, detail = "missing_object", f"{what} is missing"
+            else:
+                kind, detail = "corrupt_object", str(exc)
         except StorageError as exc:
             if isinstance(exc, StorageUnavailableError):
                 raise
             # Not permitted, a directory in its place, an I/O error: one object,
             # reported, rather than a verify (and a repair) that stops at it.
-            if new:
-                self.problem("unreadable_object", path, str(exc), version=version, **where)
+            kind, detail = "unreadable_object", str(exc)
+        else:
+            self.checked(path)
+            return found
+        self.checked(path)
+        if new:
+            self.problem(kind, path, detail, version=version, **where)
         self.bad.add(path)
         return None
+
+    def checked(self, path: str) -> None:
+        if path not in self.seen:
+            self.seen.add(path)
+            self.report.objects_checked += 1
 
     async def shard(self, ref: ShardRef, version: int) -> None:
         if ref.path in self.seen:
@@ -471,7 +501,7 @@ async def verify(
         manifest = await checker.manifest(version, parent)
         parent = manifest
         if manifest is not None:
-            await checker.check_manifest(manifest)
+            await checker.check_version(manifest)
             superseded.update(restored_over(manifest))
         if progress is not None:
             progress(done, len(versions))
@@ -501,7 +531,7 @@ async def verify_version(reader: StoreReader, version: int) -> VerifyReport:
     checker = _Verifier(fresh, report)
     manifest = await checker.manifest(version, None)
     if manifest is not None:
-        await checker.check_manifest(manifest)
+        await checker.check_version(manifest)
     return report
 
 

@@ -97,10 +97,10 @@ class IndexChecks:
         for position, ref in enumerate(manifest.xid_shards):
             if ref is None or ref.path in checker.bad or (ref.path, position, count) in self.placed:
                 continue
-            self.placed.add((ref.path, position, count))
             new = ref.path not in checker.seen
             load = _loader(checker.reader.store, ref)
             pairs = await checker.read(ref.path, version, "index shard", load)
+            self.placed.add((ref.path, position, count))
             if pairs is not None:
                 found = shard_findings(ref, pairs) if new else []
                 if count > 0:

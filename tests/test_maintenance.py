@@ -6,6 +6,7 @@ import asyncio
 import datetime as dt
 import os
 import time
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -26,6 +27,7 @@ from catalog_store.maintenance import GcRefusedError, GcReport, expire_versions
 from catalog_store.repair import RepairRefusedError
 from catalog_store.storage import open_store
 from catalog_store.testing.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
+from catalog_store.verify import verify_version
 from tests.conftest import EAGER, StoreTarget
 
 
@@ -785,6 +787,86 @@ def test_verify_and_repair_pass_over_versions_gc_expires_while_they_run(tmp_path
         repaired = await repairing.repair()
         assert repaired.healthy_version == newest + 2
         for catalog in (other, checking, repairing):
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+async def three_writes_of_a(root: Path) -> tuple[AsyncCatalog, list[str]]:
+    """A catalog at ``root``: A created (version 1), then a day written at versions 2
+    and 3, each into a file of its own; the catalog, and the files in order."""
+    cat = await AsyncCatalog.open(root, create=True, options=EAGER)
+    await cat.create({"id": "A", "frequency": "daily"})
+    files: list[str] = []
+    for day in (1, 2):
+        before = {info.key async for info in cat.store.list("data/")}
+        await cat.write("A", ([dt.date(2024, 1, day)], [float(day)]))
+        files += {info.key async for info in cat.store.list("data/")} - before
+    return cat, files
+
+
+def test_verify_takes_what_gc_deletes_under_it_for_expired_not_missing(tmp_path: Path) -> None:
+    """verify read version 1's manifest; then ``gc --retain-days 0`` expired it and
+    deleted the shard only it names. verify reported that shard missing (ok false,
+    status 4), where a verify a moment later passed."""
+
+    async def main() -> None:
+        other, _ = await three_writes_of_a(tmp_path / "store")
+        zero = dt.timedelta(0)
+        store = BeforeManifest(open_store(str(tmp_path / "store")), "get", prefix="meta/")
+        checking = await AsyncCatalog.open_store(store)
+        store.during = partial(other.collect_garbage, grace=zero, retain=zero)
+        report = await checking.verify()
+        assert store.during is None  # gc ran as version 1's objects were read
+        assert report.ok, report.problems
+        assert report.expired == [1, 2]
+        assert report.versions_checked == 2  # versions 0 and 3
+        for catalog in (other, checking):
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_damage_shared_with_a_version_gc_expires_under_verify_is_reported_where_kept(
+    tmp_path: Path,
+) -> None:
+    """The file version 2 wrote is lost, and versions 2 and 3 name it; gc expires
+    version 2 as verify reads the file for it. Only version 3's report of it counts:
+    the file is damage there, while version 2 is no longer in the catalog."""
+
+    async def main() -> None:
+        other, (lost, _) = await three_writes_of_a(tmp_path / "store")
+        await other.store.delete(lost)
+        zero = dt.timedelta(0)
+        store = BeforeManifest(open_store(str(tmp_path / "store")), "get", prefix="data/")
+        checking = await AsyncCatalog.open_store(store)
+        store.during = partial(other.collect_garbage, grace=zero, retain=zero)
+        report = await checking.verify()
+        assert store.during is None
+        assert [(p.kind, p.key, p.version) for p in report.problems] == [
+            ("missing_object", lost, 3)
+        ]
+        assert report.expired == [2]
+        for catalog in (other, checking):
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_repair_checks_a_version_gc_expires_under_it_as_expired(tmp_path: Path) -> None:
+    """What repair checks a version with, as verify: objects gc deletes under it make
+    the version expired (repair looks again from the floor), not damaged."""
+
+    async def main() -> None:
+        other, _ = await three_writes_of_a(tmp_path / "store")
+        zero = dt.timedelta(0)
+        store = BeforeManifest(open_store(str(tmp_path / "store")), "get", prefix="meta/")
+        checking = await AsyncCatalog.open_store(store)
+        store.during = partial(other.collect_garbage, grace=zero, retain=zero)
+        report = await verify_version(checking.reader, 2)  # its shard: only it names it
+        assert store.during is None
+        assert (report.ok, report.expired) == (True, [2])
+        for catalog in (other, checking):
             await catalog.close()
 
     asyncio.run(main())
