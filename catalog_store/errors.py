@@ -136,8 +136,9 @@ class AppendOrderError(ConflictError):
 
 
 class CatalogMovedOnError(ConflictError):
-    """A commit landed while a command that needs the catalog to hold still (repair)
-    was looking at it; it changed nothing, and running it again may succeed."""
+    """A commit landed, or a gc under retention expired a version, while a command
+    that needs the catalog to hold still (repair) was looking at it; it changed
+    nothing, and running it again may succeed."""
 
 
 class CommitRetriesExhaustedError(ConflictError):

@@ -184,6 +184,8 @@ async def collect_garbage(
     version is kept. Safe while writers
     commit: an object written after gc started is younger than the grace period,
     and the newest version, and every version after the retention cutoff, is kept.
+    A repair's restore names old objects instead: see the second read of the
+    newest version below.
     """
     _check_period(grace, "grace")
     if retain is not None:
@@ -205,6 +207,12 @@ async def collect_garbage(
         # successor built on it, would have it report a landed commit as failed.
         kept_from = _ago(now, max(retain, grace))
         oldest = await expire_versions(reader, kept_from, latest, oldest, report)
+    # Read again once the floor is known (and raised): a version that landed since
+    # gc began may be a repair's restore of an older version, naming objects that
+    # no version from the floor on names and no grace period protects (they are
+    # old). A restore that lands after this read finds the floor gc raised, and
+    # the repair reports it (see repair._landed_kept).
+    latest = await reader.latest_version(refresh=True)
     report.oldest_version = oldest
     referenced = await referenced_objects(reader, latest, oldest)
     report.referenced = len(referenced.keys)

@@ -68,8 +68,11 @@ async def repair(committer: Committer) -> RepairReport:
     """Move the catalog back to the newest version that verifies, as a new commit.
 
     Does nothing when the newest version verifies. Refuses (RepairRefusedError)
-    when no version can be proven whole. Rewrites the "latest" hint unless it names
-    the newest version already (on a store it cannot write, it says so instead).
+    when no version can be proven whole, and (CatalogMovedOnError) when a commit
+    lands, or a gc under retention expires the version to restore, while it
+    works. Raises RestoreAtRiskError when its restore landed but such a gc may
+    delete objects it names. Rewrites the "latest" hint unless it names the newest
+    version already (on a store it cannot write, it says so instead).
     """
     reader = committer.reader
     hint = await reader.latest_hint()  # before the search: see verify
@@ -130,21 +133,25 @@ async def repair(committer: Committer) -> RepairReport:
                 # only read) is still healthy: say so rather than fail.
                 report.message += f"; the latest hint could not be rewritten: {exc}"
         return report
-    target = await reader.manifest(good)
     report.lost_versions = list(range(good + 1, latest + 1))
-    newest_time = target.committed_at
-    newest_lost: Manifest | None = None
-    for version in report.lost_versions:
-        try:
-            lost = await reader.manifest(version)
-        except CatalogStoreError:
-            continue
-        report.lost_changes.extend(lost.changes)
-        newest_time = max(newest_time, lost.committed_at)
-        newest_lost = lost
+    try:
+        target = await reader.manifest(good)
+        newest_time = target.committed_at
+        newest_lost: Manifest | None = None
+        for version in report.lost_versions:
+            try:
+                lost = await reader.manifest(version)
+            except CatalogStoreError:
+                continue
+            report.lost_changes.extend(lost.changes)
+            newest_time = max(newest_time, lost.committed_at)
+            newest_lost = lost
+        # The series whose state the restore changes back, and the state each links to.
+        links = {} if newest_lost is None else await changed_back(reader, target, newest_lost)
+    except (VersionNotFoundError, ObjectNotFoundError, IntegrityError):
+        await _still_kept(reader, good, latest)  # gone under retention: say so
+        raise
     message = f"repair: restore version {good}; versions {good + 1}..{latest} are no longer current"
-    # The series whose state the restore changes back, and the state each links to.
-    links = {} if newest_lost is None else await changed_back(reader, target, newest_lost)
     staged = Staged()
 
     async def build(base: Any, commit_id: str, at: dt.datetime) -> Draft:
@@ -155,6 +162,7 @@ async def repair(committer: Committer) -> RepairReport:
                 f"the catalog moved on to version {base.version} during the repair "
                 f"of version {latest}; run repair again"
             )
+        await _still_kept(reader, good, latest)
         # The healthy version's state, built on as if it were the newest: each series
         # changed back gets a new state of this commit, as any commit changing it does.
         healthy = Snapshot(reader, msgspec.structs.replace(target, version=base.version))
@@ -181,7 +189,45 @@ async def repair(committer: Committer) -> RepairReport:
     landed = await committer.commit(build, stand_in)
     report.new_version = landed.version
     report.message = message
+    await _landed_kept(reader, report)
     return report
+
+
+async def _still_kept(reader: StoreReader, good: int, latest: int) -> None:
+    """Raise CatalogMovedOnError, having committed nothing, when a gc under retention
+    has expired ``good``, the version to restore: gc deletes the objects that only
+    expired versions name, and a restore naming them would be a newest version that
+    cannot be read. Checked again once the restore has landed (:func:`_landed_kept`)."""
+    if good < await reader.oldest_version():
+        raise CatalogMovedOnError(
+            f"a gc under retention expired version {good}, the newest that verified, "
+            f"during the repair of version {latest}; run repair again"
+        )
+
+
+async def _landed_kept(reader: StoreReader, report: RepairReport) -> None:
+    """Raise RestoreAtRiskError when a gc may delete objects the restore that has just
+    landed names: the version it restores is below the retention floor now.
+
+    The check before the write cannot tell (check-then-act): between it and the
+    write, a gc may raise the floor past the restored version, read the newest
+    version and delete what only the versions below the floor name. gc raises the
+    floor before that read, and deletes only after it, keeping what every version
+    from the floor to the newest it read names. So either that read found the
+    restore, whose objects gc then keeps, or the restore landed after it, and the
+    floor read here, after the restore landed, is the one gc raised. The two cannot
+    be told apart, so a floor past the restored version is reported either way
+    (docs/operations.md, Repair)."""
+    restored = report.healthy_version
+    assert restored is not None
+    try:
+        expired = restored < await reader.oldest_version()
+    except (StorageError, IntegrityError) as exc:
+        why = f"the retention floor could not be read to tell whether a gc expired it ({exc})"
+        raise RestoreAtRiskError(report, why) from exc
+    if expired:
+        why = "a gc under retention expired it meanwhile"
+        raise RestoreAtRiskError(report, why)
 
 
 async def changed_back(
@@ -269,3 +315,20 @@ async def _reads_whole(reader: StoreReader, state: SeriesRecord) -> bool:
 
 class RepairRefusedError(CatalogStoreError):
     """repair cannot prove any version whole, so it changes nothing."""
+
+
+class RestoreAtRiskError(CatalogStoreError):
+    """repair committed its restore (``report.new_version``), but a gc under retention
+    may delete objects it names: the restored version expired while the restore was
+    being written, and that gc may have looked for the newest version before it
+    landed. Run ``fincat verify`` once that gc has finished, and repair again if it
+    reports damage."""
+
+    def __init__(self, report: RepairReport, why: str) -> None:
+        super().__init__(
+            f"repair committed version {report.new_version}, which restores version "
+            f"{report.healthy_version}, but {why}: a gc may delete objects it names; run "
+            "fincat verify once that gc has finished, and fincat repair if it finds damage"
+        )
+        #: What repair did, as it would have returned it.
+        self.report = report

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
+import multiprocessing
 import os
 import time
 from functools import partial
@@ -24,11 +25,14 @@ from catalog_store.errors import (
 from catalog_store.hint import encode_hint
 from catalog_store.keys import LATEST_HINT, MANIFEST_DIR, RETENTION_FLOOR, manifest_key
 from catalog_store.maintenance import GcRefusedError, GcReport, expire_versions
-from catalog_store.repair import RepairRefusedError
+from catalog_store.repair import RepairRefusedError, RestoreAtRiskError
 from catalog_store.storage import open_store
 from catalog_store.testing.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
 from catalog_store.verify import verify_version
+from tests import workers
 from tests.conftest import EAGER, StoreTarget
+
+SPAWN = multiprocessing.get_context("spawn")
 
 
 def fill(cat: Catalog) -> None:
@@ -867,6 +871,133 @@ def test_repair_checks_a_version_gc_expires_under_it_as_expired(tmp_path: Path) 
         assert store.during is None
         assert (report.ok, report.expired) == (True, [2])
         for catalog in (other, checking):
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+async def damaged_after_compaction(target: StoreTarget) -> int:
+    """Series B written twice, then compacted, and the compacted file, which only the
+    newest version names, deleted: the newest version does not verify. Returns the
+    version before the compaction, which verifies, and which (with older versions)
+    alone names B's first two files."""
+    cat = await AsyncCatalog.open(
+        target.url, target.options or None, create=True, options=CatalogOptions(inline_rows=0)
+    )
+    await cat.create({"id": "B", "frequency": "daily"})
+    for day in (1, 2):
+        await cat.write("B", ([dt.date(2020, 1, day)], [10.0 + day]))
+    good = await cat.version()
+    before = {info.key async for info in cat.store.list("data/")}
+    await cat.compact("B", min_files=2)
+    (compacted,) = {info.key async for info in cat.store.list("data/")} - before
+    await cat.store.delete(compacted)
+    await cat.close()
+    return good
+
+
+def gc_elsewhere(target: StoreTarget, reports: list[dict[str, Any]]) -> Any:
+    """Runs ``gc --retain-days 0 --grace-hours 0`` in a process of its own, once."""
+
+    async def run() -> None:
+        with SPAWN.Pool(1) as pool:
+            reports.append(
+                pool.apply(workers.gc_keeping_only_the_newest, (target.url, target.options))
+            )
+
+    return run
+
+
+def test_repair_refuses_to_restore_a_version_gc_expired_after_it_verified(
+    shared_target: StoreTarget, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """repair verified the version to restore; then gc --retain-days 0, in another
+    process, expired it and deleted the files only it and older versions name.
+    repair committed the restore naming them and reported success: the newest
+    version could not be read."""
+    import catalog_store.repair as repair_module
+
+    reports: list[dict[str, Any]] = []
+    gc = gc_elsewhere(shared_target, reports)
+    changed_back = repair_module.changed_back
+
+    async def gc_then_changed_back(*args: Any) -> Any:
+        await gc()  # after the versions were verified, before the restore is built
+        return await changed_back(*args)
+
+    async def main() -> None:
+        good = await damaged_after_compaction(shared_target)
+        monkeypatch.setattr(repair_module, "changed_back", gc_then_changed_back)
+        cat = await AsyncCatalog.open(shared_target.url, shared_target.options or None)
+        with pytest.raises(CatalogMovedOnError, match=f"expired version {good}.*repair again"):
+            await cat.repair()
+        assert [r["oldest_version"] for r in reports] == [good + 1]
+        assert await cat.version() == good + 1  # nothing committed
+        await cat.close()
+
+    asyncio.run(main())
+
+
+def test_a_restore_gc_expires_as_its_manifest_is_written_is_reported_at_risk(
+    shared_target: StoreTarget,
+) -> None:
+    """gc --retain-days 0 raised the floor past the version repair restores, read the
+    newest version and deleted the files only expired versions name, all between
+    repair's last check and its manifest's write: the restore names deleted files.
+    repair reported success; it now says so, with the version it committed."""
+    reports: list[dict[str, Any]] = []
+
+    async def main() -> None:
+        good = await damaged_after_compaction(shared_target)
+        store = BeforeManifest(
+            open_store(shared_target.url, shared_target.options or None),
+            "put_if_absent",
+            gc_elsewhere(shared_target, reports),
+        )
+        cat = await AsyncCatalog.open_store(store)
+        with pytest.raises(RestoreAtRiskError, match="fincat verify") as raised:
+            await cat.repair()
+        assert (raised.value.report.healthy_version, raised.value.report.new_version) == (
+            good,
+            good + 2,
+        )
+        assert [r["oldest_version"] for r in reports] == [good + 1]
+        assert reports[0]["deleted"] > 0
+        await cat.close()
+
+    asyncio.run(main())
+
+
+def test_gc_keeps_what_a_restore_that_lands_while_it_runs_names(
+    shared_target: StoreTarget,
+) -> None:
+    """A repair in another process restores a version after gc --retain-days 0 read
+    the newest version, and before gc raised the floor past the restored one: gc
+    kept what the newest version it had read names, and deleted the files of B the
+    restore names, which repair had reported landed."""
+    repaired: list[dict[str, Any]] = []
+
+    async def repair_elsewhere() -> None:
+        with SPAWN.Pool(1) as pool:
+            repaired.append(pool.apply(workers.repair, (shared_target.url, shared_target.options)))
+
+    async def main() -> None:
+        good = await damaged_after_compaction(shared_target)
+        store = BeforeManifest(
+            open_store(shared_target.url, shared_target.options or None),
+            "get",
+            prefix=RETENTION_FLOOR,
+        )
+        cat = await AsyncCatalog.open_store(store)
+        store.during = repair_elsewhere  # once gc has read the newest version
+        zero = dt.timedelta(0)
+        report = await cat.collect_garbage(grace=zero, retain=zero)
+        assert [r["new_version"] for r in repaired] == [good + 2]
+        assert report.oldest_version == good + 1
+        fresh = await AsyncCatalog.open(shared_target.url, shared_target.options or None)
+        assert (await fresh.read("B")).column("value").to_pylist() == [11.0, 12.0]
+        assert (await fresh.verify()).ok
+        for catalog in (cat, fresh):
             await catalog.close()
 
     asyncio.run(main())

@@ -61,3 +61,23 @@ def commit_many(
     finally:
         cat.close()
     return done
+
+
+def gc_keeping_only_the_newest(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``gc --retain-days 0 --grace-hours 0``: expire every version but the newest and
+    delete what only they name; return its report."""
+    import datetime as dt
+
+    from catalog_store import Catalog
+
+    with Catalog.open(url, options or None) as cat:
+        zero = dt.timedelta(0)
+        return cat.collect_garbage(grace=zero, retain=zero).to_dict()
+
+
+def repair(url: str, options: dict[str, Any]) -> dict[str, Any]:
+    """``fincat repair``; return its report."""
+    from catalog_store import Catalog
+
+    with Catalog.open(url, options or None) as cat:
+        return cat.repair().to_dict()
