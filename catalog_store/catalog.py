@@ -461,9 +461,13 @@ class AsyncCatalog:
         end: dt.date | dt.datetime | None = None,
         first_release_only: bool = False,
         max_values: int | None = None,
+        as_of: AsOf = None,
     ) -> pa.Table:
         """Every value each date in ``[start, end]`` has had, with ``realtime_start`` and
-        ``realtime_end`` (null while current): the ALFRED view. Raises SeriesNotFoundError.
+        ``realtime_end`` (null while current): the ALFRED view. With ``as_of``, of the
+        series as it was then, as it was known then (null: current at ``as_of``); an
+        id deleted and created again since names the earlier series there. Raises
+        SeriesNotFoundError if the series does not exist at ``as_of``.
 
         ``max_values`` bounds the work: the stored values compared, every state's
         rows in the range. Past it, RevisionsTooLargeError (a ValidationError naming
@@ -473,7 +477,7 @@ class AsyncCatalog:
             raise ValidationError("must be True or False", "first_release_only")
         if max_values is not None:
             check_count(max_values, "max_values", 1)
-        snapshot = await self.snapshot()
+        snapshot = await self.snapshot(as_of)
         record = await snapshot.record(series_id)
         frequency = record.frequency if record else "daily"
         low, high = range_bounds(start, end, frequency)

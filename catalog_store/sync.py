@@ -326,9 +326,10 @@ class Catalog:
         end: DateLike = None,
         first_release_only: bool = False,
         max_values: int | None = None,
+        as_of: AsOf = None,
     ) -> pa.Table:
         return self._runner.run(
-            self.inner.revisions(series_id, start, end, first_release_only, max_values)
+            self.inner.revisions(series_id, start, end, first_release_only, max_values, as_of)
         )
 
     def verify(

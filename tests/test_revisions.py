@@ -176,6 +176,30 @@ def test_intraday_revisions_and_unknown_series(catalog: Catalog) -> None:
         catalog.revisions("NOPE")
 
 
+def test_revisions_as_of_a_version_are_those_known_then(catalog: Catalog) -> None:
+    """Of the series at that version, not of the id's latest: an id deleted and
+    created again is another series, whose revisions GraphQL showed on a node read
+    as of the first one's version."""
+    catalog.create(id="A", frequency="daily")
+    catalog.write("A", ([D(2024, 1, 1)], [1.0]))
+    first = committed_at(catalog, catalog.version())
+    catalog.write("A", ([D(2024, 1, 1)], [1.5]), mode="upsert")
+    revised = catalog.version()
+    catalog.write("A", ([D(2024, 1, 2)], [2.0]))
+    catalog.delete("A")
+    gone = catalog.version()
+    catalog.create(id="A", frequency="monthly")
+    catalog.write("A", ([D(2024, 3, 1)], [99.0]))
+    then = revision_rows(catalog.revisions("A", as_of=revised))
+    assert then == [
+        (D(2024, 1, 1), 1.0, first, committed_at(catalog, revised)),
+        (D(2024, 1, 1), 1.5, committed_at(catalog, revised), None),
+    ]
+    assert [r[:2] for r in revision_rows(catalog.revisions("A"))] == [(D(2024, 3, 1), 99.0)]
+    with pytest.raises(SeriesNotFoundError):
+        catalog.revisions("A", as_of=gone)
+
+
 @pytest.mark.timeout(30, method="thread")
 def test_a_series_created_and_written_twice_in_one_batch(catalog: Catalog) -> None:
     with catalog.batch() as batch:

@@ -27,8 +27,8 @@ Which operations qualify is decided once per document: a query qualifies if ever
 field in the document (fragments and other operations included) is a plain
 attribute of the object its parent returned, an introspection field, or one of
 :data:`PINNED_FIELDS`. Fields that probe the store (``health``), read the clock
-(``dataFreshness``), need a scope (``validateCatalog``) or read the latest version
-rather than the pinned one (``Series.revisions``) are :data:`UNPINNED_FIELDS`; a
+(``dataFreshness``), need a scope (``validateCatalog``) or end at the oldest version
+kept (``Series.revisions``, ``Series.history``) are :data:`UNPINNED_FIELDS`; a
 field with a resolver or a permission check that is in neither set never qualifies.
 """
 
@@ -82,9 +82,9 @@ UNPINNED_FIELDS = frozenset(
         "Query.health",  # probes the store
         "Query.dataFreshness",  # ages are measured against the clock
         "Query.validateCatalog",  # admin scope; reads every object of the store
-        "Series.revisions",  # reads the series' latest history
         # Lists of history end at the oldest version kept, which gc raises without
         # making a new version.
+        "Series.revisions",
         "Query.versions",
         "Series.history",
         "Revisions.count",

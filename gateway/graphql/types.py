@@ -266,9 +266,10 @@ class Series:
         )
 
     @field(
-        description="Every value each date in [start, end] has had, over the series' whole "
-        "history; firstReleaseOnly keeps each date's first value. An intraday series may "
-        "be bounded by instants (startInstant, endInstant)."
+        description="Every value each date in [start, end] has had, over the series' "
+        "history up to the catalog version read (a value still current then has no "
+        "realtimeEnd); firstReleaseOnly keeps each date's first value. An intraday series "
+        "may be bounded by instants (startInstant, endInstant)."
     )
     async def revisions(
         self,
@@ -289,6 +290,7 @@ class Series:
                 end=bounds.end,
                 first_release_only=first_release_only,
                 max_values=context.gateway.settings.max_revision_values,
+                as_of=self.catalog_version,
             )
         context.observations.reserve(
             table.num_rows, f"revisions of {self.id!r}", OBSERVATION_ADVICE

@@ -283,6 +283,37 @@ def test_revisions_of_a_series_that_was_intraday_are_instants(local_target: Stor
     assert revisions["dates"] == ["2024-01-02", "2024-01-03"]
 
 
+def test_revisions_of_a_series_read_as_of_a_version_are_its_own(
+    local_target: StoreTarget,
+) -> None:
+    """Not the id's latest: a node read as of the first of two series with one id
+    showed the second's revisions, and one of a series deleted since failed whole."""
+    with local_target.open() as cat:
+        cat.create(id="A", frequency="daily", title="first life")
+        cat.write("A", ([dt.date(2024, 1, 1)], [1.0]))
+        first = cat.version()
+        cat.delete("A")
+        cat.create(id="A", frequency="monthly", title="second life")
+        cat.write("A", ([dt.date(2024, 3, 1)], [99.0]))
+        cat.create(id="B", frequency="daily")
+        cat.write("B", ([dt.date(2024, 1, 1)], [7.0]))
+        written = cat.version()
+        cat.delete("B")
+    query = "{ series(id: $id, asOf: $v) { title revisions { dates values realtimeEnd } } }"
+    with client_for(local_target) as client:
+        for series_id, version, title, values in (
+            ("A", first, "first life", [1.0]),
+            ("A", None, "second life", [99.0]),
+            ("B", written, "", [7.0]),
+        ):
+            as_of = "null" if version is None else str(version)
+            text = query.replace("$id", f'"{series_id}"').replace("$v", as_of)
+            series = ok(client, text)["series"]
+            assert series["title"] == title
+            assert series["revisions"]["values"] == values, (series_id, version)
+            assert series["revisions"]["realtimeEnd"] == [None]
+
+
 def test_versions_connection(client: Client) -> None:
     query = """query($after: String) { versions(first: 4, after: $after) {
         edges { cursor node { version commitId message committedAt seriesCount
