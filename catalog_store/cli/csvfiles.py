@@ -176,8 +176,8 @@ class ParsedSeries:
     date_label: str = "date"
     #: The column of the values, where it is not ``name`` (a long file's value column).
     value_label: str | None = None
-    #: Dates of a long file's rows of this series whose value is missing: they tell
-    #: the frequency of a series that has no value at all.
+    #: Dates of this series' rows whose value is missing: they tell the frequency
+    #: too (see :func:`frequency_of`).
     skipped_dates: list[DateValue] = field(default_factory=list)
     _line_of: dict[DateValue, int] = field(default_factory=dict, init=False, repr=False)
 
@@ -417,6 +417,8 @@ def read_wide(
             value = _number(row[i], line, series.name)
             if value is not None:
                 series.add(date, value, line)
+            else:
+                series.skipped_dates.append(date)
     return list(out.values())
 
 
@@ -487,6 +489,27 @@ def read_pairs(source: TextIO, name: str) -> ParsedSeries:
         value = _number(row[value_at], line, header[value_at])
         series.add(dates.read(row, line), value, line)
     return series
+
+
+#: Frequencies whose dates are first days of months, and those of days.
+_MONTH_FREQUENCIES = frozenset(("monthly", "quarterly", "semiannual", "annual"))
+_DAY_FREQUENCIES = frozenset(("weekly", "daily", "business_daily"))
+
+
+def frequency_of(valued: Sequence[DateValue], missing: Sequence[DateValue]) -> str | None:
+    """The frequency of rows, some of them missing their value. The coarsest the
+    valued dates fit widens with their gaps (a quarterly file missing Q2 fits
+    semiannual): rows without a value fill them where they fall on the same kind
+    of calendar. Where they do not (a missing row dated mid-month in a monthly
+    file), the valued dates alone tell; with no two of those, every row does."""
+    by_values = infer_frequency(valued)
+    by_rows = infer_frequency([*valued, *missing])
+    if by_values is None or by_values == "irregular":
+        return by_rows if by_rows is not None else by_values
+    for family in (_MONTH_FREQUENCIES, _DAY_FREQUENCIES):
+        if by_values in family and by_rows in family:
+            return by_rows
+    return by_values
 
 
 def infer_frequency(dates: Sequence[DateValue]) -> str | None:

@@ -12,7 +12,7 @@ import typer
 from catalog_store.cli._app import app
 from catalog_store.cli._common import open_catalog
 from catalog_store.cli._output import JsonFlag, Meter, console, emit, plural, progress
-from catalog_store.cli.csvfiles import ParsedSeries, infer_frequency, read_long, read_wide
+from catalog_store.cli.csvfiles import ParsedSeries, frequency_of, read_long, read_wide
 from catalog_store.errors import SeriesNotFoundError, ValidationError
 from catalog_store.models import FREQUENCIES, Series, check_series_id, parse_spec
 from catalog_store.sync import Catalog
@@ -86,12 +86,7 @@ def _frequencies(
                 )
             frequencies[series_id] = current.frequency
             continue
-        frequency = (
-            given
-            or file_frequency
-            or infer_frequency(item.dates)
-            or infer_frequency([*item.dates, *item.skipped_dates])
-        )
+        frequency = given or file_frequency or frequency_of(item.dates, item.skipped_dates)
         if frequency is None:
             raise ValidationError(
                 f"cannot infer the frequency of new series {series_id!r} from fewer than "
@@ -227,8 +222,10 @@ def import_csv(
     with progress(f"reading {name}") as meter:
         if layout is Layout.wide:
             parsed = read_wide(file, date_column, year_column, quarter_column)
-            all_dates = [d for item in parsed for d in item.dates]
-            file_frequency = infer_frequency(all_dates)
+            file_frequency = frequency_of(
+                [d for item in parsed for d in item.dates],
+                [d for item in parsed for d in item.skipped_dates],
+            )
         else:
             parsed = read_long(
                 file, id_column, date_column, value_column, year_column, quarter_column

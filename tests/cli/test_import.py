@@ -10,7 +10,7 @@ from typing import Any
 import pytest
 
 from catalog_store import Catalog
-from catalog_store.cli.csvfiles import infer_frequency, parse_date, read_long
+from catalog_store.cli.csvfiles import frequency_of, infer_frequency, parse_date, read_long
 from catalog_store.errors import ValidationError
 from tests.cli.helpers import WIDE, as_json, cli, fails, latest_version, ok, roots, write_file
 from tests.conftest import StoreTarget
@@ -427,6 +427,45 @@ def test_parse_date_rejects(text: str) -> None:
 )
 def test_infer_frequency(dates: list[str], expected: str | None) -> None:
     assert infer_frequency([dt.date.fromisoformat(d) for d in dates]) == expected
+
+
+@pytest.mark.parametrize(
+    ("valued", "missing", "expected"),
+    [
+        # A missing quarter, half-year or month made the gaps, and so the guess, wider.
+        (["2023-01-01", "2023-07-01"], ["2023-04-01"], "quarterly"),
+        (["2023-01-01", "2024-01-01"], ["2023-04-01", "2023-07-01"], "quarterly"),
+        (["2023-01-01", "2023-07-01"], ["2023-02-01"], "monthly"),
+        (
+            ["2024-01-01", "2024-01-03", "2024-01-05"],
+            ["2024-01-02", "2024-01-04"],
+            "business_daily",
+        ),
+        # Rows off the valued dates' calendar do not make them finer.
+        (["2023-01-01", "2023-02-01", "2023-03-01"], ["2023-02-15"], "monthly"),
+        (["2023-01-01", "2023-02-01"], ["2023-01-02", "2023-01-03"], "monthly"),
+        # No two valued dates: every row tells.
+        (["2023-01-01"], ["2023-04-01", "2023-07-01"], "quarterly"),
+        ([], ["2023-04-01"], None),
+    ],
+)
+def test_rows_missing_their_value_fill_the_gaps_that_tell_a_frequency(
+    valued: list[str], missing: list[str], expected: str | None
+) -> None:
+    day = dt.date.fromisoformat
+    assert frequency_of([day(d) for d in valued], [day(d) for d in missing]) == expected
+
+
+def test_a_missing_quarter_does_not_make_a_new_series_semiannual(local: list[str]) -> None:
+    ok(cli(*local, "init"))
+    long = "id,date,value\nGDPX,2023-01-01,100\nGDPX,2023-04-01,.\nGDPX,2023-07-01,102\n"
+    ok(cli(*local, "import", "-", "--format", "long", input=long))
+    wide = "date,GDPW\n2023Q1,100\n2023Q2,\n2023Q3,102\n"
+    ok(cli(*local, "import", "-", "--format", "wide", input=wide))
+    for series_id in ("GDPX", "GDPW"):
+        shown = as_json(cli(*local, "show", series_id, "--json"))
+        assert shown["frequency"] == "quarterly", series_id
+    ok(cli(*local, "import", "-", "--format", "long", input="id,date,value\nGDPX,2023-04-01,101\n"))
 
 
 def test_long_files_need_an_id_column() -> None:
