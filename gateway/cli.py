@@ -19,6 +19,7 @@ from uvicorn.config import STARTUP_FAILURE
 from uvicorn.supervisors import Multiprocess
 
 from catalog_store.cli import app, escape_what_the_terminal_cannot_show
+from catalog_store.cli._output import write_output
 from catalog_store.sync import Catalog
 from gateway.auth import (
     SCOPES,
@@ -298,7 +299,7 @@ def export_graphql_schema(
 
     text = schema_sdl()
     if str(output) == "-":
-        typer.echo(text, nl=False)
+        write_output(text)
         return
     try:
         output.write_text(text, encoding="utf-8")
@@ -337,8 +338,10 @@ def api_key(
         parse_keys([entry], "the new key")
     except KeyConfigError as exc:
         raise typer.BadParameter(str(exc), param_hint="'NAME'") from None
-    typer.echo(f"token (give it to the client; it is not stored): {token}")
-    typer.echo(f"key file entry: {json.dumps(entry)}")
+    write_output(
+        f"token (give it to the client; it is not stored): {token}\n"
+        f"key file entry: {json.dumps(entry)}\n"
+    )
 
 
 def main() -> None:

@@ -7,7 +7,9 @@ nothing and touches no store.
 
 from __future__ import annotations
 
+import contextlib
 import os
+import sys
 from typing import Annotated, Any
 
 import typer
@@ -16,6 +18,7 @@ from rich.text import Text
 from typer.core import TyperGroup
 
 from catalog_store.cli._common import DEFAULT_ROOT, Settings, parse_storage_options
+from catalog_store.cli._output import OutputError
 from catalog_store.errors import (
     AlreadyExistsError,
     CatalogMovedOnError,
@@ -36,6 +39,8 @@ EXIT_PROBLEMS = 4
 EXIT_UNAVAILABLE = 5
 #: Interrupted (Ctrl-C), as shells report a SIGINT.
 EXIT_INTERRUPTED = 130
+#: The reader of the output went away (``| head``), as shells report a SIGPIPE.
+EXIT_BROKEN_PIPE = 141
 INTERRUPTED = (
     "interrupted; a change it was committing has landed whole or not at all: "
     "`fincat log --limit 1` tells which"
@@ -94,6 +99,25 @@ class CatalogGroup(TyperGroup):
                 Text.assemble(("error:", "bold red"), " ", INTERRUPTED)
             )
             raise typer.Exit(EXIT_INTERRUPTED) from None
+        except OutputError as exc:
+            # Else the interpreter's last flush at exit fails again, with its own
+            # traceback.
+            with contextlib.suppress(OSError, ValueError):  # no descriptor: a test's
+                devnull = os.open(os.devnull, os.O_WRONLY)
+                os.dup2(devnull, sys.stdout.fileno())
+                os.close(devnull)
+            if isinstance(exc.cause, BrokenPipeError):
+                raise typer.Exit(EXIT_BROKEN_PIPE) from None
+            Console(stderr=True, highlight=False, soft_wrap=True).print(
+                Text.assemble(("error:", "bold red"), " ", OUTPUT_FAILED.format(exc))
+            )
+            raise typer.Exit(EXIT_ERROR) from None
+
+
+OUTPUT_FAILED = (
+    "cannot write the output: {}; it is cut short, and a change the command made "
+    "was committed before it began"
+)
 
 
 app = typer.Typer(
@@ -106,8 +130,9 @@ app = typer.Typer(
         "error, 3 when the command lost a race with another writer and changed nothing "
         "(running it again may succeed), 4 when verify finds a problem, 5 when the storage "
         "could not be reached or a commit's outcome is unknown (read, then run it again "
-        "later), 130 when interrupted (Ctrl-C). With --json, stdout holds one JSON "
-        "document and nothing else; errors and progress go to stderr."
+        "later), 130 when interrupted (Ctrl-C), 141 when the output's reader went away. "
+        "With --json, stdout holds one JSON document and nothing else; errors and "
+        "progress go to stderr."
     ),
     no_args_is_help=True,
     # Markdown rewraps docstring paragraphs and leaves brackets alone.

@@ -73,7 +73,43 @@ def print_json(value: Any) -> None:
     Dates and instants become ISO 8601 strings; NaN and infinities are refused
     rather than written as JSON no parser accepts.
     """
-    typer.echo(json.dumps(value, indent=2, default=iso, allow_nan=False))
+    write_output(json.dumps(value, indent=2, default=iso, allow_nan=False) + "\n")
+
+
+class OutputError(Exception):
+    """stdout could not be written (disk full, the reader gone): no bug, so no
+    traceback; :class:`~catalog_store.cli._app.CatalogGroup` says what happened."""
+
+    def __init__(self, cause: OSError) -> None:
+        super().__init__(cause.strerror or str(cause))
+        self.cause = cause
+
+
+def write_output(text: str) -> None:
+    """Write ``text`` to stdout as it is (OutputError if it cannot be written)."""
+    try:
+        typer.echo(text, nl=False)
+    except OSError as exc:
+        raise OutputError(exc) from exc
+
+
+class _Stdout:
+    """sys.stdout as rich writes to it, a failed write raised as OutputError."""
+
+    def write(self, text: str) -> int:
+        try:
+            return sys.stdout.write(text)
+        except OSError as exc:
+            raise OutputError(exc) from exc
+
+    def flush(self) -> None:
+        try:
+            sys.stdout.flush()
+        except OSError as exc:
+            raise OutputError(exc) from exc
+
+    def __getattr__(self, name: str) -> Any:
+        return getattr(sys.stdout, name)
 
 
 def emit(data: T, as_json: bool, text: Callable[[T], None]) -> None:
@@ -90,7 +126,7 @@ def emit(data: T, as_json: bool, text: Callable[[T], None]) -> None:
 
 def console() -> Console:
     """Human-readable output on stdout. Markup is off: catalog text is printed as is."""
-    return Console(highlight=False, markup=False)
+    return Console(file=_Stdout(), highlight=False, markup=False)  # type: ignore[arg-type]
 
 
 def err_console() -> Console:

@@ -12,7 +12,7 @@ import typer
 
 from catalog_store.cli._app import app
 from catalog_store.cli._common import as_of_option, date_range, open_catalog
-from catalog_store.cli._output import JsonFlag, console, emit, iso, plural
+from catalog_store.cli._output import JsonFlag, console, emit, iso, plural, write_output
 from catalog_store.cli.csvfiles import read_pairs
 
 SeriesArg = Annotated[str, typer.Argument(metavar="SERIES_ID")]
@@ -163,7 +163,7 @@ def _emit(table: pa.Table, fmt: OutputFormat) -> None:
         writer.writerow(table.column_names)
         for record in records:
             writer.writerow(["" if v is None else v for v in record.values()])
-        typer.echo(buffer.getvalue(), nl=False)
+        write_output(buffer.getvalue())
 
     emit(_records(table), fmt is OutputFormat.json, csv_text)
 

@@ -77,6 +77,46 @@ def test_text_the_output_encoding_cannot_hold_is_escaped(tmp_path: Path) -> None
         assert "Prix \\xe0 la consommation" in done.stdout, done.stdout
 
 
+def test_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Path) -> None:
+    """A disk-full stdout ended every command in a traceback, an import's too after
+    its commit had landed; a reader gone before the output (``| true``) too."""
+    root = str(tmp_path / "c")
+    with Catalog.open(root, create=True) as catalog:
+        catalog.create(id="A", frequency="daily")
+        catalog.write("A", ([dt.date(2024, 1, 1)], [1.0]))
+    wide = "date,A\n2024-01-02,2\n"
+    for args in (["read", "A"], ["log"], ["ls", "--json"], ["import", "-", "--format", "wide"]):
+        with open("/dev/full", "w") as full:
+            done = subprocess.run(
+                [sys.executable, "-m", "catalog_store.cli", "--root", root, *args],
+                input=wide,
+                stdout=full,
+                stderr=subprocess.PIPE,
+                text=True,
+                check=False,
+                timeout=120,
+            )
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.startswith("error: cannot write the output: No space left"), args
+        assert "Traceback" not in done.stderr, args
+    with Catalog.open(root) as catalog:
+        assert catalog.read("A")["value"].to_pylist() == [1.0, 2.0]  # the import landed
+    reading, writing = os.pipe()
+    os.close(reading)  # the reader is gone before the first byte
+    try:
+        done = subprocess.run(
+            [sys.executable, "-m", "catalog_store.cli", "--root", root, "read", "A"],
+            stdout=writing,
+            stderr=subprocess.PIPE,
+            text=True,
+            check=False,
+            timeout=120,
+        )
+    finally:
+        os.close(writing)
+    assert (done.returncode, done.stderr) == (141, "")
+
+
 def test_an_interrupt_says_so_and_exits_130(
     local: list[str], monkeypatch: pytest.MonkeyPatch
 ) -> None:
