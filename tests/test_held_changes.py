@@ -14,7 +14,7 @@ import msgspec
 import pytest
 
 from catalog_store import Catalog, CatalogOptions, changes
-from catalog_store.errors import IntegrityError, ValidationError
+from catalog_store.errors import FormatError, ValidationError
 from catalog_store.keys import checksum, manifest_key
 from catalog_store.records import InlineRows, Manifest, encode_manifest
 from tests.conftest import EAGER, StoreTarget
@@ -447,7 +447,7 @@ def test_a_manifest_holding_no_series_keeps_the_previous_format(tmp_path: Path) 
         sealed = body[:-2] + checksum(body).encode() + b'"}'
         cat._runner.run(store.put_if_absent(manifest_key(cat.version() + 1), sealed))
         fresh = Catalog.open(tmp_path / "store")
-        with pytest.raises(IntegrityError, match="unknown format"):
+        with pytest.raises(FormatError, match="'fincat-manifest/9', which this fincat does not"):
             fresh.get("A")
         fresh.close()
 
