@@ -5,6 +5,7 @@ repair would "mend" by restoring an older version and gc then make final."""
 from __future__ import annotations
 
 import datetime as dt
+from collections.abc import Callable
 from pathlib import Path
 
 import msgspec
@@ -47,11 +48,9 @@ def test_a_manifest_in_a_format_this_fincat_does_not_read_is_refused_not_repaire
     assert_whole(root, files)
 
 
-def test_a_shard_in_the_first_encoding_of_format_2_is_read(tmp_path: Path) -> None:
-    """Format 2's first builds wrote a shard as its records alone, each naming its id;
-    read as damage, repair rolled such a store back to empty and gc deleted its files."""
-    root = tmp_path / "store"
-    files = three_versions_of_gdp(root)
+def swap_the_shard(root: Path, encode: Callable[[list[msgspec.Raw]], bytes]) -> None:
+    """Put the records of the newest version's one metadata shard, as ``encode``
+    writes them, in a shard of their own, and the newest manifest's seal on it."""
     newest = root / manifest_key(3)
     manifest = decode_manifest(newest.read_bytes(), "newest")
     shards = list(manifest.shards)
@@ -59,11 +58,19 @@ def test_a_shard_in_the_first_encoding_of_format_2_is_read(tmp_path: Path) -> No
     ref = shards[index]
     assert ref is not None
     _ids, raws = ShardRecords.decode((root / ref.path).read_bytes(), ref.path).encoded()
-    first = msgspec.msgpack.encode(raws)
-    old = ref.path.replace(".msgpack", "-first.msgpack")
-    (root / old).write_bytes(first)
-    shards[index] = msgspec.structs.replace(ref, path=old, size=len(first), sha256=checksum(first))
+    data = encode(raws)
+    path = ref.path.replace(".msgpack", "-swapped.msgpack")
+    (root / path).write_bytes(data)
+    shards[index] = msgspec.structs.replace(ref, path=path, size=len(data), sha256=checksum(data))
     newest.write_bytes(encode_manifest(msgspec.structs.replace(manifest, shards=shards)))
+
+
+def test_a_shard_in_the_first_encoding_of_format_2_is_read(tmp_path: Path) -> None:
+    """Format 2's first builds wrote a shard as its records alone, each naming its id;
+    read as damage, repair rolled such a store back to empty and gc deleted its files."""
+    root = tmp_path / "store"
+    files = three_versions_of_gdp(root)
+    swap_the_shard(root, msgspec.msgpack.encode)
     assert_whole(root, files)
     cat = Catalog.open(str(root))
     cat.write("GDP", ([dt.date(2000, 4, 1)], [2.0]))  # a new shard, in today's encoding
@@ -75,18 +82,7 @@ def test_a_shard_in_the_first_encoding_of_format_2_is_read(tmp_path: Path) -> No
 def test_a_shard_whose_bytes_are_whole_but_unreadable_is_a_format_error(tmp_path: Path) -> None:
     root = tmp_path / "store"
     files = three_versions_of_gdp(root)
-    newest = root / manifest_key(3)
-    manifest = decode_manifest(newest.read_bytes(), "newest")
-    shards = list(manifest.shards)
-    (index,) = [i for i, ref in enumerate(shards) if ref is not None]
-    ref = shards[index]
-    assert ref is not None
-    unknown = msgspec.msgpack.encode({"a later": "encoding"})
-    (root / "meta" / "later.msgpack").write_bytes(unknown)
-    shards[index] = msgspec.structs.replace(
-        ref, path="meta/later.msgpack", size=len(unknown), sha256=checksum(unknown)
-    )
-    newest.write_bytes(encode_manifest(msgspec.structs.replace(manifest, shards=shards)))
+    swap_the_shard(root, lambda _raws: msgspec.msgpack.encode({"a later": "encoding"}))
     cat = Catalog.open(str(root))
     for call in (lambda: cat.get("GDP"), cat.verify, cat.repair):
         with pytest.raises(FormatError, match="checksum holds"):
