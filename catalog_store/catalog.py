@@ -24,7 +24,7 @@ from catalog_store.asof import AsOf
 from catalog_store.batch import Batch
 from catalog_store.calls import CallsUnderWay, catalog_call
 from catalog_store.commit import Committer, initialise
-from catalog_store.datafiles import read_record
+from catalog_store.datafiles import read_record, rows_at_most
 from catalog_store.errors import (
     CatalogStoreError,
     FormatError,
@@ -454,6 +454,19 @@ class AsyncCatalog:
         return table.select(list(columns)) if columns is not None else table
 
     @catalog_call
+    async def rows_at_most(
+        self,
+        series_id: str,
+        start: dt.date | dt.datetime | None = None,
+        end: dt.date | dt.datetime | None = None,
+        as_of: AsOf = None,
+    ) -> int:
+        """At most how many rows :meth:`read` with these arguments gives, told by the
+        series' record without reading a file (see :func:`datafiles.rows_at_most`)."""
+        record = await self._record(check_series_id(series_id), as_of)
+        return rows_at_most(record, *range_bounds(start, end, record.frequency))
+
+    @catalog_call
     async def revisions(
         self,
         series_id: str,
@@ -471,7 +484,8 @@ class AsyncCatalog:
 
         ``max_values`` bounds the work: the stored values compared, every state's
         rows in the range. Past it, RevisionsTooLargeError (a ValidationError naming
-        ``start``) is raised, having read no more than that many."""
+        ``start``) is raised once the states read pass it; the state that takes them
+        past it is the last one read."""
         check_series_id(series_id)
         if not isinstance(first_release_only, bool):
             raise ValidationError("must be True or False", "first_release_only")

@@ -112,6 +112,20 @@ async def read_file(
     return await reader.cache.get_or_load(file.path, load, lambda t: int(t.nbytes) + 256)
 
 
+def rows_at_most(record: SeriesRecord, low: int | None, high: int | None) -> int:
+    """At most how many rows a read of ``[low, high]`` gives, from the record alone:
+    the rows of the files whose dates meet the range and of the held rows in it.
+    Over the true count where files overlap (an upsert's file beside the one it
+    revised), never under it."""
+    held = 0
+    if record.inline is not None:
+        held = sum(
+            (low is None or d >= low) and (high is None or d <= high) for d in record.inline.dates
+        )
+    files = sum(f.rows for f in overlapping(record.files, low, high))
+    return min(record.observation_count, files + held)
+
+
 def overlapping(files: Iterable[DataFile], low: int | None, high: int | None) -> list[DataFile]:
     """Files whose recorded date range meets ``[low, high]``, in order of writing."""
     return [f for f in files if (low is None or f.hi >= low) and (high is None or f.lo <= high)]

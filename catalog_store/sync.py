@@ -319,6 +319,15 @@ class Catalog:
     ) -> pa.Table:
         return self._runner.run(self.inner.read(series_id, start, end, as_of, columns))
 
+    def rows_at_most(
+        self,
+        series_id: str,
+        start: DateLike = None,
+        end: DateLike = None,
+        as_of: AsOf = None,
+    ) -> int:
+        return self._runner.run(self.inner.rows_at_most(series_id, start, end, as_of))
+
     def revisions(
         self,
         series_id: str,

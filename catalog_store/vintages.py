@@ -187,8 +187,8 @@ async def revisions(
     units of ``record``'s frequency), sorted by date then time.
 
     With ``max_values``, raises RevisionsTooLargeError rather than compare more
-    stored values than that (every state's rows in the range), having read no
-    more than that many."""
+    stored values than that (every state's rows in the range), once the states
+    read pass it: the state whose rows take them past it is the last one read."""
     if record is None:
         raise SeriesNotFoundError(series_id)
     floor = await reader.oldest_version()

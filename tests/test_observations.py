@@ -739,3 +739,18 @@ def test_a_large_write_is_validated_off_the_event_loop(
         assert catalog.get("S").observation_count == rows + 1
     assert threads[0] != threading.current_thread().name  # a worker's
     assert threads[1] == threading.current_thread().name  # small: no trip
+
+
+def test_rows_at_most_bounds_a_read_from_the_record_alone(catalog: Catalog) -> None:
+    catalog.create(id="S", frequency="daily")
+    catalog.write("S", ([D(2020, 1, 1), D(2020, 1, 2)], [1.0, 2.0]))
+    catalog.write("S", ([D(2020, 1, 2)], [2.5]), mode="upsert")
+    catalog.write("S", ([D(2024, 1, 1)], [3.0]))
+    for start, end in ((None, None), (D(2020, 1, 2), D(2020, 1, 2)), (D(2021, 1, 1), None)):
+        read = catalog.read("S", start, end).num_rows
+        assert catalog.rows_at_most("S", start, end) >= read, (start, end)
+    assert catalog.rows_at_most("S") == 3  # the whole series: its count
+    assert catalog.rows_at_most("S", D(2019, 1, 1), D(2019, 12, 31)) == 0
+    assert catalog.rows_at_most("S", as_of=1) == 0
+    with pytest.raises(SeriesNotFoundError):
+        catalog.rows_at_most("NOPE")

@@ -248,6 +248,14 @@ class Series:
         budget = context.observations
         what = f"observations of {self.id!r}"
         estimate = estimate_rows(series, bounds.start, bounds.end)
+        if estimate > budget.limit - budget.used:
+            # The span's share of the count guesses high where rows bunch up (a burst
+            # of ticks, then a few): the files' own counts may tell it is less.
+            with bounds.named():
+                most = await context.catalog.rows_at_most(
+                    self.id, bounds.start, bounds.end, as_of=version
+                )
+            estimate = min(estimate, most)
         budget.reserve(estimate, what, OBSERVATION_ADVICE)
         try:
             with bounds.named():

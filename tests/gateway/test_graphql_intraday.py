@@ -328,6 +328,23 @@ def test_a_sub_day_window_is_budgeted_by_its_own_span(local_target: StoreTarget)
         assert error(day, "RESULT_TOO_LARGE")["extensions"]["requested"] >= 1440
 
 
+def test_a_range_of_few_rows_beside_a_burst_of_many_is_read(local_target: StoreTarget) -> None:
+    """1,500 ticks in one minute-by-minute burst, then one tick years later: the
+    count scaled by the span's share put ~1,125 rows in a range that holds 1, and
+    refused it. The files' own counts tell it is fewer."""
+    burst = [dt.datetime(2020, 1, 1, tzinfo=dt.UTC) + dt.timedelta(minutes=m) for m in range(1500)]
+    with local_target.open() as cat:
+        cat.create(id="TICKS", frequency="intraday")
+        stamps = [*burst, dt.datetime(2024, 1, 1, tzinfo=dt.UTC)]
+        cat.write("TICKS", (stamps, [1.0] * len(stamps)))
+    config = GraphQLSettings(max_observations=1000)
+    with client_for(local_target, graphql=config) as client:
+        late = ok(client, '{ series(id: "TICKS") { observations(start: "2021-01-01") { count } } }')
+        assert late["series"]["observations"]["count"] == 1
+        whole = post(client, '{ series(id: "TICKS") { observations { count } } }')
+        assert error(whole, "RESULT_TOO_LARGE")["extensions"]["requested"] == 1501
+
+
 def test_first_and_last_instants_are_rests_first_and_last_dates(fx: Client) -> None:
     query = """{ fx: series(id: "FX") { firstDate lastDate firstInstant lastInstant }
                  gdp: series(id: "GDP") { firstDate firstInstant lastInstant } }"""
