@@ -160,6 +160,14 @@ class CommitStateUnknownError(CatalogStoreError):
         self.commit_id = commit_id
         self.versions = versions or []
 
+    def summary(self) -> str:
+        """What a client is told: the commit and its versions, without the storage
+        failure behind it, which names the store's endpoint, bucket and keys."""
+        return (
+            f"commit {self.commit_id}: outcome of version(s) {self.versions} unknown; "
+            "read whether it landed before writing again"
+        )
+
 
 class IntegrityError(CatalogStoreError):
     """An object's size or checksum does not match its record, or it cannot be parsed."""

@@ -210,7 +210,10 @@ def catalog_error(request: Request[Any, Any, Any], exc: Exception) -> Response[P
     kind = kind_of(exc)
     status, slug, title = kind.status, kind.slug, kind.title
     headers = retry_headers(kind)
-    if kind.public:
+    if isinstance(exc, CommitStateUnknownError):
+        log.error("%s %s failed: %r", request.method, request.url.path, exc, exc_info=exc)
+        detail, errors = exc.summary(), None
+    elif kind.public:
         errors = [FieldError(named.field, str(exc))] if named else field_errors(exc)
         if isinstance(exc, ValidationError) and errors:
             detail = "; ".join(f"{e.field}: {e.message}" for e in errors)

@@ -121,7 +121,8 @@ class Settings:
     #: The catalog's location: a directory, ``file://``, ``s3://bucket/prefix`` or ``memory://``.
     root: str
     #: Options for the storage backend (for S3: ``endpoint_url``, ``key``, ``secret`` ...).
-    storage_options: Mapping[str, Any] = field(default_factory=dict)
+    #: Credentials among them: left out of repr, which error trackers record.
+    storage_options: Mapping[str, Any] = field(default_factory=dict, repr=False)
     #: The address the server binds; without API keys only loopback is allowed.
     host: str = "127.0.0.1"
     port: int = 8000

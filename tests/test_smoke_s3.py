@@ -48,3 +48,47 @@ def test_a_response_cut_short_is_storage_unavailable(s3_server: LoopbackS3Server
     assert fresh.read("GDP").column("value").to_pylist() == [1.5]
     for opened in (cat, fresh):
         opened.close()
+
+
+def test_s3_options_no_rerun_cures_are_invalid_and_credentials_never_repeated(
+    s3_endpoint: str,
+) -> None:
+    """Before, a bad region or bucket name was "storage unavailable" (run again
+    later: exit 5, HTTP 503), and credentials in the URL or the endpoint were
+    repeated in the error."""
+    import asyncio
+
+    import pytest
+
+    from catalog_store import Catalog
+    from catalog_store.errors import ValidationError
+    from catalog_store.storage import open_store
+
+    secret = "Sup3rSecretValue"
+    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
+    refusals: list[tuple[str, dict[str, object], str]] = [
+        (f"s3://AKID:{secret}@bucket/cat", options, "url"),
+        ("s3://bad bucket/cat", options, "url"),
+        ("s3://bucket:9000/cat", options, "url"),
+        (
+            "s3://bucket/cat",
+            {**options, "endpoint_url": f"http://user:{secret}@127.0.0.1:9"},
+            "storage_options",
+        ),
+        ("s3://bucket/cat", {**options, "region": "us east 1"}, "storage_options"),
+        (
+            "s3://bucket/cat",
+            {**options, "region": "eu-west-1", "region_name": "us-east-1"},
+            "storage_options",
+        ),
+    ]
+    for url, given, field in refusals:
+        with pytest.raises(ValidationError) as info:
+            Catalog.open(url, given, create=True)
+        assert info.value.field == field, url
+        assert secret not in str(info.value), str(info.value)
+    # The same region twice is one region.
+    same = open_store(
+        "s3://bucket/cat", {**options, "region": "us-east-1", "region_name": "us-east-1"}
+    )
+    asyncio.run(same.close())

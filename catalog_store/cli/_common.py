@@ -25,7 +25,8 @@ class Settings:
     """Global options, stored on the root context by the app callback."""
 
     root: str
-    storage_options: dict[str, Any] = field(default_factory=dict)
+    #: Credentials among them: left out of repr, which error trackers record.
+    storage_options: dict[str, Any] = field(default_factory=dict, repr=False)
 
 
 def settings(ctx: typer.Context) -> Settings:

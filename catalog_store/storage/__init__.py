@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
@@ -21,6 +22,11 @@ __all__ = [
     "drop_memory_store",
     "open_store",
 ]
+
+
+#: A bucket name as S3 and the stores that speak its protocol take one: AWS's rules
+#: (3-63 lower-case letters, digits, dots and hyphens) and its legacy ones.
+_BUCKET = re.compile(r"[A-Za-z0-9._-]{1,255}")
 
 
 def open_store(url: str | Path, storage_options: Mapping[str, Any] | None = None) -> Store:
@@ -60,6 +66,19 @@ def open_store(url: str | Path, storage_options: Mapping[str, Any] | None = None
     if scheme in ("s3", "s3a"):
         if not parsed.netloc:
             raise ValidationError("s3 URL needs a bucket: s3://bucket/prefix", field="url")
+        if "@" in parsed.netloc:
+            # Not repeated: what comes before the @ is a key and a secret.
+            raise ValidationError(
+                "an s3 URL names a bucket, not credentials (user:secret@): give them as "
+                "the key and secret storage options, or in AWS_* variables",
+                field="url",
+            )
+        if not _BUCKET.fullmatch(parsed.netloc):
+            raise ValidationError(
+                f"{parsed.netloc!r} is not an S3 bucket name (letters, digits, '.', '-' "
+                "and '_', up to 255)",
+                field="url",
+            )
         from catalog_store.storage.s3 import S3Store
 
         return S3Store(parsed.netloc, parsed.path, storage_options)

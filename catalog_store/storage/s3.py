@@ -13,15 +13,21 @@ import contextlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from datetime import datetime
 from typing import Any
+from urllib.parse import urlsplit
 
 from aiohttp import ClientError as HTTPClientError
 from botocore.exceptions import (
     BotoCoreError,
     ClientError,
+    InvalidConfigError,
+    InvalidEndpointConfigurationError,
+    InvalidS3AddressingStyleError,
     NoCredentialsError,
+    ParamValidationError,
     PartialCredentialsError,
     ProfileNotFound,
 )
+from botocore.exceptions import ValidationError as BotoValidationError
 from s3fs import S3FileSystem
 
 from catalog_store.errors import (
@@ -53,6 +59,15 @@ _RETRYABLE_CODES = frozenset(
 )
 #: Credentials that are not configured: no rerun finds them, so not an outage.
 _MISSING_CREDENTIALS = (NoCredentialsError, PartialCredentialsError, ProfileNotFound)
+#: What botocore refuses in the options or the request it was given (InvalidRegionError
+#: is a ValidationError): wrong, not unreachable.
+_UNUSABLE_OPTIONS = (
+    ParamValidationError,
+    BotoValidationError,
+    InvalidConfigError,
+    InvalidEndpointConfigurationError,
+    InvalidS3AddressingStyleError,
+)
 
 
 def _client_error(exc: BaseException) -> ClientError | None:
@@ -73,6 +88,12 @@ def translate_s3_errors(key: str) -> Iterator[None]:
         raise StoragePermissionError(
             f"no S3 credentials: {exc}; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY "
             "(or AWS_PROFILE), or give the store's key and secret options"
+        ) from exc
+    except _UNUSABLE_OPTIONS as exc:
+        # botocore refuses what it was given (a region with a space, a bucket it
+        # will not address): no rerun cures it, as "unavailable" would tell.
+        raise ValidationError(
+            f"the S3 storage options are not usable: {exc}", "storage_options"
         ) from exc
     except (TimeoutError, ConnectionError, BotoCoreError, HTTPClientError) as exc:
         # HTTPClientError: a response cut short (ClientPayloadError) and the like,
@@ -117,9 +138,28 @@ class S3Store(Store):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         opts = dict(options or {})
-        region = opts.pop("region", None) or opts.pop("region_name", None)
+        given = {name: opts.pop(name) for name in ("region", "region_name") if name in opts}
+        if len(set(given.values())) > 1:
+            raise ValidationError(
+                f"region {given['region']!r} and region_name {given['region_name']!r} "
+                "disagree; give one",
+                "storage_options",
+            )
+        region = next(iter(given.values()), None)
         if region:
             opts["client_kwargs"] = {**opts.get("client_kwargs", {}), "region_name": region}
+        for endpoint in (
+            opts.get("endpoint_url"),
+            opts.get("client_kwargs", {}).get("endpoint_url"),
+        ):
+            if isinstance(endpoint, str) and "@" in urlsplit(endpoint).netloc:
+                # Not repeated: before the @ is a user and a secret, which the S3
+                # client would not use (it signs each request with the key).
+                raise ValidationError(
+                    "endpoint_url carries credentials (user:secret@); give them as the "
+                    "key and secret storage options",
+                    "storage_options",
+                )
         opts.setdefault("skip_instance_cache", True)
         opts.setdefault("use_listings_cache", False)
         try:
@@ -148,6 +188,8 @@ class S3Store(Store):
         try:
             with translate_s3_errors("the S3 client"):
                 await self._fs.set_session()
+        except ValidationError:
+            raise  # translated already (a ValueError too)
         except (ValueError, TypeError, AttributeError) as exc:
             raise ValidationError(
                 f"the S3 storage options cannot make a client: {exc}", "storage_options"

@@ -229,6 +229,9 @@ def from_catalog(exc: CatalogStoreError, arguments: Arguments | None = None) -> 
         field = names.path(exc.field)
     elif isinstance(exc, StorageUnavailableError):
         message = _STORAGE_DOWN
+    elif isinstance(exc, CommitStateUnknownError):
+        log.error("commit outcome unknown: %r", exc, exc_info=exc)
+        message = exc.summary()
     if code in (UNAVAILABLE, COMMIT_STATE_UNKNOWN):
         extra["retryable"] = True
     return ApiError(message, code, field, **extra)

@@ -9,6 +9,7 @@ from pathlib import Path
 import httpx
 import pytest
 
+from catalog_store.cli._common import Settings as CliSettings
 from gateway.app import create_app
 from gateway.auth import (
     KeyConfigError,
@@ -196,7 +197,7 @@ def test_keys_from_several_sources_are_combined_once(tmp_path: Path) -> None:
 def test_settings_from_env_round_trip(tmp_path: Path) -> None:
     settings = Settings(
         root=str(tmp_path),
-        storage_options={"endpoint_url": "http://127.0.0.1:9"},
+        storage_options={"endpoint_url": "http://127.0.0.1:9", "secret": "Sup3rSecret"},
         cache_ttl=0.25,
         api_keys=KEYS,
         rate_limit=3.5,
@@ -205,6 +206,9 @@ def test_settings_from_env_round_trip(tmp_path: Path) -> None:
         hold_writes=False,
     )
     assert Settings.from_env(settings.to_env()) == settings
+    # Error trackers record locals by repr: the store's credentials are not in it.
+    assert "Sup3rSecret" not in repr(settings)
+    assert "Sup3rSecret" not in repr(CliSettings("s3://b", {"secret": "Sup3rSecret"}))
     keys_file = tmp_path / "keys.json"
     keys_file.write_text(
         json.dumps({"keys": [{"name": "f", "sha256": "0" * 64, "scopes": ["read"]}]})

@@ -65,6 +65,28 @@ def test_not_ready_when_the_store_stops_answering() -> None:
             server.stop()
 
 
+def test_a_write_the_store_went_away_under_names_no_storage_internals() -> None:
+    """The commit's outcome is unknown: the client is told which commit and versions,
+    not the storage error behind it, which named the endpoint, bucket and keys."""
+    server = LoopbackS3Server().start()
+    try:
+        bucket = new_bucket(server.endpoint)
+        target = StoreTarget("s3", f"s3://{bucket}/catalog", {"endpoint_url": server.endpoint})
+        seed(target)
+        settings = settings_for(target, commit_timeout=1.0, store_timeout=60.0)
+        with TestClient(create_app(settings)) as client:
+            assert client.get("/health/ready").status_code == 200
+            server.stop()
+            body = problem(client.post("/v1/series", json={"id": "S1", "frequency": "daily"}), 503)
+            for internal in ("127.0.0.1", bucket, "_manifests", "Endpoint"):
+                assert internal not in body["detail"], body
+            if body["type"].endswith("commit-state-unknown"):
+                assert body["detail"].startswith("commit "), body
+    finally:
+        with contextlib.suppress(Exception):
+            server.stop()
+
+
 def test_not_ready_when_the_store_is_gone(local_target: StoreTarget) -> None:
     store = Path(local_target.url)
     health = {"query": "{ health { status } }"}
