@@ -35,6 +35,7 @@ from catalog_store.hint import LatestHint, encode_hint
 from catalog_store.records import Manifest, SeriesRecord
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.verify import verify_version
+from catalog_store.verify_report import VerifyReport
 from catalog_store.vintages import previous_state
 
 #: How many times repair looks for the newest version that verifies, when a gc
@@ -93,6 +94,7 @@ async def repair(committer: Committer) -> RepairReport:
             checked = await verify_version(reader, version)
             if checked.expired:
                 break  # a gc under retention moved the floor past it: look again
+            _refuse_unreadable(checked, version)
             if checked.ok:
                 good = version
                 break
@@ -230,6 +232,20 @@ async def _landed_kept(reader: StoreReader, report: RepairReport) -> None:
         raise RestoreAtRiskError(report, why)
 
 
+def _refuse_unreadable(checked: VerifyReport, version: int) -> None:
+    """RepairRefusedError for an object the store would not let this reader read
+    (not permitted, an I/O error): that proves no damage, and a restore would roll
+    every later change back over a catalog that may be whole (a loader's umask, a
+    bucket policy that denies this account ``data/``)."""
+    for problem in checked.problems:
+        if problem.kind == "unreadable_object":
+            raise RepairRefusedError(
+                f"version {version}: {problem.key} cannot be read ({problem.detail}); "
+                "repair restores over damage it can prove only: make it readable (or "
+                "remove it, if it is lost) and run verify again"
+            )
+
+
 async def changed_back(
     reader: StoreReader, healthy: Manifest, lost: Manifest
 ) -> dict[str, int | None]:
@@ -309,7 +325,11 @@ async def _reads_whole(reader: StoreReader, state: SeriesRecord) -> bool:
     except StorageError as exc:
         if isinstance(exc, StorageUnavailableError):
             raise  # the store, not the state: repair again later
-        return False  # unreadable (not permitted, an I/O error): damage like the rest
+        # Not permitted, an I/O error: no proof of damage (see _refuse_unreadable).
+        raise RepairRefusedError(
+            f"{exc}; repair restores over damage it can prove only: make it readable "
+            "and run repair again"
+        ) from exc
     return True
 
 

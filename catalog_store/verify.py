@@ -92,7 +92,9 @@ class _Verifier:
         except StorageError as exc:
             if isinstance(exc, StorageUnavailableError):
                 raise  # the store, not this manifest: run verify again later
-            self.problem("bad_manifest", key, f"cannot be read: {exc}", version=version)
+            # Refused to this reader (not permitted, an I/O error): no proof of damage,
+            # which repair must not "mend" by restoring an older version over it.
+            self.problem("unreadable_object", key, f"cannot be read: {exc}", version=version)
             return None
         if version > 0 and manifest.parent != version - 1:
             self.problem("broken_chain", key, f"parent is {manifest.parent}", version=version)

@@ -561,6 +561,56 @@ def test_gc_keeps_what_a_damaged_version_may_hold_and_refuses_on_the_newest(
     cat.close()
 
 
+@pytest.mark.parametrize("denied", ["^data/", "^meta/"])
+def test_repair_refuses_what_it_may_not_read_rather_than_roll_back_over_it(
+    tmp_path: Path, denied: str
+) -> None:
+    """Not permitted to read the newest version's files (a loader's umask, a bucket
+    policy): repair took that for damage and restored an older version, rolling
+    every later change back over a whole catalog."""
+    root = tmp_path / "store"
+    files = three_versions_of_gdp(root)
+    refused = FaultRule(
+        FaultKind.PERMISSION, probability=1.0, operations=frozenset({"get"}), keys=denied
+    )
+
+    async def main() -> None:
+        faulty = FaultyStore(open_store(str(root)), FaultPlan([refused]))
+        cat = await AsyncCatalog.open_store(faulty)
+        try:
+            report = await cat.verify()
+            assert {p.kind for p in report.problems} == {"unreadable_object"}, report.problems
+            with pytest.raises(RepairRefusedError, match="cannot be read"):
+                await cat.repair()
+        finally:
+            await cat.close()
+
+    asyncio.run(main())
+    assert_whole(root, files)  # version 3 is still the newest, and nothing was committed
+
+
+def test_a_manifest_verify_may_not_read_is_unreadable_not_bad(tmp_path: Path) -> None:
+    root = tmp_path / "store"
+    three_versions_of_gdp(root)
+    refused = FaultRule(
+        FaultKind.PERMISSION, probability=1.0, operations=frozenset({"get"}), keys=manifest_key(2)
+    )
+
+    async def main() -> None:
+        cat = await AsyncCatalog.open_store(
+            FaultyStore(open_store(str(root)), FaultPlan([refused]))
+        )
+        try:
+            report = await cat.verify()
+            assert [(p.kind, p.key) for p in report.problems] == [
+                ("unreadable_object", manifest_key(2))
+            ]
+        finally:
+            await cat.close()
+
+    asyncio.run(main())
+
+
 def test_a_retention_floor_after_the_newest_version_is_reported_and_stops_gc(
     tmp_path: Path,
 ) -> None:

@@ -14,6 +14,7 @@ from catalog_store import Catalog
 from catalog_store.errors import IntegrityError
 from catalog_store.hint import LatestHint, decode_hint, encode_hint
 from catalog_store.keys import LATEST_HINT, RETENTION_FLOOR, manifest_key
+from catalog_store.repair import RepairRefusedError
 from catalog_store.storage import open_store
 from tests.conftest import StoreTarget
 
@@ -131,6 +132,11 @@ def test_an_object_the_store_will_not_read_is_reported_not_fatal(tmp_path: Path)
     report = Catalog.open(str(root)).verify()
     kinds = [(p.kind, p.key) for p in report.problems]
     assert ("unreadable_object", data.relative_to(root).as_posix()) in kinds, kinds
+    # Unreadable is no proof of damage (not permitted reads so too): repair refuses
+    # until the object is readable again, or removed as lost.
+    with pytest.raises(RepairRefusedError, match="cannot be read"):
+        cat.repair()
+    data.rmdir()
     assert cat.repair().healthy_version == 1
     assert Catalog.open(str(root)).verify().ok
     cat.close()
