@@ -224,7 +224,7 @@ def test_a_manifest_whose_directory_flush_fails_after_it_is_visible_is_settled(
     from catalog_store import Catalog
     from catalog_store.storage import local
 
-    flush = local._fsync_dir
+    flush = local.fsync_dir
     failures = {"left": 3}  # every try of one create
 
     def failing_once_per_manifest(directory: Path) -> None:
@@ -236,7 +236,7 @@ def test_a_manifest_whose_directory_flush_fails_after_it_is_visible_is_settled(
     root = str(tmp_path / "store")
     cat = Catalog.open(root, create=True)
     cat.create(id="A", frequency="annual")
-    monkeypatch.setattr(local, "_fsync_dir", failing_once_per_manifest)
+    monkeypatch.setattr(local, "fsync_dir", failing_once_per_manifest)
     written = cat.write("A", ([dt.date(2000, 1, 1)], [1.0]))
     assert failures["left"] == 0, "the flush never failed"
     assert written.version == 2

@@ -40,6 +40,7 @@ from typing import Any
 import pytest
 
 from catalog_store import AsyncCatalog, CatalogOptions
+from catalog_store.storage import directories, local
 from tests.conftest import StoreTarget
 from tests.workers_crash import (
     MESSAGE,
@@ -406,8 +407,6 @@ def test_gc_reclaims_temp_files_of_killed_writers(tmp_path: Path) -> None:
 def test_a_durable_put_persists_the_directory_entry(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
-    from catalog_store.storage import local
-
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -422,10 +421,13 @@ def test_a_durable_put_persists_the_directory_entry(
     assert directory in synced, f"fsynced only {synced}"
 
 
-def _record_directory_flushes(monkeypatch: pytest.MonkeyPatch, fail: set[str]) -> list[str]:
-    """The directories fsynced, in order; a flush of one in ``fail`` raises EIO once."""
-    from catalog_store.storage import local
-
+def _record_directory_flushes(
+    monkeypatch: pytest.MonkeyPatch, fail: set[str], ordered: bool = False
+) -> list[str]:
+    """The directories fsynced, in order; a flush of one in ``fail`` raises EIO once.
+    Stores opened after it take their filesystem to order new directories' entries
+    (ext4, XFS, btrfs) if ``ordered``, else not (as on NFS)."""
+    monkeypatch.setattr(local, "ordered_by_journal", lambda _path: ordered)
     synced: list[str] = []
     real_fsync = os.fsync
 
@@ -437,7 +439,7 @@ def _record_directory_flushes(monkeypatch: pytest.MonkeyPatch, fail: set[str]) -
         synced.append(name)
         real_fsync(fd)
 
-    monkeypatch.setattr(local.os, "fsync", recording_fsync)
+    monkeypatch.setattr(os, "fsync", recording_fsync)
     return synced
 
 
@@ -465,11 +467,47 @@ def test_a_commit_into_new_directories_persists_their_entries_too(
     assert unflushed == [], f"entries never flushed: {unflushed}; fsynced {synced}"
 
 
+def test_where_the_filesystem_orders_new_directories_their_parents_are_not_flushed(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """ext4, XFS and btrfs make a new directory's entry durable with its own fsync:
+    the parent's would cost a device flush for nothing on every first write of a
+    series."""
+    synced = _record_directory_flushes(monkeypatch, set(), ordered=True)
+    root = tmp_path / "store"
+    store = local.LocalStore(root)
+    asyncio.run(store.put_new("data/S/part-1.parquet", b"bytes"))
+    assert synced == [str(root / "data" / "S")]
+
+
+def test_the_filesystem_of_a_path_is_its_deepest_mount() -> None:
+    mountinfo = "\n".join(
+        (
+            "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw",
+            "23 22 0:5 / /mnt/nfs\\040share rw - nfs4 server:/export rw",
+            "24 23 0:6 / /mnt/nfs\\040share/tmp rw - tmpfs tmpfs rw",
+            "25 22 8:2 / /data rw shared:1 - xfs /dev/sdb rw",
+        )
+    )
+    cases = {
+        "/home/u/store": "ext4",
+        "/mnt/nfs share/store": "nfs4",
+        "/mnt/nfs share/tmp/store": "tmpfs",
+        "/mnt/nfs sharex": "ext4",
+        "/data": "xfs",
+    }
+    for path, kind in cases.items():
+        assert directories.filesystem_of(Path(path), mountinfo) == kind, path
+    here = directories.filesystem_of(Path.cwd(), Path("/proc/self/mountinfo").read_text())
+    assert directories.ordered_by_journal(Path.cwd() / "not" / "yet") == (
+        here in directories.ORDERING_FILESYSTEMS
+    )
+
+
 def test_a_directory_entry_left_unflushed_by_a_failed_write_is_flushed_by_the_next(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     from catalog_store.errors import StorageError
-    from catalog_store.storage import local
 
     root = tmp_path / "store"
     root.mkdir()

@@ -12,7 +12,8 @@ Immutable objects (:meth:`LocalStore.put_new`) go the same way, or, with no
 unnamed file ready, are created at their final name (nothing reads them before a
 manifest names them). Their keys are unique, so a file already there is the same
 object's from an earlier try: left alone when whole, else replaced by a rename.
-A directory made for an object has its own entry flushed too (_NewDirectories).
+A directory made for an object has its own entry made durable too
+(:mod:`catalog_store.storage.directories`).
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ from catalog_store.errors import (
     StorageUnavailableError,
 )
 from catalog_store.storage.base import ObjectInfo, Store, caller_waits, check_key
+from catalog_store.storage.directories import NewDirectories, fsync_dir, ordered_by_journal
 from catalog_store.storage.unnamed import UnnamedFiles, name_unnamed
 from catalog_store.tasks import outcome_seen
 
@@ -130,7 +132,7 @@ def _write_new(spares: UnnamedFiles, path: Path, data: bytes) -> None:
                 os.fdatasync(fd)
             finally:
                 os.close(fd)
-    _fsync_dir(path.parent)
+    fsync_dir(path.parent)
 
 
 def _replace_file(path: Path, data: bytes, durable: bool) -> None:
@@ -143,7 +145,7 @@ def _replace_file(path: Path, data: bytes, durable: bool) -> None:
         tmp.unlink(missing_ok=True)
         raise
     if durable:
-        _fsync_dir(path.parent)
+        fsync_dir(path.parent)
 
 
 #: Bytes written and flushed, not yet under their name: an unnamed file's
@@ -196,43 +198,6 @@ def _discard(staged: Staged) -> None:
         staged.unlink(missing_ok=True)
     else:
         os.close(staged)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-class _NewDirectories:
-    """Directories this store made whose entries in their parents may not be on disk
-    yet. A name flushed in its directory is lost with that directory if the
-    directory's own entry is: each made directory's parent is flushed, deepest
-    first, before a write into it counts as durable (a series' first data file
-    goes into a directory made for it). Kept until flushed, so that a write that
-    failed before the flush leaves it to the next write into that directory."""
-
-    def __init__(self) -> None:
-        self._made: set[Path] = set()
-
-    def make(self, directory: Path) -> None:
-        missing = []
-        while not directory.is_dir():
-            missing.append(directory)
-            directory = directory.parent
-        for made in reversed(missing):
-            # One another writer made a moment ago may not be flushed yet either.
-            made.mkdir(exist_ok=True)
-            self._made.add(made)
-
-    def flush(self, directory: Path) -> None:
-        """Flush the entries of ``directory`` and of its ancestors, while made here."""
-        while directory in self._made:
-            _fsync_dir(directory.parent)
-            self._made.discard(directory)
-            directory = directory.parent
 
 
 def _rewrite_in_place(path: Path, data: bytes) -> None:
@@ -289,7 +254,7 @@ class LocalStore(Store):
         self.root = Path(root).expanduser().resolve()
         self.url = self.root.as_uri()
         self._spares = UnnamedFiles(self.root)
-        self._new_directories = _NewDirectories()
+        self._new_directories = NewDirectories(ordered_by_journal(self.root))
         #: Whether the root was here (when the store was opened, or at a write): one
         #: that has gone since (the store moved, unmounted or deleted) is not made
         #: again by a write, which would write into an empty store.
@@ -416,7 +381,7 @@ class LocalStore(Store):
             _name_staged(self._spares, _write_temp(path.parent, data), path)
         for attempt in range(_FLUSH_ATTEMPTS):
             try:
-                _fsync_dir(path.parent)
+                fsync_dir(path.parent)
                 self._new_directories.flush(path.parent)
                 return
             except OSError as exc:
