@@ -200,6 +200,7 @@ _xid_decoder = msgspec.msgpack.Decoder(list[tuple[str, str]])
 
 class _FormatOnly(msgspec.Struct):
     format: str = ""
+    checksum: str = ""
 
 
 _format_decoder = msgspec.json.Decoder(_FormatOnly)
@@ -255,14 +256,17 @@ def decode_manifest(data: bytes, key: str) -> Manifest:
     if manifest.format not in READABLE_MANIFEST_FORMATS:
         _refuse_other_format(data, key)
         raise IntegrityError(f"manifest {key} has unknown format {manifest.format!r}")
-    seal = f'"checksum":"{manifest.checksum}"}}'.encode()
-    if (
-        not manifest.checksum
-        or not data.endswith(seal)
-        or checksum(data[: -len(seal)] + _UNSEALED) != manifest.checksum
-    ):
+    if not _sealed(data, manifest.checksum):
         raise IntegrityError(f"manifest {key}: checksum mismatch")
     return manifest
+
+
+def _sealed(data: bytes, digest: str) -> bool:
+    """Whether ``data`` ends in the seal ``digest`` and holds it (see encode_manifest)."""
+    seal = f'"checksum":"{digest}"}}'.encode()
+    return (
+        bool(digest) and data.endswith(seal) and checksum(data[: -len(seal)] + _UNSEALED) == digest
+    )
 
 
 def _refuse_other_format(data: bytes, key: str) -> None:
@@ -271,10 +275,17 @@ def _refuse_other_format(data: bytes, key: str) -> None:
     read here. That is no damage, and verify, repair and gc must not take it for
     damage, which repair would "mend" by restoring an older version over it."""
     try:
-        found = _format_decoder.decode(data).format
+        head = _format_decoder.decode(data)
     except DECODE_ERRORS:
         return
-    if _MANIFEST_FORMAT_NAME.fullmatch(found) and found not in READABLE_MANIFEST_FORMATS:
+    found = head.format
+    # Sealed, as every format seals: else a flipped bit of the format's digit would
+    # pass for a format of another fincat, and damage would go unrepaired.
+    if (
+        _MANIFEST_FORMAT_NAME.fullmatch(found)
+        and found not in READABLE_MANIFEST_FORMATS
+        and _sealed(data, head.checksum)
+    ):
         raise FormatError(
             f"manifest {key} is in format {found!r}, which this fincat does not read "
             f"(it reads {', '.join(READABLE_MANIFEST_FORMATS)}); see docs/operations.md, "

@@ -167,7 +167,7 @@ def refuse_unknown_parameters(request: Request[Any, Any, Any]) -> None:
     for name, values in request.query_params.dict().items():
         kind = taken.get(name)
         if kind is None:
-            known = ", ".join(sorted(taken)) or "none"
+            known = ", ".join(sorted(n for n, k in taken.items() if not k.path)) or "none"
             message = f"unknown query parameter; this operation takes {known}"
         elif len(values) > 1 and not kind.repeatable:
             # Else the last would win unseen: format=csv&format=json answers JSON.

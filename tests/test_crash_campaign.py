@@ -480,13 +480,16 @@ def test_where_the_filesystem_orders_new_directories_their_parents_are_not_flush
     assert synced == [str(root / "data" / "S")]
 
 
-def test_the_filesystem_of_a_path_is_its_deepest_mount() -> None:
+def test_the_filesystem_of_a_path_is_its_deepest_mount(tmp_path: Path) -> None:
     mountinfo = "\n".join(
         (
             "22 1 8:1 / / rw,relatime - ext4 /dev/sda1 rw",
             "23 22 0:5 / /mnt/nfs\\040share rw - nfs4 server:/export rw",
             "24 23 0:6 / /mnt/nfs\\040share/tmp rw - tmpfs tmpfs rw",
             "25 22 8:2 / /data rw shared:1 - xfs /dev/sdb rw",
+            # Stacked on one point: the last mounted is the one seen.
+            "26 22 8:3 / /stacked rw - ext4 /dev/sdc rw",
+            "27 26 0:7 / /stacked rw - nfs4 server:/other rw",
         )
     )
     cases = {
@@ -495,9 +498,18 @@ def test_the_filesystem_of_a_path_is_its_deepest_mount() -> None:
         "/mnt/nfs share/tmp/store": "tmpfs",
         "/mnt/nfs sharex": "ext4",
         "/data": "xfs",
+        "/stacked/store": "nfs4",
     }
     for path, kind in cases.items():
         assert directories.filesystem_of(Path(path), mountinfo) == kind, path
+    # A mount point whose name is not UTF-8 (the kernel writes its raw bytes).
+    odd = Path(str(tmp_path)) / "mountinfo"
+    odd.write_bytes(
+        b"22 1 8:1 / / rw - ext4 /dev/sda1 rw\n30 22 0:9 / /mnt/lat\xe9 rw - tmpfs t rw\n"
+    )
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(directories, "_MOUNTINFO", odd)
+        assert directories.ordered_by_journal(Path("/home")) is True
     here = directories.filesystem_of(Path.cwd(), Path("/proc/self/mountinfo").read_text())
     assert directories.ordered_by_journal(Path.cwd() / "not" / "yet") == (
         here in directories.ORDERING_FILESYSTEMS

@@ -76,6 +76,7 @@ def test_s3_options_no_rerun_cures_are_invalid_and_credentials_never_repeated(
             "storage_options",
         ),
         ("s3://bucket/cat", {**options, "region": "us east 1"}, "storage_options"),
+        ("s3://bucket/cat", {**options, "endpoint_url": "http://[::1:9000"}, "storage_options"),
         (
             "s3://bucket/cat",
             {**options, "region": "eu-west-1", "region_name": "us-east-1"},

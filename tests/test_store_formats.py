@@ -48,6 +48,22 @@ def test_a_manifest_in_a_format_this_fincat_does_not_read_is_refused_not_repaire
     assert_whole(root, files)
 
 
+def test_a_format_digit_damaged_in_place_is_damage_not_another_format(tmp_path: Path) -> None:
+    """A flipped bit in the format's digit, the seal left as it was: damage, which
+    repair mends; taken for another fincat's format, it stopped verify and repair."""
+    root = tmp_path / "store"
+    files = three_versions_of_gdp(root)
+    newest = root / manifest_key(3)
+    written = newest.read_bytes()
+    form = decode_manifest(written, "newest").format
+    newest.write_bytes(written.replace(form.encode(), b"fincat-manifest/1"))
+    cat = Catalog.open(str(root))
+    assert [p.kind for p in cat.verify().problems] == ["bad_manifest"]
+    assert cat.repair().healthy_version == 2
+    cat.close()
+    assert set(files) <= set(data_files(root))
+
+
 def swap_the_shard(root: Path, encode: Callable[[list[msgspec.Raw]], bytes]) -> None:
     """Put the records of the newest version's one metadata shard, as ``encode``
     writes them, in a shard of their own, and the newest manifest's seal on it."""

@@ -102,7 +102,8 @@ class CatalogGroup(TyperGroup):
         except OutputError as exc:
             # Else the interpreter's last flush at exit fails again, with its own
             # traceback.
-            with contextlib.suppress(OSError, ValueError):  # no descriptor: a test's
+            # (No descriptor: a test's capture, or none at all, ``>&-``.)
+            with contextlib.suppress(OSError, ValueError, AttributeError):
                 devnull = os.open(os.devnull, os.O_WRONLY)
                 os.dup2(devnull, sys.stdout.fileno())
                 os.close(devnull)

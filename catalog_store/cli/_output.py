@@ -9,6 +9,7 @@ interactive terminal, so pipes, files, CI logs and ``--json`` output stay clean.
 from __future__ import annotations
 
 import datetime as dt
+import errno
 import json
 import sys
 from collections.abc import Callable, Iterator
@@ -93,18 +94,27 @@ def write_output(text: str) -> None:
         raise OutputError(exc) from exc
 
 
+def _stdout() -> Any:
+    """sys.stdout; OSError (EBADF) where the process was started without one
+    (``>&-``), which Python then sets to None."""
+    if sys.stdout is None:
+        raise OSError(errno.EBADF, "stdout is closed")
+    return sys.stdout
+
+
 class _Stdout:
     """sys.stdout as rich writes to it, a failed write raised as OutputError."""
 
     def write(self, text: str) -> int:
         try:
-            return sys.stdout.write(text)
+            written: int = _stdout().write(text)
+            return written
         except OSError as exc:
             raise OutputError(exc) from exc
 
     def flush(self) -> None:
         try:
-            sys.stdout.flush()
+            _stdout().flush()
         except OSError as exc:
             raise OutputError(exc) from exc
 

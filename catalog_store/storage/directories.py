@@ -38,7 +38,8 @@ def ordered_by_journal(path: Path) -> bool:
     lies on a filesystem of :data:`ORDERING_FILESYSTEMS`. False where that cannot
     be told (no /proc): the parents are flushed then."""
     try:
-        mountinfo = _MOUNTINFO.read_text()
+        # Mount points are raw bytes there, escaped only for whitespace and "\\".
+        mountinfo = _MOUNTINFO.read_bytes().decode("utf-8", "surrogateescape")
     except OSError:
         return False
     while not path.exists() and path != path.parent:
@@ -47,8 +48,9 @@ def ordered_by_journal(path: Path) -> bool:
 
 
 def filesystem_of(path: Path, mountinfo: str) -> str | None:
-    """The type of the filesystem mounted deepest above ``path``, from the text of
-    /proc/self/mountinfo (mount point 5th, type after the " - " separator)."""
+    """The type of the filesystem mounted deepest above ``path`` (the last mounted,
+    where several are stacked on one point), from the text of /proc/self/mountinfo
+    (mount point 5th, type after the " - " separator)."""
     found, depth = None, -1
     for line in mountinfo.splitlines():
         fields, _, rest = line.partition(" - ")
@@ -57,7 +59,8 @@ def filesystem_of(path: Path, mountinfo: str) -> str | None:
             continue
         # Spaces, tabs and backslashes in a mount point are written as octal escapes.
         point = Path(_OCTAL.sub(lambda m: chr(int(m.group(1), 8)), parts[4]))
-        if (path == point or point in path.parents) and len(point.parts) > depth:
+        # ">=": of mounts stacked on one point, the last listed is the one seen.
+        if (path == point or point in path.parents) and len(point.parts) >= depth:
             found, depth = rest.split()[0], len(point.parts)
     return found
 

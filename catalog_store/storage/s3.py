@@ -152,7 +152,13 @@ class S3Store(Store):
             opts.get("endpoint_url"),
             opts.get("client_kwargs", {}).get("endpoint_url"),
         ):
-            if isinstance(endpoint, str) and "@" in urlsplit(endpoint).netloc:
+            try:
+                netloc = urlsplit(endpoint).netloc if isinstance(endpoint, str) else ""
+            except ValueError as exc:  # "Invalid IPv6 URL"
+                raise ValidationError(
+                    f"endpoint_url is not a URL: {exc}", "storage_options"
+                ) from None
+            if "@" in netloc:
                 # Not repeated: before the @ is a user and a secret, which the S3
                 # client would not use (it signs each request with the key).
                 raise ValidationError(

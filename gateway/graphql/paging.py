@@ -18,7 +18,13 @@ from dataclasses import dataclass
 
 from catalog_store import AsyncCatalog, Series
 from catalog_store.errors import SeriesNotFoundError
-from catalog_store.listing import decode_cursor, is_version, pack_cursor, unpack_cursor
+from catalog_store.listing import (
+    decode_cursor,
+    is_version,
+    pack_cursor,
+    searchable,
+    unpack_cursor,
+)
 from gateway.graphql.errors import VALIDATION, ApiError
 from gateway.graphql.types import day
 
@@ -103,9 +109,9 @@ class Conditions:
         if not all(tag in series.tags for tag in self.tags):
             return False
         if self.text:
-            needle = self.text.casefold()
+            needle = searchable(self.text)
             fields = (series.id, series.title, series.description)
-            if not any(needle in field.casefold() for field in fields):
+            if not any(needle in searchable(field) for field in fields):
                 return False
         return self.beyond_catalog(series)
 

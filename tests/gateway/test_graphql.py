@@ -197,6 +197,14 @@ def test_series_by_external_id(client: Client) -> None:
     assert found["seriesByExternalId"]["id"] == "GDP"
     none = ok(client, '{ seriesByExternalId(provider: "fred", id: "NOPE") { id } }')
     assert none == {"seriesByExternalId": None}
+    # Text beside an external id is matched as a listing matches it: full-width
+    # letters and case folded alike.
+    listed = ok(
+        client,
+        '{ seriesList(filter: {text: "\uff24\uff2f\uff2d\uff25\uff33\uff34\uff29\uff23", '
+        'externalProvider: "fred", externalId: "GDP"}) { edges { node { id } } } }',
+    )
+    assert listed["seriesList"]["edges"] == [{"node": {"id": "GDP"}}]
 
 
 def test_an_empty_external_provider_or_id_is_refused(client: Client) -> None:

@@ -193,6 +193,9 @@ def test_integers_and_points_in_time_are_read_strictly(client: Client) -> None:
     assert client.get("/v1/versions/0").status_code == 200
     body = problem(client.get("/v1/versions/0?version=1"), 422)
     assert [e["field"] for e in body["errors"]] == ["version"]
+    # The query parameters an operation takes, not its path's.
+    body = problem(client.get("/v1/versions/0?foo=1"), 422)
+    assert body["errors"][0]["message"].endswith("this operation takes none"), body
     for url, field in [
         ("/v1/series/UNRATE?as_of=", "as_of"),
         ("/v1/series/UNRATE/observations?as_of=%20", "as_of"),
