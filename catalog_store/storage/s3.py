@@ -138,6 +138,12 @@ class S3Store(Store):
         self.bucket = bucket
         self.prefix = prefix.strip("/")
         opts = dict(options or {})
+        if not isinstance(opts.get("client_kwargs", {}), Mapping):
+            raise ValidationError(
+                "the S3 storage options cannot make a client: client_kwargs must be a "
+                'JSON object (client_kwargs={"region_name": "eu-west-1"})',
+                "storage_options",
+            )
         given = {name: opts.pop(name) for name in ("region", "region_name") if name in opts}
         if len(set(given.values())) > 1:
             raise ValidationError(
