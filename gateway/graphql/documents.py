@@ -6,10 +6,12 @@ the document's syntax tree, whose hash walks the whole tree on every request, an
 its ParserCache and ValidationCache are caches of the whole process that keep texts
 of any size. This cache is keyed by the text itself, keeps at most :data:`ENTRIES`
 documents, and never keeps a text longer than :data:`MAX_TEXT` characters (those
-are parsed and validated each time), so its memory stays bounded whatever clients
-send. An entry also keeps what is known of its document beyond validity: its cost
-(:mod:`gateway.graphql.limits`) and whether its result may be cached
-(:mod:`gateway.graphql.results`).
+are parsed and validated each time) nor more than :data:`MAX_CACHED_TEXT` in all,
+so its memory stays bounded whatever clients send: a parsed document keeps every
+token of its text through its nodes' locations, ~250 bytes a character of a dense
+one, so 256 of 20,000 characters held over a gigabyte. An entry also keeps what
+is known of its document beyond validity: its cost (:mod:`gateway.graphql.limits`)
+and whether its result may be cached (:mod:`gateway.graphql.results`).
 
 A text is validated against one schema with one set of rules, so each schema has
 its own cache.
@@ -29,6 +31,9 @@ from strawberry.types import ExecutionContext
 ENTRIES = 256
 #: Longer texts are not remembered.
 MAX_TEXT = 20_000
+#: Characters of all the texts remembered per schema: some 64 MiB of parsed
+#: documents at most.
+MAX_CACHED_TEXT = 256 * 1024
 
 
 @dataclass
@@ -47,9 +52,14 @@ class Entry:
 class DocumentCache:
     """Documents by text, least recently used first out."""
 
-    def __init__(self, entries: int = ENTRIES, max_text: int = MAX_TEXT) -> None:
+    def __init__(
+        self, entries: int = ENTRIES, max_text: int = MAX_TEXT, max_total: int = MAX_CACHED_TEXT
+    ) -> None:
         self.entries = entries
         self.max_text = max_text
+        self.max_total = max_total
+        #: Characters of the texts remembered.
+        self.total = 0
         self._lru: OrderedDict[str, Entry] = OrderedDict()
 
     def get(self, text: str | None) -> Entry | None:
@@ -61,11 +71,13 @@ class DocumentCache:
         return entry
 
     def put(self, text: str | None, document: DocumentNode) -> None:
-        if text is None or len(text) > self.max_text:
+        if text is None or len(text) > self.max_text or text in self._lru:
             return
         self._lru[text] = Entry(document)
-        while len(self._lru) > self.entries:
-            self._lru.popitem(last=False)
+        self.total += len(text)
+        while len(self._lru) > self.entries or self.total > self.max_total:
+            dropped, _ = self._lru.popitem(last=False)
+            self.total -= len(dropped)
 
 
 def parse_through(cache: DocumentCache, execution: ExecutionContext) -> Entry | None:

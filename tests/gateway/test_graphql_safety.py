@@ -566,3 +566,22 @@ def test_generated_documents_never_fail_inside(local_target: StoreTarget, kind: 
                 assert code in CODES and code != "INTERNAL", (document, found)
 
         run()
+
+
+def test_the_document_cache_is_bounded_in_characters_not_only_in_entries() -> None:
+    """A parsed document keeps every token of its text: 256 remembered documents of
+    20,000 characters each held over a gigabyte."""
+    from graphql import parse
+
+    from gateway.graphql.documents import MAX_CACHED_TEXT, MAX_TEXT, DocumentCache
+
+    cache = DocumentCache()
+    fields = " ".join(f"f{i}: health" for i in range(2_000))
+    texts = [f"query Q{n} {{ {fields} }}"[:MAX_TEXT] for n in range(40)]
+    texts = [t if t.endswith("}") else t[: t.rindex(" f")] + " }" for t in texts]
+    for text in texts:
+        cache.put(text, parse(text))
+        assert cache.total <= MAX_CACHED_TEXT
+    assert cache.total == sum(len(t) for t in texts if cache.get(t) is not None)
+    assert cache.get(texts[-1]) is not None  # the newest stay
+    assert cache.get(texts[0]) is None
