@@ -311,20 +311,28 @@ class LoopRunner:
         other threads handed over are done: they would wait for good otherwise.
         """
         interrupt: BaseException | None = None
-        while True:
-            try:
-                with self._mutex:
-                    if not self._guests:
-                        self._owned = False
-                        break
-                    self._guests_done.clear()
-                self._until_done(self.loop.create_task(self._guests_done.wait()))
-            except KeyboardInterrupt as exc:
-                interrupt = interrupt or exc
-        # The lock itself, not the condition: Condition.__enter__ is Python code, and
-        # an interrupt just after it took the lock would leave it taken for good.
-        with self._mutex:
-            self._idle.notify_all()
+        released = False
+        try:
+            while True:
+                try:
+                    with self._mutex:
+                        if not self._guests:
+                            # With the check, under the lock: a call handed over
+                            # after it finds the loop unowned and runs it itself.
+                            self._owned = False
+                            released = True
+                            break
+                        self._guests_done.clear()
+                    self._until_done(self.loop.create_task(self._guests_done.wait()))
+                except KeyboardInterrupt as exc:
+                    interrupt = interrupt or exc
+        finally:
+            # The lock itself, not the condition: Condition.__enter__ is Python code,
+            # and an interrupt just after it took the lock would leave it taken.
+            with self._mutex:
+                if not released:  # an error no call expects: the loop is not kept
+                    self._owned = False
+                self._idle.notify_all()
         if interrupt is not None:
             raise interrupt
 
@@ -375,6 +383,13 @@ class LoopRunner:
         if self.inherited:
             return
         try:
+            # The call just made may have been handed to the helper thread (this one
+            # runs a loop of its own), which runs the loop until its bookkeeping task
+            # sees no call left: cancelled from here, as one of every task, it ended
+            # that run without giving the loop up, and the next call waited for good.
+            with self._mutex:
+                while self._owned:
+                    self._idle.wait(0.1)
             pending = asyncio.all_tasks(self.loop)
             for task in pending:
                 task.cancel()

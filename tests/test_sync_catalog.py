@@ -78,6 +78,24 @@ def test_a_thread_running_its_own_event_loop_can_call_it(tmp_path: Path) -> None
     cat.close()
 
 
+@pytest.mark.timeout(120, method="thread")
+def test_a_close_from_a_thread_running_its_own_event_loop_returns() -> None:
+    """The close's last call went to the helper thread, which ran the loop until its
+    bookkeeping task saw no call left; the close then cancelled that task from this
+    thread with every other, the helper's run ended without giving the loop up, and
+    the next call waited for good (about one close in twenty here)."""
+
+    async def notebook_cell(n: int) -> None:
+        cat = Catalog.open(f"memory://close-in-a-cell-{n}", create=True)
+        with cat.batch() as batch:
+            batch.create({"id": "A", "frequency": "daily"})
+            batch.create({"id": "B", "frequency": "daily"})
+        cat.close()
+
+    for n in range(100):
+        asyncio.run(notebook_cell(n))
+
+
 def test_close_writes_the_hint_a_last_commit_left_behind(tmp_path: Path) -> None:
     cat = make(tmp_path / "c", 1)
     cat.update("S000", {"title": "last"})
