@@ -87,11 +87,12 @@ class OutputError(Exception):
 
 
 def write_output(text: str) -> None:
-    """Write ``text`` to stdout as it is (OutputError if it cannot be written)."""
-    try:
-        typer.echo(text, nl=False)
-    except OSError as exc:
-        raise OutputError(exc) from exc
+    """Write ``text`` to stdout as it is (OutputError if it cannot be written), the
+    way the console writes: typer.echo wrote nothing, and said nothing, where the
+    process has no stdout (``>&-``)."""
+    out = _Stdout()
+    out.write(text)
+    out.flush()
 
 
 def _stdout() -> Any:

@@ -115,13 +115,14 @@ def test_output_that_cannot_be_written_is_one_line_not_a_traceback(tmp_path: Pat
     finally:
         os.close(writing)
     assert (done.returncode, done.stderr) == (141, "")
-    # No stdout at all (``>&-``): Python sets sys.stdout to None.
-    command = f"{sys.executable} -m catalog_store.cli --root {root} log >&-"
-    done = subprocess.run(
-        ["bash", "-c", command], capture_output=True, text=True, check=False, timeout=120
-    )
-    assert done.returncode == 1, done.stderr
-    assert done.stderr.startswith("error: cannot write the output: stdout is closed"), done.stderr
+    # No stdout at all (``>&-``): Python sets sys.stdout to None. As text or JSON.
+    for args in ("log", "log --json"):
+        command = f"{sys.executable} -m catalog_store.cli --root {root} {args} >&-"
+        done = subprocess.run(
+            ["bash", "-c", command], capture_output=True, text=True, check=False, timeout=120
+        )
+        assert done.returncode == 1, (args, done.stderr)
+        assert done.stderr.startswith("error: cannot write the output: stdout is closed"), args
 
 
 def test_an_interrupt_says_so_and_exits_130(
