@@ -193,7 +193,7 @@ def encode_parquet(table: pa.Table) -> bytes:
     return sink.getvalue()
 
 
-def arrow_chunks(table: pa.Table, batch_rows: int = BATCH_ROWS) -> Iterator[bytes]:
+def arrow_chunks(table: pa.Table) -> Iterator[bytes]:
     """An Arrow IPC stream, one chunk of bytes per record batch, ending with
     end-of-stream. The one encoding a GET streams and a HEAD or a byte range
     measures: a range cut from another batching splices into a stream that reads
@@ -208,7 +208,7 @@ def arrow_chunks(table: pa.Table, batch_rows: int = BATCH_ROWS) -> Iterator[byte
         return data
 
     yield take()
-    for batch in table.to_batches(max_chunksize=batch_rows):
+    for batch in table.to_batches(max_chunksize=BATCH_ROWS):
         writer.write_batch(batch)
         yield take()
     writer.close()
