@@ -24,6 +24,7 @@ from catalog_store.errors import (
     ValidationError,
     VersionNotFoundError,
 )
+from catalog_store.restore_marker import remove_stale_markers, restores_in_progress
 from catalog_store.snapshot import StoreReader
 from catalog_store.verify import restored_over
 
@@ -51,6 +52,10 @@ class GcReport:
     #: unreferenced objects kept because they were written around one of them.
     damaged_versions: list[int] = field(default_factory=list)
     kept_near_damage: int = 0
+    #: The markers of repairs restoring an older version: while there are any,
+    #: nothing is deleted. And the markers of repairs that died, removed.
+    restores_in_progress: list[str] = field(default_factory=list)
+    stale_restore_markers: int = 0
 
     def to_dict(self) -> dict[str, Any]:
         return {
@@ -65,6 +70,8 @@ class GcReport:
             "oldest_version": self.oldest_version,
             "damaged_versions": self.damaged_versions,
             "kept_near_damage": self.kept_near_damage,
+            "restores_in_progress": self.restores_in_progress,
+            "stale_restore_markers": self.stale_restore_markers,
         }
 
 
@@ -184,8 +191,8 @@ async def collect_garbage(
     version is kept. Safe while writers
     commit: an object written after gc started is younger than the grace period,
     and the newest version, and every version after the retention cutoff, is kept.
-    A repair's restore names old objects instead: see the second read of the
-    newest version below.
+    A repair's restore names old objects instead: while one is in progress, gc
+    deletes nothing (see catalog_store/restore_marker.py).
     """
     _check_period(grace, "grace")
     if retain is not None:
@@ -207,11 +214,13 @@ async def collect_garbage(
         # successor built on it, would have it report a landed commit as failed.
         kept_from = _ago(now, max(retain, grace))
         oldest = await expire_versions(reader, kept_from, latest, oldest, report)
-    # Read again once the floor is known (and raised): a version that landed since
-    # gc began may be a repair's restore of an older version, naming objects that
-    # no version from the floor on names and no grace period protects (they are
-    # old). A restore that lands after this read finds the floor gc raised, and
-    # the repair reports it (see repair._landed_kept).
+    # Once the floor is raised: a repair may be restoring an older version, whose
+    # objects no version from the floor on names and no grace period protects
+    # (they are old). Either its marker is listed here, and nothing is deleted,
+    # or it read the floor raised and restores nothing, or it had landed and
+    # removed its marker already, and the newest version, read next, is its
+    # restore (see catalog_store/restore_marker.py).
+    report.restores_in_progress = [i.key for i in await restores_in_progress(reader.store, now)]
     latest = await reader.latest_version(refresh=True)
     report.oldest_version = oldest
     referenced = await referenced_objects(reader, latest, oldest)
@@ -235,6 +244,9 @@ async def collect_garbage(
     report.partial_writes = len(swept)
     if not dry_run:
         report.bytes_freed += sum(info.size for info in swept)
+        report.stale_restore_markers = await remove_stale_markers(reader.store, now)
+        if report.restores_in_progress:
+            return report  # what they restore may be among the candidates
         for done, key in enumerate(report.candidates, 1):
             await reader.store.delete(key)
             report.deleted += 1

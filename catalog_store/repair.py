@@ -33,6 +33,7 @@ from catalog_store.errors import (
 )
 from catalog_store.hint import LatestHint, encode_hint
 from catalog_store.records import Manifest, SeriesRecord
+from catalog_store.restore_marker import RestoreMarker
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.verify import verify_version
 from catalog_store.verify_report import VerifyReport
@@ -71,8 +72,8 @@ async def repair(committer: Committer) -> RepairReport:
     Does nothing when the newest version verifies. Refuses (RepairRefusedError)
     when no version can be proven whole, and (CatalogMovedOnError) when a commit
     lands, or a gc under retention expires the version to restore, while it
-    works. Raises RestoreAtRiskError when its restore landed but such a gc may
-    delete objects it names. Rewrites the "latest" hint unless it names the newest
+    works. Raises RestoreAtRiskError when its restore landed but took so long
+    that a gc may delete objects it names. Rewrites the "latest" hint unless it names the newest
     version already (on a store it cannot write, it says so instead).
     """
     reader = committer.reader
@@ -188,10 +189,16 @@ async def repair(committer: Committer) -> RepairReport:
         # after the newest commit time known, so that commit times never go back.
         return msgspec.structs.replace(target, version=version, committed_at=newest_time)
 
-    landed = await committer.commit(build, stand_in)
+    marker = RestoreMarker(reader.store, good)
+    await marker.write()  # before the floor is read: see catalog_store/restore_marker.py
+    try:
+        landed = await committer.commit(build, stand_in)
+    finally:
+        await marker.remove()
     report.new_version = landed.version
     report.message = message
-    await _landed_kept(reader, report)
+    if marker.outlived():
+        raise RestoreAtRiskError(report, "it took longer than gc honours a restore's marker")
     return report
 
 
@@ -199,37 +206,13 @@ async def _still_kept(reader: StoreReader, good: int, latest: int) -> None:
     """Raise CatalogMovedOnError, having committed nothing, when a gc under retention
     has expired ``good``, the version to restore: gc deletes the objects that only
     expired versions name, and a restore naming them would be a newest version that
-    cannot be read. Checked again once the restore has landed (:func:`_landed_kept`)."""
+    cannot be read. Once the restore's marker is written, a gc that raises the
+    floor later deletes nothing while it is there."""
     if good < await reader.oldest_version():
         raise CatalogMovedOnError(
             f"a gc under retention expired version {good}, the newest that verified, "
             f"during the repair of version {latest}; run repair again"
         )
-
-
-async def _landed_kept(reader: StoreReader, report: RepairReport) -> None:
-    """Raise RestoreAtRiskError when a gc may delete objects the restore that has just
-    landed names: the version it restores is below the retention floor now.
-
-    The check before the write cannot tell (check-then-act): between it and the
-    write, a gc may raise the floor past the restored version, read the newest
-    version and delete what only the versions below the floor name. gc raises the
-    floor before that read, and deletes only after it, keeping what every version
-    from the floor to the newest it read names. So either that read found the
-    restore, whose objects gc then keeps, or the restore landed after it, and the
-    floor read here, after the restore landed, is the one gc raised. The two cannot
-    be told apart, so a floor past the restored version is reported either way
-    (docs/operations.md, Repair)."""
-    restored = report.healthy_version
-    assert restored is not None
-    try:
-        expired = restored < await reader.oldest_version()
-    except (StorageError, IntegrityError) as exc:
-        why = f"the retention floor could not be read to tell whether a gc expired it ({exc})"
-        raise RestoreAtRiskError(report, why) from exc
-    if expired:
-        why = "a gc under retention expired it meanwhile"
-        raise RestoreAtRiskError(report, why)
 
 
 def _refuse_unreadable(checked: VerifyReport, version: int) -> None:
@@ -339,10 +322,9 @@ class RepairRefusedError(CatalogStoreError):
 
 class RestoreAtRiskError(CatalogStoreError):
     """repair committed its restore (``report.new_version``), but a gc under retention
-    may delete objects it names: the restored version expired while the restore was
-    being written, and that gc may have looked for the newest version before it
-    landed. Run ``fincat verify`` once that gc has finished, and repair again if it
-    reports damage."""
+    may delete objects it names: the restore took so long that gc may have stopped
+    honouring its marker. Run ``fincat verify`` once any gc has finished, and repair
+    again if it reports damage."""
 
     def __init__(self, report: RepairReport, why: str) -> None:
         super().__init__(

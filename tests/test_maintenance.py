@@ -24,7 +24,7 @@ from catalog_store.errors import (
 )
 from catalog_store.hint import encode_hint
 from catalog_store.keys import LATEST_HINT, MANIFEST_DIR, RETENTION_FLOOR, manifest_key
-from catalog_store.maintenance import GcRefusedError, GcReport, expire_versions
+from catalog_store.maintenance import GcRefusedError, GcReport, collect_garbage, expire_versions
 from catalog_store.repair import RepairRefusedError, RestoreAtRiskError
 from catalog_store.storage import open_store
 from catalog_store.testing.faults import FaultKind, FaultPlan, FaultRule, FaultyStore
@@ -988,13 +988,14 @@ def test_repair_refuses_to_restore_a_version_gc_expired_after_it_verified(
     asyncio.run(main())
 
 
-def test_a_restore_gc_expires_as_its_manifest_is_written_is_reported_at_risk(
+def test_gc_deletes_nothing_while_a_restore_it_expires_is_being_written(
     shared_target: StoreTarget,
 ) -> None:
-    """gc --retain-days 0 raised the floor past the version repair restores, read the
-    newest version and deleted the files only expired versions name, all between
-    repair's last check and its manifest's write: the restore names deleted files.
-    repair reported success; it now says so, with the version it committed."""
+    """gc --retain-days 0, in another process, raised the floor past the version repair
+    restores, read the newest version and deleted the files only expired versions
+    name, all between repair's last check and its manifest's write: the restore
+    named deleted files, and the newest version could not be read. gc now finds
+    the restore's marker and deletes nothing; the next gc keeps what it names."""
     reports: list[dict[str, Any]] = []
 
     async def main() -> None:
@@ -1005,14 +1006,89 @@ def test_a_restore_gc_expires_as_its_manifest_is_written_is_reported_at_risk(
             gc_elsewhere(shared_target, reports),
         )
         cat = await AsyncCatalog.open_store(store)
+        report = await cat.repair()
+        assert (report.healthy_version, report.new_version) == (good, good + 2)
+        ((gc_report,),) = [reports]
+        assert gc_report["oldest_version"] == good + 1
+        assert gc_report["deleted"] == 0 and gc_report["unreferenced_old_enough"] > 0
+        assert [key.split("/")[0] for key in gc_report["restores_in_progress"]] == ["_restoring"]
+        assert [info.key async for info in store.list("_restoring/")] == []  # removed
+        fresh = await AsyncCatalog.open(shared_target.url, shared_target.options or None)
+        assert (await fresh.read("B")).column("value").to_pylist() == [11.0, 12.0]
+        assert (await fresh.verify()).ok
+        await gc_elsewhere(shared_target, reports)()
+        # Nothing left to delete: the files gc held back are the restore's now.
+        assert reports[1]["restores_in_progress"] == []
+        assert reports[1]["unreferenced_old_enough"] == 0
+        assert (await fresh.read("B")).column("value").to_pylist() == [11.0, 12.0]
+        assert (await fresh.verify()).ok
+        for catalog in (cat, fresh):
+            await catalog.close()
+
+    asyncio.run(main())
+
+
+def test_a_marker_a_dead_repair_left_stops_gc_for_its_lifetime_only(tmp_path: Path) -> None:
+    """A repair that died left its marker: gc deletes nothing while it may still be
+    restoring, and says so; once the marker is older than its lifetime, gc passes
+    over it, removes it, and deletes."""
+    from catalog_store.restore_marker import MARKER_LIFETIME, RestoreMarker
+
+    root = tmp_path / "store"
+    zero = dt.timedelta(0)
+
+    async def main() -> None:
+        cat = await AsyncCatalog.open(root, create=True, options=CatalogOptions(inline_rows=0))
+        await cat.create({"id": "S", "frequency": "daily"})
+        for day in (1, 2):
+            await cat.write("S", ([dt.date(2024, 1, day)], [float(day)]))
+        await cat.compact("S", min_files=2)
+        await RestoreMarker(cat.store, 1).write()
+        held = await collect_garbage(cat.reader, grace=zero, retain=zero)
+        assert held.deleted == 0 and len(held.candidates) == 2
+        assert held.stale_restore_markers == 0
+        assert held.restores_in_progress == [i.key async for i in cat.store.list("_restoring/")]
+        later = dt.datetime.now(dt.UTC) + MARKER_LIFETIME + dt.timedelta(minutes=1)
+        report = await collect_garbage(cat.reader, grace=zero, retain=zero, now=later)
+        assert report.restores_in_progress == [] and report.stale_restore_markers == 1
+        assert report.deleted == 2
+        assert [info.key async for info in cat.store.list("_restoring/")] == []
+        assert (await cat.read("S")).column("value").to_pylist() == [1.0, 2.0]
+        assert (await cat.verify()).ok
+        await RestoreMarker(cat.store, 1).write()
+        await cat.close()
+
+    asyncio.run(main())
+    from typer.testing import CliRunner
+
+    from catalog_store.cli import app
+
+    held = CliRunner().invoke(app, ["--root", str(root), "gc", "--grace-hours", "0"])
+    assert held.exit_code == 0, held.output
+    said = " ".join(held.stdout.split())  # as the console wraps it
+    assert "deleted no object: a repair is restoring an older version (_restoring/" in said
+
+
+def test_a_restore_that_outlives_its_marker_is_reported_at_risk(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """A restore slower than gc honours its marker may name what a gc deleted: repair
+    says so, with the version it committed, rather than claim success."""
+    import catalog_store.restore_marker as restore_marker
+
+    target = StoreTarget("local", str(tmp_path / "store"))
+
+    async def main() -> None:
+        good = await damaged_after_compaction(target)
+        monkeypatch.setattr(restore_marker, "MARKER_LIFETIME", dt.timedelta(0))
+        cat = await AsyncCatalog.open(target.url)
         with pytest.raises(RestoreAtRiskError, match="fincat verify") as raised:
             await cat.repair()
         assert (raised.value.report.healthy_version, raised.value.report.new_version) == (
             good,
             good + 2,
         )
-        assert [r["oldest_version"] for r in reports] == [good + 1]
-        assert reports[0]["deleted"] > 0
+        assert [info.key async for info in cat.store.list("_restoring/")] == []
         await cat.close()
 
     asyncio.run(main())

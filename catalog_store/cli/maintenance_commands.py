@@ -145,6 +145,11 @@ def _print_collected(data: dict[str, Any]) -> None:
             f"{verb} {data['expired_versions']} versions; "
             f"the oldest kept is {data['oldest_version']}"
         )
+    if data["restores_in_progress"] and not dry_run:
+        out.print(
+            "deleted no object: a repair is restoring an older version "
+            f"({', '.join(data['restores_in_progress'])}); run gc again once it has finished"
+        )
 
 
 @app.command()
