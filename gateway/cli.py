@@ -6,6 +6,7 @@ registers the gateway's commands on it and runs it.
 
 from __future__ import annotations
 
+import copy
 import json
 import os
 import socket
@@ -219,6 +220,8 @@ def serve(
     os.environ.pop(ENV_API_KEYS_FILE, None)
     mode = f"{len(settings.api_keys)} API key(s)" if settings.auth_enabled else "no authentication"
     where = f"http://{settings.host}:{settings.port}"
+    if not settings.port:
+        where = f"http://{settings.host} on a port the system chooses (uvicorn's log names it)"
     typer.echo(f"fincat serving {settings.root} on {where} ({mode})", err=True)
     server: dict[str, Any] = {
         "factory": True,
@@ -226,6 +229,7 @@ def serve(
         "port": settings.port,
         "workers": workers,
         "log_level": log_level.value,
+        "log_config": _LOG_CONFIG,
         # Client addresses key the rate limit; a proxy's headers are not trusted by default.
         "proxy_headers": False,
         "timeout_graceful_shutdown": settings.shutdown_timeout,
@@ -235,6 +239,12 @@ def serve(
         # Something changed since the checks above (the store, the port); uvicorn has
         # logged what.
         fail(f"{failed} (its log above says why)")
+
+
+#: uvicorn's own logging, with its access log on stderr as the rest of it: by
+#: default it goes to stdout, and ``2>gateway.log`` kept every line but those.
+_LOG_CONFIG = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
+_LOG_CONFIG["handlers"]["access"]["stream"] = "ext://sys.stderr"
 
 
 def _run(options: dict[str, Any]) -> str | None:

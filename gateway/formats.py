@@ -263,7 +263,7 @@ def decode_table(media_type: str, body: bytes, allow_empty: bool = False) -> pa.
     if not is_csv and media_type not in (ARROW_STREAM, ARROW_FILE):
         raise UnsupportedMediaTypeError(
             f"cannot read a body of type {media_type or 'none'!r}; "
-            f"send {JSON}, {CSV} or {ARROW_STREAM}"
+            f"send {JSON}, {CSV}, {ARROW_STREAM} or {ARROW_FILE}"
         )
     if not body or body.isspace():  # isspace stops at the first other byte: no copy
         if allow_empty:

@@ -26,6 +26,7 @@ from catalog_store.asof import parse_as_of
 from catalog_store.errors import ValidationError
 from catalog_store.tasks import outcome_seen
 from gateway.formats import (
+    ARROW_FILE,
     ARROW_STREAM,
     CSV,
     JSON,
@@ -335,7 +336,12 @@ async def read_revisions(
     status_code=200,
     responses=problem_specs(400, 401, 403, 404, 409, 412, 413, 415, 422, 429),
     operation_class=documented(
-        request_body={JSON: struct_schema(ObservationsWrite), CSV: TEXT, ARROW_STREAM: BINARY},
+        request_body={
+            JSON: struct_schema(ObservationsWrite),
+            CSV: TEXT,
+            ARROW_STREAM: BINARY,
+            ARROW_FILE: BINARY,
+        },
         headers={200: {"ETag": "The series version after the write."}},
     ),
 )

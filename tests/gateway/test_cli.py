@@ -70,6 +70,36 @@ def test_serve_given_one_key_file_twice_serves_it_once(
         server.stop()
 
 
+@pytest.mark.parametrize("workers", ["1", "2"])
+def test_serve_logs_every_line_to_stderr_and_nothing_to_stdout(
+    local_target: StoreTarget, tmp_path: Path, workers: str
+) -> None:
+    """uvicorn's access log went to stdout: ``fincat serve 2>gateway.log`` kept every
+    line but the requests'."""
+    import time
+
+    port = free_port()
+    out, err = tmp_path / "stdout", tmp_path / "stderr"
+    command = [sys.executable, "-m", "gateway.cli", "--root", local_target.url, "serve"]
+    command += ["--port", str(port), "--log-level", "info", "--workers", workers]
+    with out.open("wb") as stdout, err.open("wb") as stderr:
+        process = subprocess.Popen(command, cwd=ROOT, stdout=stdout, stderr=stderr)
+    try:
+        deadline = time.monotonic() + 60
+        while time.monotonic() < deadline:
+            try:
+                if httpx.get(f"http://127.0.0.1:{port}/health/ready").status_code == 200:
+                    break
+            except httpx.TransportError:
+                time.sleep(0.1)
+        assert httpx.get(f"http://127.0.0.1:{port}/v1/series").status_code == 200
+    finally:
+        process.terminate()
+        process.wait(timeout=30)
+    assert out.read_bytes() == b""
+    assert '"GET /v1/series HTTP/1.1" 200' in err.read_text()
+
+
 def test_api_key_command_prints_a_usable_entry(tmp_path: Path) -> None:
     result = CliRunner().invoke(cli_app, ["api-key", "loader", "--scope", "write"])
     assert result.exit_code == 0, result.output

@@ -251,7 +251,12 @@ def test_openapi_document(client: Client) -> None:
     assert {"200", "201"} <= set(commit)
     assert "version" in commit["200"]["content"]["application/json"]["schema"]["properties"]
     write = paths["/v1/series/{series_id}/observations"]["post"]["requestBody"]["content"]
-    assert set(write) == {"application/json", "text/csv", "application/vnd.apache.arrow.stream"}
+    assert set(write) == {
+        "application/json",
+        "text/csv",
+        "application/vnd.apache.arrow.stream",
+        "application/vnd.apache.arrow.file",
+    }
     assert client.get("/schema").status_code == 200
     assert client.get("/schema/swagger").status_code == 200
 
