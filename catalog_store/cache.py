@@ -13,7 +13,21 @@ from typing import Any, TypeVar
 
 import cachetools
 
+from catalog_store.errors import IntegrityError
+
 T = TypeVar("T")
+
+
+async def load_checked(load: Callable[[], Awaitable[T]]) -> T:
+    """``load()``, tried once more when what it read fails its checksum or does not
+    decode (IntegrityError). A body cut short in transit fails them as damage does
+    wherever the store sends no length or checksum to tell the client: a single
+    such read taken for damage made verify report it, and repair roll the catalog
+    back over a healthy version. Only a second failure is damage."""
+    try:
+        return await load()
+    except IntegrityError:
+        return await load()
 
 
 class _CountingLRU(cachetools.LRUCache[str, tuple[Any, int, int]]):
@@ -100,7 +114,7 @@ class ObjectCache:
         loading: asyncio.Future[Any] = asyncio.get_running_loop().create_future()
         self._loading[key] = loading
         try:
-            value = await load()
+            value = await load_checked(load)
         except BaseException:
             loading.set_exception(_LoadFailed())
             loading.exception()  # seen: nobody may be waiting

@@ -160,20 +160,18 @@ async def _readable(
 ) -> T | None:
     """What ``read`` returns; None when ``version`` is out of the catalog (expired by
     a concurrent gc, or taken out by a repair) and so references nothing gc keeps.
-    Raises GcRefusedError when it cannot be read twice."""
-    for attempt in (1, 2):
-        try:
-            return await read()
-        except (VersionNotFoundError, IntegrityError, ObjectNotFoundError) as exc:
-            if version in superseded or version < await reader.oldest_version():
-                return None
-            if attempt == 2:
-                raise GcRefusedError(
-                    f"version {version} cannot be read ({exc}), so gc cannot tell which "
-                    "objects it holds and deletes nothing; run fincat verify, then "
-                    "fincat repair if it finds damage"
-                ) from exc
-    raise AssertionError("unreachable")
+    Raises GcRefusedError when it cannot be read (a damaged object is read twice
+    before that: see :func:`catalog_store.cache.load_checked`)."""
+    try:
+        return await read()
+    except (VersionNotFoundError, IntegrityError, ObjectNotFoundError) as exc:
+        if version in superseded or version < await reader.oldest_version():
+            return None
+        raise GcRefusedError(
+            f"version {version} cannot be read ({exc}), so gc cannot tell which "
+            "objects it holds and deletes nothing; run fincat verify, then "
+            "fincat repair if it finds damage"
+        ) from exc
 
 
 async def collect_garbage(

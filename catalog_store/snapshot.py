@@ -19,7 +19,7 @@ from typing import TypeVar
 import pyarrow as pa
 
 from catalog_store import keys
-from catalog_store.cache import ObjectCache
+from catalog_store.cache import ObjectCache, load_checked
 from catalog_store.errors import (
     FormatError,
     IntegrityError,
@@ -145,7 +145,7 @@ class StoreReader:
             return manifest
 
         if not cached:
-            return await load()
+            return await load_checked(load)
         return await self.cache.get_or_load(key, load, _manifest_size)
 
     def cache_manifest(self, manifest: Manifest) -> None:

@@ -33,6 +33,7 @@ from typing import Any, Protocol, TypeVar
 import msgspec
 
 from catalog_store import keys
+from catalog_store.cache import load_checked
 from catalog_store.records import Manifest, ShardRef, decode_xid_shard, strictly_ascending, xid_key
 from catalog_store.snapshot import Snapshot, StoreReader
 from catalog_store.storage import Store
@@ -136,7 +137,11 @@ _carried = msgspec.msgpack.Decoder(_Carried)
 async def read_index_shard(store: Store, ref: ShardRef) -> list[tuple[str, str]]:
     """The entries of an index shard as stored, duplicates and order kept (a reader
     takes them into a dict). Raises ObjectNotFoundError or IntegrityError."""
-    return decode_xid_shard(await store.get(ref.path), ref)
+
+    async def load() -> list[tuple[str, str]]:
+        return decode_xid_shard(await store.get(ref.path), ref)
+
+    return await load_checked(load)
 
 
 def label(key: str) -> str:

@@ -7,7 +7,7 @@ import asyncio
 import pytest
 
 from catalog_store.cache import ObjectCache
-from catalog_store.errors import IntegrityError
+from catalog_store.errors import IntegrityError, ObjectNotFoundError
 
 
 def test_a_waiter_loads_for_itself_when_the_load_it_waited_for_is_cancelled() -> None:
@@ -51,7 +51,7 @@ def test_a_failed_load_is_not_handed_to_its_waiters_nor_remembered() -> None:
             attempts.append(1)
             if len(attempts) == 1:
                 await release.wait()
-                raise IntegrityError("k: checksum mismatch")
+                raise ObjectNotFoundError("k")
             return "value"
 
         waiters = [
@@ -61,10 +61,38 @@ def test_a_failed_load_is_not_handed_to_its_waiters_nor_remembered() -> None:
         await asyncio.sleep(0)
         release.set()
         outcomes = await asyncio.gather(*waiters, return_exceptions=True)
-        assert isinstance(outcomes[0], IntegrityError)
+        assert isinstance(outcomes[0], ObjectNotFoundError)
         assert outcomes[1:] == ["value", "value"] and len(attempts) in (2, 3)
         loads = len(attempts)
         assert await cache.get_or_load("k", first_missing_then_there, len) == "value"
         assert len(attempts) == loads  # the value is kept; the error never was
+
+    asyncio.run(main())
+
+
+def test_a_load_that_reads_damage_once_is_tried_again_and_twice_fails() -> None:
+    """A body cut short in transit fails its checksum as damage does: one such read
+    is tried again; a second is damage, raised and not remembered."""
+
+    async def main() -> None:
+        cache = ObjectCache(1000)
+        reads: list[str] = []
+
+        async def cut_once() -> str:
+            reads.append("read")
+            if len(reads) == 1:
+                raise IntegrityError("k: checksum mismatch")
+            return "value"
+
+        assert await cache.get_or_load("k", cut_once, len) == "value"
+        assert len(reads) == 2
+
+        async def damaged() -> str:
+            reads.append("read")
+            raise IntegrityError("j: checksum mismatch")
+
+        with pytest.raises(IntegrityError):
+            await cache.get_or_load("j", damaged, len)
+        assert len(reads) == 4
 
     asyncio.run(main())
