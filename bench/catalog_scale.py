@@ -173,6 +173,7 @@ def main() -> None:
     )
     parser.add_argument("--batch", type=int, default=10_000)
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--workdir", help="parent of the temporary directory (default: TMPDIR)")
     parser.add_argument("--child", nargs="*")
     args = parser.parse_args()
     if args.child is not None:
@@ -185,7 +186,7 @@ def main() -> None:
     rows = []
     rss: dict[int, tuple[float, float, float]] = {}
     for n in (int(s) for s in args.sizes.split(",")):
-        with tempfile.TemporaryDirectory(dir="/tmp") as tmp:
+        with tempfile.TemporaryDirectory(prefix="fincat-scale-", dir=args.workdir) as tmp:
             root = str(Path(tmp) / "store")
             built = run_child("build", root, n, args.shards, args.batch, args.cache_mb)
             got = run_child("read", root, n, args.seed, args.cache_mb)

@@ -79,8 +79,12 @@ def writer(root: str, index: int, appends: int, eager: bool, start: Any) -> dict
         }
 
 
-def run(writers: int, appends: int, eager: bool) -> dict[str, Any]:
-    root = str(Path(tempfile.mkdtemp(prefix="fincat-concurrent-")) / "catalog")
+def run(writers: int, appends: int, eager: bool, workdir: str | None) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory(prefix="fincat-concurrent-", dir=workdir) as tmp:
+        return run_in(str(Path(tmp) / "catalog"), writers, appends, eager)
+
+
+def run_in(root: str, writers: int, appends: int, eager: bool) -> dict[str, Any]:
     with Catalog.open(root, create=True) as cat, cat.batch("seed") as batch:
         for index in range(writers):
             batch.create({"id": own(index), "frequency": "business_daily"})
@@ -125,11 +129,12 @@ def main() -> None:
     parser.add_argument("--appends", type=int, default=100, help="commits per writer")
     parser.add_argument("--eager", action="store_true", help="hold nothing in the manifest")
     parser.add_argument("--json", help="also write the figures to this file")
+    parser.add_argument("--workdir", help="parent of the temporary directory (default: TMPDIR)")
     args = parser.parse_args()
     mode = "eager (inline_rows=0, pending_records=0)" if args.eager else "default options"
     print(f"concurrent_append: {args.appends} commits per writer, {mode}; {machine_load()}")
     print(f"code {code_version()}")
-    rows = [run(int(p), args.appends, args.eager) for p in args.writers.split(",")]
+    rows = [run(int(p), args.appends, args.eager, args.workdir) for p in args.writers.split(",")]
     header = ("writers", "commits", "seconds", "commits/s", "commit retries", "append retries")
     print("  ".join(f"{h:>14}" for h in (*header, "lost", "verify")))
     for row in rows:
