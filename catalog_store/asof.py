@@ -9,6 +9,7 @@ surface refuses exactly what the others refuse.
 from __future__ import annotations
 
 import datetime as dt
+import re
 
 from catalog_store.errors import ValidationError
 from catalog_store.observations import parse_date_text, parse_instant_text, utc_instant
@@ -31,6 +32,10 @@ def parse_version(text: str, name: str) -> int:
     return number
 
 
+#: An instant whose offset's ``+`` a URL query made a space (form encoding).
+_PLUS_READ_AS_SPACE = re.compile(r"\d:\d\d(?:\.\d+)? \d\d:?\d\d$")
+
+
 def parse_date(text: str, name: str) -> dt.date:
     """A calendar date written ``YYYY-MM-DD``, surrounding whitespace aside. Raises
     ValidationError naming ``name`` for anything else, such as the ISO 8601 basic
@@ -47,9 +52,10 @@ def parse_instant(text: str, name: str) -> dt.datetime:
     try:
         value = parse_instant_text(text.strip())
     except ValueError:
-        raise ValidationError(
-            "must be an RFC 3339 instant with an offset, e.g. 2024-05-01T12:00:00Z", name
-        ) from None
+        reason = "must be an RFC 3339 instant with an offset, e.g. 2024-05-01T12:00:00Z"
+        if _PLUS_READ_AS_SPACE.search(text.strip()):
+            reason += "; a + written as is in a URL's query reads as a space: write it %2B"
+        raise ValidationError(reason, name) from None
     if value.tzinfo is None or value.utcoffset() is None:
         raise ValidationError("naive datetime; give a UTC offset, e.g. 2024-05-01T12:00:00Z", name)
     return utc_instant(value, name)

@@ -272,6 +272,11 @@ def test_get_conditional_and_as_of(client: Client) -> None:
     naive = problem(client.get("/v1/series/GDP?as_of=2024-01-01T00:00:00"), 422)
     assert naive["errors"][0]["field"] == "as_of"
     problem(client.get("/v1/series/GDP?as_of=yesterday"), 422)
+    # An offset's + written as is: the query string makes it a space.
+    plus = problem(client.get("/v1/series/GDP?as_of=2024-05-01T12:00:00+02:00"), 422)
+    assert plus["errors"][0]["field"] == "as_of" and "write it %2B" in plus["detail"]
+    encoded = client.get("/v1/series/GDP?as_of=2099-05-01T12:00:00%2B02:00")
+    assert encoded.json()["title"] == "changed"
     # Instants whose UTC time falls outside the years 1-9999, as as_of and as bounds.
     for url, field in [
         ("/v1/series/GDP", "as_of"),
