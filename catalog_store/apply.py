@@ -12,6 +12,8 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+import msgspec
+
 from catalog_store.changes import ChangeSet, Staged
 from catalog_store.commit import Committer, Draft
 from catalog_store.errors import (
@@ -112,17 +114,23 @@ class Committed:
 
 
 async def _cancels_out(base: Snapshot, changes: ChangeSet) -> bool:
-    """Whether every series the operations changed ends as absent as it began: a
-    batch that created a series and deleted it again changes nothing (the series it
-    only looked at, with operations that changed nothing, do not count)."""
-    changed = {series_id for _operation, series_id in changes.changes}
+    """Whether every series the operations changed ends as it began: a batch that
+    created a series and deleted it again, or set a field and set it back, changes
+    nothing (the series it only looked at, with operations that changed nothing, do
+    not count)."""
     touched = changes.touched()
-    if any(touched.get(series_id) is not None for series_id in changed):
-        return False
-    for series_id in changed:
-        if await base.record(series_id) is not None:
+    for series_id in {series_id for _operation, series_id in changes.changes}:
+        if not _same_state(await base.record(series_id), touched.get(series_id)):
             return False
     return True
+
+
+def _same_state(before: SeriesRecord | None, after: SeriesRecord | None) -> bool:
+    """Whether two records are one state of a series, whatever change stamped them."""
+    if before is None or after is None:
+        return before is after
+    stamp = {"version": 0, "updated_at": before.updated_at, "previous_version": None}
+    return msgspec.structs.replace(before, **stamp) == msgspec.structs.replace(after, **stamp)
 
 
 class _NothingToCommit(CatalogStoreError):

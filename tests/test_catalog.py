@@ -813,3 +813,15 @@ def test_a_batch_that_creates_and_deletes_a_series_commits_nothing(catalog: Cata
     assert [s.id for s in catalog.list().items] == ["KEEP"]
     with pytest.raises(SeriesNotFoundError):
         catalog.get("TEMP")
+    # A field set and set back: the series' version, its ETag, stays too.
+    kept = catalog.get("KEEP")
+    with catalog.batch() as batch:
+        batch.update("KEEP", {"title": "changed", "tags": ["a"]})
+        batch.update("KEEP", {"title": "kept", "tags": []})
+    assert batch.version is None
+    assert catalog.version() == before + 2
+    assert catalog.update("KEEP", {"units": "u"}, expected_version=kept.version).units == "u"
+    with catalog.batch() as batch:  # created again: another series, though alike
+        batch.delete("KEEP")
+        batch.create({"id": "KEEP", "frequency": "annual", "title": "kept", "units": "u"})
+    assert batch.version == before + 4
