@@ -21,6 +21,7 @@ from catalog_store.errors import (
     CatalogStoreError,
     IntegrityError,
     ObjectNotFoundError,
+    StorageFullError,
     ValidationError,
     VersionNotFoundError,
 )
@@ -211,7 +212,22 @@ async def collect_garbage(
         # (see Committer._expired); a floor raised past it after it landed, by a
         # successor built on it, would have it report a landed commit as failed.
         kept_from = _ago(now, max(retain, grace))
-        oldest = await expire_versions(reader, kept_from, latest, oldest, report)
+        try:
+            oldest = await expire_versions(reader, kept_from, latest, oldest, report)
+        except StorageFullError as exc:
+            # Writing the floor takes space; deleting does not. What gc may delete
+            # without raising the floor goes first, and the floor is tried again.
+            first = await collect_garbage(reader, grace, dry_run, now, progress)
+            report.deleted, report.bytes_freed = first.deleted, first.bytes_freed
+            report.partial_writes = first.partial_writes
+            try:
+                oldest = await expire_versions(reader, kept_from, latest, oldest, report)
+            except StorageFullError:
+                raise StorageFullError(
+                    f"{exc}; gc deleted {first.deleted} unreferenced objects "
+                    f"({first.bytes_freed} bytes) first, which left too little space to "
+                    "write the retention floor: free space on the storage, then run gc again"
+                ) from exc
     # Once the floor is raised: a repair may be restoring an older version, whose
     # objects no version from the floor on names and no grace period protects
     # (they are old). Either its marker is listed here, and nothing is deleted,
@@ -239,7 +255,7 @@ async def collect_garbage(
             report.candidates.append(info.key)
             sizes[info.key] = info.size
     swept = await reader.store.sweep_partial_writes(cutoff, dry_run=dry_run)
-    report.partial_writes = len(swept)
+    report.partial_writes += len(swept)
     if not dry_run:
         report.bytes_freed += sum(info.size for info in swept)
         report.stale_restore_markers = await remove_stale_markers(reader.store, now)

@@ -7,6 +7,7 @@ import datetime as dt
 import multiprocessing
 import os
 import time
+from dataclasses import replace as dataclass_replace
 from functools import partial
 from pathlib import Path
 from typing import Any
@@ -503,6 +504,39 @@ def assert_whole(root: Path, files: list[str]) -> None:
     cat = Catalog.open(str(root))
     assert cat.read("GDP")["value"].to_pylist() == [1.5]
     assert cat.read("GDP", as_of=2)["value"].to_pylist() == [1.0]
+    assert cat.verify().ok
+    cat.close()
+
+
+def test_gc_with_retention_on_a_full_disk_deletes_what_it_can_before_the_floor(
+    tmp_path: Path,
+) -> None:
+    """Writing the retention floor takes space, deleting does not: on a full disk gc
+    --retain-days failed at the floor and freed nothing. It now deletes what it may
+    without the floor first, and writes the floor again; where that frees too
+    little, it says to free space."""
+    from catalog_store.errors import StorageFullError
+    from catalog_store.keys import data_file_key
+
+    root = tmp_path / "store"
+    files = three_versions_of_gdp(root)
+    stray = data_file_key("GDP", "")
+    (root / stray).write_bytes(b"left by a writer that died")
+    old = time.time() - 7200
+    os.utime(root / stray, (old, old))
+    full = FaultRule(FaultKind.FULL, operations=frozenset({"put"}), keys="_floor$")
+    always = dataclass_replace(full, probability=1.0)
+    with pytest.raises(StorageFullError, match=r"deleted 1 unreferenced objects.*free space"):
+        asyncio.run(gc_through(root, always, retain=dt.timedelta(0)))
+    assert not (root / stray).exists() and data_files(root) == files  # the floor: not raised
+    (root / stray).write_bytes(b"left by a writer that died")
+    once = dataclass_replace(full, calls=frozenset({1}))
+    report = asyncio.run(gc_through(root, once, retain=dt.timedelta(0)))
+    assert report.oldest_version == 3
+    assert report.deleted == 1 + len(report.candidates)  # the stray, then what v2 named
+    assert not (root / stray).exists() and len(data_files(root)) == len(files) - 1
+    cat = Catalog.open(str(root))
+    assert cat.read("GDP")["value"].to_pylist() == [1.5]
     assert cat.verify().ok
     cat.close()
 
