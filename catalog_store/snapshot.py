@@ -110,6 +110,12 @@ class StoreReader:
         try:
             data = await self.store.get(keys.FORMAT_MARKER)
         except ObjectNotFoundError:
+            if await self.store.exists(keys.manifest_key(0)):
+                # A creation stopped between its two writes (see commit.initialise).
+                raise FormatError(
+                    f"{self.store.url} has a version 0 but no fincat.json: its creation "
+                    "was interrupted; run fincat init (or open it with create) to finish it"
+                ) from None
             raise FormatError(f"{self.store.url} is not a fincat store (no fincat.json)") from None
         marker = decode_marker(data)
         if marker.format != STORE_FORMAT:

@@ -79,6 +79,18 @@ def test_a_missing_catalog_is_a_clear_error(tmp_path: Path) -> None:
     fails(cli("--root", str(tmp_path / "nothing"), "ls"), 1, "error:", "not a fincat store")
 
 
+def test_a_creation_interrupted_between_its_writes_says_how_to_finish_it(
+    tmp_path: Path, local: list[str]
+) -> None:
+    """init killed after version 0, before fincat.json: every command said "not a
+    fincat store", as of a folder that never was one."""
+    ok(cli(*local, "init"))
+    (tmp_path / "catalog" / "fincat.json").unlink()
+    fails(cli(*local, "ls"), 1, "version 0 but no fincat.json", "run fincat init")
+    ok(cli(*local, "init"))
+    assert ok(cli(*local, "ls")).stderr == ""
+
+
 def test_malformed_storage_option_is_a_usage_error(local: list[str]) -> None:
     fails(cli(*local, "--storage-option", "novalue", "ls"), 2, "KEY=VALUE")
 
