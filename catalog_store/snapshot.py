@@ -269,6 +269,8 @@ class StoreReader:
             await self.manifest(hint)
         except (VersionNotFoundError, IntegrityError):
             return await self.latest_version(refresh=True)
+        # Just read from the store: the next probe need not ask whether it is there.
+        self._kept_checked = time.monotonic()
         if self._latest is None or hint > self._latest:
             self._latest = hint
             self._latest_checked = float("-inf")  # unconfirmed as newest: probe next time

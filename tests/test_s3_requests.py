@@ -70,6 +70,9 @@ def test_request_budgets_of_everyday_operations(s3_server: LoopbackS3Server) -> 
         costs["open"] = kinds(meter.take())
 
         await catalog.get("S3")  # warm: the manifest and the series' shard
+        # The first look for a newer version: one HEAD past the manifest open read,
+        # not a second one asking whether that manifest is still there.
+        costs["first lookup"] = kinds(meter.take())
         await catalog.write("S3", ([days[200]], [1.0]))
         await catalog.committer.drain()
         meter.take()
@@ -107,6 +110,7 @@ def test_request_budgets_of_everyday_operations(s3_server: LoopbackS3Server) -> 
     # One file per business-daily series: one GET, and none once it is cached.
     assert costs["read, metadata cached"]["GET"] == 1, costs["read, metadata cached"]
     assert costs["read again"]["GET"] == 0, costs["read again"]
+    assert costs["first lookup"]["HEAD"] == 1, costs["first lookup"]
     for op, counted in costs.items():
         assert counted["LIST"] == 0, f"{op} listed a prefix: {counted}"
 
