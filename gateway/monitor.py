@@ -2,10 +2,10 @@
 
 Every ``interval`` seconds the gateway reads the verify outcomes recorded in the
 store (the full run's, and a latest-only run's since), and, when the catalog's
-version changed, summarises the series per source (newest change, series count)
-in one streaming pass. A collector exports both at scrape time, so alerts can fire
-on a source that stopped updating and on a verify that found problems or has not
-passed lately.
+version changed, summarises the series per source (newest change, series count),
+reading only the metadata shards that changed since the last pass. A collector
+exports both at scrape time, so alerts can fire on a source that stopped updating
+and on a verify that found problems or has not passed lately.
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from prometheus_client.registry import Collector
 from catalog_store import AsyncCatalog
 from catalog_store.errors import CatalogStoreError
 from catalog_store.status import VerifyStatus, read_verify_outcomes
-from gateway.graphql.summary import CatalogSummary, summarize
+from gateway.graphql.summary import CatalogSummary, ShardSummaries
 
 log = logging.getLogger(__name__)
 
@@ -38,6 +38,8 @@ class Observed:
     verify: dict[str, VerifyStatus] = field(default_factory=dict)
     failures: int = 0
     sources: dict[str, tuple[int, float]] = field(default_factory=dict)
+    #: What the passes keep shard by shard between versions.
+    passes: ShardSummaries = field(default_factory=ShardSummaries)
 
 
 async def refresh(catalog: AsyncCatalog, observed: Observed) -> None:
@@ -45,7 +47,7 @@ async def refresh(catalog: AsyncCatalog, observed: Observed) -> None:
     verify = await read_verify_outcomes(catalog.store)
     version = await catalog.version()
     if observed.summary is None or observed.summary.version != version:
-        summary = await summarize(catalog, version, SCAN_LIMIT)
+        summary = await observed.passes.summarize(catalog, version, SCAN_LIMIT)
         observed.summary = summary
         observed.sources = {
             source: (entry.series_count, entry.last_updated_at.timestamp())

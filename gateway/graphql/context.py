@@ -36,6 +36,9 @@ class Runtime:
     def __init__(self, config: GraphQLSettings) -> None:
         self.config = config
         self.summaries: OrderedDict[int, CatalogSummary] = OrderedDict()
+        from gateway.graphql.summary import ShardSummaries  # it imports this module's types
+
+        self.shard_summaries = ShardSummaries()
         self.metrics: GraphQLMetrics | None = None
 
     def remember(self, summary: CatalogSummary) -> None:
