@@ -77,12 +77,10 @@ class Conditions:
     tags: tuple[str, ...] = ()
     external_provider: str | None = None
     external_id: str | None = None
+    #: Has observations (in ``observed_from`` .. ``observed_to``, where given).
+    observed: bool = False
     observed_from: dt.date | None = None
     observed_to: dt.date | None = None
-
-    @property
-    def observed(self) -> bool:
-        return self.observed_from is not None or self.observed_to is not None
 
     def beyond_catalog(self, series: Series) -> bool:
         """The conditions the catalog's listing cannot check."""

@@ -75,6 +75,8 @@ def conditions_of(value: SeriesFilter | None) -> Conditions:
         tags=tuple(value.tags or ()),
         external_provider=value.external_provider,
         external_id=value.external_id,
+        # Unbounded still asks for observations: a series with none has none in range.
+        observed=between is not None,
         observed_from=between.start if between is not None else None,
         observed_to=between.end if between is not None else None,
     )

@@ -163,6 +163,9 @@ def test_series_list_pages_and_filters(client: Client) -> None:
         "UNRATE",
     ]
     assert ids({"observedBetween": {"start": "2024-01-31", "end": "2024-01-31"}}) == ["UNRATE"]
+    # Unbounded, it still asks for observations: GDPC1 has none.
+    assert ids({"observedBetween": {}}) == ["GDP", "UNRATE"]
+    assert ids({"observedBetween": {"start": None, "end": None}}) == ["GDP", "UNRATE"]
     reversed_range = {"observedBetween": {"start": "2024-02-01", "end": "2024-01-01"}}
     refused = post(client, query, {"filter": reversed_range, "first": 10})
     assert error(refused, "VALIDATION")["extensions"]["field"] == "filter.observedBetween.start"
