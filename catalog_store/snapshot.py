@@ -47,6 +47,7 @@ from catalog_store.records import (
 from catalog_store.retention_floor import kept_from, read_recorded
 from catalog_store.storage import Store
 from catalog_store.table import decode_part, part_bytes
+from catalog_store.tasks import outcome_seen
 
 T = TypeVar("T")
 
@@ -77,6 +78,17 @@ def _shard_bytes(records: ShardRecords) -> int:
     return records.nbytes
 
 
+@dataclass(frozen=True)
+class _Probe:
+    """A look for the newest version under way, and when it began."""
+
+    task: asyncio.Task[int]
+    began: float
+
+    def get_loop(self) -> asyncio.AbstractEventLoop:
+        return self.task.get_loop()
+
+
 class StoreReader:
     """Reads versions of one store. Safe to share between tasks of one event loop."""
 
@@ -91,6 +103,8 @@ class StoreReader:
         self._floor_recorded, self._floor_kept = 0, 0
         self._floor_checked = float("-inf")
         self._kept_checked = float("-inf")  # when the latest known was last seen held
+        #: The probe for the newest version that stale calls share, while it runs.
+        self._probing: _Probe | None = None
         self.marker: StoreMarker | None = None
 
     @property
@@ -206,12 +220,27 @@ class StoreReader:
         now = time.monotonic()
         if self._latest is not None and self._latest < self._floor:
             self._latest = None  # expired under retention: search from the floor
-        if (
-            not refresh
-            and self._latest is not None
-            and now - self._latest_checked <= self.max_staleness
-        ):
+        if refresh:
+            return await self._probe_latest(now)
+        if self._latest is not None and now - self._latest_checked <= self.max_staleness:
             return self._latest
+        # Calls that find the answer stale at once share one probe, when it began
+        # within the staleness they accept (with none, each probes for itself, as
+        # a refresh does: its probe must begin after its call did).
+        loop = asyncio.get_running_loop()
+        probe = self._probing
+        if probe is None or probe.get_loop() is not loop or now - probe.began > self.max_staleness:
+            probe = self._probing = _Probe(loop.create_task(self._probe_latest(now)), now)
+            probe.task.add_done_callback(self._probed)
+        return await asyncio.shield(probe.task)
+
+    def _probed(self, task: asyncio.Task[int]) -> None:
+        if self._probing is not None and self._probing.task is task:
+            self._probing = None
+        outcome_seen(task)  # every caller may have gone (cancelled)
+
+    async def _probe_latest(self, now: float) -> int:
+        """Ask the store for the newest version (see :meth:`latest_version`)."""
         newer = True
         if self._latest is not None:
             newer = await self._exists(self._latest + 1)

@@ -91,6 +91,11 @@ def test_request_budgets_of_everyday_operations(s3_server: LoopbackS3Server) -> 
 
         await catalog.get("S7")
         costs["lookup"] = kinds(meter.take())
+        catalog.reader.max_staleness = 0.05
+        await asyncio.sleep(0.1)
+        await asyncio.gather(*(catalog.get(f"S{i}") for i in range(8)))
+        costs["8 lookups at once, the newest version stale"] = kinds(meter.take())
+        catalog.reader.max_staleness = 3600.0
         await catalog.list(source="fed", limit=10)
         costs["listing page"] = kinds(meter.take())
         await catalog.collect_garbage(dry_run=True)
@@ -111,6 +116,10 @@ def test_request_budgets_of_everyday_operations(s3_server: LoopbackS3Server) -> 
     assert costs["read, metadata cached"]["GET"] == 1, costs["read, metadata cached"]
     assert costs["read again"]["GET"] == 0, costs["read again"]
     assert costs["first lookup"]["HEAD"] == 1, costs["first lookup"]
+    # They share one look for a newer version (two HEADs at most: past the newest,
+    # and whether it is still there), not one each.
+    herd = costs["8 lookups at once, the newest version stale"]
+    assert herd["HEAD"] <= 2, herd
     for op, counted in costs.items():
         assert counted["LIST"] == 0, f"{op} listed a prefix: {counted}"
 
