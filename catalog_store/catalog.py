@@ -15,7 +15,7 @@ import logging
 from collections.abc import AsyncGenerator, AsyncIterator, Iterable, Mapping, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 
@@ -134,6 +134,13 @@ class AsyncCatalog:
             await catalog.store.close()
             raise
         return catalog
+
+    def __reduce__(self) -> NoReturn:
+        raise TypeError(
+            "an AsyncCatalog cannot be pickled or copied: it holds its store's "
+            "connections; open one in each process (AsyncCatalog.open with the same "
+            "URL and options)"
+        )
 
     async def close(self) -> None:
         """Wait for the calls under way, finish background work and release the

@@ -32,9 +32,44 @@ too, so callers may catch either::
 
 from __future__ import annotations
 
+import functools
+from typing import Any
+
 
 class CatalogStoreError(Exception):
-    """Root of every error raised by fincat's storage engine."""
+    """Root of every error raised by fincat's storage engine.
+
+    An error crosses to another process (a pool's worker raising it) pickled. Python
+    rebuilds an exception from its message alone, which an error made from its
+    parts (``VersionMismatchError(series_id, expected, actual)``) cannot take: the
+    pool broke, or the message came back wrapped in itself. So each error keeps the
+    arguments it was made with and is rebuilt from them, with its attributes.
+    """
+
+    def __init_subclass__(cls, **kwargs: Any) -> None:
+        super().__init_subclass__(**kwargs)
+        init = cls.__dict__.get("__init__")
+        if init is None:
+            return
+
+        @functools.wraps(init)
+        def remembering(self: CatalogStoreError, *args: Any, **kw: Any) -> None:
+            init(self, *args, **kw)
+            # The outermost, the error's own class, sets it last.
+            self.__dict__["_made_with"] = (args, kw)
+
+        cls.__init__ = remembering  # type: ignore[assignment,method-assign]
+
+    def __reduce__(self) -> Any:
+        made_with = self.__dict__.get("_made_with")
+        if made_with is None:
+            return super().__reduce__()
+        args, kwargs = made_with
+        return (_remade, (type(self), args, kwargs), self.__dict__)
+
+
+def _remade(cls: type[CatalogStoreError], args: tuple[Any, ...], kwargs: dict[str, Any]) -> Any:
+    return cls(*args, **kwargs)
 
 
 class NotFoundError(CatalogStoreError, LookupError):

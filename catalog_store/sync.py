@@ -15,7 +15,7 @@ import weakref
 from collections.abc import Callable, Coroutine, Iterable, Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 
 import pyarrow as pa
 
@@ -185,6 +185,14 @@ class Catalog:
 
     def __enter__(self) -> Catalog:
         return self
+
+    def __reduce__(self) -> NoReturn:
+        # A copy would share this one's connections and close with it; pickled for
+        # another process, it could not carry them at all.
+        raise TypeError(
+            "a Catalog cannot be pickled or copied: it holds its store's connections; "
+            "open one in each process (Catalog.open with the same URL and options)"
+        )
 
     def __exit__(self, *exc: object) -> None:
         self.close()
