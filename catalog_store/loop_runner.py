@@ -479,11 +479,15 @@ class _Handed(Generic[T]):
         self._task.add_done_callback(self._ended)
 
     def _ended(self, task: asyncio.Task[T] | None) -> None:
-        _close_unstarted(self._coro)
-        if task is not None and self._abandoned:
-            outcome_seen(task)  # nobody waits for it any more
-        self._runner._guest_done()
-        self._over.set()
+        try:
+            _close_unstarted(self._coro)
+            if task is not None and self._abandoned:
+                outcome_seen(task)  # nobody waits for it any more
+            self._runner._guest_done()
+        finally:
+            # Whatever an interrupt of the loop's thread cut short, the thread that
+            # handed the call over is told: else it waited for good.
+            self._over.set()
 
     def _cancel(self, abandon: bool = False) -> None:
         """On the loop's thread; queued after ``start``."""
