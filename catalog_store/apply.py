@@ -27,7 +27,13 @@ from catalog_store.errors import (
 from catalog_store.models import Series, check_message
 from catalog_store.operations import CompactSeries, Operation
 from catalog_store.options import CatalogOptions
-from catalog_store.records import Manifest, SeriesRecord, has_held_writes, to_series
+from catalog_store.records import (
+    Manifest,
+    SeriesRecord,
+    encode_record,
+    has_held_writes,
+    to_series,
+)
 from catalog_store.snapshot import Snapshot
 
 if TYPE_CHECKING:
@@ -130,7 +136,9 @@ def _same_state(before: SeriesRecord | None, after: SeriesRecord | None) -> bool
     if before is None or after is None:
         return before is after
     stamp = {"version": 0, "updated_at": before.updated_at, "previous_version": None}
-    return msgspec.structs.replace(before, **stamp) == msgspec.structs.replace(after, **stamp)
+    # As stored: 1, 1.0 and True are equal in Python, and three values in a record.
+    unstamped = [encode_record(msgspec.structs.replace(r, **stamp)) for r in (before, after)]
+    return unstamped[0] == unstamped[1]
 
 
 class _NothingToCommit(CatalogStoreError):

@@ -50,6 +50,9 @@ class LoopRunner:
 
     def __init__(self) -> None:
         self.loop = asyncio.new_event_loop()
+        self.loop.set_exception_handler(self._on_callback_error)
+        #: What a signal handler raised inside a callback during a call (see below).
+        self._callback_error: BaseException | None = None
         self._mutex = threading.Lock()
         #: Notified when the loop has no owner: a close waits for calls under way.
         self._idle = threading.Condition(self._mutex)
@@ -280,7 +283,24 @@ class LoopRunner:
         finally:
             self._running_for = None
             task.remove_done_callback(stop_if_current)
+        error, self._callback_error = self._callback_error, None
+        if error is not None and not task.done():
+            raise error  # the caller cancels the call (see _run_own_call)
         return task.result()
+
+    def _on_callback_error(self, loop: asyncio.AbstractEventLoop, context: dict[str, Any]) -> None:
+        """An error raised in a callback while a call runs: a signal handler's (a
+        timeout of the caller's, raised where it fell) that asyncio would log and
+        drop. Fallen in the callback that stops the loop, or one that wakes the
+        call, the call never ended. The loop stops, and the error is raised where
+        the call waits."""
+        error = context.get("exception")
+        from_callback = "handle" in context and not ({"future", "task"} & context.keys())
+        if error is not None and from_callback and self._running_for is not None:
+            self._callback_error = error
+            loop.stop()
+            return
+        loop.default_exception_handler(context)
 
     def _hand_over(self, handed: _Handed[Any]) -> None:
         """Queue a call for the loop's owner (the mutex held): counted first, so the

@@ -821,7 +821,15 @@ def test_a_batch_that_creates_and_deletes_a_series_commits_nothing(catalog: Cata
     assert batch.version is None
     assert catalog.version() == before + 2
     assert catalog.update("KEEP", {"units": "u"}, expected_version=kept.version).units == "u"
+    # As stored, not as Python compares: 1 set to True and back to 1.0 is a change.
+    catalog.update("KEEP", {"attributes": {"flag": 1}})
+    with catalog.batch() as batch:
+        batch.update("KEEP", {"attributes": {"flag": True}})
+        batch.update("KEEP", {"attributes": {"flag": 1.0}})
+    assert batch.version is not None
+    assert type(catalog.get("KEEP").attributes["flag"]) is float
+    catalog.update("KEEP", {"attributes": {}})
     with catalog.batch() as batch:  # created again: another series, though alike
         batch.delete("KEEP")
         batch.create({"id": "KEEP", "frequency": "annual", "title": "kept", "units": "u"})
-    assert batch.version == before + 4
+    assert batch.version == before + 7

@@ -674,3 +674,40 @@ def test_a_call_from_its_own_progress_callback_is_refused_not_a_hang() -> None:
     assert not worker.is_alive(), "a call from a progress callback hung"
     assert refused and "would wait for itself" in str(refused[0])
     cat.close()
+
+
+def test_an_error_raised_in_a_loop_callback_during_a_call_reaches_the_caller() -> None:
+    """A signal handler's exception (a SIGALRM timeout around a call) that fell in a
+    callback of the loop was logged and dropped by asyncio; fallen in the callback
+    that stops the loop, the call never returned. It is raised where the call waits,
+    the call is cancelled, and the runner takes the next call."""
+    from catalog_store.loop_runner import LoopRunner
+
+    class CallTimeout(Exception):
+        pass
+
+    def times_out() -> None:
+        raise CallTimeout
+
+    cancelled = []
+
+    async def slow() -> str:
+        asyncio.get_running_loop().call_soon(times_out)
+        try:
+            await asyncio.sleep(30)
+        except asyncio.CancelledError:
+            cancelled.append(True)
+            raise
+        return "slept"
+
+    async def quick() -> str:
+        return "next"
+
+    runner = LoopRunner()
+    try:
+        with pytest.raises(CallTimeout):
+            runner.run(slow())
+        assert cancelled == [True]
+        assert runner.run(quick()) == "next"
+    finally:
+        runner.stop()
