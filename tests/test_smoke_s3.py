@@ -93,3 +93,27 @@ def test_s3_options_no_rerun_cures_are_invalid_and_credentials_never_repeated(
         "s3://bucket/cat", {**options, "region": "us-east-1", "region_name": "us-east-1"}
     )
     asyncio.run(same.close())
+
+
+def test_an_async_catalog_used_on_another_loop_says_so(s3_endpoint: str) -> None:
+    """Opened in one asyncio.run and used in another: the S3 client's connections
+    belong to the first loop. It failed as StorageUnavailableError ("run again")
+    after seconds of retries, so a caller that retries on it never stopped."""
+    import asyncio
+
+    import pytest
+
+    from catalog_store import AsyncCatalog
+
+    url = f"s3://{new_bucket(s3_endpoint)}/catalog"
+    options = {"endpoint_url": s3_endpoint, "key": "testing", "secret": "testing"}
+
+    async def make() -> AsyncCatalog:
+        catalog = await AsyncCatalog.open(url, options, create=True)
+        await catalog.create({"id": "S", "frequency": "annual"})
+        return catalog
+
+    catalog = asyncio.run(make())
+    catalog.reader.max_staleness = 0.0
+    with pytest.raises(RuntimeError, match="another event loop"):
+        asyncio.run(catalog.get("S"))

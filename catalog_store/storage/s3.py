@@ -79,6 +79,24 @@ def _client_error(exc: BaseException) -> ClientError | None:
     return None
 
 
+def _on_another_loop(exc: BaseException) -> bool:
+    """Whether ``exc`` comes of aiohttp used from an event loop not its own."""
+    seen: set[int] = set()
+    found: BaseException | None = exc
+    while found is not None and id(found) not in seen:
+        seen.add(id(found))
+        text = str(found)
+        if isinstance(found, RuntimeError) and (
+            "attached to a different loop" in text or "Event loop is closed" in text
+        ):
+            return True
+        wrapped = getattr(found, "kwargs", {}).get("error")  # botocore's HTTPClientError
+        found = (
+            wrapped if isinstance(wrapped, BaseException) else found.__cause__ or found.__context__
+        )
+    return False
+
+
 @contextlib.contextmanager
 def translate_s3_errors(key: str) -> Iterator[None]:
     """Turn botocore, aiohttp and s3fs errors into fincat's tree, in one place."""
@@ -96,6 +114,14 @@ def translate_s3_errors(key: str) -> Iterator[None]:
             f"the S3 storage options are not usable: {exc}", "storage_options"
         ) from exc
     except (TimeoutError, ConnectionError, BotoCoreError, HTTPClientError) as exc:
+        if _on_another_loop(exc):
+            # A program's error, which no retry cures: "unavailable" had the caller
+            # retry for good (see AsyncCatalog).
+            raise RuntimeError(
+                "this catalog's S3 connections belong to another event loop (an "
+                "AsyncCatalog opened in one asyncio.run and used in another, or awaited "
+                "on a loop that is not its own): open one in the loop that uses it"
+            ) from exc
         # HTTPClientError: a response cut short (ClientPayloadError) and the like,
         # which reach here untranslated when botocore reads a body.
         raise StorageUnavailableError(f"{key}: {type(exc).__name__}: {exc}") from exc
