@@ -220,8 +220,8 @@ class StoreReader:
         now = time.monotonic()
         if self._latest is not None and self._latest < self._floor:
             self._latest = None  # expired under retention: search from the floor
-        if refresh:
-            return await self._probe_latest(now)
+        if refresh or not self.max_staleness:
+            return await self._probe_latest(now)  # in this task: no probe is shared
         if self._latest is not None and now - self._latest_checked <= self.max_staleness:
             return self._latest
         # Calls that find the answer stale at once share one probe, when it began
