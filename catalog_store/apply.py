@@ -125,8 +125,14 @@ async def _cancels_out(base: Snapshot, changes: ChangeSet) -> bool:
     nothing (the series it only looked at, with operations that changed nothing, do
     not count)."""
     touched = changes.touched()
-    for series_id in {series_id for _operation, series_id in changes.changes}:
-        if not _same_state(await base.record(series_id), touched.get(series_id)):
+    kinds: dict[str, set[str]] = {}
+    for operation, series_id in changes.changes:
+        kinds.setdefault(series_id, set()).add(operation)
+    for series_id, operations in kinds.items():
+        after = touched.get(series_id)
+        if after is not None and operations != {"update"}:
+            return False  # created, or rows written: a change (a write of none is none)
+        if not _same_state(await base.record(series_id), after):
             return False
     return True
 
