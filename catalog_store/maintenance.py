@@ -25,7 +25,7 @@ from catalog_store.errors import (
     ValidationError,
     VersionNotFoundError,
 )
-from catalog_store.restore_marker import remove_stale_markers, restores_in_progress
+from catalog_store.restore_marker import restore_markers
 from catalog_store.snapshot import StoreReader
 from catalog_store.verify import restored_over
 
@@ -234,7 +234,7 @@ async def collect_garbage(
     # or it read the floor raised and restores nothing, or it had landed and
     # removed its marker already, and the newest version, read next, is its
     # restore (see catalog_store/restore_marker.py).
-    report.restores_in_progress = [i.key for i in await restores_in_progress(reader.store, now)]
+    report.restores_in_progress, stale_markers = await restore_markers(reader.store, now)
     latest = await reader.latest_version(refresh=True)
     report.oldest_version = oldest
     referenced = await referenced_objects(reader, latest, oldest)
@@ -258,7 +258,9 @@ async def collect_garbage(
     report.partial_writes += len(swept)
     if not dry_run:
         report.bytes_freed += sum(info.size for info in swept)
-        report.stale_restore_markers = await remove_stale_markers(reader.store, now)
+        for key in stale_markers:
+            await reader.store.delete(key)
+        report.stale_restore_markers = len(stale_markers)
         if report.restores_in_progress:
             return report  # what they restore may be among the candidates
         for done, key in enumerate(report.candidates, 1):

@@ -65,20 +65,16 @@ class RestoreMarker:
             await self.store.delete(self.key)
 
 
-async def restores_in_progress(store: Store, now: dt.datetime) -> list[ObjectInfo]:
-    """The markers of restores that may be in progress, oldest first."""
-    fresh = []
+async def restore_markers(store: Store, now: dt.datetime) -> tuple[list[str], list[str]]:
+    """The keys of the markers under ``_restoring/``, in one listing: those of
+    restores that may be in progress (oldest first), and those repairs that died
+    left behind, older than :data:`MARKER_LIFETIME`."""
+    fresh: list[ObjectInfo] = []
+    stale: list[str] = []
     async for info in store.list(f"{RESTORING_DIR}/"):
         if info.modified is None or info.modified > now - MARKER_LIFETIME:
             fresh.append(info)
-    return sorted(fresh, key=lambda info: (info.modified or now, info.key))
-
-
-async def remove_stale_markers(store: Store, now: dt.datetime) -> int:
-    """Remove the markers repairs that died left behind; how many."""
-    removed = 0
-    async for info in store.list(f"{RESTORING_DIR}/"):
-        if info.modified is not None and info.modified <= now - MARKER_LIFETIME:
-            await store.delete(info.key)
-            removed += 1
-    return removed
+        else:
+            stale.append(info.key)
+    fresh.sort(key=lambda info: (info.modified or now, info.key))
+    return [info.key for info in fresh], stale
