@@ -19,7 +19,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from catalog_store import AsyncCatalog, Series
+from catalog_store import AsyncCatalog
 from catalog_store.records import SeriesRecord, from_ordinal
 from catalog_store.snapshot import Snapshot, StoreReader, pending_of_shard
 from gateway.graphql.types import day
@@ -72,29 +72,19 @@ def _part_of(records: Iterable[SeriesRecord]) -> CatalogSummary:
         intraday = record.frequency == "intraday"
         first = None if record.first is None else from_ordinal(record.first, intraday)
         last = None if record.last is None else from_ordinal(record.last, intraday)
-        part.add(_one(first, last, record.source, record.updated_at))
+        one = CatalogSummary(
+            version=-1,
+            earliest=day(first),
+            latest=day(last),
+            sources={record.source: SourceSummary(1, record.updated_at)},
+            series=1,
+        )
+        part.add(one)
     return part
-
-
-def _one(
-    first: dt.date | None, last: dt.date | None, source: str, updated_at: dt.datetime
-) -> CatalogSummary:
-    return CatalogSummary(
-        version=-1,
-        earliest=day(first),
-        latest=day(last),
-        sources={source: SourceSummary(1, updated_at)},
-        series=1,
-    )
 
 
 class ShardSummaries:
     """Summaries of versions, built from parts kept shard by shard (see the module)."""
-
-    @staticmethod
-    def part_of_series(series: Series) -> CatalogSummary:
-        """The figures of one series as the API gives it."""
-        return _one(series.first_date, series.last_date, series.source, series.updated_at)
 
     def __init__(self) -> None:
         #: The parts of the shards of the last version summarised, by shard path and
