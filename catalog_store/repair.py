@@ -73,8 +73,9 @@ async def repair(committer: Committer) -> RepairReport:
     when no version can be proven whole, and (CatalogMovedOnError) when a commit
     lands, or a gc under retention expires the version to restore, while it
     works. Raises RestoreAtRiskError when its restore landed but took so long
-    that a gc may delete objects it names. Rewrites the "latest" hint unless it names the newest
-    version already (on a store it cannot write, it says so instead).
+    that a gc may delete objects it names. Rewrites the "latest" hint unless it
+    names the newest version already (on a store it cannot write, it says so
+    instead).
     """
     reader = committer.reader
     hint = await reader.latest_hint()  # before the search: see verify
